@@ -1,0 +1,83 @@
+//! The contract between an agent and the training loop that drives it.
+
+use tch::Tensor;
+
+/// How [`Agent::act`] should choose actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActMode {
+    /// Sample from the policy (training, exploration noise included).
+    Explore,
+    /// The policy's deterministic action (its mode): evaluation.
+    Deterministic,
+}
+
+/// One lockstep step of `n` environments, as the agent needs it for learning.
+///
+/// All slices are row-major with one row per environment.
+pub struct Transition<'a> {
+    /// `[n, obs_dim]` observations the actions were chosen from.
+    pub obs: &'a [f32],
+    /// The actions exactly as [`Agent::act`] returned them (before any clipping to the action
+    /// bounds done for the environment).
+    pub actions: &'a Tensor,
+    /// `[n]` rewards.
+    pub rewards: &'a [f64],
+    /// `[n]` true ends of the task: never bootstrap past these.
+    pub terminated: &'a [bool],
+    /// `[n]` time-limit ends: bootstrap from `next_obs`.
+    pub truncated: &'a [bool],
+    /// `[n, obs_dim]` the observation each action led to. For an env whose episode ended on this
+    /// step this is the episode's **final** observation, not the first one of the next episode.
+    pub next_obs: &'a [f32],
+}
+
+/// Named scalar statistics of one update, tagged as CleanRL and Stable-Baselines3 tag them
+/// (`losses/policy_loss`, `losses/value_loss`, ...). The trainer logs them as they are.
+pub type Metrics = Vec<(&'static str, f64)>;
+
+/// Errors an agent reports to the trainer.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A loss, gradient norm or parameter became NaN or infinite.
+    #[error("non-finite {quantity} ({value}) in {agent} update {update}")]
+    NonFinite {
+        /// Agent name.
+        agent: &'static str,
+        /// Which quantity, e.g. `losses/policy_loss` or `grad_norm`.
+        quantity: String,
+        /// Its value.
+        value: f64,
+        /// Update counter at which it happened.
+        update: u64,
+    },
+    /// Failure in libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// Invalid settings or inputs.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A learning agent. The trainer owns the loop: it calls [`Agent::act`], steps the environments,
+/// and hands the result to [`Agent::observe`], which stores it and updates when the agent's own
+/// schedule says so (after a full rollout for on-policy agents, every step after
+/// `learning_starts` for off-policy ones).
+pub trait Agent {
+    /// Short name used in run directory names and messages, e.g. `"reinforce"`.
+    fn name(&self) -> &'static str;
+
+    /// Actions for a batch of observations `obs` of shape `[n, obs_dim]`. Discrete policies return
+    /// an `Int64` tensor `[n]`; continuous ones a `Float` tensor `[n, act_dim]` (possibly outside
+    /// the action bounds; the trainer clips what it sends to the environment).
+    fn act(&mut self, obs: &Tensor, mode: ActMode) -> Tensor;
+
+    /// Records one step of experience; returns the metrics of an update if one happened.
+    fn observe(&mut self, transition: &Transition<'_>) -> Result<Option<Metrics>, AgentError>;
+
+    /// Every tensor the agent learns or keeps (network parameters, optimizer state where the
+    /// agent owns it), by unique name. Used for saving and loading checkpoints.
+    fn named_tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// Copies saved tensors back into the agent. Errors name the first missing or mis-shaped one.
+    fn load_named_tensors(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError>;
+}

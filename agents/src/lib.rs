@@ -1,0 +1,17 @@
+//! # rlpg-agents
+//!
+//! The learning side of rlpg, on libtorch through `tch`: action distributions, networks,
+//! rollout and replay buffers, the score-function agent (REINFORCE with a learned value
+//! baseline) and the pathwise agent (reparameterized actions trained through a learned critic).
+//!
+//! **Owns:** everything that touches gradients. The [`Agent`] trait is the whole interface the
+//! trainer sees.
+//!
+//! **Must never depend on:** the `rlpg` crate, TOML files, TensorBoard or the terminal. Agents
+//! get plain settings structs and return named metrics; the caller decides what to do with them.
+//! It depends on `rlpg-envs` only for spaces.
+#![deny(missing_docs)]
+
+mod agent;
+
+pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};

@@ -1,0 +1,228 @@
+//! The environment contract: spaces, actions, steps, errors and the [`Env`] trait.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// An observation: a flat vector of `f32`, stored inline (no heap allocation) up to 8 values.
+pub type Observation = SmallVec<[f32; 8]>;
+
+/// A set of valid observations or actions, as Gymnasium's `Discrete` and `Box` spaces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Space {
+    /// Integers `0..n`.
+    Discrete(usize),
+    /// Real vectors with per-dimension bounds `low[i] <= x[i] <= high[i]` (bounds may be infinite).
+    Box(BoxSpace),
+}
+
+/// Per-dimension bounds of a [`Space::Box`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoxSpace {
+    /// Lower bound of each dimension (may be `-inf`).
+    pub low: Vec<f32>,
+    /// Upper bound of each dimension (may be `+inf`).
+    pub high: Vec<f32>,
+}
+
+impl BoxSpace {
+    /// A box with the given bounds.
+    ///
+    /// # Panics
+    /// If `low` and `high` differ in length or some `low[i] > high[i]`: a space is declared by the
+    /// programmer, so a malformed one is a bug, not bad input.
+    pub fn new(low: Vec<f32>, high: Vec<f32>) -> Self {
+        assert_eq!(low.len(), high.len(), "BoxSpace bounds differ in length");
+        assert!(low.iter().zip(&high).all(|(l, h)| l <= h), "BoxSpace has low > high");
+        Self { low, high }
+    }
+
+    /// The same bound `[low, high]` on each of `dim` dimensions.
+    pub fn uniform(dim: usize, low: f32, high: f32) -> Self {
+        Self::new(vec![low; dim], vec![high; dim])
+    }
+
+    /// Number of dimensions.
+    pub fn dim(&self) -> usize {
+        self.low.len()
+    }
+
+    /// Whether `x` has the right length and lies within the bounds (NaN never does).
+    pub fn contains(&self, x: &[f32]) -> bool {
+        x.len() == self.dim()
+            && x.iter().zip(self.low.iter().zip(&self.high)).all(|(v, (l, h))| *l <= *v && *v <= *h)
+    }
+}
+
+impl Space {
+    /// Length of the flat `f32` vector that represents one element: 1 for `Discrete`, the
+    /// dimension for `Box`.
+    pub fn flat_dim(&self) -> usize {
+        match self {
+            Space::Discrete(_) => 1,
+            Space::Box(b) => b.dim(),
+        }
+    }
+
+    /// Whether `action` is an element of this space (right kind, shape and bounds).
+    pub fn contains(&self, action: Action<'_>) -> bool {
+        match (self, action) {
+            (Space::Discrete(n), Action::Discrete(a)) => a < *n,
+            (Space::Box(b), Action::Continuous(x)) => b.contains(x),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Space {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Space::Discrete(n) => write!(f, "Discrete({n})"),
+            Space::Box(b) => {
+                let same = |v: &[f32]| v.iter().all(|x| x.to_bits() == v[0].to_bits());
+                if !b.low.is_empty() && same(&b.low) && same(&b.high) {
+                    write!(f, "Box({}, {}, ({},))", b.low[0], b.high[0], b.dim())
+                } else {
+                    write!(f, "Box({:?}, {:?})", b.low, b.high)
+                }
+            }
+        }
+    }
+}
+
+/// One action, borrowed so that stepping allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action<'a> {
+    /// An element of a [`Space::Discrete`].
+    Discrete(usize),
+    /// An element of a [`Space::Box`].
+    Continuous(&'a [f32]),
+}
+
+impl fmt::Display for Action<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Discrete(a) => write!(f, "{a}"),
+            Action::Continuous(x) => write!(f, "{x:?}"),
+        }
+    }
+}
+
+/// The result of one [`Env::step`], with Gymnasium's meaning of the two end flags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Observation after the step.
+    pub obs: Observation,
+    /// Reward for the step.
+    pub reward: f64,
+    /// The task really ended (a terminal state): the value of what follows is zero, so learners
+    /// must **not** bootstrap from `obs`.
+    pub terminated: bool,
+    /// The episode was cut short (a time limit): learners **should** bootstrap from `obs`.
+    pub truncated: bool,
+}
+
+impl Step {
+    /// Whether the episode is over for either reason; the env needs a reset before the next step.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// Everything that can go wrong when driving an environment. Every variant names the env.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvError {
+    /// `step` was called before the first `reset`.
+    #[error("{env}: step called before reset")]
+    NotReset {
+        /// Env id.
+        env: String,
+    },
+    /// `step` was called after `terminated` or `truncated` without a `reset` in between.
+    #[error(
+        "{env}: step called after the episode ended (terminated or truncated); call reset first"
+    )]
+    EpisodeOver {
+        /// Env id.
+        env: String,
+    },
+    /// The action is of the wrong kind or shape, or lies outside the action space.
+    #[error("{env}: action {action} is not in the action space {space}")]
+    InvalidAction {
+        /// Env id.
+        env: String,
+        /// The offending action, formatted.
+        action: String,
+        /// The action space, formatted.
+        space: String,
+    },
+    /// `make` was given an id that is not registered.
+    #[error("unknown environment id '{id}'; known ids: {}", known.join(", "))]
+    UnknownEnv {
+        /// The requested id.
+        id: String,
+        /// Registered ids.
+        known: Vec<String>,
+    },
+    /// Any other failure, reported by an environment (for example a user's env).
+    #[error("{env}: {message}")]
+    Other {
+        /// Env id.
+        env: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl EnvError {
+    /// The [`EnvError::InvalidAction`] for `action` against `space` in env `env`.
+    pub fn invalid_action(env: &str, action: Action<'_>, space: &Space) -> Self {
+        EnvError::InvalidAction {
+            env: env.to_owned(),
+            action: action.to_string(),
+            space: space.to_string(),
+        }
+    }
+}
+
+/// An environment with Gymnasium's step/reset semantics. Object safe: `Box<dyn Env>` works.
+///
+/// Implementations validate their input: stepping before `reset`, after the episode ended, or
+/// with an action outside [`Env::action_space`] returns an [`EnvError`], never panics.
+pub trait Env {
+    /// The registry id or a descriptive name, used in error messages (e.g. `"CartPole-v1"`).
+    fn id(&self) -> &str;
+
+    /// The space that every observation lies in.
+    fn observation_space(&self) -> &Space;
+
+    /// The space that every valid action lies in.
+    fn action_space(&self) -> &Space;
+
+    /// Starts a new episode and returns its first observation. `Some(seed)` re-seeds the env's own
+    /// random number generator, so the same seed always gives the same episode; `None` continues
+    /// the current random stream.
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError>;
+
+    /// Advances the episode by one action.
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError>;
+}
+
+impl<E: Env + ?Sized> Env for Box<E> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn observation_space(&self) -> &Space {
+        (**self).observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        (**self).action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        (**self).reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        (**self).step(action)
+    }
+}

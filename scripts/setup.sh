@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Idempotent setup of libtorch 2.13.0 (the version tch 0.26 requires) from PyPI's torch wheel.
+#
+#   scripts/setup.sh          CPU libtorch (default): ~540 MB download, ~490 MB on disk
+#   scripts/setup.sh --cuda   full torch wheel with CUDA in a venv (~2.7 GB download, 4.7 GB on disk)
+#
+# The wheels and the extracted libtorch live in a cache outside the source tree
+# ($RLPG_CACHE, default ${XDG_CACHE_HOME:-$HOME/.cache}/rlpg); a second run downloads nothing.
+# The repository gets one ignored symlink, `.libtorch`, pointing at the chosen variant;
+# `.cargo/config.toml` points LIBTORCH at it and the build scripts of `rlpg` and
+# `rlpg-agents` bake an rpath into every binary, so nothing needs LD_LIBRARY_PATH.
+set -euo pipefail
+
+TORCH_VERSION=2.13.0
+# CUDA runtime libraries that libtorch_cpu.so links against even on CPU (see shared LIBTORCH notes).
+CUDA_RUNTIME=nvidia-cuda-runtime==13.0.96
+CUDA_CUPTI=nvidia-cuda-cupti==13.0.85
+
+variant=cpu
+for arg in "$@"; do
+  case "$arg" in
+    --cuda) variant=cuda ;;
+    --cpu) variant=cpu ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (expected --cpu or --cuda)" >&2; exit 2 ;;
+  esac
+done
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${RLPG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rlpg}
+
+die() { echo "setup.sh: error: $*" >&2; exit 1; }
+
+python=""
+for candidate in python3 python; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
+    python=$candidate
+    break
+  fi
+done
+[ -n "$python" ] || die "Python 3 (3.8 or newer) is required to fetch libtorch from PyPI, and was not found on PATH. Install Python 3 and pip, then rerun."
+"$python" -m pip --version >/dev/null 2>&1 || die "pip is not available for $python. Install it (e.g. 'apt-get install python3-pip' or '$python -m ensurepip --user'), then rerun."
+
+mkdir -p "$cache"
+
+if [ "$variant" = cpu ]; then
+  dest="$cache/libtorch-$TORCH_VERSION-cpu"
+  if [ ! -f "$dest/.complete" ]; then
+    wheels="$cache/wheels"
+    mkdir -p "$wheels"
+    echo "setup.sh: fetching torch==$TORCH_VERSION (CPU libraries only are kept) into $wheels" >&2
+    # The libtorch inside the wheel does not depend on the Python version: pin one wheel so the
+    # result is the same whatever Python runs this script.
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: \
+      --python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64 \
+      -d "$wheels" "torch==$TORCH_VERSION"
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: \
+      --python-version 3.11 --platform manylinux_2_28_x86_64 --platform manylinux_2_25_x86_64 --platform manylinux_2_17_x86_64 \
+      -d "$wheels" "$CUDA_RUNTIME" "$CUDA_CUPTI"
+    tmp="$dest.partial.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    echo "setup.sh: extracting libtorch into $dest" >&2
+    "$python" - "$wheels" "$tmp" "$TORCH_VERSION" <<'PY'
+import glob, os, sys, zipfile
+wheels, out, version = sys.argv[1:]
+def pick(pattern):
+    found = sorted(glob.glob(os.path.join(wheels, pattern)))
+    if not found:
+        sys.exit(f"setup.sh: error: no wheel matching {pattern} in {wheels}")
+    return found[-1]
+with zipfile.ZipFile(pick(f"torch-{version}-*.whl")) as z:
+    for name in z.namelist():
+        if name.startswith(("torch/lib/", "torch/include/")):
+            z.extract(name, out)
+for pattern, lib in [("nvidia_cuda_runtime-*.whl", "libcudart.so.13"), ("nvidia_cuda_cupti-*.whl", "libcupti.so.13")]:
+    with zipfile.ZipFile(pick(pattern)) as z:
+        z.extract(f"nvidia/cu13/lib/{lib}", out)
+# zipfile does not keep permissions; shared libraries need to be readable and executable.
+for root, _, files in os.walk(out):
+    for f in files:
+        os.chmod(os.path.join(root, f), 0o755 if ".so" in f else 0o644)
+PY
+    # Keep torch-sys from linking the CUDA half of libtorch: the CPU build only needs these gone.
+    rm -f "$tmp"/torch/lib/libtorch_cuda*.so "$tmp"/torch/lib/libc10_cuda.so \
+      "$tmp"/torch/lib/libtorch_nvshmem.so "$tmp"/torch/lib/libcaffe2_nvrtc.so \
+      "$tmp"/torch/lib/libtorch_python.so
+    echo "$TORCH_VERSION" > "$tmp/torch/build-version"
+    touch "$tmp/.complete"
+    rm -rf "$dest"
+    mv "$tmp" "$dest"
+  fi
+else
+  venv="$cache/torch-$TORCH_VERSION-cuda-venv"
+  if [ ! -f "$venv/.complete" ]; then
+    echo "setup.sh: installing torch==$TORCH_VERSION with CUDA into $venv (about 2.7 GB)" >&2
+    "$python" -m venv "$venv" || die "could not create a venv with $python (on Debian: apt-get install python3-venv)"
+    "$venv/bin/python" -m pip install --quiet "torch==$TORCH_VERSION"
+    touch "$venv/.complete"
+  fi
+  site=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))')
+  dest="$cache/libtorch-$TORCH_VERSION-cuda"
+  # torch/ and nvidia/ side by side, as libtorch's own RPATH expects.
+  mkdir -p "$dest"
+  ln -sfn "$site/torch" "$dest/torch"
+  ln -sfn "$site/nvidia" "$dest/nvidia"
+fi
+
+link="$repo/.libtorch"
+previous=$(readlink "$link" 2>/dev/null || true)
+if [ "$previous" != "$dest" ]; then
+  ln -sfn "$dest" "$link"
+  # torch-sys only rebuilds when LIBTORCH's value changes; the value stays `.libtorch/torch`, so a
+  # switch between variants must drop the stale build explicitly.
+  if [ -n "$previous" ] && [ -d "$repo/target" ] && command -v cargo >/dev/null 2>&1; then
+    (cd "$repo" && cargo clean --quiet -p torch-sys) || true
+  fi
+fi
+echo "setup.sh: libtorch $TORCH_VERSION ($variant) ready at $dest" >&2

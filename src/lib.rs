@@ -1,0 +1,14 @@
+//! # rlpg
+//!
+//! The `rlpg` library and CLI: configuration files and their validation, the training loop that
+//! drives any [`rlpg_agents::Agent`] on any [`rlpg_envs::Env`], run directories, TensorBoard
+//! logging, checkpoints and evaluation.
+//!
+//! **Owns:** everything between the user and the agents: files, the terminal, logs.
+//!
+//! **Must never be depended on by** `rlpg-envs` or `rlpg-agents`: dependencies point one way,
+//! envs <- agents <- rlpg.
+#![deny(missing_docs)]
+
+pub use rlpg_agents as agents;
+pub use rlpg_envs as envs;
