@@ -13,5 +13,8 @@
 #![deny(missing_docs)]
 
 mod agent;
+pub mod distributions;
+mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
+pub use settings::{Activation, InvalidSetting};

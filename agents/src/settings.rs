@@ -1,0 +1,178 @@
+//! Settings shared by the agents: the activation choice, the error a rejected setting produces,
+//! and the range checks each agent's `validate` is built from.
+//!
+//! Keys in [`InvalidSetting`] are the field names of the agent's config struct; a caller that
+//! nests the config (for example under `agent.`) prefixes them itself.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::agent::AgentError;
+
+/// A setting outside its allowed range. Displays as `"<key>: <message>"`, e.g.
+/// `"gamma: must be in (0, 1], got 1.5"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidSetting {
+    /// The offending setting's name, as written in the config.
+    pub key: String,
+    /// What values are allowed and what was given.
+    pub message: String,
+}
+
+impl InvalidSetting {
+    /// An error for `key` with the explanation `message`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for InvalidSetting {}
+
+impl From<InvalidSetting> for AgentError {
+    fn from(e: InvalidSetting) -> Self {
+        AgentError::Invalid(e.to_string())
+    }
+}
+
+/// The nonlinearity between hidden layers of a network. Written in lowercase in configs
+/// (`"tanh"`, `"relu"`, `"elu"`, `"leaky_relu"`, `"silu"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Hyperbolic tangent; the usual choice for small policy-gradient networks.
+    Tanh,
+    /// Rectified linear unit `max(0, x)`.
+    Relu,
+    /// Exponential linear unit (alpha = 1).
+    Elu,
+    /// Leaky ReLU with negative slope 0.01.
+    LeakyRelu,
+    /// Sigmoid-weighted linear unit `x * sigmoid(x)` (swish).
+    Silu,
+}
+
+impl Activation {
+    /// Applies the nonlinearity elementwise.
+    pub fn apply(self, xs: &Tensor) -> Tensor {
+        match self {
+            Activation::Tanh => xs.tanh(),
+            Activation::Relu => xs.relu(),
+            Activation::Elu => xs.elu(),
+            Activation::LeakyRelu => xs.leaky_relu(),
+            Activation::Silu => xs.silu(),
+        }
+    }
+}
+
+/// `value` must be finite and strictly positive (learning rates and the like).
+pub(crate) fn check_positive(key: &str, value: f64) -> Result<(), InvalidSetting> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(key, format!("must be a finite number > 0, got {value}")))
+    }
+}
+
+/// `value` must be finite and non-negative (coefficients where 0 switches a term off).
+pub(crate) fn check_non_negative(key: &str, value: f64) -> Result<(), InvalidSetting> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(key, format!("must be a finite number >= 0, got {value}")))
+    }
+}
+
+/// `value` must be finite (no range restriction otherwise).
+pub(crate) fn check_finite(key: &str, value: f64) -> Result<(), InvalidSetting> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(key, format!("must be a finite number, got {value}")))
+    }
+}
+
+/// `value` must lie in the half-open interval (0, 1] (discount factors).
+pub(crate) fn check_discount(key: &str, value: f64) -> Result<(), InvalidSetting> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(key, format!("must be in (0, 1], got {value}")))
+    }
+}
+
+/// `value` must lie in the closed interval [0, 1] (mixing weights such as GAE's lambda).
+pub(crate) fn check_unit_interval(key: &str, value: f64) -> Result<(), InvalidSetting> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(key, format!("must be in [0, 1], got {value}")))
+    }
+}
+
+/// `value` must be a count of at least 1.
+pub(crate) fn check_at_least_one(key: &str, value: usize) -> Result<(), InvalidSetting> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(InvalidSetting::new(key, format!("must be an integer >= 1, got {value}")))
+    }
+}
+
+/// Every hidden layer needs at least one unit; an empty list (a linear model) is allowed.
+pub(crate) fn check_hidden_sizes(key: &str, sizes: &[usize]) -> Result<(), InvalidSetting> {
+    match sizes.iter().position(|&s| s == 0) {
+        None => Ok(()),
+        Some(i) => Err(InvalidSetting::new(
+            key,
+            format!("every hidden layer size must be >= 1, got 0 at index {i} of {sizes:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_setting_displays_key_then_message() {
+        let e = check_discount("gamma", 1.5).unwrap_err();
+        assert_eq!(e.to_string(), "gamma: must be in (0, 1], got 1.5");
+    }
+
+    #[test]
+    fn range_checks_accept_bounds_they_include_and_reject_the_others() {
+        assert!(check_discount("g", 1.0).is_ok(), "1 is a valid discount");
+        assert!(check_discount("g", 0.0).is_err(), "0 is not a valid discount");
+        assert!(check_unit_interval("l", 0.0).is_ok() && check_unit_interval("l", 1.0).is_ok());
+        assert!(check_unit_interval("l", f64::NAN).is_err(), "NaN must be rejected");
+        assert!(check_positive("lr", 0.0).is_err() && check_positive("lr", f64::INFINITY).is_err());
+        assert!(check_non_negative("c", 0.0).is_ok() && check_non_negative("c", -1e-9).is_err());
+        assert!(check_at_least_one("n", 0).is_err() && check_at_least_one("n", 1).is_ok());
+        assert!(check_finite("x", f64::NEG_INFINITY).is_err());
+        let e = check_hidden_sizes("hidden", &[64, 0]).unwrap_err();
+        assert!(e.message.contains("index 1"), "message should locate the bad size: {e}");
+    }
+
+    #[test]
+    fn activation_names_are_lowercase_in_serialized_form() {
+        let all = [
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::Elu,
+            Activation::LeakyRelu,
+            Activation::Silu,
+        ];
+        let names: Vec<String> = all.iter().map(|a| serde_json::to_string(a).unwrap()).collect();
+        assert_eq!(names, [r#""tanh""#, r#""relu""#, r#""elu""#, r#""leaky_relu""#, r#""silu""#]);
+        let parsed: Activation = serde_json::from_str(r#""leaky_relu""#).unwrap();
+        assert_eq!(parsed, Activation::LeakyRelu);
+    }
+}
