@@ -14,6 +14,8 @@
 
 mod agent;
 pub mod distributions;
+pub mod networks;
+pub mod rollout;
 mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};

@@ -1,0 +1,249 @@
+//! Multi-layer perceptrons and the two networks built from them: a policy network (outputs an
+//! action distribution through an [`ActionHead`]) and a state-value network.
+//!
+//! Parameters live in a caller-owned `nn::VarStore` under the path given at construction, one
+//! VarStore per network so that each optimizer steps only its own network.
+
+use rlpg_envs::Space;
+use tch::{Tensor, nn, nn::Module};
+
+use crate::distributions::{ActionHead, Distribution, DistributionError, DistributionKind, LogStd};
+use crate::settings::Activation;
+
+/// Orthogonal-init gain of hidden layers (CleanRL's `layer_init` default, `√2`): keeps the
+/// activations' scale roughly constant through ReLU/tanh layers.
+pub const HIDDEN_GAIN: f64 = std::f64::consts::SQRT_2;
+/// Orthogonal-init gain of the policy's output layer (CleanRL): a near-zero output makes the
+/// initial policy close to uniform / zero-mean, so early updates are not dominated by chance.
+pub const POLICY_OUTPUT_GAIN: f64 = 0.01;
+/// Orthogonal-init gain of the value network's output layer (CleanRL).
+pub const VALUE_OUTPUT_GAIN: f64 = 1.0;
+
+/// How the weights of a network's linear layers are initialized.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LayerInit {
+    /// tch's default: Kaiming-uniform weights, uniform biases in `±1/√fan_in` (PyTorch's
+    /// `nn.Linear` default).
+    TorchDefault,
+    /// Orthogonal weights scaled by a gain and zero biases, as CleanRL initializes its agents.
+    Orthogonal {
+        /// Gain of every hidden layer.
+        hidden_gain: f64,
+        /// Gain of the output layer.
+        output_gain: f64,
+    },
+}
+
+/// The shape of a network's hidden part, as read from settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpSpec {
+    /// Width of each hidden layer, input side first. Empty means a linear model.
+    pub hidden: Vec<usize>,
+    /// Nonlinearity after each hidden layer.
+    pub activation: Activation,
+    /// Orthogonal initialization with CleanRL's gains instead of tch's default.
+    pub orthogonal_init: bool,
+}
+
+impl MlpSpec {
+    /// The initialization this spec asks for, with `output_gain` for the last layer when
+    /// orthogonal.
+    fn init(&self, output_gain: f64) -> LayerInit {
+        if self.orthogonal_init {
+            LayerInit::Orthogonal { hidden_gain: HIDDEN_GAIN, output_gain }
+        } else {
+            LayerInit::TorchDefault
+        }
+    }
+}
+
+/// A fully connected network: linear layers `fc0, fc1, …` each followed by the activation, then
+/// a linear output layer `out` without activation.
+#[derive(Debug)]
+pub struct Mlp {
+    hidden: Vec<nn::Linear>,
+    out: nn::Linear,
+    activation: Activation,
+}
+
+impl Mlp {
+    /// An MLP from `in_dim` inputs through `hidden` widths to `out_dim` outputs, with parameters
+    /// under `path` (`fc{i}.weight`, `fc{i}.bias`, `out.weight`, `out.bias`).
+    pub fn new(
+        path: &nn::Path<'_>,
+        in_dim: usize,
+        hidden: &[usize],
+        out_dim: usize,
+        activation: Activation,
+        init: LayerInit,
+    ) -> Self {
+        let config = |gain: Option<f64>| match (init, gain) {
+            (LayerInit::Orthogonal { .. }, Some(gain)) => nn::LinearConfig {
+                ws_init: nn::Init::Orthogonal { gain },
+                bs_init: Some(nn::Init::Const(0.0)),
+                bias: true,
+            },
+            _ => nn::LinearConfig::default(),
+        };
+        let (hidden_gain, output_gain) = match init {
+            LayerInit::Orthogonal { hidden_gain, output_gain } => {
+                (Some(hidden_gain), Some(output_gain))
+            }
+            LayerInit::TorchDefault => (None, None),
+        };
+        let mut layers = Vec::with_capacity(hidden.len());
+        let mut width = in_dim as i64;
+        for (i, &h) in hidden.iter().enumerate() {
+            layers.push(nn::linear(path / format!("fc{i}"), width, h as i64, config(hidden_gain)));
+            width = h as i64;
+        }
+        let out = nn::linear(path / "out", width, out_dim as i64, config(output_gain));
+        Self { hidden: layers, out, activation }
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mut h = xs.shallow_clone();
+        for layer in &self.hidden {
+            h = self.activation.apply(&layer.forward(&h));
+        }
+        self.out.forward(&h)
+    }
+}
+
+/// A policy: an MLP from observations to the parameters of an action distribution.
+#[derive(Debug)]
+pub struct PolicyNetwork {
+    body: Mlp,
+    head: ActionHead,
+}
+
+impl PolicyNetwork {
+    /// A policy for observations of `obs_dim` floats and actions in `action_space`, using
+    /// distribution family `kind`, with parameters under `path` (the MLP's layers and, for a
+    /// state-independent Gaussian, `log_std`).
+    pub fn new(
+        path: &nn::Path<'_>,
+        obs_dim: usize,
+        action_space: &Space,
+        kind: DistributionKind,
+        log_std: LogStd,
+        spec: &MlpSpec,
+    ) -> Result<Self, DistributionError> {
+        let head = ActionHead::new(path, action_space, kind, log_std)?;
+        let body = Mlp::new(
+            path,
+            obs_dim,
+            &spec.hidden,
+            head.num_params(),
+            spec.activation,
+            spec.init(POLICY_OUTPUT_GAIN),
+        );
+        Ok(Self { body, head })
+    }
+
+    /// The action distributions for observations `obs` `[batch, obs_dim]`.
+    pub fn distribution(&self, obs: &Tensor) -> Box<dyn Distribution> {
+        self.head.distribution(&self.body.forward(obs))
+    }
+
+    /// The head that turns network outputs into distributions.
+    pub fn head(&self) -> &ActionHead {
+        &self.head
+    }
+}
+
+/// A state-value function `V(s)`: an MLP from observations to one number.
+#[derive(Debug)]
+pub struct ValueNetwork {
+    body: Mlp,
+}
+
+impl ValueNetwork {
+    /// A value network for observations of `obs_dim` floats, with parameters under `path`.
+    pub fn new(path: &nn::Path<'_>, obs_dim: usize, spec: &MlpSpec) -> Self {
+        let init = spec.init(VALUE_OUTPUT_GAIN);
+        Self { body: Mlp::new(path, obs_dim, &spec.hidden, 1, spec.activation, init) }
+    }
+
+    /// `V(s)` for observations `obs` `[batch, obs_dim]`, shape `[batch]`.
+    pub fn forward(&self, obs: &Tensor) -> Tensor {
+        self.body.forward(obs).squeeze_dim(-1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn spec(orthogonal_init: bool) -> MlpSpec {
+        MlpSpec { hidden: vec![64, 32], activation: Activation::Tanh, orthogonal_init }
+    }
+
+    #[test]
+    fn mlp_registers_named_layers_with_the_requested_shapes() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), 4, &[64, 32], 3, Activation::Relu, LayerInit::TorchDefault);
+        let vars = vs.variables();
+        let shape = |name: &str| vars.get(name).map(|t| t.size());
+        assert_eq!(shape("fc0.weight"), Some(vec![64, 4]));
+        assert_eq!(shape("fc1.weight"), Some(vec![32, 64]));
+        assert_eq!(shape("out.weight"), Some(vec![3, 32]));
+        assert_eq!(shape("out.bias"), Some(vec![3]));
+        assert_eq!(vars.len(), 6, "expected 3 weights and 3 biases, got {:?}", vars.keys());
+        let y = mlp.forward(&Tensor::zeros([5, 4], (Kind::Float, Device::Cpu)));
+        assert_eq!(y.size(), vec![5, 3]);
+    }
+
+    #[test]
+    fn orthogonal_init_gives_scaled_orthonormal_rows_and_zero_biases() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _policy = PolicyNetwork::new(
+            &vs.root(),
+            4,
+            &Space::Discrete(2),
+            DistributionKind::Categorical,
+            LogStd::StateDependent,
+            &spec(true),
+        )
+        .unwrap();
+        let vars = vs.variables();
+        // fc1.weight is [32, 64]: fewer rows than columns, so its rows are orthonormal * gain.
+        let w = &vars["fc1.weight"];
+        let gram = w.matmul(&w.tr()) / (HIDDEN_GAIN * HIDDEN_GAIN);
+        let err =
+            (gram - Tensor::eye(32, (Kind::Float, Device::Cpu))).abs().max().double_value(&[]);
+        assert!(err < 1e-4, "fc1 rows are not orthogonal with gain √2: max error {err}");
+        let out = &vars["out.weight"];
+        let gram = out.matmul(&out.tr()) / (POLICY_OUTPUT_GAIN * POLICY_OUTPUT_GAIN);
+        let err = (gram - Tensor::eye(2, (Kind::Float, Device::Cpu))).abs().max().double_value(&[]);
+        assert!(err < 1e-3, "policy output rows are not orthogonal with gain 0.01: {err}");
+        for name in ["fc0.bias", "fc1.bias", "out.bias"] {
+            let max = vars[name].abs().max().double_value(&[]);
+            assert_eq!(max, 0.0, "{name} should start at zero, max |b| = {max}");
+        }
+    }
+
+    #[test]
+    fn policy_outputs_match_the_head_and_value_is_one_number_per_state() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let space = Space::Box(rlpg_envs::BoxSpace::uniform(3, -1.0, 1.0));
+        let policy = PolicyNetwork::new(
+            &(vs.root() / "policy"),
+            5,
+            &space,
+            DistributionKind::SquashedGaussian,
+            LogStd::StateDependent,
+            &spec(false),
+        )
+        .unwrap();
+        assert_eq!(policy.head().num_params(), 6, "state-dependent std doubles the outputs");
+        let obs = Tensor::randn([7, 5], (Kind::Float, Device::Cpu));
+        assert_eq!(policy.distribution(&obs).sample().size(), vec![7, 3]);
+        let value = ValueNetwork::new(&(vs.root() / "value"), 5, &spec(true));
+        assert_eq!(value.forward(&obs).size(), vec![7]);
+    }
+}
