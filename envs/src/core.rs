@@ -173,6 +173,25 @@ pub enum EnvError {
         /// What went wrong.
         message: String,
     },
+    /// An environment broke its contract in what it returned: an observation of the wrong length
+    /// or with a non-finite value, or a non-finite reward. Raised by the checks that guard
+    /// untrusted (user-written) environments, such as those of the vector env.
+    #[error("{env}: {message}")]
+    InvalidOutput {
+        /// Env id.
+        env: String,
+        /// What was wrong, naming the step and the offending value.
+        message: String,
+    },
+    /// An error of one environment inside a vector env, tagged with its index there.
+    #[error("vector env slot {index}: {source}")]
+    InVecEnv {
+        /// Index of the environment in the vector env.
+        index: usize,
+        /// The environment's own error.
+        #[source]
+        source: Box<EnvError>,
+    },
 }
 
 impl EnvError {
@@ -183,6 +202,11 @@ impl EnvError {
             action: action.to_string(),
             space: space.to_string(),
         }
+    }
+
+    /// This error tagged with the index of its environment in a vector env.
+    pub fn in_vec_env(self, index: usize) -> Self {
+        EnvError::InVecEnv { index, source: Box::new(self) }
     }
 }
 

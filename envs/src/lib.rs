@@ -9,8 +9,72 @@
 //!
 //! **Must never depend on:** tch, libtorch, or anything of the agents or the CLI. It builds and
 //! tests in seconds, and a user's environment can be written against it alone.
+//!
+//! ## Code map
+//!
+//! | module | entry points | what it holds |
+//! | --- | --- | --- |
+//! | `core` | [`Env`], [`Space`], [`BoxSpace`], [`Action`], [`Step`], [`Observation`], [`EnvError`] | the contract every environment implements |
+//! | `seeding` | [`EnvRng`] | Gymnasium's seeding rules on a portable PCG64 generator |
+//! | `classic::cartpole` | [`CartPole`] | CartPole-v1, bit-faithful to Gymnasium 1.4 |
+//! | `classic::pendulum` | [`Pendulum`] | Pendulum-v1, bit-faithful to Gymnasium 1.4 |
+//! | `wrappers::time_limit` | [`TimeLimit`] | the one mechanism that truncates episodes |
+//! | `wrappers::episode_statistics` | [`RecordEpisodeStatistics`], [`EpisodeRecord`] | episode return and length |
+//! | `wrappers::normalize` | [`NormalizeObservation`] | running observation normalisation for one env |
+//! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
+//! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`] | lockstep envs with same-step autoreset |
+//! | `registry` | [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing |
+//! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
+//! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
+//! | `gym_rs` | `GymRsEnv` (feature `gym-rs`) | adapter for the `gym-rs` crate's MountainCar |
+//!
+//! ## Invariants
+//!
+//! * An environment never truncates by itself: [`TimeLimit`] is the only source of
+//!   `truncated = true`, and [`make`] adds each registered limit with it.
+//! * Invalid input is an [`EnvError`], never a panic and never silently fixed: stepping before
+//!   `reset` or after the episode ended, or an action outside the action space (Pendulum does
+//!   **not** clip torques as Gymnasium does; the trainer clips before stepping).
+//! * `reset(Some(seed))` fully determines the episode; `reset(None)` continues the env's stream.
+//!   [`VecEnv`] gives env `i` the seed `seed + i`.
+//! * [`VecEnv`] follows the "same-step" autoreset convention: `obs` is what to act on next,
+//!   `next_obs` is what the action led to (the final observation when an episode ended).
+//! * CartPole and Pendulum match Gymnasium 1.4 step for step (tests replay its trajectories from
+//!   `tests/data/`): `f64` state, `f32` observations, the same operation order.
+//!
+//! ## Writing your own environment
+//!
+//! Implement [`Env`] for your type (see `examples/custom_env.rs` at the repository root), draw
+//! random initial states from an [`EnvRng`], wrap it in a [`TimeLimit`] if episodes may not end
+//! by themselves, and run [`check_env`] on it before training.
 #![deny(missing_docs)]
 
+mod check;
+mod classic;
 mod core;
+#[cfg(feature = "gym-rs")]
+mod gym_rs;
+mod registry;
+mod running_mean_std;
+mod seeding;
+mod validate;
+mod vec_env;
+mod wrappers;
 
+pub use crate::check::{CheckReport, check_env};
+pub use crate::classic::cartpole::CartPole;
+pub use crate::classic::pendulum::Pendulum;
 pub use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
+#[cfg(feature = "gym-rs")]
+pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
+pub use crate::registry::{EnvSpec, make, registry, spec};
+pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
+pub use crate::seeding::EnvRng;
+pub use crate::vec_env::{VecActions, VecEnv, VecStep};
+pub use crate::wrappers::episode_statistics::{
+    DEFAULT_EPISODE_BUFFER, EpisodeRecord, RecordEpisodeStatistics,
+};
+pub use crate::wrappers::normalize::{
+    DEFAULT_NORM_CLIP, DEFAULT_NORM_EPSILON, NormalizeObservation,
+};
+pub use crate::wrappers::time_limit::TimeLimit;

@@ -1,0 +1,411 @@
+//! [`check_env`]: does an environment keep the [`Env`] contract? (Stable-Baselines3's
+//! `env_checker`, for rlpg's rules.)
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space};
+use crate::validate::{Origin, check_observation, check_reward};
+
+/// Steps in each recorded trajectory.
+const ROLLOUT_STEPS: usize = 300;
+/// Seeds tried, besides 0, when looking for a seed that changes the trajectory.
+const OTHER_SEEDS: std::ops::RangeInclusive<u64> = 1..=16;
+/// Steps to wait for an episode to end before giving up on the step-after-end check.
+const MAX_STEPS_TO_END: usize = 100_000;
+
+/// What [`check_env`] found. `problems` break the contract; `warnings` are things it could not
+/// check or that are suspicious but allowed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckReport {
+    /// Id of the checked environment.
+    pub env: String,
+    /// Contract violations, one sentence each naming the problem and the offending value.
+    pub problems: Vec<String>,
+    /// Checks that could not be made, and allowed oddities.
+    pub warnings: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// `Ok(())` if no problem was found, otherwise the report as an error.
+    pub fn into_result(self) -> Result<(), CheckReport> {
+        if self.is_ok() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_ok() {
+            write!(f, "{}: passed the environment checks", self.env)?;
+        } else {
+            write!(f, "{}: {} problem(s) found", self.env, self.problems.len())?;
+            for p in &self.problems {
+                write!(f, "\n  - problem: {p}")?;
+            }
+        }
+        for w in &self.warnings {
+            write!(f, "\n  - warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CheckReport {}
+
+/// Checks that `env` keeps the [`Env`] contract that rlpg's trainer relies on:
+///
+/// * its spaces are usable (a non-empty observation, at least one action);
+/// * every observation (from `reset` and `step`) has the length of the observation space, only
+///   finite values, and lies within the space's bounds; every reward is finite;
+/// * `reset(Some(seed))` is deterministic: the same seed gives the same first observation and
+///   the same trajectory under a fixed action sequence; different seeds eventually differ;
+/// * a `step` after the episode ended (terminated or truncated), without a `reset`, is an error;
+/// * invalid actions (wrong kind, wrong length, out of bounds, NaN) are errors, not panics.
+///
+/// The env is reset and stepped many times; reset it before using it afterwards. Panics inside
+/// the env are caught and reported as problems.
+pub fn check_env(env: &mut dyn Env) -> CheckReport {
+    let mut report =
+        CheckReport { env: env.id().to_owned(), problems: Vec::new(), warnings: Vec::new() };
+    check_spaces(env, &mut report);
+    if !report.is_ok() {
+        return report;
+    }
+    let actions = action_sequence(env.action_space(), ROLLOUT_STEPS);
+
+    let first = match rollout(env, 0, &actions) {
+        Ok(trajectory) => trajectory,
+        Err(problem) => {
+            report.problems.push(problem);
+            return report;
+        }
+    };
+    check_determinism(env, &first, &actions, &mut report);
+    check_seeds_matter(env, &first, &actions, &mut report);
+    check_step_after_end(env, &actions, &mut report);
+    check_invalid_actions(env, &mut report);
+    report
+}
+
+fn check_spaces(env: &dyn Env, report: &mut CheckReport) {
+    match env.observation_space() {
+        Space::Discrete(0) => report.problems.push("observation space Discrete(0) is empty".into()),
+        Space::Box(b) if b.dim() == 0 => {
+            report.problems.push("observation space is a Box with no dimensions".into())
+        }
+        _ => {}
+    }
+    match env.action_space() {
+        Space::Discrete(0) => {
+            report.problems.push("action space Discrete(0) has no actions".into())
+        }
+        Space::Box(b) if b.dim() == 0 => {
+            report.problems.push("action space is a Box with no dimensions".into())
+        }
+        Space::Box(b) if b.low.iter().chain(&b.high).any(|x| !x.is_finite()) => {
+            report.warnings.push(format!(
+                "action space {} is unbounded: the trainer cannot clip actions into it",
+                env.action_space()
+            ))
+        }
+        _ => {}
+    }
+}
+
+/// A fixed, seeded sequence of valid actions, stored as flat rows.
+fn action_sequence(space: &Space, len: usize) -> Vec<Vec<f32>> {
+    let mut rng = Pcg64::seed_from_u64(0x5eed);
+    (0..len)
+        .map(|_| match space {
+            Space::Discrete(n) => vec![rng.random_range(0..*n) as f32],
+            Space::Box(b) => sample_box(b, &mut rng),
+        })
+        .collect()
+}
+
+fn sample_box(b: &BoxSpace, rng: &mut Pcg64) -> Vec<f32> {
+    b.low
+        .iter()
+        .zip(&b.high)
+        .map(|(&lo, &hi)| {
+            // Unbounded sides are replaced by a unit interval next to the bounded one.
+            let (lo, hi) = match (lo.is_finite(), hi.is_finite()) {
+                (true, true) => (lo, hi),
+                (true, false) => (lo, lo + 1.0),
+                (false, true) => (hi - 1.0, hi),
+                (false, false) => (-1.0, 1.0),
+            };
+            if lo == hi { lo } else { rng.random_range(lo..=hi) }
+        })
+        .collect()
+}
+
+fn as_action<'a>(space: &Space, row: &'a [f32]) -> Action<'a> {
+    match space {
+        Space::Discrete(_) => Action::Discrete(row[0] as usize),
+        Space::Box(_) => Action::Continuous(row),
+    }
+}
+
+/// One step of a recorded trajectory, compared bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+struct Recorded {
+    obs: Observation,
+    reward: f64,
+    terminated: bool,
+    truncated: bool,
+}
+
+/// The first observation after `reset(Some(seed))`, then the steps under `actions`, resetting
+/// (without seed) whenever an episode ends. Every output is validated.
+fn rollout(env: &mut dyn Env, seed: u64, actions: &[Vec<f32>]) -> Result<Vec<Recorded>, String> {
+    let obs = guarded(&format!("reset(Some({seed}))"), || env.reset(Some(seed)))?;
+    validate_obs(env, &obs, Origin::Reset)?;
+    let mut trajectory = vec![Recorded { obs, reward: 0.0, terminated: false, truncated: false }];
+    let mut t = 0;
+    for row in actions {
+        t += 1;
+        let action = as_action(env.action_space(), row);
+        let step =
+            guarded(&format!("step {t} with the valid action {action}"), || env.step(action))?;
+        validate_obs(env, &step.obs, Origin::Step(t))?;
+        check_reward(env.id(), step.reward, Origin::Step(t)).map_err(|e| message(&e))?;
+        let done = step.done();
+        trajectory.push(Recorded {
+            obs: step.obs,
+            reward: step.reward,
+            terminated: step.terminated,
+            truncated: step.truncated,
+        });
+        if done {
+            let obs = guarded("reset(None) after the episode ended", || env.reset(None))?;
+            validate_obs(env, &obs, Origin::Reset)?;
+            trajectory.push(Recorded { obs, reward: 0.0, terminated: false, truncated: false });
+            t = 0;
+        }
+    }
+    Ok(trajectory)
+}
+
+/// Length, finiteness and bounds of one observation.
+fn validate_obs(env: &dyn Env, obs: &[f32], origin: Origin) -> Result<(), String> {
+    let space = env.observation_space();
+    check_observation(env.id(), space, obs, origin).map_err(|e| message(&e))?;
+    let inside = match space {
+        Space::Box(b) => b.contains(obs),
+        Space::Discrete(n) => obs[0] >= 0.0 && obs[0].fract() == 0.0 && (obs[0] as usize) < *n,
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(format!(
+            "{origin} returned the observation {obs:?}, outside the observation space {space}"
+        ))
+    }
+}
+
+fn check_determinism(
+    env: &mut dyn Env,
+    first: &[Recorded],
+    actions: &[Vec<f32>],
+    report: &mut CheckReport,
+) {
+    match rollout(env, 0, actions) {
+        Err(problem) => report.problems.push(problem),
+        Ok(second) => {
+            if let Some(k) = first.iter().zip(&second).position(|(a, b)| !same(a, b)) {
+                let what =
+                    if k == 0 { "first observation".to_owned() } else { format!("record {k}") };
+                report.problems.push(format!(
+                    "reset(Some(0)) is not deterministic: two runs with the same seed and actions \
+                     differ at the {what}: {:?} vs {:?}",
+                    first[k], second[k]
+                ));
+            }
+        }
+    }
+}
+
+fn check_seeds_matter(
+    env: &mut dyn Env,
+    first: &[Recorded],
+    actions: &[Vec<f32>],
+    report: &mut CheckReport,
+) {
+    for seed in OTHER_SEEDS {
+        match rollout(env, seed, actions) {
+            Err(problem) => {
+                report.problems.push(problem);
+                return;
+            }
+            Ok(other) => {
+                if first.iter().zip(&other).any(|(a, b)| !same(a, b)) {
+                    return;
+                }
+            }
+        }
+    }
+    report.problems.push(format!(
+        "seeds 0 to {} all gave the same trajectory: reset must seed the env's random initial \
+         state (use EnvRng::for_reset)",
+        OTHER_SEEDS.end()
+    ));
+}
+
+fn check_step_after_end(env: &mut dyn Env, actions: &[Vec<f32>], report: &mut CheckReport) {
+    if let Err(problem) = guarded("reset(Some(0))", || env.reset(Some(0))) {
+        report.problems.push(problem);
+        return;
+    }
+    for t in 1..=MAX_STEPS_TO_END {
+        let row = &actions[(t - 1) % actions.len()];
+        let action = as_action(env.action_space(), row);
+        let step =
+            match guarded(&format!("step {t} with the valid action {action}"), || env.step(action))
+            {
+                Ok(step) => step,
+                Err(problem) => {
+                    report.problems.push(problem);
+                    return;
+                }
+            };
+        if step.done() {
+            let how = if step.terminated { "terminated" } else { "truncated" };
+            match catch_unwind(AssertUnwindSafe(|| env.step(action))) {
+                Ok(Err(_)) => {}
+                Ok(Ok(_)) => report.problems.push(format!(
+                    "a step after the episode ended ({how} at step {t}) was accepted; it must \
+                     return EnvError::EpisodeOver until reset"
+                )),
+                Err(payload) => report.problems.push(format!(
+                    "a step after the episode ended ({how} at step {t}) panicked instead of \
+                     returning EnvError::EpisodeOver: {}",
+                    panic_message(&payload)
+                )),
+            }
+            return;
+        }
+    }
+    report.warnings.push(format!(
+        "no episode ended within {MAX_STEPS_TO_END} steps, so stepping after the end was not \
+         checked; episodes that never end need a time limit (TimeLimit)"
+    ));
+}
+
+/// An action that must be rejected, owned so that a list of them can be built up front.
+enum InvalidAction {
+    Discrete(usize),
+    Continuous(Vec<f32>),
+}
+
+fn invalid_actions(space: &Space) -> Vec<(String, InvalidAction)> {
+    match space {
+        Space::Discrete(n) => vec![
+            (format!("{n} (one past the last action)"), InvalidAction::Discrete(*n)),
+            ("[0.0] (a continuous action)".to_owned(), InvalidAction::Continuous(vec![0.0])),
+        ],
+        Space::Box(b) => {
+            let dim = b.dim();
+            let mut list = vec![
+                ("0 (a discrete action)".to_owned(), InvalidAction::Discrete(0)),
+                (
+                    format!("{:?} (one value too many)", vec![0.0_f32; dim + 1]),
+                    InvalidAction::Continuous(vec![0.0; dim + 1]),
+                ),
+                ("[] (no values)".to_owned(), InvalidAction::Continuous(Vec::new())),
+            ];
+            let mut nan = sample_box(b, &mut Pcg64::seed_from_u64(1));
+            nan[0] = f32::NAN;
+            list.push((format!("{nan:?} (NaN)"), InvalidAction::Continuous(nan)));
+            if b.high[0].is_finite() {
+                let mut above = b.high.clone();
+                above[0] = b.high[0] + 1.0_f32.max(b.high[0].abs());
+                list.push((
+                    format!("{above:?} (above the upper bound)"),
+                    InvalidAction::Continuous(above),
+                ));
+            }
+            if b.low[0].is_finite() {
+                let mut below = b.low.clone();
+                below[0] = b.low[0] - 1.0_f32.max(b.low[0].abs());
+                list.push((
+                    format!("{below:?} (below the lower bound)"),
+                    InvalidAction::Continuous(below),
+                ));
+            }
+            list
+        }
+    }
+}
+
+fn check_invalid_actions(env: &mut dyn Env, report: &mut CheckReport) {
+    let space = env.action_space().clone();
+    for (label, invalid) in invalid_actions(&space) {
+        if let Err(problem) = guarded("reset(Some(0))", || env.reset(Some(0))) {
+            report.problems.push(problem);
+            return;
+        }
+        let action = match &invalid {
+            InvalidAction::Discrete(a) => Action::Discrete(*a),
+            InvalidAction::Continuous(x) => Action::Continuous(x),
+        };
+        match catch_unwind(AssertUnwindSafe(|| env.step(action))) {
+            Ok(Err(_)) => {}
+            Ok(Ok(_)) => report.problems.push(format!(
+                "accepted the invalid action {label} for the action space {space}; it must \
+                 return EnvError::InvalidAction"
+            )),
+            Err(payload) => report.problems.push(format!(
+                "panicked on the invalid action {label} for the action space {space} instead of \
+                 returning EnvError::InvalidAction: {}",
+                panic_message(&payload)
+            )),
+        }
+    }
+}
+
+/// Bitwise equality of two records (observations compared by bits, so `-0.0 != 0.0`).
+fn same(a: &Recorded, b: &Recorded) -> bool {
+    a.obs.len() == b.obs.len()
+        && a.obs.iter().zip(&b.obs).all(|(x, y)| x.to_bits() == y.to_bits())
+        && a.reward.to_bits() == b.reward.to_bits()
+        && a.terminated == b.terminated
+        && a.truncated == b.truncated
+}
+
+/// Runs `f`, turning an error or a panic into a problem sentence that starts with `what`.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, EnvError>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{what} returned an error: {e}")),
+        Err(payload) => Err(format!("{what} panicked: {}", panic_message(&payload))),
+    }
+}
+
+/// The message of an [`EnvError::InvalidOutput`] without the env id prefix (the report names
+/// the env once).
+fn message(e: &EnvError) -> String {
+    match e {
+        EnvError::InvalidOutput { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn panic_message(payload: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}

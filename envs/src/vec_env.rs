@@ -1,0 +1,378 @@
+//! [`VecEnv`]: several environments stepped in lockstep, with automatic reset.
+
+use crate::core::{Action, Env, EnvError, Space};
+use crate::running_mean_std::RunningMeanStd;
+use crate::validate::{Origin, check_observation, check_reward};
+use crate::wrappers::episode_statistics::EpisodeRecord;
+use crate::wrappers::normalize::DEFAULT_NORM_EPSILON;
+
+/// One action per environment, for [`VecEnv::step`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VecActions<'a> {
+    /// `[n]` actions of a [`Space::Discrete`] action space.
+    Discrete(&'a [usize]),
+    /// `[n * act_dim]` actions of a [`Space::Box`] action space, row-major (one row per env).
+    Continuous(&'a [f32]),
+}
+
+/// The result of one [`VecEnv::step`]: one row per environment.
+///
+/// **Autoreset convention ("same-step", as Stable-Baselines3's `VecEnv` and Gymnasium's
+/// `AutoresetMode.SAME_STEP`):** when env `i`'s episode ends on this step, it is reset within
+/// the same call. `obs` row `i` is then the first observation of the new episode (what the agent
+/// acts on next), while `next_obs` row `i` is the final observation of the finished episode
+/// (what a learner bootstraps from on truncation). For every other env the two rows are equal.
+/// `rewards`, `terminated` and `truncated` always describe the step just taken, never the reset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VecStep {
+    /// `[n * obs_dim]` the observation to act on next: for an env whose episode ended this step,
+    /// the FIRST observation of its new episode.
+    pub obs: Vec<f32>,
+    /// `[n * obs_dim]` the observation each action led to: for an env whose episode ended, its
+    /// FINAL observation (used to bootstrap on truncation); otherwise equal to the `obs` row.
+    pub next_obs: Vec<f32>,
+    /// `[n]` rewards of the step.
+    pub rewards: Vec<f64>,
+    /// `[n]` true ends of the task (no bootstrapping past these).
+    pub terminated: Vec<bool>,
+    /// `[n]` time-limit ends (bootstrap from `next_obs`).
+    pub truncated: Vec<bool>,
+    /// Episodes that finished on this step, in env order.
+    pub episodes: Vec<EpisodeRecord>,
+}
+
+/// Running observation normalisation shared by all envs of a [`VecEnv`].
+#[derive(Clone, Debug)]
+struct ObsNormalization {
+    rms: RunningMeanStd,
+    clip: f32,
+    training: bool,
+    /// Unnormalised copies of `VecStep::obs` and `VecStep::next_obs`.
+    raw_obs: Vec<f32>,
+    raw_next_obs: Vec<f32>,
+}
+
+/// `n` environments with identical spaces, stepped in lockstep with automatic reset.
+///
+/// * Seeding: `reset(Some(seed))` resets env `i` with `seed + i`; `reset(None)` and automatic
+///   resets continue each env's own random stream, so a seeded run is reproducible.
+/// * Autoreset: see [`VecStep`] ("same-step" convention: `obs` holds the new episode's first
+///   observation, `next_obs` the finished episode's final one).
+/// * Untrusted environments: every observation must have length `obs_dim` and finite values,
+///   and every reward must be finite; otherwise `step`/`reset` return an
+///   [`EnvError::InvalidOutput`] naming the env id, its index, the step and the value. Every
+///   error of a sub-env is returned as [`EnvError::InVecEnv`] with the env's index.
+/// * After an error the envs are out of lockstep, so `step` refuses to run until `reset`.
+/// * Optional observation normalisation ([`VecEnv::enable_obs_normalization`]) with one
+///   [`RunningMeanStd`] for all envs, as Stable-Baselines3's `VecNormalize`.
+/// * All buffers are allocated up front: a step allocates nothing (unless an error is returned).
+pub struct VecEnv {
+    envs: Vec<Box<dyn Env>>,
+    id: String,
+    observation_space: Space,
+    action_space: Space,
+    obs_dim: usize,
+    act_dim: usize,
+    out: VecStep,
+    episode_returns: Vec<f64>,
+    episode_lengths: Vec<usize>,
+    /// Whether the envs are reset and in lockstep, so that `step` may run.
+    ready: bool,
+    normalization: Option<ObsNormalization>,
+}
+
+impl std::fmt::Debug for VecEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VecEnv")
+            .field("id", &self.id)
+            .field("observation_space", &self.observation_space)
+            .field("action_space", &self.action_space)
+            .field("ready", &self.ready)
+            .field("normalization", &self.normalization.as_ref().map(|n| (&n.rms, n.clip)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl VecEnv {
+    /// All envs must have identical spaces (error names the first mismatch).
+    pub fn new(envs: Vec<Box<dyn Env>>) -> Result<Self, EnvError> {
+        let Some(first) = envs.first() else {
+            return Err(EnvError::Other {
+                env: "VecEnv".to_owned(),
+                message: "a vector env needs at least one environment".to_owned(),
+            });
+        };
+        let observation_space = first.observation_space().clone();
+        let action_space = first.action_space().clone();
+        for (i, env) in envs.iter().enumerate().skip(1) {
+            for (what, theirs, ours) in [
+                ("observation", env.observation_space(), &observation_space),
+                ("action", env.action_space(), &action_space),
+            ] {
+                if theirs != ours {
+                    return Err(EnvError::Other {
+                        env: "VecEnv".to_owned(),
+                        message: format!(
+                            "env {i} ({}) has {what} space {theirs} but env 0 ({}) has {ours}",
+                            env.id(),
+                            first.id()
+                        ),
+                    });
+                }
+            }
+        }
+        let n = envs.len();
+        let obs_dim = observation_space.flat_dim();
+        let id = format!("VecEnv[{} x {n}]", first.id());
+        Ok(Self {
+            id,
+            obs_dim,
+            act_dim: action_space.flat_dim(),
+            observation_space,
+            action_space,
+            out: VecStep {
+                obs: vec![0.0; n * obs_dim],
+                next_obs: vec![0.0; n * obs_dim],
+                rewards: vec![0.0; n],
+                terminated: vec![false; n],
+                truncated: vec![false; n],
+                episodes: Vec::with_capacity(n),
+            },
+            episode_returns: vec![0.0; n],
+            episode_lengths: vec![0; n],
+            ready: false,
+            normalization: None,
+            envs,
+        })
+    }
+
+    /// Number of environments.
+    pub fn num_envs(&self) -> usize {
+        self.envs.len()
+    }
+
+    /// The observation space shared by all envs.
+    pub fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+
+    /// The action space shared by all envs.
+    pub fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+
+    /// Length of one observation row.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// The environment at `index`, if there is one.
+    pub fn env(&self, index: usize) -> Option<&dyn Env> {
+        self.envs.get(index).map(|e| &**e as &dyn Env)
+    }
+
+    /// `[n * obs_dim]` the observations to act on next (normalised if normalisation is on).
+    pub fn obs(&self) -> &[f32] {
+        &self.out.obs
+    }
+
+    /// Resets all; env i gets seed + i (None: continue streams). Returns [n * obs_dim].
+    pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32], EnvError> {
+        self.ready = false;
+        let obs_dim = self.obs_dim;
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let obs = env
+                .reset(seed.map(|s| s.wrapping_add(i as u64)))
+                .and_then(|obs| {
+                    check_observation(env.id(), &self.observation_space, &obs, Origin::Reset)
+                        .map(|()| obs)
+                })
+                .map_err(|e| e.in_vec_env(i))?;
+            self.out.obs[i * obs_dim..(i + 1) * obs_dim].copy_from_slice(&obs);
+        }
+        self.out.next_obs.copy_from_slice(&self.out.obs);
+        self.out.rewards.fill(0.0);
+        self.out.terminated.fill(false);
+        self.out.truncated.fill(false);
+        self.out.episodes.clear();
+        self.episode_returns.fill(0.0);
+        self.episode_lengths.fill(0);
+        self.normalize_outputs();
+        self.ready = true;
+        Ok(&self.out.obs)
+    }
+
+    /// Steps all envs in lockstep with automatic reset (see [`VecStep`] for the convention).
+    pub fn step(&mut self, actions: VecActions<'_>) -> Result<&VecStep, EnvError> {
+        if !self.ready {
+            return Err(EnvError::NotReset { env: self.id.clone() });
+        }
+        self.check_actions_shape(actions)?;
+        self.ready = false;
+        self.out.episodes.clear();
+        let (obs_dim, act_dim) = (self.obs_dim, self.act_dim);
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let action = match actions {
+                VecActions::Discrete(a) => Action::Discrete(a[i]),
+                VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
+            };
+            let t = self.episode_lengths[i] + 1;
+            let step = env
+                .step(action)
+                .and_then(|s| {
+                    check_observation(env.id(), &self.observation_space, &s.obs, Origin::Step(t))?;
+                    check_reward(env.id(), s.reward, Origin::Step(t))?;
+                    Ok(s)
+                })
+                .map_err(|e| e.in_vec_env(i))?;
+            let row = i * obs_dim..(i + 1) * obs_dim;
+            self.out.next_obs[row.clone()].copy_from_slice(&step.obs);
+            self.out.rewards[i] = step.reward;
+            self.out.terminated[i] = step.terminated;
+            self.out.truncated[i] = step.truncated;
+            self.episode_returns[i] += step.reward;
+            self.episode_lengths[i] = t;
+            if step.done() {
+                self.out.episodes.push(EpisodeRecord {
+                    env: i,
+                    ret: self.episode_returns[i],
+                    length: t,
+                });
+                self.episode_returns[i] = 0.0;
+                self.episode_lengths[i] = 0;
+                let first = env
+                    .reset(None)
+                    .and_then(|obs| {
+                        check_observation(env.id(), &self.observation_space, &obs, Origin::Reset)
+                            .map(|()| obs)
+                    })
+                    .map_err(|e| e.in_vec_env(i))?;
+                self.out.obs[row].copy_from_slice(&first);
+            } else {
+                self.out.obs[row].copy_from_slice(&step.obs);
+            }
+        }
+        self.normalize_outputs();
+        self.ready = true;
+        Ok(&self.out)
+    }
+
+    fn check_actions_shape(&self, actions: VecActions<'_>) -> Result<(), EnvError> {
+        let n = self.num_envs();
+        let problem = match (actions, &self.action_space) {
+            (VecActions::Discrete(a), Space::Discrete(_)) if a.len() != n => {
+                format!("{} discrete actions given for {n} envs", a.len())
+            }
+            (VecActions::Continuous(a), Space::Box(_)) if a.len() != n * self.act_dim => format!(
+                "{} action values given for {n} envs with {}-dimensional actions (need {})",
+                a.len(),
+                self.act_dim,
+                n * self.act_dim
+            ),
+            (VecActions::Discrete(_), Space::Discrete(_))
+            | (VecActions::Continuous(_), Space::Box(_)) => return Ok(()),
+            (VecActions::Discrete(_), space) => {
+                format!("discrete actions given but the action space is {space}")
+            }
+            (VecActions::Continuous(_), space) => {
+                format!("continuous actions given but the action space is {space}")
+            }
+        };
+        Err(EnvError::Other { env: self.id.clone(), message: problem })
+    }
+
+    /// Turns on running observation normalisation shared by all envs (Stable-Baselines3's
+    /// `VecNormalize` with `epsilon = 1e-8`): from the next `reset`/`step` on, `obs` and
+    /// `next_obs` are `clip((x - mean) / sqrt(var + 1e-8), -clip, clip)`. While training (the
+    /// default), the statistics are first updated with the new `obs` rows of every step (the
+    /// observations the agent acts on, as `VecNormalize` does). If normalisation is already on,
+    /// only `clip` changes and the statistics are kept.
+    ///
+    /// # Panics
+    /// If `clip` is not positive (a programming error).
+    pub fn enable_obs_normalization(&mut self, clip: f32) {
+        assert!(clip > 0.0, "clip {clip} must be positive");
+        match &mut self.normalization {
+            Some(norm) => norm.clip = clip,
+            None => {
+                self.normalization = Some(ObsNormalization {
+                    rms: RunningMeanStd::new(self.obs_dim),
+                    clip,
+                    training: true,
+                    raw_obs: self.out.obs.clone(),
+                    raw_next_obs: self.out.next_obs.clone(),
+                })
+            }
+        }
+    }
+
+    /// Turns observation normalisation off (statistics are dropped).
+    pub fn disable_obs_normalization(&mut self) {
+        self.normalization = None;
+    }
+
+    /// The shared observation statistics, if normalisation is on (for saving them).
+    pub fn obs_rms(&self) -> Option<&RunningMeanStd> {
+        self.normalization.as_ref().map(|n| &n.rms)
+    }
+
+    /// Replaces the observation statistics (for resuming or evaluating a saved agent). Fails if
+    /// normalisation is off or the dimension is not `obs_dim`.
+    pub fn set_obs_rms(&mut self, rms: RunningMeanStd) -> Result<(), EnvError> {
+        let problem = match &mut self.normalization {
+            None => "observation normalisation is off; enable it before setting statistics".into(),
+            Some(_) if rms.dim() != self.obs_dim => format!(
+                "observation statistics have dimension {} but observations have {}",
+                rms.dim(),
+                self.obs_dim
+            ),
+            Some(norm) => {
+                norm.rms = rms;
+                return Ok(());
+            }
+        };
+        Err(EnvError::Other { env: self.id.clone(), message: problem })
+    }
+
+    /// Turns statistics updates on (training) or off (evaluation: frozen statistics). No effect
+    /// while normalisation is off.
+    pub fn set_obs_normalization_training(&mut self, training: bool) {
+        if let Some(norm) = &mut self.normalization {
+            norm.training = training;
+        }
+    }
+
+    /// Whether normalisation is on and updating its statistics.
+    pub fn obs_normalization_training(&self) -> bool {
+        self.normalization.as_ref().is_some_and(|n| n.training)
+    }
+
+    /// `[n * obs_dim]` the unnormalised observations to act on next (equal to
+    /// [`VecEnv::obs`] while normalisation is off).
+    pub fn raw_obs(&self) -> &[f32] {
+        self.normalization.as_ref().map_or(&self.out.obs, |n| &n.raw_obs)
+    }
+
+    /// `[n * obs_dim]` the unnormalised `next_obs` of the last step (equal to
+    /// `VecStep::next_obs` while normalisation is off).
+    pub fn raw_next_obs(&self) -> &[f32] {
+        self.normalization.as_ref().map_or(&self.out.next_obs, |n| &n.raw_next_obs)
+    }
+
+    /// Replaces the raw observations in `self.out` by normalised ones, keeping the raw copies.
+    fn normalize_outputs(&mut self) {
+        let Some(norm) = &mut self.normalization else { return };
+        norm.raw_obs.copy_from_slice(&self.out.obs);
+        norm.raw_next_obs.copy_from_slice(&self.out.next_obs);
+        if norm.training {
+            norm.rms.update(&norm.raw_obs);
+        }
+        norm.rms.normalize(&norm.raw_obs, &mut self.out.obs, DEFAULT_NORM_EPSILON, norm.clip);
+        norm.rms.normalize(
+            &norm.raw_next_obs,
+            &mut self.out.next_obs,
+            DEFAULT_NORM_EPSILON,
+            norm.clip,
+        );
+    }
+}

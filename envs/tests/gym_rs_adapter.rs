@@ -1,0 +1,87 @@
+//! The gym-rs adapter (feature `gym-rs`): shapes, seeding, validation and the time limit.
+#![cfg(feature = "gym-rs")]
+
+use rlpg_envs::{
+    Action, BoxSpace, Env, EnvError, GymRsEnv, MOUNTAIN_CAR_ID, Space, check_env, make, registry,
+};
+
+fn trajectory(env: &mut dyn Env, seed: u64, steps: usize) -> Vec<Vec<f32>> {
+    let mut out = vec![env.reset(Some(seed)).expect("reset").to_vec()];
+    for t in 0..steps {
+        let step = env.step(Action::Discrete(t % 3)).expect("step");
+        out.push(step.obs.to_vec());
+    }
+    out
+}
+
+#[test]
+fn mountain_car_is_registered_with_its_spaces_and_limit() {
+    let spec = registry().into_iter().find(|s| s.id == MOUNTAIN_CAR_ID).expect("registered");
+    assert_eq!(spec.max_episode_steps, Some(200));
+    assert_eq!(spec.action_space, Space::Discrete(3));
+    assert_eq!(
+        spec.observation_space,
+        Space::Box(BoxSpace::new(vec![-1.2, -0.07], vec![0.6, 0.07])),
+        "MountainCar observes [position, velocity]"
+    );
+}
+
+#[test]
+fn reset_and_step_give_two_values_inside_the_space() {
+    let mut env = make(MOUNTAIN_CAR_ID).expect("registered");
+    let obs = env.reset(Some(0)).expect("reset");
+    assert_eq!(obs.len(), 2);
+    assert!((-0.6..=-0.4).contains(&obs[0]) && obs[1] == 0.0, "start state {obs:?}");
+    let step = env.step(Action::Discrete(2)).expect("step");
+    assert!(env.observation_space().contains(Action::Continuous(&step.obs)), "{:?}", step.obs);
+    assert_eq!(step.reward, -1.0, "MountainCar pays -1 per step");
+}
+
+#[test]
+fn same_seed_same_trajectory_different_seeds_differ() {
+    let mut env = make(MOUNTAIN_CAR_ID).expect("registered");
+    let a = trajectory(env.as_mut(), 7, 50);
+    let b = trajectory(env.as_mut(), 7, 50);
+    assert_eq!(a, b, "seed 7 gave two different trajectories");
+    let c = trajectory(env.as_mut(), 8, 50);
+    assert_ne!(a, c, "seeds 7 and 8 gave the same trajectory");
+    // reset(None) continues the adapter's stream instead of asking the OS for a seed.
+    let mut x = make(MOUNTAIN_CAR_ID).expect("registered");
+    let mut y = make(MOUNTAIN_CAR_ID).expect("registered");
+    x.reset(Some(1)).expect("reset");
+    y.reset(Some(1)).expect("reset");
+    assert_eq!(x.reset(None).expect("reset"), y.reset(None).expect("reset"));
+}
+
+#[test]
+fn truncated_after_200_steps() {
+    let mut env = make(MOUNTAIN_CAR_ID).expect("registered");
+    env.reset(Some(0)).expect("reset");
+    for t in 1..=200 {
+        // "Don't push": the car never reaches the goal, so only the time limit ends the episode.
+        let step = env.step(Action::Discrete(1)).expect("step");
+        assert!(!step.terminated, "reached the goal without pushing at step {t}");
+        assert_eq!(step.truncated, t == 200, "step {t}");
+    }
+    let err = env.step(Action::Discrete(1)).expect_err("step after truncation");
+    assert_eq!(err, EnvError::EpisodeOver { env: MOUNTAIN_CAR_ID.into() });
+}
+
+#[test]
+fn invalid_actions_and_missing_resets_are_errors_not_panics() {
+    let mut env = GymRsEnv::mountain_car();
+    let err = env.step(Action::Discrete(0)).expect_err("step before reset");
+    assert_eq!(err, EnvError::NotReset { env: MOUNTAIN_CAR_ID.into() });
+    env.reset(Some(0)).expect("reset");
+    for action in [Action::Discrete(3), Action::Continuous(&[1.0])] {
+        let msg = env.step(action).expect_err("invalid action").to_string();
+        assert!(msg.contains(MOUNTAIN_CAR_ID) && msg.contains("Discrete(3)"), "{msg}");
+    }
+}
+
+#[test]
+fn passes_check_env() {
+    let mut env = make(MOUNTAIN_CAR_ID).expect("registered");
+    let report = check_env(env.as_mut());
+    assert!(report.is_ok() && report.warnings.is_empty(), "{report}");
+}
