@@ -12,3 +12,7 @@
 
 pub use rlpg_agents as agents;
 pub use rlpg_envs as envs;
+
+mod config;
+
+pub use config::{AgentKind, Config, ConfigError, Location, Override};
