@@ -14,5 +14,7 @@ pub use rlpg_agents as agents;
 pub use rlpg_envs as envs;
 
 mod config;
+mod tensorboard;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
+pub use tensorboard::{ScalarEvent, ScalarLog, TbError, TbLogger, event_files, read_scalars};

@@ -1,0 +1,424 @@
+//! TensorBoard event files: [`TbLogger`] writes scalars (and text) against the global env step,
+//! [`read_scalars`] reads them back.
+//!
+//! An event file is a sequence of TFRecords, each `u64` length, masked CRC32C of the length,
+//! the data, masked CRC32C of the data (all little-endian); the data is one serialized
+//! `tensorflow.Event` protobuf. The first event carries only the file version.
+//!
+//! Writing goes through tensorboard-rs's record framing and summary builders, but not through
+//! its `SummaryWriter`: that names its file `events.out.tfevents.{second}.{host}.{pid}.0` and
+//! opens it with `File::create`, so a second writer in the same folder, process and second
+//! would silently truncate the first writer's file; it also panics on every I/O error. Here each
+//! writer opens its file with `create_new` and a per-process counter in the last name field
+//! (`....{pid}.{n}`), moving to the next `n` if a name is taken, so no two writers ever share or
+//! clobber a file, and I/O errors are returned. TensorBoard reads every `*tfevents*` file in a
+//! run directory, so a resumed run simply adds a file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use protobuf::{Message, RepeatedField};
+use tensorboard_proto::event::Event;
+use tensorboard_proto::summary::{
+    Summary, Summary_Value, SummaryMetadata, SummaryMetadata_PluginData,
+};
+use tensorboard_proto::tensor::TensorProto;
+use tensorboard_proto::tensor_shape::{TensorShapeProto, TensorShapeProto_Dim};
+use tensorboard_proto::types::DataType;
+use tensorboard_rs::masked_crc32c::masked_crc32c;
+use tensorboard_rs::record_writer::RecordWriter;
+
+/// The prefix TensorBoard looks for in file names.
+const EVENT_FILE_PREFIX: &str = "events.out.tfevents.";
+
+/// The last field of event file names made by this process; shared by all writers so that two
+/// writers in one process never even try the same name.
+static NEXT_FILE_INDEX: AtomicU64 = AtomicU64::new(0);
+
+/// Writes scalars to a new TensorBoard event file in a log directory. The x-axis of every
+/// scalar is the global environment step.
+///
+/// Writes are buffered; [`TbLogger::flush`] pushes them to the file and syncs it. Dropping the
+/// logger flushes what is buffered but cannot report errors, so call `flush` at the end.
+pub struct TbLogger {
+    writer: RecordWriter<BufWriter<File>>,
+    /// A second handle on the same file, to sync it (the record writer owns the first).
+    file: File,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for TbLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TbLogger").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl TbLogger {
+    /// Creates `logdir` if needed and a new event file in it, never reusing an existing file.
+    pub fn create(logdir: impl AsRef<Path>) -> io::Result<TbLogger> {
+        let logdir = logdir.as_ref();
+        std::fs::create_dir_all(logdir).map_err(|e| with_path(e, logdir))?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let host = hostname();
+        let pid = std::process::id();
+        let (file, path) = loop {
+            let n = NEXT_FILE_INDEX.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{EVENT_FILE_PREFIX}{:010}.{host}.{pid}.{n}", now.as_secs());
+            let path = logdir.join(name);
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => break (file, path),
+                // Another process with a recycled pid wrote here in the same second: next index.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(with_path(e, &path)),
+            }
+        };
+        let sync_handle = file.try_clone().map_err(|e| with_path(e, &path))?;
+        let mut logger =
+            TbLogger { writer: RecordWriter::new(BufWriter::new(file)), file: sync_handle, path };
+        let mut first = Event::new();
+        first.set_wall_time(now.as_secs_f64());
+        first.set_file_version("brain.Event:2".to_owned());
+        logger.write_event(first)?;
+        logger.flush()?;
+        Ok(logger)
+    }
+
+    /// The event file this logger writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records `value` under `tag` (e.g. `charts/episodic_return`) at global env step `step`.
+    /// TensorBoard stores scalars as `f32`, so the value is rounded to the nearest `f32`.
+    pub fn scalar(&mut self, tag: &str, value: f64, step: u64) -> io::Result<()> {
+        let summary = tensorboard_rs::summary::scalar(tag, value as f32);
+        self.write_summary(summary, step)
+    }
+
+    /// Records a Markdown `text` under `tag`, shown in TensorBoard's Text tab (e.g. the run's
+    /// resolved config, once at step 0).
+    pub fn text(&mut self, tag: &str, text: &str, step: u64) -> io::Result<()> {
+        let mut plugin = SummaryMetadata_PluginData::new();
+        plugin.set_plugin_name("text".to_owned());
+        let mut metadata = SummaryMetadata::new();
+        metadata.set_plugin_data(plugin);
+        let mut dim = TensorShapeProto_Dim::new();
+        dim.set_size(1);
+        let mut shape = TensorShapeProto::new();
+        shape.set_dim(RepeatedField::from_vec(vec![dim]));
+        let mut tensor = TensorProto::new();
+        tensor.set_dtype(DataType::DT_STRING);
+        tensor.set_tensor_shape(shape);
+        tensor.set_string_val(RepeatedField::from_vec(vec![text.as_bytes().to_vec()]));
+        let mut value = Summary_Value::new();
+        value.set_tag(tag.to_owned());
+        value.set_metadata(metadata);
+        value.set_tensor(tensor);
+        let mut summary = Summary::new();
+        summary.set_value(RepeatedField::from_vec(vec![value]));
+        self.write_summary(summary, step)
+    }
+
+    /// Writes everything buffered to the file and syncs it to disk.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush().map_err(|e| with_path(e, &self.path))?;
+        self.file.sync_data().map_err(|e| with_path(e, &self.path))
+    }
+
+    fn write_summary(&mut self, summary: Summary, step: u64) -> io::Result<()> {
+        let step = i64::try_from(step).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("step {step} exceeds i64::MAX"))
+        })?;
+        let mut event = Event::new();
+        event.set_wall_time(
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+        );
+        event.set_step(step);
+        event.set_summary(summary);
+        self.write_event(event)
+    }
+
+    fn write_event(&mut self, event: Event) -> io::Result<()> {
+        let bytes = event
+            .write_to_bytes()
+            .map_err(|e| io::Error::other(format!("cannot encode event: {e}")))?;
+        self.writer.write(&bytes).map_err(|e| with_path(e, &self.path))
+    }
+}
+
+/// The host name as it may appear in a file name (no path separators).
+fn hostname() -> String {
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if clean.is_empty() { "localhost".to_owned() } else { clean }
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// One scalar read back from an event file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalarEvent {
+    /// The tag, e.g. `charts/episodic_return`.
+    pub tag: String,
+    /// The global env step it was logged at.
+    pub step: u64,
+    /// The value (TensorBoard stores `f32`).
+    pub value: f32,
+    /// Seconds since the Unix epoch when it was written.
+    pub wall_time: f64,
+}
+
+/// The scalars of one event file, and where it ends early if its writer was killed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalarLog {
+    /// Every scalar in file order.
+    pub scalars: Vec<ScalarEvent>,
+    /// Byte offset of an incomplete last record (a writer killed mid-write), if there is one.
+    /// Everything before it was read and checked; the incomplete record is ignored.
+    pub truncated_at: Option<u64>,
+}
+
+impl ScalarLog {
+    /// The `(step, value)` pairs logged under `tag`, in file order.
+    pub fn series(&self, tag: &str) -> Vec<(u64, f32)> {
+        self.scalars.iter().filter(|s| s.tag == tag).map(|s| (s.step, s.value)).collect()
+    }
+}
+
+/// Why an event file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TbError {
+    /// The file could not be read.
+    #[error("cannot read event file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A complete record is damaged: a checksum does not match or its event cannot be decoded.
+    #[error("event file {} is corrupt at byte {offset}: {what}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// Reads every scalar (`simple_value`) of the event file at `path`, checking both checksums of
+/// every record. Other summaries (text, histograms) are skipped. An incomplete final record is
+/// not an error: reading stops there and [`ScalarLog::truncated_at`] says where.
+pub fn read_scalars(path: impl AsRef<Path>) -> Result<ScalarLog, TbError> {
+    let path = path.as_ref();
+    let bytes =
+        std::fs::read(path).map_err(|source| TbError::Io { path: path.to_owned(), source })?;
+    let corrupt = |offset: usize, what: String| TbError::Corrupt {
+        path: path.to_owned(),
+        offset: offset as u64,
+        what,
+    };
+    let mut scalars = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let record = &bytes[offset..];
+        // A killed writer leaves a partial record; a crash before the file system wrote the
+        // tail can leave it zero-filled. Both end the readable part rather than being errors.
+        let incomplete = record.len() < 16 || record.iter().all(|&b| b == 0);
+        if incomplete {
+            return Ok(ScalarLog { scalars, truncated_at: Some(offset as u64) });
+        }
+        let len_bytes: [u8; 8] = record[..8].try_into().expect("slice of 8");
+        let len_crc = u32::from_le_bytes(record[8..12].try_into().expect("slice of 4"));
+        if masked_crc32c(&len_bytes) != len_crc {
+            return Err(corrupt(offset, "length checksum mismatch".to_owned()));
+        }
+        let len = u64::from_le_bytes(len_bytes);
+        if len.saturating_add(16) > record.len() as u64 {
+            return Ok(ScalarLog { scalars, truncated_at: Some(offset as u64) });
+        }
+        let len = len as usize;
+        let data = &record[12..12 + len];
+        let data_crc =
+            u32::from_le_bytes(record[12 + len..16 + len].try_into().expect("slice of 4"));
+        if masked_crc32c(data) != data_crc {
+            return Err(corrupt(offset, "data checksum mismatch".to_owned()));
+        }
+        decode_event(data, &mut scalars).map_err(|what| corrupt(offset, what))?;
+        offset += 16 + len;
+    }
+    Ok(ScalarLog { scalars, truncated_at: None })
+}
+
+/// The event files (`events.out.tfevents.*`) directly in `dir`, sorted by name (which sorts
+/// them by creation second).
+pub fn event_files(dir: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| with_path(e, dir))? {
+        let entry = entry.map_err(|e| with_path(e, dir))?;
+        if entry.file_name().to_string_lossy().starts_with(EVENT_FILE_PREFIX)
+            && entry.file_type().map_err(|e| with_path(e, dir))?.is_file()
+        {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Decodes the fields of a `tensorflow.Event` this reader needs (`wall_time` = 1, `step` = 2,
+/// `summary` = 5) and appends its scalars. Hand-decoded rather than through protobuf 2's
+/// parser: a few fields, and a checksum-valid but hostile file cannot make it recurse.
+fn decode_event(data: &[u8], out: &mut Vec<ScalarEvent>) -> Result<(), String> {
+    let mut wall_time = 0.0;
+    let mut step = 0i64;
+    let mut summaries = Vec::new();
+    let mut fields = ProtoFields::new(data);
+    while let Some((number, value)) = fields.next_field()? {
+        match (number, value) {
+            (1, Wire::Fixed64(bits)) => wall_time = f64::from_bits(bits),
+            (2, Wire::Varint(v)) => step = v as i64,
+            (5, Wire::Bytes(summary)) => summaries.push(summary),
+            (1 | 2 | 5, other) => {
+                return Err(format!("event field {number} has wire type {other:?}"));
+            }
+            _ => {}
+        }
+    }
+    let step = u64::try_from(step).map_err(|_| format!("negative step {step}"))?;
+    for summary in summaries {
+        let mut fields = ProtoFields::new(summary);
+        while let Some((number, value)) = fields.next_field()? {
+            if let (1, Wire::Bytes(value)) = (number, value) {
+                if let Some((tag, value)) = decode_summary_value(value)? {
+                    out.push(ScalarEvent { tag, step, value, wall_time });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Summary.Value`: `tag` = 1, `simple_value` = 2. `None` for values that are not scalars.
+fn decode_summary_value(data: &[u8]) -> Result<Option<(String, f32)>, String> {
+    let mut tag = String::new();
+    let mut simple_value = None;
+    let mut fields = ProtoFields::new(data);
+    while let Some((number, value)) = fields.next_field()? {
+        match (number, value) {
+            (1, Wire::Bytes(bytes)) => {
+                tag =
+                    String::from_utf8(bytes.to_vec()).map_err(|_| "tag is not UTF-8".to_owned())?
+            }
+            (2, Wire::Fixed32(bits)) => simple_value = Some(f32::from_bits(bits)),
+            _ => {}
+        }
+    }
+    Ok(simple_value.map(|v| (tag, v)))
+}
+
+/// A protobuf field value by wire type.
+#[derive(Debug)]
+enum Wire<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// Iterates over the fields of one serialized protobuf message.
+struct ProtoFields<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> ProtoFields<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.data.get(self.pos).ok_or("protobuf varint runs past the end")?;
+            self.pos += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("protobuf varint longer than 10 bytes".to_owned())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.data.len());
+        let end = end.ok_or("protobuf field runs past the end")?;
+        let bytes = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn next_field(&mut self) -> Result<Option<(u64, Wire<'a>)>, String> {
+        if self.pos >= self.data.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let value = match key & 7 {
+            0 => Wire::Varint(self.varint()?),
+            1 => Wire::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+            2 => {
+                let len = usize::try_from(self.varint()?).map_err(|_| "length overflow")?;
+                Wire::Bytes(self.take(len)?)
+            }
+            5 => Wire::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"))),
+            wire => return Err(format!("unsupported protobuf wire type {wire}")),
+        };
+        Ok(Some((key >> 3, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_crc32c_matches_the_standard_check_value() {
+        // CRC-32C of "123456789" is 0xE3069283 (RFC 3720, appendix B.4); TFRecord masks it as
+        // ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+        let crc: u32 = 0xE306_9283;
+        let masked = crc.rotate_right(15).wrapping_add(0xa282_ead8);
+        assert_eq!(masked_crc32c(b"123456789"), masked);
+    }
+
+    #[test]
+    fn protobuf_fields_decode_each_wire_type_and_reject_overruns() {
+        // field 2 varint 300, field 1 fixed64, field 5 bytes "ab", field 2 fixed32
+        let mut data = vec![0x10, 0xac, 0x02, 0x09];
+        data.extend_from_slice(&1.5f64.to_le_bytes());
+        data.extend_from_slice(&[0x2a, 2, b'a', b'b', 0x15]);
+        data.extend_from_slice(&2.5f32.to_le_bytes());
+        let mut fields = ProtoFields::new(&data);
+        assert!(matches!(fields.next_field(), Ok(Some((2, Wire::Varint(300))))));
+        assert!(
+            matches!(fields.next_field(), Ok(Some((1, Wire::Fixed64(b)))) if f64::from_bits(b) == 1.5)
+        );
+        assert!(matches!(fields.next_field(), Ok(Some((5, Wire::Bytes(b"ab"))))));
+        assert!(
+            matches!(fields.next_field(), Ok(Some((2, Wire::Fixed32(b)))) if f32::from_bits(b) == 2.5)
+        );
+        assert!(matches!(fields.next_field(), Ok(None)));
+        let overrun = [0x2a, 5, b'a'];
+        assert!(ProtoFields::new(&overrun).next_field().is_err(), "length past the end must fail");
+    }
+}
