@@ -14,7 +14,9 @@ pub use rlpg_agents as agents;
 pub use rlpg_envs as envs;
 
 mod config;
+mod rundir;
 mod tensorboard;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
+pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};
 pub use tensorboard::{ScalarEvent, ScalarLog, TbError, TbLogger, event_files, read_scalars};
