@@ -1,6 +1,6 @@
 //! [`VecEnv`]: several environments stepped in lockstep, with automatic reset.
 
-use crate::core::{Action, Env, EnvError, Space};
+use crate::core::{Action, Env, EnvError, Space, Step};
 use crate::running_mean_std::RunningMeanStd;
 use crate::validate::{Origin, check_observation, check_reward};
 use crate::wrappers::episode_statistics::EpisodeRecord;
@@ -41,6 +41,34 @@ pub struct VecStep {
     pub episodes: Vec<EpisodeRecord>,
 }
 
+/// Whether every value is finite; branch-free so that it vectorises.
+#[inline]
+fn all_finite(values: &[f32]) -> bool {
+    values.iter().fold(true, |ok, v| ok & v.is_finite())
+}
+
+/// The error for a step whose output failed the fast checks of [`VecEnv::step`].
+#[cold]
+#[inline(never)]
+fn invalid_output(env: &dyn Env, space: &Space, step: &Step, t: usize) -> EnvError {
+    check_observation(env.id(), space, &step.obs, Origin::Step(t))
+        .and_then(|()| check_reward(env.id(), step.reward, Origin::Step(t)))
+        .err()
+        .unwrap_or_else(|| unreachable_check(env.id()))
+}
+
+/// The fast checks and the detailed ones disagree: a bug in this module, reported rather than
+/// panicking.
+#[cold]
+fn unreachable_check(env: &str) -> EnvError {
+    EnvError::Other {
+        env: env.to_owned(),
+        message: "internal error: output rejected by VecEnv's fast check but not by the detailed \
+                  one"
+        .to_owned(),
+    }
+}
+
 /// Running observation normalisation shared by all envs of a [`VecEnv`].
 #[derive(Clone, Debug)]
 struct ObsNormalization {
@@ -76,6 +104,8 @@ pub struct VecEnv {
     out: VecStep,
     episode_returns: Vec<f64>,
     episode_lengths: Vec<usize>,
+    /// `[n * obs_dim]` first observations of the episodes started by autoreset in this step.
+    reset_obs: Vec<f32>,
     /// Whether the envs are reset and in lockstep, so that `step` may run.
     ready: bool,
     normalization: Option<ObsNormalization>,
@@ -123,6 +153,15 @@ impl VecEnv {
         }
         let n = envs.len();
         let obs_dim = observation_space.flat_dim();
+        if obs_dim == 0 {
+            return Err(EnvError::Other {
+                env: "VecEnv".to_owned(),
+                message: format!(
+                    "{} has the empty observation space {observation_space}",
+                    first.id()
+                ),
+            });
+        }
         let id = format!("VecEnv[{} x {n}]", first.id());
         Ok(Self {
             id,
@@ -140,6 +179,7 @@ impl VecEnv {
             },
             episode_returns: vec![0.0; n],
             episode_lengths: vec![0; n],
+            reset_obs: vec![0.0; n * obs_dim],
             ready: false,
             normalization: None,
             envs,
@@ -208,49 +248,66 @@ impl VecEnv {
             return Err(EnvError::NotReset { env: self.id.clone() });
         }
         self.check_actions_shape(actions)?;
+        // Cleared again only once every env has stepped: an early return leaves it false.
         self.ready = false;
-        self.out.episodes.clear();
-        let (obs_dim, act_dim) = (self.obs_dim, self.act_dim);
-        for (i, env) in self.envs.iter_mut().enumerate() {
+        let (n, obs_dim, act_dim) = (self.envs.len(), self.obs_dim, self.act_dim);
+        let out = &mut self.out;
+        out.episodes.clear();
+        // Per-env slices of exactly `n` entries and row iterators: lets the compiler drop the
+        // bounds checks of the hot loop.
+        let (rewards, terminated, truncated) =
+            (&mut out.rewards[..n], &mut out.terminated[..n], &mut out.truncated[..n]);
+        let (returns, lengths) = (&mut self.episode_returns[..n], &mut self.episode_lengths[..n]);
+        let rows = out.next_obs.chunks_exact_mut(obs_dim);
+        for (i, (env, next_row)) in self.envs.iter_mut().zip(rows).enumerate() {
             let action = match actions {
                 VecActions::Discrete(a) => Action::Discrete(a[i]),
                 VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
             };
-            let t = self.episode_lengths[i] + 1;
-            let step = env
-                .step(action)
-                .and_then(|s| {
-                    check_observation(env.id(), &self.observation_space, &s.obs, Origin::Step(t))?;
-                    check_reward(env.id(), s.reward, Origin::Step(t))?;
-                    Ok(s)
-                })
-                .map_err(|e| e.in_vec_env(i))?;
-            let row = i * obs_dim..(i + 1) * obs_dim;
-            self.out.next_obs[row.clone()].copy_from_slice(&step.obs);
-            self.out.rewards[i] = step.reward;
-            self.out.terminated[i] = step.terminated;
-            self.out.truncated[i] = step.truncated;
-            self.episode_returns[i] += step.reward;
-            self.episode_lengths[i] = t;
-            if step.done() {
-                self.out.episodes.push(EpisodeRecord {
-                    env: i,
-                    ret: self.episode_returns[i],
-                    length: t,
-                });
-                self.episode_returns[i] = 0.0;
-                self.episode_lengths[i] = 0;
-                let first = env
-                    .reset(None)
-                    .and_then(|obs| {
-                        check_observation(env.id(), &self.observation_space, &obs, Origin::Reset)
-                            .map(|()| obs)
-                    })
-                    .map_err(|e| e.in_vec_env(i))?;
-                self.out.obs[row].copy_from_slice(&first);
-            } else {
-                self.out.obs[row].copy_from_slice(&step.obs);
+            let t = lengths[i] + 1;
+            // Explicit matches rather than `and_then`/`map_err` chains: the latter move the large
+            // `Result` around and cost a third of the vector env's overhead per step.
+            let step = match env.step(action) {
+                Ok(step) => step,
+                Err(e) => return Err(e.in_vec_env(i)),
+            };
+            let obs: &[f32] = &step.obs;
+            // The untrusted-output checks, branch-free on the fast path; the message is built
+            // only when something is wrong.
+            if obs.len() != obs_dim || !all_finite(obs) || !step.reward.is_finite() {
+                return Err(invalid_output(&**env, &self.observation_space, &step, t).in_vec_env(i));
             }
+            next_row.copy_from_slice(obs);
+            rewards[i] = step.reward;
+            terminated[i] = step.terminated;
+            truncated[i] = step.truncated;
+            returns[i] += step.reward;
+            lengths[i] = t;
+            if step.done() {
+                out.episodes.push(EpisodeRecord { env: i, ret: returns[i], length: t });
+                returns[i] = 0.0;
+                lengths[i] = 0;
+                let first = match env.reset(None) {
+                    Ok(obs) => obs,
+                    Err(e) => return Err(e.in_vec_env(i)),
+                };
+                if first.len() != obs_dim || !all_finite(&first) {
+                    let err =
+                        check_observation(env.id(), &self.observation_space, &first, Origin::Reset);
+                    return Err(err
+                        .err()
+                        .unwrap_or_else(|| unreachable_check(env.id()))
+                        .in_vec_env(i));
+                }
+                self.reset_obs[i * obs_dim..(i + 1) * obs_dim].copy_from_slice(&first);
+            }
+        }
+        // `obs` equals `next_obs` except in the rows of the envs just reset: one bulk copy, then
+        // those rows (a row-by-row copy inside the loop costs more than the whole bulk copy).
+        out.obs.copy_from_slice(&out.next_obs);
+        for e in &out.episodes {
+            let row = e.env * obs_dim..(e.env + 1) * obs_dim;
+            out.obs[row.clone()].copy_from_slice(&self.reset_obs[row]);
         }
         self.normalize_outputs();
         self.ready = true;
