@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rlpg::bench::{self, bench};
 use rlpg::run::{RunError, evaluate_run, train};
+use rlpg::trainer::Target;
 use rlpg::{Config, Override};
 
 /// Policy-gradient reinforcement learning on libtorch: score-function (REINFORCE) and pathwise
@@ -49,6 +51,32 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Print `{"mean_return": …, "std_return": …, "episodes": …}` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure training throughput and time to a return threshold over several seeds (nothing
+    /// is written to disk). Exactly one of --target-recent and --target-eval.
+    Bench {
+        /// The config file, e.g. configs/reinforce_cartpole.toml.
+        config: PathBuf,
+        /// Override a config key (as for `train`). Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Override>,
+        /// Seeds to run, comma separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2, 3, 4])]
+        seeds: Vec<u64>,
+        /// Stop when the mean return of the last 100 training episodes reaches this.
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "target_eval",
+            required_unless_present = "target_eval"
+        )]
+        target_recent: Option<f64>,
+        /// Stop when a periodic deterministic evaluation (every `eval_every` steps) reaches this.
+        #[arg(long, allow_hyphen_values = true)]
+        target_eval: Option<f64>,
+        /// Print JSON instead of a markdown table.
         #[arg(long)]
         json: bool,
     },
@@ -104,6 +132,25 @@ fn run(command: Command) -> Result<(), RunError> {
                     result.std_return,
                     result.returns.len()
                 );
+            }
+        }
+        Command::Bench { config, set, seeds, target_recent, target_eval, json } => {
+            let config = Config::load(&config, &set)?;
+            let target = match (target_recent, target_eval) {
+                (Some(t), _) => Target::RecentMean(t),
+                (None, Some(t)) => Target::Eval(t),
+                // clap requires one of the two.
+                (None, None) => Target::RecentMean(f64::INFINITY),
+            };
+            let results = bench(&config, &seeds, target)?;
+            if json {
+                let out = serde_json::to_string_pretty(&results).map_err(|e| RunError::File {
+                    path: "stdout".into(),
+                    message: e.to_string(),
+                })?;
+                println!("{out}");
+            } else {
+                print!("{}", bench::to_markdown(&results, target));
             }
         }
         Command::Envs => {

@@ -11,8 +11,8 @@ use crate::config::{AgentKind, Config, ConfigError};
 use crate::rundir::{RunDir, RunDirError, atomic_write};
 use crate::tensorboard::TbLogger;
 use crate::trainer::{
-    EnvFactory, EvalResult, LoopSettings, OBS_CLIP, ScalarSink, TrainError, TrainSummary,
-    evaluate, train_loop,
+    EnvFactory, EvalResult, LoopSettings, OBS_CLIP, ScalarSink, TrainError, TrainSummary, evaluate,
+    train_loop,
 };
 
 /// File name of the final policy (all agent tensors) inside a run directory.
@@ -68,6 +68,10 @@ pub struct TrainedRun {
 
 /// Seeds libtorch and sets its thread count as `config` says. Call before building an agent:
 /// network initialisation draws from libtorch's global generator.
+///
+/// That generator is global to the process: runs trained at the same time on several threads of
+/// one process draw from it in an unspecified interleaving and are not reproducible. Train such
+/// runs one after another, or in separate processes.
 pub fn seed_torch(config: &Config) {
     tch::set_num_threads(config.torch_threads);
     // libtorch takes an i64 seed; reinterpreting the bits keeps every u64 seed distinct.
@@ -104,7 +108,7 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         eval_episodes: config.eval_episodes,
         log_every: config.log_every,
         progress,
-        stop_at_return: None,
+        stop_at: None,
     }
 }
 

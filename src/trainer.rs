@@ -100,9 +100,19 @@ pub struct LoopSettings {
     pub log_every: u64,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
-    /// When set, training stops as soon as the mean return of the last 100 training episodes
-    /// reaches this value (benchmarks measure time to threshold with it).
-    pub stop_at_return: Option<f64>,
+    /// When set, training stops as soon as this target is reached (benchmarks measure time to
+    /// threshold with it).
+    pub stop_at: Option<Target>,
+}
+
+/// A return threshold that ends training early.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// The mean return of the last 100 training episodes reaches the value (CartPole's
+    /// "solved" criterion; needs 100 finished episodes).
+    RecentMean(f64),
+    /// A periodic deterministic evaluation (every `eval_every` steps) reaches the value.
+    Eval(f64),
 }
 
 /// Mean and spread of the returns of deterministic evaluation episodes.
@@ -131,8 +141,8 @@ pub struct TrainSummary {
     pub steps_per_second: f64,
     /// Every evaluation as `(env step, mean return)`.
     pub evals: Vec<(u64, f64)>,
-    /// With [`LoopSettings::stop_at_return`]: the env step and the training wall time (seconds,
-    /// evaluation excluded) at which the mean of the last 100 episodes first reached it.
+    /// With [`LoopSettings::stop_at`]: the env step and the training wall time (seconds,
+    /// evaluation excluded) at which the target was first reached.
     pub reached_target: Option<(u64, f64)>,
 }
 
@@ -312,7 +322,7 @@ pub fn train_loop(
             window_start = (Instant::now(), global_step);
         }
         train_time += last_tick.elapsed().as_secs_f64();
-        if let (Some(target), Some(m)) = (settings.stop_at_return, mean(&recent)) {
+        if let (Some(Target::RecentMean(target)), Some(m)) = (settings.stop_at, mean(&recent)) {
             if recent.len() == 100 && m >= target {
                 reached_target = Some((global_step, train_time));
             }
@@ -323,6 +333,9 @@ pub fn train_loop(
             sink.scalar("eval/mean_return", result.mean_return, global_step)
                 .map_err(io("writing metrics"))?;
             evals.push((global_step, result.mean_return));
+            if matches!(settings.stop_at, Some(Target::Eval(t)) if result.mean_return >= t) {
+                reached_target = Some((global_step, train_time));
+            }
             window_start = (Instant::now(), global_step);
         }
         last_tick = Instant::now();
@@ -337,6 +350,11 @@ pub fn train_loop(
     sink.scalar("eval/mean_return", final_eval.mean_return, global_step)
         .map_err(io("writing metrics"))?;
     evals.push((global_step, final_eval.mean_return));
+    if reached_target.is_none()
+        && matches!(settings.stop_at, Some(Target::Eval(t)) if final_eval.mean_return >= t)
+    {
+        reached_target = Some((global_step, train_time));
+    }
     sink.flush().map_err(io("flushing metrics"))?;
     if let Some(bar) = progress {
         bar.finish_and_clear();

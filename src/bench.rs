@@ -1,0 +1,117 @@
+//! `rlpg bench`: training throughput and time to a return threshold, over several seeds.
+//!
+//! Time is training wall time with evaluation excluded, from the first environment step, as the
+//! peer scripts measure Stable-Baselines3 (`shared/peer/sb3_time_to_threshold.py`). Nothing is
+//! written to disk: curves go to memory.
+
+use crate::config::Config;
+use crate::run::{RunError, build_agent, loop_settings, registry_factory, seed_torch};
+use crate::trainer::{MemorySink, Target, train_loop};
+
+/// One seed's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeedResult {
+    /// The seed.
+    pub seed: u64,
+    /// Environment steps trained (up to reaching the target, or the whole budget).
+    pub steps: u64,
+    /// Env steps at which the target was first reached, if it was.
+    pub steps_to_target: Option<u64>,
+    /// Training seconds (evaluation excluded) until the target, if it was reached.
+    pub seconds_to_target: Option<f64>,
+    /// Training throughput in env steps per second (evaluation excluded).
+    pub steps_per_second: f64,
+    /// Final deterministic evaluation mean return.
+    pub final_eval: f64,
+    /// Mean return of the last 100 training episodes at the end.
+    pub recent_mean_return: Option<f64>,
+}
+
+/// Trains `config` once per seed with `target` as an early stop and reports each run.
+pub fn bench(config: &Config, seeds: &[u64], target: Target) -> Result<Vec<SeedResult>, RunError> {
+    let factory = registry_factory(config);
+    let probe = factory()?;
+    config.validate_against(probe.observation_space(), probe.action_space())?;
+    let mut results = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        let config = Config { seed, ..config.clone() };
+        seed_torch(&config);
+        let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
+        let mut settings = loop_settings(&config, false);
+        settings.stop_at = Some(target);
+        let mut sink = MemorySink::default();
+        let (summary, _) = train_loop(agent.as_mut(), &factory, &settings, &mut sink)?;
+        results.push(SeedResult {
+            seed,
+            steps: summary.steps,
+            steps_to_target: summary.reached_target.map(|(s, _)| s),
+            seconds_to_target: summary.reached_target.map(|(_, t)| t),
+            steps_per_second: summary.steps_per_second,
+            final_eval: summary.final_eval.mean_return,
+            recent_mean_return: summary.recent_mean_return,
+        });
+    }
+    Ok(results)
+}
+
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+}
+
+/// A markdown table of `results` with a summary line (median time to target over all seeds,
+/// counting a seed that missed the target as missing).
+pub fn to_markdown(results: &[SeedResult], target: Target) -> String {
+    let mut out = String::from(
+        "| seed | steps to target | seconds to target | steps/s | final eval | mean-100 |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let fmt_opt = |v: Option<String>| v.unwrap_or_else(|| "not reached".to_owned());
+    for r in results {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.1} | {} |\n",
+            r.seed,
+            fmt_opt(r.steps_to_target.map(|s| s.to_string())),
+            fmt_opt(r.seconds_to_target.map(|s| format!("{s:.2}"))),
+            r.steps_per_second,
+            r.final_eval,
+            r.recent_mean_return.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
+        ));
+    }
+    let reached: Vec<f64> = results.iter().filter_map(|r| r.seconds_to_target).collect();
+    let sps: Vec<f64> = results.iter().map(|r| r.steps_per_second).collect();
+    let target = match target {
+        Target::RecentMean(t) => format!("mean of last 100 episodes >= {t}"),
+        Target::Eval(t) => format!("deterministic eval >= {t}"),
+    };
+    out.push_str(&format!(
+        "\ntarget ({target}) reached by {} of {} seeds; median seconds to target {}; median steps/s {:.0}\n",
+        reached.len(),
+        results.len(),
+        if reached.len() == results.len() {
+            median(&reached).map_or_else(|| "-".to_owned(), |m| format!("{m:.2}"))
+        } else {
+            "n/a (not every seed reached it)".to_owned()
+        },
+        median(&sps).unwrap_or(0.0),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+}
