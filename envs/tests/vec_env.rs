@@ -229,6 +229,14 @@ fn faulty_vec(fault_in_env_1: Fault) -> VecEnv {
 }
 
 #[test]
+fn an_empty_observation_space_is_rejected() {
+    let empty = Space::Box(BoxSpace::new(Vec::new(), Vec::new()));
+    let env = Faulty { fault: Fault::NanObsAtStep(usize::MAX), t: 0, space: empty };
+    let msg = VecEnv::new(vec![Box::new(env)]).expect_err("empty observations").to_string();
+    assert!(msg.contains("Faulty-v0 has the empty observation space"), "{msg}");
+}
+
+#[test]
 fn untrusted_outputs_are_rejected_naming_env_index_step_and_value() {
     let actions = [0.0_f32; 4];
 
