@@ -100,7 +100,8 @@ pub struct Config {
     pub log_every: u64,
     // Agent sections. Adding an agent: add its section field here (`#[serde(default)]`, a type
     // with `Default`, `validate() -> Result<(), InvalidSetting>` and serde's
-    // `deny_unknown_fields`), and one line in `Config::section_checks`.
+    // `deny_unknown_fields`, and no `skip_serializing_if`: the key schema comes from the
+    // serialized defaults), and one line in `Config::section_checks`.
     /// Settings of the REINFORCE agent, used when `agent = "reinforce"`.
     #[serde(default)]
     pub reinforce: ReinforceConfig,
@@ -226,6 +227,21 @@ impl Config {
         for (section, check) in self.section_checks() {
             check.map_err(|e| invalid(&format!("{section}.{}", e.key), e.message))?;
         }
+        // Settings of the chosen agent that depend on top-level ones.
+        if self.agent == AgentKind::Reinforce {
+            let (n_steps, minibatches) = (self.reinforce.n_steps, self.reinforce.value_minibatches);
+            let batch = n_steps.saturating_mul(self.num_envs);
+            if minibatches > batch {
+                return Err(invalid(
+                    "reinforce.value_minibatches",
+                    format!(
+                        "must be <= the batch size reinforce.n_steps * num_envs = {n_steps} * {} \
+                         = {batch}, got {minibatches}",
+                        self.num_envs
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -317,8 +333,8 @@ impl Config {
         Ok(text)
     }
 
-    /// Every key a config file or `--set` can set, as dotted paths in file order
-    /// (e.g. `seed`, `reinforce.learning_rate`).
+    /// Every key a config file or `--set` can set, as dotted paths sorted by name within each
+    /// level (e.g. `agent`, ..., `reinforce.activation`, ...).
     pub fn keys() -> Vec<String> {
         let mut out = Vec::new();
         collect_leaf_keys(&Schema::get().root, "", &mut out);
