@@ -2,7 +2,7 @@
 
 use std::f64::consts::PI;
 
-use rand::distr::{Distribution, Uniform};
+use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
 use super::Phase;

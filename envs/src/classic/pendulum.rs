@@ -3,7 +3,7 @@
 use std::f64::consts::{PI, TAU};
 use std::hint::black_box;
 
-use rand::distr::{Distribution, Uniform};
+use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
 use super::Phase;
@@ -139,7 +139,7 @@ impl Env for Pendulum {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
-        let distribution_error = |e: rand::distr::uniform::Error| EnvError::Other {
+        let distribution_error = |e: rand_distr::uniform::Error| EnvError::Other {
             env: ID.to_owned(),
             message: format!("reset distribution: {e}"),
         };
