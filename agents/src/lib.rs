@@ -15,8 +15,10 @@
 mod agent;
 pub mod distributions;
 pub mod networks;
+mod reinforce;
 pub mod rollout;
 mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
+pub use reinforce::{Reinforce, ReinforceConfig};
 pub use settings::{Activation, InvalidSetting};

@@ -239,3 +239,13 @@ fn squashed_gaussian_rejects_unbounded_boxes() {
         .to_string();
     assert!(err.contains("dimension 1"), "error should name the unbounded dimension: {err}");
 }
+
+#[test]
+fn categorical_never_samples_an_action_of_zero_probability() {
+    let _guard = RNG.lock().unwrap();
+    tch::manual_seed(16);
+    // exp(-200) is 0 in f32: action 1 and action 3 are impossible.
+    let logits = Tensor::from_slice(&[0.0f32, -200.0, 0.0, -200.0]).view([1, 4]).expand([50_000, 4], false);
+    let counts = values(&Categorical::from_logits(&logits).sample().bincount(None::<Tensor>, 4));
+    assert_eq!((counts[1], counts[3]), (0.0, 0.0), "impossible actions were sampled: {counts:?}");
+}

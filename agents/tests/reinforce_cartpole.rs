@@ -1,0 +1,132 @@
+//! REINFORCE with a baseline learns CartPole-v1, driven by a minimal trainer loop (act, step the
+//! vector env, observe) like the one in the `rlpg` crate.
+
+use std::time::Instant;
+
+use rlpg_agents::{ActMode, Agent, Reinforce, ReinforceConfig, Transition};
+use rlpg_envs::{Env, VecActions, VecEnv, make};
+use tch::Tensor;
+
+/// What one training run produced.
+struct Run {
+    /// Returns of finished episodes, in the order they finished.
+    returns: Vec<f64>,
+    /// Env steps (summed over envs) at which the mean return of the last 100 episodes first
+    /// reached 475, if it did.
+    solved_at: Option<usize>,
+    /// Env steps per second over the whole run, updates included.
+    steps_per_second: f64,
+    /// Updates performed, with their metrics' names checked.
+    updates: usize,
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Trains on `num_envs` CartPole-v1 envs for `total_steps` env steps.
+fn train(cfg: &ReinforceConfig, seed: u64, num_envs: usize, total_steps: usize) -> Run {
+    tch::manual_seed(seed as i64);
+    let envs: Vec<Box<dyn Env>> =
+        (0..num_envs).map(|_| make("CartPole-v1").expect("CartPole-v1 is registered")).collect();
+    let mut venv = VecEnv::new(envs).unwrap();
+    let mut obs = venv.reset(Some(seed)).unwrap().to_vec();
+    let obs_dim = venv.obs_dim() as i64;
+    let mut agent =
+        Reinforce::new(cfg, venv.observation_space(), venv.action_space(), num_envs).unwrap();
+    let mut returns = Vec::new();
+    let mut solved_at = None;
+    let mut updates = 0;
+    let mut actions_usize = vec![0usize; num_envs];
+    let mut actions_i64 = vec![0i64; num_envs];
+    let start = Instant::now();
+    let mut steps = 0;
+    while steps < total_steps {
+        let obs_t = Tensor::from_slice(&obs).view([num_envs as i64, obs_dim]);
+        let actions = agent.act(&obs_t, ActMode::Explore);
+        actions.copy_data(&mut actions_i64, num_envs);
+        for (u, &a) in actions_usize.iter_mut().zip(&actions_i64) {
+            *u = a as usize;
+        }
+        let step = venv.step(VecActions::Discrete(&actions_usize)).unwrap();
+        steps += num_envs;
+        for episode in &step.episodes {
+            returns.push(episode.ret);
+            if solved_at.is_none()
+                && returns.len() >= 100
+                && mean(&returns[returns.len() - 100..]) >= 475.0
+            {
+                solved_at = Some(steps);
+            }
+        }
+        let metrics = agent
+            .observe(&Transition {
+                obs: &obs,
+                actions: &actions,
+                rewards: &step.rewards,
+                terminated: &step.terminated,
+                truncated: &step.truncated,
+                next_obs: &step.next_obs,
+            })
+            .unwrap();
+        obs.copy_from_slice(&step.obs);
+        if let Some(metrics) = metrics {
+            updates += 1;
+            let names: Vec<&str> = metrics.iter().map(|(n, _)| *n).collect();
+            for tag in [
+                "losses/policy_loss",
+                "losses/value_loss",
+                "losses/entropy",
+                "losses/approx_kl",
+                "losses/explained_variance",
+            ] {
+                assert!(names.contains(&tag), "update metrics lack {tag}: {names:?}");
+            }
+        }
+    }
+    let steps_per_second = steps as f64 / start.elapsed().as_secs_f64();
+    Run { returns, solved_at, steps_per_second, updates }
+}
+
+#[test]
+fn learns_cartpole_to_a_mean_return_above_150_within_30k_steps() {
+    tch::set_num_threads(1);
+    let cfg = ReinforceConfig::default();
+    let run = train(&cfg, 1, 8, 30_000);
+    let last = &run.returns[run.returns.len().saturating_sub(20)..];
+    let score = mean(last);
+    eprintln!(
+        "30k steps: {} episodes, mean of last {} = {score:.1}, {} updates, {:.0} steps/s",
+        run.returns.len(),
+        last.len(),
+        run.updates,
+        run.steps_per_second
+    );
+    assert!(
+        score > 150.0,
+        "mean return of the last {} episodes is {score:.1}, not > 150",
+        last.len()
+    );
+}
+
+/// The tuning target: mean-100 return >= 475 within 150k steps on at least 8 of 10 seeds (the
+/// defaults solved all 10, at 79k–125k steps). Slow (a few seconds per seed), so run on demand:
+/// `cargo test --release -p rlpg-agents --test reinforce_cartpole -- --ignored --nocapture`.
+#[test]
+#[ignore = "several 150k-step training runs; run on demand when tuning defaults"]
+fn solves_cartpole_within_150k_steps_on_most_seeds() {
+    tch::set_num_threads(1);
+    let cfg = ReinforceConfig::default();
+    let seeds: Vec<u64> = (1..=10).collect();
+    let mut solved = 0;
+    for &seed in &seeds {
+        let run = train(&cfg, seed, 8, 150_000);
+        let tail = mean(&run.returns[run.returns.len().saturating_sub(100)..]);
+        eprintln!(
+            "seed {seed}: solved at {:?} steps, final mean-100 {tail:.1}, {:.0} steps/s",
+            run.solved_at, run.steps_per_second
+        );
+        solved += usize::from(run.solved_at.is_some());
+    }
+    assert!(solved >= 8, "solved on only {solved} of {} seeds", seeds.len());
+}
