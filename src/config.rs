@@ -22,7 +22,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use rlpg_agents::{InvalidSetting, ReinforceConfig};
+use rlpg_agents::{Estimator, InvalidSetting, PathwiseConfig, ReinforceConfig};
 use rlpg_envs::{EnvError, Space};
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,8 @@ pub enum AgentKind {
     /// `[reinforce]`. Works with discrete and continuous actions.
     Reinforce,
     /// Pathwise (reparameterized) policy gradient through a learned critic; settings in
-    /// `[pathwise]`. Needs continuous (Box) actions.
+    /// `[pathwise]`. Box actions with either estimator; Discrete actions with SAC's
+    /// Gumbel-softmax relaxation.
     Pathwise,
 }
 
@@ -105,6 +106,9 @@ pub struct Config {
     /// Settings of the REINFORCE agent, used when `agent = "reinforce"`.
     #[serde(default)]
     pub reinforce: ReinforceConfig,
+    /// Settings of the pathwise agent, used when `agent = "pathwise"`.
+    #[serde(default)]
+    pub pathwise: PathwiseConfig,
 }
 
 /// Default values of the top-level settings (serde needs them as functions).
@@ -164,6 +168,7 @@ impl Config {
             checkpoint_every: defaults::checkpoint_every(),
             log_every: defaults::log_every(),
             reinforce: ReinforceConfig::default(),
+            pathwise: PathwiseConfig::default(),
         }
     }
 
@@ -228,18 +233,33 @@ impl Config {
             check.map_err(|e| invalid(&format!("{section}.{}", e.key), e.message))?;
         }
         // Settings of the chosen agent that depend on top-level ones.
-        if self.agent == AgentKind::Reinforce {
-            let (n_steps, minibatches) = (self.reinforce.n_steps, self.reinforce.value_minibatches);
-            let batch = n_steps.saturating_mul(self.num_envs);
-            if minibatches > batch {
-                return Err(invalid(
-                    "reinforce.value_minibatches",
-                    format!(
-                        "must be <= the batch size reinforce.n_steps * num_envs = {n_steps} * {} \
-                         = {batch}, got {minibatches}",
-                        self.num_envs
-                    ),
-                ));
+        match self.agent {
+            AgentKind::Reinforce => {
+                let (n_steps, minibatches) =
+                    (self.reinforce.n_steps, self.reinforce.value_minibatches);
+                let batch = n_steps.saturating_mul(self.num_envs);
+                if minibatches > batch {
+                    return Err(invalid(
+                        "reinforce.value_minibatches",
+                        format!(
+                            "must be <= the batch size reinforce.n_steps * num_envs = {n_steps} \
+                             * {} = {batch}, got {minibatches}",
+                            self.num_envs
+                        ),
+                    ));
+                }
+            }
+            AgentKind::Pathwise => {
+                // Each step stores num_envs transitions at once.
+                if self.pathwise.buffer_size < self.num_envs {
+                    return Err(invalid(
+                        "pathwise.buffer_size",
+                        format!(
+                            "must be >= num_envs = {}, got {}",
+                            self.num_envs, self.pathwise.buffer_size
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -247,20 +267,20 @@ impl Config {
 
     /// Every agent section with the result of its own range checks. Adding an agent's section
     /// means adding one line here (and its field in [`Config`]).
-    fn section_checks(&self) -> [(&'static str, Result<(), InvalidSetting>); 1] {
-        [("reinforce", self.reinforce.validate())]
+    fn section_checks(&self) -> [(&'static str, Result<(), InvalidSetting>); 2] {
+        [("reinforce", self.reinforce.validate()), ("pathwise", self.pathwise.validate())]
     }
 
-    /// Checks the settings that depend on the environment: options that only make sense for a
-    /// discrete or only for a continuous action space, agents that need continuous actions,
-    /// observation normalization that needs Box observations. Errors name the key and the space.
+    /// Checks the settings that depend on the environment: options of the chosen agent that
+    /// only make sense for discrete or only for continuous actions (an option counts as given
+    /// when it differs from its default), estimators that need continuous actions, observation
+    /// normalization that needs Box observations. Errors name the key and the space.
     pub fn validate_against(
         &self,
         observation_space: &Space,
         action_space: &Space,
     ) -> Result<(), ConfigError> {
         let env = &self.env;
-        let continuous_actions = matches!(action_space, Space::Box(_));
         if self.normalize_obs && !matches!(observation_space, Space::Box(_)) {
             return Err(invalid(
                 "normalize_obs",
@@ -270,40 +290,80 @@ impl Config {
                 ),
             ));
         }
-        match self.agent {
-            AgentKind::Pathwise if !continuous_actions => Err(invalid(
-                "agent",
+        let continuous_actions = matches!(action_space, Space::Box(_));
+        if self.agent == AgentKind::Pathwise
+            && self.pathwise.estimator == Estimator::Td3
+            && !continuous_actions
+        {
+            return Err(invalid(
+                "pathwise.estimator",
                 format!(
-                    "pathwise differentiates through the action, so it needs continuous (Box) \
-                     actions, but {env} has actions {action_space}; use agent = \"reinforce\""
+                    "td3's deterministic actor needs continuous (Box) actions, but {env} has \
+                     actions {action_space}; use estimator = \"sac\", which relaxes discrete \
+                     actions with Gumbel-softmax"
+                ),
+            ));
+        }
+        let (needed, kind) = if continuous_actions {
+            (ActionKind::Discrete, "discrete")
+        } else {
+            (ActionKind::Continuous, "continuous (Box)")
+        };
+        match self.space_specific_options().into_iter().find(|o| o.needs == needed && o.given) {
+            Some(option) => Err(invalid(
+                option.key,
+                format!(
+                    "is set to {}, which applies only to {kind} actions, but {env} has actions \
+                     {action_space}; remove it",
+                    option.value
                 ),
             )),
-            AgentKind::Reinforce if !continuous_actions => {
-                let defaults = ReinforceConfig::default();
-                let continuous_only = [
-                    (
+            None => Ok(()),
+        }
+    }
+
+    /// The chosen agent's options that apply to one kind of action space only. Adding such an
+    /// option means adding one line here.
+    fn space_specific_options(&self) -> Vec<SpaceSpecificOption> {
+        fn option<T: PartialEq + fmt::Display>(
+            key: &'static str,
+            needs: ActionKind,
+            value: &T,
+            default: &T,
+        ) -> SpaceSpecificOption {
+            SpaceSpecificOption { key, needs, given: value != default, value: value.to_string() }
+        }
+        use ActionKind::{Continuous, Discrete};
+        match self.agent {
+            AgentKind::Reinforce => {
+                let (c, d) = (&self.reinforce, ReinforceConfig::default());
+                vec![
+                    option(
                         "reinforce.state_dependent_std",
-                        self.reinforce.state_dependent_std != defaults.state_dependent_std,
-                        self.reinforce.state_dependent_std.to_string(),
+                        Continuous,
+                        &c.state_dependent_std,
+                        &d.state_dependent_std,
                     ),
-                    (
-                        "reinforce.log_std_init",
-                        self.reinforce.log_std_init != defaults.log_std_init,
-                        self.reinforce.log_std_init.to_string(),
-                    ),
-                ];
-                match continuous_only.into_iter().find(|(_, set, _)| *set) {
-                    Some((key, _, value)) => Err(invalid(
-                        key,
-                        format!(
-                            "is set to {value}, which applies only to continuous (Box) actions, \
-                             but {env} has actions {action_space}; remove it"
-                        ),
-                    )),
-                    None => Ok(()),
-                }
+                    option("reinforce.log_std_init", Continuous, &c.log_std_init, &d.log_std_init),
+                ]
             }
-            _ => Ok(()),
+            AgentKind::Pathwise => {
+                let (c, d) = (&self.pathwise, PathwiseConfig::default());
+                vec![
+                    option(
+                        "pathwise.gumbel_temperature",
+                        Discrete,
+                        &c.gumbel_temperature,
+                        &d.gumbel_temperature,
+                    ),
+                    option(
+                        "pathwise.straight_through",
+                        Discrete,
+                        &c.straight_through,
+                        &d.straight_through,
+                    ),
+                ]
+            }
         }
     }
 
@@ -313,10 +373,17 @@ impl Config {
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
         let body = toml::to_string(self)
             .map_err(|e| ConfigError::Unrepresentable { message: one_line(&e.to_string()) })?;
+        // TOML has no null: optional settings left unset are absent, and named in the header.
+        let unset = self.unset_keys();
+        let unset = if unset.is_empty() {
+            String::new()
+        } else {
+            format!("# Unset, so chosen automatically: {}.\n", unset.join(", "))
+        };
         let text = format!(
             "# The resolved settings of an rlpg run: the config file, the --set overrides and\n\
-             # every default, written by rlpg {}. Loading this file gives exactly these settings.\n\n\
-             {body}",
+             # every default, written by rlpg {}. Loading this file gives exactly these settings.\n\
+             {unset}\n{body}",
             env!("CARGO_PKG_VERSION")
         );
         // Read back the way `load` reads (document first, then the struct): deserializing the
@@ -333,6 +400,16 @@ impl Config {
         Ok(text)
     }
 
+    /// Optional settings without a value (e.g. `pathwise.target_entropy`, which is then derived
+    /// from the action space), as dotted paths.
+    pub fn unset_keys(&self) -> Vec<String> {
+        let mut leaves = Vec::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) {
+            collect_null_leaves(&map, "", &mut leaves);
+        }
+        leaves
+    }
+
     /// Every key a config file or `--set` can set, as dotted paths sorted by name within each
     /// level (e.g. `agent`, ..., `reinforce.activation`, ...).
     pub fn keys() -> Vec<String> {
@@ -340,6 +417,21 @@ impl Config {
         collect_leaf_keys(&Schema::get().root, "", &mut out);
         out
     }
+}
+
+/// The kind of action space an option applies to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ActionKind {
+    Discrete,
+    Continuous,
+}
+
+/// An option that applies to one kind of action space, and whether the config gives it.
+struct SpaceSpecificOption {
+    key: &'static str,
+    needs: ActionKind,
+    given: bool,
+    value: String,
 }
 
 /// The error for `key` with a message and no location yet (the resolver adds it).
@@ -598,11 +690,13 @@ impl Schema {
 
     /// The nearest valid key for `unknown` written in the section `siblings` describes: a
     /// sibling with a similar name, else the full path of a same-named key in another section,
-    /// else a similar key anywhere.
+    /// else a similar key anywhere. Keys of the `preferred` section (the chosen agent's) win
+    /// over equally good keys elsewhere.
     fn suggest(
         &self,
         unknown: &str,
         siblings: &serde_json::Map<String, serde_json::Value>,
+        preferred: Option<&str>,
     ) -> Option<String> {
         const SIMILAR: f64 = 0.8;
         let unknown_lower = unknown.to_lowercase();
@@ -617,10 +711,16 @@ impl Schema {
         if let Some(sibling) = best(&mut siblings.keys().map(|k| (k.clone(), score(k)))) {
             return Some(sibling);
         }
-        if let Some(path) = self.leaves.iter().find(|p| last_segment(p) == unknown) {
-            return Some(path.clone());
+        let in_preferred =
+            |p: &&String| preferred.is_some_and(|section| p.starts_with(&format!("{section}.")));
+        // The preferred section's keys first: `max_by` keeps the last maximum, `find` the first.
+        let (mut ordered, others): (Vec<&String>, Vec<&String>) =
+            self.leaves.iter().partition(in_preferred);
+        ordered.extend(others);
+        if let Some(path) = ordered.iter().find(|p| last_segment(p) == unknown) {
+            return Some((*path).clone());
         }
-        best(&mut self.leaves.iter().map(|p| (p.clone(), score(last_segment(p)))))
+        best(&mut ordered.iter().rev().map(|p| ((*p).clone(), score(last_segment(p)))))
     }
 }
 
@@ -634,6 +734,22 @@ fn collect_leaf_keys(
         match value {
             serde_json::Value::Object(children) => collect_leaf_keys(children, &path, out),
             _ => out.push(path),
+        }
+    }
+}
+
+fn collect_null_leaves(
+    node: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    for (key, value) in node {
+        match value {
+            serde_json::Value::Object(children) => {
+                collect_null_leaves(children, &join_key(prefix, key), out)
+            }
+            serde_json::Value::Null => out.push(join_key(prefix, key)),
+            _ => {}
         }
     }
 }
@@ -839,6 +955,12 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// The `agent` the document names, if it names one: its section is the likeliest home of a
+/// misplaced key.
+fn chosen_agent(document: &toml::Table) -> Option<&str> {
+    document.get("agent").and_then(toml::Value::as_str)
+}
+
 /// Rejects the first key (in file order) that no setting has.
 fn check_unknown_keys(
     document: &toml::Table,
@@ -858,7 +980,7 @@ fn check_unknown_keys(
         None => Ok(()),
         Some((key, section)) => Err(ConfigError::UnknownKey {
             location: resolver.locate(&key, Part::Key),
-            suggestion: schema.suggest(last_segment(&key), section),
+            suggestion: schema.suggest(last_segment(&key), section, chosen_agent(document)),
             key,
         }),
     }
@@ -912,7 +1034,7 @@ fn apply_override(
             let key = path.join(".");
             return Err(ConfigError::UnknownKey {
                 location: Some(Location::Override { arg: ov.arg.clone() }),
-                suggestion: schema.suggest(path[depth - 1], section),
+                suggestion: schema.suggest(path[depth - 1], section, chosen_agent(document)),
                 key,
             });
         }
@@ -1010,9 +1132,14 @@ mod tests {
     fn suggestions_prefer_similar_siblings_then_the_same_name_elsewhere() {
         let schema = Schema::get();
         let reinforce = schema.root["reinforce"].as_object().expect("section");
-        assert_eq!(schema.suggest("learning_rat", reinforce).as_deref(), Some("learning_rate"));
-        assert_eq!(schema.suggest("gama", reinforce).as_deref(), Some("gamma"));
-        assert_eq!(schema.suggest("gamma", &schema.root).as_deref(), Some("reinforce.gamma"));
-        assert_eq!(schema.suggest("zzzzqqq", &schema.root), None);
+        let suggest = |unknown, section, agent| schema.suggest(unknown, section, agent);
+        assert_eq!(suggest("learning_rat", reinforce, None).as_deref(), Some("learning_rate"));
+        assert_eq!(suggest("gama", reinforce, None).as_deref(), Some("gamma"));
+        let root = &schema.root;
+        // `gamma` is in both agent sections: the chosen agent's wins.
+        assert_eq!(suggest("gamma", root, Some("reinforce")).as_deref(), Some("reinforce.gamma"));
+        assert_eq!(suggest("gamma", root, Some("pathwise")).as_deref(), Some("pathwise.gamma"));
+        assert_eq!(suggest("batch_size", root, None).as_deref(), Some("pathwise.batch_size"));
+        assert_eq!(suggest("zzzzqqq", root, None), None);
     }
 }

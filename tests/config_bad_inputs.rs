@@ -122,8 +122,13 @@ fn every_bad_override_fails_with_its_expected_message() {
         (&["env=Nope-v0"], "--set env=Nope-v0: env: unknown environment `Nope-v0`"),
         (&["agent=ppo"], "--set agent=ppo: agent: unknown variant `ppo`"),
         (
-            &["agent=pathwise"],
-            "--set agent=pathwise: agent: pathwise differentiates through the action",
+            &["agent=pathwise", "pathwise.estimator=td3"],
+            "--set pathwise.estimator=td3: pathwise.estimator: td3's deterministic actor needs continuous (Box) actions",
+        ),
+        // A misplaced key is pointed to the chosen agent's section.
+        (
+            &["agent=pathwise", "gamma=0.5"],
+            "--set gamma=0.5: unknown key `gamma`; did you mean `pathwise.gamma`?",
         ),
         // The later of two overrides of one key wins, and is the one blamed.
         (

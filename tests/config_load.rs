@@ -95,7 +95,13 @@ fn the_written_config_reads_back_identically() {
     .expect("valid config");
     let text = config.to_toml_string().expect("representable");
     assert!(text.starts_with("# "), "the resolved config starts with a header comment:\n{text}");
-    for key in Config::keys() {
+    let unset = config.unset_keys();
+    assert_eq!(unset, ["pathwise.target_entropy"], "the only optional setting is unset by default");
+    assert!(
+        text.contains("# Unset, so chosen automatically: pathwise.target_entropy."),
+        "unset keys are named in the header:\n{text}"
+    );
+    for key in Config::keys().iter().filter(|k| !unset.contains(k)) {
         let leaf = key.rsplit('.').next().expect("non-empty key");
         assert!(
             text.contains(&format!("\n{leaf} = ")),
@@ -156,7 +162,8 @@ fn every_key_of_the_schema_can_be_overridden() {
     let table: toml::Table =
         toml::from_str(&defaults.to_toml_string().expect("representable")).expect("toml");
     let mut args = Vec::new();
-    for key in Config::keys() {
+    let unset = defaults.unset_keys();
+    for key in Config::keys().iter().filter(|k| !unset.contains(k)) {
         let mut value = toml::Value::Table(table.clone());
         for segment in key.split('.') {
             value = value
@@ -166,9 +173,13 @@ fn every_key_of_the_schema_can_be_overridden() {
         }
         args.push(format!("{key}={value}"));
     }
+    // An optional setting has no default value to write, but can be given one.
+    args.push("pathwise.target_entropy=-1.5".to_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let config = Config::from_overrides(&overrides(&args)).expect("every key accepts its default");
-    assert_eq!(config, defaults);
+    let mut expected = defaults;
+    expected.pathwise.target_entropy = Some(-1.5);
+    assert_eq!(config, expected);
 }
 
 #[test]
@@ -177,15 +188,22 @@ fn options_for_one_kind_of_action_space_are_refused_for_the_other() {
     let continuous = Space::Box(BoxSpace::uniform(1, -2.0, 2.0));
     let observations = Space::Box(BoxSpace::uniform(3, -8.0, 8.0));
 
-    let pathwise = Config::new("Custom-v0", AgentKind::Pathwise);
-    let e = pathwise
-        .validate_against(&observations, &discrete)
-        .expect_err("pathwise needs Box actions");
-    assert_eq!(e.key(), Some("agent"), "{e}");
+    let mut pathwise = Config::new("Custom-v0", AgentKind::Pathwise);
+    pathwise.validate_against(&observations, &discrete).expect("SAC relaxes discrete actions");
+    pathwise.pathwise.estimator = rlpg::agents::Estimator::Td3;
+    let e = pathwise.validate_against(&observations, &discrete).expect_err("td3 needs Box actions");
+    assert_eq!(e.key(), Some("pathwise.estimator"), "{e}");
     assert!(e.to_string().contains("Discrete(2)"), "the message names the action space: {e}");
-    pathwise
-        .validate_against(&observations, &continuous)
-        .expect("pathwise with Box actions is fine");
+    pathwise.validate_against(&observations, &continuous).expect("td3 with Box actions is fine");
+    pathwise.pathwise.gumbel_temperature = 0.3;
+    let e =
+        pathwise.validate_against(&observations, &continuous).expect_err("discrete-only option");
+    assert_eq!(e.key(), Some("pathwise.gumbel_temperature"), "{e}");
+
+    // Options of the agent that is not chosen are not checked against the space.
+    let mut unused = Config::new("Custom-v0", AgentKind::Reinforce);
+    unused.pathwise.gumbel_temperature = 0.3;
+    unused.validate_against(&observations, &continuous).expect("[pathwise] is unused by reinforce");
 
     let mut reinforce = Config::new("Custom-v0", AgentKind::Reinforce);
     reinforce
