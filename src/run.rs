@@ -91,9 +91,12 @@ pub fn build_agent(
             action_space,
             config.num_envs,
         )?),
-        AgentKind::Pathwise => {
-            return Err(AgentError::Invalid("the pathwise agent is being wired in".into()));
-        }
+        AgentKind::Pathwise => Box::new(rlpg_agents::Pathwise::new(
+            &config.pathwise,
+            observation_space,
+            action_space,
+            config.num_envs,
+        )?),
     })
 }
 
