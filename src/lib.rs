@@ -14,6 +14,7 @@ pub use rlpg_agents as agents;
 pub use rlpg_envs as envs;
 
 mod config;
+pub mod gradlab;
 mod rundir;
 mod tensorboard;
 
