@@ -15,10 +15,13 @@
 mod agent;
 pub mod distributions;
 pub mod networks;
+mod pathwise;
 mod reinforce;
+pub mod replay;
 pub mod rollout;
 mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
+pub use pathwise::{Estimator, Pathwise, PathwiseConfig};
 pub use reinforce::{Reinforce, ReinforceConfig};
 pub use settings::{Activation, InvalidSetting};

@@ -6,12 +6,15 @@
 //!   `[batch, dim]`, unbounded (the trainer clips what it sends to the environment).
 //! - [`SquashedGaussian`] for `Box` spaces in pathwise agents: a Gaussian pushed through `tanh`
 //!   and rescaled to the bounds, so every action is inside the box.
+//! - [`GumbelSoftmax`] for `Discrete(n)` spaces in pathwise agents: the categorical with a
+//!   relaxed (Gumbel-softmax) reparameterization; `rsample` gives points on the simplex.
 //!
 //! An [`ActionHead`], built from the action space and a [`DistributionKind`], says how many
 //! network outputs the chosen distribution needs and turns those outputs into a distribution.
 
 mod categorical;
 mod diag_gaussian;
+mod gumbel_softmax;
 mod head;
 mod squashed_gaussian;
 
@@ -21,6 +24,7 @@ use crate::agent::AgentError;
 
 pub use categorical::Categorical;
 pub use diag_gaussian::DiagGaussian;
+pub use gumbel_softmax::GumbelSoftmax;
 pub use head::{ActionHead, DistributionKind, LOG_STD_MAX, LOG_STD_MIN, LogStd};
 pub use squashed_gaussian::{ActionBounds, SquashedGaussian};
 

@@ -1,0 +1,1125 @@
+//! The pathwise agent: the policy gradient through a learned critic, `∇θ E[Q(s, a_θ(s, ε))]`,
+//! with the action a differentiable function of the policy parameters (the reparameterization
+//! trick) instead of the score function's `∇ log π · return`.
+//!
+//! Two estimators share the replay buffer, the twin critics and the update loop:
+//! - **SAC** (`estimator = "sac"`, Haarnoja et al. 2018): a stochastic actor, tanh-squashed
+//!   Gaussian for `Box` actions or Gumbel-softmax relaxed categorical for `Discrete` ones, trained
+//!   on `E[α log π(a|s) − min(Q1, Q2)(s, a)]` with the entropy temperature α learned toward a
+//!   target entropy (or fixed).
+//! - **TD3** (`estimator = "td3"`, Fujimoto et al. 2018): a deterministic `tanh` actor, Gaussian
+//!   exploration noise, clipped noise on the target action ("target policy smoothing") and an
+//!   actor update every `policy_delay` critic updates. It is the zero-variance end of the
+//!   pathwise family: no sampling inside the gradient at all.
+//!
+//! One update, on a minibatch drawn uniformly from the replay buffer:
+//! 1. **Critic.** The target `y = r + γ (1 − terminated) · V'(s')`, with
+//!    `V'(s') = min(Q1', Q2')(s', a') − α log π(a'|s')` and `a'` from the current actor at the
+//!    next observation (TD3: `a' = clip(μ'(s') + clip(ε, ±c), ±1)` from the target actor,
+//!    no entropy term). **Only `terminated` masks the bootstrap**: a truncated transition's
+//!    `next_obs` is the final observation of an episode that could have gone on, and its value
+//!    counts. Both critics regress on `y` (squared error) with one optimizer.
+//! 2. **Actor** (TD3: every `policy_delay` updates). The actor loss is differentiated with
+//!    respect to the actor's parameters only: the gradient flows *through* the critic into the
+//!    action, and the critic, which has its own parameters and optimizer, is left unchanged.
+//! 3. **Temperature** (SAC with `autotune_alpha`): `log α` takes an Adam step on
+//!    `−log α · (log π + target_entropy)`, raising α when the policy's entropy is below target.
+//! 4. **Targets.** Polyak averaging `θ' ← (1 − τ) θ' + τ θ` of the target critics (and TD3's
+//!    target actor) after each actor update.
+//!
+//! Updates start once `learning_starts` transitions are stored (until then `act` explores with
+//! uniformly random actions) and run `updates_per_step` times per environment transition.
+
+mod actor;
+mod critic;
+mod optim;
+
+use rlpg_envs::Space;
+use serde::{Deserialize, Serialize};
+use tch::{Reduction, Tensor, nn};
+
+use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
+use crate::replay::{ReplayBuffer, ReplaySample};
+use crate::settings::{
+    Activation, InvalidSetting, check_at_least_one, check_discount, check_finite,
+    check_hidden_sizes, check_non_negative, check_positive,
+};
+
+use actor::{ActionCoding, Actor, ActorSpec, PolicySample};
+use critic::TwinCritic;
+use optim::{Adam, FlatParams, ScalarAdam, clip_grad_norm};
+
+/// Which pathwise estimator the agent uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// Soft actor-critic: stochastic reparameterized actor with an entropy bonus.
+    Sac,
+    /// Twin delayed DDPG: deterministic actor, target smoothing, delayed actor updates.
+    Td3,
+}
+
+/// Settings of the pathwise agent. Defaults are tuned for Pendulum-v1 with one env: fast to
+/// reach a return of −200 in wall time, not only in samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathwiseConfig {
+    /// The estimator: "sac" (stochastic actor, entropy bonus; Box or Discrete actions) or "td3"
+    /// (deterministic actor; Box actions only).
+    pub estimator: Estimator,
+    /// Adam learning rate of the actor.
+    pub actor_learning_rate: f64,
+    /// Adam learning rate of the twin critics.
+    pub critic_learning_rate: f64,
+    /// Adam learning rate of log α, the entropy temperature's logarithm (SAC with
+    /// autotune_alpha).
+    pub alpha_learning_rate: f64,
+    /// Discount factor γ of future rewards, in (0, 1].
+    pub gamma: f64,
+    /// Polyak coefficient τ in (0, 1] of the target networks: each update moves them a
+    /// fraction τ toward the trained ones (1 copies them).
+    pub tau: f64,
+    /// Transitions per minibatch.
+    pub batch_size: usize,
+    /// Transitions the replay buffer keeps (the oldest are overwritten); at least num_envs.
+    pub buffer_size: usize,
+    /// Transitions collected with uniformly random actions before learning starts.
+    pub learning_starts: usize,
+    /// Gradient updates per environment transition (the update-to-data ratio), counted over
+    /// all envs; fractional values update every few transitions.
+    pub updates_per_step: f64,
+    /// Hidden layer widths of the actor, input side first.
+    pub actor_hidden: Vec<usize>,
+    /// Hidden layer widths of each critic, input side first.
+    pub critic_hidden: Vec<usize>,
+    /// Nonlinearity between hidden layers: tanh, relu, elu, leaky_relu or silu.
+    pub activation: Activation,
+    /// Initial entropy temperature α (SAC), and its value throughout when autotune_alpha is off.
+    pub alpha: f64,
+    /// Learn α toward target_entropy (SAC); otherwise α stays fixed at `alpha`.
+    pub autotune_alpha: bool,
+    /// Entropy the temperature steers the policy toward (SAC with autotune_alpha). Unset: −dim
+    /// for Box actions (SAC's heuristic) and 0.5·ln n for Discrete(n) (half the uniform
+    /// policy's entropy).
+    pub target_entropy: Option<f64>,
+    /// Std of the Gaussian exploration noise added to the deterministic actor's actions (TD3),
+    /// in units of half the action range.
+    pub exploration_noise: f64,
+    /// Std of the noise on the target action (TD3 target policy smoothing), in units of half
+    /// the action range.
+    pub policy_noise: f64,
+    /// The target action noise is clipped to ±noise_clip (TD3).
+    pub noise_clip: f64,
+    /// Critic updates per actor and target update (TD3; SAC updates the actor every time).
+    pub policy_delay: usize,
+    /// Temperature τ > 0 of the Gumbel-softmax relaxation of discrete actions (SAC on Discrete
+    /// spaces): lower is closer to one-hot, with higher-variance gradients.
+    pub gumbel_temperature: f64,
+    /// Feed the critic hard one-hot actions in the actor loss, with the relaxed sample's
+    /// gradient (straight-through Gumbel-softmax), so the critic is never queried off the
+    /// one-hots it is trained on.
+    pub straight_through: bool,
+    /// Largest global L2 norm of each network's gradient; larger gradients are scaled down
+    /// (0 disables clipping).
+    pub max_grad_norm: f64,
+    /// Environment transitions between returned metrics (each is the mean over the updates
+    /// since the last return), to keep logging cheap.
+    pub metrics_every: usize,
+}
+
+impl Default for PathwiseConfig {
+    fn default() -> Self {
+        Self {
+            estimator: Estimator::Sac,
+            actor_learning_rate: 1e-3,
+            critic_learning_rate: 1e-3,
+            alpha_learning_rate: 1e-3,
+            gamma: 0.99,
+            tau: 0.005,
+            batch_size: 256,
+            buffer_size: 1_000_000,
+            learning_starts: 100,
+            updates_per_step: 1.0,
+            actor_hidden: vec![64, 64],
+            critic_hidden: vec![64, 64],
+            activation: Activation::Relu,
+            alpha: 1.0,
+            autotune_alpha: true,
+            target_entropy: None,
+            exploration_noise: 0.1,
+            policy_noise: 0.2,
+            noise_clip: 0.5,
+            policy_delay: 2,
+            gumbel_temperature: 1.0,
+            straight_through: true,
+            max_grad_norm: 0.0,
+            metrics_every: 100,
+        }
+    }
+}
+
+impl PathwiseConfig {
+    /// Checks every setting's range; the error names the first bad key and its allowed values.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        check_positive("actor_learning_rate", self.actor_learning_rate)?;
+        check_positive("critic_learning_rate", self.critic_learning_rate)?;
+        check_positive("alpha_learning_rate", self.alpha_learning_rate)?;
+        check_discount("gamma", self.gamma)?;
+        check_discount("tau", self.tau)?;
+        check_at_least_one("batch_size", self.batch_size)?;
+        check_at_least_one("buffer_size", self.buffer_size)?;
+        check_positive("updates_per_step", self.updates_per_step)?;
+        check_hidden_sizes("actor_hidden", &self.actor_hidden)?;
+        check_hidden_sizes("critic_hidden", &self.critic_hidden)?;
+        check_positive("alpha", self.alpha)?;
+        if let Some(target) = self.target_entropy {
+            check_finite("target_entropy", target)?;
+        }
+        check_non_negative("exploration_noise", self.exploration_noise)?;
+        check_non_negative("policy_noise", self.policy_noise)?;
+        check_non_negative("noise_clip", self.noise_clip)?;
+        check_at_least_one("policy_delay", self.policy_delay)?;
+        check_positive("gumbel_temperature", self.gumbel_temperature)?;
+        check_non_negative("max_grad_norm", self.max_grad_norm)?;
+        check_at_least_one("metrics_every", self.metrics_every)?;
+        Ok(())
+    }
+}
+
+/// Agent name used in messages and run directories.
+const NAME: &str = "pathwise";
+
+/// Fraction of the uniform policy's entropy `ln n` that SAC aims for on `Discrete(n)` by default.
+const DISCRETE_TARGET_ENTROPY_FRACTION: f64 = 0.5;
+
+/// The TD target `r + γ (1 − terminated) · next_value`, rowwise.
+///
+/// Only `terminated` masks the bootstrap. A truncated transition (a time limit) is not passed in
+/// at all: its `next_value` is the value of the episode's final observation, and it counts, because
+/// the episode could have gone on from there.
+pub(crate) fn bootstrapped_target(
+    rewards: &Tensor,
+    terminated: &Tensor,
+    next_value: &Tensor,
+    gamma: f64,
+) -> Tensor {
+    rewards + next_value * (terminated * -gamma + gamma)
+}
+
+/// TD3's target policy smoothing: `clip(μ'(s') + clip(ε, −c, c), −1, 1)` with
+/// `ε ~ N(0, policy_noise²)`, so the target averages the critic over a small neighbourhood of
+/// the target action instead of exploiting a narrow peak.
+pub(crate) fn smoothed_target_action(mu: &Tensor, policy_noise: f64, noise_clip: f64) -> Tensor {
+    let noise = (mu.randn_like() * policy_noise).clamp(-noise_clip, noise_clip);
+    (mu + noise).clamp(-1.0, 1.0)
+}
+
+/// The entropy temperature of SAC.
+#[derive(Debug)]
+struct Temperature {
+    log_alpha: f64,
+    target_entropy: f64,
+    /// `None` when α is fixed.
+    opt: Option<ScalarAdam>,
+}
+
+impl Temperature {
+    fn alpha(&self) -> f64 {
+        self.log_alpha.exp()
+    }
+}
+
+/// A network, the store holding its variables, and the flat view of those variables.
+#[derive(Debug)]
+struct Net<M> {
+    store: nn::VarStore,
+    net: M,
+    params: FlatParams,
+}
+
+impl<M> Net<M> {
+    /// Builds `net` in a fresh store with `build` and flattens its parameters.
+    fn new(build: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>) -> Result<Self, AgentError> {
+        let store = nn::VarStore::new(tch::Device::Cpu);
+        let net = build(&store.root())?;
+        let params = FlatParams::new(&store)?;
+        Ok(Self { store, net, params })
+    }
+}
+
+/// Running sums of the metrics of the updates since the last report.
+#[derive(Debug, Default)]
+struct MetricSums {
+    sums: Vec<(&'static str, f64, u32)>,
+}
+
+impl MetricSums {
+    fn add(&mut self, tag: &'static str, value: f64) {
+        match self.sums.iter_mut().find(|(t, _, _)| *t == tag) {
+            Some((_, sum, count)) => {
+                *sum += value;
+                *count += 1;
+            }
+            None => self.sums.push((tag, value, 1)),
+        }
+    }
+
+    /// The means, emptying the sums; `None` when nothing was recorded.
+    fn take_means(&mut self) -> Option<Metrics> {
+        if self.sums.is_empty() {
+            return None;
+        }
+        Some(self.sums.drain(..).map(|(tag, sum, count)| (tag, sum / f64::from(count))).collect())
+    }
+}
+
+/// The pathwise agent (SAC or TD3). See the [module docs](self) for the update.
+#[derive(Debug)]
+pub struct Pathwise {
+    cfg: PathwiseConfig,
+    num_envs: usize,
+    coding: ActionCoding,
+    actor: Net<Actor>,
+    actor_opt: Adam,
+    /// TD3's target actor.
+    actor_target: Option<Net<Actor>>,
+    critic: Net<TwinCritic>,
+    critic_opt: Adam,
+    critic_target: Net<TwinCritic>,
+    /// SAC's entropy temperature.
+    temperature: Option<Temperature>,
+    replay: ReplayBuffer,
+    /// Transitions observed.
+    env_steps: u64,
+    /// Critic updates done.
+    updates: u64,
+    /// Updates owed to the update-to-data ratio and not yet run.
+    update_credit: f64,
+    metrics: MetricSums,
+    steps_since_metrics: usize,
+    encoded_actions: Vec<f32>,
+    action_indices: Vec<i64>,
+}
+
+impl Pathwise {
+    /// A new agent for `num_envs` environments with the given spaces. Weights are drawn from
+    /// tch's global generator, so calling `tch::manual_seed` first makes construction (and every
+    /// later sample and minibatch) reproducible. Runs on the CPU.
+    ///
+    /// Errors on invalid settings, an empty observation space, `num_envs == 0` or more envs
+    /// than `buffer_size`, a `Box` action space without finite bounds, or TD3 with discrete
+    /// actions.
+    pub fn new(
+        cfg: &PathwiseConfig,
+        observation_space: &Space,
+        action_space: &Space,
+        num_envs: usize,
+    ) -> Result<Self, AgentError> {
+        cfg.validate()?;
+        if num_envs == 0 {
+            return Err(AgentError::Invalid("num_envs must be >= 1, got 0".into()));
+        }
+        if cfg.buffer_size < num_envs {
+            return Err(InvalidSetting::new(
+                "buffer_size",
+                format!("must be >= num_envs = {num_envs}, got {}", cfg.buffer_size),
+            )
+            .into());
+        }
+        let obs_dim = observation_space.flat_dim();
+        if obs_dim == 0 {
+            return Err(AgentError::Invalid(format!(
+                "observation space {observation_space} has no dimensions"
+            )));
+        }
+        let coding = ActionCoding::new(action_space)?;
+        let act_dim = coding.dim();
+        let spec = ActorSpec {
+            deterministic: cfg.estimator == Estimator::Td3,
+            hidden: &cfg.actor_hidden,
+            activation: cfg.activation,
+            temperature: cfg.gumbel_temperature,
+            straight_through: cfg.straight_through,
+        };
+        let build_actor = |p: &nn::Path<'_>| Actor::new(p, obs_dim, &coding, &spec);
+        let build_critic = |p: &nn::Path<'_>| {
+            Ok(TwinCritic::new(p, obs_dim + act_dim, &cfg.critic_hidden, cfg.activation))
+        };
+
+        let actor = Net::new(build_actor)?;
+        let actor_opt = Adam::new(&actor.params, cfg.actor_learning_rate)?;
+        let actor_target = match cfg.estimator {
+            Estimator::Td3 => {
+                let mut target = Net::new(build_actor)?;
+                target.params.copy_from(&actor.params)?;
+                Some(target)
+            }
+            Estimator::Sac => None,
+        };
+        let critic = Net::new(build_critic)?;
+        let critic_opt = Adam::new(&critic.params, cfg.critic_learning_rate)?;
+        let mut critic_target = Net::new(build_critic)?;
+        critic_target.params.copy_from(&critic.params)?;
+
+        let temperature = match cfg.estimator {
+            Estimator::Sac => Some(Temperature {
+                log_alpha: cfg.alpha.ln(),
+                target_entropy: cfg.target_entropy.unwrap_or(match action_space {
+                    Space::Discrete(n) => DISCRETE_TARGET_ENTROPY_FRACTION * (*n as f64).ln(),
+                    Space::Box(b) => -(b.dim() as f64),
+                }),
+                opt: cfg.autotune_alpha.then(|| ScalarAdam::new(cfg.alpha_learning_rate)),
+            }),
+            Estimator::Td3 => None,
+        };
+
+        Ok(Self {
+            cfg: cfg.clone(),
+            num_envs,
+            replay: ReplayBuffer::new(cfg.buffer_size, obs_dim, act_dim)?,
+            coding,
+            actor,
+            actor_opt,
+            actor_target,
+            critic,
+            critic_opt,
+            critic_target,
+            temperature,
+            env_steps: 0,
+            updates: 0,
+            update_credit: 0.0,
+            metrics: MetricSums::default(),
+            steps_since_metrics: 0,
+            encoded_actions: Vec::new(),
+            action_indices: Vec::new(),
+        })
+    }
+
+    /// The settings the agent was built with.
+    pub fn config(&self) -> &PathwiseConfig {
+        &self.cfg
+    }
+
+    /// The current entropy temperature α (0 for TD3, which has no entropy term).
+    pub fn alpha(&self) -> f64 {
+        self.temperature.as_ref().map_or(0.0, Temperature::alpha)
+    }
+
+    /// Critic updates done so far.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Transitions stored in the replay buffer.
+    pub fn replay_len(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Runs one full update (critic, and actor, temperature and targets when due) on a
+    /// minibatch from the replay buffer, whatever the schedule says. Used by `observe`, and by
+    /// benchmarks that time updates alone. Errors when the buffer is empty.
+    pub fn update(&mut self) -> Result<(), AgentError> {
+        let batch = self.replay.sample(self.cfg.batch_size)?;
+        self.update_on(&batch)
+    }
+
+    /// The update on `batch`.
+    fn update_on(&mut self, batch: &ReplaySample) -> Result<(), AgentError> {
+        let alpha = self.alpha();
+        let target = self.td_target(batch, alpha)?;
+        self.critic_step(batch, &target)?;
+        self.updates += 1;
+        let actor_due = match self.cfg.estimator {
+            Estimator::Sac => true,
+            Estimator::Td3 => self.updates % self.cfg.policy_delay as u64 == 0,
+        };
+        if actor_due {
+            self.actor_step(&batch.obs, alpha)?;
+            self.critic_target.params.polyak_toward(&self.critic.params, self.cfg.tau)?;
+            if let Some(target) = &mut self.actor_target {
+                target.params.polyak_toward(&self.actor.params, self.cfg.tau)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The critics' regression target for `batch` (no gradients).
+    fn td_target(&self, batch: &ReplaySample, alpha: f64) -> Result<Tensor, AgentError> {
+        tch::no_grad(|| {
+            let next_value = match &self.actor_target {
+                // TD3: the smoothed target actor's action, no entropy term.
+                Some(target_actor) => {
+                    let mu = target_actor.net.mode(&batch.next_obs);
+                    let a = smoothed_target_action(&mu, self.cfg.policy_noise, self.cfg.noise_clip);
+                    let (q1, q2) =
+                        self.critic_target.net.forward(&Tensor::cat(&[&batch.next_obs, &a], 1));
+                    q1.minimum(&q2)
+                }
+                // SAC: the current actor's sample and its entropy term.
+                None => {
+                    let sample = self.actor.net.sample_for_target(&batch.next_obs)?;
+                    self.soft_value(&batch.next_obs, &sample, alpha)
+                }
+            };
+            Ok(bootstrapped_target(&batch.rewards, &batch.terminated, &next_value, self.cfg.gamma))
+        })
+    }
+
+    /// SAC's soft value of `obs` estimated with the policy `sample` drawn there:
+    /// `min(Q1', Q2')(s, a) − α log π(a|s)` under the target critics (no gradients).
+    fn soft_value(&self, obs: &Tensor, sample: &PolicySample, alpha: f64) -> Tensor {
+        tch::no_grad(|| {
+            let (q1, q2) = self.critic_target.net.forward(&Tensor::cat(&[obs, &sample.actions], 1));
+            q1.minimum(&q2) - &sample.neg_entropy * alpha
+        })
+    }
+
+    /// One Adam step of both critics toward `target`.
+    fn critic_step(&mut self, batch: &ReplaySample, target: &Tensor) -> Result<(), AgentError> {
+        let (q1, q2) = self.critic.net.forward(&batch.obs_actions);
+        let qf1_loss = q1.mse_loss(target, Reduction::Mean);
+        let qf2_loss = q2.mse_loss(target, Reduction::Mean);
+        let qf1 = self.finite("losses/qf1_loss", &qf1_loss)?;
+        let qf2 = self.finite("losses/qf2_loss", &qf2_loss)?;
+        let grad = self.critic.params.grad(&(qf1_loss + qf2_loss))?;
+        let (grad, norm) = clip_grad_norm(grad, self.cfg.max_grad_norm)?;
+        self.check("losses/critic_grad_norm", norm)?;
+        self.critic_opt.step(&mut self.critic.params, &grad)?;
+        let q1_mean = tch::no_grad(|| q1.mean(None).double_value(&[]));
+        self.metrics.add("losses/qf1_loss", qf1);
+        self.metrics.add("losses/qf2_loss", qf2);
+        self.metrics.add("losses/qf1_values", q1_mean);
+        self.metrics.add("losses/critic_grad_norm", norm);
+        Ok(())
+    }
+
+    /// One Adam step of the actor through the (unchanged) critic at observations `obs`, then
+    /// one of the temperature (SAC with autotune).
+    fn actor_step(&mut self, obs: &Tensor, alpha: f64) -> Result<(), AgentError> {
+        let sample = self.actor.net.rsample(obs)?;
+        let obs_actions = Tensor::cat(&[obs, &sample.actions], 1);
+        let actor_loss = match self.cfg.estimator {
+            Estimator::Sac => {
+                let (q1, q2) = self.critic.net.forward(&obs_actions);
+                (&sample.neg_entropy * alpha - q1.minimum(&q2)).mean(None)
+            }
+            Estimator::Td3 => -self.critic.net.q1(&obs_actions).mean(None),
+        };
+        let loss_value = self.finite("losses/actor_loss", &actor_loss)?;
+        // Differentiates with respect to the actor's parameters only: the critic's weights get
+        // no gradient and its optimizer is not involved.
+        let grad = self.actor.params.grad(&actor_loss)?;
+        let (grad, norm) = clip_grad_norm(grad, self.cfg.max_grad_norm)?;
+        self.check("losses/actor_grad_norm", norm)?;
+        self.actor_opt.step(&mut self.actor.params, &grad)?;
+        self.metrics.add("losses/actor_loss", loss_value);
+        self.metrics.add("losses/actor_grad_norm", norm);
+
+        if let Some(temperature) = &mut self.temperature {
+            let neg_entropy = tch::no_grad(|| sample.neg_entropy.mean(None).double_value(&[]));
+            let gap = neg_entropy + temperature.target_entropy;
+            let alpha_loss = -temperature.log_alpha * gap;
+            if let Some(opt) = &mut temperature.opt {
+                // d(alpha_loss)/d(log α) = −gap.
+                temperature.log_alpha = opt.step(temperature.log_alpha, -gap);
+            }
+            let (log_alpha, alpha_now) = (temperature.log_alpha, temperature.alpha());
+            self.check("losses/alpha_loss", alpha_loss)?;
+            self.check("losses/alpha", log_alpha)?;
+            self.metrics.add("losses/entropy", -neg_entropy);
+            self.metrics.add("losses/alpha", alpha_now);
+            self.metrics.add("losses/alpha_loss", alpha_loss);
+        }
+        Ok(())
+    }
+
+    /// The value of scalar tensor `t`, or a [`AgentError::NonFinite`] naming `quantity`.
+    fn finite(&self, quantity: &str, t: &Tensor) -> Result<f64, AgentError> {
+        let v = t.f_double_value(&[])?;
+        self.check(quantity, v)?;
+        Ok(v)
+    }
+
+    /// [`AgentError::NonFinite`] naming `quantity` unless `value` is finite.
+    fn check(&self, quantity: &str, value: f64) -> Result<(), AgentError> {
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(AgentError::NonFinite {
+                agent: NAME,
+                quantity: quantity.to_owned(),
+                value,
+                update: self.updates,
+            })
+        }
+    }
+
+    /// The stores whose variables make up a checkpoint, by name prefix.
+    fn stores(&self) -> Vec<(&'static str, &nn::VarStore)> {
+        let mut stores = vec![
+            ("actor", &self.actor.store),
+            ("critic", &self.critic.store),
+            ("critic_target", &self.critic_target.store),
+        ];
+        if let Some(target) = &self.actor_target {
+            stores.push(("actor_target", &target.store));
+        }
+        stores
+    }
+}
+
+/// Name of the entropy temperature's logarithm in checkpoints.
+const LOG_ALPHA: &str = "log_alpha";
+
+impl Agent for Pathwise {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn act(&mut self, obs: &Tensor, mode: ActMode) -> Tensor {
+        if mode == ActMode::Explore && self.env_steps < self.cfg.learning_starts as u64 {
+            let n = obs.size().first().copied().unwrap_or(0).max(0) as usize;
+            return self.coding.random(n);
+        }
+        let actions = self.actor.net.act(obs, mode, self.cfg.exploration_noise);
+        tch::no_grad(|| self.coding.to_env(actions))
+    }
+
+    fn observe(&mut self, t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
+        let n = t.rewards.len();
+        if n != self.num_envs {
+            return Err(AgentError::Invalid(format!(
+                "transition has {n} rewards, expected one per env ({})",
+                self.num_envs
+            )));
+        }
+        self.coding.encode(t.actions, n, &mut self.encoded_actions, &mut self.action_indices)?;
+        // `truncated` is deliberately not stored: a truncated transition bootstraps from its
+        // final observation like any other.
+        self.replay.push(t.obs, &self.encoded_actions, t.rewards, t.terminated, t.next_obs)?;
+        self.env_steps += n as u64;
+        if self.env_steps >= (self.cfg.learning_starts as u64).max(1) {
+            self.update_credit += self.cfg.updates_per_step * n as f64;
+            while self.update_credit >= 1.0 {
+                self.update_credit -= 1.0;
+                self.update()?;
+            }
+        }
+        self.steps_since_metrics += n;
+        if self.steps_since_metrics >= self.cfg.metrics_every {
+            if let Some(metrics) = self.metrics.take_means() {
+                self.steps_since_metrics = 0;
+                return Ok(Some(metrics));
+            }
+        }
+        Ok(None)
+    }
+
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, store) in self.stores() {
+            for (name, t) in store.variables() {
+                named.push((format!("{prefix}/{name}"), t.detach().copy()));
+            }
+        }
+        if let Some(temperature) = &self.temperature {
+            named.push((LOG_ALPHA.to_owned(), Tensor::from_slice(&[temperature.log_alpha])));
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+
+    fn load_named_tensors(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
+        let mut targets: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, store) in self.stores() {
+            for (name, t) in store.variables() {
+                targets.push((format!("{prefix}/{name}"), t));
+            }
+        }
+        let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+        // Check everything before copying anything, so a bad checkpoint leaves the agent intact.
+        let known = |n: &str| {
+            targets.iter().any(|(t, _)| t == n) || (n == LOG_ALPHA && self.temperature.is_some())
+        };
+        if let Some((name, _)) = tensors.iter().find(|(n, _)| !known(n)) {
+            return Err(AgentError::Invalid(format!(
+                "checkpoint tensor '{name}' does not belong to this {NAME} agent"
+            )));
+        }
+        let log_alpha = match &self.temperature {
+            Some(_) => {
+                let t = find(LOG_ALPHA).ok_or_else(|| {
+                    AgentError::Invalid(format!("checkpoint is missing tensor '{LOG_ALPHA}'"))
+                })?;
+                let v = if t.numel() == 1 { t.f_double_value(&[0]).ok() } else { None };
+                match v {
+                    Some(v) if v.is_finite() => Some(v),
+                    _ => {
+                        return Err(AgentError::Invalid(format!(
+                            "checkpoint tensor '{LOG_ALPHA}' must be one finite number, got \
+                             shape {:?}",
+                            t.size()
+                        )));
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut pairs = Vec::with_capacity(targets.len());
+        for (name, target) in targets {
+            let source = find(&name).ok_or_else(|| {
+                AgentError::Invalid(format!("checkpoint is missing tensor '{name}'"))
+            })?;
+            if source.size() != target.size() {
+                return Err(AgentError::Invalid(format!(
+                    "checkpoint tensor '{name}' has shape {:?}, the agent expects {:?}",
+                    source.size(),
+                    target.size()
+                )));
+            }
+            pairs.push((target, source));
+        }
+        tch::no_grad(|| {
+            for (mut target, source) in pairs {
+                target.f_copy_(source)?;
+            }
+            Ok::<_, AgentError>(())
+        })?;
+        if let (Some(temperature), Some(v)) = (&mut self.temperature, log_alpha) {
+            temperature.log_alpha = v;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlpg_envs::BoxSpace;
+    use tch::{Device, Kind};
+
+    fn pendulum_spaces() -> (Space, Space) {
+        (
+            Space::Box(BoxSpace::new(vec![-1.0, -1.0, -8.0], vec![1.0, 1.0, 8.0])),
+            Space::Box(BoxSpace::uniform(1, -2.0, 2.0)),
+        )
+    }
+
+    fn agent(cfg: &PathwiseConfig, seed: i64) -> Pathwise {
+        tch::manual_seed(seed);
+        let (obs, act) = pendulum_spaces();
+        Pathwise::new(cfg, &obs, &act, 1).unwrap()
+    }
+
+    /// Stores `n` transitions with observations, actions and rewards derived from the index.
+    fn fill(agent: &mut Pathwise, n: usize) {
+        for i in 0..n {
+            let x = i as f32 / n as f32;
+            let obs = [x.cos(), x.sin(), x];
+            let next = [x.sin(), x.cos(), -x];
+            agent
+                .replay
+                .push(&obs, &[2.0 * x - 1.0], &[-f64::from(x)], &[i % 7 == 0], &next)
+                .unwrap();
+        }
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_serde() {
+        let cfg = PathwiseConfig::default();
+        cfg.validate().expect("defaults must validate");
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<PathwiseConfig>(&json).unwrap(), cfg);
+        let partial: PathwiseConfig =
+            serde_json::from_str(r#"{"estimator": "td3", "tau": 0.01}"#).unwrap();
+        assert_eq!(
+            partial,
+            PathwiseConfig { estimator: Estimator::Td3, tau: 0.01, ..PathwiseConfig::default() }
+        );
+        assert!(serde_json::from_str::<PathwiseConfig>(r#"{"tua": 0.01}"#).is_err());
+        assert!(serde_json::from_str::<PathwiseConfig>(r#"{"estimator": "ddpg"}"#).is_err());
+    }
+
+    #[test]
+    fn validate_names_the_key_and_the_allowed_range() {
+        let bad = |f: fn(&mut PathwiseConfig)| {
+            let mut cfg = PathwiseConfig::default();
+            f(&mut cfg);
+            cfg.validate().unwrap_err().to_string()
+        };
+        assert_eq!(bad(|c| c.tau = 0.0), "tau: must be in (0, 1], got 0");
+        assert_eq!(bad(|c| c.gamma = 1.5), "gamma: must be in (0, 1], got 1.5");
+        assert_eq!(bad(|c| c.batch_size = 0), "batch_size: must be an integer >= 1, got 0");
+        assert_eq!(
+            bad(|c| c.updates_per_step = 0.0),
+            "updates_per_step: must be a finite number > 0, got 0"
+        );
+        for (key, message) in [
+            ("actor_learning_rate", bad(|c| c.actor_learning_rate = -1.0)),
+            ("critic_learning_rate", bad(|c| c.critic_learning_rate = f64::NAN)),
+            ("alpha_learning_rate", bad(|c| c.alpha_learning_rate = 0.0)),
+            ("buffer_size", bad(|c| c.buffer_size = 0)),
+            ("actor_hidden", bad(|c| c.actor_hidden = vec![0])),
+            ("critic_hidden", bad(|c| c.critic_hidden = vec![64, 0])),
+            ("alpha", bad(|c| c.alpha = 0.0)),
+            ("target_entropy", bad(|c| c.target_entropy = Some(f64::INFINITY))),
+            ("exploration_noise", bad(|c| c.exploration_noise = -0.1)),
+            ("policy_noise", bad(|c| c.policy_noise = f64::NAN)),
+            ("noise_clip", bad(|c| c.noise_clip = -1.0)),
+            ("policy_delay", bad(|c| c.policy_delay = 0)),
+            ("gumbel_temperature", bad(|c| c.gumbel_temperature = 0.0)),
+            ("max_grad_norm", bad(|c| c.max_grad_norm = -1.0)),
+            ("metrics_every", bad(|c| c.metrics_every = 0)),
+        ] {
+            assert!(message.starts_with(&format!("{key}: ")), "{key} not named in: {message}");
+        }
+    }
+
+    #[test]
+    fn construction_rejects_what_the_agent_cannot_handle() {
+        let cfg = PathwiseConfig::default();
+        let (obs, act) = pendulum_spaces();
+        let err = |r: Result<Pathwise, AgentError>| r.unwrap_err().to_string();
+        assert!(err(Pathwise::new(&cfg, &obs, &act, 0)).contains("num_envs"));
+        let small = PathwiseConfig { buffer_size: 2, ..cfg.clone() };
+        assert!(err(Pathwise::new(&small, &obs, &act, 4)).starts_with("buffer_size: "));
+        let unbounded = Space::Box(BoxSpace::uniform(1, f32::NEG_INFINITY, f32::INFINITY));
+        assert!(err(Pathwise::new(&cfg, &obs, &unbounded, 1)).contains("finite bounds"));
+        let td3 = PathwiseConfig { estimator: Estimator::Td3, ..cfg.clone() };
+        assert!(
+            err(Pathwise::new(&td3, &obs, &Space::Discrete(2), 1)).contains("Box action space")
+        );
+        assert!(Pathwise::new(&cfg, &obs, &Space::Discrete(2), 1).is_ok(), "SAC takes Discrete");
+    }
+
+    #[test]
+    fn bootstrapped_target_masks_terminated_rows_only() {
+        let rewards = Tensor::from_slice(&[1.0f32, 1.0, -2.0, 0.5]);
+        let terminated = Tensor::from_slice(&[0.0f32, 1.0, 0.0, 1.0]);
+        let next_value = Tensor::from_slice(&[10.0f32, 10.0, -4.0, 100.0]);
+        let target = bootstrapped_target(&rewards, &terminated, &next_value, 0.9);
+        // By hand: 1 + 0.9·10, 1 (terminated), −2 + 0.9·(−4), 0.5 (terminated).
+        let expected = Tensor::from_slice(&[10.0f32, 1.0, -5.6, 0.5]);
+        assert!(
+            max_abs_diff(&target, &expected) < 1e-5,
+            "targets {target:?} differ from the hand-computed {expected:?}"
+        );
+    }
+
+    /// Three transitions from the same state: one ordinary, one cut by a time limit
+    /// (truncated, not terminated) and one true end. Returns the agent and the stored batch.
+    fn three_kinds_of_ends(cfg: &PathwiseConfig) -> (Pathwise, ReplaySample) {
+        let cfg = PathwiseConfig { learning_starts: 1_000, ..cfg.clone() };
+        let mut agent = agent(&cfg, 3);
+        let obs = [0.6f32, 0.8, 0.5];
+        let next = [0.8f32, 0.6, -1.5];
+        for (truncated, terminated) in [(false, false), (true, false), (false, true)] {
+            let actions = Tensor::from_slice(&[1.0f32]).view([1, 1]);
+            agent
+                .observe(&Transition {
+                    obs: &obs,
+                    actions: &actions,
+                    rewards: &[-3.0],
+                    terminated: &[terminated],
+                    truncated: &[truncated],
+                    next_obs: &next,
+                })
+                .unwrap();
+        }
+        let batch = agent.replay.get(&Tensor::from_slice(&[0i64, 1, 2])).unwrap();
+        (agent, batch)
+    }
+
+    #[test]
+    fn td3_target_bootstraps_through_truncation_and_stops_at_termination() {
+        let cfg = PathwiseConfig {
+            estimator: Estimator::Td3,
+            policy_noise: 0.0,
+            gamma: 0.9,
+            ..PathwiseConfig::default()
+        };
+        let (agent, batch) = three_kinds_of_ends(&cfg);
+        let stored: Vec<f32> = Vec::try_from(&batch.terminated).unwrap();
+        assert_eq!(stored, [0.0, 0.0, 1.0], "only the true end may be stored as terminated");
+        let target: Vec<f32> = Vec::try_from(&agent.td_target(&batch, 0.0).unwrap()).unwrap();
+        // By hand: y = r + γ · min(Q1', Q2')(s', μ'(s')) for the first two rows, y = r for the last.
+        let next = Tensor::from_slice(&[0.8f32, 0.6, -1.5]).view([1, 3]);
+        let next_value = tch::no_grad(|| {
+            let mu = agent.actor_target.as_ref().unwrap().net.mode(&next);
+            let (q1, q2) = agent.critic_target.net.forward(&Tensor::cat(&[&next, &mu], 1));
+            q1.minimum(&q2).double_value(&[0])
+        });
+        let bootstrapped = -3.0 + 0.9 * next_value;
+        for (row, expected) in [(0, bootstrapped), (1, bootstrapped), (2, -3.0)] {
+            assert!(
+                (f64::from(target[row]) - expected).abs() < 1e-5,
+                "row {row}: target {} but by hand {expected} (next value {next_value})",
+                target[row]
+            );
+        }
+    }
+
+    #[test]
+    fn sac_soft_value_subtracts_the_entropy_term_under_the_target_critics() {
+        let cfg = PathwiseConfig::default();
+        let (agent, batch) = three_kinds_of_ends(&cfg);
+        let alpha = 0.3;
+        let sample = agent.actor.net.sample_for_target(&batch.next_obs).unwrap();
+        let value = agent.soft_value(&batch.next_obs, &sample, alpha);
+        let (q1, q2) = tch::no_grad(|| {
+            agent.critic_target.net.forward(&Tensor::cat(&[&batch.next_obs, &sample.actions], 1))
+        });
+        for row in 0..3 {
+            let min_q = q1.double_value(&[row]).min(q2.double_value(&[row]));
+            let log_prob = sample.neg_entropy.double_value(&[row]);
+            let expected = min_q - alpha * log_prob;
+            let got = value.double_value(&[row]);
+            assert!(
+                (got - expected).abs() < 1e-5,
+                "row {row}: soft value {got}, by hand min Q {min_q} − {alpha}·{log_prob}"
+            );
+        }
+        // The sampled action's log-probability, not a constant, is what is subtracted.
+        let spread =
+            sample.neg_entropy.max().double_value(&[]) - sample.neg_entropy.min().double_value(&[]);
+        assert!(spread > 0.0, "three independent samples gave identical log-probabilities");
+    }
+
+    fn snapshot(params: &FlatParams) -> Tensor {
+        params.values().copy()
+    }
+
+    #[test]
+    fn actor_step_changes_the_actor_and_leaves_the_critics_unchanged() {
+        for estimator in [Estimator::Sac, Estimator::Td3] {
+            let mut agent = agent(&PathwiseConfig { estimator, ..PathwiseConfig::default() }, 5);
+            fill(&mut agent, 64);
+            let batch = agent.replay.sample(32).unwrap();
+            let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
+            let critic_target = snapshot(&agent.critic_target.params);
+            agent.actor_step(&batch.obs, 0.2).unwrap();
+            let moved = max_abs_diff(&actor, &agent.actor.params.values());
+            assert!(moved > 1e-6, "{estimator:?}: the actor step left the actor unchanged");
+            let critic_moved = max_abs_diff(&critic, &agent.critic.params.values());
+            assert_eq!(critic_moved, 0.0, "{estimator:?}: the actor step changed the critic");
+            let target_moved = max_abs_diff(&critic_target, &agent.critic_target.params.values());
+            assert_eq!(target_moved, 0.0, "{estimator:?}: the actor step changed the target");
+            // The critics' own parameters carry no gradient from the actor loss either.
+            let stray = agent.critic.store.trainable_variables().iter().any(|v| v.grad().defined());
+            assert!(!stray, "{estimator:?}: the actor loss left gradients on the critic");
+        }
+    }
+
+    #[test]
+    fn critic_step_changes_the_critics_and_leaves_the_actor_unchanged() {
+        let mut agent = agent(&PathwiseConfig::default(), 6);
+        fill(&mut agent, 64);
+        let batch = agent.replay.sample(32).unwrap();
+        let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
+        let target = agent.td_target(&batch, 0.2).unwrap();
+        agent.critic_step(&batch, &target).unwrap();
+        assert!(max_abs_diff(&critic, &agent.critic.params.values()) > 1e-6, "critic did not move");
+        assert_eq!(max_abs_diff(&actor, &agent.actor.params.values()), 0.0, "actor moved");
+    }
+
+    #[test]
+    fn td3_smoothing_noise_is_clipped_and_actions_stay_in_the_box() {
+        tch::manual_seed(0);
+        let mu = Tensor::from_slice(&[-1.0f32, -0.3, 0.0, 0.9]).view([4, 1]).repeat([5000, 1]);
+        let a = smoothed_target_action(&mu, 10.0, 0.5);
+        let shift = (&a - &mu).abs().max().double_value(&[]);
+        assert!(shift <= 0.5 + 1e-6, "noise beyond the clip: |a − μ| up to {shift}");
+        let (lo, hi) = (a.min().double_value(&[]), a.max().double_value(&[]));
+        assert!(lo >= -1.0 && hi <= 1.0, "smoothed actions leave [−1, 1]: [{lo}, {hi}]");
+        // With noise std 10 the clip binds almost always: μ = −0.3 lands on −0.8 or 0.2.
+        let middle = a.reshape([5000, 4]).select(1, 1);
+        let on_edges = ((&middle + 0.8).abs().lt(1e-5).logical_or(&(&middle - 0.2).abs().lt(1e-5)))
+            .to_kind(Kind::Float)
+            .mean(None)
+            .double_value(&[]);
+        assert!(on_edges > 0.9, "only {on_edges} of large noises were clipped to ±0.5");
+        let no_noise = smoothed_target_action(&mu, 0.0, 0.5);
+        assert_eq!(max_abs_diff(&no_noise, &mu), 0.0, "zero policy noise must return μ");
+    }
+
+    #[test]
+    fn updates_follow_learning_starts_and_the_update_to_data_ratio() {
+        let cfg = PathwiseConfig {
+            learning_starts: 10,
+            updates_per_step: 0.75,
+            batch_size: 8,
+            ..PathwiseConfig::default()
+        };
+        tch::manual_seed(0);
+        let (obs_space, act_space) = pendulum_spaces();
+        let mut agent = Pathwise::new(&cfg, &obs_space, &act_space, 2).unwrap();
+        let obs = [0.0f32, 1.0, 0.0, 1.0, 0.0, 0.0];
+        let mut counts = Vec::new();
+        for _ in 0..10 {
+            let actions = agent.act(&Tensor::from_slice(&obs).view([2, 3]), ActMode::Explore);
+            agent
+                .observe(&Transition {
+                    obs: &obs,
+                    actions: &actions,
+                    rewards: &[0.0, 0.0],
+                    terminated: &[false, false],
+                    truncated: &[false, false],
+                    next_obs: &obs,
+                })
+                .unwrap();
+            counts.push(agent.updates());
+        }
+        // 2 transitions per step; from the 10th transition on, 0.75 updates per transition.
+        assert_eq!(counts, [0, 0, 0, 0, 1, 3, 4, 6, 7, 9], "updates after each step");
+    }
+
+    #[test]
+    fn acting_is_uniform_before_learning_starts_and_in_the_env_form_after() {
+        let (obs_space, act_space) = pendulum_spaces();
+        tch::manual_seed(1);
+        let cfg = PathwiseConfig { learning_starts: 5, ..PathwiseConfig::default() };
+        let mut agent = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+        let obs = Tensor::zeros([4000, 3], (Kind::Float, Device::Cpu));
+        let random = agent.act(&obs, ActMode::Explore);
+        assert_eq!(random.size(), vec![4000, 1]);
+        let (lo, hi, mean) = (
+            random.min().double_value(&[]),
+            random.max().double_value(&[]),
+            random.mean(None).double_value(&[]),
+        );
+        assert!(lo >= -2.0 && hi <= 2.0 && lo < -1.9 && hi > 1.9, "not uniform on [−2, 2]");
+        assert!(mean.abs() < 0.1, "uniform actions on [−2, 2] average {mean}");
+        // Deterministic acting uses the policy even before learning starts.
+        let a = agent.act(&obs, ActMode::Deterministic);
+        assert_eq!(max_abs_diff(&a, &a.narrow(0, 0, 1).expand_as(&a)), 0.0, "one state, one mode");
+
+        let mut discrete = Pathwise::new(&cfg, &obs_space, &Space::Discrete(3), 1).unwrap();
+        for mode in [ActMode::Explore, ActMode::Deterministic] {
+            let a = discrete.act(&obs, mode);
+            assert_eq!((a.kind(), a.size()), (Kind::Int64, vec![4000]), "{mode:?}");
+            let (lo, hi) = (a.min().int64_value(&[]), a.max().int64_value(&[]));
+            assert!(lo >= 0 && hi <= 2, "{mode:?} actions outside 0..3: [{lo}, {hi}]");
+        }
+    }
+
+    #[test]
+    fn discrete_actions_are_stored_one_hot_and_train() {
+        let (obs_space, _) = pendulum_spaces();
+        tch::manual_seed(2);
+        let cfg = PathwiseConfig {
+            learning_starts: 1,
+            batch_size: 4,
+            metrics_every: 1,
+            ..PathwiseConfig::default()
+        };
+        let mut agent = Pathwise::new(&cfg, &obs_space, &Space::Discrete(3), 1).unwrap();
+        let obs = [0.1f32, 0.2, 0.3];
+        let mut metrics = None;
+        for a in [2i64, 0, 1] {
+            metrics = agent
+                .observe(&Transition {
+                    obs: &obs,
+                    actions: &Tensor::from_slice(&[a]),
+                    rewards: &[1.0],
+                    terminated: &[false],
+                    truncated: &[false],
+                    next_obs: &obs,
+                })
+                .unwrap();
+        }
+        let stored = agent.replay.get(&Tensor::from_slice(&[0i64, 1, 2])).unwrap().actions;
+        let expected =
+            Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).view([3, 3]);
+        assert_eq!(max_abs_diff(&stored, &expected), 0.0, "stored actions {stored:?}");
+        let tags: Vec<&str> =
+            metrics.expect("an update happened").iter().map(|(t, _)| *t).collect();
+        for tag in [
+            "losses/qf1_loss",
+            "losses/qf2_loss",
+            "losses/qf1_values",
+            "losses/actor_loss",
+            "losses/alpha",
+            "losses/alpha_loss",
+        ] {
+            assert!(tags.contains(&tag), "metrics lack {tag}: {tags:?}");
+        }
+        let bad = agent.observe(&Transition {
+            obs: &obs,
+            actions: &Tensor::from_slice(&[3i64]),
+            rewards: &[1.0],
+            terminated: &[false],
+            truncated: &[false],
+            next_obs: &obs,
+        });
+        assert!(bad.unwrap_err().to_string().contains("outside Discrete(3)"));
+    }
+
+    #[test]
+    fn a_non_finite_reward_is_reported_by_the_loss_it_poisons() {
+        let mut agent =
+            agent(&PathwiseConfig { learning_starts: 1, ..PathwiseConfig::default() }, 4);
+        let obs = [0.0f32, 1.0, 0.0];
+        let err = agent
+            .observe(&Transition {
+                obs: &obs,
+                actions: &Tensor::from_slice(&[0.5f32]).view([1, 1]),
+                rewards: &[f64::NAN],
+                terminated: &[false],
+                truncated: &[false],
+                next_obs: &obs,
+            })
+            .unwrap_err();
+        match err {
+            AgentError::NonFinite { quantity, agent, .. } => {
+                assert_eq!((agent, quantity.as_str()), (NAME, "losses/qf1_loss"));
+            }
+            other => panic!("expected NonFinite, got {other}"),
+        }
+    }
+
+    #[test]
+    fn checkpoints_round_trip_and_bad_ones_leave_the_agent_intact() {
+        for estimator in [Estimator::Sac, Estimator::Td3] {
+            let cfg = PathwiseConfig { estimator, alpha: 0.3, ..PathwiseConfig::default() };
+            let mut source = agent(&cfg, 7);
+            let mut dest = agent(&cfg, 8);
+            let saved = source.named_tensors();
+            let names: Vec<&str> = saved.iter().map(|(n, _)| n.as_str()).collect();
+            for prefix in
+                ["actor/", "critic/q1.", "critic/q2.", "critic_target/q1.", "critic_target/q2."]
+            {
+                assert!(names.iter().any(|n| n.starts_with(prefix)), "{estimator:?}: no {prefix}*");
+            }
+            assert_eq!(names.contains(&"log_alpha"), estimator == Estimator::Sac);
+            assert_eq!(
+                names.iter().any(|n| n.starts_with("actor_target/")),
+                estimator == Estimator::Td3
+            );
+
+            let obs = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+            let before = dest.act(&obs, ActMode::Deterministic);
+            let mut missing =
+                saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
+            missing.pop();
+            assert!(dest.load_named_tensors(&missing).unwrap_err().to_string().contains("missing"));
+            let mut wrong =
+                saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
+            wrong[0].1 = Tensor::zeros([1], (Kind::Float, Device::Cpu));
+            assert!(dest.load_named_tensors(&wrong).unwrap_err().to_string().contains("shape"));
+            assert_eq!(max_abs_diff(&before, &dest.act(&obs, ActMode::Deterministic)), 0.0);
+
+            dest.load_named_tensors(&saved).unwrap();
+            let (a, b) =
+                (source.act(&obs, ActMode::Deterministic), dest.act(&obs, ActMode::Deterministic));
+            assert_eq!(max_abs_diff(&a, &b), 0.0, "{estimator:?}: loaded agent acts differently");
+            assert!((dest.alpha() - source.alpha()).abs() < 1e-12);
+            for ((n, x), (_, y)) in saved.iter().zip(dest.named_tensors().iter()) {
+                assert_eq!(max_abs_diff(x, y), 0.0, "{n} not restored");
+            }
+        }
+    }
+}
