@@ -33,33 +33,36 @@ impl fmt::Display for EnvSpec {
     }
 }
 
-/// How to build one registered environment (without its time limit).
+/// How to build one registered environment.
 struct Entry {
     id: &'static str,
-    max_episode_steps: Option<usize>,
+    max_episode_steps: usize,
     description: &'static str,
-    build: fn() -> Box<dyn Env>,
+    /// Builds the environment wrapped in a [`TimeLimit`] of the given length. The wrapper is
+    /// applied to the concrete type, not to a `Box<dyn Env>`, so that a step costs one dynamic
+    /// call rather than two and the environment's step inlines into the wrapper's.
+    build: fn(usize) -> Box<dyn Env>,
 }
 
 const ENTRIES: &[Entry] = &[
     Entry {
         id: "CartPole-v1",
-        max_episode_steps: Some(500),
+        max_episode_steps: 500,
         description: "balance a pole on a cart by pushing it left or right (Gymnasium 1.4)",
-        build: || Box::new(CartPole::new()),
+        build: |limit| Box::new(TimeLimit::new(CartPole::new(), limit)),
     },
     Entry {
         id: "Pendulum-v1",
-        max_episode_steps: Some(200),
+        max_episode_steps: 200,
         description: "swing a pendulum up and hold it with a bounded torque (Gymnasium 1.4)",
-        build: || Box::new(Pendulum::new()),
+        build: |limit| Box::new(TimeLimit::new(Pendulum::new(), limit)),
     },
     #[cfg(feature = "gym-rs")]
     Entry {
         id: crate::gym_rs::MOUNTAIN_CAR_ID,
-        max_episode_steps: Some(200),
+        max_episode_steps: 200,
         description: "drive an underpowered car up a hill (the gym-rs crate's MountainCar)",
-        build: || Box::new(crate::gym_rs::GymRsEnv::mountain_car()),
+        build: |limit| Box::new(TimeLimit::new(crate::gym_rs::GymRsEnv::mountain_car(), limit)),
     },
 ];
 
@@ -74,11 +77,7 @@ fn entry(id: &str) -> Result<&'static Entry, EnvError> {
 /// never truncates). Unknown ids give [`EnvError::UnknownEnv`] listing the known ones.
 pub fn make(id: &str) -> Result<Box<dyn Env>, EnvError> {
     let entry = entry(id)?;
-    let env = (entry.build)();
-    Ok(match entry.max_episode_steps {
-        Some(limit) => Box::new(TimeLimit::new(env, limit)),
-        None => env,
-    })
+    Ok((entry.build)(entry.max_episode_steps))
 }
 
 /// The specification of the registered environment `id`.
@@ -92,12 +91,12 @@ pub fn registry() -> Vec<EnvSpec> {
 }
 
 fn to_spec(entry: &Entry) -> EnvSpec {
-    let env = (entry.build)();
+    let env = (entry.build)(entry.max_episode_steps);
     EnvSpec {
         id: entry.id,
         observation_space: env.observation_space().clone(),
         action_space: env.action_space().clone(),
-        max_episode_steps: entry.max_episode_steps,
+        max_episode_steps: Some(entry.max_episode_steps),
         description: entry.description,
     }
 }

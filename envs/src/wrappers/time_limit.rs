@@ -84,14 +84,20 @@ impl<E: Env> Env for TimeLimit<E> {
         if self.episode_over {
             return Err(EnvError::EpisodeOver { env: self.env.id().to_owned() });
         }
+        // The inner result is updated in place and returned as it is, rather than unpacked with
+        // `?` and repacked: that lets the compiler build it directly in the caller's slot. The
+        // copy would read the step back with wide loads over narrower fresh stores, which the CPU
+        // cannot forward, and stall every caller that reads the reward or observation.
+        let mut result = self.env.step(action);
         // A rejected action is not a step: the counter only moves when the inner env accepts it.
-        let mut step = self.env.step(action)?;
-        self.elapsed_steps += 1;
-        if self.elapsed_steps >= self.max_episode_steps {
-            step.truncated = true;
+        if let Ok(step) = &mut result {
+            self.elapsed_steps += 1;
+            if self.elapsed_steps >= self.max_episode_steps {
+                step.truncated = true;
+            }
+            self.episode_over = step.done();
         }
-        self.episode_over = step.done();
-        Ok(step)
+        result
     }
 }
 
