@@ -2,6 +2,10 @@
 //! in a `VecEnv` of 8. Actions are precomputed pseudo-random ones so that choosing them costs
 //! (almost) nothing; finished episodes are reset inside the measured loop.
 //!
+//! Targets on the project's 2-core machine, one core: at least 100x Gymnasium 1.4's unwrapped
+//! envs (192k CartPole and 108k Pendulum steps/s), i.e. 19.2M and 10.8M steps/s, and a `VecEnv`
+//! costing at most 10% more per env-step than the single env through `make`.
+//!
 //! Run: `cargo bench -p rlpg-envs --bench step_throughput -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
