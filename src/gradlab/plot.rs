@@ -14,7 +14,7 @@ use plotters::style::{FontStyle, register_font};
 
 use super::GradlabError;
 use super::problems::ProblemKind;
-use super::report::{Baseline, Estimator, ProblemReport, Report};
+use super::report::{Baseline, Estimator, ProblemReport, Report, num};
 
 const PANEL: (u32, u32) = (760, 520);
 const TITLE_HEIGHT: u32 = 50;
@@ -32,6 +32,8 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), GradlabError> {
     let fail = |message: String| GradlabError::Plot { path: path.to_path_buf(), message };
     register_embedded_font().map_err(|m| fail(m.to_string()))?;
     let categorical = report.problem(ProblemKind::Categorical).filter(|p| has_relaxed(p));
+    // One panel per problem, one for the temperatures, and the claims' verdicts in the spare
+    // cell when the count is odd (otherwise they are in the markdown only).
     let panels = report.problems.len() + usize::from(categorical.is_some());
     let rows = panels.div_ceil(2).max(1) as u32;
     let size = (2 * PANEL.0, rows * PANEL.1 + TITLE_HEIGHT);
@@ -46,8 +48,13 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), GradlabError> {
     for (area, p) in areas.iter().zip(&report.problems) {
         draw_mse_panel(area, p, report.samples).map_err(|e| fail(e.to_string()))?;
     }
-    if let (Some(p), Some(area)) = (categorical, areas.get(report.problems.len())) {
+    let mut next = report.problems.len();
+    if let (Some(p), Some(area)) = (categorical, areas.get(next)) {
         draw_temperature_panel(area, p).map_err(|e| fail(e.to_string()))?;
+        next += 1;
+    }
+    if let Some(area) = areas.get(next) {
+        draw_claims_panel(area, report).map_err(|e| fail(e.to_string()))?;
     }
     root.present().map_err(|e| fail(e.to_string()))?;
     Ok(())
@@ -68,11 +75,14 @@ fn has_relaxed(p: &ProblemReport) -> bool {
         .any(|r| matches!(r.estimator, Estimator::GumbelSoftmax { temperature: Some(_), .. }))
 }
 
-/// The estimators of a problem that were measured and apply, in row order.
+/// The estimators of a problem that were measured and apply, in row order; straight-through
+/// relaxations are left to the temperature panel, where they can be told apart from soft ones.
 fn estimators(p: &ProblemReport) -> Vec<Estimator> {
     let mut out: Vec<Estimator> = Vec::new();
     for r in &p.rows {
-        if r.applies() && r.measured.is_some() && !out.contains(&r.estimator) {
+        let straight_through =
+            matches!(r.estimator, Estimator::GumbelSoftmax { straight_through: true, .. });
+        if r.applies() && r.measured.is_some() && !straight_through && !out.contains(&r.estimator) {
             out.push(r.estimator);
         }
     }
@@ -128,6 +138,11 @@ fn colour(e: Estimator, index: usize) -> RGBColor {
     }
 }
 
+/// A tick label: plain for ordinary magnitudes, `1e-5` rather than `1.000e-5` for the rest.
+fn axis_label(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e5).contains(&v.abs()) { num(v) } else { format!("{v:.0e}") }
+}
+
 /// Log-spaced points from `lo` to `hi`.
 fn log_space(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (0..n).map(|i| lo * (hi / lo).powf(i as f64 / (n - 1) as f64)).collect()
@@ -176,6 +191,8 @@ fn draw_mse_panel(
         .configure_mesh()
         .x_desc("samples per estimate N")
         .y_desc("Σθ (bias² + var/N)")
+        .x_label_formatter(&|v| axis_label(*v))
+        .y_label_formatter(&|v| axis_label(*v))
         .label_style(("sans-serif", 14))
         .draw()?;
     for (_, curve, mse) in &series {
@@ -265,6 +282,9 @@ fn draw_temperature_panel(
         .configure_mesh()
         .x_desc("temperature τ")
         .y_desc("per sample, Σ over logits")
+        .x_labels(6)
+        .x_label_formatter(&|v| axis_label(*v))
+        .y_label_formatter(&|v| axis_label(*v))
         .label_style(("sans-serif", 14))
         .draw()?;
     for Curve { label, points: pts, colour: c, dashed } in lines {
@@ -300,5 +320,26 @@ fn draw_temperature_panel(
         .border_style(BLACK)
         .label_font(("sans-serif", 12))
         .draw()?;
+    Ok(())
+}
+
+/// The claims and their verdicts, as lines of text.
+fn draw_claims_panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, report: &Report) -> PanelResult {
+    const MAX_CHARS: usize = 88;
+    let title = ("sans-serif", 20).into_font().color(&BLACK);
+    area.draw(&Text::new("The usual claims, measured", (20, 12), title))?;
+    let mut y = 48;
+    for c in &report.claims {
+        let (mark, colour) = if c.holds { ("yes", RGBColor(20, 120, 60)) } else { ("NO", RED) };
+        let problem = c.problem.map(|p| p.name()).unwrap_or("all");
+        let mut text = format!("{problem}: {}", c.claim);
+        if text.chars().count() > MAX_CHARS {
+            text = text.chars().take(MAX_CHARS - 1).collect::<String>() + "…";
+        }
+        let style = ("sans-serif", 14).into_font().color(&colour);
+        area.draw(&Text::new(mark, (20, y), style))?;
+        area.draw(&Text::new(text, (60, y), ("sans-serif", 14).into_font().color(&BLACK)))?;
+        y += 20;
+    }
     Ok(())
 }

@@ -279,13 +279,14 @@ impl Problem {
 }
 
 /// `f` extended from the one-hot vertices to the simplex, as a critic `Q(a)` of a relaxed action
-/// would be: `f̃(y) = Σ_k f(k)·y_k²`, exact on every one-hot `y` and nonlinear between them.
+/// would be: `f̃(y) = Σ_k f(k)·y_k²` for `y` `[m, K]` and the table `values` `[K]`, exact on
+/// every one-hot `y` and nonlinear between them.
 ///
 /// Why not the linear extension `Σ_k f(k)·y_k`: its gradient in `y` is the constant vector `f`,
 /// so the straight-through estimator (which only changes the point where that gradient is taken)
 /// would return exactly the soft estimator's gradient and the comparison would be empty. A
 /// learned critic is never linear in the action; the quadratic is the simplest one that is not.
-pub(crate) fn relaxed_f(y: &Tensor, values: &Tensor) -> Tensor {
+pub fn relaxed_f(y: &Tensor, values: &Tensor) -> Tensor {
     y.square().matmul(values)
 }
 
@@ -329,4 +330,34 @@ fn grads_per_sample(per_sample: &Tensor, leaves: &[&Tensor]) -> Tensor {
         .map(|(g, leaf)| if g.defined() { g } else { leaf.zeros_like() })
         .collect();
     Tensor::cat(&grads, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relaxed_f_is_exact_on_one_hot_vectors() {
+        let v = values_tensor(&CATEGORICAL_VALUES);
+        let eye = Tensor::eye(CATEGORICAL_VALUES.len() as i64, OPTIONS);
+        let at_vertices = Vec::<f64>::try_from(&relaxed_f(&eye, &v).to_kind(Kind::Double))
+            .expect("a small tensor converts");
+        assert_eq!(at_vertices, CATEGORICAL_VALUES.to_vec(), "f̃(e_k) must be f(k)");
+    }
+
+    #[test]
+    fn per_sample_leaves_give_per_sample_gradients() {
+        // d/dμ of (x − c)² for x = μ + σε is 2(x − c): check sample by sample.
+        tch::manual_seed(3);
+        let (mu, sigma, dist) = gaussian_leaves(0.5, 2.0, 64);
+        let x = dist.rsample().expect("DiagGaussian has rsample");
+        let grads = grads_per_sample(
+            &apply_gaussian_f(GaussianF::Quadratic { c: 1.0 }, &x),
+            &[&mu, &sigma],
+        );
+        assert_eq!(grads.size(), vec![64, 2]);
+        let expected = (x.detach() - 1.0) * 2.0;
+        let diff = (grads.narrow(1, 0, 1) - expected).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "per-sample ∂/∂μ differs from 2(x − c) by {diff}");
+    }
 }
