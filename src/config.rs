@@ -93,9 +93,17 @@ pub struct Config {
     /// Episodes per evaluation (>= 1).
     #[serde(default = "defaults::eval_episodes")]
     pub eval_episodes: usize,
-    /// Environment steps between checkpoints; 0 saves only at the end.
+    /// Environment steps between checkpoints; 0 saves only at the start and the end.
     #[serde(default = "defaults::checkpoint_every")]
     pub checkpoint_every: u64,
+    /// Interval checkpoints kept in the run directory (>= 1); older ones are deleted. The
+    /// checkpoint with the best evaluation return is kept as well, apart from these.
+    #[serde(default = "defaults::keep_checkpoints")]
+    pub keep_checkpoints: usize,
+    /// Save the pathwise agent's replay buffer in checkpoints, so that a resumed run continues
+    /// exactly; without it the buffer starts empty again (smaller files, inexact resume).
+    #[serde(default = "defaults::checkpoint_replay_buffer")]
+    pub checkpoint_replay_buffer: bool,
     /// Environment steps between progress logs (steps per second, recent returns) (>= 1).
     #[serde(default = "defaults::log_every")]
     pub log_every: u64,
@@ -137,6 +145,12 @@ mod defaults {
     pub(super) fn checkpoint_every() -> u64 {
         0
     }
+    pub(super) fn keep_checkpoints() -> usize {
+        3
+    }
+    pub(super) fn checkpoint_replay_buffer() -> bool {
+        true
+    }
     pub(super) fn log_every() -> u64 {
         2_000
     }
@@ -166,6 +180,8 @@ impl Config {
             eval_every: defaults::eval_every(),
             eval_episodes: defaults::eval_episodes(),
             checkpoint_every: defaults::checkpoint_every(),
+            keep_checkpoints: defaults::keep_checkpoints(),
+            checkpoint_replay_buffer: defaults::checkpoint_replay_buffer(),
             log_every: defaults::log_every(),
             reinforce: ReinforceConfig::default(),
             pathwise: PathwiseConfig::default(),
@@ -206,6 +222,7 @@ impl Config {
         at_least_one("num_envs", self.num_envs as u64)?;
         at_least_one("eval_episodes", self.eval_episodes as u64)?;
         at_least_one("log_every", self.log_every)?;
+        at_least_one("keep_checkpoints", self.keep_checkpoints as u64)?;
         if self.torch_threads < 1 {
             return Err(invalid(
                 "torch_threads",
