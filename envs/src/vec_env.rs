@@ -42,9 +42,11 @@ pub struct VecStep {
 }
 
 /// `dst.copy_from_slice(src)` for rows of equal length. Rows of up to 8 values (every
-/// observation held inline by [`crate::Observation`]) are copied with a fixed-size move that the
-/// compiler inlines: a `copy_from_slice` of a runtime length calls the C library's `memcpy`,
-/// which on this project's machines costs more than a whole CartPole step for 16 bytes.
+/// observation held inline by [`crate::Observation`]) are copied with fixed-size moves that the
+/// compiler inlines as loads of the same widths as the env's stores. A `copy_from_slice` of a
+/// runtime length calls `memcpy`, whose wide or overlapping loads over the just-written
+/// observation cannot be forwarded from the store buffer: measured on this project's machine,
+/// copying each CartPole observation that way cut a single-env loop from 29 to 17 M steps/s.
 #[inline]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
     macro_rules! fixed {
@@ -262,7 +264,8 @@ impl VecEnv {
             return Err(EnvError::NotReset { env: self.id.clone() });
         }
         self.check_actions_shape(actions)?;
-        // Cleared again only once every env has stepped: an early return leaves it false.
+        // Set again only once every env has stepped: an error return leaves it false, so the
+        // envs, now out of lockstep, must be reset before the next step.
         self.ready = false;
         let (n, obs_dim, act_dim) = (self.envs.len(), self.obs_dim, self.act_dim);
         let out = &mut self.out;
