@@ -164,6 +164,9 @@ pub enum GradlabError {
     /// The report could not be serialized.
     #[error("could not serialize the report: {0}")]
     Json(#[from] serde_json::Error),
+    /// An estimator refused a problem it was found to support: a bug in the lab.
+    #[error("internal error in gradlab: {0}")]
+    Internal(String),
     /// The plot could not be drawn or written.
     #[error("{}: {message}", path.display())]
     Plot {
@@ -376,7 +379,7 @@ fn measure_pathwise(
     };
     seed_stream(options.seed, kind, Stream::Pathwise);
     let measured = measure_batches(theory, options, |m| {
-        problem.pathwise_batch(m).ok_or_else(|| unreachable_support("pathwise"))
+        problem.pathwise_batch(m).ok_or_else(|| refused("pathwise"))
     })?;
     Ok(theory
         .iter()
@@ -424,7 +427,7 @@ fn measure_relaxed(
             let measured = measure_batches(theory, options, |m| {
                 problem
                     .relaxed_batch(m, temperature, straight_through)
-                    .ok_or_else(|| unreachable_support("Gumbel-softmax"))
+                    .ok_or_else(|| refused("Gumbel-softmax"))
             })?;
             for (j, (th, m)) in theory.iter().zip(measured).enumerate() {
                 rows.push((
@@ -450,10 +453,9 @@ fn measure_relaxed(
     Ok(rows)
 }
 
-/// The error for a batch function that refuses although support said it applies: a bug, but
-/// reported as an error rather than a panic.
-fn unreachable_support(estimator: &str) -> GradlabError {
-    GradlabError::Torch(TchError::Kind(format!("{estimator} batch refused a supported problem")))
+/// The error for a batch function that refuses although the problem said the estimator applies.
+fn refused(estimator: &str) -> GradlabError {
+    GradlabError::Internal(format!("the {estimator} batch refused a problem it supports"))
 }
 
 /// Runs `batch(m)` (per-sample gradients `[m, P]` of `m` samples) over all chunks, timing it.

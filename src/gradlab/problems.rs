@@ -155,7 +155,10 @@ impl Problem {
                     GaussianF::Quadratic { c } => format!("(x − {c})²"),
                     GaussianF::Step => "1[x > 0]".to_string(),
                 };
-                format!("x ~ N(μ={mu}, σ={sigma}²), f(x) = {f}; gradient of E[f(x)] w.r.t. μ and σ")
+                format!(
+                    "x ~ N(μ, σ²) with μ = {mu}, σ = {sigma}; f(x) = {f}; gradient of E[f(x)] \
+                     w.r.t. μ and σ"
+                )
             }
             Model::Categorical { logits, values } => format!(
                 "x ~ Categorical(softmax(θ)), θ = {logits:?}, f(x) = {values:?}[x]; gradient of \

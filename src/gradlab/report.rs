@@ -198,9 +198,14 @@ impl Report {
         let _ = writeln!(out, "`{}`\n", self.command);
         let _ = writeln!(
             out,
-            "{} trials × {} samples per estimate ({} samples per estimator), seed {}, {} libtorch \
-             threads, {:.1} s.\n",
-            self.trials, self.samples, total, self.seed, self.torch_threads, self.elapsed_seconds
+            "{} trials × {} samples per estimate ({} samples per estimator), seed {}, libtorch \
+             threads: {}, wall time {:.1} s.\n",
+            self.trials,
+            self.samples,
+            grouped(total),
+            self.seed,
+            self.torch_threads,
+            self.elapsed_seconds
         );
         let _ = writeln!(
             out,
@@ -221,7 +226,14 @@ impl Report {
             for c in &self.claims {
                 let problem = c.problem.map(|p| p.name()).unwrap_or("all");
                 let holds = if c.holds { "yes" } else { "**no**" };
-                let _ = writeln!(out, "| {} | {} | {} | {} |", c.claim, problem, holds, c.evidence);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    cell(&c.claim),
+                    problem,
+                    holds,
+                    cell(&c.evidence)
+                );
             }
             out.push('\n');
         }
@@ -375,6 +387,24 @@ fn write_temperature_summary(out: &mut String, p: &ProblemReport) {
     out.push('\n');
 }
 
+/// Text made safe for a markdown table cell: a `|` would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// An integer with thousands separators: `1,000,000`.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A number with about four significant digits, in scientific notation when very large or small.
 pub(crate) fn num(x: f64) -> String {
     if x == 0.0 {
@@ -425,6 +455,9 @@ mod tests {
         assert_eq!(se(0.0054321), "0.0054");
         assert_eq!(se(12.3), "12");
         assert_eq!(signed(0.5), "+0.5");
+        assert_eq!(grouped(1_000_000), "1,000,000");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(cell("|bias| > 3"), "\\|bias\\| > 3");
     }
 
     #[test]
