@@ -274,13 +274,15 @@ impl VecEnv {
         let (n, act_dim) = (self.envs.len(), self.act_dim);
         let out = &mut self.out;
         out.episodes.clear();
-        // Per-env slices of exactly `n` entries and row iterators: lets the compiler drop the
-        // bounds checks of the hot loop.
+        // Per-env slices of exactly `n` entries (rows): lets the compiler drop most bounds
+        // checks of the hot loop. (Indexing beats zipped row iterators here: fewer instructions.)
         let (rewards, terminated, truncated) =
             (&mut out.rewards[..n], &mut out.terminated[..n], &mut out.truncated[..n]);
         let (returns, lengths) = (&mut self.episode_returns[..n], &mut self.episode_lengths[..n]);
-        let rows = out.obs.chunks_exact_mut(obs_dim).zip(out.next_obs.chunks_exact_mut(obs_dim));
-        for (i, (env, (obs_row, next_row))) in self.envs.iter_mut().zip(rows).enumerate() {
+        let (all_obs, all_next) = (&mut out.obs[..n * obs_dim], &mut out.next_obs[..n * obs_dim]);
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let row = i * obs_dim..(i + 1) * obs_dim;
+            let (obs_row, next_row) = (&mut all_obs[row.clone()], &mut all_next[row]);
             let action = match actions {
                 VecActions::Discrete(a) => Action::Discrete(a[i]),
                 VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
@@ -296,13 +298,14 @@ impl VecEnv {
             };
             // The untrusted-output checks, branch-free on the fast path; the message is built
             // only when something is wrong.
-            if step.obs.len() != obs_dim || !all_finite(&step.obs) || !step.reward.is_finite() {
+            let obs: &[f32] = &step.obs;
+            if obs.len() != obs_dim || !all_finite(obs) || !step.reward.is_finite() {
                 return Err(invalid_output(&**env, &self.observation_space, step, t).in_vec_env(i));
             }
             // Slicing to `obs_dim` makes the copy fixed-size when `D > 0`: inline moves of the
             // widths the env stored, where a runtime-length copy would call `memcpy`, whose
             // wider loads over the just-written observation cannot be store-forwarded.
-            let obs = &step.obs[..obs_dim];
+            let obs = &obs[..obs_dim];
             next_row.copy_from_slice(obs);
             rewards[i] = step.reward;
             terminated[i] = step.terminated;
@@ -612,9 +615,8 @@ mod tests {
     use crate::{CartPole, TimeLimit};
 
     fn cartpoles(n: usize) -> VecEnv {
-        let envs = (0..n)
-            .map(|_| Box::new(TimeLimit::new(CartPole::new(), 20)) as Box<dyn Env>)
-            .collect();
+        let envs =
+            (0..n).map(|_| Box::new(TimeLimit::new(CartPole::new(), 20)) as Box<dyn Env>).collect();
         VecEnv::new(envs).expect("vec env")
     }
 
