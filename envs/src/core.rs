@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -183,6 +184,13 @@ pub enum EnvError {
         /// What was wrong, naming the step and the offending value.
         message: String,
     },
+    /// The environment cannot save or restore its state ([`Env::snapshot`], [`Env::restore`]
+    /// are not implemented for it).
+    #[error("{env}: this environment cannot save or restore its state (Env::snapshot)")]
+    SnapshotUnsupported {
+        /// Env id.
+        env: String,
+    },
     /// An error of one environment inside a vector env, tagged with its index there.
     #[error("vector env slot {index}: {source}")]
     InVecEnv {
@@ -210,6 +218,50 @@ impl EnvError {
     }
 }
 
+/// The complete state of an environment between two steps, from [`Env::snapshot`]: enough for
+/// [`Env::restore`] to continue exactly as the environment would have (its physical state, its
+/// random generator, the step counters of its wrappers).
+///
+/// The state is held as JSON text, tagged with the id of the environment that made it, so that
+/// any `Serialize` type works and every `f64` round-trips exactly. Serialisable itself, for
+/// checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvSnapshot {
+    env: String,
+    state: String,
+}
+
+impl EnvSnapshot {
+    /// A snapshot of `state` taken by the environment `env` (its [`Env::id`]).
+    pub fn new<T: Serialize>(env: &str, state: &T) -> Result<Self, EnvError> {
+        let state = serde_json::to_string(state).map_err(|e| EnvError::Other {
+            env: env.to_owned(),
+            message: format!("cannot snapshot the state: {e}"),
+        })?;
+        Ok(Self { env: env.to_owned(), state })
+    }
+
+    /// The id of the environment that took the snapshot.
+    pub fn env(&self) -> &str {
+        &self.env
+    }
+
+    /// The state, for the environment `env` to restore: an error if the snapshot was taken by
+    /// another environment or does not decode as a `T`.
+    pub fn state<T: DeserializeOwned>(&self, env: &str) -> Result<T, EnvError> {
+        if self.env != env {
+            return Err(EnvError::Other {
+                env: env.to_owned(),
+                message: format!("cannot restore a snapshot taken by {}", self.env),
+            });
+        }
+        serde_json::from_str(&self.state).map_err(|e| EnvError::Other {
+            env: env.to_owned(),
+            message: format!("snapshot does not decode: {e}"),
+        })
+    }
+}
+
 /// An environment with Gymnasium's step/reset semantics. Object safe: `Box<dyn Env>` works.
 ///
 /// Implementations validate their input: stepping before `reset`, after the episode ended, or
@@ -231,6 +283,22 @@ pub trait Env {
 
     /// Advances the episode by one action.
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError>;
+
+    /// The environment's complete state, for checkpoints (see [`EnvSnapshot`]). Optional: the
+    /// default returns [`EnvError::SnapshotUnsupported`], and a trainer resuming such an
+    /// environment resets it instead (the run continues, but not exactly as it would have).
+    /// Implement it together with [`Env::restore`], usually by putting the state fields and
+    /// the [`crate::EnvRng`] into a `Serialize` struct.
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        Err(EnvError::SnapshotUnsupported { env: self.id().to_owned() })
+    }
+
+    /// Puts the environment back in the state `snapshot` holds. The default returns
+    /// [`EnvError::SnapshotUnsupported`].
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        let _ = snapshot;
+        Err(EnvError::SnapshotUnsupported { env: self.id().to_owned() })
+    }
 }
 
 impl<E: Env + ?Sized> Env for Box<E> {
@@ -248,5 +316,11 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
         (**self).step(action)
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        (**self).snapshot()
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        (**self).restore(snapshot)
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! | module | entry points | what it holds |
 //! | --- | --- | --- |
-//! | `core` | [`Env`], [`Space`], [`BoxSpace`], [`Action`], [`Step`], [`Observation`], [`EnvError`] | the contract every environment implements |
+//! | `core` | [`Env`], [`Space`], [`BoxSpace`], [`Action`], [`Step`], [`Observation`], [`EnvError`], [`EnvSnapshot`] | the contract every environment implements |
 //! | `seeding` | [`EnvRng`] | Gymnasium's seeding rules on a portable PCG64 generator |
 //! | `classic::cartpole` | [`CartPole`] | CartPole-v1, bit-faithful to Gymnasium 1.4 |
 //! | `classic::pendulum` | [`Pendulum`] | Pendulum-v1, bit-faithful to Gymnasium 1.4 |
@@ -22,7 +22,7 @@
 //! | `wrappers::episode_statistics` | [`RecordEpisodeStatistics`], [`EpisodeRecord`] | episode return and length |
 //! | `wrappers::normalize` | [`NormalizeObservation`] | running observation normalisation for one env |
 //! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
-//! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`] | lockstep envs with same-step autoreset |
+//! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`] | lockstep envs with same-step autoreset |
 //! | `registry` | [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing |
 //! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
 //! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
@@ -64,13 +64,13 @@ mod wrappers;
 pub use crate::check::{CheckReport, check_env};
 pub use crate::classic::cartpole::CartPole;
 pub use crate::classic::pendulum::Pendulum;
-pub use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
+pub use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
 pub use crate::registry::{EnvSpec, make, registry, spec};
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;
-pub use crate::vec_env::{VecActions, VecEnv, VecStep};
+pub use crate::vec_env::{VecActions, VecEnv, VecEnvSnapshot, VecStep};
 pub use crate::wrappers::episode_statistics::{
     DEFAULT_EPISODE_BUFFER, EpisodeRecord, RecordEpisodeStatistics,
 };

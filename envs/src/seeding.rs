@@ -2,6 +2,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
+use serde::{Deserialize, Serialize};
 
 /// The random number generator of one environment, with Gymnasium's seeding rules.
 ///
@@ -27,7 +28,10 @@ use rand_pcg::Pcg64;
 /// let b: f64 = rng.for_reset(Some(7)).random_range(-1.0..1.0);
 /// assert_eq!(a, b);
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// Serialisable (the generator's full 128-bit state), so that an environment's snapshot
+/// continues the same stream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvRng {
     rng: Option<Pcg64>,
 }

@@ -6,7 +6,7 @@ use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
 use super::Phase;
-use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
+use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 use crate::seeding::EnvRng;
 
 const ID: &str = "CartPole-v1";
@@ -172,6 +172,16 @@ impl Env for CartPole {
         }
         Ok(Step { obs: self.observation(), reward: 1.0, terminated, truncated: false })
     }
+
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        EnvSnapshot::new(ID, &(self.state, self.phase, &self.rng))
+    }
+
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        let (state, phase, rng): ([f64; 4], Phase, EnvRng) = snapshot.state(ID)?;
+        (self.state, self.phase, self.rng) = (state, phase, rng);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +243,24 @@ mod tests {
         assert_eq!(err, EnvError::EpisodeOver { env: ID.into() });
         env.reset(Some(0)).expect("reset");
         env.step(Action::Discrete(1)).expect("step after reset");
+    }
+
+    #[test]
+    fn a_restored_snapshot_continues_the_state_and_the_random_stream() {
+        let mut env = CartPole::new();
+        env.reset(Some(3)).expect("reset");
+        env.step(Action::Discrete(1)).expect("step");
+        let snapshot = env.snapshot().expect("snapshot");
+        let mut copy = CartPole::new();
+        copy.restore(&snapshot).expect("restore");
+        assert_eq!(copy.state(), env.state(), "restored state differs");
+        for a in [0, 1, 1, 0] {
+            assert_eq!(copy.step(Action::Discrete(a)), env.step(Action::Discrete(a)));
+        }
+        // The next episode's start comes from the restored generator.
+        assert_eq!(copy.reset(None).expect("reset"), env.reset(None).expect("reset"));
+        let wrong = EnvSnapshot::new("Other-v0", &0).expect("snapshot");
+        assert!(copy.restore(&wrong).is_err(), "another env's snapshot must be refused");
     }
 
     #[test]

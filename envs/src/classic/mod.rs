@@ -3,10 +3,12 @@
 pub(crate) mod cartpole;
 pub(crate) mod pendulum;
 
+use serde::{Deserialize, Serialize};
+
 use crate::core::EnvError;
 
 /// Where an environment is in its episode; decides whether `step` is allowed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Phase {
     /// Constructed but never reset: there is no state to step from.
     NotReset,

@@ -7,7 +7,7 @@ use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
 use super::Phase;
-use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
+use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 use crate::seeding::EnvRng;
 
 const ID: &str = "Pendulum-v1";
@@ -185,6 +185,18 @@ impl Env for Pendulum {
         Ok(Step { obs: self.observation(), reward: -cost, terminated: false, truncated: false })
     }
 }
+
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        EnvSnapshot::new(ID, &(self.state, self.phase, &self.rng))
+    }
+
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        let (state, phase, rng): ([f64; 2], Phase, EnvRng) = snapshot.state(ID)?;
+        // `set_state` recomputes sin and cos exactly as `step` does.
+        self.set_state(state);
+        (self.phase, self.rng) = (phase, rng);
+        Ok(())
+    }
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Action, Env, EnvError, Observation, Space, Step};
+use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 
 /// The return and length of one finished episode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,6 +138,32 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
             }
         }
         Ok(step)
+    }
+
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        let inner = self.env.snapshot()?;
+        let fields = (
+            self.episode_return,
+            self.episode_length,
+            self.finished,
+            &self.recent,
+            self.episode_count,
+            inner,
+        );
+        EnvSnapshot::new(self.id(), &fields)
+    }
+
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        type Fields =
+            (f64, usize, Option<EpisodeRecord>, VecDeque<EpisodeRecord>, u64, EnvSnapshot);
+        let (ret, length, finished, recent, count, inner): Fields = snapshot.state(self.id())?;
+        self.env.restore(&inner)?;
+        self.episode_return = ret;
+        self.episode_length = length;
+        self.finished = finished;
+        self.recent = recent;
+        self.episode_count = count;
+        Ok(())
     }
 }
 

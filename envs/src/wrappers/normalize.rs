@@ -1,6 +1,6 @@
 //! [`NormalizeObservation`]: running observation normalisation for one environment.
 
-use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
+use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 use crate::running_mean_std::RunningMeanStd;
 
 /// Stable-Baselines3's default `epsilon` under the square root of the variance.
@@ -143,6 +143,20 @@ impl<E: Env> Env for NormalizeObservation<E> {
         step.obs = self.process(step.obs)?;
         Ok(step)
     }
+
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        let inner = self.env.snapshot()?;
+        EnvSnapshot::new(self.id(), &(&self.rms, self.training, inner))
+    }
+
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        let (rms, training, inner): (RunningMeanStd, bool, EnvSnapshot) =
+            snapshot.state(self.id())?;
+        self.env.restore(&inner)?;
+        self.set_running_mean_std(rms)?;
+        self.training = training;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +202,27 @@ mod tests {
         assert!(err.to_string().contains("dimension 4 but observations have 3"), "{err}");
         env.set_running_mean_std(RunningMeanStd::with_initial_count(3, 5.0)).expect("dim 3");
         assert_eq!(env.running_mean_std().count(), 5.0);
+    }
+
+    #[test]
+    fn a_restored_snapshot_continues_with_the_same_statistics() {
+        let mut env =
+            NormalizeObservation::new(crate::RecordEpisodeStatistics::new(Pendulum::new()));
+        env.reset(Some(2)).expect("reset");
+        for _ in 0..4 {
+            env.step(Action::Continuous(&[1.0])).expect("step");
+        }
+        let snapshot = env.snapshot().expect("snapshot");
+        let mut copy =
+            NormalizeObservation::new(crate::RecordEpisodeStatistics::new(Pendulum::new()));
+        copy.restore(&snapshot).expect("restore");
+        assert_eq!(copy.running_mean_std(), env.running_mean_std());
+        assert_eq!(copy.inner().current_length(), 4, "episode statistics must be restored");
+        for _ in 0..3 {
+            let (a, b) =
+                (env.step(Action::Continuous(&[-1.0])), copy.step(Action::Continuous(&[-1.0])));
+            assert_eq!(a, b, "steps differ after restore");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`TimeLimit`]: the one mechanism that truncates episodes.
 
-use crate::core::{Action, Env, EnvError, Observation, Space, Step};
+use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
 ///
@@ -99,6 +99,18 @@ impl<E: Env> Env for TimeLimit<E> {
         }
         result
     }
+
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        let inner = self.env.snapshot()?;
+        EnvSnapshot::new(self.id(), &(self.elapsed_steps, self.episode_over, inner))
+    }
+
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        let (elapsed, over, inner): (usize, bool, EnvSnapshot) = snapshot.state(self.id())?;
+        self.env.restore(&inner)?;
+        (self.elapsed_steps, self.episode_over) = (elapsed, over);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +148,25 @@ mod tests {
         let mut env = TimeLimit::new(CartPole::from_state([0.0; 4]), 10);
         env.step(Action::Discrete(7)).expect_err("invalid action");
         assert_eq!(env.elapsed_steps(), 0);
+    }
+
+    #[test]
+    fn a_restored_snapshot_keeps_the_step_count_and_truncates_on_time() {
+        let mut env = TimeLimit::new(Pendulum::new(), 5);
+        env.reset(Some(1)).expect("reset");
+        for _ in 0..3 {
+            env.step(Action::Continuous(&[0.5])).expect("step");
+        }
+        let snapshot = env.snapshot().expect("snapshot");
+        let mut copy = TimeLimit::new(Pendulum::new(), 5);
+        copy.restore(&snapshot).expect("restore");
+        assert_eq!(copy.elapsed_steps(), 3);
+        for t in 4..=5 {
+            let (a, b) =
+                (env.step(Action::Continuous(&[0.5])), copy.step(Action::Continuous(&[0.5])));
+            assert_eq!(a, b, "step {t} differs after restore");
+        }
+        assert!(copy.step(Action::Continuous(&[0.5])).is_err(), "the restored episode is over");
     }
 
     #[test]
