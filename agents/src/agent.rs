@@ -80,4 +80,28 @@ pub trait Agent {
 
     /// Copies saved tensors back into the agent. Errors name the first missing or mis-shaped one.
     fn load_named_tensors(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError>;
+
+    /// What training needs beyond [`Agent::named_tensors`] to continue exactly where it
+    /// stopped: the experience collected but not yet learned from (a partial rollout; the
+    /// replay buffer when `include_replay`), update counters and schedules, as named tensors
+    /// (counters as one-element tensors). Saved in checkpoints next to `named_tensors`.
+    ///
+    /// The default saves nothing: such an agent resumes with empty buffers and fresh counters,
+    /// which continues training but not exactly as an uninterrupted run would.
+    fn training_state(&self, include_replay: bool) -> Result<Vec<(String, Tensor)>, AgentError> {
+        let _ = include_replay;
+        Ok(Vec::new())
+    }
+
+    /// Restores what [`Agent::training_state`] saved. A replay buffer absent from `tensors`
+    /// leaves the buffer empty. The default accepts only an empty list.
+    fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
+        match tensors.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(AgentError::Invalid(format!(
+                "training-state tensor '{name}' does not belong to this {} agent",
+                self.name()
+            ))),
+        }
+    }
 }
