@@ -184,7 +184,6 @@ impl Env for Pendulum {
         self.cos_theta = new_th.cos();
         Ok(Step { obs: self.observation(), reward: -cost, terminated: false, truncated: false })
     }
-}
 
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         EnvSnapshot::new(ID, &(self.state, self.phase, &self.rng))
@@ -197,6 +196,7 @@ impl Env for Pendulum {
         (self.phase, self.rng) = (phase, rng);
         Ok(())
     }
+}
 
 #[cfg(test)]
 mod tests {
