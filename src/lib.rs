@@ -17,6 +17,11 @@ mod config;
 pub mod gradlab;
 mod rundir;
 mod tensorboard;
+pub mod bench;
+pub mod checkpoint;
+pub mod run;
+pub mod runs;
+pub mod trainer;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
 pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};

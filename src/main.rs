@@ -1,13 +1,19 @@
 //! The `rlpg` command line: parses arguments, resolves them into library calls, reports.
 //!
-//! Exit codes: 0 success, 1 a failure while running, 2 bad input (arguments or configuration).
+//! Exit codes: 0 success, 1 a failure while running, 2 bad input (arguments or configuration),
+//! 130 / 143 training stopped by Ctrl-C / SIGTERM (after checkpointing; a second signal exits at
+//! once with the same codes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
 use rlpg::bench::{self, bench};
-use rlpg::run::{RunError, evaluate_run, train};
+use rlpg::run::{
+    RunError, RunOutcome, TrainOptions, evaluate_checkpoint, evaluate_run, resume, train_with,
+};
 use rlpg::trainer::Target;
 use rlpg::{Config, Override};
 
@@ -22,10 +28,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train an agent from a TOML config; prints the run directory as the last line of stdout.
+    /// Train an agent from a TOML config, or continue a stopped run with --resume; prints the
+    /// run directory as the last line of stdout. Ctrl-C or SIGTERM finish the current update,
+    /// write a checkpoint and exit with 130 / 143; a second one exits at once.
     Train {
         /// The config file, e.g. configs/reinforce_cartpole.toml.
-        config: PathBuf,
+        #[arg(required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Continue the run in this directory from its newest checkpoint, in the same
+        /// directory and TensorBoard curves (takes no config, --seed, --set or --out).
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "seed", "set", "out"])]
+        resume: Option<PathBuf>,
         /// Seed of every random number generator (overrides the config's `seed`).
         #[arg(long)]
         seed: Option<u64>,
@@ -33,17 +46,21 @@ enum Command {
         /// `--set reinforce.learning_rate=3e-4`. Repeatable; later ones win.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<Override>,
-        /// Folder that receives the run directory.
-        #[arg(long, default_value = "runs")]
-        out: PathBuf,
+        /// Folder that receives the run directory [default: runs].
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Do not draw the progress bar.
         #[arg(long)]
         quiet: bool,
     },
-    /// Evaluate the policy saved in a run directory with deterministic episodes.
+    /// Evaluate a run's best checkpoint (its newest if none was the best) with deterministic
+    /// episodes.
     Eval {
         /// The run directory printed by `rlpg train`.
         run_dir: PathBuf,
+        /// Evaluate this checkpoint file instead, e.g. RUN_DIR/checkpoints/step-….safetensors.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
         /// Number of episodes (one per environment instance).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         episodes: u64,
@@ -80,6 +97,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the runs in a folder: env, agent, seed, steps done, best evaluation return, and
+    /// whether each is complete, resumable or broken.
+    Runs {
+        /// Folder holding the run directories.
+        #[arg(long, default_value = "runs")]
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the registered environments with their spaces and time limits.
     Envs,
     /// Check that libtorch is linked and working: prints its version, threads and devices.
@@ -89,7 +116,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("rlpg: error: {e}");
             ExitCode::from(if e.is_usage_error() { 2 } else { 1 })
@@ -97,27 +124,121 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<(), RunError> {
-    match command {
-        Command::Train { config, seed, mut set, out, quiet } => {
-            if let Some(seed) = seed {
-                set.push(Override::parse(&format!("seed={seed}"))?);
-            }
-            let config = Config::load(&config, &set)?;
-            let trained = train(&config, &out, None, !quiet)?;
-            let s = &trained.summary;
-            println!(
-                "trained {} steps ({:.0} steps/s), {} episodes, final eval {:.1} ± {:.1}",
-                s.steps,
-                s.steps_per_second,
-                s.episodes,
-                s.final_eval.mean_return,
-                s.final_eval.std_return
-            );
-            println!("{}", trained.run_dir.path().display());
+/// Ctrl-C and SIGTERM while training: the first sets `stop` (the loop checkpoints and returns)
+/// and records which signal came; a second one exits at once with 128 + its number. Exiting
+/// without cleanup is safe because every checkpoint and config is written atomically and event
+/// files tolerate a cut-off last record.
+struct StopSignals {
+    stop: Arc<AtomicBool>,
+    which: Arc<AtomicUsize>,
+}
+
+impl StopSignals {
+    fn install() -> Result<Self, RunError> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let stop = Arc::new(AtomicBool::new(false));
+        let which = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGINT, SIGTERM] {
+            let installed = signal_hook::flag::register_conditional_shutdown(
+                signal,
+                128 + signal,
+                Arc::clone(&stop),
+            )
+            .and_then(|_| {
+                signal_hook::flag::register_usize(signal, Arc::clone(&which), signal as usize)
+            })
+            // Registered last: the conditional shutdown above must see the flag as it was
+            // before this signal, so that only a second signal exits.
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
+            installed.map_err(|e| RunError::File {
+                path: "signal handler".into(),
+                message: e.to_string(),
+            })?;
         }
-        Command::Eval { run_dir, episodes, seed, json } => {
-            let result = evaluate_run(&run_dir, episodes as usize, seed, None)?;
+        Ok(Self { stop, which })
+    }
+
+    /// 128 + the number of the signal that stopped training (130 for SIGINT, 143 for SIGTERM).
+    fn exit_code(&self) -> u8 {
+        let signal = self.which.load(Ordering::SeqCst);
+        u8::try_from(128 + signal).unwrap_or(1)
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, RunError> {
+    match command {
+        Command::Train { config, resume: resume_dir, seed, mut set, out, quiet } => {
+            let signals = StopSignals::install()?;
+            let options = TrainOptions {
+                progress: !quiet,
+                stop: Some(&signals.stop),
+                ..TrainOptions::default()
+            };
+            let outcome = match (resume_dir, config) {
+                (Some(dir), _) => {
+                    eprintln!("rlpg: resuming {}", dir.display());
+                    resume(&dir, options)?
+                }
+                (None, Some(config)) => {
+                    if let Some(seed) = seed {
+                        set.push(Override::parse(&format!("seed={seed}"))?);
+                    }
+                    let config = Config::load(&config, &set)?;
+                    let out = out.unwrap_or_else(|| PathBuf::from("runs"));
+                    train_with(&config, &out, options)?
+                }
+                // clap requires a config unless --resume is given.
+                (None, None) => {
+                    return Err(RunError::File {
+                        path: "rlpg train".into(),
+                        message: "give a config file or --resume RUN_DIR".to_owned(),
+                    });
+                }
+            };
+            match outcome {
+                RunOutcome::Finished(trained) => {
+                    let s = &trained.summary;
+                    println!(
+                        "trained {} steps ({:.0} steps/s), {} episodes, final eval {:.1} ± {:.1}",
+                        s.steps,
+                        s.steps_per_second,
+                        s.episodes,
+                        s.final_eval.mean_return,
+                        s.final_eval.std_return
+                    );
+                    println!("{}", trained.run_dir.path().display());
+                }
+                RunOutcome::Interrupted { run_dir, step } => {
+                    eprintln!(
+                        "rlpg: stopped at step {step}, checkpoint written; continue with `rlpg \
+                         train --resume {}`",
+                        run_dir.path().display()
+                    );
+                    println!("{}", run_dir.path().display());
+                    return Ok(ExitCode::from(signals.exit_code()));
+                }
+            }
+        }
+        Command::Runs { dir, json } => {
+            let runs = rlpg::runs::list_runs(&dir)
+                .map_err(|e| RunError::File { path: dir.clone(), message: e.to_string() })?;
+            if json {
+                let out = serde_json::to_string_pretty(&runs).map_err(|e| RunError::File {
+                    path: "stdout".into(),
+                    message: e.to_string(),
+                })?;
+                println!("{out}");
+            } else if runs.is_empty() {
+                println!("no runs in {}", dir.display());
+            } else {
+                print!("{}", rlpg::runs::to_table(&runs));
+            }
+        }
+        Command::Eval { run_dir, checkpoint, episodes, seed, json } => {
+            let result = match checkpoint {
+                Some(path) => evaluate_checkpoint(&path, episodes as usize, seed, None)?,
+                None => evaluate_run(&run_dir, episodes as usize, seed, None)?,
+            };
             if json {
                 let out = serde_json::json!({
                     "mean_return": result.mean_return,
@@ -166,5 +287,5 @@ fn run(command: Command) -> Result<(), RunError> {
             println!("cuda available: {}", tch::Cuda::is_available());
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

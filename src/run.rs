@@ -1,25 +1,30 @@
-//! Whole runs: from a resolved [`Config`] to a run directory with TensorBoard curves and a saved
-//! policy, and back from a run directory to an evaluation.
+//! Whole runs: from a resolved [`Config`] to a run directory with TensorBoard curves and
+//! checkpoints; from a run directory back to a resumed run or an evaluation.
+//!
+//! One mechanism saves agents: the checkpoints of [`crate::checkpoint`]. A run writes one at
+//! its start, every `checkpoint_every` env steps, at each new best evaluation, at its end, when
+//! it is stopped (Ctrl-C, SIGTERM) and after an environment fault; [`resume`] continues from the
+//! newest one that loads; [`evaluate_run`] evaluates the best one (or the newest).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use rlpg_agents::{Agent, AgentError, Reinforce};
-use rlpg_envs::{Env, EnvError, RunningMeanStd, Space};
-use tch::Tensor;
+use rlpg_envs::{Env, EnvError, Space};
 
+use crate::checkpoint::{
+    self, Checkpoint, CheckpointError, RunCheckpoints, best_checkpoint, latest_loadable,
+    remove_stale_temp_files, step_checkpoints, trim_event_files,
+};
 use crate::config::{AgentKind, Config, ConfigError};
 use crate::rundir::{RunDir, RunDirError, atomic_write};
 use crate::tensorboard::TbLogger;
 use crate::trainer::{
-    EnvFactory, EvalResult, LoopSettings, OBS_CLIP, ScalarSink, TrainError, TrainSummary, evaluate,
-    train_loop,
+    EnvFactory, EvalResult, LoopControl, LoopOutcome, LoopSettings, OBS_CLIP, ResumePoint,
+    ScalarSink, TrainError, TrainSummary, evaluate, train_loop_with,
 };
 
-/// File name of the final policy (all agent tensors) inside a run directory.
-pub const POLICY_FILE: &str = "policy.safetensors";
-/// File name of the observation-normalisation statistics inside a run directory.
-pub const OBS_RMS_FILE: &str = "obs_rms.json";
-/// File name of the run summary (JSON) inside a run directory.
+/// File name of the run summary (JSON) inside a run directory, written when training finishes.
 pub const SUMMARY_FILE: &str = "summary.json";
 
 /// Everything that can stop `rlpg train` or `rlpg eval`.
@@ -37,9 +42,37 @@ pub enum RunError {
     /// The agent could not be built or loaded.
     #[error(transparent)]
     Agent(#[from] AgentError),
-    /// Training stopped.
+    /// Training stopped before it began (setup of the loop).
     #[error(transparent)]
     Train(#[from] TrainError),
+    /// Training stopped on an error after it began; the newest good checkpoint is named.
+    #[error("{source}; {}", match checkpoint {
+        Some(path) => format!(
+            "training stopped, newest checkpoint {} (resume with `rlpg train --resume {}`)",
+            path.display(),
+            run_dir.display()
+        ),
+        None => "training stopped before any checkpoint was written".to_owned(),
+    })]
+    Stopped {
+        /// Why.
+        source: Box<TrainError>,
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The newest checkpoint on disk, if any.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A checkpoint is missing, incomplete or corrupt.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// `--resume` was given a run that already finished.
+    #[error("nothing to resume: the run in {} is complete ({steps} steps)", run_dir.display())]
+    Complete {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Steps it trained.
+        steps: u64,
+    },
     /// A file of the run could not be read or written.
     #[error("{}: {message}", path.display())]
     File {
@@ -53,7 +86,7 @@ pub enum RunError {
 impl RunError {
     /// Whether the error is the user's input (exit code 2) rather than a failure while running.
     pub fn is_usage_error(&self) -> bool {
-        matches!(self, RunError::Config(_))
+        matches!(self, RunError::Config(_) | RunError::Complete { .. })
     }
 }
 
@@ -64,6 +97,34 @@ pub struct TrainedRun {
     pub run_dir: RunDir,
     /// What the training loop reported.
     pub summary: TrainSummary,
+}
+
+/// How [`train_with`] or [`resume`] ended without an error.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Training ran to the end.
+    Finished(TrainedRun),
+    /// A stop was requested; the run was checkpointed at `step` and can be resumed.
+    Interrupted {
+        /// The run directory.
+        run_dir: RunDir,
+        /// The step of the checkpoint written on stopping.
+        step: u64,
+    },
+}
+
+/// What a run may be given besides its config.
+#[derive(Default)]
+pub struct TrainOptions<'a> {
+    /// Builds the environments (the registry's `config.env` when `None`).
+    pub factory: Option<EnvFactory<'a>>,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+    /// When set (e.g. by a signal handler), training finishes its step, checkpoints and returns
+    /// [`RunOutcome::Interrupted`].
+    pub stop: Option<&'a AtomicBool>,
+    /// Receives one-line warnings; printed to stderr as `rlpg: warning: …` when `None`.
+    pub warn: Option<&'a mut dyn FnMut(&str)>,
 }
 
 /// Seeds libtorch and sets its thread count as `config` says. Call before building an agent:
@@ -110,6 +171,8 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         eval_every: config.eval_every,
         eval_episodes: config.eval_episodes,
         log_every: config.log_every,
+        checkpoint_every: config.checkpoint_every,
+        checkpoint_replay_buffer: config.checkpoint_replay_buffer,
         progress,
         stop_at: None,
     }
@@ -131,7 +194,7 @@ pub fn registry_factory(config: &Config) -> impl Fn() -> Result<Box<dyn Env>, En
 
 /// Trains `config` on environments from `factory` (the registry's `config.env` when `None`),
 /// writing `{out_root}/{env}__{agent}__{seed}__{time}/` with the resolved config, TensorBoard
-/// event files, the final policy and a summary.
+/// event files, checkpoints and a summary. No stop flag: see [`train_with`].
 ///
 /// `config` must already be validated ([`Config::load`] does it); its spaces are checked here
 /// against the environment the factory builds, so user environments get the same checks.
@@ -141,8 +204,25 @@ pub fn train(
     factory: Option<EnvFactory<'_>>,
     progress: bool,
 ) -> Result<TrainedRun, RunError> {
+    let options = TrainOptions { factory, progress, ..TrainOptions::default() };
+    match train_with(config, out_root, options)? {
+        RunOutcome::Finished(run) => Ok(run),
+        // Without a stop flag nothing can interrupt the run.
+        RunOutcome::Interrupted { run_dir, step } => Err(RunError::File {
+            path: run_dir.path().to_owned(),
+            message: format!("internal error: interrupted at step {step} without a stop request"),
+        }),
+    }
+}
+
+/// [`train`] with a stop flag and the other [`TrainOptions`].
+pub fn train_with(
+    config: &Config,
+    out_root: &Path,
+    options: TrainOptions<'_>,
+) -> Result<RunOutcome, RunError> {
     let registry = registry_factory(config);
-    let factory: EnvFactory<'_> = factory.unwrap_or(&registry);
+    let factory: EnvFactory<'_> = options.factory.unwrap_or(&registry);
     let probe = factory()?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     seed_torch(config);
@@ -150,7 +230,7 @@ pub fn train(
     drop(probe);
 
     let run_dir = RunDir::create_with_config(out_root, config)?;
-    let mut logger = match TbLogger::create(run_dir.path()) {
+    let logger = match TbLogger::create(run_dir.path()) {
         Ok(logger) => logger,
         Err(e) => {
             let path = run_dir.path().to_owned();
@@ -159,57 +239,160 @@ pub fn train(
             return Err(RunError::File { path, message: format!("cannot create event file: {e}") });
         }
     };
-    let settings = loop_settings(config, progress);
-    let (summary, obs_rms) = train_loop(agent.as_mut(), factory, &settings, &mut logger)?;
-    save_policy(&run_dir, agent.as_ref(), obs_rms.as_ref())?;
-    write_summary(&run_dir, &summary)?;
-    Ok(TrainedRun { run_dir, summary })
+    run_session(config, run_dir, agent.as_mut(), logger, None, factory, options)
 }
 
-fn file_err(path: &Path, message: impl ToString) -> RunError {
-    RunError::File { path: path.to_owned(), message: message.to_string() }
+/// Continues the run in `run_dir` from its newest loadable checkpoint, in the same directory and
+/// the same TensorBoard curves: event records after the checkpoint's step are removed first (see
+/// [`trim_event_files`]), then a new event file continues them. With libtorch on one thread, a
+/// run stopped and resumed ends with the same parameters as a run never stopped.
+///
+/// A run with no checkpoint at all (killed during its first moments) starts again from step 0
+/// with a warning; a run whose checkpoints are all damaged, or that already finished, is an
+/// error. `factory` must build the same environments as the run's (the registry's `env` when
+/// `None`).
+pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcome, RunError> {
+    let run = RunDir::open(run_dir)?;
+    let config = load_run_config(&run)?;
+    let registry = registry_factory(&config);
+    let factory: EnvFactory<'_> = options.factory.unwrap_or(&registry);
+    let probe = factory()?;
+    config.validate_against(probe.observation_space(), probe.action_space())?;
+    seed_torch(&config);
+    let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
+    drop(probe);
+
+    let file_err = |path: &Path, e: std::io::Error| RunError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    remove_stale_temp_files(run.path())
+        .map_err(|e| file_err(&checkpoint::checkpoint_dir(run.path()), e))?;
+    let start = match latest_loadable(run.path())? {
+        None => {
+            warn(&mut options, "no checkpoint in this run yet: training starts again from step 0");
+            trim_event_files(run.path(), 0).map_err(|e| file_err(run.path(), e))?;
+            None
+        }
+        Some((path, checkpoint, skipped)) => {
+            for e in skipped {
+                warn(&mut options, &format!("skipping {e}"));
+            }
+            let meta = &checkpoint.meta;
+            if meta.loop_state.finished {
+                return Err(RunError::Complete {
+                    run_dir: run.path().to_owned(),
+                    steps: meta.step,
+                });
+            }
+            let saved = checkpoint.config(&path)?;
+            if saved != config {
+                return Err(RunError::Checkpoint(CheckpointError::Corrupt {
+                    path,
+                    what: format!(
+                        "it was written with a config other than {}",
+                        run.config_path().display()
+                    ),
+                }));
+            }
+            agent.load_named_tensors(&checkpoint.agent)?;
+            agent.load_training_state(&checkpoint.training)?;
+            if !meta.replay_buffer && config.agent == AgentKind::Pathwise {
+                warn(
+                    &mut options,
+                    "the checkpoint has no replay buffer (checkpoint_replay_buffer = false): it \
+                     refills from now on, so the run does not continue exactly",
+                );
+            }
+            trim_event_files(run.path(), meta.step).map_err(|e| file_err(run.path(), e))?;
+            Some(checkpoint)
+        }
+    };
+    let logger = TbLogger::create(run.path()).map_err(|e| RunError::File {
+        path: run.path().to_owned(),
+        message: format!("cannot create event file: {e}"),
+    })?;
+    run_session(&config, run, agent.as_mut(), logger, start, factory, options)
 }
 
-/// Writes the agent's tensors (and the observation statistics, if any) into `run_dir`,
-/// atomically.
-pub fn save_policy(
-    run_dir: &RunDir,
-    agent: &dyn Agent,
-    obs_rms: Option<&RunningMeanStd>,
-) -> Result<(), RunError> {
-    let path = run_dir.path().join(POLICY_FILE);
-    let tensors = agent.named_tensors();
-    let bytes = safetensors_bytes(&tensors).map_err(|e| file_err(&path, e))?;
-    atomic_write(&path, &bytes).map_err(|e| file_err(&path, e))?;
-    if let Some(rms) = obs_rms {
-        let path = run_dir.path().join(OBS_RMS_FILE);
-        let json = serde_json::to_vec_pretty(rms).map_err(|e| file_err(&path, e))?;
-        atomic_write(&path, &json).map_err(|e| file_err(&path, e))?;
+fn warn(options: &mut TrainOptions<'_>, message: &str) {
+    match &mut options.warn {
+        Some(warn) => warn(message),
+        None => eprintln!("rlpg: warning: {message}"),
     }
-    Ok(())
 }
 
-/// Serialises named tensors in the safetensors format (through a temporary file: tch writes
-/// safetensors only to paths).
-fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, String> {
-    let dir = std::env::temp_dir();
-    let tmp = dir.join(format!(
-        "rlpg-{}-{}.safetensors",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    ));
-    let result = Tensor::write_safetensors(tensors, &tmp)
-        .map_err(|e| e.to_string())
-        .and_then(|()| std::fs::read(&tmp).map_err(|e| e.to_string()));
-    let _ = std::fs::remove_file(&tmp);
-    result
+/// The resolved config of a run directory.
+fn load_run_config(run: &RunDir) -> Result<Config, RunError> {
+    let path = run.config_path();
+    if !path.is_file() {
+        return Err(RunError::File {
+            path,
+            message: "missing: this is not an rlpg run directory (or its setup was interrupted)"
+                .to_owned(),
+        });
+    }
+    Ok(Config::load(&path, &[])?)
+}
+
+/// Trains in `run_dir` from the start or from `start`, checkpointing into it.
+fn run_session(
+    config: &Config,
+    run_dir: RunDir,
+    agent: &mut dyn Agent,
+    mut logger: TbLogger,
+    start: Option<Checkpoint>,
+    factory: EnvFactory<'_>,
+    mut options: TrainOptions<'_>,
+) -> Result<RunOutcome, RunError> {
+    let mut saver = RunCheckpoints::new(run_dir.path(), config)?;
+    let settings = loop_settings(config, options.progress);
+    let mut print_warning = |message: &str| eprintln!("rlpg: warning: {message}");
+    let warn: &mut dyn FnMut(&str) = match options.warn.take() {
+        Some(warn) => warn,
+        None => &mut print_warning,
+    };
+    let control = LoopControl {
+        saver: Some(&mut saver),
+        stop: options.stop,
+        resume: start.map(|c| ResumePoint { state: c.meta.loop_state, envs: c.meta.envs }),
+        warn: Some(warn),
+    };
+    let outcome = train_loop_with(agent, factory, &settings, &mut logger, control);
+    // Whatever happened, what was logged so far belongs on disk.
+    let flushed = logger.flush();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(source) => {
+            let checkpoint = newest_checkpoint(run_dir.path());
+            return Err(RunError::Stopped {
+                source: Box::new(source),
+                run_dir: run_dir.path().to_owned(),
+                checkpoint,
+            });
+        }
+    };
+    flushed.map_err(|e| RunError::File {
+        path: logger.path().to_owned(),
+        message: format!("cannot flush the event file: {e}"),
+    })?;
+    match outcome {
+        LoopOutcome::Stopped { step } => Ok(RunOutcome::Interrupted { run_dir, step }),
+        LoopOutcome::Finished(summary) => {
+            write_summary(&run_dir, &summary)?;
+            Ok(RunOutcome::Finished(TrainedRun { run_dir, summary }))
+        }
+    }
+}
+
+/// The newest step checkpoint of a run, for error messages.
+fn newest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
+    step_checkpoints(run_dir).ok().and_then(|c| c.last().map(|(_, p)| p.clone()))
 }
 
 fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunError> {
     let path = run_dir.path().join(SUMMARY_FILE);
+    let file_err = |e: String| RunError::File { path: path.clone(), message: e };
     let json = serde_json::json!({
         "steps": summary.steps,
         "episodes": summary.episodes,
@@ -219,12 +402,28 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "steps_per_second": summary.steps_per_second,
         "evals": summary.evals,
     });
-    let bytes = serde_json::to_vec_pretty(&json).map_err(|e| file_err(&path, e))?;
-    atomic_write(&path, &bytes).map_err(|e| file_err(&path, e))
+    let bytes = serde_json::to_vec_pretty(&json).map_err(|e| file_err(e.to_string()))?;
+    atomic_write(&path, &bytes).map_err(|e| file_err(e.to_string()))
 }
 
-/// Loads the policy saved in `run_dir` and runs `episodes` deterministic episodes, env `i`
-/// reset with `seed + i`, on environments from `factory` (the registry's env when `None`).
+/// The checkpoint [`evaluate_run`] uses: the best one if the run has one, else the newest.
+pub fn default_eval_checkpoint(run_dir: &Path) -> Result<PathBuf, RunError> {
+    if let Some(best) = best_checkpoint(run_dir) {
+        return Ok(best);
+    }
+    let steps = step_checkpoints(run_dir).map_err(|e| RunError::File {
+        path: checkpoint::checkpoint_dir(run_dir),
+        message: e.to_string(),
+    })?;
+    match steps.last() {
+        Some((_, path)) => Ok(path.clone()),
+        None => Err(CheckpointError::NotFound { dir: checkpoint::checkpoint_dir(run_dir) }.into()),
+    }
+}
+
+/// Loads the run's best checkpoint (the newest when no evaluation was saved as best) and runs
+/// `episodes` deterministic episodes, env `i` reset with `seed + i`, on environments from
+/// `factory` (the registry's env when `None`).
 pub fn evaluate_run(
     run_dir: &Path,
     episodes: usize,
@@ -232,25 +431,39 @@ pub fn evaluate_run(
     factory: Option<EnvFactory<'_>>,
 ) -> Result<EvalResult, RunError> {
     let run = RunDir::open(run_dir)?;
-    let config = Config::load(&run.config_path(), &[])?;
+    load_run_config(&run)?;
+    let path = default_eval_checkpoint(run.path())?;
+    evaluate_checkpoint(&path, episodes, seed, factory)
+}
+
+/// Loads the checkpoint at `path` and evaluates it as [`evaluate_run`] does. Its config comes
+/// from the checkpoint itself.
+pub fn evaluate_checkpoint(
+    path: &Path,
+    episodes: usize,
+    seed: u64,
+    factory: Option<EnvFactory<'_>>,
+) -> Result<EvalResult, RunError> {
+    let checkpoint = Checkpoint::read(path)?;
+    let config = checkpoint.config(path)?;
     let registry = registry_factory(&config);
     let factory: EnvFactory<'_> = factory.unwrap_or(&registry);
     let probe = factory()?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
-    let policy = run.path().join(POLICY_FILE);
-    if !policy.exists() {
-        return Err(file_err(&policy, "no saved policy (the run has not finished)"));
+    drop(probe);
+    agent.load_named_tensors(&checkpoint.agent).map_err(|e| {
+        RunError::Checkpoint(CheckpointError::Corrupt {
+            path: path.to_owned(),
+            what: format!("its tensors do not fit the agent: {e}"),
+        })
+    })?;
+    let rms = if config.normalize_obs { checkpoint.meta.envs.obs_rms().cloned() } else { None };
+    if config.normalize_obs && rms.is_none() {
+        return Err(RunError::Checkpoint(CheckpointError::Corrupt {
+            path: path.to_owned(),
+            what: "normalize_obs is on but it holds no observation statistics".to_owned(),
+        }));
     }
-    let tensors = Tensor::read_safetensors(&policy)
-        .map_err(|e| file_err(&policy, format!("cannot read the saved policy: {e}")))?;
-    agent.load_named_tensors(&tensors)?;
-    let rms = if config.normalize_obs {
-        let path = run.path().join(OBS_RMS_FILE);
-        let text = std::fs::read(&path).map_err(|e| file_err(&path, e))?;
-        Some(serde_json::from_slice::<RunningMeanStd>(&text).map_err(|e| file_err(&path, e))?)
-    } else {
-        None
-    };
     Ok(evaluate(agent.as_mut(), factory, episodes, seed, rms.as_ref().map(|r| (r, OBS_CLIP)))?)
 }

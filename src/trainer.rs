@@ -1,15 +1,40 @@
 //! The training loop: one loop drives every agent on every environment.
 //!
-//! The loop owns the environments, seeding, evaluation, logging and saving; the agent owns its
-//! buffers and decides when to update (see [`rlpg_agents::Agent`]). On-policy and off-policy
-//! agents therefore share this loop unchanged.
+//! The loop owns the environments, seeding, evaluation, logging and checkpoint points; the agent
+//! owns its buffers and decides when to update (see [`rlpg_agents::Agent`]). On-policy and
+//! off-policy agents therefore share this loop unchanged.
+//!
+//! ## Resumable by construction
+//!
+//! Everything the loop keeps between two environment steps is a [`LoopState`] (counters, the
+//! recent-returns window, the next evaluation, log and checkpoint points, the evaluations so
+//! far), so a run can stop after any step and continue from a checkpoint as if it had never
+//! stopped:
+//!
+//! * **libtorch's random numbers.** tch cannot read libtorch's global generator, so its state
+//!   cannot be saved. Instead the loop re-seeds it at the start of *every* environment step from
+//!   `(seed, global_step)` ([`step_seed`]), in every run. What happens within a step (sampling
+//!   actions, the agent's update, its minibatch draws) then depends only on the seed, the step
+//!   and the saved state, so a resumed run draws exactly what the uninterrupted run drew.
+//! * **Environments** are saved with [`VecEnv::snapshot`] (each env's own state and random
+//!   generator, the episode statistics in progress, the observation-normalisation statistics).
+//!   An environment that cannot snapshot itself (a user's env without
+//!   [`rlpg_envs::Env::snapshot`]) is reset on resume with a seed derived from `(seed, step)`,
+//!   and a warning says so: the run continues, but not exactly.
+//! * **The agent** saves its networks and optimizer state ([`Agent::named_tensors`]) and its
+//!   buffers and counters ([`Agent::training_state`]).
+//!
+//! Checkpoints are requested from a [`CheckpointSaver`] at the start, every `checkpoint_every`
+//! steps, at every new best evaluation, at the end, when a stop is requested, and before
+//! returning an environment fault. The sink is flushed before each, so every logged scalar with
+//! a step at or before a checkpoint's step is on disk when the checkpoint is.
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, AgentError, Transition};
-use rlpg_envs::{Env, EnvError, Space, VecActions, VecEnv};
+use rlpg_envs::{Env, EnvError, RunningMeanStd, Space, VecActions, VecEnv, VecEnvSnapshot};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// Builds one environment instance. The trainer calls it `num_envs` times for training and again
@@ -79,6 +104,31 @@ pub enum TrainError {
     /// libtorch failed outside an agent update (e.g. while saving).
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A network parameter or optimizer value became NaN or infinite (found when checking the
+    /// agent's tensors before a checkpoint, which is then not written).
+    #[error("non-finite {quantity} at step {step}")]
+    NonFinite {
+        /// Global env step at which it was found.
+        step: u64,
+        /// Which tensor, e.g. `parameter 'policy/fc0.weight'`.
+        quantity: String,
+    },
+    /// A checkpoint could not be written.
+    #[error("cannot write the checkpoint at step {step}: {message}")]
+    Checkpoint {
+        /// Global env step of the checkpoint.
+        step: u64,
+        /// What went wrong.
+        message: String,
+    },
+    /// The saved state to resume from does not fit this run (other envs, other spaces).
+    #[error("cannot resume at step {step}: {message}")]
+    Resume {
+        /// Global env step of the checkpoint.
+        step: u64,
+        /// What does not fit.
+        message: String,
+    },
 }
 
 /// Settings of the loop itself (the agent has its own).
@@ -98,6 +148,11 @@ pub struct LoopSettings {
     pub eval_episodes: usize,
     /// Environment steps between `charts/SPS` points.
     pub log_every: u64,
+    /// Environment steps between checkpoints (0: only at the start and the end). Used only when
+    /// a [`CheckpointSaver`] is given.
+    pub checkpoint_every: u64,
+    /// Include the agent's replay buffer in checkpoints (see [`Agent::training_state`]).
+    pub checkpoint_replay_buffer: bool,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// When set, training stops as soon as this target is reached (benchmarks measure time to
@@ -243,16 +298,293 @@ pub fn evaluate(
 /// Observation-normalisation clip (Stable-Baselines3's default).
 pub const OBS_CLIP: f32 = 10.0;
 
-/// Trains `agent` on environments from `factory` and logs to `sink`.
+/// Length of the recent-returns window (CartPole's "solved" criterion averages 100 episodes).
+const RECENT_WINDOW: usize = 100;
+
+/// Everything the loop itself carries from one environment step to the next; saved in every
+/// checkpoint so that a resumed run continues exactly where the saved one was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Environment steps taken, summed over all envs.
+    pub global_step: u64,
+    /// Training episodes finished.
+    pub episodes: u64,
+    /// Returns of the last (up to 100) training episodes, oldest first.
+    pub recent_returns: Vec<f64>,
+    /// Step at or after which the next periodic evaluation runs (`u64::MAX`: none).
+    pub next_eval: u64,
+    /// Step at or after which the next `charts/SPS` point is logged.
+    pub next_log: u64,
+    /// Step at or after which the next interval checkpoint is written (`u64::MAX`: none).
+    pub next_checkpoint: u64,
+    /// Every evaluation so far as `(env step, mean return)`.
+    pub evals: Vec<(u64, f64)>,
+    /// The best evaluation so far as `(env step, mean return)`.
+    pub best_eval: Option<(u64, f64)>,
+    /// Training wall time so far in seconds (evaluation excluded), over all sessions of the run.
+    pub train_seconds: f64,
+    /// Whether training ran to the end (set in the final checkpoint only).
+    pub finished: bool,
+}
+
+impl LoopState {
+    /// The state of a run that has not taken a step yet.
+    pub fn start(settings: &LoopSettings) -> Self {
+        Self {
+            global_step: 0,
+            episodes: 0,
+            recent_returns: Vec::new(),
+            next_eval: if settings.eval_every > 0 { settings.eval_every } else { u64::MAX },
+            next_log: settings.log_every.max(1),
+            next_checkpoint: if settings.checkpoint_every > 0 {
+                settings.checkpoint_every
+            } else {
+                u64::MAX
+            },
+            evals: Vec::new(),
+            best_eval: None,
+            train_seconds: 0.0,
+            finished: false,
+        }
+    }
+
+    /// Mean of the recent-returns window, if any episode finished.
+    pub fn recent_mean(&self) -> Option<f64> {
+        let r = &self.recent_returns;
+        (!r.is_empty()).then(|| r.iter().sum::<f64>() / r.len() as f64)
+    }
+
+    fn push_return(&mut self, ret: f64) {
+        if self.recent_returns.len() == RECENT_WINDOW {
+            self.recent_returns.remove(0);
+        }
+        self.recent_returns.push(ret);
+    }
+}
+
+/// Why the loop asks for a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaveReason {
+    /// Before the first step of a new run, so that even a run killed at once can be resumed.
+    Start,
+    /// Every `checkpoint_every` steps.
+    Interval,
+    /// An evaluation beat every earlier one.
+    NewBest,
+    /// Training ran to the end.
+    Final,
+    /// A stop was requested (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// An environment failed; the envs' own states are not saved (they are mid-step), so a
+    /// resume from this checkpoint resets them.
+    EnvFault,
+}
+
+impl SaveReason {
+    /// Lowercase name, as written in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaveReason::Start => "start",
+            SaveReason::Interval => "interval",
+            SaveReason::NewBest => "new_best",
+            SaveReason::Final => "final",
+            SaveReason::Interrupted => "interrupted",
+            SaveReason::EnvFault => "env_fault",
+        }
+    }
+}
+
+/// One checkpoint's content, handed to a [`CheckpointSaver`]. The tensors are copies, already
+/// checked to be finite.
+pub struct SavePoint<'a> {
+    /// Why it is written.
+    pub reason: SaveReason,
+    /// The loop's state after the last completed step.
+    pub state: &'a LoopState,
+    /// The agent's [`Agent::named_tensors`] (networks, optimizer state).
+    pub agent_tensors: &'a [(String, Tensor)],
+    /// The agent's [`Agent::training_state`] (buffers, counters).
+    pub training_tensors: &'a [(String, Tensor)],
+    /// The environments, observation statistics included.
+    pub envs: &'a VecEnvSnapshot,
+    /// The evaluation done at this very step, if one was (for [`SaveReason::NewBest`] and
+    /// [`SaveReason::Final`]).
+    pub eval_return: Option<f64>,
+}
+
+/// Writes the checkpoints the loop asks for (the run directory's implementation is in
+/// [`crate::run`]).
+pub trait CheckpointSaver {
+    /// Makes `point` durable. An error stops training.
+    fn save(&mut self, point: &SavePoint<'_>) -> Result<(), String>;
+}
+
+/// Where a resumed run starts: what a checkpoint saved of the loop and the environments. The
+/// agent is loaded by the caller before the loop starts.
+#[derive(Debug, Clone)]
+pub struct ResumePoint {
+    /// The loop's state at the checkpoint.
+    pub state: LoopState,
+    /// The environments at the checkpoint.
+    pub envs: VecEnvSnapshot,
+}
+
+/// What the loop may be given beyond its settings: a checkpoint writer, a stop flag, a point to
+/// resume from, and a place for warnings.
+#[derive(Default)]
+pub struct LoopControl<'a> {
+    /// Receives checkpoints; without one, nothing is saved.
+    pub saver: Option<&'a mut dyn CheckpointSaver>,
+    /// Checked after every step: when set, the loop finishes the step (and any update in it),
+    /// writes a checkpoint, flushes the sink and returns [`LoopOutcome::Stopped`].
+    pub stop: Option<&'a AtomicBool>,
+    /// Continue from this point instead of starting afresh.
+    pub resume: Option<ResumePoint>,
+    /// Receives one-line warnings (e.g. an env that resumes by resetting); dropped when `None`.
+    pub warn: Option<&'a mut dyn FnMut(&str)>,
+}
+
+/// How a controlled run ended.
+#[derive(Debug, Clone)]
+pub enum LoopOutcome {
+    /// Training ran to `total_timesteps` (or its target).
+    Finished(TrainSummary),
+    /// A stop was requested; a checkpoint at `step` was written (when a saver was given).
+    Stopped {
+        /// Global env step of the last completed step.
+        step: u64,
+    },
+}
+
+/// The seed libtorch's global generator gets at the start of the step that begins at
+/// `global_step` of a run seeded with `seed`: SplitMix64 of both, so that neighbouring steps and
+/// seeds get unrelated streams.
+pub fn step_seed(seed: u64, global_step: u64) -> i64 {
+    let mixed = splitmix64(seed ^ splitmix64(global_step ^ 0x5851_f42d_4c95_7f2d));
+    // libtorch takes an i64; reinterpreting the bits keeps every value distinct.
+    mixed as i64
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Trains `agent` on environments from `factory` and logs to `sink`, with no checkpoints, stop
+/// flag or resume (see [`train_loop_with`] for those).
 ///
-/// Seeds libtorch with `settings.seed` first, so an agent built before calling this must have
-/// been built after seeding too (see [`crate::run::train_run`], which does both in order).
+/// The agent must have been built after seeding libtorch (see [`crate::run::train_run`]'s
+/// order); the loop itself re-seeds libtorch at every step (see the [module docs](self)).
 pub fn train_loop(
     agent: &mut dyn Agent,
     factory: EnvFactory<'_>,
     settings: &LoopSettings,
     sink: &mut dyn ScalarSink,
-) -> Result<(TrainSummary, Option<rlpg_envs::RunningMeanStd>), TrainError> {
+) -> Result<(TrainSummary, Option<RunningMeanStd>), TrainError> {
+    let mut obs_rms = None;
+    let outcome =
+        train_loop_inner(agent, factory, settings, sink, LoopControl::default(), &mut obs_rms)?;
+    match outcome {
+        LoopOutcome::Finished(summary) => Ok((summary, obs_rms)),
+        // Without a stop flag the loop cannot stop early.
+        LoopOutcome::Stopped { step } => Err(TrainError::Resume {
+            step,
+            message: "internal error: stopped without a stop request".to_owned(),
+        }),
+    }
+}
+
+/// [`train_loop`] with checkpoints, a stop flag and resumption (see [`LoopControl`]).
+pub fn train_loop_with(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    settings: &LoopSettings,
+    sink: &mut dyn ScalarSink,
+    control: LoopControl<'_>,
+) -> Result<LoopOutcome, TrainError> {
+    train_loop_inner(agent, factory, settings, sink, control, &mut None)
+}
+
+/// The loop's working parts besides its state.
+struct Session<'c, 'a> {
+    saver: Option<&'c mut dyn CheckpointSaver>,
+    warn: Option<&'c mut dyn FnMut(&str)>,
+    settings: &'a LoopSettings,
+}
+
+impl Session<'_, '_> {
+    fn warn(&mut self, message: &str) {
+        if let Some(warn) = &mut self.warn {
+            warn(message);
+        }
+    }
+
+    /// Flushes the sink, then hands a checkpoint of the current state to the saver (if any).
+    /// The agent's tensors are checked first: a non-finite one is an error and nothing is
+    /// written, so the last good checkpoint stays the newest.
+    fn save(
+        &mut self,
+        reason: SaveReason,
+        state: &LoopState,
+        agent: &dyn Agent,
+        envs: &VecEnvSnapshot,
+        eval_return: Option<f64>,
+        sink: &mut dyn ScalarSink,
+    ) -> Result<(), TrainError> {
+        sink.flush()
+            .map_err(|source| TrainError::Io { context: "flushing metrics".to_owned(), source })?;
+        let Some(saver) = self.saver.as_deref_mut() else { return Ok(()) };
+        let step = state.global_step;
+        let agent_tensors = agent.named_tensors();
+        let training_tensors = agent
+            .training_state(self.settings.checkpoint_replay_buffer)
+            .map_err(|source| TrainError::Agent { step, source })?;
+        for (name, t) in agent_tensors.iter().chain(&training_tensors) {
+            if !all_finite(t)? {
+                return Err(TrainError::NonFinite { step, quantity: format!("tensor '{name}'") });
+            }
+        }
+        let point = SavePoint {
+            reason,
+            state,
+            agent_tensors: &agent_tensors,
+            training_tensors: &training_tensors,
+            envs,
+            eval_return,
+        };
+        saver.save(&point).map_err(|message| TrainError::Checkpoint { step, message })
+    }
+}
+
+/// Whether every value of `t` is finite (integer and boolean tensors always are).
+fn all_finite(t: &Tensor) -> Result<bool, TrainError> {
+    let floating = matches!(
+        t.kind(),
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16 | Kind::ComplexFloat
+    );
+    if !floating || t.numel() == 0 {
+        return Ok(true);
+    }
+    Ok(t.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0)
+}
+
+fn io_err(context: &str) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { context: context.to_owned(), source }
+}
+
+fn train_loop_inner(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    settings: &LoopSettings,
+    sink: &mut dyn ScalarSink,
+    control: LoopControl<'_>,
+    final_rms: &mut Option<RunningMeanStd>,
+) -> Result<LoopOutcome, TrainError> {
+    let LoopControl { saver, stop, resume, warn } = control;
+    let mut session = Session { saver, warn, settings };
     let n = settings.num_envs;
     let mut vec = make_vec_env(factory, n).map_err(env_err(0))?;
     if settings.normalize_obs {
@@ -260,30 +592,55 @@ pub fn train_loop(
     }
     let obs_dim = vec.obs_dim();
     let mut adapter = ActionAdapter::new(vec.action_space());
-    let mut obs = vec.reset(Some(settings.seed)).map_err(env_err(0))?.to_vec();
-    let io = |context: &str| {
-        let context = context.to_owned();
-        move |source| TrainError::Io { context, source }
+    let fresh = resume.is_none();
+    let mut state = match resume {
+        None => {
+            vec.reset(Some(settings.seed)).map_err(env_err(0))?;
+            LoopState::start(settings)
+        }
+        Some(point) => {
+            restore_envs(&mut vec, &point, settings, &mut session)?;
+            point.state
+        }
     };
+    let mut obs = vec.obs().to_vec();
+    if fresh {
+        let snapshot = vec.snapshot();
+        session.save(SaveReason::Start, &state, agent, &snapshot, None, sink)?;
+    }
 
-    let progress = progress_bar(settings);
-    let mut recent: VecDeque<f64> = VecDeque::with_capacity(100);
-    let mut global_step = 0u64;
-    let mut episodes = 0u64;
-    let mut next_eval = if settings.eval_every > 0 { settings.eval_every } else { u64::MAX };
-    let mut next_log = settings.log_every.max(1);
-    let mut evals = Vec::new();
-    let mut train_time = 0.0f64;
-    let mut window_start = (Instant::now(), 0u64);
+    let progress = progress_bar(settings, state.global_step);
+    let mut window_start = (Instant::now(), state.global_step);
     let mut last_tick = Instant::now();
     let mut reached_target = None;
 
-    while global_step < settings.total_timesteps && reached_target.is_none() {
+    while state.global_step < settings.total_timesteps && reached_target.is_none() {
+        // See the module docs: every step draws from a generator seeded by (seed, step), which
+        // is what makes a resumed run continue exactly.
+        tch::manual_seed(step_seed(settings.seed, state.global_step));
         let obs_t = Tensor::from_slice(&obs).view([n as i64, obs_dim as i64]);
         let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
         let env_actions = adapter.convert(&actions)?;
-        let step = vec.step(env_actions).map_err(env_err(global_step))?;
-        global_step += n as u64;
+        let step = match vec.step(env_actions) {
+            Ok(step) => step,
+            Err(source) => {
+                let error = TrainError::Env { step: state.global_step, source };
+                // The envs are mid-step (some stepped, some not): keep everything else and let
+                // a resume reset them. The normalisation statistics are still those of the last
+                // completed step (they change only once every env has stepped).
+                let snapshot = vec.snapshot().without_env_states();
+                state.train_seconds += last_tick.elapsed().as_secs_f64();
+                // The environment's error is what the user must see; a failed save is secondary
+                // and reported through the warning channel.
+                if let Err(e) =
+                    session.save(SaveReason::EnvFault, &state, agent, &snapshot, None, sink)
+                {
+                    session.warn(&format!("could not save a checkpoint after the fault: {e}"));
+                }
+                return Err(error);
+            }
+        };
+        let global_step = state.global_step + n as u64;
 
         let transition = Transition {
             obs: &obs,
@@ -296,79 +653,172 @@ pub fn train_loop(
         let metrics = agent
             .observe(&transition)
             .map_err(|source| TrainError::Agent { step: global_step, source })?;
+        state.global_step = global_step;
         if let Some(metrics) = metrics {
             for (tag, value) in metrics {
-                sink.scalar(tag, value, global_step).map_err(io("writing metrics"))?;
+                sink.scalar(tag, value, global_step).map_err(io_err("writing metrics"))?;
             }
         }
         for ep in &step.episodes {
-            episodes += 1;
+            state.episodes += 1;
             sink.scalar("charts/episodic_return", ep.ret, global_step)
-                .map_err(io("writing metrics"))?;
+                .map_err(io_err("writing metrics"))?;
             sink.scalar("charts/episodic_length", ep.length as f64, global_step)
-                .map_err(io("writing metrics"))?;
-            if recent.len() == 100 {
-                recent.pop_front();
-            }
-            recent.push_back(ep.ret);
+                .map_err(io_err("writing metrics"))?;
+            state.push_return(ep.ret);
         }
         obs.copy_from_slice(&step.obs);
 
-        if global_step >= next_log {
-            next_log += settings.log_every.max(1);
+        if global_step >= state.next_log {
+            state.next_log = advance(state.next_log, settings.log_every.max(1), global_step);
             let (start, start_step) = window_start;
             let sps = (global_step - start_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            sink.scalar("charts/SPS", sps, global_step).map_err(io("writing metrics"))?;
+            sink.scalar("charts/SPS", sps, global_step).map_err(io_err("writing metrics"))?;
             window_start = (Instant::now(), global_step);
         }
-        train_time += last_tick.elapsed().as_secs_f64();
-        if let (Some(Target::RecentMean(target)), Some(m)) = (settings.stop_at, mean(&recent)) {
-            if recent.len() == 100 && m >= target {
-                reached_target = Some((global_step, train_time));
+        state.train_seconds += last_tick.elapsed().as_secs_f64();
+        if let (Some(Target::RecentMean(target)), Some(m)) = (settings.stop_at, state.recent_mean())
+        {
+            if state.recent_returns.len() == RECENT_WINDOW && m >= target {
+                reached_target = Some((global_step, state.train_seconds));
             }
         }
-        if global_step >= next_eval && global_step < settings.total_timesteps {
-            next_eval += settings.eval_every;
+        if global_step >= state.next_eval && global_step < settings.total_timesteps {
+            state.next_eval = advance(state.next_eval, settings.eval_every, global_step);
             let result = run_eval(agent, factory, settings, &vec)?;
             sink.scalar("eval/mean_return", result.mean_return, global_step)
-                .map_err(io("writing metrics"))?;
-            evals.push((global_step, result.mean_return));
+                .map_err(io_err("writing metrics"))?;
+            state.evals.push((global_step, result.mean_return));
             if matches!(settings.stop_at, Some(Target::Eval(t)) if result.mean_return >= t) {
-                reached_target = Some((global_step, train_time));
+                reached_target = Some((global_step, state.train_seconds));
+            }
+            if state.best_eval.is_none_or(|(_, best)| result.mean_return > best) {
+                state.best_eval = Some((global_step, result.mean_return));
+                let snapshot = vec.snapshot();
+                let ret = Some(result.mean_return);
+                session.save(SaveReason::NewBest, &state, agent, &snapshot, ret, sink)?;
             }
             window_start = (Instant::now(), global_step);
+        }
+        if global_step >= state.next_checkpoint && global_step < settings.total_timesteps {
+            state.next_checkpoint =
+                advance(state.next_checkpoint, settings.checkpoint_every, global_step);
+            let snapshot = vec.snapshot();
+            session.save(SaveReason::Interval, &state, agent, &snapshot, None, sink)?;
+        }
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            let snapshot = vec.snapshot();
+            session.save(SaveReason::Interrupted, &state, agent, &snapshot, None, sink)?;
+            if let Some(bar) = progress {
+                bar.abandon();
+            }
+            return Ok(LoopOutcome::Stopped { step: global_step });
         }
         last_tick = Instant::now();
         if let Some(bar) = &progress {
             bar.set_position(global_step);
-            if let Some(mean) = mean(&recent) {
+            if let Some(mean) = state.recent_mean() {
                 bar.set_message(format!("return(100) {mean:.1}"));
             }
         }
     }
+    let global_step = state.global_step;
     let final_eval = run_eval(agent, factory, settings, &vec)?;
     sink.scalar("eval/mean_return", final_eval.mean_return, global_step)
-        .map_err(io("writing metrics"))?;
-    evals.push((global_step, final_eval.mean_return));
+        .map_err(io_err("writing metrics"))?;
+    state.evals.push((global_step, final_eval.mean_return));
     if reached_target.is_none()
         && matches!(settings.stop_at, Some(Target::Eval(t)) if final_eval.mean_return >= t)
     {
-        reached_target = Some((global_step, train_time));
+        reached_target = Some((global_step, state.train_seconds));
     }
-    sink.flush().map_err(io("flushing metrics"))?;
+    let snapshot = vec.snapshot();
+    let ret = Some(final_eval.mean_return);
+    if state.best_eval.is_none_or(|(_, best)| final_eval.mean_return > best) {
+        state.best_eval = Some((global_step, final_eval.mean_return));
+        session.save(SaveReason::NewBest, &state, agent, &snapshot, ret, sink)?;
+    }
+    state.finished = true;
+    session.save(SaveReason::Final, &state, agent, &snapshot, ret, sink)?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let summary = TrainSummary {
+    *final_rms = vec.obs_rms().cloned();
+    Ok(LoopOutcome::Finished(TrainSummary {
         steps: global_step,
-        episodes,
-        recent_mean_return: mean(&recent),
+        episodes: state.episodes,
+        recent_mean_return: state.recent_mean(),
         final_eval,
-        steps_per_second: global_step as f64 / train_time.max(1e-9),
-        evals,
+        steps_per_second: global_step as f64 / state.train_seconds.max(1e-9),
+        evals: state.evals,
         reached_target,
-    };
-    Ok((summary, vec.obs_rms().cloned()))
+    }))
+}
+
+/// The next multiple-of-`every` point after `now`, from the point `due` that was just reached.
+/// Skips points that a large step (many envs) jumped over, so that one step never triggers two.
+fn advance(due: u64, every: u64, now: u64) -> u64 {
+    if every == 0 {
+        return u64::MAX;
+    }
+    let mut next = due.saturating_add(every);
+    if next <= now {
+        next = (now / every + 1).saturating_mul(every);
+    }
+    next
+}
+
+/// Puts the freshly built `vec` in the state `point` saved. Envs that cannot be restored (no
+/// snapshot saved, or an env without snapshot support) are all reset with a seed derived from
+/// `(seed, step)`, after a warning.
+fn restore_envs(
+    vec: &mut VecEnv,
+    point: &ResumePoint,
+    settings: &LoopSettings,
+    session: &mut Session<'_, '_>,
+) -> Result<(), TrainError> {
+    let step = point.state.global_step;
+    let resume_err = |message: String| TrainError::Resume { step, message };
+    if point.envs.num_envs() != vec.num_envs() {
+        return Err(resume_err(format!(
+            "the checkpoint has {} environments, this run has {}",
+            point.envs.num_envs(),
+            vec.num_envs()
+        )));
+    }
+    match vec.restore(&point.envs) {
+        Ok(()) => Ok(()),
+        Err(e) if point.envs.has_env_states() && !is_unsupported(&e) => {
+            Err(resume_err(format!("cannot restore the environments: {e}")))
+        }
+        Err(e) => {
+            let why = if point.envs.has_env_states() {
+                format!("{e}")
+            } else {
+                "the checkpoint holds no environment states (written after an env fault)".to_owned()
+            };
+            session.warn(&format!(
+                "resuming at step {step} by resetting the environments ({why}); the run continues \
+                 but does not replay the uninterrupted run exactly"
+            ));
+            if let Some(rms) = point.envs.obs_rms() {
+                vec.set_obs_rms(rms.clone())
+                    .map_err(|e| resume_err(format!("observation statistics: {e}")))?;
+            }
+            let seed = step_seed(settings.seed, step) as u64;
+            vec.reset(Some(seed)).map_err(env_err(step))?;
+            Ok(())
+        }
+    }
+}
+
+/// Whether `e` (maybe inside a vector env's tag) says an env cannot snapshot or restore itself.
+fn is_unsupported(e: &EnvError) -> bool {
+    match e {
+        EnvError::SnapshotUnsupported { .. } => true,
+        EnvError::InVecEnv { source, .. } => is_unsupported(source),
+        _ => false,
+    }
 }
 
 fn run_eval(
@@ -384,11 +834,7 @@ fn run_eval(
     evaluate(agent, factory, settings.eval_episodes, eval_seed, rms)
 }
 
-fn mean(values: &VecDeque<f64>) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-fn progress_bar(settings: &LoopSettings) -> Option<indicatif::ProgressBar> {
+fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::ProgressBar> {
     if !settings.progress {
         return None;
     }
@@ -403,10 +849,53 @@ fn progress_bar(settings: &LoopSettings) -> Option<indicatif::ProgressBar> {
     if let Ok(style) = style {
         bar.set_style(style);
     }
+    bar.set_position(position);
     Some(bar)
 }
 
-/// Path of the saved final policy inside a run directory.
-pub fn policy_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("policy.safetensors")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_moves_to_the_next_multiple_and_skips_points_jumped_over() {
+        assert_eq!(advance(1000, 1000, 1000), 2000);
+        assert_eq!(advance(1000, 1000, 1004), 2000);
+        // One step of many envs crossed two points: the next one is after `now`.
+        assert_eq!(advance(1000, 1000, 2500), 3000);
+        assert_eq!(advance(1000, 0, 1000), u64::MAX);
+    }
+
+    #[test]
+    fn step_seeds_differ_between_steps_and_seeds_and_repeat_exactly() {
+        assert_eq!(step_seed(1, 8), step_seed(1, 8));
+        assert_ne!(step_seed(1, 8), step_seed(1, 16));
+        assert_ne!(step_seed(1, 8), step_seed(2, 8));
+        assert_ne!(step_seed(0, 0), 0, "seed 0 at step 0 must still be mixed");
+    }
+
+    #[test]
+    fn the_recent_window_keeps_the_last_hundred_returns() {
+        let settings = LoopSettings {
+            seed: 0,
+            total_timesteps: 1,
+            num_envs: 1,
+            normalize_obs: false,
+            eval_every: 0,
+            eval_episodes: 1,
+            log_every: 1,
+            checkpoint_every: 0,
+            checkpoint_replay_buffer: false,
+            progress: false,
+            stop_at: None,
+        };
+        let mut state = LoopState::start(&settings);
+        assert_eq!((state.next_eval, state.next_checkpoint), (u64::MAX, u64::MAX));
+        for r in 0..150 {
+            state.push_return(f64::from(r));
+        }
+        assert_eq!(state.recent_returns.len(), 100);
+        assert_eq!(state.recent_returns[0], 50.0, "the oldest kept return must be the 51st");
+        assert_eq!(state.recent_mean(), Some(99.5));
+    }
 }

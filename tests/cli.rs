@@ -78,7 +78,7 @@ fn train_prints_the_run_directory_last_and_eval_loads_it() {
     assert!(run_dir.is_dir(), "last stdout line is not a directory: {last:?}");
     let name = run_dir.file_name().and_then(|n| n.to_str()).expect("name");
     assert!(name.starts_with("CartPole-v1__reinforce__5__"), "run dir name {name}");
-    for file in ["config.toml", "policy.safetensors"] {
+    for file in ["config.toml", "summary.json", "checkpoints/best.safetensors"] {
         assert!(run_dir.join(file).is_file(), "{file} missing in {}", run_dir.display());
     }
     let events = rlpg::event_files(&run_dir).expect("list event files");
