@@ -15,6 +15,7 @@
 mod agent;
 pub mod distributions;
 pub mod networks;
+pub mod optim;
 mod pathwise;
 mod reinforce;
 pub mod replay;

@@ -171,6 +171,61 @@ impl ReplayBuffer {
         Ok(self.split(&self.storage.narrow(0, 0, self.len as i64).f_index_select(0, index)?))
     }
 
+    /// The stored transitions as named tensors under `prefix`, for checkpoints:
+    /// `{prefix}/rows` (`Float [len, width]`, the filled rows in storage order) and
+    /// `{prefix}/position` (`Int64 [2]`: `len` and the next row to write).
+    pub fn state_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{prefix}/rows"), self.storage.narrow(0, 0, self.len as i64).copy()),
+            (format!("{prefix}/position"), Tensor::from_slice(&[self.len as i64, self.pos as i64])),
+        ]
+    }
+
+    /// Replaces the content with what [`ReplayBuffer::state_tensors`] saved under `prefix`;
+    /// empties the buffer when `tensors` holds nothing under `prefix` (a checkpoint saved
+    /// without its replay buffer). Checks shapes before changing anything.
+    pub fn load_state_tensors(
+        &mut self,
+        prefix: &str,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), AgentError> {
+        let find = |name: &str| {
+            let full = format!("{prefix}/{name}");
+            tensors.iter().find(|(n, _)| *n == full).map(|(_, t)| t)
+        };
+        let (Some(rows), Some(position)) = (find("rows"), find("position")) else {
+            self.len = 0;
+            self.pos = 0;
+            return Ok(());
+        };
+        let bad = |what: String| AgentError::Invalid(format!("checkpoint replay buffer: {what}"));
+        if position.kind() != tch::Kind::Int64 || position.size() != [2] {
+            return Err(bad(format!("position has shape {:?}", position.size())));
+        }
+        let (len, pos) = (position.f_int64_value(&[0])?, position.f_int64_value(&[1])?);
+        let (Ok(len), Ok(pos)) = (usize::try_from(len), usize::try_from(pos)) else {
+            return Err(bad(format!("negative length {len} or position {pos}")));
+        };
+        if len > self.capacity || pos >= self.capacity || (len < self.capacity && pos != len) {
+            return Err(bad(format!(
+                "length {len} and position {pos} do not fit a capacity of {}",
+                self.capacity
+            )));
+        }
+        if rows.kind() != Kind::Float || rows.size() != [len as i64, self.width() as i64] {
+            return Err(bad(format!(
+                "rows are {:?} {:?}, expected Float [{len}, {}]",
+                rows.kind(),
+                rows.size(),
+                self.width()
+            )));
+        }
+        tch::no_grad(|| self.storage.narrow(0, 0, len as i64).f_copy_(rows))?;
+        self.len = len;
+        self.pos = pos;
+        Ok(())
+    }
+
     /// Row of the oldest stored transition (0 until the ring wraps).
     pub fn oldest_row(&self) -> usize {
         if self.len < self.capacity { 0 } else { self.pos }
@@ -187,5 +242,57 @@ impl ReplayBuffer {
             terminated: rows.select(1, od + ad + 1),
             next_obs: rows.narrow(1, od + ad + 2, od),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(buffer: &mut ReplayBuffer, k: usize) {
+        let x = k as f32;
+        let obs = [x, x + 0.1];
+        buffer.push(&obs, &[x], &[f64::from(x)], &[k % 3 == 0], &[x + 1.0, x + 1.1]).expect("push");
+    }
+
+    #[test]
+    fn a_wrapped_buffer_round_trips_and_samples_the_same_rows() {
+        let mut buffer = ReplayBuffer::new(5, 2, 1).expect("buffer");
+        for k in 0..7 {
+            push(&mut buffer, k);
+        }
+        let state = buffer.state_tensors("replay");
+        let mut copy = ReplayBuffer::new(5, 2, 1).expect("buffer");
+        copy.load_state_tensors("replay", &state).expect("load");
+        assert_eq!((copy.len(), copy.oldest_row()), (buffer.len(), buffer.oldest_row()));
+        tch::manual_seed(11);
+        let a = buffer.sample(16).expect("sample");
+        tch::manual_seed(11);
+        let b = copy.sample(16).expect("sample");
+        let diff = (&a.obs_actions - &b.obs_actions).abs().max().double_value(&[]);
+        assert_eq!(diff, 0.0, "the restored buffer samples other rows");
+        // Pushing continues at the same ring position.
+        push(&mut buffer, 7);
+        push(&mut copy, 7);
+        let all = Tensor::arange(5, (Kind::Int64, Device::Cpu));
+        let same = (&buffer.get(&all).unwrap().next_obs - &copy.get(&all).unwrap().next_obs)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert_eq!(same, 0.0, "pushing after restore wrote another row");
+    }
+
+    #[test]
+    fn missing_replay_state_empties_the_buffer_and_bad_state_is_refused() {
+        let mut buffer = ReplayBuffer::new(5, 2, 1).expect("buffer");
+        push(&mut buffer, 0);
+        buffer.load_state_tensors("replay", &[]).expect("absent state");
+        assert!(buffer.is_empty(), "a checkpoint without replay state must empty the buffer");
+        let mut big = ReplayBuffer::new(8, 2, 1).expect("buffer");
+        for k in 0..8 {
+            push(&mut big, k);
+        }
+        let err = buffer.load_state_tensors("replay", &big.state_tensors("replay"));
+        assert!(err.is_err(), "8 rows must not fit a capacity of 5");
     }
 }

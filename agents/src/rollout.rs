@@ -10,7 +10,7 @@
 //!   from `V(next_obs)`, the value of the episode's *final* observation;
 //! - **cut by the end of the rollout** (still running): bootstrap from `V(next_obs)` too.
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::agent::{AgentError, Transition};
 
@@ -160,6 +160,85 @@ impl RolloutBuffer {
         &self.truncated
     }
 
+    /// The stored steps as named tensors under `prefix`, for checkpoints taken mid-rollout:
+    /// `{prefix}/steps` (`Int64 [1]`), and when it is not 0 `{prefix}/obs`, `{prefix}/next_obs`
+    /// (`Float`), `{prefix}/rewards` (`Double`), `{prefix}/terminated`, `{prefix}/truncated`
+    /// (`Bool`) and `{prefix}/actions` (as [`RolloutBuffer::actions`]).
+    pub fn state_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut state = vec![(format!("{prefix}/steps"), Tensor::from_slice(&[self.len() as i64]))];
+        if !self.is_empty() {
+            state.extend([
+                (format!("{prefix}/obs"), Tensor::from_slice(&self.obs)),
+                (format!("{prefix}/next_obs"), Tensor::from_slice(&self.next_obs)),
+                (format!("{prefix}/rewards"), Tensor::from_slice(&self.rewards)),
+                (format!("{prefix}/terminated"), Tensor::from_slice(&self.terminated)),
+                (format!("{prefix}/truncated"), Tensor::from_slice(&self.truncated)),
+                (format!("{prefix}/actions"), self.actions().copy()),
+            ]);
+        }
+        state
+    }
+
+    /// Replaces the stored steps with those [`RolloutBuffer::state_tensors`] saved under
+    /// `prefix` in `tensors`. Checks every length before changing anything.
+    pub fn load_state_tensors(
+        &mut self,
+        prefix: &str,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), AgentError> {
+        let get = |name: &str| {
+            let full = format!("{prefix}/{name}");
+            tensors.iter().find(|(n, _)| *n == full).map(|(_, t)| t).ok_or_else(|| {
+                AgentError::Invalid(format!("checkpoint is missing tensor '{full}'"))
+            })
+        };
+        let steps = get("steps")?.f_int64_value(&[0])?;
+        let steps = usize::try_from(steps).ok().filter(|&s| s < self.n_steps).ok_or_else(|| {
+            AgentError::Invalid(format!(
+                "checkpoint rollout holds {steps} steps; this buffer takes fewer than {}",
+                self.n_steps
+            ))
+        })?;
+        if steps == 0 {
+            self.clear();
+            return Ok(());
+        }
+        let (n, d) = (self.n_envs, self.obs_dim);
+        let rows = steps * n;
+        let read = |name: &str, kind: Kind, want: usize| -> Result<Tensor, AgentError> {
+            let t = get(name)?;
+            if t.kind() != kind || t.numel() != want {
+                return Err(AgentError::Invalid(format!(
+                    "checkpoint tensor '{prefix}/{name}' is {:?} {:?}, expected {kind:?} with \
+                     {want} values",
+                    t.kind(),
+                    t.size()
+                )));
+            }
+            Ok(t.f_flatten(0, -1)?)
+        };
+        let obs = Vec::<f32>::try_from(&read("obs", Kind::Float, rows * d)?)?;
+        let next_obs = Vec::<f32>::try_from(&read("next_obs", Kind::Float, rows * d)?)?;
+        let rewards = Vec::<f64>::try_from(&read("rewards", Kind::Double, rows)?)?;
+        let terminated = Vec::<bool>::try_from(&read("terminated", Kind::Bool, rows)?)?;
+        let truncated = Vec::<bool>::try_from(&read("truncated", Kind::Bool, rows)?)?;
+        let actions = get("actions")?;
+        if actions.size().first().copied() != Some(rows as i64) {
+            return Err(AgentError::Invalid(format!(
+                "checkpoint tensor '{prefix}/actions' has shape {:?}, expected {rows} rows",
+                actions.size()
+            )));
+        }
+        self.clear();
+        self.obs = obs;
+        self.next_obs = next_obs;
+        self.rewards = rewards;
+        self.terminated = terminated;
+        self.truncated = truncated;
+        self.actions = actions.f_split(n as i64, 0)?.into_iter().map(|a| a.copy()).collect();
+        Ok(())
+    }
+
     /// The stored actions joined into one tensor, `[len * n_envs]` (discrete) or
     /// `[len * n_envs, act_dim]` (continuous), step-major like everything else.
     pub fn actions(&self) -> Tensor {
@@ -263,7 +342,6 @@ pub fn generalized_advantages(steps: &StepRecord<'_>, gamma: f64, gae_lambda: f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
 
     /// One env over five steps (γ = 0.5) exercising each end of an episode:
     /// step 1 terminates, step 3 is truncated, step 4 is cut by the end of the rollout.
@@ -390,5 +468,41 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.to_string().contains("rewards has 3 values"), "unexpected error: {err}");
+    }
+
+    #[test]
+    fn a_partial_rollout_round_trips_through_its_state_tensors() {
+        let mut buffer = RolloutBuffer::new(4, 2, 3);
+        for t in 0..3 {
+            let obs: Vec<f32> = (0..6).map(|i| (t * 6 + i) as f32).collect();
+            let next_obs: Vec<f32> = obs.iter().map(|x| x + 0.5).collect();
+            let actions = Tensor::from_slice(&[t as i64, 1 - t as i64]);
+            buffer
+                .push(&Transition {
+                    obs: &obs,
+                    actions: &actions,
+                    rewards: &[f64::from(t), 0.25],
+                    terminated: &[t == 1, false],
+                    truncated: &[false, t == 2],
+                    next_obs: &next_obs,
+                })
+                .expect("push");
+        }
+        let state = buffer.state_tensors("rollout");
+        let mut copy = RolloutBuffer::new(4, 2, 3);
+        copy.load_state_tensors("rollout", &state).expect("load");
+        assert_eq!(copy.len(), 3, "restored step count");
+        assert_eq!((copy.obs(), copy.next_obs()), (buffer.obs(), buffer.next_obs()));
+        assert_eq!((copy.rewards(), copy.terminated()), (buffer.rewards(), buffer.terminated()));
+        assert_eq!(copy.truncated(), buffer.truncated());
+        assert_eq!(copy.actions().kind(), Kind::Int64);
+        assert_eq!(Vec::<i64>::try_from(&copy.actions()).unwrap(), [0, 1, 1, 0, 2, -1]);
+
+        let mut empty = RolloutBuffer::new(4, 2, 3);
+        empty.load_state_tensors("rollout", &empty.state_tensors("rollout")).expect("load");
+        assert!(empty.is_empty());
+        let mut small = RolloutBuffer::new(3, 2, 3);
+        let err = small.load_state_tensors("rollout", &state).expect_err("3 steps into 3");
+        assert!(err.to_string().contains("3 steps"), "{err}");
     }
 }

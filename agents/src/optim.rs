@@ -1,0 +1,419 @@
+//! One contiguous parameter buffer per network, and Adam on it, with its state as named
+//! tensors for checkpoints. Shared by every agent.
+//!
+//! Why not `nn::Adam`: libtorch's optimizers and a per-tensor gradient-norm clip launch a few
+//! tiny kernels per parameter tensor, and on classic-control networks those launches cost more
+//! than the matrix products (about 60 per step per network). Moving a network's parameters into
+//! one flat buffer once, at construction ([`FlatParams`]), makes the gradient, its norm, the clip,
+//! the Adam step and Polyak averaging a handful of operations whatever the number of layers.
+//! The variables keep their names and stay the layers' own autograd leaves; only their storage
+//! moves into the buffer. And unlike tch's optimizers, whose moments cannot be read, this Adam
+//! exposes its state ([`Adam::state`], [`Adam::load_state`]), so a checkpoint resumes it exactly.
+//!
+//! The arithmetic is PyTorch's (`torch.optim.Adam` with default betas and epsilon, no weight
+//! decay), checked step for step against tch's `nn::Adam` in the tests.
+
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::agent::AgentError;
+
+/// Adam's first-moment decay (PyTorch's default).
+pub const BETA1: f64 = 0.9;
+/// Adam's second-moment decay (PyTorch's default).
+pub const BETA2: f64 = 0.999;
+/// Adam's denominator guard (PyTorch's default).
+pub const EPS: f64 = 1e-8;
+
+/// The trainable variables of one `VarStore`, re-pointed into one contiguous buffer.
+///
+/// The variables stay the store's own (same names, still leaves that require gradients, still
+/// used by the network's layers); only their storage now lives inside one buffer, in the order
+/// of their names. Writing to the buffer therefore writes to the network.
+#[derive(Debug)]
+pub struct FlatParams {
+    /// The trainable variables, sorted by name.
+    vars: Vec<Tensor>,
+    /// `[numel]` the buffer holding every variable's values; does not require gradients.
+    flat: Tensor,
+}
+
+impl FlatParams {
+    /// Moves every trainable variable of `store` into one new buffer (values unchanged). All
+    /// must be `Float` tensors on the CPU.
+    pub fn new(store: &nn::VarStore) -> Result<Self, AgentError> {
+        let mut named: Vec<(String, Tensor)> =
+            store.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let numel: usize = named.iter().map(|(_, t)| t.numel()).sum();
+        let flat = Tensor::f_zeros([numel as i64], (Kind::Float, Device::Cpu))?;
+        let mut offset = 0i64;
+        let mut vars = Vec::with_capacity(named.len());
+        tch::no_grad(|| -> Result<(), AgentError> {
+            for (name, mut var) in named {
+                if var.kind() != Kind::Float {
+                    return Err(AgentError::Invalid(format!(
+                        "parameter '{name}' is {:?}; flat parameters must all be Float",
+                        var.kind()
+                    )));
+                }
+                let n = var.numel() as i64;
+                let mut view = flat.f_narrow(0, offset, n)?.f_view(var.size().as_slice())?;
+                view.f_copy_(&var)?;
+                // `set_data` swaps the storage under the variable while keeping its identity as
+                // an autograd leaf, so the layers holding it now read from `flat`.
+                var.f_set_data(&view)?;
+                vars.push(var);
+                offset += n;
+            }
+            Ok(())
+        })?;
+        Ok(Self { vars, flat })
+    }
+
+    /// The buffer of all parameter values, `[numel]`, in name order.
+    pub fn values(&self) -> &Tensor {
+        &self.flat
+    }
+
+    /// Number of parameters.
+    pub fn numel(&self) -> usize {
+        self.flat.numel()
+    }
+
+    /// The gradient of scalar `loss` with respect to every parameter, flattened like
+    /// [`FlatParams::values`]. Only these parameters' gradients are computed: other networks
+    /// the loss flows through (a critic under an actor loss) get none, and nothing is
+    /// accumulated into any `.grad`.
+    pub fn grad(&self, loss: &Tensor) -> Result<Tensor, AgentError> {
+        let grads = Tensor::f_run_backward(&[loss], &self.vars, false, false)?;
+        let mut flat = Vec::with_capacity(grads.len());
+        for (g, var) in grads.iter().zip(&self.vars) {
+            // A parameter the loss does not depend on gets an undefined gradient: zero.
+            flat.push(if g.defined() {
+                g.f_reshape([-1])?
+            } else {
+                var.f_zeros_like()?.f_reshape([-1])?
+            });
+        }
+        Ok(Tensor::f_cat(&flat, 0)?)
+    }
+
+    /// Overwrites these parameters with `source`'s (same network shape).
+    pub fn copy_from(&mut self, source: &FlatParams) -> Result<(), AgentError> {
+        tch::no_grad(|| self.flat.f_copy_(&source.flat))?;
+        Ok(())
+    }
+
+    /// Polyak averaging toward `source`: `θ ← (1 − τ) θ + τ θ_source`.
+    pub fn polyak_toward(&mut self, source: &FlatParams, tau: f64) -> Result<(), AgentError> {
+        let _ = tch::no_grad(|| self.flat.f_lerp_(&source.flat, tau))?;
+        Ok(())
+    }
+}
+
+/// Global L2 norm of a flat gradient, and the gradient scaled down to `max_norm` when it is
+/// larger and `max_norm > 0` (0 disables clipping), as `torch.nn.utils.clip_grad_norm_`.
+pub fn clip_grad_norm(grad: Tensor, max_norm: f64) -> Result<(Tensor, f64), AgentError> {
+    let norm = grad.f_norm()?.f_double_value(&[])?;
+    if max_norm > 0.0 && norm > max_norm {
+        Ok((grad.f_mul_scalar(max_norm / (norm + 1e-6))?, norm))
+    } else {
+        Ok((grad, norm))
+    }
+}
+
+/// Adam (Kingma & Ba), as PyTorch computes it, on a [`FlatParams`] buffer.
+#[derive(Debug)]
+pub struct Adam {
+    lr: f64,
+    steps: i64,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+}
+
+impl Adam {
+    /// Adam with learning rate `lr` for `params`, moments at zero.
+    pub fn new(params: &FlatParams, lr: f64) -> Result<Self, AgentError> {
+        let zeros = || Tensor::f_zeros([params.numel() as i64], (Kind::Float, Device::Cpu));
+        Ok(Self { lr, steps: 0, exp_avg: zeros()?, exp_avg_sq: zeros()? })
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> i64 {
+        self.steps
+    }
+
+    /// One step on `params` with the flat gradient `grad`.
+    pub fn step(&mut self, params: &mut FlatParams, grad: &Tensor) -> Result<(), AgentError> {
+        self.steps += 1;
+        // PyTorch computes `beta ** step` with a floating-point power.
+        let bias1 = 1.0 - BETA1.powf(self.steps as f64);
+        let bias2 = 1.0 - BETA2.powf(self.steps as f64);
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            let _ = self.exp_avg.f_lerp_(grad, 1.0 - BETA1)?;
+            let _ = self.exp_avg_sq.f_lerp_(&grad.f_square()?, 1.0 - BETA2)?;
+            // θ ← θ − lr / bias1 · m / (√v / √bias2 + ε), PyTorch's order of operations.
+            let mut denom = self.exp_avg_sq.f_sqrt()?;
+            let _ = denom.f_mul_scalar_(1.0 / bias2.sqrt())?;
+            let _ = denom.f_add_scalar_(EPS)?;
+            let step = self.exp_avg.f_mul_scalar(-self.lr / bias1)?;
+            let _ = params.flat.f_addcdiv_(&step, &denom)?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The optimizer's state as copies named `{prefix}/exp_avg`, `{prefix}/exp_avg_sq` (both
+    /// `Float [numel]`) and `{prefix}/steps` (`Int64 [1]`).
+    pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{prefix}/exp_avg"), self.exp_avg.copy()),
+            (format!("{prefix}/exp_avg_sq"), self.exp_avg_sq.copy()),
+            (format!("{prefix}/steps"), Tensor::from_slice(&[self.steps])),
+        ]
+    }
+
+    /// Restores the state [`Adam::state`] saved under `prefix` from `tensors` (which may hold
+    /// other names too). Checks everything before changing anything.
+    pub fn load_state(
+        &mut self,
+        prefix: &str,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), AgentError> {
+        let numel = self.exp_avg.numel();
+        let exp_avg = find(tensors, &format!("{prefix}/exp_avg"), Kind::Float, &[numel as i64])?;
+        let exp_avg_sq =
+            find(tensors, &format!("{prefix}/exp_avg_sq"), Kind::Float, &[numel as i64])?;
+        let steps = find(tensors, &format!("{prefix}/steps"), Kind::Int64, &[1])?;
+        let steps = steps.f_int64_value(&[0])?;
+        if steps < 0 {
+            return Err(AgentError::Invalid(format!("{prefix}/steps is negative ({steps})")));
+        }
+        tch::no_grad(|| -> Result<(), tch::TchError> {
+            self.exp_avg.f_copy_(exp_avg)?;
+            self.exp_avg_sq.f_copy_(exp_avg_sq)
+        })?;
+        self.steps = steps;
+        Ok(())
+    }
+}
+
+/// Adam on a single `f64` (e.g. an entropy temperature's logarithm), with PyTorch's arithmetic:
+/// a libtorch optimizer step on one number costs more than the number's whole update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalarAdam {
+    lr: f64,
+    steps: i64,
+    exp_avg: f64,
+    exp_avg_sq: f64,
+}
+
+impl ScalarAdam {
+    /// Adam with learning rate `lr`, moments at zero.
+    pub fn new(lr: f64) -> Self {
+        Self { lr, steps: 0, exp_avg: 0.0, exp_avg_sq: 0.0 }
+    }
+
+    /// The parameter after one step from `value` with gradient `grad`.
+    pub fn step(&mut self, value: f64, grad: f64) -> f64 {
+        self.steps += 1;
+        self.exp_avg = BETA1 * self.exp_avg + (1.0 - BETA1) * grad;
+        self.exp_avg_sq = BETA2 * self.exp_avg_sq + (1.0 - BETA2) * grad * grad;
+        let bias1 = 1.0 - BETA1.powf(self.steps as f64);
+        let bias2 = 1.0 - BETA2.powf(self.steps as f64);
+        let denom = self.exp_avg_sq.sqrt() / bias2.sqrt() + EPS;
+        value - self.lr / bias1 * self.exp_avg / denom
+    }
+
+    /// The state as `{prefix}/moments` (`Double [2]`: first and second moment) and
+    /// `{prefix}/steps` (`Int64 [1]`).
+    pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{prefix}/moments"), Tensor::from_slice(&[self.exp_avg, self.exp_avg_sq])),
+            (format!("{prefix}/steps"), Tensor::from_slice(&[self.steps])),
+        ]
+    }
+
+    /// Restores the state [`ScalarAdam::state`] saved under `prefix`.
+    pub fn load_state(
+        &mut self,
+        prefix: &str,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), AgentError> {
+        let moments = find(tensors, &format!("{prefix}/moments"), Kind::Double, &[2])?;
+        let steps = find(tensors, &format!("{prefix}/steps"), Kind::Int64, &[1])?;
+        let (m, v) = (moments.f_double_value(&[0])?, moments.f_double_value(&[1])?);
+        let steps = steps.f_int64_value(&[0])?;
+        if !(m.is_finite() && v.is_finite() && v >= 0.0 && steps >= 0) {
+            return Err(AgentError::Invalid(format!(
+                "{prefix}: invalid Adam state (moments {m}, {v}; steps {steps})"
+            )));
+        }
+        (self.exp_avg, self.exp_avg_sq, self.steps) = (m, v, steps);
+        Ok(())
+    }
+}
+
+/// The tensor named `name` in `tensors`, checked to be of `kind` and `shape`.
+pub fn find<'a>(
+    tensors: &'a [(String, Tensor)],
+    name: &str,
+    kind: Kind,
+    shape: &[i64],
+) -> Result<&'a Tensor, AgentError> {
+    let t = tensors
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .ok_or_else(|| AgentError::Invalid(format!("checkpoint is missing tensor '{name}'")))?;
+    if t.kind() != kind || t.size() != shape {
+        return Err(AgentError::Invalid(format!(
+            "checkpoint tensor '{name}' is {:?} {:?}, expected {kind:?} {shape:?}",
+            t.kind(),
+            t.size()
+        )));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::networks::{LayerInit, Mlp};
+    use crate::settings::Activation;
+    use tch::nn::{Module, OptimizerConfig};
+
+    fn mlp_store(seed: i64) -> (nn::VarStore, Mlp) {
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), 3, &[8, 5], 2, Activation::Tanh, LayerInit::TorchDefault);
+        (vs, mlp)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn flattening_keeps_the_values_and_the_network_reads_the_buffer() {
+        let (vs, mlp) = mlp_store(0);
+        let x = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+        let before = mlp.forward(&x);
+        let flat = FlatParams::new(&vs).unwrap();
+        assert_eq!(flat.numel(), 3 * 8 + 8 + 8 * 5 + 5 + 5 * 2 + 2);
+        let diff = max_diff(&mlp.forward(&x), &before);
+        assert_eq!(diff, 0.0, "flattening changed the network's output by {diff}");
+        let _ = tch::no_grad(|| flat.values().shallow_clone().zero_());
+        let out = mlp.forward(&x).abs().max().double_value(&[]);
+        assert_eq!(out, 0.0, "zeroing the buffer must zero every weight, output max |y| = {out}");
+        assert!(vs.trainable_variables().iter().all(Tensor::requires_grad));
+    }
+
+    #[test]
+    fn adam_takes_the_same_steps_as_libtorch_adam() {
+        let (vs_ref, mlp_ref) = mlp_store(1);
+        let (mut vs, mlp) = mlp_store(2);
+        // Same starting point, whatever other tests drew from the generator meanwhile.
+        vs.copy(&vs_ref).unwrap();
+        let mut reference = nn::Adam::default().build(&vs_ref, 3e-3).unwrap();
+        let mut params = FlatParams::new(&vs).unwrap();
+        let mut opt = Adam::new(&params, 3e-3).unwrap();
+        let x = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
+        let y = Tensor::randn([16, 2], (Kind::Float, Device::Cpu));
+        for step in 1..=20 {
+            reference.backward_step(&(mlp_ref.forward(&x) - &y).square().mean(None));
+            let grad = params.grad(&(mlp.forward(&x) - &y).square().mean(None)).unwrap();
+            opt.step(&mut params, &grad).unwrap();
+            let (a, b) = (vs_ref.variables(), vs.variables());
+            for (name, t) in &a {
+                let diff = max_diff(t, &b[name]);
+                assert!(
+                    diff < 1e-6,
+                    "after {step} steps '{name}' differs from libtorch's by {diff}"
+                );
+            }
+        }
+        assert_eq!(opt.steps(), 20);
+    }
+
+    #[test]
+    fn a_reloaded_adam_continues_exactly_where_the_saved_one_was() {
+        let (vs, mlp) = mlp_store(4);
+        let mut params = FlatParams::new(&vs).unwrap();
+        let mut opt = Adam::new(&params, 1e-2).unwrap();
+        let x = Tensor::randn([8, 3], (Kind::Float, Device::Cpu));
+        let loss = |m: &Mlp| m.forward(&x).square().mean(None);
+        for _ in 0..3 {
+            let grad = params.grad(&loss(&mlp)).unwrap();
+            opt.step(&mut params, &grad).unwrap();
+        }
+        let saved_values = params.values().copy();
+        let saved = opt.state("adam");
+        let names: Vec<&str> = saved.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["adam/exp_avg", "adam/exp_avg_sq", "adam/steps"]);
+
+        // A second network and optimizer, loaded with the saved values and state.
+        let (vs2, mlp2) = mlp_store(5);
+        let mut params2 = FlatParams::new(&vs2).unwrap();
+        tch::no_grad(|| params2.values().shallow_clone().copy_(&saved_values));
+        let mut opt2 = Adam::new(&params2, 1e-2).unwrap();
+        opt2.load_state("adam", &saved).unwrap();
+        for step in 0..3 {
+            let grad = params.grad(&loss(&mlp)).unwrap();
+            opt.step(&mut params, &grad).unwrap();
+            let grad2 = params2.grad(&loss(&mlp2)).unwrap();
+            opt2.step(&mut params2, &grad2).unwrap();
+            let diff = max_diff(params.values(), params2.values());
+            assert_eq!(diff, 0.0, "step {step} after reloading differs by {diff}");
+        }
+        let wrong =
+            vec![("adam/exp_avg".to_owned(), Tensor::zeros([3], (Kind::Float, Device::Cpu)))];
+        let err = opt2.load_state("adam", &wrong).unwrap_err().to_string();
+        assert!(err.contains("adam/exp_avg"), "error must name the tensor: {err}");
+    }
+
+    #[test]
+    fn scalar_adam_matches_flat_adam_and_reloads_exactly() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _x = vs.root().var("x", &[1], nn::Init::Const(0.5));
+        let mut params = FlatParams::new(&vs).unwrap();
+        let mut opt = Adam::new(&params, 0.1).unwrap();
+        let mut scalar = ScalarAdam::new(0.1);
+        let mut value = 0.5;
+        for g in [1.0, -0.3, 2.5, 0.0, -1.0] {
+            opt.step(&mut params, &Tensor::from_slice(&[g as f32])).unwrap();
+            value = scalar.step(value, g);
+            let flat = params.values().double_value(&[0]);
+            assert!((flat - value).abs() < 1e-6, "scalar Adam at {value}, flat Adam at {flat}");
+        }
+        let mut reloaded = ScalarAdam::new(0.1);
+        reloaded.load_state("alpha", &scalar.state("alpha")).unwrap();
+        assert_eq!(reloaded, scalar, "a reloaded scalar Adam must equal the saved one");
+    }
+
+    #[test]
+    fn polyak_moves_a_fraction_tau_of_the_way() {
+        let (vs_a, _a) = mlp_store(2);
+        let (vs_b, _b) = mlp_store(3);
+        let a = FlatParams::new(&vs_a).unwrap();
+        let mut b = FlatParams::new(&vs_b).unwrap();
+        let start = b.values().copy();
+        b.polyak_toward(&a, 0.25).unwrap();
+        let expected = &start * 0.75 + a.values() * 0.25;
+        let diff = max_diff(b.values(), &expected);
+        assert!(diff < 1e-6, "Polyak step off by {diff}");
+        b.copy_from(&a).unwrap();
+        assert_eq!(max_diff(b.values(), a.values()), 0.0);
+    }
+
+    #[test]
+    fn clipping_rescales_only_gradients_above_the_limit() {
+        let g = Tensor::from_slice(&[3.0f32, 4.0]);
+        let (clipped, norm) = clip_grad_norm(g.shallow_clone(), 1.0).unwrap();
+        assert!((norm - 5.0).abs() < 1e-6, "norm {norm} != 5");
+        let after = clipped.norm().double_value(&[]);
+        assert!((after - 1.0).abs() < 1e-5, "clipped norm {after} != 1");
+        let (kept, _) = clip_grad_norm(g.shallow_clone(), 0.0).unwrap();
+        assert_eq!(max_diff(&kept, &g), 0.0, "0 must disable clipping");
+    }
+}
