@@ -58,7 +58,7 @@ fn categorical_log_prob_is_per_row_for_a_batch() {
 
 #[test]
 fn categorical_sample_frequencies_match_probabilities() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(11);
     let n = 100_000i64;
     let probs = [0.1f64, 0.2, 0.7];
@@ -100,7 +100,7 @@ fn diag_gaussian_log_prob_and_entropy_match_hand_computed_values() {
 
 #[test]
 fn diag_gaussian_sample_moments_match_mean_and_variance() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(12);
     let n = 100_000usize;
     let (mu, sigma) = ([-1.0f64, 3.0], [0.5f64, 2.0]);
@@ -186,7 +186,7 @@ fn squashed_gaussian_density_integrates_to_one_over_the_bounds() {
 
 #[test]
 fn squashed_gaussian_samples_stay_inside_the_bounds_and_mode_is_the_squashed_mean() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(13);
     let b = bounds();
     let n = 10_000;
@@ -206,7 +206,7 @@ fn squashed_gaussian_samples_stay_inside_the_bounds_and_mode_is_the_squashed_mea
 
 #[test]
 fn squashed_log_prob_from_the_pre_squash_value_agrees_with_inverting_the_action() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(14);
     let b = bounds();
     let dist = SquashedGaussian::new(
@@ -221,7 +221,7 @@ fn squashed_log_prob_from_the_pre_squash_value_agrees_with_inverting_the_action(
 
 #[test]
 fn squashed_log_prob_stays_finite_far_into_the_tails_in_f32() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(15);
     // Means of ±12: tanh(u) rounds to ±1 in f32, where the naive log(1 - tanh²) is -inf.
     let b = bounds();
@@ -242,10 +242,11 @@ fn squashed_gaussian_rejects_unbounded_boxes() {
 
 #[test]
 fn categorical_never_samples_an_action_of_zero_probability() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(16);
     // exp(-200) is 0 in f32: action 1 and action 3 are impossible.
-    let logits = Tensor::from_slice(&[0.0f32, -200.0, 0.0, -200.0]).view([1, 4]).expand([50_000, 4], false);
+    let logits =
+        Tensor::from_slice(&[0.0f32, -200.0, 0.0, -200.0]).view([1, 4]).expand([50_000, 4], false);
     let counts = values(&Categorical::from_logits(&logits).sample().bincount(None::<Tensor>, 4));
     assert_eq!((counts[1], counts[3]), (0.0, 0.0), "impossible actions were sampled: {counts:?}");
 }

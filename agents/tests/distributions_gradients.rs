@@ -59,7 +59,7 @@ fn check(estimator: &str, mu: &Tensor, log_sigma: &Tensor, se_mu: f64, se_log_si
 
 #[test]
 fn reparameterized_gradient_of_expected_square_matches_the_analytic_gradient() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(21);
     let (mu, log_sigma, dist) = parameters();
     let x = dist.rsample().expect("a Gaussian has a reparameterized sample");
@@ -74,7 +74,7 @@ fn reparameterized_gradient_of_expected_square_matches_the_analytic_gradient() {
 
 #[test]
 fn score_function_gradient_of_expected_square_matches_the_analytic_gradient() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(22);
     let (mu, log_sigma, dist) = parameters();
     let x = dist.sample();
@@ -91,7 +91,7 @@ fn score_function_gradient_of_expected_square_matches_the_analytic_gradient() {
 
 #[test]
 fn squashed_rsample_passes_gradients_to_mean_and_log_std() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(23);
     let mean = Tensor::zeros([16, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
     let log_std = Tensor::zeros([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);

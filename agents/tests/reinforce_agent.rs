@@ -50,7 +50,7 @@ fn bandit_step(
 
 #[test]
 fn actions_have_the_contracted_kinds_and_shapes() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(1);
     let obs = Tensor::zeros([5, 3], (Kind::Float, Device::Cpu));
     let mut discrete = Reinforce::new(&small(4), &obs_space(3), &Space::Discrete(4), 5).unwrap();
@@ -73,7 +73,7 @@ fn actions_have_the_contracted_kinds_and_shapes() {
 
 #[test]
 fn updates_after_every_n_steps_with_the_documented_metrics() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(2);
     let mut agent = Reinforce::new(&small(3), &obs_space(1), &Space::Discrete(2), 4).unwrap();
     let obs = [0.1f32, -0.2, 0.3, 0.9];
@@ -97,7 +97,7 @@ fn updates_after_every_n_steps_with_the_documented_metrics() {
 
 #[test]
 fn learns_the_better_arm_of_a_two_armed_bandit() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(3);
     let cfg = ReinforceConfig { learning_rate: 1e-2, ..small(4) };
     let mut agent = Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 16).unwrap();
@@ -116,7 +116,7 @@ fn learns_the_better_arm_of_a_two_armed_bandit() {
 
 #[test]
 fn moves_a_gaussian_policy_towards_the_best_action() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(4);
     let cfg = ReinforceConfig { learning_rate: 1e-2, ..small(4) };
     let space = Space::Box(BoxSpace::uniform(1, -2.0, 2.0));
@@ -141,7 +141,7 @@ fn moves_a_gaussian_policy_towards_the_best_action() {
 
 #[test]
 fn checkpoint_round_trip_restores_the_policy_and_rejects_mismatches() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let space = Space::Box(BoxSpace::uniform(2, -1.0, 1.0));
     tch::manual_seed(5);
     let source = Reinforce::new(&small(2), &obs_space(3), &space, 1).unwrap();
@@ -157,10 +157,16 @@ fn checkpoint_round_trip_restores_the_policy_and_rejects_mismatches() {
             "policy/log_std",
             "policy/out.bias",
             "policy/out.weight",
+            "policy_adam/exp_avg",
+            "policy_adam/exp_avg_sq",
+            "policy_adam/steps",
             "value/fc0.bias",
             "value/fc0.weight",
             "value/out.bias",
             "value/out.weight",
+            "value_adam/exp_avg",
+            "value_adam/exp_avg_sq",
+            "value_adam/steps",
         ],
         "checkpoint names"
     );
@@ -197,8 +203,43 @@ fn checkpoint_round_trip_restores_the_policy_and_rejects_mismatches() {
 }
 
 #[test]
+fn a_loaded_checkpoint_resumes_training_exactly() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(8);
+    let mut source = Reinforce::new(&small(2), &obs_space(1), &Space::Discrete(2), 4).unwrap();
+    let obs = [0.3f32, -0.1, 0.7, 0.0];
+    let reward = |a: &Tensor| Vec::<i64>::try_from(a).unwrap().iter().map(|&x| x as f64).collect();
+    for _ in 0..6 {
+        bandit_step(&mut source, &obs, reward).unwrap();
+    }
+    tch::manual_seed(9);
+    let mut resumed = Reinforce::new(&small(2), &obs_space(1), &Space::Discrete(2), 4).unwrap();
+    resumed.load_named_tensors(&source.named_tensors()).unwrap();
+    // The same two steps of experience for both: after the update they must agree exactly,
+    // which needs the optimizer moments and step count as well as the weights.
+    let actions = Tensor::from_slice(&[1i64, 0, 1, 1]);
+    for agent in [&mut source, &mut resumed] {
+        for _ in 0..2 {
+            agent
+                .observe(&Transition {
+                    obs: &obs,
+                    actions: &actions,
+                    rewards: &[1.0, 0.0, 1.0, 1.0],
+                    terminated: &[true; 4],
+                    truncated: &[false; 4],
+                    next_obs: &obs,
+                })
+                .unwrap();
+        }
+    }
+    for ((name, a), (_, b)) in source.named_tensors().iter().zip(resumed.named_tensors().iter()) {
+        assert!(a.equal(b), "'{name}' differs after resuming from a checkpoint");
+    }
+}
+
+#[test]
 fn a_non_finite_reward_stops_the_update_with_the_quantity_named() {
-    let _guard = RNG.lock().unwrap();
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(7);
     let mut agent = Reinforce::new(&small(1), &obs_space(1), &Space::Discrete(2), 2).unwrap();
     let err = bandit_step(&mut agent, &[0.0, 0.0], |_| vec![f64::NAN, 1.0]).unwrap_err();

