@@ -199,14 +199,15 @@ pub fn run(options: &GradlabOptions) -> Result<Report, GradlabError> {
 
 fn run_with_threads(options: &GradlabOptions) -> Result<Report, GradlabError> {
     let start = Instant::now();
-    let mut problems = Vec::new();
-    let mut seen = Vec::new();
+    let mut kinds = Vec::new();
     for &kind in &options.problems {
-        if !seen.contains(&kind) {
-            seen.push(kind);
-            problems.push(measure_problem(kind, options)?);
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
         }
     }
+    warm_up(&kinds, options);
+    let problems =
+        kinds.iter().map(|&kind| measure_problem(kind, options)).collect::<Result<Vec<_>, _>>()?;
     let claims = claims::check(&problems);
     Ok(Report {
         command: options.command_line(),
@@ -219,6 +220,22 @@ fn run_with_threads(options: &GradlabOptions) -> Result<Report, GradlabError> {
         problems,
         claims,
     })
+}
+
+/// Runs a small batch of every estimator once, untimed. The first batches of a process pay for
+/// libtorch's allocator and kernel set-up; without this the first estimator measured would look
+/// slower per sample than the same code does later. Every estimator reseeds before it measures,
+/// so the draws made here change no result.
+fn warm_up(kinds: &[ProblemKind], options: &GradlabOptions) {
+    const SAMPLES: i64 = 4096;
+    for kind in kinds {
+        let problem = kind.problem();
+        let _ = problem.score_batch(SAMPLES);
+        let _ = problem.pathwise_batch(SAMPLES);
+        if let Some(&t) = options.temperatures.first() {
+            let _ = problem.relaxed_batch(SAMPLES, t, true);
+        }
+    }
 }
 
 /// Which random stream an estimator draws from (see [`seed_stream`]).
