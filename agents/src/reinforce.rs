@@ -18,6 +18,7 @@ use tch::{Device, Kind, Reduction, Tensor, nn};
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
 use crate::distributions::{DistributionKind, LogStd};
 use crate::networks::{MlpSpec, PolicyNetwork, ValueNetwork};
+use crate::optim::{Adam, FlatParams, clip_grad_norm, find};
 use crate::rollout::RolloutBuffer;
 use crate::settings::{
     Activation, InvalidSetting, check_at_least_one, check_discount, check_finite,
@@ -107,6 +108,15 @@ impl ReinforceConfig {
 /// Agent name used in messages and run directories.
 const NAME: &str = "reinforce";
 
+/// Checkpoint prefix of the policy optimizer's state.
+const POLICY_ADAM: &str = "policy_adam";
+/// Checkpoint prefix of the value optimizer's state.
+const VALUE_ADAM: &str = "value_adam";
+/// Training-state prefix of the partial rollout.
+const ROLLOUT: &str = "rollout";
+/// Training-state name of the update counter.
+const UPDATES: &str = "updates";
+
 /// Added to the advantages' standard deviation before dividing, so that a batch of equal
 /// advantages is not divided by zero.
 const ADVANTAGE_STD_EPS: f64 = 1e-8;
@@ -135,10 +145,13 @@ pub struct Reinforce {
     obs_dim: usize,
     policy_store: nn::VarStore,
     policy: PolicyNetwork,
-    policy_opt: FlatAdam,
+    /// The policy's parameters (log-std included), moved into one buffer for [`Adam`].
+    policy_params: FlatParams,
+    policy_opt: Adam,
     value_store: nn::VarStore,
     value: ValueNetwork,
-    value_opt: FlatAdam,
+    value_params: FlatParams,
+    value_opt: Adam,
     buffer: RolloutBuffer,
     updates: u64,
 }
@@ -197,20 +210,24 @@ impl Reinforce {
             log_std,
             &spec,
         )?;
-        let policy_opt = FlatAdam::new(&policy_store, cfg.learning_rate)?;
+        let policy_params = FlatParams::new(&policy_store)?;
+        let policy_opt = Adam::new(&policy_params, cfg.learning_rate)?;
 
         let value_store = nn::VarStore::new(Device::Cpu);
         let value = ValueNetwork::new(&value_store.root(), obs_dim, &spec);
-        let value_opt = FlatAdam::new(&value_store, cfg.value_learning_rate)?;
+        let value_params = FlatParams::new(&value_store)?;
+        let value_opt = Adam::new(&value_params, cfg.value_learning_rate)?;
 
         Ok(Self {
             cfg: cfg.clone(),
             obs_dim,
             policy_store,
             policy,
+            policy_params,
             policy_opt,
             value_store,
             value,
+            value_params,
             value_opt,
             buffer: RolloutBuffer::new(cfg.n_steps, num_envs, obs_dim),
             updates: 0,
@@ -264,9 +281,10 @@ impl Reinforce {
         let policy_loss_value = self.finite("losses/policy_loss", &policy_loss)?;
         let entropy_value = self.finite("losses/entropy", &entropy)?;
         let loss = &policy_loss - &entropy * self.cfg.ent_coef;
-        let (grad, grad_norm) = self.policy_opt.clipped_grad(&loss, self.cfg.max_grad_norm)?;
+        let grad = self.policy_params.grad(&loss)?;
+        let (grad, grad_norm) = clip_grad_norm(grad, self.cfg.max_grad_norm)?;
         self.check("losses/grad_norm", grad_norm)?;
-        self.policy_opt.step(&grad)?;
+        self.policy_opt.step(&mut self.policy_params, &grad)?;
 
         // KL(old || new) on the batch, by the low-variance estimator (r − 1) − log r with
         // r = π_new / π_old, which is non-negative for every sample.
@@ -322,10 +340,10 @@ impl Reinforce {
                 };
                 let loss = prediction.mse_loss(&target, Reduction::Mean);
                 let loss_value = self.finite("losses/value_loss", &loss)?;
-                let (grad, grad_norm) =
-                    self.value_opt.clipped_grad(&loss, self.cfg.max_grad_norm)?;
+                let grad = self.value_params.grad(&loss)?;
+                let (grad, grad_norm) = clip_grad_norm(grad, self.cfg.max_grad_norm)?;
                 self.check("value_grad_norm", grad_norm)?;
-                self.value_opt.step(&grad)?;
+                self.value_opt.step(&mut self.value_params, &grad)?;
                 loss_sum += loss_value;
                 steps += 1;
             }
@@ -333,17 +351,13 @@ impl Reinforce {
         Ok(loss_sum / steps as f64)
     }
 
-    /// Everything a checkpoint holds, sorted by name: both networks' parameters (`policy/…`,
-    /// `value/…`, the log-std included) and both optimizers' state (`policy_adam/…`,
-    /// `value_adam/…`), as live tensors.
-    fn state(&self) -> Vec<(String, Tensor)> {
+    /// Both networks' parameters by checkpoint name (`policy/…`, the log-std included, and
+    /// `value/…`), as the live variables.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (prefix, store) in [("policy", &self.policy_store), ("value", &self.value_store)] {
             named.extend(store.variables().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)));
         }
-        named.extend(self.policy_opt.state("policy_adam"));
-        named.extend(self.value_opt.state("value_adam"));
-        named.sort_by(|a, b| a.0.cmp(&b.0));
         named
     }
 
@@ -366,121 +380,6 @@ impl Reinforce {
                 update: self.updates,
             })
         }
-    }
-}
-
-/// Adam's first-moment decay (PyTorch's default).
-const ADAM_BETA1: f64 = 0.9;
-/// Adam's second-moment decay (PyTorch's default).
-const ADAM_BETA2: f64 = 0.999;
-/// Adam's denominator guard (PyTorch's default).
-const ADAM_EPS: f64 = 1e-8;
-
-/// Adam, as PyTorch computes it, on one network whose parameters live in one flat buffer.
-///
-/// Why not `nn::Adam`: libtorch's optimizers and a per-tensor gradient-norm clip launch a few
-/// tiny kernels per parameter tensor, and on CartPole-sized networks those launches cost more
-/// than the matrix products (about 60 per step per network, five steps per update). Moving the
-/// parameters into one buffer once, at construction, makes the gradient norm, the clip and the
-/// Adam step a handful of operations whatever the number of layers. The variables keep their
-/// names and stay the layers' own leaves; only their storage moves into the buffer.
-///
-/// `pathwise/optim.rs` holds the same idea for the pathwise agent; the two should become one
-/// shared module.
-#[derive(Debug)]
-struct FlatAdam {
-    /// The store's trainable variables, sorted by name, now views into `flat`.
-    vars: Vec<Tensor>,
-    /// `[numel]` every parameter's value; does not require gradients itself.
-    flat: Tensor,
-    lr: f64,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
-    /// Steps taken, for the bias corrections; `[1]` Double so that checkpoints carry it.
-    steps: Tensor,
-}
-
-impl FlatAdam {
-    /// Moves `store`'s trainable variables into one buffer (values unchanged) and sets up Adam
-    /// with learning rate `lr` and zero moments.
-    fn new(store: &nn::VarStore, lr: f64) -> Result<Self, AgentError> {
-        let mut named: Vec<(String, Tensor)> =
-            store.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let numel: i64 = named.iter().map(|(_, t)| t.numel() as i64).sum();
-        let flat = Tensor::f_zeros([numel], (Kind::Float, Device::Cpu))?;
-        let mut vars = Vec::with_capacity(named.len());
-        let mut offset = 0;
-        tch::no_grad(|| -> Result<(), AgentError> {
-            for (_, mut var) in named {
-                let n = var.numel() as i64;
-                let mut view = flat.f_narrow(0, offset, n)?.f_view(var.size().as_slice())?;
-                view.f_copy_(&var)?;
-                // Swaps the storage under the variable while it stays the same autograd leaf,
-                // so the layers holding it now read the buffer.
-                var.f_set_data(&view)?;
-                vars.push(var);
-                offset += n;
-            }
-            Ok(())
-        })?;
-        Ok(Self {
-            vars,
-            lr,
-            exp_avg: flat.f_zeros_like()?,
-            exp_avg_sq: flat.f_zeros_like()?,
-            steps: Tensor::f_zeros([1], (Kind::Double, Device::Cpu))?,
-            flat,
-        })
-    }
-
-    /// The gradient of scalar `loss` with respect to this network's parameters, flattened like
-    /// the buffer, with its global L2 norm before clipping. When `max_norm > 0` and the norm is
-    /// larger, the gradient is scaled down to `max_norm`. Nothing accumulates into `.grad`.
-    fn clipped_grad(&self, loss: &Tensor, max_norm: f64) -> Result<(Tensor, f64), AgentError> {
-        let grads = Tensor::f_run_backward(&[loss], &self.vars, false, false)?;
-        let mut parts = Vec::with_capacity(grads.len());
-        for (g, var) in grads.iter().zip(&self.vars) {
-            // A parameter the loss does not reach has an undefined gradient: zero.
-            let g = if g.defined() { g.shallow_clone() } else { var.f_zeros_like()? };
-            parts.push(g.f_reshape([-1])?);
-        }
-        let grad = Tensor::f_cat(&parts, 0)?;
-        let norm = grad.f_norm()?.f_double_value(&[])?;
-        if max_norm > 0.0 && norm > max_norm {
-            Ok((grad.f_mul_scalar(max_norm / (norm + 1e-6))?, norm))
-        } else {
-            Ok((grad, norm))
-        }
-    }
-
-    /// One Adam step with the flat gradient `grad`.
-    fn step(&mut self, grad: &Tensor) -> Result<(), AgentError> {
-        let steps = self.steps.f_double_value(&[0])? + 1.0;
-        let bias1 = 1.0 - ADAM_BETA1.powf(steps);
-        let bias2 = 1.0 - ADAM_BETA2.powf(steps);
-        tch::no_grad(|| -> Result<(), AgentError> {
-            let _ = self.steps.f_fill_(steps)?;
-            let _ = self.exp_avg.f_lerp_(grad, 1.0 - ADAM_BETA1)?;
-            let _ = self.exp_avg_sq.f_lerp_(&grad.f_square()?, 1.0 - ADAM_BETA2)?;
-            // θ ← θ − lr / bias1 · m / (√v / √bias2 + ε), in PyTorch's order of operations.
-            let mut denom = self.exp_avg_sq.f_sqrt()?;
-            let _ = denom.f_mul_scalar_(1.0 / bias2.sqrt())?;
-            let _ = denom.f_add_scalar_(ADAM_EPS)?;
-            let update = self.exp_avg.f_mul_scalar(-self.lr / bias1)?;
-            let _ = self.flat.f_addcdiv_(&update, &denom)?;
-            Ok(())
-        })
-    }
-
-    /// The optimizer's state tensors by name under `prefix` (they are live: copying into them
-    /// restores the state).
-    fn state(&self, prefix: &str) -> [(String, Tensor); 3] {
-        [
-            (format!("{prefix}/exp_avg"), self.exp_avg.shallow_clone()),
-            (format!("{prefix}/exp_avg_sq"), self.exp_avg_sq.shallow_clone()),
-            (format!("{prefix}/steps"), self.steps.shallow_clone()),
-        ]
     }
 }
 
@@ -529,39 +428,85 @@ impl Agent for Reinforce {
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        self.state().into_iter().map(|(name, t)| (name, t.detach().copy())).collect()
+        let mut named: Vec<(String, Tensor)> =
+            self.parameters().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+        named.extend(self.policy_opt.state(POLICY_ADAM));
+        named.extend(self.value_opt.state(VALUE_ADAM));
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
     }
 
     fn load_named_tensors(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
-        let targets = self.state();
+        let targets = self.parameters();
+        let optimizers = [
+            (POLICY_ADAM, self.policy_params.numel() as i64),
+            (VALUE_ADAM, self.value_params.numel() as i64),
+        ];
+        // Adam's state per prefix, with the kind and shape `Adam::state` gives each tensor.
+        let optimizer_state: Vec<(String, Kind, Vec<i64>)> = optimizers
+            .iter()
+            .flat_map(|&(prefix, numel)| {
+                [
+                    (format!("{prefix}/exp_avg"), Kind::Float, vec![numel]),
+                    (format!("{prefix}/exp_avg_sq"), Kind::Float, vec![numel]),
+                    (format!("{prefix}/steps"), Kind::Int64, vec![1]),
+                ]
+            })
+            .collect();
         // Check everything before copying anything, so a bad checkpoint leaves the agent intact.
-        if let Some((name, _)) = tensors.iter().find(|(n, _)| !targets.iter().any(|(t, _)| t == n))
-        {
+        let known = |n: &str| {
+            targets.iter().any(|(t, _)| t == n) || optimizer_state.iter().any(|(o, _, _)| o == n)
+        };
+        if let Some((name, _)) = tensors.iter().find(|(n, _)| !known(n)) {
             return Err(AgentError::Invalid(format!(
                 "checkpoint tensor '{name}' does not belong to this {NAME} agent"
             )));
         }
         let mut pairs = Vec::with_capacity(targets.len());
         for (name, target) in targets {
-            let source =
-                tensors.iter().find(|(n, _)| *n == name).map(|(_, t)| t).ok_or_else(|| {
-                    AgentError::Invalid(format!("checkpoint is missing tensor '{name}'"))
-                })?;
-            if source.size() != target.size() {
-                return Err(AgentError::Invalid(format!(
-                    "checkpoint tensor '{name}' has shape {:?}, the agent expects {:?}",
-                    source.size(),
-                    target.size()
-                )));
-            }
-            pairs.push((target, source));
+            pairs.push((
+                target.shallow_clone(),
+                find(tensors, &name, target.kind(), &target.size())?,
+            ));
+        }
+        for (name, kind, shape) in &optimizer_state {
+            find(tensors, name, *kind, shape)?;
         }
         tch::no_grad(|| {
             for (mut target, source) in pairs {
                 target.f_copy_(source)?;
             }
             Ok::<_, AgentError>(())
-        })
+        })?;
+        self.policy_opt.load_state(POLICY_ADAM, tensors)?;
+        self.value_opt.load_state(VALUE_ADAM, tensors)
+    }
+
+    fn training_state(&self, include_replay: bool) -> Result<Vec<(String, Tensor)>, AgentError> {
+        // An on-policy agent has no replay buffer; its unlearned experience is the partial
+        // rollout, which a resumed run completes before its next update.
+        let _ = include_replay;
+        let mut state = self.buffer.state_tensors(ROLLOUT);
+        state.push((UPDATES.to_owned(), Tensor::from_slice(&[self.updates as i64])));
+        Ok(state)
+    }
+
+    fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
+        let rollout_prefix = format!("{ROLLOUT}/");
+        if let Some((name, _)) =
+            tensors.iter().find(|(n, _)| n != UPDATES && !n.starts_with(&rollout_prefix))
+        {
+            return Err(AgentError::Invalid(format!(
+                "training-state tensor '{name}' does not belong to this {NAME} agent"
+            )));
+        }
+        let updates = find(tensors, UPDATES, Kind::Int64, &[1])?.f_int64_value(&[0])?;
+        let updates = u64::try_from(updates).map_err(|_| {
+            AgentError::Invalid(format!("training-state '{UPDATES}' is negative ({updates})"))
+        })?;
+        self.buffer.load_state_tensors(ROLLOUT, tensors)?;
+        self.updates = updates;
+        Ok(())
     }
 }
 
@@ -626,49 +571,5 @@ mod tests {
         assert!((explained_variance(&returns, &returns) - 1.0).abs() < 1e-12);
         assert!(explained_variance(&[2.5; 4], &returns).abs() < 1e-12);
         assert!(explained_variance(&[0.0; 4], &[1.0; 4]).is_nan());
-    }
-
-    #[test]
-    fn flat_adam_reports_the_norm_and_clips_to_the_limit() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let w = vs.root().var("w", &[2], nn::Init::Const(0.0));
-        tch::no_grad(|| w.shallow_clone().copy_(&Tensor::from_slice(&[3.0f32, 4.0])));
-        let opt = FlatAdam::new(&vs, 1e-3).unwrap();
-        let loss = (&w * &w * 0.5).sum(None); // gradient = w, norm 5
-        let (grad, norm) = opt.clipped_grad(&loss, 1.0).unwrap();
-        assert!((norm - 5.0).abs() < 1e-6, "pre-clip norm should be 5, got {norm}");
-        let clipped = grad.norm().double_value(&[]);
-        assert!((clipped - 1.0).abs() < 1e-5, "gradient norm after clipping: {clipped}");
-        let (_, unclipped) = opt.clipped_grad(&(&w * &w * 0.5).sum(None), 0.0).unwrap();
-        assert!((unclipped - 5.0).abs() < 1e-6, "max_norm 0 must not clip");
-    }
-
-    #[test]
-    fn flat_adam_takes_the_same_steps_as_libtorch_adam() {
-        use crate::networks::{LayerInit, Mlp};
-        use tch::nn::{Module, OptimizerConfig};
-        let build = || {
-            tch::manual_seed(3);
-            let vs = nn::VarStore::new(Device::Cpu);
-            let mlp = Mlp::new(&vs.root(), 3, &[8], 2, Activation::Tanh, LayerInit::TorchDefault);
-            (vs, mlp)
-        };
-        let (vs_ref, mlp_ref) = build();
-        let (vs, mlp) = build();
-        let mut reference = nn::Adam::default().build(&vs_ref, 3e-3).unwrap();
-        let mut flat = FlatAdam::new(&vs, 3e-3).unwrap();
-        let x = Tensor::randn([16, 3], (Kind::Float, Device::Cpu));
-        let y = Tensor::randn([16, 2], (Kind::Float, Device::Cpu));
-        for _ in 0..5 {
-            reference.backward_step(&(mlp_ref.forward(&x) - &y).square().mean(None));
-            let loss = (mlp.forward(&x) - &y).square().mean(None);
-            let (grad, _) = flat.clipped_grad(&loss, 0.0).unwrap();
-            flat.step(&grad).unwrap();
-        }
-        let (a, b) = (vs_ref.variables(), vs.variables());
-        for (name, t) in &a {
-            let diff = (t - &b[name]).abs().max().double_value(&[]);
-            assert!(diff < 1e-6, "after 5 steps '{name}' differs from libtorch Adam's by {diff}");
-        }
     }
 }

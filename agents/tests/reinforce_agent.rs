@@ -194,7 +194,10 @@ fn checkpoint_round_trip_restores_the_policy_and_rejects_mismatches() {
     let mut reshaped: Vec<_> = saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     reshaped[2].1 = Tensor::zeros([3], (Kind::Float, Device::Cpu));
     let err = target.load_named_tensors(&reshaped).unwrap_err().to_string();
-    assert!(err.contains("'policy/log_std' has shape [3]"), "unexpected error: {err}");
+    assert!(
+        err.contains("'policy/log_std' is Float [3], expected Float [2]"),
+        "unexpected error: {err}"
+    );
 
     let mut extra: Vec<_> = saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     extra.push(("critic/q.weight".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu))));
@@ -209,32 +212,42 @@ fn a_loaded_checkpoint_resumes_training_exactly() {
     let mut source = Reinforce::new(&small(2), &obs_space(1), &Space::Discrete(2), 4).unwrap();
     let obs = [0.3f32, -0.1, 0.7, 0.0];
     let reward = |a: &Tensor| Vec::<i64>::try_from(a).unwrap().iter().map(|&x| x as f64).collect();
-    for _ in 0..6 {
+    // Two updates, then one step of a new rollout still waiting in the buffer.
+    for _ in 0..5 {
         bandit_step(&mut source, &obs, reward).unwrap();
     }
     tch::manual_seed(9);
     let mut resumed = Reinforce::new(&small(2), &obs_space(1), &Space::Discrete(2), 4).unwrap();
     resumed.load_named_tensors(&source.named_tensors()).unwrap();
-    // The same two steps of experience for both: after the update they must agree exactly,
-    // which needs the optimizer moments and step count as well as the weights.
+    resumed.load_training_state(&source.training_state(false).unwrap()).unwrap();
+    // The same next step for both completes the rollout: the updates must agree exactly, which
+    // needs the optimizer moments and step counts, the weights, and the partial rollout.
     let actions = Tensor::from_slice(&[1i64, 0, 1, 1]);
     for agent in [&mut source, &mut resumed] {
-        for _ in 0..2 {
-            agent
-                .observe(&Transition {
-                    obs: &obs,
-                    actions: &actions,
-                    rewards: &[1.0, 0.0, 1.0, 1.0],
-                    terminated: &[true; 4],
-                    truncated: &[false; 4],
-                    next_obs: &obs,
-                })
-                .unwrap();
-        }
+        let metrics = agent
+            .observe(&Transition {
+                obs: &obs,
+                actions: &actions,
+                rewards: &[1.0, 0.0, 1.0, 1.0],
+                terminated: &[true; 4],
+                truncated: &[false; 4],
+                next_obs: &obs,
+            })
+            .unwrap();
+        assert!(metrics.is_some(), "the restored partial rollout should complete on this step");
     }
     for ((name, a), (_, b)) in source.named_tensors().iter().zip(resumed.named_tensors().iter()) {
         assert!(a.equal(b), "'{name}' differs after resuming from a checkpoint");
     }
+    let (a, b) = (source.training_state(false).unwrap(), resumed.training_state(false).unwrap());
+    let updates = |state: &[(String, Tensor)]| {
+        state.iter().find(|(n, _)| n == "updates").map(|(_, t)| t.int64_value(&[0]))
+    };
+    assert_eq!((updates(&a), updates(&b)), (Some(3), Some(3)), "update counters after resuming");
+
+    let foreign = [("replay/obs".to_owned(), Tensor::zeros([1], (Kind::Float, Device::Cpu)))];
+    let err = resumed.load_training_state(&foreign).unwrap_err().to_string();
+    assert!(err.contains("'replay/obs' does not belong"), "unexpected error: {err}");
 }
 
 #[test]
