@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::{Parser, Subcommand};
 use rlpg::bench::{self, bench};
+use rlpg::gradlab::{self, GradlabOptions, ProblemKind};
 use rlpg::run::{
-    RunError, RunOutcome, TrainOptions, evaluate_checkpoint, evaluate_run, resume, train_with,
+    RunError, RunOutcome, TrainOptions, evaluate_checkpoint, evaluate_run, resolve_checkpoint,
+    resume, train_with,
 };
 use rlpg::trainer::Target;
 use rlpg::{Config, Override};
@@ -58,9 +60,10 @@ enum Command {
     Eval {
         /// The run directory printed by `rlpg train`.
         run_dir: PathBuf,
-        /// Evaluate this checkpoint file instead, e.g. RUN_DIR/checkpoints/step-….safetensors.
-        #[arg(long, value_name = "FILE")]
-        checkpoint: Option<PathBuf>,
+        /// Which checkpoint: `best`, `latest`, or a file (a path, or a name in
+        /// RUN_DIR/checkpoints). Default: best if the run has one, else latest.
+        #[arg(long, value_name = "WHICH")]
+        checkpoint: Option<String>,
         /// Number of episodes (one per environment instance).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         episodes: u64,
@@ -109,6 +112,35 @@ enum Command {
     },
     /// List the registered environments with their spaces and time limits.
     Envs,
+    /// Measure the score-function and pathwise gradient estimators against closed forms: bias,
+    /// variance and cost on problems with known gradients (see docs/gradlab.md).
+    Gradlab {
+        /// Independent estimates per estimator (their spread gives the standard error).
+        #[arg(long, default_value_t = 1000)]
+        trials: usize,
+        /// Samples averaged in one estimate.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+        /// Seed of libtorch's generator.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Problems to run, comma separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = ProblemKind::ALL)]
+        problems: Vec<ProblemKind>,
+        /// Gumbel-softmax temperatures for the categorical problem, comma separated.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true,
+              default_values_t = rlpg::gradlab::DEFAULT_TEMPERATURES)]
+        temperatures: Vec<f64>,
+        /// libtorch threads during the run.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print JSON instead of the markdown report.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the variances against sample count and temperature into this PNG file.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
+    },
     /// Check that libtorch is linked and working: prints its version, threads and devices.
     Doctor,
 }
@@ -236,7 +268,10 @@ fn run(command: Command) -> Result<ExitCode, RunError> {
         }
         Command::Eval { run_dir, checkpoint, episodes, seed, json } => {
             let result = match checkpoint {
-                Some(path) => evaluate_checkpoint(&path, episodes as usize, seed, None)?,
+                Some(which) => {
+                    let path = resolve_checkpoint(&run_dir, &which)?;
+                    evaluate_checkpoint(&path, episodes as usize, seed, None)?
+                }
                 None => evaluate_run(&run_dir, episodes as usize, seed, None)?,
             };
             if json {
@@ -272,6 +307,23 @@ fn run(command: Command) -> Result<ExitCode, RunError> {
                 println!("{out}");
             } else {
                 print!("{}", bench::to_markdown(&results, target));
+            }
+        }
+        Command::Gradlab { trials, samples, seed, problems, temperatures, threads, json, plot } => {
+            let options = GradlabOptions { trials, samples, seed, problems, temperatures, threads };
+            let report = gradlab::run(&options).and_then(|report| {
+                let text = if json { report.to_json()? } else { report.to_markdown() };
+                if let Some(path) = &plot {
+                    gradlab::plot(&report, path)?;
+                }
+                Ok(text)
+            });
+            match report {
+                Ok(text) => println!("{}", text.trim_end()),
+                Err(e) => {
+                    eprintln!("rlpg: error: {e}");
+                    return Ok(ExitCode::from(if e.is_usage_error() { 2 } else { 1 }));
+                }
             }
         }
         Command::Envs => {

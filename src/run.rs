@@ -421,6 +421,38 @@ pub fn default_eval_checkpoint(run_dir: &Path) -> Result<PathBuf, RunError> {
     }
 }
 
+/// The checkpoint `which` names in `run_dir`: `best`, `latest` (the newest step checkpoint), or
+/// a file, as a path or as a name inside the run's `checkpoints/` folder.
+pub fn resolve_checkpoint(run_dir: &Path, which: &str) -> Result<PathBuf, RunError> {
+    let dir = checkpoint::checkpoint_dir(run_dir);
+    let not_found = || RunError::from(CheckpointError::NotFound { dir: dir.clone() });
+    match which {
+        "best" => best_checkpoint(run_dir).ok_or_else(|| RunError::File {
+            path: dir.join(checkpoint::BEST_CHECKPOINT),
+            message: "no best checkpoint (the run has not evaluated yet)".to_owned(),
+        }),
+        "latest" => {
+            let steps = step_checkpoints(run_dir)
+                .map_err(|e| RunError::File { path: dir.clone(), message: e.to_string() })?;
+            steps.last().map(|(_, p)| p.clone()).ok_or_else(not_found)
+        }
+        file => {
+            let path = PathBuf::from(file);
+            if path.is_file() {
+                return Ok(path);
+            }
+            let inside = dir.join(file);
+            if inside.is_file() {
+                return Ok(inside);
+            }
+            Err(RunError::File {
+                path,
+                message: format!("no such checkpoint (nor in {})", dir.display()),
+            })
+        }
+    }
+}
+
 /// Loads the run's best checkpoint (the newest when no evaluation was saved as best) and runs
 /// `episodes` deterministic episodes, env `i` reset with `seed + i`, on environments from
 /// `factory` (the registry's env when `None`).

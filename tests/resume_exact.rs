@@ -1,0 +1,213 @@
+//! Exact resumption: a run stopped after a checkpoint and resumed with `rlpg::run::resume` ends
+//! with the same parameters, optimizer state, buffers and curves as the run never stopped
+//! (libtorch on one thread, as the configs default to).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rlpg::checkpoint::{
+    BEST_CHECKPOINT, Checkpoint, checkpoint_dir, read_meta, step_checkpoints, step_file_name,
+};
+use rlpg::envs::{Action, Env, EnvError, Observation, Space, Step};
+use rlpg::run::{RunOutcome, TrainOptions, resume, train};
+use rlpg::{AgentKind, Config, read_scalars};
+use tch::Tensor;
+
+/// libtorch's generator is global to the process and the harness runs tests on several
+/// threads: runs take turns.
+static TORCH: Mutex<()> = Mutex::new(());
+
+fn temp_root(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlpg-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A copy of the finished run `run_dir` in `into`, put back in the state a `kill -9` right
+/// after the checkpoint at `step` would have left: later checkpoints, a best checkpoint from
+/// after `step` and the summary are gone. (Event records after `step` stay: resuming must
+/// remove them.)
+fn as_if_killed_after(run_dir: &Path, step: u64, into: &Path) -> PathBuf {
+    let copy = into.join(run_dir.file_name().expect("name"));
+    copy_dir(run_dir, &copy);
+    for (s, path) in step_checkpoints(&copy).expect("list") {
+        if s > step {
+            std::fs::remove_file(path).expect("remove later checkpoint");
+        }
+    }
+    let best = checkpoint_dir(&copy).join(BEST_CHECKPOINT);
+    if best.exists() && read_meta(&best).expect("best meta").step > step {
+        std::fs::remove_file(&best).expect("remove best");
+    }
+    std::fs::remove_file(copy.join("summary.json")).expect("remove summary");
+    assert!(
+        checkpoint_dir(&copy).join(step_file_name(step)).is_file(),
+        "the run has no checkpoint at step {step} to resume from"
+    );
+    copy
+}
+
+fn final_checkpoint(run_dir: &Path) -> Checkpoint {
+    let (_, path) = step_checkpoints(run_dir).expect("list").pop().expect("a checkpoint");
+    Checkpoint::read(&path).expect("final checkpoint loads")
+}
+
+/// Asserts two tensor lists are bitwise equal, naming the first difference.
+fn assert_same_tensors(what: &str, a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+    let names = |v: &[(String, Tensor)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(a), names(b), "{what}: different tensor names");
+    assert!(!a.is_empty(), "{what}: nothing saved");
+    for ((name, x), (_, y)) in a.iter().zip(b) {
+        assert_eq!(x.size(), y.size(), "{what}: '{name}' changed shape");
+        let equal = x.equal(y);
+        let floating = matches!(x.kind(), tch::Kind::Float | tch::Kind::Double);
+        let diff = if floating {
+            (x - y).abs().max().double_value(&[])
+        } else {
+            f64::from(u8::from(!equal))
+        };
+        assert!(equal, "{what}: '{name}' differs from the uninterrupted run (max |diff| {diff})");
+    }
+}
+
+/// Every `(tag, step, value)` logged in the run's event files except the timing-dependent
+/// `charts/SPS`, sorted.
+fn curves(run_dir: &Path) -> Vec<(String, u64, u32)> {
+    let mut all = Vec::new();
+    for file in rlpg::event_files(run_dir).expect("event files") {
+        for s in read_scalars(&file).expect("readable").scalars {
+            if s.tag != "charts/SPS" {
+                all.push((s.tag, s.step, s.value.to_bits()));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+/// Trains `config` to the end, then trains again from a copy stopped after the checkpoint at
+/// `stop_at`, and checks that both end identically.
+fn check_exact_resume(name: &str, config: &Config, stop_at: u64) {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let root = temp_root(name);
+    let full = train(config, &root.join("full"), None, false).expect("uninterrupted run");
+    let full_dir = full.run_dir.path().to_owned();
+    let copy = as_if_killed_after(&full_dir, stop_at, &root.join("resumed"));
+    let mut warnings = Vec::new();
+    let mut warn = |w: &str| warnings.push(w.to_owned());
+    let options = TrainOptions { warn: Some(&mut warn), ..TrainOptions::default() };
+    let outcome = resume(&copy, options).expect("resume");
+    assert!(warnings.is_empty(), "exact resume warned: {warnings:?}");
+    let RunOutcome::Finished(resumed) = outcome else { panic!("resumed run did not finish") };
+    assert_eq!(resumed.summary.steps, full.summary.steps);
+    assert_eq!(resumed.summary.episodes, full.summary.episodes, "episode counts differ");
+
+    let (a, b) = (final_checkpoint(&full_dir), final_checkpoint(&copy));
+    assert_same_tensors("agent", &a.agent, &b.agent);
+    assert_same_tensors("training state", &a.training, &b.training);
+    assert_eq!(a.meta.loop_state.evals, b.meta.loop_state.evals, "evaluations differ");
+    assert_eq!(a.meta.loop_state.recent_returns, b.meta.loop_state.recent_returns);
+    assert_eq!(a.meta.envs, b.meta.envs, "environment states differ");
+    assert_eq!(curves(&full_dir), curves(&copy), "logged curves differ after resuming");
+    let files = rlpg::event_files(&copy).expect("event files");
+    assert_eq!(files.len(), 2, "the resumed run must add exactly one event file: {files:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn reinforce_on_cartpole_resumed_mid_rollout_ends_exactly_as_the_uninterrupted_run() {
+    let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
+    config.seed = 11;
+    config.total_timesteps = 6_000;
+    // 1000 is not a multiple of the 256-step rollout: checkpoints fall mid-rollout.
+    config.checkpoint_every = 1_000;
+    config.keep_checkpoints = 10;
+    config.eval_every = 2_000;
+    config.eval_episodes = 3;
+    config.reinforce.value_minibatches = 4;
+    config.validate().expect("valid");
+    check_exact_resume("reinforce", &config, 3_000);
+}
+
+#[test]
+fn pathwise_on_pendulum_resumed_after_learning_started_ends_exactly_as_the_uninterrupted_run() {
+    let mut config = Config::new("Pendulum-v1", AgentKind::Pathwise);
+    config.seed = 5;
+    config.num_envs = 2;
+    config.total_timesteps = 1_200;
+    config.checkpoint_every = 400;
+    config.keep_checkpoints = 10;
+    config.eval_every = 600;
+    config.eval_episodes = 1;
+    config.normalize_obs = true;
+    config.pathwise.learning_starts = 200;
+    config.pathwise.batch_size = 32;
+    config.pathwise.buffer_size = 1_000;
+    config.pathwise.metrics_every = 50;
+    config.validate().expect("valid");
+    check_exact_resume("pathwise", &config, 800);
+}
+
+/// CartPole behind a wrapper that does not implement snapshots, as a user's env may not.
+struct NoSnapshots(Box<dyn Env>);
+
+impl Env for NoSnapshots {
+    fn id(&self) -> &str {
+        "NoSnapshotCartPole"
+    }
+    fn observation_space(&self) -> &Space {
+        self.0.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.0.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.0.reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        self.0.step(action)
+    }
+}
+
+#[test]
+fn an_env_without_snapshots_resumes_by_resetting_with_a_warning() {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
+    config.total_timesteps = 2_000;
+    config.checkpoint_every = 1_000;
+    config.eval_every = 0;
+    config.eval_episodes = 2;
+    let factory =
+        || rlpg::envs::make("CartPole-v1").map(|e| Box::new(NoSnapshots(e)) as Box<dyn Env>);
+    let root = temp_root("nosnap");
+    let full = train(&config, &root.join("full"), Some(&factory), false).expect("run");
+    let meta = read_meta(&checkpoint_dir(full.run_dir.path()).join(step_file_name(1_000)))
+        .expect("checkpoint");
+    assert!(!meta.envs.has_env_states(), "an env without snapshots cannot have saved its state");
+    let copy = as_if_killed_after(full.run_dir.path(), 1_000, &root.join("resumed"));
+    let mut warnings = Vec::new();
+    let mut warn = |w: &str| warnings.push(w.to_owned());
+    let options =
+        TrainOptions { factory: Some(&factory), warn: Some(&mut warn), ..TrainOptions::default() };
+    let outcome = resume(&copy, options).expect("resume");
+    assert!(matches!(outcome, RunOutcome::Finished(ref r) if r.summary.steps == 2_000));
+    assert!(
+        warnings.iter().any(|w| w.contains("resetting the environments") && w.contains("1000")),
+        "expected a warning about resetting the envs at step 1000, got {warnings:?}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
