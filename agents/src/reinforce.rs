@@ -1,15 +1,5 @@
-//! REINFORCE with a learned value baseline: the score-function policy gradient
-//! `∇J = E[∇ log π(a|s) · A(s, a)]`, with `A = return − V(s)` (or its GAE(λ) estimate).
-//!
-//! One update per rollout of `n_steps` steps in every env:
-//! 1. `V(s)` and `V(next_obs)` for the whole rollout in one batched pass; advantages and returns
-//!    by [`generalized_advantages`](crate::rollout::generalized_advantages), which bootstraps
-//!    on truncation and at the rollout end but never past a termination.
-//! 2. One policy gradient step (Adam) on `−mean(log π(a|s) · A) − ent_coef · entropy`, the
-//!    gradient norm clipped to `max_grad_norm`. One step, because the samples come from the
-//!    policy before the step: a second step would need importance weights (that is PPO).
-//! 3. The value network regresses on the returns with its own Adam optimizer for
-//!    `value_epochs` passes of `value_minibatches` shuffled minibatches.
+//! REINFORCE with a learned value baseline ([`Reinforce`]) and its settings
+//! ([`ReinforceConfig`]).
 
 use rlpg_envs::Space;
 use serde::{Deserialize, Serialize};
@@ -138,7 +128,30 @@ fn normalize(xs: &mut [f32]) {
     }
 }
 
-/// REINFORCE with a learned value baseline. See the [module docs](self) for the update.
+/// REINFORCE with a learned value baseline: the score-function policy gradient
+/// `∇J = E[∇ log π(a|s) · A(s, a)]`, with `A = return − V(s)` (or its GAE(λ) estimate).
+///
+/// One update per rollout of `n_steps` steps in every env:
+/// 1. `V(s)` and `V(next_obs)` for the whole rollout, each in one batched pass; advantages and
+///    returns by [`generalized_advantages`](crate::rollout::generalized_advantages), which
+///    bootstraps on truncation and at the rollout end but never past a termination.
+/// 2. One policy gradient step (Adam) on `−mean(log π(a|s) · A) − ent_coef · entropy`, the
+///    gradient norm clipped to `max_grad_norm`. One step, because the samples come from the
+///    policy before the step: a second step would need importance weights (that is PPO).
+/// 3. The value network regresses on the returns with its own Adam optimizer for
+///    `value_epochs` passes of `value_minibatches` shuffled minibatches.
+///
+/// Each update returns `losses/policy_loss` (without the entropy term), `losses/value_loss`
+/// (mean over the value steps), `losses/entropy`, `losses/approx_kl` (old to new policy on the
+/// batch, `mean((r − 1) − log r)`), `losses/explained_variance` (of the baseline before fitting;
+/// NaN when the returns are constant) and `losses/grad_norm` (the policy's, before clipping). A
+/// non-finite loss or gradient norm is reported as [`AgentError::NonFinite`] naming it, before
+/// the optimizer step it belongs to is taken; the rollout is dropped either way.
+///
+/// Both networks are stepped by [`crate::optim`]'s flat-buffer Adam. Checkpoints hold the
+/// networks and both optimizers' state ([`Agent::named_tensors`]: `policy/…`, `value/…`,
+/// `policy_adam/…`, `value_adam/…`) and the partial rollout with the update counter
+/// ([`Agent::training_state`]: `rollout/…`, `updates`), so a resumed run continues exactly.
 #[derive(Debug)]
 pub struct Reinforce {
     cfg: ReinforceConfig,
