@@ -48,7 +48,7 @@ pub enum RunError {
     /// Training stopped on an error after it began; the newest good checkpoint is named.
     #[error("{source}; {}", match checkpoint {
         Some(path) => format!(
-            "training stopped, newest checkpoint {} (resume with `rlpg train --resume {}`)",
+            "training stopped; last good checkpoint {} (resume with `rlpg train --resume {}`)",
             path.display(),
             run_dir.display()
         ),

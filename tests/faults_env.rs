@@ -1,0 +1,148 @@
+//! A user's environment that misbehaves (wrong-length or non-finite observation, non-finite
+//! reward, an error from `step`) stops the run with a message naming the env, the step and the
+//! value, after a checkpoint from which the run resumes.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rlpg::checkpoint::{Checkpoint, step_checkpoints};
+use rlpg::envs::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use rlpg::run::{RunError, RunOutcome, TrainOptions, resume, train_with};
+use rlpg::trainer::{SaveReason, TrainError};
+use rlpg::{AgentKind, Config};
+
+static TORCH: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    ShortObservation,
+    NanObservation,
+    InfiniteReward,
+    StepError,
+}
+
+/// CartPole that misbehaves on its `fail_at`-th step (counted over its whole life).
+struct Faulty {
+    inner: Box<dyn Env>,
+    steps: usize,
+    fail_at: usize,
+    fault: Fault,
+}
+
+const ID: &str = "Faulty-v0";
+
+impl Env for Faulty {
+    fn id(&self) -> &str {
+        ID
+    }
+    fn observation_space(&self) -> &Space {
+        self.inner.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.inner.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.inner.reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        let mut step = self.inner.step(action)?;
+        self.steps += 1;
+        if self.steps == self.fail_at {
+            match self.fault {
+                Fault::ShortObservation => step.obs.truncate(3),
+                Fault::NanObservation => step.obs[2] = f32::NAN,
+                Fault::InfiniteReward => step.reward = f64::INFINITY,
+                Fault::StepError => {
+                    return Err(EnvError::Other {
+                        env: ID.to_owned(),
+                        message: "sensor failure: pole angle unreadable".to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(step)
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        self.inner.snapshot()
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        self.inner.restore(snapshot)
+    }
+}
+
+fn temp_root(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlpg-envfault-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Trains with env 1 of 2 failing on its 100th step (global step 2 * 99 = 198 before it);
+/// checks the error and the checkpoint; resumes with healthy envs.
+fn check_fault(fault: Fault, needles: &[&str]) {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
+    config.num_envs = 2;
+    config.total_timesteps = 600;
+    config.checkpoint_every = 1_000;
+    config.eval_every = 0;
+    config.eval_episodes = 1;
+    let made = AtomicUsize::new(0);
+    let faulty = || {
+        let index = made.fetch_add(1, Ordering::SeqCst);
+        let inner = rlpg::envs::make("CartPole-v1")?;
+        // The probe is env 0; the training envs are 1 and 2: the second one fails.
+        let fail_at = if index == 2 { 100 } else { usize::MAX };
+        Ok(Box::new(Faulty { inner, steps: 0, fail_at, fault }) as Box<dyn Env>)
+    };
+    let root = temp_root(&format!("{fault:?}"));
+    let options = TrainOptions { factory: Some(&faulty), ..TrainOptions::default() };
+    let err = train_with(&config, &root, options).expect_err("the fault must stop training");
+    let message = err.to_string();
+    let RunError::Stopped { source, run_dir, checkpoint } = err else {
+        panic!("{fault:?}: expected RunError::Stopped, got {message}")
+    };
+    assert!(matches!(*source, TrainError::Env { step: 198, .. }), "{fault:?}: {source:?}");
+    for needle in [ID, "at step 198", "vector env slot 1"].iter().chain(needles) {
+        assert!(message.contains(needle), "{fault:?}: message lacks {needle:?}: {message}");
+    }
+    assert!(!message.contains('\n'), "one line: {message}");
+    let path = checkpoint.expect("a checkpoint is named");
+    assert!(message.contains(&path.display().to_string()), "names the checkpoint: {message}");
+    let saved = Checkpoint::read(&path).expect("the fault checkpoint loads");
+    assert_eq!((saved.meta.reason, saved.meta.step), (SaveReason::EnvFault, 198), "{fault:?}");
+    assert!(!saved.meta.envs.has_env_states(), "mid-step env states must not be saved");
+    assert_eq!(step_checkpoints(&run_dir).expect("list").last().map(|c| c.0), Some(198));
+
+    // With the env fixed, the run resumes from the fault checkpoint (resetting the envs).
+    let healthy = || rlpg::envs::make("CartPole-v1");
+    let mut warnings = Vec::new();
+    let mut warn = |w: &str| warnings.push(w.to_owned());
+    let options =
+        TrainOptions { factory: Some(&healthy), warn: Some(&mut warn), ..TrainOptions::default() };
+    let outcome = resume(&run_dir, options).expect("resume after the fault");
+    assert!(matches!(outcome, RunOutcome::Finished(ref r) if r.summary.steps == 600));
+    assert!(warnings.iter().any(|w| w.contains("resetting the environments")), "{warnings:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_wrong_length_observation_stops_the_run_after_a_checkpoint() {
+    check_fault(Fault::ShortObservation, &["observation of length 3"]);
+}
+
+#[test]
+fn a_nan_observation_stops_the_run_after_a_checkpoint() {
+    check_fault(Fault::NanObservation, &["NaN at index 2"]);
+}
+
+#[test]
+fn an_infinite_reward_stops_the_run_after_a_checkpoint() {
+    check_fault(Fault::InfiniteReward, &["non-finite reward inf"]);
+}
+
+#[test]
+fn an_error_from_step_stops_the_run_after_a_checkpoint() {
+    check_fault(Fault::StepError, &["sensor failure: pole angle unreadable"]);
+}

@@ -1,0 +1,181 @@
+//! Ctrl-C and SIGTERM on a running `rlpg train`: the current update finishes, a checkpoint is
+//! written, logs are flushed, the exit code is 130 / 143; a second signal exits at once and
+//! leaves a resumable run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rlpg::checkpoint::{Checkpoint, checkpoint_dir, step_checkpoints, step_file_name};
+use rlpg::runs::{RunStatus, inspect_run};
+use rlpg::trainer::SaveReason;
+use tch::Tensor;
+
+const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
+
+fn temp_root(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlpg-signals-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn train_args(out: &Path) -> Vec<String> {
+    [
+        "train",
+        PRESET,
+        "--seed",
+        "3",
+        "--set",
+        "total_timesteps=120000",
+        "--set",
+        "checkpoint_every=40000",
+        "--set",
+        "eval_every=30000",
+        "--set",
+        "eval_episodes=2",
+        "--quiet",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn spawn(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rlpg"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rlpg")
+}
+
+fn run(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
+}
+
+/// The only run directory under `out`, once its first checkpoint exists (training has begun).
+fn wait_for_training(out: &Path, child: &mut Child) -> PathBuf {
+    let start = Instant::now();
+    loop {
+        let first = std::fs::read_dir(out)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .map(|e| e.path())
+            .filter(|dir| checkpoint_dir(dir).join(step_file_name(0)).is_file());
+        if let Some(dir) = first {
+            return dir;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("rlpg train exited ({status}) before its first checkpoint");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no first checkpoint after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().expect("wait for rlpg")
+}
+
+fn newest_checkpoint(run_dir: &Path) -> Checkpoint {
+    let (_, path) = step_checkpoints(run_dir).expect("list").pop().expect("a checkpoint");
+    Checkpoint::read(&path).expect("newest checkpoint loads")
+}
+
+fn assert_same(what: &str, a: &[(String, Tensor)], b: &[(String, Tensor)]) {
+    assert_eq!(a.len(), b.len(), "{what}: tensor counts differ");
+    for ((name, x), (other, y)) in a.iter().zip(b) {
+        assert_eq!(name, other, "{what}: tensor names differ");
+        assert!(x.equal(y), "{what}: '{name}' differs from the uninterrupted run");
+    }
+}
+
+/// Stops a run with `signal_name` while it trains; checks the exit code, the message and the
+/// checkpoint written on stopping, and returns the run directory.
+fn stop_with(name: &str, signal_name: &str, code: i32) -> (PathBuf, PathBuf) {
+    let root = temp_root(name);
+    let out = root.join("runs");
+    let mut child = spawn(&train_args(&out));
+    let run_dir = wait_for_training(&out, &mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, signal_name);
+    let output = finish(child);
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "exit code after SIG{signal_name}: {err}");
+    assert!(err.contains("stopped at step") && err.contains("--resume"), "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    let stopped = newest_checkpoint(&run_dir);
+    assert_eq!(stopped.meta.reason, SaveReason::Interrupted, "the newest checkpoint is the stop's");
+    assert!(err.contains(&format!("stopped at step {}", stopped.meta.step)), "stderr: {err}");
+    assert!(stopped.meta.step > 0 && stopped.meta.step < 120_000, "step {}", stopped.meta.step);
+    for file in rlpg::event_files(&run_dir).expect("event files") {
+        let log = rlpg::read_scalars(&file).expect("event file readable after the stop");
+        assert_eq!(log.truncated_at, None, "logs must be flushed whole on a stop");
+    }
+    assert_eq!(inspect_run(&run_dir).status, RunStatus::Resumable);
+    (root, run_dir)
+}
+
+#[test]
+fn sigterm_checkpoints_exits_143_and_the_resumed_run_ends_as_an_uninterrupted_one() {
+    let (root, run_dir) = stop_with("term", "TERM", 143);
+    let resumed =
+        run(&["train", "--resume", run_dir.to_str().expect("utf-8"), "--quiet"].map(str::to_owned));
+    assert!(resumed.status.success(), "resume: {}", String::from_utf8_lossy(&resumed.stderr));
+    let last = String::from_utf8_lossy(&resumed.stdout).lines().last().map(str::to_owned);
+    assert_eq!(last.as_deref(), run_dir.to_str(), "resume prints the same run directory");
+
+    let full_out = root.join("full");
+    let full = run(&train_args(&full_out));
+    assert!(full.status.success(), "uninterrupted run: {}", String::from_utf8_lossy(&full.stderr));
+    let full_dir =
+        PathBuf::from(String::from_utf8_lossy(&full.stdout).lines().last().expect("dir"));
+    let (a, b) = (newest_checkpoint(&full_dir), newest_checkpoint(&run_dir));
+    assert_eq!(b.meta.reason, SaveReason::Final);
+    assert_same("agent", &a.agent, &b.agent);
+    assert_same("training state", &a.training, &b.training);
+    assert_eq!(a.meta.loop_state.evals, b.meta.loop_state.evals, "evaluations differ");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_exits_130() {
+    let (root, _) = stop_with("int", "INT", 130);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run() {
+    let root = temp_root("twice");
+    let out = root.join("runs");
+    let mut child = spawn(&train_args(&out));
+    let run_dir = wait_for_training(&out, &mut child);
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "INT");
+    signal(&child, "INT");
+    let output = finish(child);
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(130), "exit code after two SIGINTs: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    // Whatever the second signal cut short, the newest checkpoint on disk loads and resumes.
+    assert_eq!(inspect_run(&run_dir).status, RunStatus::Resumable, "run after two Ctrl-C");
+    for file in rlpg::event_files(&run_dir).expect("event files") {
+        rlpg::read_scalars(&file).expect("event files stay readable");
+    }
+    let resumed =
+        run(&["train", "--resume", run_dir.to_str().expect("utf-8"), "--quiet"].map(str::to_owned));
+    assert!(resumed.status.success(), "resume: {}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(inspect_run(&run_dir).status, RunStatus::Complete);
+    let _ = std::fs::remove_dir_all(&root);
+}
