@@ -459,21 +459,24 @@ pub fn prune(run_dir: &Path, keep: usize) -> io::Result<()> {
 }
 
 /// Removes the temporary files that writes interrupted by a crash or a second Ctrl-C left in
-/// the checkpoint folder (`.{name}.tmp-…`, see [`atomic_write`]). Returns how many.
+/// the run directory and its checkpoint folder (`.{name}.tmp-…`, see [`atomic_write`]): a stale
+/// copy of an event file would otherwise be read by TensorBoard, whose file pattern matches any
+/// name containing `tfevents`. Returns how many were removed.
 pub fn remove_stale_temp_files(run_dir: &Path) -> io::Result<usize> {
-    let dir = checkpoint_dir(run_dir);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
     let mut removed = 0;
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(&format!("{EXTENSION}.tmp-")) {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
+    for dir in [run_dir.to_owned(), checkpoint_dir(run_dir)] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp-") && entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)

@@ -73,6 +73,12 @@ pub enum RunError {
         /// Steps it trained.
         steps: u64,
     },
+    /// Another process is training the run (it holds the run's lock).
+    #[error("{} is in use: another rlpg process is training this run", run_dir.display())]
+    InUse {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
     /// A file of the run could not be read or written.
     #[error("{}: {message}", path.display())]
     File {
@@ -125,6 +131,47 @@ pub struct TrainOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Receives one-line warnings; printed to stderr as `rlpg: warning: …` when `None`.
     pub warn: Option<&'a mut dyn FnMut(&str)>,
+}
+
+/// File in a run directory that the process training the run holds locked.
+pub const LOCK_FILE: &str = ".lock";
+
+/// An exclusive lock on a run directory, held by the process that trains the run and released
+/// when dropped or when the process ends in any way (the kernel drops `flock` locks with the
+/// process, `kill -9` included), so that a second `rlpg train --resume` of a run that is still
+/// training is refused instead of interleaving two runs' checkpoints and event files.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock of `run_dir`, or fails at once if another process holds it.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock, RunError> {
+        let path = run_dir.join(LOCK_FILE);
+        let file_err = |message: String| RunError::File { path: path.clone(), message };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| file_err(format!("cannot open the run's lock file: {e}")))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if locked != 0 {
+                let error = std::io::Error::last_os_error();
+                return Err(if error.kind() == std::io::ErrorKind::WouldBlock {
+                    RunError::InUse { run_dir: run_dir.to_owned() }
+                } else {
+                    file_err(format!("cannot lock the run: {error}"))
+                });
+            }
+        }
+        Ok(RunLock { _file: file })
+    }
 }
 
 /// Seeds libtorch and sets its thread count as `config` says. Call before building an agent:
@@ -230,6 +277,13 @@ pub fn train_with(
     drop(probe);
 
     let run_dir = RunDir::create_with_config(out_root, config)?;
+    let lock = match RunLock::acquire(run_dir.path()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            let _ = run_dir.discard();
+            return Err(e);
+        }
+    };
     let logger = match TbLogger::create(run_dir.path()) {
         Ok(logger) => logger,
         Err(e) => {
@@ -239,7 +293,9 @@ pub fn train_with(
             return Err(RunError::File { path, message: format!("cannot create event file: {e}") });
         }
     };
-    run_session(config, run_dir, agent.as_mut(), logger, None, factory, options)
+    let outcome = run_session(config, run_dir, agent.as_mut(), logger, None, factory, options);
+    drop(lock);
+    outcome
 }
 
 /// Continues the run in `run_dir` from its newest loadable checkpoint, in the same directory and
@@ -254,6 +310,8 @@ pub fn train_with(
 pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcome, RunError> {
     let run = RunDir::open(run_dir)?;
     let config = load_run_config(&run)?;
+    // Before touching anything: another process may still be training this run.
+    let lock = RunLock::acquire(run.path())?;
     let registry = registry_factory(&config);
     let factory: EnvFactory<'_> = options.factory.unwrap_or(&registry);
     let probe = factory()?;
@@ -312,7 +370,9 @@ pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcom
         path: run.path().to_owned(),
         message: format!("cannot create event file: {e}"),
     })?;
-    run_session(&config, run, agent.as_mut(), logger, start, factory, options)
+    let outcome = run_session(&config, run, agent.as_mut(), logger, start, factory, options);
+    drop(lock);
+    outcome
 }
 
 fn warn(options: &mut TrainOptions<'_>, message: &str) {

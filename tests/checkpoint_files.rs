@@ -214,3 +214,25 @@ fn runs_lists_complete_resumable_and_broken_runs() {
     assert_eq!(parsed.as_array().map(Vec::len), Some(4), "{parsed}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_run_that_another_process_trains_cannot_be_resumed_at_the_same_time() {
+    let root = temp_root("lock");
+    let run = train_config(&Config { keep_checkpoints: 10, ..small_config() }, &root);
+    for (step, path) in step_checkpoints(&run).expect("list") {
+        if step > 1_000 {
+            std::fs::remove_file(path).expect("remove");
+        }
+    }
+    let held = rlpg::run::RunLock::acquire(&run).expect("lock a run nobody trains");
+    let out = rlpg(&["train", "--resume", run.to_str().expect("utf-8"), "--quiet"]);
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("in use"), "the refusal must say the run is in use: {msg}");
+    let newest = step_checkpoints(&run).expect("list").pop().map(|c| c.0);
+    assert_eq!(newest, Some(1_000), "a refused resume must not touch the run");
+    drop(held);
+    let out = rlpg(&["train", "--resume", run.to_str().expect("utf-8"), "--quiet"]);
+    assert!(out.status.success(), "resume once the lock is free: {}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&root);
+}
