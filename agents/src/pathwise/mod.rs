@@ -19,9 +19,11 @@
 //!    no entropy term). **Only `terminated` masks the bootstrap**: a truncated transition's
 //!    `next_obs` is the final observation of an episode that could have gone on, and its value
 //!    counts. Both critics regress on `y` (squared error) with one optimizer.
-//! 2. **Actor** (TD3: every `policy_delay` updates). The actor loss is differentiated with
-//!    respect to the actor's parameters only: the gradient flows *through* the critic into the
-//!    action, and the critic, which has its own parameters and optimizer, is left unchanged.
+//! 2. **Actor**, every `policy_delay` critic updates (TD3's delayed policy updates, which SAC
+//!    can use too: the actor step is the dearer half of an update). The actor loss is
+//!    differentiated with respect to the actor's parameters only: the gradient flows *through*
+//!    the critic into the action, and the critic, which has its own parameters and optimizer, is
+//!    left unchanged.
 //! 3. **Temperature** (SAC with `autotune_alpha`): `log α` takes an Adam step on
 //!    `−log α · (log π + target_entropy)`, raising α when the policy's entropy is below target.
 //! 4. **Targets.** Polyak averaging `θ' ← (1 − τ) θ' + τ θ` of the target critics (and TD3's
@@ -32,13 +34,13 @@
 
 mod actor;
 mod critic;
-mod optim;
 
 use rlpg_envs::Space;
 use serde::{Deserialize, Serialize};
-use tch::{Reduction, Tensor, nn};
+use tch::{Kind, Reduction, Tensor, nn};
 
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
+use crate::optim::{Adam, FlatParams, ScalarAdam, clip_grad_norm, find};
 use crate::replay::{ReplayBuffer, ReplaySample};
 use crate::settings::{
     Activation, InvalidSetting, check_at_least_one, check_discount, check_finite,
@@ -47,7 +49,6 @@ use crate::settings::{
 
 use actor::{ActionCoding, Actor, ActorSpec, PolicySample};
 use critic::TwinCritic;
-use optim::{Adam, FlatParams, ScalarAdam, clip_grad_norm};
 
 /// Which pathwise estimator the agent uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +111,8 @@ pub struct PathwiseConfig {
     pub policy_noise: f64,
     /// The target action noise is clipped to ±noise_clip (TD3).
     pub noise_clip: f64,
-    /// Critic updates per actor and target update (TD3; SAC updates the actor every time).
+    /// Critic updates per actor update (and temperature and target updates): TD3's delayed
+    /// policy updates, for either estimator (1 updates the actor with every critic update).
     pub policy_delay: usize,
     /// Temperature τ > 0 of the Gumbel-softmax relaxation of discrete actions (SAC on Discrete
     /// spaces): lower is closer to one-hot, with higher-variance gradients.
@@ -131,12 +133,12 @@ impl Default for PathwiseConfig {
     fn default() -> Self {
         Self {
             estimator: Estimator::Sac,
-            actor_learning_rate: 1e-3,
-            critic_learning_rate: 1e-3,
+            actor_learning_rate: 4e-3,
+            critic_learning_rate: 4e-3,
             alpha_learning_rate: 1e-3,
             gamma: 0.99,
-            tau: 0.005,
-            batch_size: 256,
+            tau: 0.05,
+            batch_size: 128,
             buffer_size: 1_000_000,
             learning_starts: 100,
             updates_per_step: 1.0,
@@ -149,7 +151,7 @@ impl Default for PathwiseConfig {
             exploration_noise: 0.1,
             policy_noise: 0.2,
             noise_clip: 0.5,
-            policy_delay: 2,
+            policy_delay: 3,
             gumbel_temperature: 1.0,
             straight_through: true,
             max_grad_norm: 0.0,
@@ -326,6 +328,16 @@ impl Pathwise {
             )
             .into());
         }
+        if cfg.learning_starts > cfg.buffer_size {
+            return Err(InvalidSetting::new(
+                "learning_starts",
+                format!(
+                    "must be <= buffer_size = {}, or learning would never start, got {}",
+                    cfg.buffer_size, cfg.learning_starts
+                ),
+            )
+            .into());
+        }
         let obs_dim = observation_space.flat_dim();
         if obs_dim == 0 {
             return Err(AgentError::Invalid(format!(
@@ -429,10 +441,7 @@ impl Pathwise {
         let target = self.td_target(batch, alpha)?;
         self.critic_step(batch, &target)?;
         self.updates += 1;
-        let actor_due = match self.cfg.estimator {
-            Estimator::Sac => true,
-            Estimator::Td3 => self.updates % self.cfg.policy_delay as u64 == 0,
-        };
+        let actor_due = self.updates % self.cfg.policy_delay as u64 == 0;
         if actor_due {
             self.actor_step(&batch.obs, alpha)?;
             self.critic_target.params.polyak_toward(&self.critic.params, self.cfg.tau)?;
@@ -554,8 +563,9 @@ impl Pathwise {
         }
     }
 
-    /// The stores whose variables make up a checkpoint, by name prefix.
-    fn stores(&self) -> Vec<(&'static str, &nn::VarStore)> {
+    /// Every network variable, named `{network}/{variable}` (the network being `actor`,
+    /// `critic`, `critic_target` or, for TD3, `actor_target`), sharing storage with the network.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
         let mut stores = vec![
             ("actor", &self.actor.store),
             ("critic", &self.critic.store),
@@ -564,12 +574,35 @@ impl Pathwise {
         if let Some(target) = &self.actor_target {
             stores.push(("actor_target", &target.store));
         }
-        stores
+        let mut named = Vec::new();
+        for (prefix, store) in stores {
+            for (name, t) in store.variables() {
+                named.push((format!("{prefix}/{name}"), t));
+            }
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
     }
 }
 
 /// Name of the entropy temperature's logarithm in checkpoints.
 const LOG_ALPHA: &str = "log_alpha";
+/// Checkpoint prefixes of the optimizers' states.
+const ACTOR_ADAM: &str = "actor_adam";
+/// See [`ACTOR_ADAM`].
+const CRITIC_ADAM: &str = "critic_adam";
+/// See [`ACTOR_ADAM`].
+const ALPHA_ADAM: &str = "alpha_adam";
+/// Training-state names: the replay buffer's prefix and the schedule's counters.
+const REPLAY: &str = "replay";
+/// See [`REPLAY`].
+const ENV_STEPS: &str = "env_steps";
+/// See [`REPLAY`].
+const UPDATES: &str = "updates";
+/// See [`REPLAY`].
+const STEPS_SINCE_METRICS: &str = "steps_since_metrics";
+/// See [`REPLAY`].
+const UPDATE_CREDIT: &str = "update_credit";
 
 impl Agent for Pathwise {
     fn name(&self) -> &'static str {
@@ -598,7 +631,9 @@ impl Agent for Pathwise {
         // final observation like any other.
         self.replay.push(t.obs, &self.encoded_actions, t.rewards, t.terminated, t.next_obs)?;
         self.env_steps += n as u64;
-        if self.env_steps >= (self.cfg.learning_starts as u64).max(1) {
+        // Gated on what the buffer holds rather than on env steps, so that a run resumed
+        // without its replay buffer refills `learning_starts` transitions before updating.
+        if self.replay.len() >= self.cfg.learning_starts.max(1) {
             self.update_credit += self.cfg.updates_per_step * n as f64;
             while self.update_credit >= 1.0 {
                 self.update_credit -= 1.0;
@@ -616,78 +651,119 @@ impl Agent for Pathwise {
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> = Vec::new();
-        for (prefix, store) in self.stores() {
-            for (name, t) in store.variables() {
-                named.push((format!("{prefix}/{name}"), t.detach().copy()));
-            }
-        }
+        let mut named: Vec<(String, Tensor)> =
+            self.parameters().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+        named.extend(self.actor_opt.state(ACTOR_ADAM));
+        named.extend(self.critic_opt.state(CRITIC_ADAM));
         if let Some(temperature) = &self.temperature {
             named.push((LOG_ALPHA.to_owned(), Tensor::from_slice(&[temperature.log_alpha])));
+            if let Some(opt) = &temperature.opt {
+                named.extend(opt.state(ALPHA_ADAM));
+            }
         }
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named
     }
 
     fn load_named_tensors(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
-        let mut targets: Vec<(String, Tensor)> = Vec::new();
-        for (prefix, store) in self.stores() {
-            for (name, t) in store.variables() {
-                targets.push((format!("{prefix}/{name}"), t));
+        // The name, kind and shape of everything a checkpoint of this agent holds.
+        let mut expected: Vec<(String, Kind, Vec<i64>)> =
+            self.parameters().into_iter().map(|(n, t)| (n, Kind::Float, t.size())).collect();
+        let adam = |prefix: &str, numel: usize| {
+            [
+                (format!("{prefix}/exp_avg"), Kind::Float, vec![numel as i64]),
+                (format!("{prefix}/exp_avg_sq"), Kind::Float, vec![numel as i64]),
+                (format!("{prefix}/steps"), Kind::Int64, vec![1]),
+            ]
+        };
+        expected.extend(adam(ACTOR_ADAM, self.actor.params.numel()));
+        expected.extend(adam(CRITIC_ADAM, self.critic.params.numel()));
+        if let Some(temperature) = &self.temperature {
+            expected.push((LOG_ALPHA.to_owned(), Kind::Double, vec![1]));
+            if temperature.opt.is_some() {
+                expected.push((format!("{ALPHA_ADAM}/moments"), Kind::Double, vec![2]));
+                expected.push((format!("{ALPHA_ADAM}/steps"), Kind::Int64, vec![1]));
             }
         }
-        let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
-        // Check everything before copying anything, so a bad checkpoint leaves the agent intact.
-        let known = |n: &str| {
-            targets.iter().any(|(t, _)| t == n) || (n == LOG_ALPHA && self.temperature.is_some())
-        };
-        if let Some((name, _)) = tensors.iter().find(|(n, _)| !known(n)) {
+        // Check everything before changing anything, so a bad checkpoint leaves the agent intact.
+        if let Some((name, _)) =
+            tensors.iter().find(|(n, _)| !expected.iter().any(|(e, _, _)| e == n))
+        {
             return Err(AgentError::Invalid(format!(
                 "checkpoint tensor '{name}' does not belong to this {NAME} agent"
             )));
         }
+        for (name, kind, shape) in &expected {
+            find(tensors, name, *kind, shape)?;
+        }
         let log_alpha = match &self.temperature {
             Some(_) => {
-                let t = find(LOG_ALPHA).ok_or_else(|| {
-                    AgentError::Invalid(format!("checkpoint is missing tensor '{LOG_ALPHA}'"))
-                })?;
-                let v = if t.numel() == 1 { t.f_double_value(&[0]).ok() } else { None };
-                match v {
-                    Some(v) if v.is_finite() => Some(v),
-                    _ => {
-                        return Err(AgentError::Invalid(format!(
-                            "checkpoint tensor '{LOG_ALPHA}' must be one finite number, got \
-                             shape {:?}",
-                            t.size()
-                        )));
-                    }
+                let v = find(tensors, LOG_ALPHA, Kind::Double, &[1])?.f_double_value(&[0])?;
+                if !v.is_finite() {
+                    return Err(AgentError::Invalid(format!(
+                        "checkpoint tensor '{LOG_ALPHA}' is {v}, not a finite number"
+                    )));
                 }
+                Some(v)
             }
             None => None,
         };
-        let mut pairs = Vec::with_capacity(targets.len());
-        for (name, target) in targets {
-            let source = find(&name).ok_or_else(|| {
-                AgentError::Invalid(format!("checkpoint is missing tensor '{name}'"))
-            })?;
-            if source.size() != target.size() {
-                return Err(AgentError::Invalid(format!(
-                    "checkpoint tensor '{name}' has shape {:?}, the agent expects {:?}",
-                    source.size(),
-                    target.size()
-                )));
-            }
-            pairs.push((target, source));
-        }
         tch::no_grad(|| {
-            for (mut target, source) in pairs {
-                target.f_copy_(source)?;
+            for (name, mut target) in self.parameters() {
+                target.f_copy_(find(tensors, &name, Kind::Float, &target.size())?)?;
             }
             Ok::<_, AgentError>(())
         })?;
+        self.actor_opt.load_state(ACTOR_ADAM, tensors)?;
+        self.critic_opt.load_state(CRITIC_ADAM, tensors)?;
         if let (Some(temperature), Some(v)) = (&mut self.temperature, log_alpha) {
             temperature.log_alpha = v;
+            if let Some(opt) = &mut temperature.opt {
+                opt.load_state(ALPHA_ADAM, tensors)?;
+            }
         }
+        Ok(())
+    }
+
+    fn training_state(&self, include_replay: bool) -> Result<Vec<(String, Tensor)>, AgentError> {
+        let mut state = if include_replay { self.replay.state_tensors(REPLAY) } else { Vec::new() };
+        let count = |n: u64| Tensor::from_slice(&[n as i64]);
+        state.push((ENV_STEPS.to_owned(), count(self.env_steps)));
+        state.push((UPDATES.to_owned(), count(self.updates)));
+        state.push((STEPS_SINCE_METRICS.to_owned(), count(self.steps_since_metrics as u64)));
+        state.push((UPDATE_CREDIT.to_owned(), Tensor::from_slice(&[self.update_credit])));
+        Ok(state)
+    }
+
+    fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
+        let replay_prefix = format!("{REPLAY}/");
+        let counters = [ENV_STEPS, UPDATES, STEPS_SINCE_METRICS];
+        if let Some((name, _)) = tensors.iter().find(|(n, _)| {
+            !n.starts_with(&replay_prefix) && !counters.contains(&n.as_str()) && n != UPDATE_CREDIT
+        }) {
+            return Err(AgentError::Invalid(format!(
+                "training-state tensor '{name}' does not belong to this {NAME} agent"
+            )));
+        }
+        let mut values = [0u64; 3];
+        for (value, name) in values.iter_mut().zip(counters) {
+            let v = find(tensors, name, Kind::Int64, &[1])?.f_int64_value(&[0])?;
+            *value = u64::try_from(v).map_err(|_| {
+                AgentError::Invalid(format!("training-state '{name}' is negative ({v})"))
+            })?;
+        }
+        let credit = find(tensors, UPDATE_CREDIT, Kind::Double, &[1])?.f_double_value(&[0])?;
+        if !(0.0..1.0).contains(&credit) {
+            return Err(AgentError::Invalid(format!(
+                "training-state '{UPDATE_CREDIT}' must be in [0, 1), got {credit}"
+            )));
+        }
+        self.replay.load_state_tensors(REPLAY, tensors)?;
+        let [env_steps, updates, since_metrics] = values;
+        self.env_steps = env_steps;
+        self.updates = updates;
+        self.steps_since_metrics = since_metrics as usize;
+        self.update_credit = credit;
         Ok(())
     }
 }
@@ -787,6 +863,8 @@ mod tests {
         assert!(err(Pathwise::new(&cfg, &obs, &act, 0)).contains("num_envs"));
         let small = PathwiseConfig { buffer_size: 2, ..cfg.clone() };
         assert!(err(Pathwise::new(&small, &obs, &act, 4)).starts_with("buffer_size: "));
+        let never = PathwiseConfig { buffer_size: 50, learning_starts: 51, ..cfg.clone() };
+        assert!(err(Pathwise::new(&never, &obs, &act, 1)).starts_with("learning_starts: "));
         let unbounded = Space::Box(BoxSpace::uniform(1, f32::NEG_INFINITY, f32::INFINITY));
         assert!(err(Pathwise::new(&cfg, &obs, &unbounded, 1)).contains("finite bounds"));
         let td3 = PathwiseConfig { estimator: Estimator::Td3, ..cfg.clone() };
@@ -902,11 +980,11 @@ mod tests {
             let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
             let critic_target = snapshot(&agent.critic_target.params);
             agent.actor_step(&batch.obs, 0.2).unwrap();
-            let moved = max_abs_diff(&actor, &agent.actor.params.values());
+            let moved = max_abs_diff(&actor, agent.actor.params.values());
             assert!(moved > 1e-6, "{estimator:?}: the actor step left the actor unchanged");
-            let critic_moved = max_abs_diff(&critic, &agent.critic.params.values());
+            let critic_moved = max_abs_diff(&critic, agent.critic.params.values());
             assert_eq!(critic_moved, 0.0, "{estimator:?}: the actor step changed the critic");
-            let target_moved = max_abs_diff(&critic_target, &agent.critic_target.params.values());
+            let target_moved = max_abs_diff(&critic_target, agent.critic_target.params.values());
             assert_eq!(target_moved, 0.0, "{estimator:?}: the actor step changed the target");
             // The critics' own parameters carry no gradient from the actor loss either.
             let stray = agent.critic.store.trainable_variables().iter().any(|v| v.grad().defined());
@@ -922,8 +1000,8 @@ mod tests {
         let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
         let target = agent.td_target(&batch, 0.2).unwrap();
         agent.critic_step(&batch, &target).unwrap();
-        assert!(max_abs_diff(&critic, &agent.critic.params.values()) > 1e-6, "critic did not move");
-        assert_eq!(max_abs_diff(&actor, &agent.actor.params.values()), 0.0, "actor moved");
+        assert!(max_abs_diff(&critic, agent.critic.params.values()) > 1e-6, "critic did not move");
+        assert_eq!(max_abs_diff(&actor, agent.actor.params.values()), 0.0, "actor moved");
     }
 
     #[test]
@@ -1086,40 +1164,140 @@ mod tests {
         for estimator in [Estimator::Sac, Estimator::Td3] {
             let cfg = PathwiseConfig { estimator, alpha: 0.3, ..PathwiseConfig::default() };
             let mut source = agent(&cfg, 7);
+            fill(&mut source, 64);
+            for _ in 0..4 {
+                source.update().unwrap();
+            }
             let mut dest = agent(&cfg, 8);
             let saved = source.named_tensors();
             let names: Vec<&str> = saved.iter().map(|(n, _)| n.as_str()).collect();
-            for prefix in
-                ["actor/", "critic/q1.", "critic/q2.", "critic_target/q1.", "critic_target/q2."]
-            {
+            for prefix in [
+                "actor/",
+                "critic/q1.",
+                "critic/q2.",
+                "critic_target/q1.",
+                "critic_target/q2.",
+                "actor_adam/exp_avg",
+                "critic_adam/exp_avg_sq",
+                "critic_adam/steps",
+            ] {
                 assert!(names.iter().any(|n| n.starts_with(prefix)), "{estimator:?}: no {prefix}*");
             }
-            assert_eq!(names.contains(&"log_alpha"), estimator == Estimator::Sac);
-            assert_eq!(
-                names.iter().any(|n| n.starts_with("actor_target/")),
-                estimator == Estimator::Td3
-            );
+            let sac = estimator == Estimator::Sac;
+            assert_eq!(names.contains(&"log_alpha"), sac);
+            assert_eq!(names.contains(&"alpha_adam/moments"), sac);
+            assert_eq!(names.iter().any(|n| n.starts_with("actor_target/")), !sac);
 
             let obs = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
             let before = dest.act(&obs, ActMode::Deterministic);
-            let mut missing =
-                saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
-            missing.pop();
-            assert!(dest.load_named_tensors(&missing).unwrap_err().to_string().contains("missing"));
-            let mut wrong =
-                saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
+            let copy = || saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+            let mut missing: Vec<(String, Tensor)> = copy();
+            missing.retain(|(n, _)| n != "critic_adam/steps");
+            let err = dest.load_named_tensors(&missing).unwrap_err().to_string();
+            assert!(err.contains("missing tensor 'critic_adam/steps'"), "{err}");
+            let mut wrong: Vec<(String, Tensor)> = copy();
             wrong[0].1 = Tensor::zeros([1], (Kind::Float, Device::Cpu));
-            assert!(dest.load_named_tensors(&wrong).unwrap_err().to_string().contains("shape"));
-            assert_eq!(max_abs_diff(&before, &dest.act(&obs, ActMode::Deterministic)), 0.0);
+            let err = dest.load_named_tensors(&wrong).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("'{}'", wrong[0].0)) && err.contains("expected"),
+                "{err}"
+            );
+            let mut stray: Vec<(String, Tensor)> = copy();
+            stray.push((
+                "critic/q3.out.bias".into(),
+                Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+            ));
+            assert!(dest.load_named_tensors(&stray).unwrap_err().to_string().contains("q3"));
+            let after = dest.act(&obs, ActMode::Deterministic);
+            assert_eq!(
+                max_abs_diff(&before, &after),
+                0.0,
+                "a refused checkpoint changed the agent"
+            );
 
             dest.load_named_tensors(&saved).unwrap();
             let (a, b) =
                 (source.act(&obs, ActMode::Deterministic), dest.act(&obs, ActMode::Deterministic));
             assert_eq!(max_abs_diff(&a, &b), 0.0, "{estimator:?}: loaded agent acts differently");
             assert!((dest.alpha() - source.alpha()).abs() < 1e-12);
-            for ((n, x), (_, y)) in saved.iter().zip(dest.named_tensors().iter()) {
+            let restored = dest.named_tensors();
+            assert_eq!(restored.len(), saved.len());
+            for ((n, x), (m, y)) in saved.iter().zip(restored.iter()) {
+                assert_eq!(n, m);
                 assert_eq!(max_abs_diff(x, y), 0.0, "{n} not restored");
             }
         }
+    }
+
+    #[test]
+    fn training_state_restores_the_replay_buffer_and_the_schedule() {
+        let cfg = PathwiseConfig {
+            learning_starts: 4,
+            updates_per_step: 0.5,
+            ..PathwiseConfig::default()
+        };
+        let (obs_space, act_space) = pendulum_spaces();
+        tch::manual_seed(9);
+        let mut source = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+        let obs = [0.0f32, 1.0, 0.5];
+        let step = |agent: &mut Pathwise| {
+            let actions = Tensor::from_slice(&[0.25f32]).view([1, 1]);
+            agent
+                .observe(&Transition {
+                    obs: &obs,
+                    actions: &actions,
+                    rewards: &[-1.0],
+                    terminated: &[false],
+                    truncated: &[false],
+                    next_obs: &obs,
+                })
+                .unwrap();
+        };
+        for _ in 0..7 {
+            step(&mut source);
+        }
+        assert_eq!((source.updates(), source.update_credit), (2, 0.0), "4 transitions → 2 updates");
+        step(&mut source);
+        assert_eq!(source.update_credit, 0.5, "an odd transition leaves half an update owed");
+
+        let mut dest = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+        dest.load_named_tensors(&source.named_tensors()).unwrap();
+        dest.load_training_state(&source.training_state(true).unwrap()).unwrap();
+        assert_eq!(
+            (dest.env_steps, dest.updates, dest.update_credit, dest.replay_len()),
+            (source.env_steps, source.updates, source.update_credit, source.replay_len())
+        );
+        for ((n, x), (_, y)) in
+            source.training_state(true).unwrap().iter().zip(&dest.training_state(true).unwrap())
+        {
+            assert_eq!(max_abs_diff(x, y), 0.0, "training state '{n}' not restored");
+        }
+        // The owed half update is paid on the next transition, as it would have been.
+        step(&mut dest);
+        assert_eq!(dest.updates(), source.updates() + 1);
+
+        // Without the replay buffer the agent refills learning_starts transitions first.
+        let mut refill = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+        refill.load_training_state(&source.training_state(false).unwrap()).unwrap();
+        assert_eq!(refill.replay_len(), 0);
+        for _ in 0..3 {
+            step(&mut refill);
+        }
+        assert_eq!(refill.updates(), source.updates(), "updated before the buffer refilled");
+        step(&mut refill);
+        assert!(refill.updates() > source.updates(), "no update once refilled");
+
+        let mut bad = source.training_state(false).unwrap();
+        bad.push(("rollout/obs".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu))));
+        assert!(refill.load_training_state(&bad).unwrap_err().to_string().contains("rollout/obs"));
+        let mut negative = source.training_state(false).unwrap();
+        for (n, t) in &mut negative {
+            if n == "updates" {
+                *t = Tensor::from_slice(&[-3i64]);
+            }
+        }
+        assert!(
+            refill.load_training_state(&negative).unwrap_err().to_string().contains("negative")
+        );
     }
 }
