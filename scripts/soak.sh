@@ -20,9 +20,9 @@ case "$AGENT" in
   reinforce)
     INTERVAL=5000
     ARGS=(train "$ROOT/configs/reinforce_cartpole.toml" --seed 4
-          --set total_timesteps=1500000 --set "checkpoint_every=$INTERVAL"
+          --set total_timesteps=3000000 --set "checkpoint_every=$INTERVAL"
           --set eval_every=100000 --set eval_episodes=2 --quiet)
-    MAX_DELAY_MS=1500 ;;
+    MAX_DELAY_MS=1000 ;;
   pathwise)
     INTERVAL=500
     ARGS=(train "$ROOT/configs/reinforce_cartpole.toml" --seed 4
@@ -35,6 +35,9 @@ case "$AGENT" in
 esac
 
 [ -x "$RLPG" ] || (cd "$ROOT" && cargo build --release --bin rlpg)
+# A private copy: a rebuild during the soak must not change the binary between kills.
+cp "$RLPG" "$WORK/rlpg"
+RLPG="$WORK/rlpg"
 
 # Largest step in a run's event files, and the tensor checksum of a checkpoint file.
 probe() {
@@ -82,14 +85,16 @@ print("broken" if r["status"] == "broken" else r["steps"], r["status"])'
 }
 
 echo "soak: $KILLS kills of rlpg ($AGENT), checkpoint interval $INTERVAL steps, work dir $WORK"
-"$RLPG" "${ARGS[@]}" --out "$WORK/runs" >/dev/null 2>&1 &
+"$RLPG" "${ARGS[@]}" --out "$WORK/runs" >/dev/null 2>"$WORK/resume.err" &
 PID=$!
 RUN=""
 kills=0; resumes=0; failed_resumes=0; unloadable=0; lost_beyond=0; max_lost=0; completed_early=0
 while [ "$kills" -lt "$KILLS" ]; do
   sleep "$(awk -v ms=$((RANDOM % MAX_DELAY_MS + 20)) 'BEGIN { print ms / 1000 }')"
   if ! kill -0 "$PID" 2>/dev/null; then
-    wait "$PID" && completed_early=1 || true
+    # It ended before the kill: it must have finished the run, not failed.
+    if wait "$PID"; then completed_early=1; else
+      failed_resumes=$((failed_resumes + 1)); echo "kill $kills: rlpg failed:"; cat "$WORK/resume.err"; fi
   else
     kill -9 "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
@@ -97,7 +102,7 @@ while [ "$kills" -lt "$KILLS" ]; do
   kills=$((kills + 1))
   [ -n "$RUN" ] || RUN=$(ls -d "$WORK"/runs/*/ 2>/dev/null | head -1)
   [ -n "$RUN" ] || { echo "kill $kills: killed before the run directory existed; restarting"; \
-                     "$RLPG" "${ARGS[@]}" --out "$WORK/runs" >/dev/null 2>&1 & PID=$!; continue; }
+                     "$RLPG" "${ARGS[@]}" --out "$WORK/runs" >/dev/null 2>"$WORK/resume.err" & PID=$!; continue; }
   read -r step status < <(checkpoint_step)
   if [ "$step" = "broken" ]; then
     unloadable=$((unloadable + 1)); echo "kill $kills: run is BROKEN"; break
@@ -128,7 +133,7 @@ FULL=$(ls -d "$WORK"/full/*/)
 last_ckpt() { ls "$1"/checkpoints/step-*.safetensors | sort | tail -1; }
 a=$(probe checksum "$(last_ckpt "$RUN")"); b=$(probe checksum "$(last_ckpt "$FULL")")
 exact=$([ "$a" = "$b" ] && echo yes || echo "NO ($a vs $b)")
-echo "kills: $kills  resumes started: $resumes  failed final resumes: $failed_resumes"
+echo "kills: $kills  resumes: $resumes started, $((resumes - failed_resumes)) ran without error (killed or finished), $failed_resumes failed"
 echo "unloadable newest checkpoints: $unloadable  kills losing more than one interval: $lost_beyond (max lost $max_lost steps, interval $INTERVAL)"
 echo "final parameters equal to the never-killed run: $exact"
 [ "$unloadable" -eq 0 ] && [ "$lost_beyond" -eq 0 ] && [ "$failed_resumes" -eq 0 ] && [ "$a" = "$b" ]

@@ -476,7 +476,7 @@ fn splitmix64(x: u64) -> u64 {
 /// Trains `agent` on environments from `factory` and logs to `sink`, with no checkpoints, stop
 /// flag or resume (see [`train_loop_with`] for those).
 ///
-/// The agent must have been built after seeding libtorch (see [`crate::run::train_run`]'s
+/// The agent must have been built after seeding libtorch (see [`crate::run::train`]'s
 /// order); the loop itself re-seeds libtorch at every step (see the [module docs](self)).
 pub fn train_loop(
     agent: &mut dyn Agent,
