@@ -157,7 +157,7 @@ fn pathwise_on_pendulum_resumed_after_learning_started_ends_exactly_as_the_unint
     config.pathwise.learning_starts = 200;
     config.pathwise.batch_size = 32;
     config.pathwise.buffer_size = 1_000;
-    config.pathwise.metrics_every = 50;
+    config.pathwise.metrics_every = 70;
     config.validate().expect("valid");
     check_exact_resume("pathwise", &config, 800);
 }

@@ -603,6 +603,56 @@ const UPDATES: &str = "updates";
 const STEPS_SINCE_METRICS: &str = "steps_since_metrics";
 /// See [`REPLAY`].
 const UPDATE_CREDIT: &str = "update_credit";
+/// Training-state prefix of the metric sums since the last report, saved as
+/// `metrics/{position}/{tag}` = `[sum, count]` so that the first report after a resume averages
+/// the same updates as it would have.
+const METRICS: &str = "metrics";
+/// Every tag [`MetricSums::add`] is given, for restoring the sums (metrics are named by
+/// `&'static str`).
+const METRIC_TAGS: [&str; 9] = [
+    "losses/qf1_loss",
+    "losses/qf2_loss",
+    "losses/qf1_values",
+    "losses/critic_grad_norm",
+    "losses/actor_loss",
+    "losses/actor_grad_norm",
+    "losses/entropy",
+    "losses/alpha",
+    "losses/alpha_loss",
+];
+
+impl MetricSums {
+    /// The sums as `metrics/{position}/{tag}` = `Double [sum, count]`.
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let sums = self.sums.iter().enumerate();
+        sums.map(|(i, (tag, sum, count))| {
+            (format!("{METRICS}/{i:02}/{tag}"), Tensor::from_slice(&[*sum, f64::from(*count)]))
+        })
+        .collect()
+    }
+
+    /// The sums saved by [`MetricSums::state`] among `tensors`.
+    fn from_state(tensors: &[(String, Tensor)]) -> Result<Self, AgentError> {
+        let prefix = format!("{METRICS}/");
+        let mut sums = Vec::new();
+        for (name, _) in tensors {
+            let Some(rest) = name.strip_prefix(&prefix) else { continue };
+            let invalid =
+                || AgentError::Invalid(format!("training-state tensor '{name}' is invalid"));
+            let (position, tag) = rest.split_once('/').ok_or_else(invalid)?;
+            let position: usize = position.parse().map_err(|_| invalid())?;
+            let tag = METRIC_TAGS.iter().find(|t| **t == tag).ok_or_else(invalid)?;
+            let values = find(tensors, name, Kind::Double, &[2])?;
+            let (sum, count) = (values.f_double_value(&[0])?, values.f_double_value(&[1])?);
+            if !sum.is_finite() || !(1.0..=f64::from(u32::MAX)).contains(&count) {
+                return Err(invalid());
+            }
+            sums.push((position, (*tag, sum, count as u32)));
+        }
+        sums.sort_by_key(|(position, _)| *position);
+        Ok(Self { sums: sums.into_iter().map(|(_, s)| s).collect() })
+    }
+}
 
 impl Agent for Pathwise {
     fn name(&self) -> &'static str {
@@ -732,14 +782,18 @@ impl Agent for Pathwise {
         state.push((UPDATES.to_owned(), count(self.updates)));
         state.push((STEPS_SINCE_METRICS.to_owned(), count(self.steps_since_metrics as u64)));
         state.push((UPDATE_CREDIT.to_owned(), Tensor::from_slice(&[self.update_credit])));
+        state.extend(self.metrics.state());
         Ok(state)
     }
 
     fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
-        let replay_prefix = format!("{REPLAY}/");
+        let (replay_prefix, metrics_prefix) = (format!("{REPLAY}/"), format!("{METRICS}/"));
         let counters = [ENV_STEPS, UPDATES, STEPS_SINCE_METRICS];
         if let Some((name, _)) = tensors.iter().find(|(n, _)| {
-            !n.starts_with(&replay_prefix) && !counters.contains(&n.as_str()) && n != UPDATE_CREDIT
+            !n.starts_with(&replay_prefix)
+                && !n.starts_with(&metrics_prefix)
+                && !counters.contains(&n.as_str())
+                && n != UPDATE_CREDIT
         }) {
             return Err(AgentError::Invalid(format!(
                 "training-state tensor '{name}' does not belong to this {NAME} agent"
@@ -758,7 +812,9 @@ impl Agent for Pathwise {
                 "training-state '{UPDATE_CREDIT}' must be in [0, 1), got {credit}"
             )));
         }
+        let metrics = MetricSums::from_state(tensors)?;
         self.replay.load_state_tensors(REPLAY, tensors)?;
+        self.metrics = metrics;
         let [env_steps, updates, since_metrics] = values;
         self.env_steps = env_steps;
         self.updates = updates;
@@ -1286,6 +1342,12 @@ mod tests {
         assert_eq!(refill.updates(), source.updates(), "updated before the buffer refilled");
         step(&mut refill);
         assert!(refill.updates() > source.updates(), "no update once refilled");
+
+        // The metric sums since the last report carry over, in order.
+        let mut sums = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+        sums.load_training_state(&source.training_state(false).unwrap()).unwrap();
+        assert!(!source.metrics.sums.is_empty(), "the source has unreported metrics");
+        assert_eq!(sums.metrics.sums, source.metrics.sums, "metric sums differ after loading");
 
         let mut bad = source.training_state(false).unwrap();
         bad.push(("rollout/obs".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu))));
