@@ -29,7 +29,7 @@ fn train_args(out: &Path) -> Vec<String> {
         "--seed",
         "9",
         "--set",
-        "total_timesteps=300000",
+        "total_timesteps=1000000",
         "--set",
         &interval,
         "--set",
@@ -132,8 +132,9 @@ fn random_kill_9s_always_leave_a_loadable_checkpoint_and_the_resumed_run_ends_ex
 
     let mut progress = Vec::new();
     for kill in 0..KILLS {
-        // From the start of a process to well into its training.
-        std::thread::sleep(Duration::from_millis(delays.next_ms(50, 800)));
+        // From the start of a process to well into its training, kept short against the run's
+        // length so that even a fast machine is killed KILLS times before the run ends.
+        std::thread::sleep(Duration::from_millis(delays.next_ms(30, 400)));
         let finished = child.try_wait().expect("poll").is_some();
         let _ = child.kill(); // SIGKILL
         child.wait().expect("reap");
