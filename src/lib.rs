@@ -13,14 +13,14 @@
 pub use rlpg_agents as agents;
 pub use rlpg_envs as envs;
 
-mod config;
-pub mod gradlab;
-mod rundir;
-mod tensorboard;
 pub mod bench;
 pub mod checkpoint;
+mod config;
+pub mod gradlab;
 pub mod run;
+mod rundir;
 pub mod runs;
+mod tensorboard;
 pub mod trainer;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
