@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor, nn};
 
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
-use crate::optim::{Adam, FlatParams, ScalarAdam, clip_grad_norm, find};
+use crate::optim::{Adam, FlatParams, ScalarAdam, clip_grad_norm, column_major, find};
 use crate::replay::{ReplayBuffer, ReplaySample};
 use crate::settings::{
     Activation, InvalidSetting, check_at_least_one, check_discount, check_finite,
@@ -244,6 +244,9 @@ impl<M> Net<M> {
     fn new(build: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>) -> Result<Self, AgentError> {
         let store = nn::VarStore::new(tch::Device::Cpu);
         let net = build(&store.root())?;
+        // Classic-control inputs are 3 or 4 wide: column-major weights keep MKL on its fast
+        // products for the first layer's gradients (see `optim::column_major`).
+        column_major(&store)?;
         let params = FlatParams::new(&store)?;
         Ok(Self { store, net, params })
     }
@@ -506,7 +509,9 @@ impl Pathwise {
     /// one of the temperature (SAC with autotune).
     fn actor_step(&mut self, obs: &Tensor, alpha: f64) -> Result<(), AgentError> {
         let sample = self.actor.net.rsample(obs)?;
-        let obs_actions = Tensor::cat(&[obs, &sample.actions], 1);
+        // Column-major, so that the gradient into the critic's narrow first layer takes MKL's
+        // fast product (see `optim::column_major`).
+        let obs_actions = Tensor::cat(&[obs.tr(), sample.actions.tr()], 0).tr();
         let actor_loss = match self.cfg.estimator {
             Estimator::Sac => {
                 let (q1, q2) = self.critic.net.forward(&obs_actions);
