@@ -67,6 +67,8 @@ fn train_prints_the_run_directory_last_and_eval_loads_it() {
         "total_timesteps=3000",
         "--set",
         "eval_episodes=2",
+        "--set",
+        "reinforce.grad_diagnostics=true",
         "--out",
         out_root.to_str().expect("utf-8 path"),
         "--quiet",
@@ -84,7 +86,13 @@ fn train_prints_the_run_directory_last_and_eval_loads_it() {
     let events = rlpg::event_files(&run_dir).expect("list event files");
     assert_eq!(events.len(), 1, "expected one event file, found {events:?}");
     let log = rlpg::read_scalars(&events[0]).expect("read events");
-    for tag in ["charts/episodic_return", "losses/policy_loss", "eval/mean_return"] {
+    for tag in [
+        "charts/episodic_return",
+        "losses/policy_loss",
+        "eval/mean_return",
+        "grad/variance",
+        "grad/snr",
+    ] {
         assert!(!log.series(tag).is_empty(), "event file lacks {tag}");
     }
 

@@ -135,3 +135,45 @@ fn pathwise_clearly_improves_pendulum_within_3k_steps() {
         assert!(!sink.values(tag).is_empty(), "nothing logged under {tag}");
     }
 }
+
+/// Mean of the `grad/snr` points a run logged.
+fn mean_snr(sink: &MemorySink) -> f64 {
+    let snr = sink.values("grad/snr");
+    assert!(snr.len() >= 10, "too few grad/snr points: {snr:?}");
+    assert!(!sink.values("grad/variance").is_empty(), "nothing logged under grad/variance");
+    snr.iter().sum::<f64>() / snr.len() as f64
+}
+
+#[test]
+fn on_pendulum_the_pathwise_gradient_is_less_noisy_than_the_score_function_one() {
+    // The seed's claim measured on a real task, with the presets' own batches: REINFORCE
+    // estimates its gradient from 16 envs x 64 steps = 1024 samples, the pathwise agent from 128
+    // replayed transitions. Measured over seeds 1-4: mean SNR 0.29-0.35 for REINFORCE (60k
+    // steps, more than half its updates read as pure noise) against 1.3-1.7 for the pathwise
+    // agent (4k steps), with 8x fewer samples.
+    let common = ["eval_every=0", "checkpoint_every=0", "seed=3"];
+    let reinforce = preset(
+        "reinforce_pendulum.toml",
+        &[&common[..], &["total_timesteps=60000", "reinforce.grad_diagnostics=true"]].concat(),
+    );
+    let pathwise = preset(
+        "pathwise_pendulum.toml",
+        &[
+            &common[..],
+            &[
+                "total_timesteps=3000",
+                "pathwise.grad_diagnostics=true",
+                "pathwise.metrics_every=200",
+            ],
+        ]
+        .concat(),
+    );
+    let score_function = mean_snr(&train(&reinforce).1);
+    let pathwise = mean_snr(&train(&pathwise).1);
+    eprintln!("Pendulum mean grad/snr: reinforce {score_function:.3}, pathwise {pathwise:.3}");
+    assert!(
+        pathwise > 2.0 * score_function,
+        "mean gradient SNR: pathwise {pathwise:.3} vs REINFORCE {score_function:.3}; want pathwise \
+         more than twice as high"
+    );
+}

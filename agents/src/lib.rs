@@ -14,6 +14,7 @@
 
 mod agent;
 pub mod distributions;
+pub mod grad_noise;
 pub mod networks;
 pub mod optim;
 mod pathwise;

@@ -104,7 +104,17 @@ impl FlatParams {
     /// the loss flows through (a critic under an actor loss) get none, and nothing is
     /// accumulated into any `.grad`.
     pub fn grad(&self, loss: &Tensor) -> Result<Tensor, AgentError> {
-        let grads = Tensor::f_run_backward(&[loss], &self.vars, false, false)?;
+        self.backward(loss, false)
+    }
+
+    /// [`FlatParams::grad`], keeping the graph so that `loss`'s graph can be differentiated
+    /// again (gradient diagnostics take one gradient per chunk of a batch, then the full one).
+    pub fn grad_keeping_graph(&self, loss: &Tensor) -> Result<Tensor, AgentError> {
+        self.backward(loss, true)
+    }
+
+    fn backward(&self, loss: &Tensor, keep_graph: bool) -> Result<Tensor, AgentError> {
+        let grads = Tensor::f_run_backward(&[loss], &self.vars, keep_graph, false)?;
         let mut flat = Vec::with_capacity(grads.len());
         for ((g, var), &transposed) in grads.iter().zip(&self.vars).zip(&self.column_major) {
             // A parameter the loss does not depend on gets an undefined gradient: zero.

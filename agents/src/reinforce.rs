@@ -7,6 +7,7 @@ use tch::{Device, Kind, Reduction, Tensor, nn};
 
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
 use crate::distributions::{DistributionKind, LogStd};
+use crate::grad_noise::{GradNoise, grad_noise};
 use crate::networks::{MlpSpec, PolicyNetwork, ValueNetwork};
 use crate::optim::{Adam, FlatParams, clip_grad_norm, find};
 use crate::rollout::RolloutBuffer;
@@ -53,6 +54,11 @@ pub struct ReinforceConfig {
     /// Let the policy network output the log standard deviation per state instead of learning
     /// one state-independent value per action dimension (continuous actions only).
     pub state_dependent_std: bool,
+    /// Log the policy gradient's noise with every update, as `grad/variance` and `grad/snr`
+    /// (see [`crate::grad_noise`]), from one gradient sample per environment (needs
+    /// `num_envs >= 2`). Costs one extra backward pass per env per update; never changes the
+    /// run.
+    pub grad_diagnostics: bool,
 }
 
 impl Default for ReinforceConfig {
@@ -73,6 +79,7 @@ impl Default for ReinforceConfig {
             orthogonal_init: true,
             log_std_init: 0.0,
             state_dependent_std: false,
+            grad_diagnostics: false,
         }
     }
 }
@@ -144,7 +151,8 @@ fn normalize(xs: &mut [f32]) {
 /// Each update returns `losses/policy_loss` (without the entropy term), `losses/value_loss`
 /// (mean over the value steps), `losses/entropy`, `losses/approx_kl` (old to new policy on the
 /// batch, `mean((r − 1) − log r)`), `losses/explained_variance` (of the baseline before fitting;
-/// NaN when the returns are constant) and `losses/grad_norm` (the policy's, before clipping). A
+/// NaN when the returns are constant) and `losses/grad_norm` (the policy's, before clipping),
+/// and with `grad_diagnostics` `grad/variance` and `grad/snr` of the policy gradient. A
 /// non-finite loss or gradient norm is reported as [`AgentError::NonFinite`] naming it, before
 /// the optimizer step it belongs to is taken; the rollout is dropped either way.
 ///
@@ -185,6 +193,13 @@ impl Reinforce {
         cfg.validate()?;
         if num_envs == 0 {
             return Err(AgentError::Invalid("num_envs must be >= 1, got 0".into()));
+        }
+        if cfg.grad_diagnostics && num_envs < 2 {
+            return Err(InvalidSetting::new(
+                "grad_diagnostics",
+                "needs num_envs >= 2 (one gradient sample per environment), got num_envs = 1",
+            )
+            .into());
         }
         let batch = cfg.n_steps * num_envs;
         if cfg.value_minibatches > batch {
@@ -289,11 +304,23 @@ impl Reinforce {
         let entropy = dist.entropy().ok_or_else(|| {
             AgentError::Invalid("the policy distribution has no closed-form entropy".into())
         })?;
-        let entropy = entropy.mean(None);
-        let policy_loss = -(&log_prob * &advantages).mean(None);
+        let score_terms = -(&log_prob * &advantages);
+        // Per sample: the score-function term and the entropy bonus.
+        let sample_losses = &score_terms - &entropy * self.cfg.ent_coef;
+        let policy_loss = score_terms.mean(None);
         let policy_loss_value = self.finite("losses/policy_loss", &policy_loss)?;
-        let entropy_value = self.finite("losses/entropy", &entropy)?;
-        let loss = &policy_loss - &entropy * self.cfg.ent_coef;
+        let entropy_value = self.finite("losses/entropy", &entropy.mean(None))?;
+        let loss = sample_losses.mean(None);
+        let noise = if self.cfg.grad_diagnostics {
+            // One chunk per env: rows are step-major, so env e's samples are column e.
+            let (steps, envs) = (buffer.len() as i64, buffer.n_envs() as i64);
+            let per_env = sample_losses.view([steps, envs]).mean_dim(0, false, Kind::Float);
+            let noise = grad_noise(&self.policy_params, &per_env, &vec![steps; envs as usize])?;
+            self.check("grad/variance", noise.variance)?;
+            Some(noise)
+        } else {
+            None
+        };
         let grad = self.policy_params.grad(&loss)?;
         let (grad, grad_norm) = clip_grad_norm(grad, self.cfg.max_grad_norm)?;
         self.check("losses/grad_norm", grad_norm)?;
@@ -309,14 +336,16 @@ impl Reinforce {
 
         let value_loss = self.fit_value(&obs, &returns, predicted)?;
         self.updates += 1;
-        Ok(vec![
+        let mut metrics = vec![
             ("losses/policy_loss", policy_loss_value),
             ("losses/value_loss", value_loss),
             ("losses/entropy", entropy_value),
             ("losses/approx_kl", approx_kl),
             ("losses/explained_variance", explained_variance),
             ("losses/grad_norm", grad_norm),
-        ])
+        ];
+        metrics.extend(noise.into_iter().flat_map(GradNoise::metrics));
+        Ok(metrics)
     }
 
     /// Regresses `V(s)` on `returns`; returns the mean squared error over all minibatch steps.
@@ -376,23 +405,12 @@ impl Reinforce {
 
     /// The value of scalar tensor `t`, or a [`AgentError::NonFinite`] naming `quantity`.
     fn finite(&self, quantity: &str, t: &Tensor) -> Result<f64, AgentError> {
-        let v = t.double_value(&[]);
-        self.check(quantity, v)?;
-        Ok(v)
+        self.check(quantity, t.f_double_value(&[])?)
     }
 
-    /// [`AgentError::NonFinite`] naming `quantity` unless `value` is finite.
-    fn check(&self, quantity: &str, value: f64) -> Result<(), AgentError> {
-        if value.is_finite() {
-            Ok(())
-        } else {
-            Err(AgentError::NonFinite {
-                agent: NAME,
-                quantity: quantity.to_owned(),
-                value,
-                update: self.updates,
-            })
-        }
+    /// `value`, or a [`AgentError::NonFinite`] naming `quantity`.
+    fn check(&self, quantity: &str, value: f64) -> Result<f64, AgentError> {
+        AgentError::ensure_finite(NAME, quantity, value, self.updates)
     }
 }
 

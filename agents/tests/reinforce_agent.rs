@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use rlpg_agents::{ActMode, Agent, AgentError, Reinforce, ReinforceConfig, Transition};
+use rlpg_agents::{ActMode, Agent, AgentError, Metrics, Reinforce, ReinforceConfig, Transition};
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Device, Kind, Tensor};
 
@@ -270,6 +270,8 @@ fn a_non_finite_reward_stops_the_update_with_the_quantity_named() {
 
 #[test]
 fn construction_and_observation_errors_name_the_problem() {
+    // Construction draws weights from the global generator: hold the lock like the others.
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let cfg = ReinforceConfig { value_minibatches: 9, ..small(2) };
     let err = Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 4).unwrap_err().to_string();
     assert_eq!(err, "value_minibatches: must be <= the batch size n_steps * num_envs = 8, got 9");
@@ -292,4 +294,84 @@ fn construction_and_observation_errors_name_the_problem() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("obs has 3 values, expected 4"), "unexpected error: {err}");
+}
+
+/// Drives `updates` updates of a one-step Gaussian bandit (reward −(a − 1)²) with `num_envs`
+/// envs and returns every update's metrics and the final parameters.
+fn gaussian_bandit_run(
+    cfg: &ReinforceConfig,
+    num_envs: usize,
+    updates: usize,
+) -> (Vec<Metrics>, Vec<(String, Tensor)>) {
+    tch::manual_seed(11);
+    let space = Space::Box(BoxSpace::uniform(1, -2.0, 2.0));
+    let mut agent = Reinforce::new(cfg, &obs_space(1), &space, num_envs).unwrap();
+    let obs = vec![0.25f32; num_envs];
+    let reward = |a: &Tensor| {
+        let a = Vec::<f32>::try_from(&a.flatten(0, -1)).unwrap();
+        a.iter().map(|&x| -(f64::from(x) - 1.0).powi(2)).collect()
+    };
+    let mut metrics = Vec::new();
+    while metrics.len() < updates {
+        if let Some(m) = bandit_step(&mut agent, &obs, reward).unwrap() {
+            metrics.push(m);
+        }
+    }
+    (metrics, agent.named_tensors())
+}
+
+#[test]
+fn gradient_diagnostics_are_logged_and_never_change_the_run() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let plain = ReinforceConfig { learning_rate: 1e-2, ..small(4) };
+    let diagnosed = ReinforceConfig { grad_diagnostics: true, ..plain.clone() };
+    let (metrics_off, params_off) = gaussian_bandit_run(&plain, 8, 6);
+    let (metrics_on, params_on) = gaussian_bandit_run(&diagnosed, 8, 6);
+    for (off, on) in metrics_off.iter().zip(&metrics_on) {
+        let tags: Vec<&str> = on.iter().map(|(t, _)| *t).collect();
+        assert_eq!(tags[..TAGS.len()], TAGS, "the usual metrics come first");
+        assert_eq!(tags[TAGS.len()..], ["grad/variance", "grad/snr"]);
+        assert_eq!(off[..], on[..TAGS.len()], "diagnostics changed the losses");
+        let (variance, snr) = (on[TAGS.len()].1, on[TAGS.len() + 1].1);
+        assert!(variance > 0.0 && variance.is_finite() && snr >= 0.0, "{on:?}");
+    }
+    for ((name, off), (_, on)) in params_off.iter().zip(&params_on) {
+        assert!(off.equal(on), "diagnostics changed parameter {name}");
+    }
+}
+
+#[test]
+fn gradient_variance_falls_as_one_over_the_number_of_envs() {
+    // With a (practically) frozen policy every update estimates the same gradient, from
+    // `num_envs` independent per-env samples: 8x the envs, 1/8 the variance.
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cfg = ReinforceConfig {
+        learning_rate: 1e-9,
+        normalize_advantages: false,
+        grad_diagnostics: true,
+        ..small(4)
+    };
+    let mean_variance = |num_envs| {
+        let (metrics, _) = gaussian_bandit_run(&cfg, num_envs, 40);
+        let variances: Vec<f64> = metrics
+            .iter()
+            .map(|m| m.iter().find(|(t, _)| *t == "grad/variance").expect("logged").1)
+            .collect();
+        variances.iter().sum::<f64>() / variances.len() as f64
+    };
+    let ratio = mean_variance(8) / mean_variance(64);
+    assert!((5.0..12.0).contains(&ratio), "variance ratio 8 envs / 64 envs = {ratio}, expected ~8");
+}
+
+#[test]
+fn gradient_diagnostics_need_two_envs() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cfg = ReinforceConfig { grad_diagnostics: true, ..small(2) };
+    let err = Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 1).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "grad_diagnostics: needs num_envs >= 2 (one gradient sample per environment), got \
+         num_envs = 1"
+    );
+    assert!(Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 2).is_ok());
 }

@@ -29,6 +29,11 @@
 //! 4. **Targets.** Polyak averaging `θ' ← (1 − τ) θ' + τ θ` of the target critics (and TD3's
 //!    target actor) after each actor update.
 //!
+//! With `grad_diagnostics`, the first actor step of each metrics window also estimates its
+//! gradient's noise from slices of the minibatch ([`crate::grad_noise`]). The noise here comes
+//! from the states in the minibatch and, for SAC, the action noise ε; TD3's deterministic actor
+//! has only the former.
+//!
 //! Updates start once `learning_starts` transitions are stored (until then `act` explores with
 //! uniformly random actions) and run `updates_per_step` times per environment transition.
 
@@ -40,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor, nn};
 
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
+use crate::grad_noise::grad_noise;
 use crate::optim::{Adam, FlatParams, ScalarAdam, clip_grad_norm, column_major, find};
 use crate::replay::{ReplayBuffer, ReplaySample};
 use crate::settings::{
@@ -127,6 +133,11 @@ pub struct PathwiseConfig {
     /// Environment transitions between returned metrics (each is the mean over the updates
     /// since the last return), to keep logging cheap.
     pub metrics_every: usize,
+    /// Log the actor gradient's noise once per `metrics_every` window, as `grad/variance` and
+    /// `grad/snr` (see [`crate::grad_noise`]), from 8 slices of the first actor minibatch of the
+    /// window (fewer when `batch_size < 8`; needs `batch_size >= 2`). Costs one extra backward
+    /// pass per slice then; never changes the run.
+    pub grad_diagnostics: bool,
 }
 
 impl Default for PathwiseConfig {
@@ -156,6 +167,7 @@ impl Default for PathwiseConfig {
             straight_through: true,
             max_grad_norm: 0.0,
             metrics_every: 100,
+            grad_diagnostics: false,
         }
     }
 }
@@ -184,12 +196,24 @@ impl PathwiseConfig {
         check_positive("gumbel_temperature", self.gumbel_temperature)?;
         check_non_negative("max_grad_norm", self.max_grad_norm)?;
         check_at_least_one("metrics_every", self.metrics_every)?;
+        if self.grad_diagnostics && self.batch_size < 2 {
+            return Err(InvalidSetting::new(
+                "grad_diagnostics",
+                format!(
+                    "needs batch_size >= 2 (slices of a minibatch), got batch_size = {}",
+                    self.batch_size
+                ),
+            ));
+        }
         Ok(())
     }
 }
 
 /// Agent name used in messages and run directories.
 const NAME: &str = "pathwise";
+
+/// Slices of a minibatch the actor gradient's noise is estimated from (`grad_diagnostics`).
+const GRAD_NOISE_SLICES: usize = 8;
 
 /// Fraction of the uniform policy's entropy `ln n` that SAC aims for on `Discrete(n)` by default.
 const DISCRETE_TARGET_ENTROPY_FRACTION: f64 = 0.5;
@@ -267,6 +291,11 @@ impl MetricSums {
             }
             None => self.sums.push((tag, value, 1)),
         }
+    }
+
+    /// Whether `tag` was recorded since the last [`MetricSums::take_means`].
+    fn contains(&self, tag: &str) -> bool {
+        self.sums.iter().any(|(t, _, _)| *t == tag)
     }
 
     /// The means, emptying the sums; `None` when nothing was recorded.
@@ -512,14 +541,29 @@ impl Pathwise {
         // Column-major, so that the gradient into the critic's narrow first layer takes MKL's
         // fast product (see `optim::column_major`).
         let obs_actions = Tensor::cat(&[obs.tr(), sample.actions.tr()], 0).tr();
-        let actor_loss = match self.cfg.estimator {
+        let sample_losses = match self.cfg.estimator {
             Estimator::Sac => {
                 let (q1, q2) = self.critic.net.forward(&obs_actions);
-                (&sample.neg_entropy * alpha - q1.minimum(&q2)).mean(None)
+                &sample.neg_entropy * alpha - q1.minimum(&q2)
             }
-            Estimator::Td3 => -self.critic.net.q1(&obs_actions).mean(None),
+            Estimator::Td3 => -self.critic.net.q1(&obs_actions),
         };
+        let actor_loss = sample_losses.mean(None);
         let loss_value = self.finite("losses/actor_loss", &actor_loss)?;
+        // Once per metrics window: the first actor step after the last report.
+        if self.cfg.grad_diagnostics && !self.metrics.contains("grad/variance") {
+            let rows = sample_losses.size()[0];
+            let slices = (GRAD_NOISE_SLICES as i64).min(rows);
+            let sizes: Vec<i64> =
+                (0..slices).map(|k| (k + 1) * rows / slices - k * rows / slices).collect();
+            let slice_losses = sample_losses.view([-1]).split_with_sizes(&sizes, 0);
+            let means: Vec<Tensor> = slice_losses.iter().map(|l| l.mean(None)).collect();
+            let noise = grad_noise(&self.actor.params, &Tensor::stack(&means, 0), &sizes)?;
+            self.check("grad/variance", noise.variance)?;
+            for (tag, value) in noise.metrics() {
+                self.metrics.add(tag, value);
+            }
+        }
         // Differentiates with respect to the actor's parameters only: the critic's weights get
         // no gradient and its optimizer is not involved.
         let grad = self.actor.params.grad(&actor_loss)?;
@@ -549,23 +593,12 @@ impl Pathwise {
 
     /// The value of scalar tensor `t`, or a [`AgentError::NonFinite`] naming `quantity`.
     fn finite(&self, quantity: &str, t: &Tensor) -> Result<f64, AgentError> {
-        let v = t.f_double_value(&[])?;
-        self.check(quantity, v)?;
-        Ok(v)
+        self.check(quantity, t.f_double_value(&[])?)
     }
 
-    /// [`AgentError::NonFinite`] naming `quantity` unless `value` is finite.
-    fn check(&self, quantity: &str, value: f64) -> Result<(), AgentError> {
-        if value.is_finite() {
-            Ok(())
-        } else {
-            Err(AgentError::NonFinite {
-                agent: NAME,
-                quantity: quantity.to_owned(),
-                value,
-                update: self.updates,
-            })
-        }
+    /// `value`, or a [`AgentError::NonFinite`] naming `quantity`.
+    fn check(&self, quantity: &str, value: f64) -> Result<f64, AgentError> {
+        AgentError::ensure_finite(NAME, quantity, value, self.updates)
     }
 
     /// Every network variable, named `{network}/{variable}` (the network being `actor`,
@@ -614,7 +647,9 @@ const UPDATE_CREDIT: &str = "update_credit";
 const METRICS: &str = "metrics";
 /// Every tag [`MetricSums::add`] is given, for restoring the sums (metrics are named by
 /// `&'static str`).
-const METRIC_TAGS: [&str; 9] = [
+const METRIC_TAGS: [&str; 11] = [
+    "grad/variance",
+    "grad/snr",
     "losses/qf1_loss",
     "losses/qf2_loss",
     "losses/qf1_values",
