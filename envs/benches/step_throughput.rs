@@ -1,45 +1,120 @@
 //! Steps per second of the built-in environments: raw, through `make` (time limit, boxed), and
-//! in a `VecEnv` of 8. Actions are precomputed pseudo-random ones so that choosing them costs
-//! (almost) nothing; finished episodes are reset inside the measured loop.
+//! in a `VecEnv` of 8 `make` envs. Actions are precomputed pseudo-random ones so that choosing
+//! them costs (almost) nothing; finished episodes are reset inside the measured loop.
 //!
 //! Targets on the project's 2-core machine, one core: at least 100x Gymnasium 1.4's unwrapped
 //! envs (192k CartPole and 108k Pendulum steps/s), i.e. 19.2M and 10.8M steps/s, and a `VecEnv`
-//! costing at most 10% more per env-step than the single env through `make`.
+//! costing at most 10% more per env-step than the single env through `make` (the same env stack:
+//! time limit, boxed, one dynamic call per step).
 //!
 //! Run: `cargo bench -p rlpg-envs --bench step_throughput -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Timings on a shared machine are noisy; instruction counts are not. With
+//! `RLPG_BENCH_CASE=<case>` (and optionally `RLPG_BENCH_STEPS`, env-steps, default 800000) the
+//! binary runs only that case, without criterion, inside the function `measured_steps`, so that
+//! callgrind can count exactly its instructions:
+//!
+//! ```text
+//! cargo bench -p rlpg-envs --bench step_throughput --no-run
+//! RLPG_BENCH_CASE=CartPole-v1/vec8 valgrind --tool=callgrind --collect-atstart=no \
+//!     --toggle-collect='*measured_steps*' target/release/deps/step_throughput-<hash>
+//! ```
+//!
+//! Cases: `{CartPole-v1,Pendulum-v1}/{raw,make,make8,vec8}` (`make8`: 8 envs stepped in turn by
+//! the benchmark loop, without `VecEnv`). Divide the reported instructions by the
+//! number of env-steps.
+//!
+//! With `RLPG_BENCH_COMPARE=<rounds>` it instead times all cases in interleaved rounds of
+//! `RLPG_BENCH_STEPS` env-steps and prints each case's fastest and median round in ns per
+//! env-step, and the vector env's overhead over `make` and `raw` from the fastest rounds: on a
+//! busy machine the fastest of many interleaved rounds is the least disturbed estimate.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 use rlpg_envs::{Action, CartPole, Env, Pendulum, VecActions, VecEnv, make};
 
-/// Steps per measured iteration (per env for the vector env).
+/// Env-steps per measured criterion iteration.
 const STEPS: usize = 10_000;
 /// Length of the precomputed action table (a power of two, indexed with a mask).
 const TABLE: usize = 4096;
 const NUM_ENVS: usize = 8;
+const ENV_IDS: [&str; 2] = ["CartPole-v1", "Pendulum-v1"];
 
-fn discrete_actions() -> Vec<usize> {
-    let mut rng = Pcg64::seed_from_u64(1);
-    (0..TABLE).map(|_| rng.random_range(0..2)).collect()
+/// Precomputed actions for both envs: CartPole's discrete ones and Pendulum's torques.
+struct Actions {
+    discrete: Vec<usize>,
+    torque: Vec<f32>,
 }
 
-fn torques() -> Vec<f32> {
-    let mut rng = Pcg64::seed_from_u64(2);
-    (0..TABLE).map(|_| rng.random_range(-2.0..=2.0)).collect()
+impl Actions {
+    fn new() -> Self {
+        let mut rng = Pcg64::seed_from_u64(1);
+        let discrete = (0..TABLE).map(|_| rng.random_range(0..2)).collect();
+        let mut rng = Pcg64::seed_from_u64(2);
+        let torque = (0..TABLE).map(|_| rng.random_range(-2.0..=2.0)).collect();
+        Self { discrete, torque }
+    }
+
+    /// The `k`-th single-env action of CartPole.
+    fn cartpole(&self, k: usize) -> Action<'_> {
+        Action::Discrete(self.discrete[k & (TABLE - 1)])
+    }
+
+    /// The `k`-th single-env action of Pendulum.
+    fn pendulum(&self, k: usize) -> Action<'_> {
+        Action::Continuous(std::slice::from_ref(&self.torque[k & (TABLE - 1)]))
+    }
+
+    /// The `k`-th batch of `NUM_ENVS` actions: a window of the table, shifted each step.
+    fn batch(&self, cartpole: bool, k: usize) -> VecActions<'_> {
+        let start = (k * NUM_ENVS) & (TABLE - 1);
+        let end = start + NUM_ENVS;
+        if cartpole {
+            VecActions::Discrete(&self.discrete[start..end])
+        } else {
+            VecActions::Continuous(&self.torque[start..end])
+        }
+    }
 }
 
-/// `STEPS` steps of `env` with the `k`-th action `action(k)`, resetting finished episodes.
-fn run<E: Env + ?Sized>(env: &mut E, k0: &mut usize, action: impl Fn(usize) -> Action<'static>) {
-    for _ in 0..STEPS {
-        let a = action(*k0 & (TABLE - 1));
-        *k0 += 1;
+/// What is stepped: one env (raw or through `make`) or a vector env of `NUM_ENVS`.
+// One per case, never moved while measured: boxing the vector env would only add an indirection.
+#[allow(clippy::large_enum_variant)]
+enum Stepper {
+    CartPole(CartPole),
+    Pendulum(Pendulum),
+    Made(Box<dyn Env>),
+    /// `NUM_ENVS` envs through `make`, stepped in turn by the benchmark loop itself: what
+    /// interleaving envs costs without any of `VecEnv`'s work.
+    Interleaved(Vec<Box<dyn Env>>),
+    Vec(VecEnv),
+}
+
+/// One benchmark case: env `id` stepped as `kind` (`raw`, `make` or `vec8`).
+struct Case {
+    id: &'static str,
+    stepper: Stepper,
+    /// Index of the next action.
+    k: usize,
+}
+
+/// `env_steps` steps of `env`, resetting finished episodes.
+#[inline(always)]
+fn run_single<'a, E: Env + ?Sized>(
+    env: &mut E,
+    action: impl Fn(usize) -> Action<'a>,
+    k: &mut usize,
+    env_steps: usize,
+) {
+    for _ in 0..env_steps {
         // Read in place rather than moved out with `expect`: moving the freshly written `Step`
         // copies it with wide loads that the CPU cannot forward from its store buffer, a stall
         // of the benchmark loop rather than of the environment (`VecEnv` reads it the same way).
-        let result = env.step(a);
+        let result = env.step(action(*k));
+        *k += 1;
         let Ok(step) = &result else { panic!("step failed: {result:?}") };
         if step.done() {
             black_box(env.reset(None).expect("reset"));
@@ -49,69 +124,155 @@ fn run<E: Env + ?Sized>(env: &mut E, k0: &mut usize, action: impl Fn(usize) -> A
     }
 }
 
-fn single_env(c: &mut Criterion) {
-    let discrete: &'static [usize] = discrete_actions().leak();
-    let torque: &'static [f32] = torques().leak();
-    let cartpole_action = |k: usize| Action::Discrete(discrete[k]);
-    let pendulum_action = |k: usize| Action::Continuous(std::slice::from_ref(&torque[k]));
+impl Case {
+    fn new(id: &'static str, kind: &str) -> Option<Self> {
+        let mut stepper = match kind {
+            "raw" if id == "CartPole-v1" => Stepper::CartPole(CartPole::new()),
+            "raw" => Stepper::Pendulum(Pendulum::new()),
+            "make" => Stepper::Made(make(id).ok()?),
+            "make8" => {
+                Stepper::Interleaved((0..NUM_ENVS).map(|_| make(id).expect("registered")).collect())
+            }
+            "vec8" => {
+                let envs = (0..NUM_ENVS).map(|_| make(id).expect("registered")).collect();
+                Stepper::Vec(VecEnv::new(envs).expect("same spaces"))
+            }
+            _ => return None,
+        };
+        match &mut stepper {
+            Stepper::CartPole(env) => black_box(env.reset(Some(0)).map(drop)),
+            Stepper::Pendulum(env) => black_box(env.reset(Some(0)).map(drop)),
+            Stepper::Made(env) => black_box(env.reset(Some(0)).map(drop)),
+            Stepper::Interleaved(envs) => {
+                envs.iter_mut().try_for_each(|env| black_box(env.reset(Some(0)).map(drop)))
+            }
+            Stepper::Vec(venv) => black_box(venv.reset(Some(0)).map(drop)),
+        }
+        .expect("reset");
+        Some(Self { id, stepper, k: 0 })
+    }
 
-    let mut group = c.benchmark_group("single_env");
-    group.throughput(Throughput::Elements(STEPS as u64));
-
-    let mut k = 0;
-    let mut env = CartPole::new();
-    env.reset(Some(0)).expect("reset");
-    group.bench_function("CartPole-v1/raw", |b| b.iter(|| run(&mut env, &mut k, cartpole_action)));
-
-    let mut env = make("CartPole-v1").expect("registered");
-    env.reset(Some(0)).expect("reset");
-    group.bench_function("CartPole-v1/make", |b| {
-        b.iter(|| run(env.as_mut(), &mut k, cartpole_action))
-    });
-
-    let mut env = Pendulum::new();
-    env.reset(Some(0)).expect("reset");
-    group.bench_function("Pendulum-v1/raw", |b| b.iter(|| run(&mut env, &mut k, pendulum_action)));
-
-    let mut env = make("Pendulum-v1").expect("registered");
-    env.reset(Some(0)).expect("reset");
-    group.bench_function("Pendulum-v1/make", |b| {
-        b.iter(|| run(env.as_mut(), &mut k, pendulum_action))
-    });
-    group.finish();
+    /// About `env_steps` env-steps (rounded down to whole vector steps for the vector env).
+    fn run(&mut self, actions: &Actions, env_steps: usize) {
+        let (id, k) = (self.id, &mut self.k);
+        match &mut self.stepper {
+            Stepper::CartPole(env) => run_single(env, |k| actions.cartpole(k), k, env_steps),
+            Stepper::Pendulum(env) => run_single(env, |k| actions.pendulum(k), k, env_steps),
+            Stepper::Made(env) if id == "CartPole-v1" => {
+                run_single(env.as_mut(), |k| actions.cartpole(k), k, env_steps)
+            }
+            Stepper::Made(env) => run_single(env.as_mut(), |k| actions.pendulum(k), k, env_steps),
+            Stepper::Interleaved(envs) => {
+                let cartpole = id == "CartPole-v1";
+                for _ in 0..env_steps / NUM_ENVS {
+                    let start = (*k * NUM_ENVS) & (TABLE - 1);
+                    for (j, env) in envs.iter_mut().enumerate() {
+                        let action = if cartpole {
+                            actions.cartpole(start + j)
+                        } else {
+                            actions.pendulum(start + j)
+                        };
+                        run_single(env.as_mut(), |_| action, &mut 0, 1);
+                    }
+                    *k += 1;
+                }
+            }
+            Stepper::Vec(venv) => {
+                let cartpole = id == "CartPole-v1";
+                for _ in 0..env_steps / NUM_ENVS {
+                    black_box(venv.step(actions.batch(cartpole, *k)).expect("step"));
+                    *k += 1;
+                }
+            }
+        }
+    }
 }
 
-fn vec_env(c: &mut Criterion) {
-    let discrete = discrete_actions();
-    let torque = torques();
-    let mut group = c.benchmark_group("vec_env_8");
-    // Counted in env-steps, so the numbers compare directly with the single env's.
-    group.throughput(Throughput::Elements((STEPS * NUM_ENVS) as u64));
-
-    for id in ["CartPole-v1", "Pendulum-v1"] {
-        let envs = (0..NUM_ENVS).map(|_| make(id).expect("registered")).collect();
-        let mut venv = VecEnv::new(envs).expect("same spaces");
-        venv.reset(Some(0)).expect("reset");
-        let mut k = 0;
-        group.bench_function(id, |b| {
-            b.iter(|| {
-                for _ in 0..STEPS {
-                    // A window of the table, shifted each step: cheap and varied.
-                    let start = (k * NUM_ENVS) & (TABLE - 1);
-                    k += 1;
-                    let end = start + NUM_ENVS;
-                    let actions = if id == "CartPole-v1" {
-                        VecActions::Discrete(&discrete[start..end])
-                    } else {
-                        VecActions::Continuous(&torque[start..end])
-                    };
-                    black_box(venv.step(actions).expect("step"));
-                }
-            })
-        });
+fn throughput(c: &mut Criterion) {
+    let actions = Actions::new();
+    // Counted in env-steps, so the vector env's numbers compare directly with the single env's.
+    let mut group = c.benchmark_group("env_steps");
+    group.throughput(Throughput::Elements(STEPS as u64));
+    for id in ENV_IDS {
+        for kind in ["raw", "make", "make8", "vec8"] {
+            let mut case = Case::new(id, kind).expect("known case");
+            group.bench_function(format!("{id}/{kind}"), |b| b.iter(|| case.run(&actions, STEPS)));
+        }
     }
     group.finish();
 }
 
-criterion_group!(benches, single_env, vec_env);
-criterion_main!(benches);
+/// The steps callgrind counts (see the crate doc); never inlined, so that it has a symbol.
+#[inline(never)]
+fn measured_steps(case: &mut Case, actions: &Actions, env_steps: usize) {
+    case.run(actions, env_steps);
+}
+
+criterion_group!(benches, throughput);
+
+fn main() {
+    if let Ok(name) = std::env::var("RLPG_BENCH_CASE") {
+        let steps =
+            std::env::var("RLPG_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(800_000);
+        let (id, kind) = name.split_once('/').unwrap_or((&name, ""));
+        let Some(id) = ENV_IDS.into_iter().find(|known| *known == id) else {
+            panic!("unknown env in RLPG_BENCH_CASE={name}; known: {ENV_IDS:?}")
+        };
+        let Some(mut case) = Case::new(id, kind) else {
+            panic!("unknown kind in RLPG_BENCH_CASE={name}; known: raw, make, vec8")
+        };
+        let actions = Actions::new();
+        // Warm-up outside the counted function: first-touch page faults, lazy binding.
+        case.run(&actions, 8 * NUM_ENVS);
+        measured_steps(&mut case, &actions, steps);
+        println!("{name}: {steps} env-steps");
+        return;
+    }
+    if let Ok(rounds) = std::env::var("RLPG_BENCH_COMPARE") {
+        let rounds = rounds.parse().unwrap_or(20);
+        let steps =
+            std::env::var("RLPG_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(400_000);
+        compare(rounds, steps);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// Times every case in `rounds` interleaved rounds of `steps` env-steps (see the crate doc).
+fn compare(rounds: usize, steps: usize) {
+    let actions = Actions::new();
+    for id in ENV_IDS {
+        let kinds = ["raw", "make", "make8", "vec8"];
+        let mut cases: Vec<Case> =
+            kinds.iter().map(|kind| Case::new(id, kind).expect("known case")).collect();
+        let mut times = vec![Vec::with_capacity(rounds); kinds.len()];
+        for case in &mut cases {
+            case.run(&actions, steps);
+        }
+        for _ in 0..rounds {
+            for (case, times) in cases.iter_mut().zip(&mut times) {
+                let start = std::time::Instant::now();
+                case.run(&actions, steps);
+                times.push(start.elapsed().as_secs_f64() * 1e9 / steps as f64);
+            }
+        }
+        let mut best = Vec::new();
+        for (kind, times) in kinds.iter().zip(&mut times) {
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{id}/{kind}: fastest {:.2} ns, median {:.2} ns per env-step",
+                times[0],
+                times[times.len() / 2]
+            );
+            best.push(times[0]);
+        }
+        println!(
+            "{id}: vec8 overhead per env-step {:+.1}% over make, {:+.1}% over raw, {:+.1}% over \
+             make8",
+            (best[3] / best[1] - 1.0) * 100.0,
+            (best[3] / best[0] - 1.0) * 100.0,
+            (best[3] / best[2] - 1.0) * 100.0
+        );
+    }
+}

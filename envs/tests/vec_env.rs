@@ -179,13 +179,23 @@ struct Faulty {
     fault: Fault,
     t: usize,
     space: Space,
+    resets: usize,
 }
 
 #[derive(Clone, Copy)]
 enum Fault {
     NanObsAtStep(usize),
     ShortObsOnReset,
+    /// A step returns an observation of length 3 instead of 2.
+    LongObsAtStep(usize),
     InfiniteRewardAtStep(usize),
+    /// `step` returns an error (of the env itself) at this step.
+    ErrorAtStep(usize),
+    /// The episode terminates at this step with a NaN in its final observation.
+    NanFinalObsAtStep(usize),
+    /// The episode terminates at step 1; the first observation after the automatic reset has
+    /// an infinite value.
+    InfiniteObsOnAutoreset,
 }
 
 impl Env for Faulty {
@@ -200,38 +210,66 @@ impl Env for Faulty {
     }
     fn reset(&mut self, _seed: Option<u64>) -> Result<Observation, EnvError> {
         self.t = 0;
+        self.resets += 1;
         Ok(match self.fault {
             Fault::ShortObsOnReset => smallvec![0.0],
+            Fault::InfiniteObsOnAutoreset if self.resets > 1 => smallvec![f32::INFINITY, 0.0],
             _ => smallvec![0.0, 0.0],
         })
     }
     fn step(&mut self, _action: Action<'_>) -> Result<Step, EnvError> {
         self.t += 1;
         let obs = match self.fault {
-            Fault::NanObsAtStep(k) if k == self.t => smallvec![0.5, f32::NAN],
+            Fault::NanObsAtStep(k) | Fault::NanFinalObsAtStep(k) if k == self.t => {
+                smallvec![0.5, f32::NAN]
+            }
+            Fault::LongObsAtStep(k) if k == self.t => smallvec![0.5, 0.5, 0.5],
+            Fault::ErrorAtStep(k) if k == self.t => {
+                return Err(EnvError::Other { env: self.id().into(), message: "broken".into() });
+            }
             _ => smallvec![0.5, 0.5],
         };
         let reward = match self.fault {
             Fault::InfiniteRewardAtStep(k) if k == self.t => f64::NEG_INFINITY,
             _ => 0.0,
         };
-        Ok(Step { obs, reward, terminated: false, truncated: false })
+        let terminated = match self.fault {
+            Fault::NanFinalObsAtStep(k) => k == self.t,
+            Fault::InfiniteObsOnAutoreset => true,
+            _ => false,
+        };
+        Ok(Step { obs, reward, terminated, truncated: false })
     }
 }
 
+fn faulty(fault: Fault) -> Faulty {
+    Faulty { fault, t: 0, space: Space::Box(BoxSpace::uniform(2, -1.0, 1.0)), resets: 0 }
+}
+
+/// Two envs: env 0 well-behaved, env 1 with the given fault.
 fn faulty_vec(fault_in_env_1: Fault) -> VecEnv {
-    let space = Space::Box(BoxSpace::uniform(2, -1.0, 1.0));
-    let envs: Vec<Box<dyn Env>> = vec![
-        Box::new(Faulty { fault: Fault::NanObsAtStep(usize::MAX), t: 0, space: space.clone() }),
-        Box::new(Faulty { fault: fault_in_env_1, t: 0, space }),
-    ];
+    faulty_pair(Fault::NanObsAtStep(usize::MAX), fault_in_env_1)
+}
+
+fn faulty_pair(fault_in_env_0: Fault, fault_in_env_1: Fault) -> VecEnv {
+    let envs: Vec<Box<dyn Env>> =
+        vec![Box::new(faulty(fault_in_env_0)), Box::new(faulty(fault_in_env_1))];
     VecEnv::new(envs).expect("same spaces")
+}
+
+/// The error's message, after checking that it is an `InVecEnv` error for env `index`.
+fn message_for_env(err: &EnvError, index: usize) -> String {
+    assert!(
+        matches!(err, EnvError::InVecEnv { index: i, .. } if *i == index),
+        "expected an error of env {index}, got {err:?}"
+    );
+    err.to_string()
 }
 
 #[test]
 fn an_empty_observation_space_is_rejected() {
     let empty = Space::Box(BoxSpace::new(Vec::new(), Vec::new()));
-    let env = Faulty { fault: Fault::NanObsAtStep(usize::MAX), t: 0, space: empty };
+    let env = Faulty { space: empty, ..faulty(Fault::NanObsAtStep(usize::MAX)) };
     let msg = VecEnv::new(vec![Box::new(env)]).expect_err("empty observations").to_string();
     assert!(msg.contains("Faulty-v0 has the empty observation space"), "{msg}");
 }
@@ -260,10 +298,74 @@ fn untrusted_outputs_are_rejected_naming_env_index_step_and_value() {
         assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'");
     }
 
+    let mut venv = faulty_vec(Fault::LongObsAtStep(2));
+    venv.reset(Some(0)).expect("reset");
+    venv.step(VecActions::Continuous(&actions)).expect("step 1");
+    let msg = venv.step(VecActions::Continuous(&actions)).expect_err("long obs").to_string();
+    for needle in ["slot 1", "Faulty-v0", "step 2 of the episode", "length 3", "dimension 2"] {
+        assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'");
+    }
+
     let mut venv = faulty_vec(Fault::InfiniteRewardAtStep(1));
     venv.reset(Some(0)).expect("reset");
     let msg = venv.step(VecActions::Continuous(&actions)).expect_err("-inf reward").to_string();
     for needle in ["slot 1", "Faulty-v0", "step 1 of the episode", "non-finite reward -inf"] {
+        assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'");
+    }
+}
+
+#[test]
+fn when_several_envs_fail_in_one_step_the_lowest_index_is_named() {
+    let actions = [0.0_f32; 4];
+    // Both outputs are checked after the whole batch stepped; env 0's is named.
+    let mut venv = faulty_pair(Fault::NanObsAtStep(2), Fault::InfiniteRewardAtStep(2));
+    venv.reset(Some(0)).expect("reset");
+    venv.step(VecActions::Continuous(&actions)).expect("step 1");
+    let err = venv.step(VecActions::Continuous(&actions)).expect_err("two faults at step 2");
+    let msg = message_for_env(&err, 0);
+    assert!(msg.contains("step 2 of the episode") && msg.contains("NaN"), "{msg}");
+
+    // Env 1's own error stops the loop, but env 0 stepped first with an invalid output.
+    let mut venv = faulty_pair(Fault::NanObsAtStep(1), Fault::ErrorAtStep(1));
+    venv.reset(Some(0)).expect("reset");
+    let err = venv.step(VecActions::Continuous(&actions)).expect_err("two faults at step 1");
+    let msg = message_for_env(&err, 0);
+    assert!(msg.contains("step 1 of the episode") && msg.contains("NaN"), "{msg}");
+
+    // Alone, env 1's error is returned as it is, and the envs need a reset.
+    let mut venv = faulty_vec(Fault::ErrorAtStep(1));
+    venv.reset(Some(0)).expect("reset");
+    let err = venv.step(VecActions::Continuous(&actions)).expect_err("error at step 1");
+    assert!(message_for_env(&err, 1).contains("broken"), "{err}");
+    let again = venv.step(VecActions::Continuous(&actions)).expect_err("out of lockstep");
+    assert!(matches!(again, EnvError::NotReset { .. }), "{again:?}");
+}
+
+#[test]
+fn an_invalid_final_observation_is_reported_although_the_env_is_reset() {
+    let actions = [0.0_f32; 4];
+    let mut venv = faulty_vec(Fault::NanFinalObsAtStep(3));
+    venv.reset(Some(0)).expect("reset");
+    venv.step(VecActions::Continuous(&actions)).expect("step 1");
+    venv.step(VecActions::Continuous(&actions)).expect("step 2");
+    let err = venv.step(VecActions::Continuous(&actions)).expect_err("NaN final observation");
+    let msg = message_for_env(&err, 1);
+    for needle in ["Faulty-v0", "step 3 of the episode", "NaN", "index 1"] {
+        assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'");
+    }
+    let again = venv.step(VecActions::Continuous(&actions)).expect_err("needs a reset");
+    assert!(matches!(again, EnvError::NotReset { .. }), "{again:?}");
+    venv.reset(None).expect("a reset makes the vector env usable again");
+}
+
+#[test]
+fn an_invalid_first_observation_after_an_autoreset_is_reported() {
+    let actions = [0.0_f32; 4];
+    let mut venv = faulty_vec(Fault::InfiniteObsOnAutoreset);
+    venv.reset(Some(0)).expect("the first reset is valid");
+    let err = venv.step(VecActions::Continuous(&actions)).expect_err("inf after autoreset");
+    let msg = message_for_env(&err, 1);
+    for needle in ["Faulty-v0", "reset", "inf", "index 0"] {
         assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'");
     }
 }
