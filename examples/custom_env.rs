@@ -142,6 +142,8 @@ fn mean_return(episodes: usize, policy: &mut dyn FnMut(&[f32]) -> f32) -> Result
 }
 
 fn main() {
+    // Process-wide malloc settings that keep libtorch's buffers on the heap (as the CLI does).
+    rlpg::malloc::tune_for_training();
     let mut env = point_mass();
     let report = check_env(&mut env);
     println!("{report}");

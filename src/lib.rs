@@ -17,6 +17,7 @@ pub mod bench;
 pub mod checkpoint;
 mod config;
 pub mod gradlab;
+pub mod malloc;
 pub mod run;
 mod rundir;
 pub mod runs;

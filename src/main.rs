@@ -146,6 +146,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    rlpg::malloc::tune_for_training();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
