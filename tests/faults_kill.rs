@@ -7,41 +7,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod common;
+
 use rlpg::checkpoint::{Checkpoint, checkpoints_newest_first, latest_loadable, step_checkpoints};
 use rlpg::runs::{RunStatus, inspect_run};
 
-const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
 const INTERVAL: u64 = 4_000;
 const KILLS: usize = 12;
 
 fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-kill-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    common::temp_root(&format!("kill-{name}"))
 }
 
 fn train_args(out: &Path) -> Vec<String> {
-    let interval = format!("checkpoint_every={INTERVAL}");
-    [
-        "train",
-        PRESET,
-        "--seed",
-        "9",
-        "--set",
-        "total_timesteps=1000000",
-        "--set",
-        &interval,
-        "--set",
-        "eval_every=25000",
-        "--set",
-        "eval_episodes=2",
-        "--quiet",
-        "--out",
-        out.to_str().expect("utf-8 path"),
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    common::train_args(
+        9,
+        &[
+            "total_timesteps=1000000".to_owned(),
+            format!("checkpoint_every={INTERVAL}"),
+            "eval_every=25000".to_owned(),
+        ],
+        out,
+    )
 }
 
 fn spawn(args: &[String]) -> Child {

@@ -6,40 +6,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use rlpg::checkpoint::{Checkpoint, checkpoint_dir, step_checkpoints, step_file_name};
 use rlpg::runs::{RunStatus, inspect_run};
 use rlpg::trainer::SaveReason;
 use tch::Tensor;
 
-const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
-
 fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-signals-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    common::temp_root(&format!("signals-{name}"))
 }
 
 fn train_args(out: &Path) -> Vec<String> {
-    [
-        "train",
-        PRESET,
-        "--seed",
-        "3",
-        "--set",
-        "total_timesteps=120000",
-        "--set",
-        "checkpoint_every=40000",
-        "--set",
-        "eval_every=30000",
-        "--set",
-        "eval_episodes=2",
-        "--quiet",
-        "--out",
-        out.to_str().expect("utf-8 path"),
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    common::train_args(
+        3,
+        &["total_timesteps=120000", "checkpoint_every=40000", "eval_every=30000"]
+            .map(str::to_owned),
+        out,
+    )
 }
 
 fn spawn(args: &[String]) -> Child {

@@ -1,0 +1,26 @@
+//! Helpers shared by the tests that drive the `rlpg` binary.
+
+use std::path::{Path, PathBuf};
+
+/// The REINFORCE CartPole preset the CLI tests train.
+pub const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
+
+/// A fresh, empty directory `{tmp}/rlpg-{name}-{pid}`.
+pub fn temp_root(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlpg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Arguments of `rlpg train PRESET --seed SEED --set K=V... --quiet --out OUT`, with two-episode
+/// evaluations.
+pub fn train_args(seed: u64, sets: &[String], out: &Path) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["train", PRESET, "--seed", &seed.to_string()].map(str::to_owned).to_vec();
+    for set in sets.iter().map(String::as_str).chain(["eval_episodes=2"]) {
+        args.extend(["--set".to_owned(), set.to_owned()]);
+    }
+    args.extend(["--quiet", "--out", out.to_str().expect("utf-8 path")].map(str::to_owned));
+    args
+}
