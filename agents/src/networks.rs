@@ -112,6 +112,104 @@ impl Module for Mlp {
     }
 }
 
+impl Mlp {
+    /// A copy of the current weights for [`MlpSnapshot::forward`]. Take a new one after every
+    /// change of the weights.
+    pub fn snapshot(&self) -> Result<MlpSnapshot, tch::TchError> {
+        let dense = |layer: &nn::Linear| -> Result<Dense, tch::TchError> {
+            let size = layer.ws.size();
+            let (out_dim, in_dim) = (size[0] as usize, size[1] as usize);
+            // `[in, out]` row-major, so that the inner loop runs over contiguous outputs.
+            let weight_t = Vec::<f32>::try_from(&layer.ws.f_tr()?.f_contiguous()?.f_view([-1])?)?;
+            let bias = match &layer.bs {
+                Some(b) => Vec::<f32>::try_from(b)?,
+                None => vec![0.0; out_dim],
+            };
+            Ok(Dense { in_dim, out_dim, weight_t, bias })
+        };
+        let mut layers = self.hidden.iter().map(dense).collect::<Result<Vec<_>, _>>()?;
+        layers.push(dense(&self.out)?);
+        Ok(MlpSnapshot { layers, activation: self.activation })
+    }
+}
+
+/// One linear layer's weights in plain memory: `weight_t` is `[in_dim, out_dim]` row-major.
+#[derive(Clone, Debug)]
+struct Dense {
+    in_dim: usize,
+    out_dim: usize,
+    weight_t: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// A copy of an [`Mlp`]'s weights that runs its forward pass in plain Rust.
+///
+/// For acting: a policy evaluated on a handful of observations per environment step costs
+/// libtorch a fixed few microseconds per operation (3.4 µs for an `[8, 64] × [64, 64]` linear
+/// layer, of which the multiply-adds are a tenth), so a 64×64 policy spent 12 µs per step in
+/// its forward pass. This loop does the same arithmetic in about 1 µs. Results agree with the
+/// libtorch forward up to float rounding (summation order), not bit for bit.
+#[derive(Clone, Debug)]
+pub struct MlpSnapshot {
+    layers: Vec<Dense>,
+    activation: Activation,
+}
+
+impl MlpSnapshot {
+    /// Inputs per row.
+    pub fn in_dim(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.in_dim)
+    }
+
+    /// Outputs per row.
+    pub fn out_dim(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.out_dim)
+    }
+
+    /// The network's outputs `[rows, out_dim]` (row-major) for `input` `[rows, in_dim]`, using
+    /// `scratch` as working memory (reused across calls; no allocation once it has grown).
+    ///
+    /// # Panics
+    /// If `input.len()` is not a multiple of [`MlpSnapshot::in_dim`].
+    pub fn forward<'a>(&self, input: &[f32], scratch: &'a mut [Vec<f32>; 2]) -> &'a [f32] {
+        let in_dim = self.in_dim();
+        assert!(
+            in_dim > 0 && input.len() % in_dim == 0,
+            "input of {} values is not rows of {in_dim}",
+            input.len()
+        );
+        let rows = input.len() / in_dim;
+        let [a, b] = scratch;
+        a.clear();
+        a.extend_from_slice(input);
+        let (mut current, mut next) = (a, b);
+        let last = self.layers.len() - 1;
+        for (index, layer) in self.layers.iter().enumerate() {
+            next.clear();
+            next.resize(rows * layer.out_dim, 0.0);
+            for (x, y) in
+                current.chunks_exact(layer.in_dim).zip(next.chunks_exact_mut(layer.out_dim))
+            {
+                y.copy_from_slice(&layer.bias);
+                for (&xk, w) in x.iter().zip(layer.weight_t.chunks_exact(layer.out_dim)) {
+                    if xk != 0.0 {
+                        for (yj, &wj) in y.iter_mut().zip(w) {
+                            *yj += xk * wj;
+                        }
+                    }
+                }
+                if index < last {
+                    for yj in y.iter_mut() {
+                        *yj = self.activation.apply_f32(*yj);
+                    }
+                }
+            }
+            std::mem::swap(&mut current, &mut next);
+        }
+        current
+    }
+}
+
 /// A policy: an MLP from observations to the parameters of an action distribution.
 #[derive(Debug)]
 pub struct PolicyNetwork {
@@ -152,6 +250,12 @@ impl PolicyNetwork {
     pub fn head(&self) -> &ActionHead {
         &self.head
     }
+
+    /// A copy of the body's current weights, for acting in plain Rust
+    /// ([`ActionHead::act_from_outputs`]).
+    pub fn snapshot(&self) -> Result<MlpSnapshot, tch::TchError> {
+        self.body.snapshot()
+    }
 }
 
 /// A state-value function `V(s)`: an MLP from observations to one number.
@@ -177,6 +281,50 @@ impl ValueNetwork {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn snapshot_forward_matches_the_tensor_forward_for_every_activation() {
+        for activation in [
+            Activation::Tanh,
+            Activation::Relu,
+            Activation::Elu,
+            Activation::LeakyRelu,
+            Activation::Silu,
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let mlp = Mlp::new(&vs.root(), 5, &[64, 32], 3, activation, LayerInit::TorchDefault);
+            let x = Tensor::randn([9, 5], (Kind::Float, Device::Cpu)) * 2.0;
+            let expected =
+                Vec::<f32>::try_from(&tch::no_grad(|| mlp.forward(&x)).view([-1])).expect("floats");
+            let input = Vec::<f32>::try_from(&x.view([-1])).expect("floats");
+            let snapshot = mlp.snapshot().expect("snapshot");
+            assert_eq!((snapshot.in_dim(), snapshot.out_dim()), (5, 3));
+            let mut scratch = [Vec::new(), Vec::new()];
+            let got = snapshot.forward(&input, &mut scratch);
+            assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{activation:?}: {g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_a_copy_that_a_new_snapshot_refreshes() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), 2, &[4], 1, Activation::Relu, LayerInit::TorchDefault);
+        let before = mlp.snapshot().expect("snapshot");
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                let _ = v.fill_(0.5);
+            }
+        });
+        let mut scratch = [Vec::new(), Vec::new()];
+        let old = before.forward(&[1.0, 1.0], &mut scratch).to_vec();
+        let new = mlp.snapshot().expect("snapshot").forward(&[1.0, 1.0], &mut scratch).to_vec();
+        // 4 hidden units of relu(0.5 + 0.5 + 0.5) = 1.5, then 4 * 0.5 * 1.5 + 0.5.
+        assert_eq!(new, [3.5]);
+        assert_ne!(old, new, "the old snapshot must not see the new weights");
+    }
 
     fn spec(orthogonal_init: bool) -> MlpSpec {
         MlpSpec { hidden: vec![64, 32], activation: Activation::Tanh, orthogonal_init }

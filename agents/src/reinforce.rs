@@ -8,7 +8,7 @@ use tch::{Device, Kind, Reduction, Tensor, nn};
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
 use crate::distributions::{DistributionKind, LogStd};
 use crate::grad_noise::{GradNoise, grad_noise};
-use crate::networks::{MlpSpec, PolicyNetwork, ValueNetwork};
+use crate::networks::{MlpSnapshot, MlpSpec, PolicyNetwork, ValueNetwork};
 use crate::optim::{Adam, FlatParams, clip_grad_norm, find};
 use crate::rollout::RolloutBuffer;
 use crate::settings::{
@@ -169,6 +169,10 @@ pub struct Reinforce {
     /// The policy's parameters (log-std included), moved into one buffer for [`Adam`].
     policy_params: FlatParams,
     policy_opt: Adam,
+    /// The policy body's weights as of the last step, for acting in plain Rust.
+    acting: MlpSnapshot,
+    /// Working memory of `acting`.
+    act_scratch: [Vec<f32>; 2],
     value_store: nn::VarStore,
     value: ValueNetwork,
     value_params: FlatParams,
@@ -249,6 +253,8 @@ impl Reinforce {
         Ok(Self {
             cfg: cfg.clone(),
             obs_dim,
+            acting: policy.snapshot()?,
+            act_scratch: [Vec::new(), Vec::new()],
             policy_store,
             policy,
             policy_params,
@@ -325,6 +331,7 @@ impl Reinforce {
         let (grad, grad_norm) = clip_grad_norm(grad, self.cfg.max_grad_norm)?;
         self.check("losses/grad_norm", grad_norm)?;
         self.policy_opt.step(&mut self.policy_params, &grad)?;
+        self.acting = self.policy.snapshot()?;
 
         // KL(old || new) on the batch, by the low-variance estimator (r − 1) − log r with
         // r = π_new / π_old, which is non-negative for every sample.
@@ -438,6 +445,18 @@ impl Agent for Reinforce {
     }
 
     fn act(&mut self, obs: &Tensor, mode: ActMode) -> Tensor {
+        // The plain-Rust forward pass (see `MlpSnapshot`): a few µs instead of libtorch's
+        // per-operation cost on batches this small. Anything it does not handle (a squashed
+        // Gaussian, observations that are not f32 rows) takes the tensor path below.
+        if let Ok(input) = Vec::<f32>::try_from(&obs.flatten(0, -1)) {
+            if !input.is_empty() && input.len() % self.obs_dim == 0 {
+                let outputs = self.acting.forward(&input, &mut self.act_scratch);
+                let deterministic = mode == ActMode::Deterministic;
+                if let Some(actions) = self.policy.head().act_from_outputs(outputs, deterministic) {
+                    return actions;
+                }
+            }
+        }
         tch::no_grad(|| {
             let dist = self.policy.distribution(obs);
             match mode {
@@ -510,7 +529,9 @@ impl Agent for Reinforce {
             Ok::<_, AgentError>(())
         })?;
         self.policy_opt.load_state(POLICY_ADAM, tensors)?;
-        self.value_opt.load_state(VALUE_ADAM, tensors)
+        self.value_opt.load_state(VALUE_ADAM, tensors)?;
+        self.acting = self.policy.snapshot()?;
+        Ok(())
     }
 
     fn training_state(&self, include_replay: bool) -> Result<Vec<(String, Tensor)>, AgentError> {

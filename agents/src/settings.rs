@@ -70,6 +70,30 @@ impl Activation {
             Activation::Silu => xs.silu(),
         }
     }
+
+    /// The same nonlinearity on one number, for inference in plain Rust
+    /// ([`crate::networks::MlpSnapshot`]); agrees with [`Activation::apply`] up to rounding.
+    pub fn apply_f32(self, x: f32) -> f32 {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.max(0.0),
+            Activation::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Activation::LeakyRelu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.01 * x
+                }
+            }
+            Activation::Silu => x / (1.0 + (-x).exp()),
+        }
+    }
 }
 
 /// Tensors with at least this many elements take the sigmoid route in [`fast_tanh`].

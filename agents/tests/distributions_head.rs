@@ -1,11 +1,16 @@
 //! The action-space factory: which family each space gets, how many network outputs it needs,
-//! and how those outputs become distributions.
+//! how those outputs become distributions, and the plain-Rust acting path that must agree with
+//! them.
 
 use rlpg_agents::distributions::{
     ActionHead, DistributionError, DistributionKind, LOG_STD_MAX, LOG_STD_MIN, LogStd,
 };
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Device, Kind, Tensor, nn};
+
+/// Tests that draw from tch's global generator hold this, so that a seeded test's draws are its
+/// own.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn boxed(dim: usize) -> Space {
     Space::Box(BoxSpace::uniform(dim, -1.0, 1.0))
@@ -84,6 +89,7 @@ fn state_dependent_log_std_is_split_from_the_outputs_and_clamped() {
 
 #[test]
 fn samples_have_the_contracted_kinds_and_shapes() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let vs = nn::VarStore::new(Device::Cpu);
     let p = vs.root();
     let discrete = ActionHead::new(
@@ -122,4 +128,85 @@ fn mismatched_families_and_spaces_are_rejected_with_a_reason() {
     assert!(reason(Space::Discrete(0), DistributionKind::Categorical).contains("empty"));
     let unbounded = Space::Box(BoxSpace::uniform(1, f32::NEG_INFINITY, f32::INFINITY));
     assert!(reason(unbounded, DistributionKind::SquashedGaussian).contains("finite bounds"));
+}
+
+fn floats(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(&t.flatten(0, -1)).expect("floats")
+}
+
+/// `act_from_outputs` against the tensor distribution's `sample` (same seed) and `mode`.
+fn check_against_tensor_distribution(head: &ActionHead, outputs: &Tensor, seed: i64) {
+    let dist = head.distribution(outputs);
+    let values = floats(outputs);
+    for deterministic in [false, true] {
+        tch::manual_seed(seed);
+        let expected = if deterministic { dist.mode() } else { dist.sample() };
+        tch::manual_seed(seed);
+        let got = head.act_from_outputs(&values, deterministic).expect("handled");
+        assert_eq!((got.kind(), got.size()), (expected.kind(), expected.size()));
+        if got.kind() == Kind::Int64 {
+            assert!(got.equal(&expected), "deterministic {deterministic}: {got} vs {expected}");
+        } else {
+            let diff = (&got - &expected).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "deterministic {deterministic}: differ by {diff}");
+        }
+    }
+}
+
+#[test]
+fn plain_rust_acting_matches_the_tensor_distributions() {
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let options = (Kind::Float, Device::Cpu);
+    let categorical = ActionHead::new(
+        &(&root / "c"),
+        &Space::Discrete(5),
+        DistributionKind::Categorical,
+        LogStd::StateDependent,
+    )
+    .unwrap();
+    let boxed = Space::Box(BoxSpace::uniform(3, -1.0, 1.0));
+    let gaussian = ActionHead::new(
+        &(&root / "g"),
+        &boxed,
+        DistributionKind::DiagGaussian,
+        LogStd::Parameter { init: -0.3 },
+    )
+    .unwrap();
+    let state_dependent = ActionHead::new(
+        &(&root / "s"),
+        &boxed,
+        DistributionKind::DiagGaussian,
+        LogStd::StateDependent,
+    )
+    .unwrap();
+    for seed in 0..20 {
+        tch::manual_seed(100 + seed);
+        check_against_tensor_distribution(
+            &categorical,
+            &(Tensor::randn([64, 5], options) * 3.0),
+            seed,
+        );
+        check_against_tensor_distribution(&gaussian, &Tensor::randn([16, 3], options), seed);
+        check_against_tensor_distribution(
+            &state_dependent,
+            &(Tensor::randn([16, 6], options) * 5.0),
+            seed,
+        );
+    }
+}
+
+#[test]
+fn the_squashed_gaussian_is_left_to_its_tensor_distribution() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let boxed = Space::Box(BoxSpace::uniform(1, -2.0, 2.0));
+    let head = ActionHead::new(
+        &vs.root(),
+        &boxed,
+        DistributionKind::SquashedGaussian,
+        LogStd::StateDependent,
+    )
+    .unwrap();
+    assert!(head.act_from_outputs(&[0.1, -0.2], false).is_none());
 }

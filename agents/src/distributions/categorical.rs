@@ -33,6 +33,22 @@ impl Categorical {
     }
 }
 
+/// [`Categorical::sample`]'s rule for one row of logits in plain Rust: the number of
+/// cumulative softmax probabilities `<= u`, at most the last action.
+pub(super) fn inverse_cdf(logits: &[f32], u: f32) -> i64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    let mut cdf = 0.0f32;
+    let mut below = 0i64;
+    for &l in logits {
+        cdf += (l - max).exp() / total;
+        if cdf <= u {
+            below += 1;
+        }
+    }
+    below.min(logits.len() as i64 - 1)
+}
+
 impl Distribution for Categorical {
     fn sample(&self) -> Tensor {
         // Inverse-CDF sampling: the action is the number of cumulative probabilities <= u for

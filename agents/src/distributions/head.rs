@@ -166,6 +166,71 @@ impl ActionHead {
         }
     }
 
+    /// Actions for network outputs `outputs` (`[rows, num_params()]` row-major, from
+    /// [`crate::networks::MlpSnapshot::forward`]) computed in plain Rust, for acting on small
+    /// batches where each tensor operation's fixed cost dominates. The same rules as the
+    /// distributions' `sample` and `mode`, drawing the same random numbers from tch's generator
+    /// (one uniform per row for Categorical, one standard normal per action dimension for
+    /// DiagGaussian), so actions match theirs up to float rounding in the probabilities.
+    ///
+    /// Returns `None` for the squashed Gaussian, which acts through its tensor distribution.
+    pub fn act_from_outputs(&self, outputs: &[f32], deterministic: bool) -> Option<Tensor> {
+        let width = self.num_params();
+        let rows = outputs.len() / width;
+        match &self.family {
+            Family::Categorical => {
+                let uniforms = (!deterministic)
+                    .then(|| Tensor::rand([rows as i64, 1], (tch::Kind::Float, tch::Device::Cpu)))
+                    .map(|u| Vec::<f32>::try_from(&u.view([-1])))
+                    .transpose()
+                    .ok()?;
+                let actions: Vec<i64> = outputs
+                    .chunks_exact(width)
+                    .enumerate()
+                    .map(|(row, logits)| match &uniforms {
+                        Some(u) => super::categorical::inverse_cdf(logits, u[row]),
+                        None => first_argmax(logits),
+                    })
+                    .collect();
+                Some(Tensor::from_slice(&actions))
+            }
+            Family::DiagGaussian => {
+                let d = self.size;
+                let param_log_std = match &self.log_std {
+                    Some(p) => Some(Vec::<f32>::try_from(p).ok()?),
+                    None => None,
+                };
+                let noise = (!deterministic)
+                    .then(|| {
+                        Tensor::randn([rows as i64, d as i64], (tch::Kind::Float, tch::Device::Cpu))
+                    })
+                    .map(|e| Vec::<f32>::try_from(&e.view([-1])))
+                    .transpose()
+                    .ok()?;
+                let mut actions = Vec::with_capacity(rows * d);
+                for (row, params) in outputs.chunks_exact(width).enumerate() {
+                    for j in 0..d {
+                        let mean = params[j];
+                        actions.push(match &noise {
+                            None => mean,
+                            Some(eps) => {
+                                let log_std = match &param_log_std {
+                                    Some(p) => p[j],
+                                    None => {
+                                        params[d + j].clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32)
+                                    }
+                                };
+                                mean + log_std.exp() * eps[row * d + j]
+                            }
+                        });
+                    }
+                }
+                Some(Tensor::from_slice(&actions).view([rows as i64, d as i64]))
+            }
+            Family::SquashedGaussian(_) => None,
+        }
+    }
+
     /// Splits Gaussian parameters into the mean and the log-std (the learned parameter, or the
     /// second half of the outputs, clamped).
     fn split_gaussian(&self, params: &Tensor) -> (Tensor, Tensor) {
@@ -178,4 +243,15 @@ impl ActionHead {
             }
         }
     }
+}
+
+/// The index of the first largest value (as `argmax` breaks ties).
+fn first_argmax(values: &[f32]) -> i64 {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best as i64
 }
