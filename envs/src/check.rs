@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
-use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space};
+use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
 use crate::validate::{Origin, check_observation, check_reward};
 
 /// Steps in each recorded trajectory.
@@ -68,6 +68,7 @@ impl std::error::Error for CheckReport {}
 ///   finite values, and lies within the space's bounds; every reward is finite;
 /// * `reset(Some(seed))` is deterministic: the same seed gives the same first observation and
 ///   the same trajectory under a fixed action sequence; different seeds eventually differ;
+/// * [`Env::step_into`] (which [`crate::VecEnv`] steps with) gives exactly what `step` gives;
 /// * a `step` after the episode ended (terminated or truncated), without a `reset`, is an error;
 /// * invalid actions (wrong kind, wrong length, out of bounds, NaN) are errors, not panics.
 ///
@@ -82,7 +83,7 @@ pub fn check_env(env: &mut dyn Env) -> CheckReport {
     }
     let actions = action_sequence(env.action_space(), ROLLOUT_STEPS);
 
-    let first = match rollout(env, 0, &actions) {
+    let first = match rollout(env, 0, &actions, Stepper::Step) {
         Ok(trajectory) => trajectory,
         Err(problem) => {
             report.problems.push(problem);
@@ -91,6 +92,7 @@ pub fn check_env(env: &mut dyn Env) -> CheckReport {
     };
     check_determinism(env, &first, &actions, &mut report);
     check_seeds_matter(env, &first, &actions, &mut report);
+    check_step_into(env, &first, &actions, &mut report);
     check_step_after_end(env, &actions, &mut report);
     check_invalid_actions(env, &mut report);
     report
@@ -165,9 +167,24 @@ struct Recorded {
     truncated: bool,
 }
 
-/// The first observation after `reset(Some(seed))`, then the steps under `actions`, resetting
-/// (without seed) whenever an episode ends. Every output is validated.
-fn rollout(env: &mut dyn Env, seed: u64, actions: &[Vec<f32>]) -> Result<Vec<Recorded>, String> {
+/// Which method [`rollout`] steps with.
+#[derive(Clone, Copy, PartialEq)]
+enum Stepper {
+    /// [`Env::step`].
+    Step,
+    /// [`Env::step_into`], into a buffer of the observation space's length.
+    StepInto,
+}
+
+/// The first observation after `reset(Some(seed))`, then the steps under `actions` (taken with
+/// `stepper`), resetting (without seed) whenever an episode ends. Every output is validated.
+fn rollout(
+    env: &mut dyn Env,
+    seed: u64,
+    actions: &[Vec<f32>],
+    stepper: Stepper,
+) -> Result<Vec<Recorded>, String> {
+    let mut obs_buffer = vec![0.0; env.observation_space().flat_dim()];
     let obs = guarded(&format!("reset(Some({seed}))"), || env.reset(Some(seed)))?;
     validate_obs(env, &obs, Origin::Reset)?;
     let mut trajectory = vec![Recorded { obs, reward: 0.0, terminated: false, truncated: false }];
@@ -175,8 +192,22 @@ fn rollout(env: &mut dyn Env, seed: u64, actions: &[Vec<f32>]) -> Result<Vec<Rec
     for row in actions {
         t += 1;
         let action = as_action(env.action_space(), row);
-        let step =
-            guarded(&format!("step {t} with the valid action {action}"), || env.step(action))?;
+        let step = match stepper {
+            Stepper::Step => {
+                guarded(&format!("step {t} with the valid action {action}"), || env.step(action))?
+            }
+            Stepper::StepInto => {
+                let what = format!("step_into at step {t} with the valid action {action}");
+                let info = guarded(&what, || env.step_into(action, &mut obs_buffer))?;
+                let obs = Observation::from_slice(&obs_buffer);
+                Step {
+                    obs,
+                    reward: info.reward,
+                    terminated: info.terminated,
+                    truncated: info.truncated,
+                }
+            }
+        };
         validate_obs(env, &step.obs, Origin::Step(t))?;
         check_reward(env.id(), step.reward, Origin::Step(t)).map_err(|e| message(&e))?;
         let done = step.done();
@@ -219,7 +250,7 @@ fn check_determinism(
     actions: &[Vec<f32>],
     report: &mut CheckReport,
 ) {
-    match rollout(env, 0, actions) {
+    match rollout(env, 0, actions, Stepper::Step) {
         Err(problem) => report.problems.push(problem),
         Ok(second) => {
             if let Some(k) = first.iter().zip(&second).position(|(a, b)| !same(a, b)) {
@@ -242,7 +273,7 @@ fn check_seeds_matter(
     report: &mut CheckReport,
 ) {
     for seed in OTHER_SEEDS {
-        match rollout(env, seed, actions) {
+        match rollout(env, seed, actions, Stepper::Step) {
             Err(problem) => {
                 report.problems.push(problem);
                 return;
@@ -369,6 +400,29 @@ fn check_invalid_actions(env: &mut dyn Env, report: &mut CheckReport) {
                  returning EnvError::InvalidAction: {}",
                 panic_message(&payload)
             )),
+        }
+    }
+}
+
+/// `step_into` must give bitwise what `step` gives (an env that overrides it may get them out
+/// of sync).
+fn check_step_into(
+    env: &mut dyn Env,
+    first: &[Recorded],
+    actions: &[Vec<f32>],
+    report: &mut CheckReport,
+) {
+    match rollout(env, 0, actions, Stepper::StepInto) {
+        Err(problem) => report.problems.push(problem),
+        Ok(other) => {
+            if let Some(k) = first.iter().zip(&other).position(|(a, b)| !same(a, b)) {
+                report.problems.push(format!(
+                    "step_into differs from step at record {k} of a run with seed 0: {:?} vs \
+                     {:?}; an env that implements Env::step_into must write the observation \
+                     and return the reward and flags that step returns",
+                    first[k], other[k]
+                ));
+            }
         }
     }
 }

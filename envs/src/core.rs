@@ -131,6 +131,47 @@ impl Step {
     }
 }
 
+/// What [`Env::step_into`] returns besides the observation it wrote: the reward and end flags of
+/// the step, with the meaning of [`Step`]'s fields.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepInfo {
+    /// Reward for the step.
+    pub reward: f64,
+    /// The task really ended (see [`Step::terminated`]).
+    pub terminated: bool,
+    /// The episode was cut short (see [`Step::truncated`]).
+    pub truncated: bool,
+}
+
+impl StepInfo {
+    /// Whether the episode is over for either reason; the env needs a reset before the next step.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// The error of [`Env::step_into`] when the observation (`obs`, as the env produced it) does not
+/// fit the caller's buffer of `len` values.
+#[cold]
+#[inline(never)]
+pub(crate) fn observation_buffer_error(
+    env: &str,
+    space: &Space,
+    obs: &[f32],
+    len: usize,
+) -> EnvError {
+    EnvError::InvalidOutput {
+        env: env.to_owned(),
+        message: format!(
+            "step returned an observation of length {} ({obs:?}) but the observation space {} \
+             has dimension {} and the buffer for it holds {len} values",
+            obs.len(),
+            space,
+            space.flat_dim()
+        ),
+    }
+}
+
 /// Everything that can go wrong when driving an environment. Every variant names the env.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EnvError {
@@ -284,6 +325,30 @@ pub trait Env {
     /// Advances the episode by one action.
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError>;
 
+    /// Advances the episode by one action as [`Env::step`] does, but writes the observation into
+    /// `obs` (which must hold exactly [`Space::flat_dim`] of the observation space values) and
+    /// returns the rest of the step. [`crate::VecEnv`] steps its envs this way, straight into its
+    /// batch buffer.
+    ///
+    /// Optional: the default calls [`Env::step`] and copies its observation, returning an
+    /// [`EnvError::InvalidOutput`] (and leaving `obs` unchanged) if that observation's length is
+    /// not `obs.len()`. Implement it only to save that copy; it must then behave exactly as
+    /// `step` ([`crate::check_env`] compares the two). On error, `obs` may or may not have been
+    /// written, and the env needs a `reset` if the step was taken.
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        let step = self.step(action)?;
+        if step.obs.len() != obs.len() {
+            return Err(observation_buffer_error(
+                self.id(),
+                self.observation_space(),
+                &step.obs,
+                obs.len(),
+            ));
+        }
+        obs.copy_from_slice(&step.obs);
+        Ok(StepInfo { reward: step.reward, terminated: step.terminated, truncated: step.truncated })
+    }
+
     /// The environment's complete state, for checkpoints (see [`EnvSnapshot`]). Optional: the
     /// default returns [`EnvError::SnapshotUnsupported`], and a trainer resuming such an
     /// environment resets it instead (the run continues, but not exactly as it would have).
@@ -316,6 +381,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
         (**self).step(action)
+    }
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        (**self).step_into(action, obs)
     }
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
         (**self).snapshot()

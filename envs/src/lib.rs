@@ -64,7 +64,9 @@ mod wrappers;
 pub use crate::check::{CheckReport, check_env};
 pub use crate::classic::cartpole::CartPole;
 pub use crate::classic::pendulum::Pendulum;
-pub use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+pub use crate::core::{
+    Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
+};
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
 pub use crate::registry::{EnvSpec, make, registry, spec};

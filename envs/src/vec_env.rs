@@ -52,6 +52,19 @@ fn invalid_observation(env: &dyn Env, space: &Space, obs: &[f32], origin: Origin
         .unwrap_or_else(|| internal_error(env.id()))
 }
 
+/// `error`, returned by a sub-env's step number `t` of the episode, with that number added to
+/// its message if it is about the env's output (such as an observation of the wrong length).
+#[cold]
+#[inline(never)]
+fn with_step_number(error: EnvError, t: usize) -> EnvError {
+    match error {
+        EnvError::InvalidOutput { env, message } => {
+            EnvError::InvalidOutput { env, message: format!("{message} ({})", Origin::Step(t)) }
+        }
+        other => other,
+    }
+}
+
 /// The fast checks and the detailed ones disagree: a bug in this module, reported rather than
 /// panicking.
 #[cold]
@@ -289,7 +302,7 @@ impl VecEnv {
         self.ready = false;
         // The loop is compiled once per kind of action and observation size up to 8 (every
         // size an `Observation` holds inline), so that choosing the action is not a branch per
-        // env and the row copy is fixed-size code, not a loop or a call.
+        // env and the rows of `next_obs` are at constant offsets.
         macro_rules! dispatch {
             ($action:expr) => {
                 match self.obs_dim {
@@ -306,14 +319,18 @@ impl VecEnv {
             };
         }
         // `check_actions_shape` made both lengths exact: one action per env.
-        let act_dim = self.act_dim;
+        let (act_dim, n) = (self.act_dim, self.envs.len());
         match actions {
             VecActions::Discrete(a) => dispatch!(a.iter().map(|&a| Action::Discrete(a))),
-            // Not `chunks_exact`: an action space may have no dimensions.
-            VecActions::Continuous(a) => dispatch!(
-                (0..self.envs.len())
-                    .map(|i| Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]))
-            ),
+            // `chunks_exact` yields the rows without a bounds check each, but needs rows of at
+            // least one value: an action space may have no dimensions (a rare case, compiled
+            // once for any observation size).
+            VecActions::Continuous(a) if act_dim > 0 => {
+                dispatch!(a.chunks_exact(act_dim).map(Action::Continuous))
+            }
+            VecActions::Continuous(_) => {
+                self.step_envs::<0>(std::iter::repeat_n(Action::Continuous(&[]), n))
+            }
         }?;
         self.finish_step()?;
         if self.normalization.is_some() {
@@ -323,11 +340,12 @@ impl VecEnv {
         Ok(&self.out)
     }
 
-    /// Phase 1 of [`VecEnv::step`]: steps every env and copies what it returned into the batch
-    /// buffers (observation into `next_obs`, reward, flags), for observations of `D` values
-    /// (`D = 0`: any size, read from `self.obs_dim`). Only what cannot wait is checked here: a
-    /// sub-env's error and the observation's length (a row must fit). The values are checked
-    /// in one pass over the whole batch by [`VecEnv::finish_step`].
+    /// Phase 1 of [`VecEnv::step`]: steps every env, each writing its observation straight into
+    /// its `next_obs` row, and copies the rest of what it returned into the batch buffers
+    /// (reward, flags), for observations of `D` values (`D = 0`: any size, read from
+    /// `self.obs_dim`). Only a sub-env's error is checked here (the trait's default `step_into`
+    /// reports an observation of the wrong length as one); the values are checked in one pass
+    /// over the whole batch by [`VecEnv::finish_step`].
     #[inline(always)]
     fn step_envs<'a, const D: usize>(
         &mut self,
@@ -344,41 +362,23 @@ impl VecEnv {
         let (returns, lengths) = (&mut self.episode_returns[..n], &mut self.episode_lengths[..n]);
         let all_next = &mut out.next_obs[..n * obs_dim];
         for (i, (env, action)) in self.envs.iter_mut().zip(actions).enumerate() {
-            // The step is read where the env wrote it, never moved: a move copies it with wide
-            // loads over the narrower stores that just wrote it, which the CPU cannot forward
-            // from its store buffer; that stall cost a quarter of the throughput.
-            let result = env.step(action);
-            let step = match result {
-                Ok(ref step) => step,
+            // The env writes its observation straight into its row: no `Step` to move, copy or
+            // drop.
+            let row = &mut all_next[i * obs_dim..(i + 1) * obs_dim];
+            let step = match env.step_into(action, row) {
+                Ok(step) => step,
                 Err(e) => {
+                    let err = with_step_number(e, lengths[i] + 1).in_vec_env(i);
                     return Err(first_error(
                         &self.envs[..i],
                         &self.observation_space,
                         &out.next_obs,
                         &out.rewards,
                         &self.episode_lengths,
-                        e.in_vec_env(i),
+                        err,
                     ));
                 }
             };
-            let obs: &[f32] = &step.obs;
-            if obs.len() != obs_dim {
-                let t = lengths[i] + 1;
-                let err =
-                    invalid_observation(&**env, &self.observation_space, obs, Origin::Step(t));
-                return Err(first_error(
-                    &self.envs[..i],
-                    &self.observation_space,
-                    &out.next_obs,
-                    &out.rewards,
-                    &self.episode_lengths,
-                    err.in_vec_env(i),
-                ));
-            }
-            // Slicing to `obs_dim` makes the copy fixed-size when `D > 0`: inline moves of the
-            // widths the env stored, where a runtime-length copy would call `memcpy`, whose
-            // wider loads over the just-written observation cannot be store-forwarded.
-            all_next[i * obs_dim..(i + 1) * obs_dim].copy_from_slice(&obs[..obs_dim]);
             rewards[i] = step.reward;
             terminated[i] = step.terminated;
             truncated[i] = step.truncated;

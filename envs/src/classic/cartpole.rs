@@ -6,7 +6,10 @@ use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
 use super::Phase;
-use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use crate::core::{
+    Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
+    observation_buffer_error,
+};
 use crate::seeding::EnvRng;
 
 const ID: &str = "CartPole-v1";
@@ -98,6 +101,36 @@ impl CartPole {
         self.state
     }
 
+    /// The force of `action`, once the phase and the action are checked (the first half of
+    /// [`Env::step`] and [`Env::step_into`]).
+    #[inline(always)]
+    fn force(&self, action: Action<'_>) -> Result<f64, EnvError> {
+        self.phase.check_step(ID)?;
+        match action {
+            Action::Discrete(1) => Ok(FORCE_MAG),
+            Action::Discrete(0) => Ok(-FORCE_MAG),
+            _ => Err(EnvError::invalid_action(ID, action, &self.action_space)),
+        }
+    }
+
+    /// Advances the state under `force` and returns whether the episode terminated (the second
+    /// half of [`Env::step`] and [`Env::step_into`]).
+    #[inline(always)]
+    fn advance(&mut self, force: f64) -> bool {
+        self.state = dynamics(self.state, force);
+        let [x, _, theta, _] = self.state;
+        // Gymnasium's four strict comparisons, not `!range.contains()`: they differ for NaN.
+        #[allow(clippy::manual_range_contains)]
+        let terminated = x < -X_THRESHOLD
+            || x > X_THRESHOLD
+            || theta < -THETA_THRESHOLD_RADIANS
+            || theta > THETA_THRESHOLD_RADIANS;
+        if terminated {
+            self.phase = Phase::Ended;
+        }
+        terminated
+    }
+
     /// The observation of the current state, as `step` and `reset` return it.
     pub fn observation(&self) -> Observation {
         smallvec![
@@ -153,24 +186,21 @@ impl Env for CartPole {
 
     #[inline]
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
-        self.phase.check_step(ID)?;
-        let force = match action {
-            Action::Discrete(1) => FORCE_MAG,
-            Action::Discrete(0) => -FORCE_MAG,
-            _ => return Err(EnvError::invalid_action(ID, action, &self.action_space)),
-        };
-        self.state = dynamics(self.state, force);
-        let [x, _, theta, _] = self.state;
-        // Gymnasium's four strict comparisons, not `!range.contains()`: they differ for NaN.
-        #[allow(clippy::manual_range_contains)]
-        let terminated = x < -X_THRESHOLD
-            || x > X_THRESHOLD
-            || theta < -THETA_THRESHOLD_RADIANS
-            || theta > THETA_THRESHOLD_RADIANS;
-        if terminated {
-            self.phase = Phase::Ended;
-        }
+        let force = self.force(action)?;
+        let terminated = self.advance(force);
         Ok(Step { obs: self.observation(), reward: 1.0, terminated, truncated: false })
+    }
+
+    #[inline]
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        let Ok(row): Result<&mut [f32; 4], _> = obs.try_into() else {
+            let space = &self.observation_space;
+            return Err(observation_buffer_error(ID, space, &self.observation(), obs.len()));
+        };
+        let force = self.force(action)?;
+        let terminated = self.advance(force);
+        *row = self.state.map(|v| v as f32);
+        Ok(StepInfo { reward: 1.0, terminated, truncated: false })
     }
 
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {

@@ -7,7 +7,10 @@ use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
 use super::Phase;
-use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use crate::core::{
+    Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
+    observation_buffer_error,
+};
 use crate::seeding::EnvRng;
 
 const ID: &str = "Pendulum-v1";
@@ -119,6 +122,39 @@ impl Pendulum {
         self.state
     }
 
+    /// One step of the dynamics, shared by [`Env::step`] and [`Env::step_into`]: checks the
+    /// phase and the action, advances the state and returns the reward.
+    #[inline(always)]
+    fn advance(&mut self, action: Action<'_>) -> Result<f64, EnvError> {
+        self.phase.check_step(ID)?;
+        let u = match action {
+            // `contains` is false for NaN, so NaN torques are rejected too.
+            Action::Continuous(&[u]) if (-MAX_TORQUE..=MAX_TORQUE).contains(&u) => u,
+            _ => return Err(EnvError::invalid_action(ID, action, &self.action_space)),
+        };
+        let [th, thdot] = self.state;
+
+        // The cost uses the state before the step. `0.001 * u**2` is a float32 product (a Python
+        // float times a NumPy float32 stays float32 under NEP 50), promoted to float64 only when
+        // added to the float64 terms.
+        let control_cost = 0.001_f32 * numpy_square_f32(u);
+        let cost = numpy_square_f64(angle_normalize(th))
+            + 0.1 * numpy_square_f64(thdot)
+            + f64::from(control_cost);
+
+        // Semi-implicit Euler: new speed first (clipped), then the angle with the new speed.
+        // `3.0 * u` is again a float32 product.
+        let torque = f64::from(TORQUE_GAIN * u);
+        let new_thdot =
+            (thdot + (GRAVITY_TERM * self.sin_theta + torque) * DT).clamp(-MAX_SPEED, MAX_SPEED);
+        let new_th = th + new_thdot * DT;
+
+        self.state = [new_th, new_thdot];
+        self.sin_theta = new_th.sin();
+        self.cos_theta = new_th.cos();
+        Ok(-cost)
+    }
+
     /// The observation of the current state, as `step` and `reset` return it.
     pub fn observation(&self) -> Observation {
         smallvec![self.cos_theta as f32, self.sin_theta as f32, self.state[1] as f32]
@@ -156,33 +192,19 @@ impl Env for Pendulum {
 
     #[inline]
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
-        self.phase.check_step(ID)?;
-        let u = match action {
-            // `contains` is false for NaN, so NaN torques are rejected too.
-            Action::Continuous(&[u]) if (-MAX_TORQUE..=MAX_TORQUE).contains(&u) => u,
-            _ => return Err(EnvError::invalid_action(ID, action, &self.action_space)),
+        let reward = self.advance(action)?;
+        Ok(Step { obs: self.observation(), reward, terminated: false, truncated: false })
+    }
+
+    #[inline]
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        let [cos, sin, speed] = obs else {
+            let space = &self.observation_space;
+            return Err(observation_buffer_error(ID, space, &self.observation(), obs.len()));
         };
-        let [th, thdot] = self.state;
-
-        // The cost uses the state before the step. `0.001 * u**2` is a float32 product (a Python
-        // float times a NumPy float32 stays float32 under NEP 50), promoted to float64 only when
-        // added to the float64 terms.
-        let control_cost = 0.001_f32 * numpy_square_f32(u);
-        let cost = numpy_square_f64(angle_normalize(th))
-            + 0.1 * numpy_square_f64(thdot)
-            + f64::from(control_cost);
-
-        // Semi-implicit Euler: new speed first (clipped), then the angle with the new speed.
-        // `3.0 * u` is again a float32 product.
-        let torque = f64::from(TORQUE_GAIN * u);
-        let new_thdot =
-            (thdot + (GRAVITY_TERM * self.sin_theta + torque) * DT).clamp(-MAX_SPEED, MAX_SPEED);
-        let new_th = th + new_thdot * DT;
-
-        self.state = [new_th, new_thdot];
-        self.sin_theta = new_th.sin();
-        self.cos_theta = new_th.cos();
-        Ok(Step { obs: self.observation(), reward: -cost, terminated: false, truncated: false })
+        let reward = self.advance(action)?;
+        (*cos, *sin, *speed) = (self.cos_theta as f32, self.sin_theta as f32, self.state[1] as f32);
+        Ok(StepInfo { reward, terminated: false, truncated: false })
     }
 
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
 
 /// The return and length of one finished episode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +93,26 @@ impl<E: Env> RecordEpisodeStatistics<E> {
         &mut self.env
     }
 
+    /// Counts a step with `reward` into the running episode and, if it ended the episode (`done`),
+    /// records the episode (shared by `step` and `step_into`).
+    fn record(&mut self, reward: f64, done: bool) {
+        self.episode_return += reward;
+        self.episode_length += 1;
+        self.finished = None;
+        if done {
+            let record =
+                EpisodeRecord { env: 0, ret: self.episode_return, length: self.episode_length };
+            self.finished = Some(record);
+            self.episode_count += 1;
+            if self.buffer_length > 0 {
+                if self.recent.len() == self.buffer_length {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(record);
+            }
+        }
+    }
+
     /// Unwraps the environment.
     pub fn into_inner(self) -> E {
         self.env
@@ -122,22 +142,14 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
 
     fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
         let step = self.env.step(action)?;
-        self.episode_return += step.reward;
-        self.episode_length += 1;
-        self.finished = None;
-        if step.done() {
-            let record =
-                EpisodeRecord { env: 0, ret: self.episode_return, length: self.episode_length };
-            self.finished = Some(record);
-            self.episode_count += 1;
-            if self.buffer_length > 0 {
-                if self.recent.len() == self.buffer_length {
-                    self.recent.pop_front();
-                }
-                self.recent.push_back(record);
-            }
-        }
+        self.record(step.reward, step.done());
         Ok(step)
+    }
+
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        let info = self.env.step_into(action, obs)?;
+        self.record(info.reward, info.done());
+        Ok(info)
     }
 
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {

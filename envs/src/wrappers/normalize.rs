@@ -1,6 +1,8 @@
 //! [`NormalizeObservation`]: running observation normalisation for one environment.
 
-use crate::core::{Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use crate::core::{
+    Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
+};
 use crate::running_mean_std::RunningMeanStd;
 
 /// Stable-Baselines3's default `epsilon` under the square root of the variance.
@@ -100,6 +102,12 @@ impl<E: Env> NormalizeObservation<E> {
     }
 
     fn process(&mut self, mut obs: Observation) -> Result<Observation, EnvError> {
+        self.process_in_place(&mut obs)?;
+        Ok(obs)
+    }
+
+    /// Updates the statistics with `obs` (while training) and normalises it in place.
+    fn process_in_place(&mut self, obs: &mut [f32]) -> Result<(), EnvError> {
         if obs.len() != self.rms.dim() {
             return Err(EnvError::InvalidOutput {
                 env: self.env.id().to_owned(),
@@ -112,11 +120,11 @@ impl<E: Env> NormalizeObservation<E> {
             });
         }
         if self.training {
-            self.rms.update(&obs);
+            self.rms.update(obs);
         }
-        let raw = obs.clone();
-        self.rms.normalize(&raw, &mut obs, self.epsilon, self.clip);
-        Ok(obs)
+        let raw = Observation::from_slice(obs);
+        self.rms.normalize(&raw, obs, self.epsilon, self.clip);
+        Ok(())
     }
 }
 
@@ -142,6 +150,12 @@ impl<E: Env> Env for NormalizeObservation<E> {
         let mut step = self.env.step(action)?;
         step.obs = self.process(step.obs)?;
         Ok(step)
+    }
+
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        let info = self.env.step_into(action, obs)?;
+        self.process_in_place(obs)?;
+        Ok(info)
     }
 
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {

@@ -1,6 +1,6 @@
 //! [`TimeLimit`]: the one mechanism that truncates episodes.
 
-use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
 ///
@@ -98,6 +98,20 @@ impl<E: Env> Env for TimeLimit<E> {
             self.episode_over = step.done();
         }
         result
+    }
+
+    #[inline]
+    fn step_into(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<StepInfo, EnvError> {
+        if self.episode_over {
+            return Err(EnvError::EpisodeOver { env: self.env.id().to_owned() });
+        }
+        let StepInfo { reward, terminated, truncated } = self.env.step_into(action, obs)?;
+        self.elapsed_steps += 1;
+        // Built field by field (and `|` rather than `||`): updating the inner result in place
+        // copies its padding bytes too, with shifts and partial stores.
+        let truncated = truncated | (self.elapsed_steps >= self.max_episode_steps);
+        self.episode_over = terminated | truncated;
+        Ok(StepInfo { reward, terminated, truncated })
     }
 
     fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
