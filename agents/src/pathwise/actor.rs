@@ -160,8 +160,9 @@ impl ActionCoding {
 enum Head {
     /// SAC on a box: a tanh-squashed Gaussian with state-dependent std on `[−1, 1]^d`.
     Squashed(ActionHead),
-    /// SAC on a discrete space: Gumbel-softmax over `n` logits.
-    Relaxed { temperature: f64, straight_through: bool },
+    /// SAC on a discrete space: Gumbel-softmax over `n` logits, bounded to `±logit_bound`
+    /// when it is > 0.
+    Relaxed { temperature: f64, straight_through: bool, logit_bound: f64 },
     /// TD3: `tanh` of the outputs, a deterministic action in `[−1, 1]^d`.
     Deterministic,
 }
@@ -170,8 +171,9 @@ enum Head {
 enum Policy {
     /// A squashed Gaussian (through the shared [`Distribution`] interface).
     Squashed(Box<dyn Distribution>),
-    /// A Gumbel-softmax relaxed categorical.
-    Relaxed(GumbelSoftmax),
+    /// A Gumbel-softmax relaxed categorical, with the [`logit_overshoot`] of its raw logits when
+    /// they are bounded.
+    Relaxed(GumbelSoftmax, Option<Tensor>),
     /// Deterministic actions in `[−1, 1]^d`.
     Deterministic(Tensor),
 }
@@ -181,7 +183,7 @@ impl Policy {
     fn mode(self) -> Tensor {
         match self {
             Policy::Squashed(d) => d.mode(),
-            Policy::Relaxed(d) => d.mode(),
+            Policy::Relaxed(d, _) => d.mode(),
             Policy::Deterministic(a) => a,
         }
     }
@@ -198,6 +200,9 @@ pub(crate) struct PolicySample {
     /// (the categorical), which carries no sampling noise. Zeros for a deterministic actor,
     /// whose objective (TD3) has no entropy term.
     pub(crate) neg_entropy: Tensor,
+    /// `[batch]` the [`logit_overshoot`] penalty of a bounded discrete actor, added to its loss
+    /// (from [`Actor::rsample`] only); `None` otherwise.
+    pub(crate) logit_penalty: Option<Tensor>,
 }
 
 /// How the actor is built: the parts of the settings it needs.
@@ -213,6 +218,9 @@ pub(crate) struct ActorSpec<'a> {
     pub(crate) temperature: f64,
     /// Straight-through Gumbel-softmax (discrete spaces).
     pub(crate) straight_through: bool,
+    /// Bound `L` on the centred logits, `L · tanh(raw / L)`, with a penalty on raw logits past
+    /// it (discrete spaces; 0: unbounded).
+    pub(crate) logit_bound: f64,
 }
 
 /// The actor: an MLP from observations to a policy over the critic's action encoding.
@@ -250,6 +258,7 @@ impl Actor {
                 Head::Relaxed {
                     temperature: spec.temperature,
                     straight_through: spec.straight_through,
+                    logit_bound: spec.logit_bound,
                 },
                 *n,
             ),
@@ -271,9 +280,13 @@ impl Actor {
         let outputs = self.body.forward(obs);
         match &self.head {
             Head::Squashed(head) => Policy::Squashed(head.distribution(&outputs)),
-            Head::Relaxed { temperature, straight_through } => Policy::Relaxed(
-                GumbelSoftmax::from_logits(&outputs, *temperature, *straight_through),
-            ),
+            Head::Relaxed { temperature, straight_through, logit_bound } => {
+                let logits = bounded_logits(&outputs, *logit_bound);
+                let overshoot =
+                    (*logit_bound > 0.0).then(|| logit_overshoot(&outputs, *logit_bound));
+                let d = GumbelSoftmax::from_logits(&logits, *temperature, *straight_through);
+                Policy::Relaxed(d, overshoot)
+            }
             Head::Deterministic => Policy::Deterministic(outputs.tanh()),
         }
     }
@@ -291,7 +304,7 @@ impl Actor {
         tch::no_grad(|| match (mode, self.policy(obs)) {
             (ActMode::Deterministic, policy) => policy.mode(),
             (ActMode::Explore, Policy::Squashed(d)) => d.sample(),
-            (ActMode::Explore, Policy::Relaxed(d)) => d.sample(),
+            (ActMode::Explore, Policy::Relaxed(d, _)) => d.sample(),
             (ActMode::Explore, Policy::Deterministic(a)) => {
                 (&a + a.randn_like() * exploration_noise).clamp(-1.0, 1.0)
             }
@@ -304,12 +317,24 @@ impl Actor {
         Ok(match self.policy(obs) {
             Policy::Squashed(d) => {
                 let (actions, log_prob) = d.rsample_with_log_prob()?;
-                PolicySample { actions, neg_entropy: log_prob }
+                PolicySample { actions, neg_entropy: log_prob, logit_penalty: None }
             }
-            Policy::Relaxed(d) => {
-                PolicySample { actions: d.rsample()?, neg_entropy: -d.categorical_entropy() }
-            }
+            Policy::Relaxed(d, overshoot) => PolicySample {
+                actions: d.rsample()?,
+                neg_entropy: -d.categorical_entropy(),
+                logit_penalty: overshoot,
+            },
             Policy::Deterministic(actions) => deterministic_sample(actions),
+        })
+    }
+
+    /// For a discrete policy, the probabilities and log-probabilities of every action at `obs`
+    /// (`[batch, n]` each, without gradients), from which a soft value is an exact expectation;
+    /// `None` for a box.
+    pub(crate) fn action_probs(&self, obs: &Tensor) -> Option<(Tensor, Tensor)> {
+        tch::no_grad(|| match self.policy(obs) {
+            Policy::Relaxed(d, _) => Some((d.probs(), d.log_probs().shallow_clone())),
+            Policy::Squashed(_) | Policy::Deterministic(_) => None,
         })
     }
 
@@ -321,11 +346,12 @@ impl Actor {
             Ok(match self.policy(obs) {
                 Policy::Squashed(d) => {
                     let (actions, log_prob) = d.rsample_with_log_prob()?;
-                    PolicySample { actions, neg_entropy: log_prob }
+                    PolicySample { actions, neg_entropy: log_prob, logit_penalty: None }
                 }
-                Policy::Relaxed(d) => PolicySample {
+                Policy::Relaxed(d, _) => PolicySample {
                     actions: d.one_hot(&d.sample()),
                     neg_entropy: -d.categorical_entropy(),
+                    logit_penalty: None,
                 },
                 Policy::Deterministic(actions) => deterministic_sample(actions),
             })
@@ -333,9 +359,34 @@ impl Actor {
     }
 }
 
+/// The actor's logits with their spread bounded: `raw` centred on its row mean, then
+/// `bound · tanh(· / bound)`, so that logits differ by at most `2 · bound` and no softmax
+/// probability can round to exactly 0 or 1 in f32 (with `n` actions the smallest is at least
+/// `e^(−2·bound) / n`). Centring matters: bounding each logit alone lets all of them saturate at
+/// `+bound` together, a uniform policy with no gradient. `bound = 0` returns `raw` unchanged.
+///
+/// A `tanh` alone only moves the problem: raw logits keep drifting past the bound, where its
+/// gradient vanishes; [`logit_overshoot`] is the penalty that keeps them inside.
+pub(crate) fn bounded_logits(raw: &Tensor, bound: f64) -> Tensor {
+    if bound > 0.0 { (centred(raw) / bound).tanh() * bound } else { raw.shallow_clone() }
+}
+
+/// `Σ_i max(|c_i| − bound, 0)²` per row of the centred raw logits `c`, `[batch]`: zero inside
+/// the bound, and a restoring gradient that grows with the overshoot outside it, so that the raw
+/// logits stay where [`bounded_logits`]' `tanh` still passes gradient.
+pub(crate) fn logit_overshoot(raw: &Tensor, bound: f64) -> Tensor {
+    let excess = (centred(raw).abs() - bound).relu();
+    (&excess * &excess).sum_dim_intlist(-1, false, None)
+}
+
+/// `raw` minus its row mean (the softmax is unchanged).
+fn centred(raw: &Tensor) -> Tensor {
+    raw - raw.mean_dim(-1, true, None)
+}
+
 /// A deterministic actor's actions with a zero entropy term.
 fn deterministic_sample(actions: Tensor) -> PolicySample {
     let batch = actions.size().first().copied().unwrap_or(0);
     let neg_entropy = Tensor::zeros([batch], (Kind::Float, Device::Cpu));
-    PolicySample { actions, neg_entropy }
+    PolicySample { actions, neg_entropy, logit_penalty: None }
 }
