@@ -382,13 +382,15 @@ impl VecEnv {
             rewards[i] = step.reward;
             terminated[i] = step.terminated;
             truncated[i] = step.truncated;
-            // The running sums are restarted only by `finish_step`, after the checks: until
-            // then `lengths[i]` is the number of the step just taken, for error messages.
-            returns[i] += step.reward;
+            // `lengths[i]` now numbers the step just taken, for error messages; the reward is
+            // added to the running return only by `finish_step`, once every reward has passed
+            // the checks, so that a rejected one (NaN, infinite) never reaches the return a
+            // checkpoint saves.
             lengths[i] += 1;
             // `|`, not `||`: one test instead of two branches.
             if step.terminated | step.truncated {
-                out.episodes.push(EpisodeRecord { env: i, ret: returns[i], length: lengths[i] });
+                let ret = returns[i] + step.reward;
+                out.episodes.push(EpisodeRecord { env: i, ret, length: lengths[i] });
             }
         }
         Ok(())
@@ -413,6 +415,9 @@ impl VecEnv {
             ));
         }
         let (returns, lengths) = (&mut self.episode_returns[..n], &mut self.episode_lengths[..n]);
+        for (ret, &reward) in returns.iter_mut().zip(&out.rewards[..n]) {
+            *ret += reward;
+        }
         out.obs.copy_from_slice(&out.next_obs);
         for episode in &out.episodes {
             let i = episode.env;

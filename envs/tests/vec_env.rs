@@ -312,6 +312,13 @@ fn untrusted_outputs_are_rejected_naming_env_index_step_and_value() {
     for needle in ["slot 1", "Faulty-v0", "step 1 of the episode", "non-finite reward -inf"] {
         assert!(msg.contains(needle), "message '{msg}' lacks '{needle}'");
     }
+    // The rejected reward never reaches the running returns: the snapshot a fault checkpoint
+    // saves stays finite, so it round-trips through JSON (which has no infinity).
+    let json = serde_json::to_string(&venv.snapshot()).expect("serialise");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(value["episode_returns"], serde_json::json!([0.0, 0.0]), "{json}");
+    let _: rlpg_envs::VecEnvSnapshot =
+        serde_json::from_str(&json).expect("the snapshot reads back");
 }
 
 #[test]
