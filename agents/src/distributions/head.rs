@@ -179,11 +179,11 @@ impl ActionHead {
         let rows = outputs.len() / width;
         match &self.family {
             Family::Categorical => {
-                let uniforms = (!deterministic)
-                    .then(|| Tensor::rand([rows as i64, 1], (tch::Kind::Float, tch::Device::Cpu)))
-                    .map(|u| Vec::<f32>::try_from(&u.view([-1])))
-                    .transpose()
-                    .ok()?;
+                let uniforms = if deterministic {
+                    None
+                } else {
+                    Some(draws(Tensor::rand([rows as i64, 1], CPU_FLOAT))?)
+                };
                 let actions: Vec<i64> = outputs
                     .chunks_exact(width)
                     .enumerate()
@@ -196,33 +196,23 @@ impl ActionHead {
             }
             Family::DiagGaussian => {
                 let d = self.size;
-                let param_log_std = match &self.log_std {
-                    Some(p) => Some(Vec::<f32>::try_from(p).ok()?),
-                    None => None,
-                };
-                let noise = (!deterministic)
-                    .then(|| {
-                        Tensor::randn([rows as i64, d as i64], (tch::Kind::Float, tch::Device::Cpu))
-                    })
-                    .map(|e| Vec::<f32>::try_from(&e.view([-1])))
-                    .transpose()
-                    .ok()?;
-                let mut actions = Vec::with_capacity(rows * d);
-                for (row, params) in outputs.chunks_exact(width).enumerate() {
-                    for j in 0..d {
-                        let mean = params[j];
-                        actions.push(match &noise {
-                            None => mean,
-                            Some(eps) => {
-                                let log_std = match &param_log_std {
-                                    Some(p) => p[j],
-                                    None => {
-                                        params[d + j].clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32)
-                                    }
-                                };
-                                mean + log_std.exp() * eps[row * d + j]
-                            }
-                        });
+                // The means; exploring adds `std * ε` to each.
+                let mut actions: Vec<f32> =
+                    outputs.chunks_exact(width).flat_map(|p| p[..d].iter().copied()).collect();
+                if !deterministic {
+                    let eps = draws(Tensor::randn([rows as i64, d as i64], CPU_FLOAT))?;
+                    let param_log_std = match &self.log_std {
+                        Some(p) => Some(draws(p.shallow_clone())?),
+                        None => None,
+                    };
+                    for (row, params) in outputs.chunks_exact(width).enumerate() {
+                        for j in 0..d {
+                            let log_std = match &param_log_std {
+                                Some(p) => p[j],
+                                None => params[d + j].clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32),
+                            };
+                            actions[row * d + j] += log_std.exp() * eps[row * d + j];
+                        }
                     }
                 }
                 Some(Tensor::from_slice(&actions).view([rows as i64, d as i64]))
@@ -243,6 +233,15 @@ impl ActionHead {
             }
         }
     }
+}
+
+/// Float tensors on the CPU, as the random draws of acting are made.
+const CPU_FLOAT: (tch::Kind, tch::Device) = (tch::Kind::Float, tch::Device::Cpu);
+
+/// The values of `t` as a flat vector (`None` if libtorch cannot convert them, in which case
+/// the caller acts through the tensor distributions instead).
+fn draws(t: Tensor) -> Option<Vec<f32>> {
+    Vec::<f32>::try_from(&t.flatten(0, -1)).ok()
 }
 
 /// The index of the first largest value (as `argmax` breaks ties).
