@@ -379,6 +379,19 @@ impl Config {
                         &c.straight_through,
                         &d.straight_through,
                     ),
+                    option(
+                        "pathwise.expected_discrete_value",
+                        Discrete,
+                        &c.expected_discrete_value,
+                        &d.expected_discrete_value,
+                    ),
+                    option("pathwise.logit_bound", Discrete, &c.logit_bound, &d.logit_bound),
+                    option(
+                        "pathwise.discrete_critic",
+                        Discrete,
+                        &c.discrete_critic,
+                        &d.discrete_critic,
+                    ),
                 ]
             }
         }

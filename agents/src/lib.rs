@@ -24,6 +24,6 @@ pub mod rollout;
 mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
-pub use pathwise::{Estimator, Pathwise, PathwiseConfig};
+pub use pathwise::{DiscreteCritic, Estimator, Pathwise, PathwiseConfig};
 pub use reinforce::{Reinforce, ReinforceConfig};
 pub use settings::{Activation, InvalidSetting};

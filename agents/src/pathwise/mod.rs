@@ -6,7 +6,9 @@
 //! - **SAC** (`estimator = "sac"`, Haarnoja et al. 2018): a stochastic actor, tanh-squashed
 //!   Gaussian for `Box` actions or Gumbel-softmax relaxed categorical for `Discrete` ones, trained
 //!   on `E[α log π(a|s) − min(Q1, Q2)(s, a)]` with the entropy temperature α learned toward a
-//!   target entropy (or fixed).
+//!   target entropy (or fixed). For `Discrete(n)` the critics are by default linear in the
+//!   (relaxed) one-hot, `Q(s, y) = Σ_a y_a q_a(s)` (see `critic`), so that the relaxed
+//!   sample's gradient follows the values of the actions.
 //! - **TD3** (`estimator = "td3"`, Fujimoto et al. 2018): a deterministic `tanh` actor, Gaussian
 //!   exploration noise, clipped noise on the target action ("target policy smoothing") and an
 //!   actor update every `policy_delay` critic updates. It is the zero-variance end of the
@@ -57,7 +59,7 @@ use crate::settings::{
 };
 
 use actor::{ActionCoding, Actor, ActorSpec, PolicySample};
-use critic::TwinCritic;
+use critic::{ActionInput, TwinCritic};
 
 /// Which pathwise estimator the agent uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +69,28 @@ pub enum Estimator {
     Sac,
     /// Twin delayed DDPG: deterministic actor, target smoothing, delayed actor updates.
     Td3,
+}
+
+/// How the critics take a `Discrete(n)` action (the one-hot, or the actor's relaxed one-hot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscreteCritic {
+    /// An MLP of the state with `n` outputs `q(s)`, and `Q(s, y) = Σ_a y_a q_a(s)`: linear in
+    /// the action, so the relaxed sample's gradient `∂Q/∂y = q(s)` is the values of the
+    /// actions in that state.
+    PerAction,
+    /// An MLP of the concatenated `(s, y)` with one output, as for `Box` actions: its slope in
+    /// `y` at a one-hot is an extrapolation the critic is never trained on.
+    Concatenated,
+}
+
+impl std::fmt::Display for DiscreteCritic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PerAction => "\"per_action\"",
+            Self::Concatenated => "\"concatenated\"",
+        })
+    }
 }
 
 /// Settings of the pathwise agent. Defaults are tuned for Pendulum-v1 with one env: fast to
@@ -128,13 +152,21 @@ pub struct PathwiseConfig {
     pub gumbel_temperature: f64,
     /// Feed the critic hard one-hot actions in the actor loss, with the relaxed sample's
     /// gradient (straight-through Gumbel-softmax), so the critic is never queried off the
-    /// one-hots it is trained on.
+    /// one-hots it is trained on. With the per-action critic, which is linear in the action,
+    /// both give each twin the same gradient; they differ only in which twin the minimum picks.
     pub straight_through: bool,
     /// The soft value of next states under a discrete policy (SAC on Discrete spaces): the exact
     /// expectation over all n actions, the target critics evaluated on every one-hot
     /// (SAC-discrete), instead of one sampled action. Off by default: on the CartPole preset it
     /// measured worse over seeds 0-4, although it removes the target's sampling noise.
     pub expected_discrete_value: bool,
+    /// How the critics take a discrete action (SAC on Discrete spaces): "per_action" (an MLP
+    /// of the state with one output per action, weighted by the one-hot or relaxed action; the
+    /// default) or "concatenated" (an MLP of the state and the one-hot, as for Box actions).
+    /// On the CartPole preset, per_action reached mean-100 >= 475 within 100k steps on 4 of 5
+    /// seeds, concatenated on 1 of 5: the relaxed gradient follows the critic's slope in the
+    /// action, which only the per-action critic gets right.
+    pub discrete_critic: DiscreteCritic,
     /// Bound `L` on the discrete actor's centred logits, `L · tanh(raw / L)` (SAC on Discrete
     /// spaces), so that the softmax cannot saturate to exactly 0 and 1 in f32, where the
     /// entropy and the relaxed sample both lose their gradient and the actor stops learning.
@@ -185,6 +217,7 @@ impl Default for PathwiseConfig {
             gumbel_temperature: 1.0,
             straight_through: true,
             expected_discrete_value: false,
+            discrete_critic: DiscreteCritic::PerAction,
             logit_bound: 0.0,
             max_alpha: 0.0,
             max_grad_norm: 0.0,
@@ -436,8 +469,12 @@ impl Pathwise {
             logit_bound: cfg.logit_bound,
         };
         let build_actor = |p: &nn::Path<'_>| Actor::new(p, obs_dim, &coding, &spec);
+        let input = match (&coding, cfg.discrete_critic) {
+            (ActionCoding::Discrete { .. }, DiscreteCritic::PerAction) => ActionInput::PerAction,
+            _ => ActionInput::Concatenated,
+        };
         let build_critic = |p: &nn::Path<'_>| {
-            Ok(TwinCritic::new(p, obs_dim + act_dim, &cfg.critic_hidden, cfg.activation))
+            Ok(TwinCritic::new(p, obs_dim, act_dim, input, &cfg.critic_hidden, cfg.activation))
         };
 
         let actor = Net::new(build_actor)?;
@@ -590,15 +627,20 @@ impl Pathwise {
     ) -> Tensor {
         tch::no_grad(|| {
             let (batch, n) = (probs.size()[0], probs.size()[1]);
-            let obs_dim = obs.size()[1];
-            // Row b·n + a pairs state b with the one-hot of action a.
-            let states = obs.unsqueeze(1).expand([batch, n, obs_dim], false).reshape([-1, obs_dim]);
-            let one_hots = Tensor::eye(n, (probs.kind(), probs.device()))
-                .unsqueeze(0)
-                .expand([batch, n, n], false)
-                .reshape([-1, n]);
-            let (q1, q2) = self.critic_target.net.forward(&Tensor::cat(&[&states, &one_hots], 1));
-            let q = q1.minimum(&q2).view([batch, n]);
+            let (q1, q2) = self.critic_target.net.every_action(obs).unwrap_or_else(|| {
+                let obs_dim = obs.size()[1];
+                // Row b·n + a pairs state b with the one-hot of action a.
+                let states =
+                    obs.unsqueeze(1).expand([batch, n, obs_dim], false).reshape([-1, obs_dim]);
+                let one_hots = Tensor::eye(n, (probs.kind(), probs.device()))
+                    .unsqueeze(0)
+                    .expand([batch, n, n], false)
+                    .reshape([-1, n]);
+                let (q1, q2) =
+                    self.critic_target.net.forward(&Tensor::cat(&[&states, &one_hots], 1));
+                (q1.view([batch, n]), q2.view([batch, n]))
+            });
+            let q = q1.minimum(&q2);
             (probs * (q - log_probs * alpha)).sum_dim_intlist(-1, false, None)
         })
     }
@@ -1068,9 +1110,16 @@ mod tests {
 
     #[test]
     fn discrete_soft_targets_are_the_exact_expectation_over_actions() {
+        for discrete_critic in [DiscreteCritic::PerAction, DiscreteCritic::Concatenated] {
+            exact_expectation_over_actions(discrete_critic);
+        }
+    }
+
+    fn exact_expectation_over_actions(discrete_critic: DiscreteCritic) {
         let cfg = PathwiseConfig {
             gamma: 0.9,
             expected_discrete_value: true,
+            discrete_critic,
             ..PathwiseConfig::default()
         };
         let agent = discrete_agent(&cfg, 3);
@@ -1290,22 +1339,38 @@ mod tests {
 
     #[test]
     fn actor_step_changes_the_actor_and_leaves_the_critics_unchanged() {
-        for estimator in [Estimator::Sac, Estimator::Td3] {
-            let mut agent = agent(&PathwiseConfig { estimator, ..PathwiseConfig::default() }, 5);
+        let per_action = PathwiseConfig {
+            discrete_critic: DiscreteCritic::PerAction,
+            ..PathwiseConfig::default()
+        };
+        let filled = |cfg: &PathwiseConfig| {
+            let mut agent = agent(cfg, 5);
             fill(&mut agent, 64);
+            agent
+        };
+        let agents = [
+            ("sac", filled(&PathwiseConfig::default())),
+            (
+                "td3",
+                filled(&PathwiseConfig { estimator: Estimator::Td3, ..PathwiseConfig::default() }),
+            ),
+            ("discrete, per-action critic", discrete_agent(&per_action, 5)),
+            ("discrete, concatenated critic", discrete_agent(&PathwiseConfig::default(), 5)),
+        ];
+        for (estimator, mut agent) in agents {
             let batch = agent.replay.sample(32).unwrap();
             let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
             let critic_target = snapshot(&agent.critic_target.params);
             agent.actor_step(&batch.obs, 0.2).unwrap();
             let moved = max_abs_diff(&actor, agent.actor.params.values());
-            assert!(moved > 1e-6, "{estimator:?}: the actor step left the actor unchanged");
+            assert!(moved > 1e-6, "{estimator}: the actor step left the actor unchanged");
             let critic_moved = max_abs_diff(&critic, agent.critic.params.values());
-            assert_eq!(critic_moved, 0.0, "{estimator:?}: the actor step changed the critic");
+            assert_eq!(critic_moved, 0.0, "{estimator}: the actor step changed the critic");
             let target_moved = max_abs_diff(&critic_target, agent.critic_target.params.values());
-            assert_eq!(target_moved, 0.0, "{estimator:?}: the actor step changed the target");
+            assert_eq!(target_moved, 0.0, "{estimator}: the actor step changed the target");
             // The critics' own parameters carry no gradient from the actor loss either.
             let stray = agent.critic.store.trainable_variables().iter().any(|v| v.grad().defined());
-            assert!(!stray, "{estimator:?}: the actor loss left gradients on the critic");
+            assert!(!stray, "{estimator}: the actor loss left gradients on the critic");
         }
     }
 
