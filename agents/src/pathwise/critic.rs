@@ -64,27 +64,12 @@ impl TwinCritic {
 
     /// `(Q1, Q2)` of `[batch, obs_dim + act_dim]` state-action rows, each `[batch]`.
     pub(crate) fn forward(&self, obs_actions: &Tensor) -> (Tensor, Tensor) {
-        match self.input {
-            ActionInput::Concatenated => {
-                (self.q1(obs_actions), self.q2.forward(obs_actions).squeeze_dim(-1))
-            }
-            ActionInput::PerAction => {
-                let (obs, actions) = self.split(obs_actions);
-                let weighted = |q: Tensor| (q * &actions).sum_dim_intlist(-1, false, None);
-                (weighted(self.q1.forward(&obs)), weighted(self.q2.forward(&obs)))
-            }
-        }
+        (self.value(&self.q1, obs_actions), self.value(&self.q2, obs_actions))
     }
 
     /// `Q1` alone, `[batch]` (what TD3's actor maximizes).
     pub(crate) fn q1(&self, obs_actions: &Tensor) -> Tensor {
-        match self.input {
-            ActionInput::Concatenated => self.q1.forward(obs_actions).squeeze_dim(-1),
-            ActionInput::PerAction => {
-                let (obs, actions) = self.split(obs_actions);
-                (self.q1.forward(&obs) * actions).sum_dim_intlist(-1, false, None)
-            }
-        }
+        self.value(&self.q1, obs_actions)
     }
 
     /// `(Q1, Q2)` of every one-hot action at `[batch, obs_dim]` observations, each
@@ -94,9 +79,16 @@ impl TwinCritic {
         (self.input == ActionInput::PerAction).then(|| (self.q1.forward(obs), self.q2.forward(obs)))
     }
 
-    /// The observation and action columns of state-action rows.
-    fn split(&self, obs_actions: &Tensor) -> (Tensor, Tensor) {
-        (obs_actions.narrow(1, 0, self.obs_dim), obs_actions.narrow(1, self.obs_dim, self.act_dim))
+    /// One network's value of state-action rows, `[batch]`.
+    fn value(&self, q: &Mlp, obs_actions: &Tensor) -> Tensor {
+        match self.input {
+            ActionInput::Concatenated => q.forward(obs_actions).squeeze_dim(-1),
+            ActionInput::PerAction => {
+                let obs = obs_actions.narrow(1, 0, self.obs_dim);
+                let actions = obs_actions.narrow(1, self.obs_dim, self.act_dim);
+                (q.forward(&obs) * actions).sum_dim_intlist(-1, false, None)
+            }
+        }
     }
 }
 
