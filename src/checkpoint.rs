@@ -130,6 +130,19 @@ pub enum CheckpointError {
         /// What is wrong.
         what: String,
     },
+    /// The file is a sound checkpoint, but its tensors do not fit the agent that its own config
+    /// builds (e.g. one written before a default changed, such as `pathwise.discrete_critic`).
+    #[error(
+        "checkpoint {} does not fit the agent its config builds ({what}); was it written by \
+         another version of rlpg?",
+        path.display()
+    )]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        what: String,
+    },
     /// The checkpoint could not be written.
     #[error("cannot write checkpoint {}: {message}", path.display())]
     Write {

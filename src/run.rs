@@ -353,7 +353,12 @@ pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcom
                     ),
                 }));
             }
-            agent.load_named_tensors(&checkpoint.agent)?;
+            agent.load_named_tensors(&checkpoint.agent).map_err(|e| {
+                RunError::Checkpoint(CheckpointError::Mismatch {
+                    path: path.clone(),
+                    what: e.to_string(),
+                })
+            })?;
             agent.load_training_state(&checkpoint.training)?;
             if !meta.replay_buffer && config.agent == AgentKind::Pathwise {
                 warn(
@@ -545,9 +550,9 @@ pub fn evaluate_checkpoint(
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
     drop(probe);
     agent.load_named_tensors(&checkpoint.agent).map_err(|e| {
-        RunError::Checkpoint(CheckpointError::Corrupt {
+        RunError::Checkpoint(CheckpointError::Mismatch {
             path: path.to_owned(),
-            what: format!("its tensors do not fit the agent: {e}"),
+            what: e.to_string(),
         })
     })?;
     let rms = if config.normalize_obs { checkpoint.meta.envs.obs_rms().cloned() } else { None };

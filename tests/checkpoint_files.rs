@@ -117,6 +117,20 @@ fn damaged_checkpoints_are_refused_with_a_message_naming_the_file() {
     let err = Checkpoint::read(&best).expect_err("plain safetensors");
     assert!(err.to_string().contains("not an rlpg checkpoint"), "{err}");
 
+    // A sound checkpoint whose tensors do not fit the agent its config builds (as one written
+    // before a default changed would be) names the tensor and says it does not fit.
+    std::fs::write(&best, &good).expect("restore");
+    let mut checkpoint = Checkpoint::read(&best).expect("the restored checkpoint reads");
+    let (name, tensor) = checkpoint.agent.first_mut().expect("agent tensors");
+    let name = name.clone();
+    *tensor = tensor.flatten(0, -1).narrow(0, 0, 1);
+    checkpoint.write(&best).expect("write the misfit");
+    let out = rlpg(&["eval", &run_arg, "--episodes", "1"]);
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "misfit: exit code, stderr {msg}");
+    assert!(msg.contains("does not fit the agent") && msg.contains(&name), "misfit: {msg}");
+    assert!(msg.contains("best.safetensors") && !msg.contains("panicked"), "misfit: {msg}");
+
     // The newest step checkpoint still evaluates when named.
     let out = rlpg(&["eval", &run_arg, "--checkpoint", "latest", "--episodes", "1"]);
     assert!(out.status.success(), "latest checkpoint: {}", stderr(&out));
