@@ -1340,8 +1340,8 @@ mod tests {
 
     #[test]
     fn actor_step_changes_the_actor_and_leaves_the_critics_unchanged() {
-        let per_action = PathwiseConfig {
-            discrete_critic: DiscreteCritic::PerAction,
+        let concatenated = PathwiseConfig {
+            discrete_critic: DiscreteCritic::Concatenated,
             ..PathwiseConfig::default()
         };
         let filled = |cfg: &PathwiseConfig| {
@@ -1355,8 +1355,8 @@ mod tests {
                 "td3",
                 filled(&PathwiseConfig { estimator: Estimator::Td3, ..PathwiseConfig::default() }),
             ),
-            ("discrete, per-action critic", discrete_agent(&per_action, 5)),
-            ("discrete, concatenated critic", discrete_agent(&PathwiseConfig::default(), 5)),
+            ("discrete, per-action critic", discrete_agent(&PathwiseConfig::default(), 5)),
+            ("discrete, concatenated critic", discrete_agent(&concatenated, 5)),
         ];
         for (estimator, mut agent) in agents {
             let batch = agent.replay.sample(32).unwrap();
