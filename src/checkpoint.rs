@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rlpg_agents::Agent;
 use rlpg_envs::VecEnvSnapshot;
 use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -225,6 +226,15 @@ impl Checkpoint {
         Config::from_toml_str(&self.meta.config, &path.display().to_string(), &[]).map_err(|e| {
             CheckpointError::Corrupt { path: path.to_owned(), what: format!("its config: {e}") }
         })
+    }
+
+    /// Loads the agent's tensors into `agent`, which its [`config`](Self::config) built. A
+    /// checkpoint read from `path` (named in errors) whose tensors do not fit is a
+    /// [`CheckpointError::Mismatch`], and leaves `agent` unchanged.
+    pub fn restore_agent(&self, agent: &mut dyn Agent, path: &Path) -> Result<(), CheckpointError> {
+        agent
+            .load_named_tensors(&self.agent)
+            .map_err(|e| CheckpointError::Mismatch { path: path.to_owned(), what: e.to_string() })
     }
 }
 

@@ -353,12 +353,7 @@ pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcom
                     ),
                 }));
             }
-            agent.load_named_tensors(&checkpoint.agent).map_err(|e| {
-                RunError::Checkpoint(CheckpointError::Mismatch {
-                    path: path.clone(),
-                    what: e.to_string(),
-                })
-            })?;
+            checkpoint.restore_agent(agent.as_mut(), &path)?;
             agent.load_training_state(&checkpoint.training)?;
             if !meta.replay_buffer && config.agent == AgentKind::Pathwise {
                 warn(
@@ -549,12 +544,7 @@ pub fn evaluate_checkpoint(
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
     drop(probe);
-    agent.load_named_tensors(&checkpoint.agent).map_err(|e| {
-        RunError::Checkpoint(CheckpointError::Mismatch {
-            path: path.to_owned(),
-            what: e.to_string(),
-        })
-    })?;
+    checkpoint.restore_agent(agent.as_mut(), path)?;
     let rms = if config.normalize_obs { checkpoint.meta.envs.obs_rms().cloned() } else { None };
     if config.normalize_obs && rms.is_none() {
         return Err(RunError::Checkpoint(CheckpointError::Corrupt {
