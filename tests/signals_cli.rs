@@ -68,6 +68,24 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name} failed");
 }
 
+fn send_sigint(pid: libc::pid_t) {
+    // SAFETY: kill(2) on our own child's pid with a valid signal number has no memory effects.
+    let sent = unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(sent, 0, "kill(2) failed");
+}
+
+/// Whether a SIGINT sent to `pid` is still waiting to be delivered (bit 2 of the pending
+/// masks in /proc/PID/status; the process is ours and alive, so the file exists).
+fn sigint_pending(pid: libc::pid_t) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("ShdPnd:").or_else(|| l.strip_prefix("SigPnd:")))
+        .any(|mask| {
+            u64::from_str_radix(mask.trim(), 16).is_ok_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+        })
+}
+
 fn finish(child: Child) -> Output {
     child.wait_with_output().expect("wait for rlpg")
 }
@@ -143,15 +161,53 @@ fn ctrl_c_checkpoints_and_exits_130() {
 fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run() {
     let root = temp_root("twice");
     let out = root.join("runs");
-    let mut child = spawn(&train_args(&out));
+    // Networks large enough that a normal stop takes a while (measured: about 0.6 s from the
+    // signal to the exit, most of it writing 25 MB of checkpoint), so that a stop that completed
+    // cannot pass for an immediate exit even when this test is slow to send the second signal.
+    let args = common::train_args(
+        3,
+        &[
+            "total_timesteps=8000",
+            "checkpoint_every=4000",
+            "eval_every=0",
+            "reinforce.hidden=[1024, 1024]",
+        ]
+        .map(str::to_owned),
+        &out,
+    );
+    let mut child = spawn(&args);
     let run_dir = wait_for_training(&out, &mut child);
     std::thread::sleep(Duration::from_millis(200));
-    signal(&child, "INT");
-    signal(&child, "INT");
+    let checkpoints_before = step_checkpoints(&run_dir).expect("list").len();
+    // The first SIGINT asks for a stop (finish the update, checkpoint, message); the second,
+    // sent the moment the first has been delivered (two pending SIGINTs would merge into one),
+    // must end the process before any of that happens.
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    send_sigint(pid);
+    let waited = Instant::now();
+    while sigint_pending(pid) {
+        assert!(waited.elapsed() < Duration::from_secs(30), "the first SIGINT stayed pending");
+        std::hint::spin_loop();
+    }
+    send_sigint(pid);
     let output = finish(child);
     let err = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(130), "exit code after two SIGINTs: {err}");
     assert!(!err.contains("panicked"), "stderr: {err}");
+    // What a normal stop does, and an immediate exit does not: the "stopped at step" message
+    // and an `Interrupted` checkpoint.
+    assert!(!err.contains("stopped at step"), "the second SIGINT did not exit at once: {err}");
+    let newest = newest_checkpoint(&run_dir);
+    assert_ne!(
+        newest.meta.reason,
+        SaveReason::Interrupted,
+        "a stop checkpoint was written after the second SIGINT (step {})",
+        newest.meta.step
+    );
+    assert!(
+        step_checkpoints(&run_dir).expect("list").len() <= checkpoints_before + 1,
+        "checkpoints kept being written after two SIGINTs"
+    );
     // Whatever the second signal cut short, the newest checkpoint on disk loads and resumes.
     assert_eq!(inspect_run(&run_dir).status, RunStatus::Resumable, "run after two Ctrl-C");
     for file in rlpg::event_files(&run_dir).expect("event files") {

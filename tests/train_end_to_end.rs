@@ -2,7 +2,7 @@
 //! built-in environments, fixed seeds, real thresholds.
 
 use rlpg::run::{build_agent, loop_settings, registry_factory, seed_torch};
-use rlpg::trainer::{MemorySink, TrainSummary, train_loop};
+use rlpg::trainer::{MemorySink, Target, TrainSummary, train_loop};
 use rlpg::{AgentKind, Config};
 
 /// libtorch's random generator is global to the process, and the test harness runs tests on
@@ -101,25 +101,68 @@ fn untrained_eval(config: &Config) -> f64 {
         .mean_return
 }
 
+/// Trains `config` on each seed with a periodic-evaluation target as early stop (what `rlpg
+/// bench --target-eval` does) and returns, per seed, the untrained policy's evaluation and the
+/// step at which an evaluation first reached `target` (`None`: never, within the budget).
+fn steps_to_eval_target(config: &Config, seeds: &[u64], target: f64) -> Vec<(f64, Option<u64>)> {
+    seeds
+        .iter()
+        .map(|&seed| {
+            let config = Config { seed, ..config.clone() };
+            let before = untrained_eval(&config);
+            let _turn = TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let results =
+                rlpg::bench::bench(&config, &[seed], Target::Eval(target)).expect("training");
+            (before, results[0].steps_to_target)
+        })
+        .collect()
+}
+
+/// The README's claim: REINFORCE reaches a deterministic evaluation of -250 on Pendulum-v1 with
+/// its preset (measured 5/5 seeds, after 0.8M-1.1M steps). Baselines, measured: a random policy
+/// evaluates at about -1220 over 10 episodes, the untrained preset policy at -1100 to -1500;
+/// -250 is the claim itself, stricter than half-way (-735). Seeds 1-3, fixed in advance: all
+/// must reach it within 1.2M steps (measured: 0.7M, 0.9M, 0.9M).
 #[test]
-fn reinforce_improves_pendulum_over_its_untrained_policy() {
-    let config = preset(
-        "reinforce_pendulum.toml",
-        &["total_timesteps=400000", "eval_every=0", "checkpoint_every=0", "seed=2"],
-    );
-    let before = untrained_eval(&config);
-    let (summary, _) = train(&config);
-    let after = summary.final_eval.mean_return;
-    eprintln!("reinforce pendulum: untrained {before:.1}, after 400k steps {after:.1}");
-    assert!(
-        after > before + 200.0 && after > -1000.0,
-        "Pendulum eval went from {before:.1} (untrained) to {after:.1} after 400k steps; want \
-         at least 200 better and above -1000"
-    );
+fn reinforce_reaches_minus_250_on_pendulum_on_three_seeds() {
+    let config = preset("reinforce_pendulum.toml", &["total_timesteps=1200000"]);
+    let results = steps_to_eval_target(&config, &[1, 2, 3], -250.0);
+    eprintln!("reinforce pendulum (untrained eval, steps to -250): {results:?}");
+    for (seed, (before, reached)) in [1, 2, 3].iter().zip(&results) {
+        assert!(
+            *before < -750.0,
+            "seed {seed}: the untrained policy already evaluates {before:.1}"
+        );
+        assert!(
+            reached.is_some(),
+            "seed {seed}: no evaluation reached -250 within 1.2M steps (untrained {before:.1})"
+        );
+    }
+}
+
+/// The README's claim: pathwise SAC reaches a deterministic evaluation of -200 on Pendulum-v1
+/// after 2k-3k steps (5/5 seeds). Baselines as above (random about -1220). Seeds 1-3, fixed in
+/// advance: all must reach -200 within 3k steps (measured: all at the first evaluation after
+/// learning starts, 2k steps, evaluating -133 to -147).
+#[test]
+fn pathwise_reaches_minus_200_on_pendulum_within_3k_steps_on_three_seeds() {
+    let config = preset("pathwise_pendulum.toml", &["total_timesteps=3000", "checkpoint_every=0"]);
+    let results = steps_to_eval_target(&config, &[1, 2, 3], -200.0);
+    eprintln!("pathwise pendulum (untrained eval, steps to -200): {results:?}");
+    for (seed, (before, reached)) in [1, 2, 3].iter().zip(&results) {
+        assert!(
+            *before < -750.0,
+            "seed {seed}: the untrained policy already evaluates {before:.1}"
+        );
+        assert!(
+            reached.is_some_and(|s| s <= 3000),
+            "seed {seed}: no evaluation reached -200 within 3k steps (untrained {before:.1})"
+        );
+    }
 }
 
 #[test]
-fn pathwise_clearly_improves_pendulum_within_3k_steps() {
+fn pathwise_logs_its_losses_and_beats_its_untrained_policy_on_pendulum() {
     let config = preset(
         "pathwise_pendulum.toml",
         &["total_timesteps=3000", "eval_every=0", "checkpoint_every=0", "seed=4"],
@@ -128,8 +171,9 @@ fn pathwise_clearly_improves_pendulum_within_3k_steps() {
     let (summary, sink) = train(&config);
     let after = summary.final_eval.mean_return;
     assert!(
-        after > -700.0,
-        "eval after 3k steps is {after:.1} (untrained {before:.1}); want > -700"
+        after > -700.0 && after > before + 300.0,
+        "eval after 3k steps is {after:.1} (untrained {before:.1}); want > -700 and at least 300 \
+         better than untrained"
     );
     for tag in ["losses/qf1_loss", "losses/qf2_loss", "losses/actor_loss", "losses/alpha"] {
         assert!(!sink.values(tag).is_empty(), "nothing logged under {tag}");

@@ -78,6 +78,12 @@ fn diagnostics_are_reported_every_window_and_never_change_the_run() {
         let (plain, params_plain) = run(&config(estimator, false), 120, varied);
         let (diagnosed, params_diagnosed) = run(&config(estimator, true), 120, varied);
         assert_eq!(plain.len(), diagnosed.len(), "{estimator:?}");
+        // Learning starts at 16 transitions and metrics are reported every 20: the windows
+        // ending at steps 20, 40, ..., 120 each hold actor updates (policy_delay = 1).
+        let with_actor = diagnosed.iter().filter(|m| value(m, "losses/actor_loss").is_some());
+        assert_eq!(with_actor.count(), 6, "{estimator:?}: reports with actor updates");
+        let with_grad = diagnosed.iter().filter(|m| value(m, "grad/snr").is_some()).count();
+        assert_eq!(with_grad, 6, "{estimator:?}: reports with gradient diagnostics");
         for (off, on) in plain.iter().zip(&diagnosed) {
             let without: Metrics =
                 on.iter().filter(|(t, _)| !t.starts_with("grad/")).cloned().collect();
