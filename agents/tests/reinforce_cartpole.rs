@@ -93,28 +93,33 @@ fn train(cfg: &ReinforceConfig, seed: u64, num_envs: usize, total_steps: usize) 
     Run { returns, solved_at, steps_per_second, updates }
 }
 
-/// With the defaults, the mean of the last 20 episodes after 30k steps was 147–296 over seeds
-/// 1–10 (above 150 on 9 of them); seed 3 gave 199, a typical value.
+/// Baselines, measured: a uniformly random policy's CartPole episodes average about 22 steps,
+/// and the untrained default policy's about 9-30. Half-way from random to the README's 475 is
+/// about 250. With the defaults, seeds 1-3 (fixed in advance) must each average above 250 over
+/// their last 20 episodes within 60k steps.
 #[test]
-fn learns_cartpole_to_a_mean_return_above_150_within_30k_steps() {
+fn learns_cartpole_to_a_mean_return_above_250_within_60k_steps_on_three_seeds() {
     let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::set_num_threads(1);
     let cfg = ReinforceConfig::default();
-    let run = train(&cfg, 3, 8, 30_000);
-    let last = &run.returns[run.returns.len().saturating_sub(20)..];
-    let score = mean(last);
-    eprintln!(
-        "30k steps: {} episodes, mean of last {} = {score:.1}, {} updates, {:.0} steps/s",
-        run.returns.len(),
-        last.len(),
-        run.updates,
-        run.steps_per_second
-    );
-    assert!(
-        score > 150.0,
-        "mean return of the last {} episodes is {score:.1}, not > 150",
-        last.len()
-    );
+    for seed in [1, 2, 3] {
+        let run = train(&cfg, seed, 8, 60_000);
+        let last = &run.returns[run.returns.len().saturating_sub(20)..];
+        let score = mean(last);
+        eprintln!(
+            "seed {seed}, 60k steps: {} episodes, mean of last {} = {score:.1}, {} updates, {:.0} \
+             steps/s",
+            run.returns.len(),
+            last.len(),
+            run.updates,
+            run.steps_per_second
+        );
+        assert!(
+            score > 250.0,
+            "seed {seed}: mean return of the last {} episodes is {score:.1}, not > 250",
+            last.len()
+        );
+    }
 }
 
 /// The tuning target: mean-100 return >= 475 within 150k steps on at least 8 of 10 seeds (the

@@ -1,4 +1,6 @@
 //! Helpers shared by the tests that drive the `rlpg` binary.
+// Each test crate that includes this module uses only some of its helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
