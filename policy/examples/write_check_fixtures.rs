@@ -30,7 +30,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().ok_or("usage: write_check_fixtures OUT_DIR [--rows N] [EXPORT_DIR...]")?);
+    let out = PathBuf::from(
+        args.next().ok_or("usage: write_check_fixtures OUT_DIR [--rows N] [EXPORT_DIR...]")?,
+    );
     let mut rows = 10_000;
     let mut extra = Vec::new();
     while let Some(arg) = args.next() {

@@ -373,13 +373,12 @@ impl Manifest {
                     n.var.len()
                 ));
             }
-            let finite = n.mean.iter().all(|m| m.is_finite())
-                && n.var.iter().all(|v| v.is_finite() && *v >= 0.0);
-            if !finite
-                || !(n.epsilon.is_finite() && n.epsilon >= 0.0)
-                || n.clip.is_nan()
-                || n.clip <= 0.0
-            {
+            let sound = n.mean.iter().all(|m| m.is_finite())
+                && n.var.iter().all(|v| v.is_finite() && *v >= 0.0)
+                && n.epsilon.is_finite()
+                && n.epsilon >= 0.0
+                && n.clip > 0.0;
+            if !sound {
                 return Err("observation.normalization needs finite means, variances >= 0, \
                             epsilon >= 0 and clip > 0"
                     .into());
