@@ -16,8 +16,10 @@ pub use rlpg_envs as envs;
 pub mod bench;
 pub mod checkpoint;
 mod config;
+pub mod export;
 pub mod gradlab;
 pub mod malloc;
+mod policy;
 pub mod run;
 mod rundir;
 pub mod runs;
@@ -25,5 +27,6 @@ mod tensorboard;
 pub mod trainer;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
+pub use policy::Policy;
 pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};
 pub use tensorboard::{ScalarEvent, ScalarLog, TbError, TbLogger, event_files, read_scalars};

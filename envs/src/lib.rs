@@ -49,6 +49,7 @@
 //! by themselves, and run [`check_env`] on it before training.
 #![deny(missing_docs)]
 
+mod action_buf;
 mod check;
 mod classic;
 mod core;
@@ -61,6 +62,7 @@ mod validate;
 mod vec_env;
 mod wrappers;
 
+pub use crate::action_buf::ActionBuf;
 pub use crate::check::{CheckReport, check_env};
 pub use crate::classic::cartpole::CartPole;
 pub use crate::classic::pendulum::Pendulum;

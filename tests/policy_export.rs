@@ -1,0 +1,390 @@
+//! A trained policy leaves rlpg: for every agent and action space, `rlpg::Policy` acts as
+//! `rlpg eval` does, the export (`rlpg::export::export_run`) loaded by `rlpg_policy::Policy`
+//! (no libtorch) agrees with it on 10,000 random observations, and damaged or mismatched input
+//! is an error naming the file or the expected length.
+
+use std::path::{Path, PathBuf};
+
+use rlpg::agents::ActMode;
+use rlpg::checkpoint::Checkpoint;
+use rlpg::envs::{ActionBuf, Env, Space};
+use rlpg::export::export_run;
+use rlpg::run::{build_agent, default_eval_checkpoint, evaluate_run, registry_factory, train};
+use rlpg::trainer::{ActionAdapter, OBS_CLIP};
+use rlpg::{AgentKind, Config, Policy};
+use rlpg_envs::VecActions;
+use tch::Tensor;
+
+/// A fresh, empty directory for one test.
+fn temp_root(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlpg-policy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// One combination of agent, estimator and action space, with a short training run.
+struct Combo {
+    name: &'static str,
+    env: &'static str,
+    agent: AgentKind,
+    sets: &'static [&'static str],
+}
+
+fn combos() -> Vec<Combo> {
+    vec![
+        Combo {
+            name: "reinforce_categorical",
+            env: "CartPole-v1",
+            agent: AgentKind::Reinforce,
+            sets: &["total_timesteps=4096", "normalize_obs=true", "reinforce.activation=\"tanh\""],
+        },
+        Combo {
+            name: "reinforce_gaussian_log_std_parameter",
+            env: "Pendulum-v1",
+            agent: AgentKind::Reinforce,
+            sets: &["total_timesteps=4096", "normalize_obs=true", "reinforce.activation=\"elu\""],
+        },
+        Combo {
+            name: "reinforce_gaussian_state_dependent",
+            env: "Pendulum-v1",
+            agent: AgentKind::Reinforce,
+            sets: &["total_timesteps=4096", "reinforce.state_dependent_std=true"],
+        },
+        Combo {
+            name: "pathwise_sac_squashed_gaussian",
+            env: "Pendulum-v1",
+            agent: AgentKind::Pathwise,
+            sets: &["total_timesteps=600", "pathwise.learning_starts=100", "normalize_obs=true"],
+        },
+        Combo {
+            name: "pathwise_td3_deterministic",
+            env: "Pendulum-v1",
+            agent: AgentKind::Pathwise,
+            sets: &[
+                "total_timesteps=600",
+                "pathwise.learning_starts=100",
+                "pathwise.estimator=\"td3\"",
+                "pathwise.activation=\"silu\"",
+            ],
+        },
+        Combo {
+            name: "pathwise_sac_gumbel_softmax",
+            env: "CartPole-v1",
+            agent: AgentKind::Pathwise,
+            sets: &["total_timesteps=600", "pathwise.learning_starts=100"],
+        },
+        Combo {
+            name: "pathwise_sac_gumbel_softmax_bounded",
+            env: "CartPole-v1",
+            agent: AgentKind::Pathwise,
+            sets: &[
+                "total_timesteps=600",
+                "pathwise.learning_starts=100",
+                "pathwise.logit_bound=2.0",
+                "pathwise.activation=\"leaky_relu\"",
+                "normalize_obs=true",
+            ],
+        },
+    ]
+}
+
+/// The config of `combo`: short, evaluated only at the end with 3 episodes.
+fn config(combo: &Combo) -> Config {
+    let text = Config::new(combo.env, combo.agent).to_toml_string().expect("toml");
+    let overrides: Vec<rlpg::Override> =
+        ["eval_every=0", "eval_episodes=3", "checkpoint_every=0", "seed=5"]
+            .iter()
+            .chain(combo.sets)
+            .map(|s| rlpg::Override::parse(s).expect("override"))
+            .collect();
+    Config::from_toml_str(&text, combo.name, &overrides).expect("config")
+}
+
+/// Trains `combo` under `root` and returns the run directory.
+fn trained_run(combo: &Combo, root: &Path) -> (Config, PathBuf) {
+    let config = config(combo);
+    let run = train(&config, root, None, false).expect("train");
+    (config, run.run_dir.path().to_owned())
+}
+
+/// Raw observations: `rows` drawn around the environment's scale (standard normal times
+/// `scale`), from a small fixed generator.
+fn random_observations(rows: usize, dim: usize, scale: f64, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..rows * dim)
+        .map(|_| {
+            let (u, v) = (1.0 - uniform(), uniform());
+            ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos() * scale) as f32
+        })
+        .collect()
+}
+
+/// The actions `rlpg eval` sends to the env for raw observations `obs`: the checkpoint's agent
+/// acting deterministically on the normalised observations, converted by the trainer's adapter.
+fn eval_actions(config: &Config, run_dir: &Path, obs: &[f32]) -> Vec<ActionBuf> {
+    let path = default_eval_checkpoint(run_dir).expect("checkpoint");
+    let checkpoint = Checkpoint::read(&path).expect("read");
+    let probe = registry_factory(config)().expect("env");
+    let mut agent =
+        build_agent(config, probe.observation_space(), probe.action_space()).expect("agent");
+    checkpoint.restore_agent(agent.as_mut(), &path).expect("restore");
+    let dim = probe.observation_space().flat_dim();
+    let mut input = obs.to_vec();
+    if config.normalize_obs {
+        let rms = checkpoint.meta.envs.obs_rms().expect("statistics");
+        rms.normalize(obs, &mut input, rlpg_envs::DEFAULT_NORM_EPSILON, OBS_CLIP);
+    }
+    let rows = obs.len() / dim;
+    let t = Tensor::from_slice(&input).view([rows as i64, dim as i64]);
+    let actions = tch::no_grad(|| agent.act(&t, ActMode::Deterministic));
+    let mut adapter = ActionAdapter::new(probe.action_space());
+    match adapter.convert(&actions).expect("convert") {
+        VecActions::Discrete(a) => a.iter().map(|&i| ActionBuf::Discrete(i)).collect(),
+        VecActions::Continuous(x) => {
+            let d = x.len() / rows;
+            x.chunks_exact(d).map(|c| ActionBuf::Continuous(c.to_vec())).collect()
+        }
+    }
+}
+
+/// Asserts two action lists agree: identical indices, vectors within `1e-5` (relative beyond
+/// 1); `what` names the comparison.
+fn assert_actions_agree(what: &str, got: &[ActionBuf], expected: &[ActionBuf]) {
+    assert_eq!(got.len(), expected.len(), "{what}: number of actions");
+    let mut worst = 0.0f64;
+    for (row, (g, e)) in got.iter().zip(expected).enumerate() {
+        match (g, e) {
+            (ActionBuf::Discrete(a), ActionBuf::Discrete(b)) => {
+                assert_eq!(a, b, "{what}: row {row} chose {a}, expected {b}");
+            }
+            (ActionBuf::Continuous(a), ActionBuf::Continuous(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    let diff = f64::from(x - y).abs() / f64::from(y.abs()).max(1.0);
+                    assert!(diff <= 1e-5, "{what}: row {row}: {a:?} vs {b:?}");
+                    worst = worst.max(diff);
+                }
+            }
+            _ => panic!("{what}: row {row}: {g} and {e} are of different kinds"),
+        }
+    }
+}
+
+/// Runs `episodes` episodes with `act` on raw observations of registry envs, env `i` reset with
+/// `seed + i` (as `rlpg eval` does), and returns their returns.
+fn episode_returns(
+    env: &str,
+    episodes: usize,
+    seed: u64,
+    act: &dyn Fn(&[f32]) -> ActionBuf,
+) -> Vec<f64> {
+    (0..episodes)
+        .map(|i| {
+            let mut env = rlpg_envs::make(env).expect("env");
+            let mut obs = env.reset(Some(seed + i as u64)).expect("reset").to_vec();
+            let mut total = 0.0;
+            loop {
+                let step = env.step(act(&obs).as_action()).expect("step");
+                total += step.reward;
+                obs = step.obs.to_vec();
+                if step.terminated || step.truncated {
+                    return total;
+                }
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorch() {
+    let root = temp_root("combos");
+    for combo in combos() {
+        let (config, run_dir) = trained_run(&combo, &root.join(combo.name));
+        let out = root.join(combo.name).join("export");
+        let exported = export_run(&run_dir, None, &out, None).expect("export");
+        assert!(exported.checkpoint.ends_with("checkpoints/best.safetensors"), "{}", combo.name);
+        assert_eq!(exported.files.len(), 3);
+
+        let policy = Policy::load(&run_dir).expect("rlpg::Policy from the run");
+        let light = rlpg_policy::Policy::load(&out).expect("rlpg_policy::Policy from the export");
+        let dim = policy.obs_dim();
+
+        // 1. rlpg::Policy on raw observations = the agent acting as `rlpg eval` does.
+        let obs = random_observations(512, dim, 2.0, 1);
+        let eval = eval_actions(&config, &run_dir, &obs);
+        let what = format!("{}: rlpg::Policy vs the agent", combo.name);
+        assert_actions_agree(&what, &policy.act_batch(&obs).expect("act"), &eval);
+        let singles: Vec<ActionBuf> =
+            obs.chunks_exact(dim).map(|o| policy.act(o).expect("act")).collect();
+        assert_actions_agree(&format!("{}: single vs batch", combo.name), &singles, &eval);
+
+        // ... and over whole episodes: the same returns as `rlpg eval`.
+        let seed = 77;
+        let evaluated = evaluate_run(&run_dir, 3, seed, None).expect("eval");
+        let returns = episode_returns(combo.env, 3, seed, &|o| policy.act(o).expect("act"));
+        for (r, e) in returns.iter().zip(&evaluated.returns) {
+            assert!(
+                (r - e).abs() <= 1e-3 * e.abs().max(1.0),
+                "{}: {returns:?} vs eval {:?}",
+                combo.name,
+                evaluated.returns
+            );
+        }
+        let light_returns = episode_returns(combo.env, 3, seed, &|o| light.act(o).expect("act"));
+        for (r, e) in light_returns.iter().zip(&evaluated.returns) {
+            assert!(
+                (r - e).abs() <= 1e-3 * e.abs().max(1.0),
+                "{}: rlpg_policy {light_returns:?} vs eval {:?}",
+                combo.name,
+                evaluated.returns
+            );
+        }
+
+        // 2. The export without libtorch agrees on 10,000 random observations.
+        let obs = random_observations(10_000, dim, 3.0, 2);
+        let what = format!("{}: rlpg_policy vs rlpg::Policy", combo.name);
+        assert_actions_agree(
+            &what,
+            &light.act_batch(&obs).expect("act"),
+            &policy.act_batch(&obs).expect("act"),
+        );
+
+        // The export loads as rlpg::Policy too, without the env being registered.
+        let from_export = Policy::load(&out).expect("rlpg::Policy from the export");
+        assert_eq!(
+            from_export.act_batch(&obs[..dim * 64]).unwrap(),
+            policy.act_batch(&obs[..dim * 64]).unwrap()
+        );
+        assert_eq!(
+            light.action_space(),
+            &registry_factory(&config)().unwrap().action_space().clone()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn sampling_is_seeded_and_follows_the_policy() {
+    let root = temp_root("sample");
+    let combo = &combos()[0];
+    let (_, run_dir) = trained_run(combo, &root);
+    let policy = Policy::load(&run_dir).expect("policy");
+    let obs = random_observations(2000, policy.obs_dim(), 1.0, 3);
+    let a = policy.sample_batch(&obs, 9).expect("sample");
+    assert_eq!(a, policy.sample_batch(&obs, 9).expect("sample"), "same seed, same actions");
+    assert_ne!(a, policy.sample_batch(&obs, 10).expect("sample"), "another seed differs");
+    assert!(a.iter().all(|x| x.is_in(policy.action_space())));
+
+    let (_, sac_run) = trained_run(&combos()[3], &root.join("sac"));
+    let sac = Policy::load(&sac_run).expect("policy");
+    let one = random_observations(1, sac.obs_dim(), 1.0, 4);
+    let mode = match sac.act(&one).unwrap() {
+        ActionBuf::Continuous(x) => x[0],
+        ActionBuf::Discrete(_) => panic!("box"),
+    };
+    let draws: Vec<f32> = (0..400)
+        .map(|s| match sac.sample(&one, s).unwrap() {
+            ActionBuf::Continuous(x) => x[0],
+            ActionBuf::Discrete(_) => panic!("box"),
+        })
+        .collect();
+    let Space::Box(b) = sac.action_space() else { panic!("box") };
+    assert!(draws.iter().all(|x| (b.low[0]..=b.high[0]).contains(x)), "samples stay in the box");
+    let spread = draws.iter().map(|x| (x - mode).abs()).fold(0.0f32, f32::max);
+    assert!(spread > 1e-3, "the squashed Gaussian's samples vary around its mode: {spread}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
+    let root = temp_root("bad");
+    let (_, run_dir) = trained_run(&combos()[0], &root);
+    let best = default_eval_checkpoint(&run_dir).expect("best");
+    let out = root.join("export");
+
+    // A damaged checkpoint: one byte of tensor data flipped.
+    let damaged = root.join("damaged.safetensors");
+    let mut bytes = std::fs::read(&best).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let e = export_run(&run_dir, Some(damaged.to_str().unwrap()), &out, None).unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains("damaged.safetensors") && message.contains("corrupt"), "{message}");
+    assert!(!out.join("policy.json").exists(), "nothing is written for a damaged checkpoint");
+
+    // A mismatched checkpoint: its config asks for other hidden sizes than its tensors have.
+    let mut checkpoint = Checkpoint::read(&best).unwrap();
+    checkpoint.meta.config = checkpoint.meta.config.replace("hidden = [64, 64]", "hidden = [32]");
+    assert!(checkpoint.meta.config.contains("hidden = [32]"), "the preset's hidden sizes changed");
+    let mismatched = root.join("mismatched.safetensors");
+    checkpoint.write(&mismatched).unwrap();
+    let e = export_run(&run_dir, Some(mismatched.to_str().unwrap()), &out, None).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("mismatched.safetensors") && message.contains("does not fit"),
+        "{message}"
+    );
+
+    // An observation of the wrong length.
+    let policy = Policy::load(&run_dir).unwrap();
+    let e = policy.act(&[0.0; 3]).unwrap_err();
+    assert_eq!(e.to_string(), "observation has 3 values, the policy expects 4");
+    let e = policy.act_batch(&[0.0; 7]).unwrap_err();
+    assert!(e.to_string().contains("not a whole number of observations of 4"), "{e}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Act latency of rlpg_policy (plain Rust) and rlpg::Policy (libtorch) side by side, at batch 1
+/// and 256, on the pathwise Pendulum preset's actor (64x64 relu, squashed Gaussian). Prints
+/// the numbers and leaves the export in `target/policy-latency-export` for the onnxruntime
+/// measurement (`scripts/check_policy_export.sh --latency target/policy-latency-export`).
+#[test]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture"]
+fn act_latency_side_by_side() {
+    let root = temp_root("latency");
+    let combo = Combo {
+        name: "latency",
+        env: "Pendulum-v1",
+        agent: AgentKind::Pathwise,
+        sets: &["total_timesteps=300", "pathwise.learning_starts=100", "normalize_obs=true"],
+    };
+    let (_, run_dir) = trained_run(&combo, &root);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/policy-latency-export");
+    export_run(&run_dir, None, &out, None).expect("export");
+    tch::set_num_threads(1);
+    let torch = Policy::load(&run_dir).unwrap();
+    let light = rlpg_policy::Policy::load(&out).unwrap();
+    for batch in [1usize, 256] {
+        let obs = random_observations(batch, 3, 1.0, 5);
+        let iterations = if batch == 1 { 20_000 } else { 2_000 };
+        let time = |f: &dyn Fn()| {
+            for _ in 0..iterations / 10 {
+                f();
+            }
+            let start = std::time::Instant::now();
+            for _ in 0..iterations {
+                f();
+            }
+            start.elapsed().as_secs_f64() / iterations as f64 * 1e6
+        };
+        let t_light = time(&|| {
+            std::hint::black_box(light.act_batch(&obs).unwrap());
+        });
+        let t_torch = time(&|| {
+            std::hint::black_box(torch.act_batch(&obs).unwrap());
+        });
+        println!(
+            "batch {batch}: rlpg_policy {t_light:.2} us, rlpg::Policy (tch) {t_torch:.2} us, ratio {:.1}x",
+            t_torch / t_light
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
