@@ -1,5 +1,6 @@
 //! [`NormalizeObservation`]: running observation normalisation for one environment.
 
+use crate::render::Frame;
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
 };
@@ -170,6 +171,10 @@ impl<E: Env> Env for NormalizeObservation<E> {
         self.set_running_mean_std(rms)?;
         self.training = training;
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        self.env.render()
     }
 }
 

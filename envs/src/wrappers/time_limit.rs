@@ -1,5 +1,6 @@
 //! [`TimeLimit`]: the one mechanism that truncates episodes.
 
+use crate::render::Frame;
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
@@ -124,6 +125,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.restore(&inner)?;
         (self.elapsed_steps, self.episode_over) = (elapsed, over);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        self.env.render()
     }
 }
 
