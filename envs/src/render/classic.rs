@@ -124,7 +124,8 @@ pub fn acrobot(state: &[f64; 4]) -> Frame {
     let offset = f64::from(dim) / 2.0;
 
     let mut canvas = Canvas::new(dim, dim, WHITE);
-    let goal_y = scale + offset;
+    // pygame draws a one-pixel line on the integer row its float coordinate truncates to.
+    let goal_y = (scale + offset).trunc();
     let (left, right) = (-2.2 * scale + offset, 2.2 * scale + offset);
     canvas.fill_polygon(&box_at(left, right, goal_y, goal_y + 1.0, 0.0, (0.0, 0.0)), BLACK);
     let joints = [
