@@ -23,6 +23,7 @@ mod rundir;
 pub mod runs;
 mod tensorboard;
 pub mod trainer;
+pub mod video;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
 pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};

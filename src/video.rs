@@ -199,7 +199,18 @@ impl GifEncoder {
         if !(1..=u32::from(u16::MAX)).contains(&w) || !(1..=u32::from(u16::MAX)).contains(&h) {
             return Err(VideoError::BadSize { width: w, height: h });
         }
-        let indices: Vec<u8> = frame.rgb().chunks_exact(3).map(|p| self.index([p[0], p[1], p[2]])).collect();
+        // Flat pictures repeat the previous pixel's colour almost everywhere: skip the lookup.
+        let mut last = None;
+        let mut indices = Vec::with_capacity(w as usize * h as usize);
+        for p in frame.rgb().chunks_exact(3) {
+            let colour = [p[0], p[1], p[2]];
+            let i = match last {
+                Some((c, i)) if c == colour => i,
+                _ => self.index(colour),
+            };
+            last = Some((colour, i));
+            indices.push(i);
+        }
         let delay = self.next_delay();
         self.pushed += 1;
         let (w, h) = (w as usize, h as usize);
