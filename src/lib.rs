@@ -18,6 +18,7 @@ pub mod checkpoint;
 mod config;
 pub mod gradlab;
 pub mod malloc;
+pub mod plot;
 pub mod run;
 mod rundir;
 pub mod runs;

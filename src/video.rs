@@ -241,7 +241,8 @@ impl GifEncoder {
     /// The finished GIF, looping forever.
     pub fn finish(self) -> Result<EncodedGif, VideoError> {
         let (width, height) = self.size.ok_or(VideoError::NoFrames)?;
-        let fail = |e: gif::EncodingError| VideoError::Encode { what: "GIF", message: e.to_string() };
+        let fail =
+            |e: gif::EncodingError| VideoError::Encode { what: "GIF", message: e.to_string() };
         // Index 0 (transparency) gets the first real colour, so a viewer that ignores
         // transparency still shows something sensible.
         let first = self.palette.first().copied().unwrap_or([0, 0, 0]);
@@ -301,7 +302,15 @@ impl GifEncoder {
 }
 
 /// LZW-compresses one frame's indices.
-fn encoded(x: usize, y: usize, w: usize, h: usize, delay: u16, transparent: bool, indices: &[u8]) -> EncodedFrame {
+fn encoded(
+    x: usize,
+    y: usize,
+    w: usize,
+    h: usize,
+    delay: u16,
+    transparent: bool,
+    indices: &[u8],
+) -> EncodedFrame {
     let mut frame = gif::Frame {
         width: w as u16,
         height: h as u16,
@@ -474,7 +483,8 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), VideoError> {
     let io = |source| VideoError::Io { path: path.to_owned(), source };
     let file = std::fs::File::create(path).map_err(io)?;
     let fail = |e: png::EncodingError| VideoError::Encode { what: "PNG", message: e.to_string() };
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), frame.width(), frame.height());
+    let mut encoder =
+        png::Encoder::new(std::io::BufWriter::new(file), frame.width(), frame.height());
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().map_err(fail)?;

@@ -99,8 +99,7 @@ fn a_gif_shows_exactly_the_frames_pushed_with_repeats_merged_into_delays() {
 
 #[test]
 fn thirty_fps_spreads_hundredths_so_the_rate_is_exact() {
-    let frames: Vec<Frame> =
-        (0..6).map(|i| render::pendulum(f64::from(i) * 0.1, None)).collect();
+    let frames: Vec<Frame> = (0..6).map(|i| render::pendulum(f64::from(i) * 0.1, None)).collect();
     let gif = encode_gif(&frames, GifOptions::default()).expect("encode");
     let (_, delays) = decode(&gif.bytes);
     assert_eq!(delays, vec![3, 4, 3, 3, 4, 3], "30 fps as whole hundredths");
@@ -109,7 +108,8 @@ fn thirty_fps_spreads_hundredths_so_the_rate_is_exact() {
 #[test]
 fn downscaling_halves_each_side_and_averages_blocks() {
     let frame = render::cartpole(&[0.0; 4]);
-    let gif = encode_gif(&[frame.clone()], GifOptions { fps: 50, downscale: 2 }).expect("encode");
+    let gif = encode_gif(std::slice::from_ref(&frame), GifOptions { fps: 50, downscale: 2 })
+        .expect("encode");
     assert_eq!((gif.width, gif.height), (300, 200));
     let (pictures, _) = decode(&gif.bytes);
     // The cart's centre, (300, 300 - 100) at full size, is black at half size too; a far corner
@@ -170,10 +170,7 @@ fn record_episode_stops_at_max_steps_and_reports_policy_and_render_errors() {
 
     let mut plain = CartPole::new();
     let err = record_episode(&mut plain, Some(0), 7, balance, &mut video).expect_err("no render");
-    assert_eq!(
-        err.to_string(),
-        "CartPole-v1: this environment cannot render itself (Env::render)"
-    );
+    assert_eq!(err.to_string(), "CartPole-v1: this environment cannot render itself (Env::render)");
 }
 
 #[test]

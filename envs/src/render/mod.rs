@@ -11,8 +11,8 @@ mod canvas;
 mod classic;
 
 pub use classic::{
-    ACROBOT_SIZE, CARTPOLE_SIZE, MOUNTAIN_CAR_SIZE, PENDULUM_SIZE, acrobot, cartpole,
-    mountain_car, pendulum,
+    ACROBOT_SIZE, CARTPOLE_SIZE, MOUNTAIN_CAR_SIZE, PENDULUM_SIZE, acrobot, cartpole, mountain_car,
+    pendulum,
 };
 
 /// An 8-bit RGB colour.

@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::render::Frame;
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
+use crate::render::Frame;
 
 /// The return and length of one finished episode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! [`NormalizeObservation`]: running observation normalisation for one environment.
 
-use crate::render::Frame;
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
 };
+use crate::render::Frame;
 use crate::running_mean_std::RunningMeanStd;
 
 /// Stable-Baselines3's default `epsilon` under the square root of the variance.

@@ -1,7 +1,7 @@
 //! [`TimeLimit`]: the one mechanism that truncates episodes.
 
-use crate::render::Frame;
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
+use crate::render::Frame;
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
 ///
