@@ -19,12 +19,14 @@ mod config;
 pub mod export;
 pub mod gradlab;
 pub mod malloc;
+pub mod plot;
 mod policy;
 pub mod run;
 mod rundir;
 pub mod runs;
 mod tensorboard;
 pub mod trainer;
+pub mod video;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
 pub use policy::Policy;

@@ -6,6 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::render::Frame;
+
 /// An observation: a flat vector of `f32`, stored inline (no heap allocation) up to 8 values.
 pub type Observation = SmallVec<[f32; 8]>;
 
@@ -232,6 +234,12 @@ pub enum EnvError {
         /// Env id.
         env: String,
     },
+    /// The environment cannot draw itself ([`Env::render`] is not implemented for it).
+    #[error("{env}: this environment cannot render itself (Env::render)")]
+    RenderUnsupported {
+        /// Env id.
+        env: String,
+    },
     /// An error of one environment inside a vector env, tagged with its index there.
     #[error("vector env slot {index}: {source}")]
     InVecEnv {
@@ -364,6 +372,13 @@ pub trait Env {
         let _ = snapshot;
         Err(EnvError::SnapshotUnsupported { env: self.id().to_owned() })
     }
+
+    /// A picture of the current state, as Gymnasium's `render_mode="rgb_array"` gives (see
+    /// [`crate::render`] for the built-in pictures). Optional: the default returns
+    /// [`EnvError::RenderUnsupported`]. Rendering never changes the environment.
+    fn render(&self) -> Result<Frame, EnvError> {
+        Err(EnvError::RenderUnsupported { env: self.id().to_owned() })
+    }
 }
 
 impl<E: Env + ?Sized> Env for Box<E> {
@@ -390,5 +405,8 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
         (**self).restore(snapshot)
+    }
+    fn render(&self) -> Result<Frame, EnvError> {
+        (**self).render()
     }
 }

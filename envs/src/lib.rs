@@ -21,6 +21,7 @@
 //! | `wrappers::time_limit` | [`TimeLimit`] | the one mechanism that truncates episodes |
 //! | `wrappers::episode_statistics` | [`RecordEpisodeStatistics`], [`EpisodeRecord`] | episode return and length |
 //! | `wrappers::normalize` | [`NormalizeObservation`] | running observation normalisation for one env |
+//! | `render` | [`Frame`], [`render::cartpole`], [`render::pendulum`], [`render::acrobot`], [`render::mountain_car`] | RGB pictures of envs, drawn by a small rasteriser of its own |
 //! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
 //! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`] | lockstep envs with same-step autoreset |
 //! | `registry` | [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing |
@@ -56,6 +57,7 @@ mod core;
 #[cfg(feature = "gym-rs")]
 mod gym_rs;
 mod registry;
+pub mod render;
 mod running_mean_std;
 mod seeding;
 mod validate;
@@ -72,6 +74,7 @@ pub use crate::core::{
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
 pub use crate::registry::{EnvSpec, make, registry, spec};
+pub use crate::render::Frame;
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;
 pub use crate::vec_env::{VecActions, VecEnv, VecEnvSnapshot, VecStep};

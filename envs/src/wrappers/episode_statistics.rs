@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
+use crate::render::Frame;
 
 /// The return and length of one finished episode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,6 +177,10 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         self.recent = recent;
         self.episode_count = count;
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        self.env.render()
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
 };
+use crate::render::Frame;
 use crate::running_mean_std::RunningMeanStd;
 
 /// Stable-Baselines3's default `epsilon` under the square root of the variance.
@@ -170,6 +171,10 @@ impl<E: Env> Env for NormalizeObservation<E> {
         self.set_running_mean_std(rms)?;
         self.training = training;
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        self.env.render()
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`TimeLimit`]: the one mechanism that truncates episodes.
 
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
+use crate::render::Frame;
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
 ///
@@ -124,6 +125,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.restore(&inner)?;
         (self.elapsed_steps, self.episode_over) = (elapsed, over);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        self.env.render()
     }
 }
 
