@@ -223,8 +223,9 @@ impl Checkpoint {
 
     /// The resolved config the checkpoint was written with.
     pub fn config(&self, path: &Path) -> Result<Config, CheckpointError> {
-        Config::from_toml_str(&self.meta.config, &path.display().to_string(), &[]).map_err(|e| {
-            CheckpointError::Corrupt { path: path.to_owned(), what: format!("its config: {e}") }
+        Config::from_run_toml_str(&self.meta.config, path).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_owned(),
+            what: format!("its config: {e}"),
         })
     }
 

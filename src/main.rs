@@ -183,10 +183,7 @@ impl StopSignals {
             // Registered last: the conditional shutdown above must see the flag as it was
             // before this signal, so that only a second signal exits.
             .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
-            installed.map_err(|e| RunError::File {
-                path: "signal handler".into(),
-                message: e.to_string(),
-            })?;
+            installed.map_err(RunError::Signals)?;
         }
         Ok(Self { stop, which })
     }
@@ -222,10 +219,9 @@ fn run(command: Command) -> Result<ExitCode, RunError> {
                 }
                 // clap requires a config unless --resume is given.
                 (None, None) => {
-                    return Err(RunError::File {
-                        path: "rlpg train".into(),
-                        message: "give a config file or --resume RUN_DIR".to_owned(),
-                    });
+                    return Err(RunError::Usage(
+                        "rlpg train: give a config file or --resume RUN_DIR".to_owned(),
+                    ));
                 }
             };
             match outcome {
@@ -256,8 +252,8 @@ fn run(command: Command) -> Result<ExitCode, RunError> {
             let runs = rlpg::runs::list_runs(&dir)
                 .map_err(|e| RunError::File { path: dir.clone(), message: e.to_string() })?;
             if json {
-                let out = serde_json::to_string_pretty(&runs).map_err(|e| RunError::File {
-                    path: "stdout".into(),
+                let out = serde_json::to_string_pretty(&runs).map_err(|e| RunError::Output {
+                    what: "run list as JSON",
                     message: e.to_string(),
                 })?;
                 println!("{out}");
@@ -301,8 +297,8 @@ fn run(command: Command) -> Result<ExitCode, RunError> {
             };
             let results = bench(&config, &seeds, target)?;
             if json {
-                let out = serde_json::to_string_pretty(&results).map_err(|e| RunError::File {
-                    path: "stdout".into(),
+                let out = serde_json::to_string_pretty(&results).map_err(|e| RunError::Output {
+                    what: "results as JSON",
                     message: e.to_string(),
                 })?;
                 println!("{out}");

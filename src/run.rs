@@ -79,6 +79,20 @@ pub enum RunError {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// The Ctrl-C / SIGTERM handlers could not be installed.
+    #[error("cannot install the Ctrl-C / SIGTERM handlers: {0}")]
+    Signals(std::io::Error),
+    /// A result could not be written to stdout.
+    #[error("cannot write the {what} to stdout: {message}")]
+    Output {
+        /// What was being written, e.g. `results as JSON`.
+        what: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The command line asks for something impossible (what the argument parser cannot catch).
+    #[error("{0}")]
+    Usage(String),
     /// A file of the run could not be read or written.
     #[error("{}: {message}", path.display())]
     File {
@@ -92,7 +106,7 @@ pub enum RunError {
 impl RunError {
     /// Whether the error is the user's input (exit code 2) rather than a failure while running.
     pub fn is_usage_error(&self) -> bool {
-        matches!(self, RunError::Config(_) | RunError::Complete { .. })
+        matches!(self, RunError::Config(_) | RunError::Complete { .. } | RunError::Usage(_))
     }
 }
 
@@ -392,7 +406,7 @@ fn load_run_config(run: &RunDir) -> Result<Config, RunError> {
                 .to_owned(),
         });
     }
-    Ok(Config::load(&path, &[])?)
+    Ok(Config::load_run_file(&path)?)
 }
 
 /// Trains in `run_dir` from the start or from `start`, checkpointing into it.

@@ -74,6 +74,8 @@ fn every_bad_config_file_fails_with_its_expected_message() {
 
 /// A good base file for override tests.
 const GOOD: &str = "env = \"CartPole-v1\"\nagent = \"reinforce\"\n[reinforce]\ngamma = 0.9\n";
+/// A good base file without an agent section, for overrides that switch the agent.
+const GOOD_NO_SECTION: &str = "env = \"CartPole-v1\"\nagent = \"reinforce\"\n";
 
 #[test]
 fn every_bad_override_fails_with_its_expected_message() {
@@ -122,8 +124,17 @@ fn every_bad_override_fails_with_its_expected_message() {
         (&["env=Nope-v0"], "--set env=Nope-v0: env: unknown environment `Nope-v0`"),
         (&["agent=ppo"], "--set agent=ppo: agent: unknown variant `ppo`"),
         (
-            &["agent=pathwise", "pathwise.estimator=td3"],
+            &["agent=pathwise", "pathwise.estimator=td3", "<no section>"],
             "--set pathwise.estimator=td3: pathwise.estimator: td3's deterministic actor needs continuous (Box) actions",
+        ),
+        // Settings of an agent that is not the chosen one would be ignored.
+        (
+            &["pathwise.gamma=0.5"],
+            "--set pathwise.gamma=0.5: pathwise: the [pathwise] section is for agent = \"pathwise\", but agent = \"reinforce\"",
+        ),
+        (
+            &["agent=pathwise"],
+            "good.toml:3:2: reinforce: the [reinforce] section is for agent = \"reinforce\", but agent = \"pathwise\"",
         ),
         // A misplaced key is pointed to the chosen agent's section.
         (
@@ -138,11 +149,14 @@ fn every_bad_override_fails_with_its_expected_message() {
     ];
     let mut failures = Vec::new();
     for (args, expected) in cases {
+        // `<no section>` is not an argument: it picks the base file without [reinforce].
+        let base = if args.contains(&"<no section>") { GOOD_NO_SECTION } else { GOOD };
         let overrides: Vec<Override> = args
             .iter()
+            .filter(|a| **a != "<no section>")
             .map(|a| Override::parse(a).unwrap_or_else(|e| panic!("`{a}` parses: {e}")))
             .collect();
-        match Config::from_toml_str(GOOD, "good.toml", &overrides) {
+        match Config::from_toml_str(base, "good.toml", &overrides) {
             Ok(_) => failures.push(format!("{args:?}: accepted (expected `{expected}`)")),
             Err(e) => {
                 let message = e.to_string();

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use self::error::one_line;
 pub use self::error::{ConfigError, Location};
 pub use self::overrides::Override;
-use self::resolve::resolve;
+use self::resolve::{UnusedSections, resolve};
 use self::schema::{Schema, collect_leaf_keys, collect_null_leaves};
 
 /// Which learning algorithm a run uses; written in lowercase in config files.
@@ -128,10 +128,17 @@ pub struct Config {
     /// Environment steps between progress logs (steps per second, recent returns) (>= 1).
     #[serde(default = "defaults::log_every")]
     pub log_every: u64,
-    // Agent sections. Adding an agent: add its section field here (`#[serde(default)]`, a type
-    // with `Default`, `validate() -> Result<(), InvalidSetting>` and serde's
+    // Agent sections, one per agent; only the chosen agent's may be written (see
+    // `Config::agent_sections`). Adding an agent takes, besides its crate's settings type
+    // (`Default`, `PartialEq`, `validate() -> Result<(), InvalidSetting>` and serde's
     // `deny_unknown_fields`, and no `skip_serializing_if`: the key schema comes from the
-    // serialized defaults), and one line in `Config::section_checks`.
+    // serialized defaults):
+    // * a variant of `AgentKind`, with its `name` and its place in `AgentKind::ALL`;
+    // * its section field here (`#[serde(default)]`) and in `Config::new`;
+    // * one entry in `Config::agent_sections` and one in `Config::section_checks`;
+    // * its arm in the two `match self.agent` of `validate.rs` (settings that depend on
+    //   top-level ones; options for one kind of action space) and in `run::build_agent`.
+    // The compiler finds every `match` that lacks the new variant; the two lists it does not.
     /// Settings of the REINFORCE agent, used when `agent = "reinforce"`.
     #[serde(default)]
     pub reinforce: ReinforceConfig,
@@ -206,7 +213,7 @@ impl Config {
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        resolve(Some((path, &text)), overrides)
+        resolve(Some((path, &text)), overrides, UnusedSections::Rejected)
     }
 
     /// Like [`Config::load`] for TOML `text` that did not come from a file; `name` stands in
@@ -216,22 +223,50 @@ impl Config {
         name: &str,
         overrides: &[Override],
     ) -> Result<Self, ConfigError> {
-        resolve(Some((Path::new(name), text)), overrides)
+        resolve(Some((Path::new(name), text)), overrides, UnusedSections::Rejected)
     }
 
     /// A config from `--set` overrides alone (no file); they must set `env` and `agent`.
     pub fn from_overrides(overrides: &[Override]) -> Result<Self, ConfigError> {
-        resolve(None, overrides)
+        resolve(None, overrides, UnusedSections::Rejected)
+    }
+
+    /// Reads a run's resolved config (its `config.toml`, or the text in a checkpoint, named
+    /// `name` in errors) as [`Config::from_toml_str`] does, except that an unused agent section
+    /// holding only defaults is accepted: an earlier rlpg wrote every agent's section.
+    pub(crate) fn from_run_toml_str(text: &str, name: &Path) -> Result<Self, ConfigError> {
+        resolve(Some((name, text)), &[], UnusedSections::DefaultsAllowed)
+    }
+
+    /// [`Config::from_run_toml_str`] of the file at `path`.
+    pub(crate) fn load_run_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_run_toml_str(&text, path)
     }
 
     /// The fully resolved config as TOML (every default written out) under a header comment.
     /// Loading the result gives a config equal to `self`; an error means some value cannot be
     /// written so that it reads back the same (e.g. an integer above `i64::MAX`).
     pub fn to_toml_string(&self) -> Result<String, ConfigError> {
-        let body = toml::to_string(self)
-            .map_err(|e| ConfigError::Unrepresentable { message: one_line(&e.to_string()) })?;
+        let unrepresentable = |message: String| ConfigError::Unrepresentable { message };
+        self.check_unused_sections().map_err(|e| unrepresentable(e.to_string()))?;
+        let mut document =
+            toml::Table::try_from(self).map_err(|e| unrepresentable(one_line(&e.to_string())))?;
+        // Only the chosen agent's section: the others would be ignored, and are rejected on
+        // loading (check_unused_sections made sure they hold nothing but defaults).
+        let unused = |key: &str| {
+            self.agent_sections().iter().any(|(kind, _)| *kind != self.agent && kind.name() == key)
+        };
+        document.retain(|key, _| !unused(key));
+        let body =
+            toml::to_string(&document).map_err(|e| unrepresentable(one_line(&e.to_string())))?;
         // TOML has no null: optional settings left unset are absent, and named in the header.
-        let unset = self.unset_keys();
+        let unset: Vec<String> = self
+            .unset_keys()
+            .into_iter()
+            .filter(|key| !key.split_once('.').is_some_and(|(section, _)| unused(section)))
+            .collect();
         let unset = if unset.is_empty() {
             String::new()
         } else {
@@ -245,10 +280,9 @@ impl Config {
         );
         // Read back the way `load` reads (document first, then the struct): deserializing the
         // struct straight from text would accept integers above i64::MAX that `load` refuses.
-        let unrepresentable =
-            |e: toml::de::Error| ConfigError::Unrepresentable { message: one_line(e.message()) };
-        let document: toml::Table = toml::from_str(&text).map_err(unrepresentable)?;
-        let reread = Config::deserialize(toml::Value::Table(document)).map_err(unrepresentable)?;
+        let unreadable = |e: toml::de::Error| unrepresentable(one_line(e.message()));
+        let document: toml::Table = toml::from_str(&text).map_err(unreadable)?;
+        let reread = Config::deserialize(toml::Value::Table(document)).map_err(unreadable)?;
         if reread != *self {
             return Err(ConfigError::Unrepresentable {
                 message: format!("the TOML text reads back as {reread:?}, not {self:?}"),
@@ -265,6 +299,15 @@ impl Config {
             collect_null_leaves(&map, "", &mut leaves);
         }
         leaves
+    }
+
+    /// Every agent with whether its section holds only defaults. A section other than the chosen
+    /// agent's must: its settings would be ignored. Adding an agent adds one entry here.
+    pub(crate) fn agent_sections(&self) -> [(AgentKind, bool); 2] {
+        [
+            (AgentKind::Reinforce, self.reinforce == ReinforceConfig::default()),
+            (AgentKind::Pathwise, self.pathwise == PathwiseConfig::default()),
+        ]
     }
 
     /// Every key a config file or `--set` can set, as dotted paths sorted by name within each

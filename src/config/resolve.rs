@@ -10,8 +10,8 @@ use rlpg_envs::EnvError;
 
 use super::error::{last_segment, one_line};
 use super::schema::{Schema, join_key};
-use super::validate::invalid;
-use super::{Config, ConfigError, Location, Override};
+use super::validate::{invalid, unused_section};
+use super::{AgentKind, Config, ConfigError, Location, Override};
 /// Keys a config must set: they have no sensible default.
 const REQUIRED_KEYS: [(&str, &str); 2] = [
     ("env", "the environment id, e.g. env = \"CartPole-v1\""),
@@ -114,6 +114,23 @@ impl Resolver<'_> {
         }
     }
 
+    /// Where the section `name` was written: its header (or first key) in the file, else the
+    /// last override that set a key in it.
+    fn locate_section(&self, name: &str) -> Option<Location> {
+        if let Some(file) = &self.file
+            && let Some(spans) = file.spans.get(name)
+        {
+            let span = spans.key.as_ref().unwrap_or(&spans.value);
+            return Some(file.location_at(span.start));
+        }
+        let prefix = format!("{name}.");
+        self.overrides
+            .iter()
+            .rev()
+            .find(|ov| ov.key.starts_with(&prefix))
+            .map(|ov| Location::Override { arg: ov.arg.clone() })
+    }
+
     /// Adds the location of its key to an error made without one.
     fn locate_error(&self, error: ConfigError) -> ConfigError {
         match error {
@@ -125,9 +142,20 @@ impl Resolver<'_> {
     }
 }
 
+/// What an agent section that the chosen agent does not use may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum UnusedSections {
+    /// Nothing: the section is an error, its settings would be ignored (configs users write).
+    Rejected,
+    /// Defaults only: a run's resolved config written by an earlier rlpg, which wrote every
+    /// agent's section, still loads.
+    DefaultsAllowed,
+}
+
 pub(super) fn resolve(
     file: Option<(&Path, &str)>,
     overrides: &[Override],
+    unused: UnusedSections,
 ) -> Result<Config, ConfigError> {
     let schema = Schema::get();
     let mut resolver = Resolver { file: None, overrides };
@@ -161,12 +189,25 @@ pub(super) fn resolve(
             return Err(ConfigError::MissingKey { location, key: key.to_owned(), hint });
         }
     }
+    let given_sections: Vec<AgentKind> =
+        AgentKind::ALL.into_iter().filter(|kind| document.contains_key(kind.name())).collect();
     let config: Config =
         serde_path_to_error::deserialize(toml::Value::Table(document)).map_err(|e| {
             let key = key_path(e.path());
             let message = one_line(e.inner().message());
             ConfigError::Invalid { location: resolver.locate(&key, Part::Value), key, message }
         })?;
+    for (kind, at_defaults) in config.agent_sections() {
+        let tolerated = unused == UnusedSections::DefaultsAllowed && at_defaults;
+        if kind != config.agent && given_sections.contains(&kind) && !tolerated {
+            let ConfigError::Invalid { key, message, .. } = unused_section(kind, config.agent)
+            else {
+                unreachable!("unused_section makes an Invalid error")
+            };
+            let location = resolver.locate_section(kind.name());
+            return Err(ConfigError::Invalid { location, key, message });
+        }
+    }
     config.validate().map_err(|e| resolver.locate_error(e))?;
     let spec = rlpg_envs::spec(&config.env).map_err(|e| {
         let message = match e {
@@ -348,5 +389,19 @@ mod tests {
         // `=` after the two-byte `é`: byte offset 10, character column 4.
         assert_eq!(at(10), "f.toml:2:4");
         assert_eq!(at(text.len()), "f.toml:3:1");
+    }
+
+    #[test]
+    fn a_run_file_of_an_earlier_rlpg_with_every_section_at_its_defaults_still_loads() {
+        let text = "env = \"CartPole-v1\"\nagent = \"reinforce\"\n[reinforce]\n[pathwise]\n\
+                    gamma = 0.99\n";
+        let name = Path::new("config.toml");
+        let config = Config::from_run_toml_str(text, name).expect("defaults-only [pathwise]");
+        assert_eq!(config, Config::new("CartPole-v1", super::super::AgentKind::Reinforce));
+        let e = Config::from_toml_str(text, "config.toml", &[]).expect_err("a user's file");
+        assert_eq!(e.location().map(ToString::to_string).as_deref(), Some("config.toml:4:2"));
+        let changed = text.replace("0.99", "0.5");
+        let e = Config::from_run_toml_str(&changed, name).expect_err("a setting is ignored");
+        assert!(e.to_string().starts_with("config.toml:4:2: pathwise: the [pathwise]"), "{e}");
     }
 }

@@ -46,6 +46,7 @@ impl Config {
                 ));
             }
         }
+        self.check_unused_sections()?;
         for (section, check) in self.section_checks() {
             check.map_err(|e| invalid(&format!("{section}.{}", e.key), e.message))?;
         }
@@ -86,6 +87,19 @@ impl Config {
     /// means adding one line here (and its field in [`Config`]).
     fn section_checks(&self) -> [(&'static str, Result<(), InvalidSetting>); 2] {
         [("reinforce", self.reinforce.validate()), ("pathwise", self.pathwise.validate())]
+    }
+
+    /// Rejects settings in an agent section other than the chosen agent's: they would be
+    /// ignored.
+    pub(super) fn check_unused_sections(&self) -> Result<(), ConfigError> {
+        match self
+            .agent_sections()
+            .into_iter()
+            .find(|&(kind, at_defaults)| kind != self.agent && !at_defaults)
+        {
+            Some((kind, _)) => Err(unused_section(kind, self.agent)),
+            None => Ok(()),
+        }
     }
 
     /// Checks the settings that depend on the environment: options of the chosen agent that
@@ -211,6 +225,18 @@ struct SpaceSpecificOption {
     needs: ActionKind,
     given: bool,
     value: String,
+}
+
+/// The error for a `section` that the `chosen` agent does not use, with no location yet.
+pub(super) fn unused_section(section: AgentKind, chosen: AgentKind) -> ConfigError {
+    invalid(
+        section.name(),
+        format!(
+            "the [{section}] section is for agent = \"{section}\", but agent = \"{chosen}\" \
+             (whose settings go in [{chosen}]), so it would be ignored; remove [{section}] or \
+             change agent"
+        ),
+    )
 }
 
 /// The error for `key` with a message and no location yet (the resolver adds it).
