@@ -12,8 +12,12 @@
 //! 2. reject keys no setting has (with the nearest valid key as a suggestion);
 //! 3. apply the overrides to the parsed document;
 //! 4. deserialize into [`Config`] (type errors name the key path);
-//! 5. [`Config::validate`] the ranges, then check the environment id against the registry and
-//!    the settings against the environment's spaces ([`Config::validate_against`]).
+//! 5. [`Config::validate`] the ranges and the agent sections;
+//! 6. only when a [`Registry`] is given ([`Config::load_checked`]): check that it has the
+//!    environment id, and the settings against the environment's spaces
+//!    ([`Config::validate_against`]). Reading a config never needs its environment: a run of a
+//!    user's environment lists and loads anywhere; training, evaluating and resuming it need a
+//!    registry (or factory) that builds it.
 //!
 //! Every error is a [`ConfigError`] whose message is one line naming where the bad setting was
 //! written (`file:line:column` or the `--set` argument) and its full key path.
@@ -39,6 +43,7 @@ use std::fmt;
 use std::path::Path;
 
 use rlpg_agents::{PathwiseConfig, ReinforceConfig};
+use rlpg_envs::Registry;
 use serde::{Deserialize, Serialize};
 
 use self::error::one_line;
@@ -83,7 +88,8 @@ impl fmt::Display for AgentKind {
 ///
 /// Build one with [`Config::load`] (file plus overrides), [`Config::from_overrides`],
 /// [`Config::from_toml_str`], or [`Config::new`] in code; the loaders return only configs that
-/// passed [`Config::validate`], the registry check of `env` and [`Config::validate_against`].
+/// passed [`Config::validate`]. Their `_checked` forms take a [`Registry`] and also check that
+/// it has `env` and [`Config::validate_against`] its spaces.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -147,6 +153,11 @@ pub struct Config {
     pub pathwise: PathwiseConfig,
 }
 
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })
+}
+
 /// Default values of the top-level settings (serde needs them as functions).
 mod defaults {
     pub(super) fn seed() -> u64 {
@@ -208,12 +219,23 @@ impl Config {
     }
 
     /// Reads the TOML file at `path`, applies `overrides` in order (a later one wins), and
-    /// resolves and validates the result, including the registry check of `env` and
-    /// [`Config::validate_against`] the registered environment's spaces.
+    /// resolves and validates the result ([`Config::validate`]). The environment is not looked
+    /// up: any id loads. [`Config::load_checked`] also checks it against a registry.
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        resolve(Some((path, &text)), overrides, UnusedSections::Rejected)
+        let text = read(path)?;
+        resolve(Some((path, &text)), overrides, UnusedSections::Rejected, None)
+    }
+
+    /// [`Config::load`], then checks that `registry` has `env` and [`Config::validate_against`]
+    /// its spaces (building the environment once), with errors located in the file or the
+    /// overrides like every other.
+    pub fn load_checked(
+        path: &Path,
+        overrides: &[Override],
+        registry: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let text = read(path)?;
+        resolve(Some((path, &text)), overrides, UnusedSections::Rejected, Some(registry))
     }
 
     /// Like [`Config::load`] for TOML `text` that did not come from a file; `name` stands in
@@ -223,25 +245,36 @@ impl Config {
         name: &str,
         overrides: &[Override],
     ) -> Result<Self, ConfigError> {
-        resolve(Some((Path::new(name), text)), overrides, UnusedSections::Rejected)
+        resolve(Some((Path::new(name), text)), overrides, UnusedSections::Rejected, None)
     }
 
-    /// A config from `--set` overrides alone (no file); they must set `env` and `agent`.
+    /// Like [`Config::load_checked`] for TOML `text` that did not come from a file.
+    pub fn from_toml_str_checked(
+        text: &str,
+        name: &str,
+        overrides: &[Override],
+        registry: &Registry,
+    ) -> Result<Self, ConfigError> {
+        let file = Some((Path::new(name), text));
+        resolve(file, overrides, UnusedSections::Rejected, Some(registry))
+    }
+
+    /// A config from `--set` overrides alone (no file); they must set `env` and `agent`. The
+    /// environment is not looked up, as in [`Config::load`].
     pub fn from_overrides(overrides: &[Override]) -> Result<Self, ConfigError> {
-        resolve(None, overrides, UnusedSections::Rejected)
+        resolve(None, overrides, UnusedSections::Rejected, None)
     }
 
     /// Reads a run's resolved config (its `config.toml`, or the text in a checkpoint, named
     /// `name` in errors) as [`Config::from_toml_str`] does, except that an unused agent section
     /// holding only defaults is accepted: an earlier rlpg wrote every agent's section.
     pub(crate) fn from_run_toml_str(text: &str, name: &Path) -> Result<Self, ConfigError> {
-        resolve(Some((name, text)), &[], UnusedSections::DefaultsAllowed)
+        resolve(Some((name, text)), &[], UnusedSections::DefaultsAllowed, None)
     }
 
     /// [`Config::from_run_toml_str`] of the file at `path`.
     pub(crate) fn load_run_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = read(path)?;
         Config::from_run_toml_str(&text, path)
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-use rlpg_envs::EnvError;
+use rlpg_envs::{EnvError, Registry};
 
 use super::error::{last_segment, one_line};
 use super::schema::{Schema, join_key};
@@ -156,6 +156,7 @@ pub(super) fn resolve(
     file: Option<(&Path, &str)>,
     overrides: &[Override],
     unused: UnusedSections,
+    registry: Option<&Registry>,
 ) -> Result<Config, ConfigError> {
     let schema = Schema::get();
     let mut resolver = Resolver { file: None, overrides };
@@ -209,7 +210,19 @@ pub(super) fn resolve(
         }
     }
     config.validate().map_err(|e| resolver.locate_error(e))?;
-    let spec = rlpg_envs::spec(&config.env).map_err(|e| {
+    if let Some(registry) = registry {
+        check_env(&config, registry, &resolver)?;
+    }
+    Ok(config)
+}
+
+/// Checks that `config.env` is in `registry`, and the settings against its spaces.
+fn check_env(
+    config: &Config,
+    registry: &Registry,
+    resolver: &Resolver<'_>,
+) -> Result<(), ConfigError> {
+    let spec = registry.spec(&config.env).map_err(|e| {
         let message = match e {
             EnvError::UnknownEnv { id, known } => {
                 let nearest = known
@@ -227,8 +240,7 @@ pub(super) fn resolve(
     })?;
     config
         .validate_against(&spec.observation_space, &spec.action_space)
-        .map_err(|e| resolver.locate_error(e))?;
-    Ok(config)
+        .map_err(|e| resolver.locate_error(e))
 }
 
 fn source_location(path: &Path, text: &str, offset: usize) -> Location {
