@@ -5,7 +5,8 @@
 //! written to disk: curves go to memory.
 
 use crate::config::Config;
-use crate::run::{RunError, build_agent, loop_settings, registry_factory, seed_torch};
+use crate::run::{EnvSource, Envs, RunError, build_agent, loop_settings, seed_torch};
+use crate::trainer::EnvFactory;
 use crate::trainer::{MemorySink, Target, train_loop};
 
 /// One seed's outcome.
@@ -27,9 +28,17 @@ pub struct SeedResult {
     pub recent_mean_return: Option<f64>,
 }
 
-/// Trains `config` once per seed with `target` as an early stop and reports each run.
-pub fn bench(config: &Config, seeds: &[u64], target: Target) -> Result<Vec<SeedResult>, RunError> {
-    let factory = registry_factory(config);
+/// Trains `config` once per seed with `target` as an early stop, on environments from `envs`,
+/// and reports each run.
+pub fn bench(
+    config: &Config,
+    seeds: &[u64],
+    target: Target,
+    envs: EnvSource<'_>,
+) -> Result<Vec<SeedResult>, RunError> {
+    let envs = Envs::resolve(envs, &config.env)?;
+    let make = || envs.make();
+    let factory: EnvFactory<'_> = &make;
     let probe = factory()?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     let mut results = Vec::with_capacity(seeds.len());
@@ -40,7 +49,7 @@ pub fn bench(config: &Config, seeds: &[u64], target: Target) -> Result<Vec<SeedR
         let mut settings = loop_settings(&config, false);
         settings.stop_at = Some(target);
         let mut sink = MemorySink::default();
-        let (summary, _) = train_loop(agent.as_mut(), &factory, &settings, &mut sink)?;
+        let (summary, _) = train_loop(agent.as_mut(), factory, &settings, &mut sink)?;
         results.push(SeedResult {
             seed,
             steps: summary.steps,

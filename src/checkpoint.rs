@@ -221,10 +221,12 @@ impl Checkpoint {
         atomic_write(path, &bytes).map_err(|e| write_err(e.to_string()))
     }
 
-    /// The resolved config the checkpoint was written with.
+    /// The resolved config the checkpoint was written with. Its environment is not looked up:
+    /// the checkpoint of a user's environment reads anywhere.
     pub fn config(&self, path: &Path) -> Result<Config, CheckpointError> {
-        Config::from_toml_str(&self.meta.config, &path.display().to_string(), &[]).map_err(|e| {
-            CheckpointError::Corrupt { path: path.to_owned(), what: format!("its config: {e}") }
+        Config::from_run_toml_str(&self.meta.config, path).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_owned(),
+            what: format!("its config: {e}"),
         })
     }
 

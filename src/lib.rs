@@ -2,7 +2,8 @@
 //!
 //! The `rlpg` library and CLI: configuration files and their validation, the training loop that
 //! drives any [`rlpg_agents::Agent`] on any [`rlpg_envs::Env`], run directories, TensorBoard
-//! logging, checkpoints and evaluation.
+//! logging, checkpoints and evaluation; and the command line itself ([`cli`]), which a program
+//! with its own environments runs with [`cli::main_with`].
 //!
 //! **Owns:** everything between the user and the agents: files, the terminal, logs.
 //!
@@ -15,6 +16,7 @@ pub use rlpg_envs as envs;
 
 pub mod bench;
 pub mod checkpoint;
+pub mod cli;
 mod config;
 pub mod export;
 pub mod gradlab;

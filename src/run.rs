@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use rlpg_agents::{Agent, AgentError, Reinforce};
-use rlpg_envs::{Env, EnvError, Space};
+use rlpg_envs::{Env, EnvEntry, EnvError, Registry, Space};
 
 use crate::checkpoint::{
     self, Checkpoint, CheckpointError, RunCheckpoints, best_checkpoint, latest_loadable,
@@ -45,12 +45,13 @@ pub enum RunError {
     /// Training stopped before it began (setup of the loop).
     #[error(transparent)]
     Train(#[from] TrainError),
-    /// Training stopped on an error after it began; the newest good checkpoint is named.
+    /// Training stopped on an error after it began; the newest good checkpoint is named. (The
+    /// message names no command: the CLI adds the one that resumes the run, [`resume`] is the
+    /// library's.)
     #[error("{source}; {}", match checkpoint {
         Some(path) => format!(
-            "training stopped; last good checkpoint {} (resume with `rlpg train --resume {}`)",
-            path.display(),
-            run_dir.display()
+            "training stopped; last good checkpoint {}, from which the run can be resumed",
+            path.display()
         ),
         None => "training stopped before any checkpoint was written".to_owned(),
     })]
@@ -79,6 +80,33 @@ pub enum RunError {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// The run's environment is not in the registry it was looked up in (e.g. a run of a
+    /// user's environment given to a program that does not register it).
+    #[error(
+        "environment `{id}` is not registered in this program (registered: {}); train, \
+         evaluate and resume it with a program whose registry has it (see rlpg::cli::main_with)",
+        registered.join(", ")
+    )]
+    NotRegistered {
+        /// The run's environment id.
+        id: String,
+        /// The ids the registry has.
+        registered: Vec<String>,
+    },
+    /// The Ctrl-C / SIGTERM handlers could not be installed.
+    #[error("cannot install the Ctrl-C / SIGTERM handlers: {0}")]
+    Signals(std::io::Error),
+    /// A result could not be written to stdout.
+    #[error("cannot write the {what} to stdout: {message}")]
+    Output {
+        /// What was being written, e.g. `results as JSON`.
+        what: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The command line asks for something impossible (what the argument parser cannot catch).
+    #[error("{0}")]
+    Usage(String),
     /// A file of the run could not be read or written.
     #[error("{}: {message}", path.display())]
     File {
@@ -92,7 +120,13 @@ pub enum RunError {
 impl RunError {
     /// Whether the error is the user's input (exit code 2) rather than a failure while running.
     pub fn is_usage_error(&self) -> bool {
-        matches!(self, RunError::Config(_) | RunError::Complete { .. })
+        matches!(
+            self,
+            RunError::Config(_)
+                | RunError::Complete { .. }
+                | RunError::Usage(_)
+                | RunError::NotRegistered { .. }
+        )
     }
 }
 
@@ -119,11 +153,55 @@ pub enum RunOutcome {
     },
 }
 
+/// Where the environments of a run come from.
+#[derive(Clone, Copy, Default)]
+pub enum EnvSource<'a> {
+    /// The built-in registry's entry for the config's `env`.
+    #[default]
+    Builtin,
+    /// This registry's entry for the config's `env`.
+    Registry(&'a Registry),
+    /// This factory, whatever the config's `env` says: it must build the run's environment.
+    Factory(EnvFactory<'a>),
+}
+
+/// A run's environments, resolved from an [`EnvSource`] and the config's `env`.
+pub(crate) enum Envs<'a> {
+    Factory(EnvFactory<'a>),
+    Entry(EnvEntry),
+}
+
+impl<'a> Envs<'a> {
+    /// Looks `env` up unless a factory was given; an unregistered id is
+    /// [`RunError::NotRegistered`].
+    pub(crate) fn resolve(source: EnvSource<'a>, env: &str) -> Result<Self, RunError> {
+        let lookup = |registry: &Registry| match registry.get(env) {
+            Ok(entry) => Ok(Envs::Entry(entry.clone())),
+            Err(_) => Err(RunError::NotRegistered {
+                id: env.to_owned(),
+                registered: registry.ids().into_iter().map(str::to_owned).collect(),
+            }),
+        };
+        match source {
+            EnvSource::Builtin => lookup(&Registry::builtin()),
+            EnvSource::Registry(registry) => lookup(registry),
+            EnvSource::Factory(factory) => Ok(Envs::Factory(factory)),
+        }
+    }
+
+    pub(crate) fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        match self {
+            Envs::Factory(factory) => factory(),
+            Envs::Entry(entry) => entry.make(),
+        }
+    }
+}
+
 /// What a run may be given besides its config.
 #[derive(Default)]
 pub struct TrainOptions<'a> {
-    /// Builds the environments (the registry's `config.env` when `None`).
-    pub factory: Option<EnvFactory<'a>>,
+    /// Where the environments come from (the built-in registry's `config.env` by default).
+    pub envs: EnvSource<'a>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
     /// When set (e.g. by a signal handler), training finishes its step, checkpoints and returns
@@ -234,12 +312,12 @@ impl ScalarSink for TbLogger {
     }
 }
 
-/// The registered environment `config.env` as an [`EnvFactory`]-compatible closure.
+/// The built-in environment `config.env` as an [`EnvFactory`]-compatible closure.
 pub fn registry_factory(config: &Config) -> impl Fn() -> Result<Box<dyn Env>, EnvError> + '_ {
     move || rlpg_envs::make(&config.env)
 }
 
-/// Trains `config` on environments from `factory` (the registry's `config.env` when `None`),
+/// Trains `config` on environments from `factory` (the built-in `config.env` when `None`),
 /// writing `{out_root}/{env}__{agent}__{seed}__{time}/` with the resolved config, TensorBoard
 /// event files, checkpoints and a summary. No stop flag: see [`train_with`].
 ///
@@ -251,7 +329,8 @@ pub fn train(
     factory: Option<EnvFactory<'_>>,
     progress: bool,
 ) -> Result<TrainedRun, RunError> {
-    let options = TrainOptions { factory, progress, ..TrainOptions::default() };
+    let envs = factory.map_or(EnvSource::Builtin, EnvSource::Factory);
+    let options = TrainOptions { envs, progress, ..TrainOptions::default() };
     match train_with(config, out_root, options)? {
         RunOutcome::Finished(run) => Ok(run),
         // Without a stop flag nothing can interrupt the run.
@@ -262,14 +341,15 @@ pub fn train(
     }
 }
 
-/// [`train`] with a stop flag and the other [`TrainOptions`].
+/// [`train`] with a stop flag, a registry and the other [`TrainOptions`].
 pub fn train_with(
     config: &Config,
     out_root: &Path,
     options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
-    let registry = registry_factory(config);
-    let factory: EnvFactory<'_> = options.factory.unwrap_or(&registry);
+    let envs = Envs::resolve(options.envs, &config.env)?;
+    let make = || envs.make();
+    let factory: EnvFactory<'_> = &make;
     let probe = factory()?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     seed_torch(config);
@@ -305,15 +385,17 @@ pub fn train_with(
 ///
 /// A run with no checkpoint at all (killed during its first moments) starts again from step 0
 /// with a warning; a run whose checkpoints are all damaged, or that already finished, is an
-/// error. `factory` must build the same environments as the run's (the registry's `env` when
-/// `None`).
+/// error. `options.envs` must build the same environments as the run's. The run's config is read
+/// without looking its environment up; an environment that the source does not have is
+/// [`RunError::NotRegistered`].
 pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcome, RunError> {
     let run = RunDir::open(run_dir)?;
     let config = load_run_config(&run)?;
     // Before touching anything: another process may still be training this run.
     let lock = RunLock::acquire(run.path())?;
-    let registry = registry_factory(&config);
-    let factory: EnvFactory<'_> = options.factory.unwrap_or(&registry);
+    let envs = Envs::resolve(options.envs, &config.env)?;
+    let make = || envs.make();
+    let factory: EnvFactory<'_> = &make;
     let probe = factory()?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     seed_torch(&config);
@@ -392,7 +474,7 @@ fn load_run_config(run: &RunDir) -> Result<Config, RunError> {
                 .to_owned(),
         });
     }
-    Ok(Config::load(&path, &[])?)
+    Ok(Config::load_run_file(&path)?)
 }
 
 /// Trains in `run_dir` from the start or from `start`, checkpointing into it.
@@ -515,17 +597,17 @@ pub fn resolve_checkpoint(run_dir: &Path, which: &str) -> Result<PathBuf, RunErr
 
 /// Loads the run's best checkpoint (the newest when no evaluation was saved as best) and runs
 /// `episodes` deterministic episodes, env `i` reset with `seed + i`, on environments from
-/// `factory` (the registry's env when `None`).
+/// `envs` (an unregistered environment is [`RunError::NotRegistered`]).
 pub fn evaluate_run(
     run_dir: &Path,
     episodes: usize,
     seed: u64,
-    factory: Option<EnvFactory<'_>>,
+    envs: EnvSource<'_>,
 ) -> Result<EvalResult, RunError> {
     let run = RunDir::open(run_dir)?;
     load_run_config(&run)?;
     let path = default_eval_checkpoint(run.path())?;
-    evaluate_checkpoint(&path, episodes, seed, factory)
+    evaluate_checkpoint(&path, episodes, seed, envs)
 }
 
 /// Loads the checkpoint at `path` and evaluates it as [`evaluate_run`] does. Its config comes
@@ -534,12 +616,13 @@ pub fn evaluate_checkpoint(
     path: &Path,
     episodes: usize,
     seed: u64,
-    factory: Option<EnvFactory<'_>>,
+    envs: EnvSource<'_>,
 ) -> Result<EvalResult, RunError> {
     let checkpoint = Checkpoint::read(path)?;
     let config = checkpoint.config(path)?;
-    let registry = registry_factory(&config);
-    let factory: EnvFactory<'_> = factory.unwrap_or(&registry);
+    let envs = Envs::resolve(envs, &config.env)?;
+    let make = || envs.make();
+    let factory: EnvFactory<'_> = &make;
     let probe = factory()?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;

@@ -87,7 +87,7 @@ pub fn inspect_run(dir: &Path) -> RunInfo {
         status: RunStatus::Resumable,
     };
     let config_path = dir.join(CONFIG_FILE);
-    match Config::load(&config_path, &[]) {
+    match Config::load_run_file(&config_path) {
         Ok(config) => {
             info.env = Some(config.env.clone());
             info.agent = Some(config.agent.name().to_owned());

@@ -1,11 +1,12 @@
 //! Every way a config can be wrong gives one clear line naming the place and the key.
 //!
 //! The files in `tests/data/bad_configs/` each start with `# expect: <fragment>`; loading the
-//! file must fail with a message containing that fragment. Bad `--set` arguments are in the
-//! table below the file test.
+//! file (checked against the built-in registry, as `rlpg train` loads it) must fail with a
+//! message containing that fragment. Bad `--set` arguments are in the table below the file test.
 
 use std::path::{Path, PathBuf};
 
+use rlpg::envs::Registry;
 use rlpg::{Config, ConfigError, Override};
 
 fn corpus_dir() -> PathBuf {
@@ -46,7 +47,7 @@ fn every_bad_config_file_fails_with_its_expected_message() {
     for path in &files {
         let text = std::fs::read_to_string(path).expect("readable corpus file");
         let expected = expected_fragment(path, &text);
-        match Config::load(path, &[]) {
+        match Config::load_checked(path, &[], &Registry::builtin()) {
             Ok(config) => failures.push(format!(
                 "{}: loaded without error (expected `{expected}`): {config:?}",
                 path.display()
@@ -74,6 +75,8 @@ fn every_bad_config_file_fails_with_its_expected_message() {
 
 /// A good base file for override tests.
 const GOOD: &str = "env = \"CartPole-v1\"\nagent = \"reinforce\"\n[reinforce]\ngamma = 0.9\n";
+/// A good base file without an agent section, for overrides that switch the agent.
+const GOOD_NO_SECTION: &str = "env = \"CartPole-v1\"\nagent = \"reinforce\"\n";
 
 #[test]
 fn every_bad_override_fails_with_its_expected_message() {
@@ -122,8 +125,17 @@ fn every_bad_override_fails_with_its_expected_message() {
         (&["env=Nope-v0"], "--set env=Nope-v0: env: unknown environment `Nope-v0`"),
         (&["agent=ppo"], "--set agent=ppo: agent: unknown variant `ppo`"),
         (
-            &["agent=pathwise", "pathwise.estimator=td3"],
+            &["agent=pathwise", "pathwise.estimator=td3", "<no section>"],
             "--set pathwise.estimator=td3: pathwise.estimator: td3's deterministic actor needs continuous (Box) actions",
+        ),
+        // Settings of an agent that is not the chosen one would be ignored.
+        (
+            &["pathwise.gamma=0.5"],
+            "--set pathwise.gamma=0.5: pathwise: the [pathwise] section is for agent = \"pathwise\", but agent = \"reinforce\"",
+        ),
+        (
+            &["agent=pathwise"],
+            "good.toml:3:2: reinforce: the [reinforce] section is for agent = \"reinforce\", but agent = \"pathwise\"",
         ),
         // A misplaced key is pointed to the chosen agent's section.
         (
@@ -138,11 +150,14 @@ fn every_bad_override_fails_with_its_expected_message() {
     ];
     let mut failures = Vec::new();
     for (args, expected) in cases {
+        // `<no section>` is not an argument: it picks the base file without [reinforce].
+        let base = if args.contains(&"<no section>") { GOOD_NO_SECTION } else { GOOD };
         let overrides: Vec<Override> = args
             .iter()
+            .filter(|a| **a != "<no section>")
             .map(|a| Override::parse(a).unwrap_or_else(|e| panic!("`{a}` parses: {e}")))
             .collect();
-        match Config::from_toml_str(GOOD, "good.toml", &overrides) {
+        match Config::from_toml_str_checked(base, "good.toml", &overrides, &Registry::builtin()) {
             Ok(_) => failures.push(format!("{args:?}: accepted (expected `{expected}`)")),
             Err(e) => {
                 let message = e.to_string();
@@ -191,4 +206,25 @@ fn a_missing_file_is_named_in_the_error() {
     assert!(matches!(e, ConfigError::Read { .. }), "expected a Read error, got {e:?}");
     assert!(e.to_string().contains("does_not_exist.toml"), "the message should name the file: {e}");
     assert_one_line("missing file", &e.to_string());
+}
+
+#[test]
+fn reading_a_config_never_looks_its_environment_up() {
+    // A user's environment id loads without a registry; checked against one that lacks it, the
+    // error names the id, the registered ids and where the id was written.
+    let text = "env = \"GridReach-v0\"\nagent = \"pathwise\"\n[pathwise]\nestimator = \"td3\"\n";
+    let config = Config::from_toml_str(text, "grid.toml", &[]).expect("any env id loads");
+    assert_eq!(config.env, "GridReach-v0");
+    let e = Config::from_toml_str_checked(text, "grid.toml", &[], &Registry::builtin())
+        .expect_err("not a built-in");
+    let known = "grid.toml:1:7: env: unknown environment `GridReach-v0`; known: CartPole-v1";
+    assert!(e.to_string().starts_with(known), "{e}");
+    // In a registry that has it, the space-dependent rules of the chosen agent apply.
+    let registry = Registry::builtin().with("GridReach-v0", rlpg::envs::CartPole::new);
+    let e = Config::from_toml_str_checked(text, "grid.toml", &[], &registry)
+        .expect_err("td3 needs Box actions");
+    assert!(
+        e.to_string().starts_with("grid.toml:4:13: pathwise.estimator: td3's deterministic actor"),
+        "{e}"
+    );
 }

@@ -97,11 +97,18 @@ fn the_written_config_reads_back_identically() {
     assert!(text.starts_with("# "), "the resolved config starts with a header comment:\n{text}");
     let unset = config.unset_keys();
     assert_eq!(unset, ["pathwise.target_entropy"], "the only optional setting is unset by default");
+    // Only the chosen agent's section is written: another agent's would be refused on loading.
+    assert!(!text.contains("[pathwise]"), "the unused [pathwise] section is written:\n{text}");
+    assert!(!text.contains("# Unset"), "keys of the unused section are not named:\n{text}");
+    let pathwise_text =
+        Config::new("Pendulum-v1", AgentKind::Pathwise).to_toml_string().expect("representable");
     assert!(
-        text.contains("# Unset, so chosen automatically: pathwise.target_entropy."),
-        "unset keys are named in the header:\n{text}"
+        pathwise_text.contains("# Unset, so chosen automatically: pathwise.target_entropy."),
+        "unset keys of the chosen agent are named in the header:\n{pathwise_text}"
     );
-    for key in Config::keys().iter().filter(|k| !unset.contains(k)) {
+    assert!(!pathwise_text.contains("[reinforce]"), "{pathwise_text}");
+    let chosen = |key: &&String| !key.starts_with("pathwise.");
+    for key in Config::keys().iter().filter(|k| !unset.contains(k)).filter(chosen) {
         let leaf = key.rsplit('.').next().expect("non-empty key");
         assert!(
             text.contains(&format!("\n{leaf} = ")),
@@ -158,28 +165,39 @@ fn an_empty_file_is_missing_env() {
 fn every_key_of_the_schema_can_be_overridden() {
     // Setting each key to its own default value must be accepted: no key of `Config::keys`
     // is reported unknown, and no key is missing from it (else the resolved file would not load).
-    let defaults = Config::new("CartPole-v1", AgentKind::Reinforce);
-    let table: toml::Table =
-        toml::from_str(&defaults.to_toml_string().expect("representable")).expect("toml");
-    let mut args = Vec::new();
-    let unset = defaults.unset_keys();
-    for key in Config::keys().iter().filter(|k| !unset.contains(k)) {
-        let mut value = toml::Value::Table(table.clone());
-        for segment in key.split('.') {
-            value = value
-                .get(segment)
-                .unwrap_or_else(|| panic!("`{key}` is in the written defaults"))
-                .clone();
+    // Each agent's section is set with that agent chosen: another agent's section is refused.
+    for agent in AgentKind::ALL {
+        let defaults = Config::new("CartPole-v1", agent);
+        let table: toml::Table =
+            toml::from_str(&defaults.to_toml_string().expect("representable")).expect("toml");
+        let mut args = Vec::new();
+        let unset = defaults.unset_keys();
+        let other_agent = |key: &str| {
+            AgentKind::ALL
+                .iter()
+                .any(|other| *other != agent && key.starts_with(&format!("{}.", other.name())))
+        };
+        for key in Config::keys().iter().filter(|k| !unset.contains(k) && !other_agent(k)) {
+            let mut value = toml::Value::Table(table.clone());
+            for segment in key.split('.') {
+                value = value
+                    .get(segment)
+                    .unwrap_or_else(|| panic!("`{key}` is in the written defaults"))
+                    .clone();
+            }
+            args.push(format!("{key}={value}"));
         }
-        args.push(format!("{key}={value}"));
+        let mut expected = defaults;
+        if agent == AgentKind::Pathwise {
+            // An optional setting has no default value to write, but can be given one.
+            args.push("pathwise.target_entropy=-1.5".to_owned());
+            expected.pathwise.target_entropy = Some(-1.5);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let config =
+            Config::from_overrides(&overrides(&args)).expect("every key accepts its default");
+        assert_eq!(config, expected);
     }
-    // An optional setting has no default value to write, but can be given one.
-    args.push("pathwise.target_entropy=-1.5".to_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let config = Config::from_overrides(&overrides(&args)).expect("every key accepts its default");
-    let mut expected = defaults;
-    expected.pathwise.target_entropy = Some(-1.5);
-    assert_eq!(config, expected);
 }
 
 #[test]
@@ -232,4 +250,32 @@ fn the_agent_kind_names_match_the_config_file_spelling() {
         assert_eq!(config.agent, agent);
         assert_eq!(config.agent.name(), agent.to_string());
     }
+}
+
+#[test]
+fn every_preset_in_configs_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut presets: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("configs/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    presets.sort();
+    assert!(presets.len() >= 5, "expected the presets in {}, found {presets:?}", dir.display());
+    for preset in &presets {
+        let config = Config::load(preset, &[])
+            .unwrap_or_else(|e| panic!("preset {} does not load: {e}", preset.display()));
+        config.to_toml_string().unwrap_or_else(|e| panic!("{}: {e}", preset.display()));
+    }
+}
+
+#[test]
+fn a_config_built_in_code_with_settings_for_the_other_agent_is_refused() {
+    let mut config = Config::new("CartPole-v1", AgentKind::Pathwise);
+    config.validate().expect("defaults are valid");
+    config.reinforce.gamma = 0.5;
+    let e = config.validate().expect_err("[reinforce] is ignored by pathwise");
+    assert_eq!(e.key(), Some("reinforce"), "{e}");
+    assert!(e.to_string().contains("agent = \"pathwise\""), "names the chosen agent: {e}");
+    config.to_toml_string().expect_err("cannot be written so that it reads back");
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
 use rlpg::envs::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
-use rlpg::run::{RunError, RunOutcome, TrainOptions, resume, train_with};
+use rlpg::run::{EnvSource, RunError, RunOutcome, TrainOptions, resume, train_with};
 use rlpg::trainer::{SaveReason, TrainError};
 use rlpg::{AgentKind, Config};
 
@@ -97,7 +97,7 @@ fn check_fault(fault: Fault, needles: &[&str]) {
         Ok(Box::new(Faulty { inner, steps: 0, fail_at, fault }) as Box<dyn Env>)
     };
     let root = temp_root(&format!("{fault:?}"));
-    let options = TrainOptions { factory: Some(&faulty), ..TrainOptions::default() };
+    let options = TrainOptions { envs: EnvSource::Factory(&faulty), ..TrainOptions::default() };
     let err = train_with(&config, &root, options).expect_err("the fault must stop training");
     let message = err.to_string();
     let RunError::Stopped { source, run_dir, checkpoint } = err else {
@@ -119,8 +119,11 @@ fn check_fault(fault: Fault, needles: &[&str]) {
     let healthy = || rlpg::envs::make("CartPole-v1");
     let mut warnings = Vec::new();
     let mut warn = |w: &str| warnings.push(w.to_owned());
-    let options =
-        TrainOptions { factory: Some(&healthy), warn: Some(&mut warn), ..TrainOptions::default() };
+    let options = TrainOptions {
+        envs: EnvSource::Factory(&healthy),
+        warn: Some(&mut warn),
+        ..TrainOptions::default()
+    };
     let outcome = resume(&run_dir, options).expect("resume after the fault");
     assert!(matches!(outcome, RunOutcome::Finished(ref r) if r.summary.steps == 600));
     assert!(warnings.iter().any(|w| w.contains("resetting the environments")), "{warnings:?}");

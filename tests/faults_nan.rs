@@ -14,6 +14,10 @@ use rlpg::{AgentKind, Config};
 use tch::{Device, Kind, Tensor};
 
 const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
+/// The pathwise case starts from a pathwise preset: a [reinforce] section is refused with
+/// agent = "pathwise".
+const PATHWISE_PRESET: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pathwise_pendulum.toml");
 
 fn temp_root(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rlpg-nan-{name}-{}", std::process::id()));
@@ -27,10 +31,10 @@ fn rlpg(args: &[&str]) -> Output {
 }
 
 /// Trains with `sets` (absurd learning rates) and checks the failure and what is left.
-fn check_blow_up(name: &str, sets: &[&str], quantity_prefix: &str) {
+fn check_blow_up(name: &str, preset: &str, sets: &[&str], quantity_prefix: &str) {
     let root = temp_root(name);
     let out = root.to_str().expect("utf-8").to_owned();
-    let mut args = vec!["train", PRESET, "--quiet", "--out", &out];
+    let mut args = vec!["train", preset, "--quiet", "--out", &out];
     for set in sets {
         args.extend(["--set", set]);
     }
@@ -67,6 +71,7 @@ fn check_blow_up(name: &str, sets: &[&str], quantity_prefix: &str) {
 fn reinforce_with_an_absurd_learning_rate_stops_on_a_non_finite_loss() {
     check_blow_up(
         "reinforce",
+        PRESET,
         &[
             "reinforce.learning_rate=1e30",
             "reinforce.value_learning_rate=1e30",
@@ -81,6 +86,7 @@ fn reinforce_with_an_absurd_learning_rate_stops_on_a_non_finite_loss() {
 fn pathwise_with_an_absurd_learning_rate_stops_on_a_non_finite_loss() {
     check_blow_up(
         "pathwise",
+        PATHWISE_PRESET,
         &[
             "agent=pathwise",
             "env=Pendulum-v1",

@@ -9,7 +9,7 @@ use rlpg::checkpoint::{
     BEST_CHECKPOINT, Checkpoint, checkpoint_dir, read_meta, step_checkpoints, step_file_name,
 };
 use rlpg::envs::{Action, Env, EnvError, Observation, Space, Step};
-use rlpg::run::{RunOutcome, TrainOptions, resume, train};
+use rlpg::run::{EnvSource, RunOutcome, TrainOptions, resume, train};
 use rlpg::{AgentKind, Config, read_scalars};
 use tch::Tensor;
 
@@ -201,8 +201,11 @@ fn an_env_without_snapshots_resumes_by_resetting_with_a_warning() {
     let copy = as_if_killed_after(full.run_dir.path(), 1_000, &root.join("resumed"));
     let mut warnings = Vec::new();
     let mut warn = |w: &str| warnings.push(w.to_owned());
-    let options =
-        TrainOptions { factory: Some(&factory), warn: Some(&mut warn), ..TrainOptions::default() };
+    let options = TrainOptions {
+        envs: EnvSource::Factory(&factory),
+        warn: Some(&mut warn),
+        ..TrainOptions::default()
+    };
     let outcome = resume(&copy, options).expect("resume");
     assert!(matches!(outcome, RunOutcome::Finished(ref r) if r.summary.steps == 2_000));
     assert!(

@@ -24,7 +24,7 @@
 //! | `render` | [`Frame`], [`render::cartpole`], [`render::pendulum`], [`render::acrobot`], [`render::mountain_car`] | RGB pictures of envs, drawn by a small rasteriser of its own |
 //! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
 //! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`] | lockstep envs with same-step autoreset |
-//! | `registry` | [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing |
+//! | `registry` | [`Registry`], [`EnvEntry`], [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing; built-ins plus a program's own |
 //! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
 //! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
 //! | `gym_rs` | `GymRsEnv` (feature `gym-rs`) | adapter for the `gym-rs` crate's MountainCar |
@@ -47,7 +47,9 @@
 //!
 //! Implement [`Env`] for your type (see `examples/custom_env.rs` at the repository root), draw
 //! random initial states from an [`EnvRng`], wrap it in a [`TimeLimit`] if episodes may not end
-//! by themselves, and run [`check_env`] on it before training.
+//! by themselves, and run [`check_env`] on it before training. To train it by id (TOML configs,
+//! the whole `rlpg` command line), register it: `Registry::builtin().with("MyEnv-v0", MyEnv::new)`
+//! (see [`Registry`]; an [`EnvEntry`] adds a time limit and a description).
 #![deny(missing_docs)]
 
 mod action_buf;
@@ -73,7 +75,7 @@ pub use crate::core::{
 };
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
-pub use crate::registry::{EnvSpec, make, registry, spec};
+pub use crate::registry::{EnvEntry, EnvSpec, Registry, RegistryError, make, registry, spec};
 pub use crate::render::Frame;
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;

@@ -1,6 +1,12 @@
-//! The registry: environment ids, [`make`] and the listing of what is available.
+//! The registry: environment ids, how to build each, and the listing of what is available.
+//!
+//! The built-in environments are one table (`ENTRIES`); [`make`], [`spec`] and [`registry()`]
+//! read it. A program that trains its own environments builds a [`Registry`]: the built-ins
+//! plus its entries (`Registry::builtin().with("GridReach-v0", GridReach::new)`), each an id,
+//! a factory, an optional time limit and a description.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::classic::cartpole::CartPole;
 use crate::classic::pendulum::Pendulum;
@@ -11,15 +17,15 @@ use crate::wrappers::time_limit::TimeLimit;
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvSpec {
     /// The id passed to [`make`], e.g. `"CartPole-v1"`.
-    pub id: &'static str,
+    pub id: String,
     /// Observation space of the environment.
     pub observation_space: Space,
     /// Action space of the environment.
     pub action_space: Space,
     /// Episodes are truncated after this many steps by [`make`]'s [`TimeLimit`].
     pub max_episode_steps: Option<usize>,
-    /// One line on what the environment is.
-    pub description: &'static str,
+    /// One line on what the environment is (may be empty for a user's entry).
+    pub description: String,
 }
 
 impl fmt::Display for EnvSpec {
@@ -93,11 +99,274 @@ pub fn registry() -> Vec<EnvSpec> {
 fn to_spec(entry: &Entry) -> EnvSpec {
     let env = (entry.build)(entry.max_episode_steps);
     EnvSpec {
-        id: entry.id,
+        id: entry.id.to_owned(),
         observation_space: env.observation_space().clone(),
         action_space: env.action_space().clone(),
         max_episode_steps: Some(entry.max_episode_steps),
-        description: entry.description,
+        description: entry.description.to_owned(),
+    }
+}
+
+/// Builds one environment, wrapped in a [`TimeLimit`] of the given length when there is one.
+type BuildFn = dyn Fn(Option<usize>) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
+
+/// One environment of a [`Registry`]: its id, a factory, an optional time limit that the
+/// registry applies with [`TimeLimit`], and a one-line description for listings.
+///
+/// ```
+/// use rlpg_envs::{EnvEntry, Pendulum, Registry};
+/// let entry = EnvEntry::new("LongPendulum-v0", Pendulum::new)
+///     .max_episode_steps(1000)
+///     .description("Pendulum-v1 with five times the time limit");
+/// let registry = Registry::builtin().try_with_entry(entry).expect("a new, well-formed id");
+/// assert_eq!(registry.spec("LongPendulum-v0").unwrap().max_episode_steps, Some(1000));
+/// ```
+#[derive(Clone)]
+pub struct EnvEntry {
+    id: String,
+    description: String,
+    max_episode_steps: Option<usize>,
+    build: Arc<BuildFn>,
+}
+
+impl fmt::Debug for EnvEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvEntry")
+            .field("id", &self.id)
+            .field("max_episode_steps", &self.max_episode_steps)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvEntry {
+    /// An entry for `id` whose environments `factory` makes; no time limit (the factory's
+    /// environment may end episodes or truncate them itself) and no description.
+    pub fn new<E, F>(id: impl Into<String>, factory: F) -> Self
+    where
+        E: Env + 'static,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        Self::try_new(id, move || Ok(factory()))
+    }
+
+    /// [`EnvEntry::new`] for a factory that can fail (e.g. one that reads a file).
+    pub fn try_new<E, F>(id: impl Into<String>, factory: F) -> Self
+    where
+        E: Env + 'static,
+        F: Fn() -> Result<E, EnvError> + Send + Sync + 'static,
+    {
+        // The time limit wraps the concrete type, so a step stays one dynamic call.
+        let build = move |limit: Option<usize>| -> Result<Box<dyn Env>, EnvError> {
+            let env = factory()?;
+            Ok(match limit {
+                Some(limit) => Box::new(TimeLimit::new(env, limit)),
+                None => Box::new(env),
+            })
+        };
+        Self {
+            id: id.into(),
+            description: String::new(),
+            max_episode_steps: None,
+            build: Arc::new(build),
+        }
+    }
+
+    /// Truncates every episode after `steps` steps with a [`TimeLimit`] added by the registry.
+    pub fn max_episode_steps(mut self, steps: usize) -> Self {
+        self.max_episode_steps = Some(steps);
+        self
+    }
+
+    /// One line on what the environment is, shown by `rlpg envs`.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Builds one environment, with the entry's time limit.
+    pub fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        (self.build)(self.max_episode_steps)
+    }
+
+    /// The entry's specification; builds the environment once to read its spaces.
+    pub fn spec(&self) -> Result<EnvSpec, EnvError> {
+        let env = self.make()?;
+        Ok(EnvSpec {
+            id: self.id.clone(),
+            observation_space: env.observation_space().clone(),
+            action_space: env.action_space().clone(),
+            max_episode_steps: self.max_episode_steps,
+            description: self.description.clone(),
+        })
+    }
+
+    fn builtin(entry: &'static Entry) -> Self {
+        // Built-in environments are only built through their limit: `None` cannot occur, as no
+        // method removes a limit once set, and a limit no episode reaches stands in for it.
+        let build = move |limit: Option<usize>| Ok((entry.build)(limit.unwrap_or(usize::MAX)));
+        Self {
+            id: entry.id.to_owned(),
+            description: entry.description.to_owned(),
+            max_episode_steps: Some(entry.max_episode_steps),
+            build: Arc::new(build),
+        }
+    }
+}
+
+/// Why an entry could not be added to a [`Registry`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The id is registered already.
+    #[error("environment id `{id}` is registered twice")]
+    Duplicate {
+        /// The id.
+        id: String,
+    },
+    /// The id is not of the form the registry accepts.
+    #[error("environment id {id:?} is malformed: {reason}")]
+    MalformedId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The environments a program can build by id: the built-ins plus the program's own entries.
+///
+/// Ids are Gymnasium-style: an ASCII letter first, then letters, digits and `_ - . : /` (e.g.
+/// `"GridReach-v0"`, `"my-lab/Maze-v2"`), at most [`Registry::MAX_ID_LEN`] characters, each
+/// registered once.
+///
+/// [`Registry::with`] chains for a program's `main` and never panics: a rejected entry is
+/// recorded and reported by [`Registry::check`] (the CLI checks before anything else and exits
+/// with code 2). [`Registry::register`] and [`Registry::try_with`] report it at once.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    entries: Vec<EnvEntry>,
+    rejected: Vec<RegistryError>,
+}
+
+impl Registry {
+    /// The longest id accepted.
+    pub const MAX_ID_LEN: usize = 100;
+
+    /// A registry without any environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The built-in environments ([`registry()`] lists them).
+    pub fn builtin() -> Self {
+        Self { entries: ENTRIES.iter().map(EnvEntry::builtin).collect(), rejected: Vec::new() }
+    }
+
+    /// Adds `entry`, or fails if its id is malformed or registered already.
+    pub fn register(&mut self, entry: EnvEntry) -> Result<(), RegistryError> {
+        check_id(&entry.id)?;
+        if self.entries.iter().any(|e| e.id == entry.id) {
+            return Err(RegistryError::Duplicate { id: entry.id });
+        }
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Adds an entry for `id` made by `factory` (no time limit, no description); a rejected id
+    /// is recorded for [`Registry::check`]. See [`Registry::with_entry`] for the other fields.
+    pub fn with<E, F>(self, id: impl Into<String>, factory: F) -> Self
+    where
+        E: Env + 'static,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        self.with_entry(EnvEntry::new(id, factory))
+    }
+
+    /// Adds `entry`; a rejected one is recorded for [`Registry::check`].
+    pub fn with_entry(mut self, entry: EnvEntry) -> Self {
+        if let Err(e) = self.register(entry) {
+            self.rejected.push(e);
+        }
+        self
+    }
+
+    /// [`Registry::with`], failing at once on a rejected id.
+    pub fn try_with<E, F>(self, id: impl Into<String>, factory: F) -> Result<Self, RegistryError>
+    where
+        E: Env + 'static,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        self.try_with_entry(EnvEntry::new(id, factory))
+    }
+
+    /// [`Registry::with_entry`], failing at once on a rejected entry.
+    pub fn try_with_entry(mut self, entry: EnvEntry) -> Result<Self, RegistryError> {
+        self.register(entry)?;
+        Ok(self)
+    }
+
+    /// The first entry that [`Registry::with`] or [`Registry::with_entry`] rejected, if any.
+    pub fn check(&self) -> Result<(), RegistryError> {
+        self.rejected.first().map_or(Ok(()), |e| Err(e.clone()))
+    }
+
+    /// The registered ids, in registration order.
+    pub fn ids(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    /// Whether `id` is registered.
+    pub fn contains(&self, id: &str) -> bool {
+        self.entries.iter().any(|e| e.id == id)
+    }
+
+    /// The entry of `id`; an unregistered id is [`EnvError::UnknownEnv`] listing the known ones.
+    pub fn get(&self, id: &str) -> Result<&EnvEntry, EnvError> {
+        self.entries.iter().find(|e| e.id == id).ok_or_else(|| EnvError::UnknownEnv {
+            id: id.to_owned(),
+            known: self.ids().into_iter().map(str::to_owned).collect(),
+        })
+    }
+
+    /// Builds the environment `id` with its time limit.
+    pub fn make(&self, id: &str) -> Result<Box<dyn Env>, EnvError> {
+        self.get(id)?.make()
+    }
+
+    /// The specification of `id` (builds the environment once).
+    pub fn spec(&self, id: &str) -> Result<EnvSpec, EnvError> {
+        self.get(id)?.spec()
+    }
+
+    /// The specification of every entry, in registration order.
+    pub fn specs(&self) -> Result<Vec<EnvSpec>, EnvError> {
+        self.entries.iter().map(EnvEntry::spec).collect()
+    }
+}
+
+/// Checks that `id` has the form [`Registry`] documents.
+fn check_id(id: &str) -> Result<(), RegistryError> {
+    let malformed = |reason: &str| {
+        Err(RegistryError::MalformedId { id: id.to_owned(), reason: reason.to_owned() })
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+    match id.chars().next() {
+        None => malformed("it is empty"),
+        Some(first) if !first.is_ascii_alphabetic() => {
+            malformed("it must start with an ASCII letter")
+        }
+        _ if id.chars().count() > Registry::MAX_ID_LEN => {
+            malformed(&format!("it is longer than {} characters", Registry::MAX_ID_LEN))
+        }
+        _ if !id.chars().all(allowed) => malformed(
+            "only ASCII letters, digits and `_ - . : /` are allowed (e.g. \"GridReach-v0\")",
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -154,5 +423,87 @@ mod tests {
         assert_eq!(pendulum.max_episode_steps, Some(200));
         let line = pendulum.to_string();
         assert!(line.contains("Pendulum-v1") && line.contains("time limit 200"), "{line}");
+    }
+
+    #[test]
+    fn the_builtin_registry_matches_the_free_functions() {
+        let builtin = Registry::builtin();
+        builtin.check().expect("built-ins are well formed");
+        assert_eq!(builtin.specs().expect("built-ins build"), registry());
+        let mut env = builtin.make("CartPole-v1").expect("registered");
+        env.reset(Some(0)).expect("reset");
+        for t in 1..=500 {
+            match env.step(Action::Discrete(t % 2)) {
+                Ok(step) if step.terminated => return,
+                Ok(step) => assert_eq!(step.truncated, t == 500, "step {t}"),
+                Err(e) => panic!("step {t}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_user_entry_gets_its_time_limit_and_is_listed_after_the_builtins() {
+        let registry = Registry::builtin().with_entry(
+            EnvEntry::new("ShortPendulum-v0", crate::Pendulum::new)
+                .max_episode_steps(3)
+                .description("three steps"),
+        );
+        registry.check().expect("a new, well-formed id");
+        assert_eq!(registry.ids().last(), Some(&"ShortPendulum-v0"));
+        let mut env = registry.make("ShortPendulum-v0").expect("registered");
+        env.reset(Some(1)).expect("reset");
+        let truncated: Vec<bool> =
+            (0..3).map(|_| env.step(Action::Continuous(&[0.0])).expect("step").truncated).collect();
+        assert_eq!(truncated, [false, false, true]);
+        let spec = registry.spec("ShortPendulum-v0").expect("spec");
+        assert_eq!((spec.max_episode_steps, spec.description.as_str()), (Some(3), "three steps"));
+        // Without a limit, the factory's environment is used as it is.
+        let plain = Registry::new().with("Plain-v0", crate::Pendulum::new);
+        assert_eq!(plain.spec("Plain-v0").expect("spec").max_episode_steps, None);
+        let mut env = plain.make("Plain-v0").expect("registered");
+        env.reset(Some(1)).expect("reset");
+        for _ in 0..300 {
+            assert!(!env.step(Action::Continuous(&[0.0])).expect("step").truncated);
+        }
+    }
+
+    #[test]
+    fn duplicate_and_malformed_ids_are_rejected_without_panicking() {
+        let err = Registry::builtin()
+            .try_with("CartPole-v1", crate::CartPole::new)
+            .expect_err("a built-in id");
+        assert_eq!(err, RegistryError::Duplicate { id: "CartPole-v1".to_owned() });
+        assert_eq!(err.to_string(), "environment id `CartPole-v1` is registered twice");
+        let long = format!("A{}", "b".repeat(Registry::MAX_ID_LEN));
+        for (id, reason) in [
+            ("", "empty"),
+            ("1Grid-v0", "start with an ASCII letter"),
+            ("Grid Reach-v0", "only ASCII letters"),
+            ("Grid\nReach", "only ASCII letters"),
+            ("Grïd-v0", "only ASCII letters"),
+            (long.as_str(), "longer than 100"),
+        ] {
+            let registry = Registry::new().with(id, crate::CartPole::new);
+            let err = registry.check().expect_err(id);
+            assert!(
+                matches!(&err, RegistryError::MalformedId { id: i, .. } if i == id)
+                    && err.to_string().contains(reason),
+                "{id:?}: expected a MalformedId mentioning `{reason}`, got `{err}`"
+            );
+            assert!(registry.ids().is_empty(), "a rejected entry is not registered");
+        }
+        // `with` keeps going and reports the first rejection.
+        let registry = Registry::builtin()
+            .with("Pendulum-v1", crate::Pendulum::new)
+            .with("Ok-v0", crate::Pendulum::new);
+        assert!(registry.contains("Ok-v0"));
+        assert!(matches!(registry.check(), Err(RegistryError::Duplicate { .. })));
+    }
+
+    #[test]
+    fn an_unregistered_id_names_the_registered_ones() {
+        let registry = Registry::new().with("Grid-v0", crate::CartPole::new);
+        let msg = registry.make("CartPole-v1").err().expect("not in this registry").to_string();
+        assert!(msg.contains("'CartPole-v1'") && msg.contains("known ids: Grid-v0"), "{msg}");
     }
 }
