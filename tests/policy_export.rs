@@ -9,7 +9,9 @@ use rlpg::agents::ActMode;
 use rlpg::checkpoint::Checkpoint;
 use rlpg::envs::{ActionBuf, Env, Space};
 use rlpg::export::export_run;
-use rlpg::run::{build_agent, default_eval_checkpoint, evaluate_run, registry_factory, train};
+use rlpg::run::{
+    EnvSource, build_agent, default_eval_checkpoint, evaluate_run, registry_factory, train,
+};
 use rlpg::trainer::{ActionAdapter, OBS_CLIP};
 use rlpg::{AgentKind, Config, Policy};
 use rlpg_envs::VecActions;
@@ -227,7 +229,7 @@ fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorc
 
         // ... and over whole episodes: the same returns as `rlpg eval`.
         let seed = 77;
-        let evaluated = evaluate_run(&run_dir, 3, seed, None).expect("eval");
+        let evaluated = evaluate_run(&run_dir, 3, seed, EnvSource::Builtin).expect("eval");
         let returns = episode_returns(combo.env, 3, seed, &|o| policy.act(o).expect("act"));
         for (r, e) in returns.iter().zip(&evaluated.returns) {
             assert!(
