@@ -22,7 +22,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use rlpg_agents::{Estimator, InvalidSetting, PathwiseConfig, ReinforceConfig};
+use rlpg_agents::{Estimator, InvalidSetting, PathwiseConfig, ReinforceConfig, SettingsContext};
 use rlpg_envs::{EnvError, Space};
 use serde::{Deserialize, Serialize};
 
@@ -285,7 +285,10 @@ impl Config {
     /// Every agent section with the result of its own range checks. Adding an agent's section
     /// means adding one line here (and its field in [`Config`]).
     fn section_checks(&self) -> [(&'static str, Result<(), InvalidSetting>); 2] {
-        [("reinforce", self.reinforce.validate()), ("pathwise", self.pathwise.validate())]
+        [
+            ("reinforce", self.reinforce.validate(&SettingsContext::RANGES_ONLY)),
+            ("pathwise", self.pathwise.validate(&SettingsContext::RANGES_ONLY)),
+        ]
     }
 
     /// Checks the settings that depend on the environment: options of the chosen agent that
