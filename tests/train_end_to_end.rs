@@ -1,7 +1,7 @@
 //! End-to-end training through the library: the one training loop with real agents on the
 //! built-in environments, fixed seeds, real thresholds.
 
-use rlpg::run::{build_agent, loop_settings, registry_factory, seed_torch};
+use rlpg::run::{EnvSource, build_agent, loop_settings, registry_factory, seed_torch};
 use rlpg::trainer::{MemorySink, Target, TrainSummary, train_loop};
 use rlpg::{AgentKind, Config};
 
@@ -112,7 +112,8 @@ fn steps_to_eval_target(config: &Config, seeds: &[u64], target: f64) -> Vec<(f64
             let before = untrained_eval(&config);
             let _turn = TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let results =
-                rlpg::bench::bench(&config, &[seed], Target::Eval(target)).expect("training");
+                rlpg::bench::bench(&config, &[seed], Target::Eval(target), EnvSource::Builtin)
+                    .expect("training");
             (before, results[0].steps_to_target)
         })
         .collect()

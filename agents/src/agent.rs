@@ -58,24 +58,6 @@ pub enum AgentError {
     Invalid(String),
 }
 
-impl AgentError {
-    /// `value` itself when finite; otherwise [`AgentError::NonFinite`] naming `agent`,
-    /// `quantity` and the `update` it happened in. The one check every agent's losses and
-    /// gradient norms go through.
-    pub(crate) fn ensure_finite(
-        agent: &'static str,
-        quantity: &str,
-        value: f64,
-        update: u64,
-    ) -> Result<f64, AgentError> {
-        if value.is_finite() {
-            Ok(value)
-        } else {
-            Err(AgentError::NonFinite { agent, quantity: quantity.to_owned(), value, update })
-        }
-    }
-}
-
 /// A learning agent. The trainer owns the loop: it calls [`Agent::act`], steps the environments,
 /// and hands the result to [`Agent::observe`], which stores it and updates when the agent's own
 /// schedule says so (after a full rollout for on-policy agents, every step after
@@ -114,12 +96,6 @@ pub trait Agent {
     /// Restores what [`Agent::training_state`] saved. A replay buffer absent from `tensors`
     /// leaves the buffer empty. The default accepts only an empty list.
     fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
-        match tensors.first() {
-            None => Ok(()),
-            Some((name, _)) => Err(AgentError::Invalid(format!(
-                "training-state tensor '{name}' does not belong to this {} agent",
-                self.name()
-            ))),
-        }
+        crate::scaffold::reject_foreign(self.name(), "training-state", tensors, |_| false)
     }
 }

@@ -21,9 +21,10 @@ mod pathwise;
 mod reinforce;
 pub mod replay;
 pub mod rollout;
+mod scaffold;
 mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
 pub use pathwise::{DiscreteCritic, Estimator, Pathwise, PathwiseConfig};
 pub use reinforce::{Reinforce, ReinforceConfig};
-pub use settings::{Activation, InvalidSetting};
+pub use settings::{Activation, InvalidSetting, SettingsContext};

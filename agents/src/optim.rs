@@ -225,8 +225,19 @@ impl Adam {
         Ok(())
     }
 
+    /// The name, kind and shape of every tensor [`Adam::state`] gives under `prefix`, in the
+    /// same order: what a checkpoint must hold for [`Adam::load_state`].
+    pub fn state_layout(&self, prefix: &str) -> Vec<(String, Kind, Vec<i64>)> {
+        let numel = self.exp_avg.numel() as i64;
+        vec![
+            (format!("{prefix}/exp_avg"), Kind::Float, vec![numel]),
+            (format!("{prefix}/exp_avg_sq"), Kind::Float, vec![numel]),
+            (format!("{prefix}/steps"), Kind::Int64, vec![1]),
+        ]
+    }
+
     /// The optimizer's state as copies named `{prefix}/exp_avg`, `{prefix}/exp_avg_sq` (both
-    /// `Float [numel]`) and `{prefix}/steps` (`Int64 [1]`).
+    /// `Float [numel]`) and `{prefix}/steps` (`Int64 [1]`), as [`Adam::state_layout`] lists them.
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
         vec![
             (format!("{prefix}/exp_avg"), self.exp_avg.copy()),
@@ -242,12 +253,13 @@ impl Adam {
         prefix: &str,
         tensors: &[(String, Tensor)],
     ) -> Result<(), AgentError> {
-        let numel = self.exp_avg.numel();
-        let exp_avg = find(tensors, &format!("{prefix}/exp_avg"), Kind::Float, &[numel as i64])?;
-        let exp_avg_sq =
-            find(tensors, &format!("{prefix}/exp_avg_sq"), Kind::Float, &[numel as i64])?;
-        let steps = find(tensors, &format!("{prefix}/steps"), Kind::Int64, &[1])?;
-        let steps = steps.f_int64_value(&[0])?;
+        let layout = self.state_layout(prefix);
+        let [exp_avg, exp_avg_sq, steps] = [0, 1, 2].map(|i| {
+            let (name, kind, shape) = &layout[i];
+            find(tensors, name, *kind, shape)
+        });
+        let (exp_avg, exp_avg_sq) = (exp_avg?, exp_avg_sq?);
+        let steps = steps?.f_int64_value(&[0])?;
         if steps < 0 {
             return Err(AgentError::Invalid(format!("{prefix}/steps is negative ({steps})")));
         }
@@ -287,8 +299,16 @@ impl ScalarAdam {
         value - self.lr / bias1 * self.exp_avg / denom
     }
 
+    /// The name, kind and shape of every tensor [`ScalarAdam::state`] gives under `prefix`.
+    pub fn state_layout(prefix: &str) -> Vec<(String, Kind, Vec<i64>)> {
+        vec![
+            (format!("{prefix}/moments"), Kind::Double, vec![2]),
+            (format!("{prefix}/steps"), Kind::Int64, vec![1]),
+        ]
+    }
+
     /// The state as `{prefix}/moments` (`Double [2]`: first and second moment) and
-    /// `{prefix}/steps` (`Int64 [1]`).
+    /// `{prefix}/steps` (`Int64 [1]`), as [`ScalarAdam::state_layout`] lists them.
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
         vec![
             (format!("{prefix}/moments"), Tensor::from_slice(&[self.exp_avg, self.exp_avg_sq])),

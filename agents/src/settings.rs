@@ -1,11 +1,18 @@
-//! Settings shared by the agents: the activation choice, the error a rejected setting produces,
-//! and the range checks each agent's `validate` is built from.
+//! Settings shared by the agents: the activation choice, what a section's settings are checked
+//! against ([`SettingsContext`]), the error a rejected setting produces, and the checks each
+//! agent's `validate` is built from.
+//!
+//! Each agent's settings type has one `validate(&self, &SettingsContext)` holding every rule
+//! about its settings: their ranges, the rules that depend on `num_envs`, and the ones that
+//! depend on the action space. The agent's constructor and the config loader both call it, so
+//! a rule is written once.
 //!
 //! Keys in [`InvalidSetting`] are the field names of the agent's config struct; a caller that
 //! nests the config (for example under `agent.`) prefixes them itself.
 
 use std::fmt;
 
+use rlpg_envs::Space;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -39,6 +46,92 @@ impl std::error::Error for InvalidSetting {}
 impl From<InvalidSetting> for AgentError {
     fn from(e: InvalidSetting) -> Self {
         AgentError::Invalid(e.to_string())
+    }
+}
+
+/// What an agent's settings are checked against besides their own ranges. A rule whose input
+/// is unknown (`None`) is skipped.
+#[derive(Clone, Copy, Debug)]
+pub struct SettingsContext<'a> {
+    /// The number of environments stepped in lockstep. `None` for settings no run will use as
+    /// they are (the section of an agent the config did not choose): only their ranges count.
+    pub num_envs: Option<usize>,
+    /// The environment's action space, which decides the options that apply (e.g. TD3 needs
+    /// `Box` actions); `None` when the environment is not known yet.
+    pub action_space: Option<&'a Space>,
+    /// How messages name the environment, e.g. `"CartPole-v1"` ("but CartPole-v1 has actions
+    /// Discrete(2)").
+    pub env: &'a str,
+}
+
+impl SettingsContext<'static> {
+    /// Only the settings' own ranges: no run, no environment.
+    pub const RANGES_ONLY: Self =
+        Self { num_envs: None, action_space: None, env: "the environment" };
+}
+
+impl<'a> SettingsContext<'a> {
+    /// The context of an agent built for `num_envs` environments with `action_space`, as its
+    /// constructor sees it.
+    pub fn run(num_envs: usize, action_space: &'a Space) -> Self {
+        Self { num_envs: Some(num_envs), action_space: Some(action_space), env: "the environment" }
+    }
+}
+
+/// The kind of action space an option applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ActionKind {
+    /// `Discrete(n)` actions.
+    Discrete,
+    /// `Box` actions.
+    Continuous,
+}
+
+/// An option that applies to one kind of action space only, and its value in the settings.
+pub(crate) struct ActionSpecific {
+    /// The setting's key.
+    pub(crate) key: &'static str,
+    /// The actions it applies to.
+    pub(crate) applies_to: ActionKind,
+    /// Whether the settings give it: its value differs from the default.
+    pub(crate) given: bool,
+    /// The value, as the config would show it.
+    pub(crate) value: String,
+}
+
+impl ActionSpecific {
+    /// `key`, applying to `applies_to` actions, with `value` (given when it is not `default`).
+    pub(crate) fn new<T: PartialEq + fmt::Display>(
+        key: &'static str,
+        applies_to: ActionKind,
+        value: &T,
+        default: &T,
+    ) -> Self {
+        Self { key, applies_to, given: value != default, value: value.to_string() }
+    }
+}
+
+/// The first option among `options` given for the other kind of action space than `ctx`'s
+/// (when the space is known) is an error naming the environment's space.
+pub(crate) fn check_action_specific(
+    options: &[ActionSpecific],
+    ctx: &SettingsContext<'_>,
+) -> Result<(), InvalidSetting> {
+    let Some(action_space) = ctx.action_space else { return Ok(()) };
+    let (other, kind) = match action_space {
+        Space::Box(_) => (ActionKind::Discrete, "discrete"),
+        Space::Discrete(_) => (ActionKind::Continuous, "continuous (Box)"),
+    };
+    match options.iter().find(|o| o.applies_to == other && o.given) {
+        Some(option) => Err(InvalidSetting::new(
+            option.key,
+            format!(
+                "is set to {}, which applies only to {kind} actions, but {} has actions \
+                 {action_space}; remove it",
+                option.value, ctx.env
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

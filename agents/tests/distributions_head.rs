@@ -21,8 +21,6 @@ fn families_follow_the_action_space_and_the_estimator() {
     use DistributionKind::*;
     assert_eq!(DistributionKind::for_score_function(&Space::Discrete(3)), Categorical);
     assert_eq!(DistributionKind::for_score_function(&boxed(2)), DiagGaussian);
-    assert_eq!(DistributionKind::for_pathwise(&Space::Discrete(3)), Categorical);
-    assert_eq!(DistributionKind::for_pathwise(&boxed(2)), SquashedGaussian);
 }
 
 #[test]

@@ -274,7 +274,10 @@ fn construction_and_observation_errors_name_the_problem() {
     let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let cfg = ReinforceConfig { value_minibatches: 9, ..small(2) };
     let err = Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 4).unwrap_err().to_string();
-    assert_eq!(err, "value_minibatches: must be <= the batch size n_steps * num_envs = 8, got 9");
+    assert_eq!(
+        err,
+        "value_minibatches: must be <= the batch size n_steps * num_envs = 2 * 4 = 8, got 9"
+    );
     let cfg = ReinforceConfig { gamma: 0.0, ..small(2) };
     let err = Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 4).unwrap_err().to_string();
     assert_eq!(err, "gamma: must be in (0, 1], got 0");

@@ -136,14 +136,13 @@ pub struct Config {
     pub log_every: u64,
     // Agent sections, one per agent; only the chosen agent's may be written (see
     // `Config::agent_sections`). Adding an agent takes, besides its crate's settings type
-    // (`Default`, `PartialEq`, `validate() -> Result<(), InvalidSetting>` and serde's
-    // `deny_unknown_fields`, and no `skip_serializing_if`: the key schema comes from the
-    // serialized defaults):
+    // (`Default`, `PartialEq`, `validate(&SettingsContext) -> Result<(), InvalidSetting>` holding
+    // every rule about the section, and serde's `deny_unknown_fields`, and no
+    // `skip_serializing_if`: the key schema comes from the serialized defaults):
     // * a variant of `AgentKind`, with its `name` and its place in `AgentKind::ALL`;
     // * its section field here (`#[serde(default)]`) and in `Config::new`;
-    // * one entry in `Config::agent_sections` and one in `Config::section_checks`;
-    // * its arm in the two `match self.agent` of `validate.rs` (settings that depend on
-    //   top-level ones; options for one kind of action space) and in `run::build_agent`.
+    // * one entry in `Config::agent_sections` and one in `Config::check_agent_sections`;
+    // * its arm in `run::build_agent`.
     // The compiler finds every `match` that lacks the new variant; the two lists it does not.
     /// Settings of the REINFORCE agent, used when `agent = "reinforce"`.
     #[serde(default)]

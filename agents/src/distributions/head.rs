@@ -36,16 +36,6 @@ impl DistributionKind {
             Space::Box(_) => DistributionKind::DiagGaussian,
         }
     }
-
-    /// The family a pathwise agent uses for `space`: SquashedGaussian for `Box`, so that the
-    /// action fed to the critic is the one the environment receives. `Discrete` maps to
-    /// Categorical, which cannot `rsample`; a pathwise agent reports that as an error.
-    pub fn for_pathwise(space: &Space) -> Self {
-        match space {
-            Space::Discrete(_) => DistributionKind::Categorical,
-            Space::Box(_) => DistributionKind::SquashedGaussian,
-        }
-    }
 }
 
 /// Where a Gaussian head's log standard deviation comes from.

@@ -1,5 +1,9 @@
-//! Action distributions on tch tensors, behind one [`Distribution`] trait so that agents never
-//! branch on the action type (the design of Stable-Baselines3's `common/distributions.py`).
+//! Action distributions on tch tensors, behind one [`Distribution`] trait (the design of
+//! Stable-Baselines3's `common/distributions.py`), so that REINFORCE never branches on the
+//! action type: [`DistributionKind::for_score_function`] picks the family from the space. The
+//! pathwise actor does branch, in one place (`pathwise::actor`): its critic takes a `Box`
+//! action rescaled to `[−1, 1]` and a `Discrete` one as a (relaxed) one-hot, so it pairs each
+//! family with its own action coding.
 //!
 //! - [`Categorical`] for `Discrete(n)` spaces: actions are `Int64` tensors `[batch]`.
 //! - [`DiagGaussian`] for `Box` spaces in score-function agents: actions are `Float`
