@@ -32,9 +32,11 @@
 //!
 //! * An environment never truncates by itself: [`TimeLimit`] is the only source of
 //!   `truncated = true`, and [`make`] adds each registered limit with it.
-//! * Invalid input is an [`EnvError`], never a panic and never silently fixed: stepping before
-//!   `reset` or after the episode ended, or an action outside the action space (Pendulum does
-//!   **not** clip torques as Gymnasium does; the trainer clips before stepping).
+//! * Invalid input is an [`EnvError`], never a panic: stepping before `reset` or after the
+//!   episode ended, or an action outside the action space. The exception is Gymnasium's own:
+//!   an env whose [`Env::clips_actions`] is true (Pendulum, MountainCarContinuous) clips a
+//!   finite out-of-bounds action into its box as Gymnasium does; NaN and infinite actions stay
+//!   errors. (The trainer clips or rescales actions into the space before stepping anyway.)
 //! * `reset(Some(seed))` fully determines the episode; `reset(None)` continues the env's stream.
 //!   [`VecEnv`] gives env `i` the seed `seed + i`.
 //! * [`VecEnv`] follows the "same-step" autoreset convention: `obs` is what to act on next,
