@@ -320,11 +320,13 @@ pub trait Env {
     /// The space that every valid action lies in.
     fn action_space(&self) -> &Space;
 
-    /// Whether a finite action outside the [`Space::Box`] action space is clipped into the box
-    /// (every value to its bound) and then stepped exactly as the clipped action would be, rather
-    /// than refused with [`EnvError::InvalidAction`]. Gymnasium's `Pendulum-v1` and
-    /// `MountainCarContinuous-v0` clip, and so do rlpg's ports of them. Non-finite values and
-    /// actions of the wrong kind or length are errors either way.
+    /// Whether a finite action outside the [`Space::Box`] action space is accepted, its dynamics
+    /// using the action clipped into the box (every value to its bound), rather than refused with
+    /// [`EnvError::InvalidAction`]. Gymnasium's `Pendulum-v1` and `MountainCarContinuous-v0`
+    /// clip, and so do rlpg's ports of them, exactly as Gymnasium does: Pendulum's step is then
+    /// the step of the bound, bit for bit; MountainCarContinuous's reward still charges the
+    /// unclipped action. Non-finite values and actions of the wrong kind or length are errors
+    /// either way.
     ///
     /// Optional: the default is `false` (out-of-bounds actions are errors). Wrappers forward the
     /// inner environment's answer. [`crate::check_env`] holds the environment to what it says.

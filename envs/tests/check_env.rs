@@ -158,7 +158,9 @@ fn a_correct_env_passes() {
 
 #[test]
 fn the_built_in_envs_pass() {
-    for mut env in [make("CartPole-v1"), make("Pendulum-v1")].map(|e| e.expect("registered")) {
+    let ids =
+        ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"];
+    for mut env in ids.map(|id| make(id).expect("registered")) {
         let report = check_env(env.as_mut());
         assert!(report.is_ok() && report.warnings.is_empty(), "{report}");
     }

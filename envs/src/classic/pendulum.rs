@@ -1,12 +1,11 @@
 //! Pendulum-v1: Gymnasium's `PendulumEnv`, operation for operation.
 
 use std::f64::consts::{PI, TAU};
-use std::hint::black_box;
 
 use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
-use super::Phase;
+use super::{Phase, numpy_square_f32, numpy_square_f64};
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
@@ -63,20 +62,6 @@ impl Default for Pendulum {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// `x ** 2` as NumPy computes it for a `float64` scalar: the C library's `pow(x, 2.0)`, which can
-/// differ from `x * x` in the last bit. The exponent goes through `black_box` because LLVM
-/// otherwise rewrites `pow(x, 2.0)` into `x * x`.
-#[inline]
-fn numpy_square_f64(x: f64) -> f64 {
-    x.powf(black_box(2.0))
-}
-
-/// `u ** 2` for a NumPy `float32` scalar: the C library's `powf(u, 2.0f)`.
-#[inline]
-fn numpy_square_f32(u: f32) -> f32 {
-    u.powf(black_box(2.0))
 }
 
 /// Gymnasium's `angle_normalize`: `((x + pi) % (2 * pi)) - pi` with Python's floored modulo,
