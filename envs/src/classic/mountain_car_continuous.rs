@@ -157,13 +157,19 @@ impl MountainCarContinuous {
         // `reward = 0 (or 100.0); reward -= math.pow(action[0], 2) * 0.1`: float64, on the
         // unclipped action.
         let base = if terminated { GOAL_REWARD } else { 0.0 };
-        let reward = base - super::numpy_square_f64(f64::from(a)) * ACTION_COST;
+        // `math.pow(a, 2)` of an f32 `a` in f64 is exact (24 significant bits squared fit in 53),
+        // so the C library's pow, accurate to under one ulp, returns it, and so does `a * a`.
+        let a = f64::from(a);
+        let reward = base - a * a * ACTION_COST;
         if terminated {
             self.phase = Phase::Ended;
         }
         Ok((new_state, reward, terminated))
     }
 }
+
+// Gymnasium clips with two `if`s (`if v > max: v = max; if v < -max: v = -max`), which is
+// `clamp` for every value, NaN included.
 
 /// A step from a `float64` state (the first of an episode): `float64` arithmetic, except that
 /// an unclipped float32 force makes `force * power - 0.0025 cos(..)` a float32 expression.
@@ -175,20 +181,8 @@ fn step_f64(s: [f64; 2], a: f32, clipped: Option<f64>) -> ([f32; 2], bool) {
         Some(force) => force * POWER - hill,
         None => f64::from(a * POWER as f32 - hill as f32),
     };
-    let mut velocity = velocity + dv;
-    if velocity > MAX_SPEED {
-        velocity = MAX_SPEED;
-    }
-    if velocity < -MAX_SPEED {
-        velocity = -MAX_SPEED;
-    }
-    let mut position = position + velocity;
-    if position > MAX_POSITION {
-        position = MAX_POSITION;
-    }
-    if position < MIN_POSITION {
-        position = MIN_POSITION;
-    }
+    let mut velocity = (velocity + dv).clamp(-MAX_SPEED, MAX_SPEED);
+    let position = (position + velocity).clamp(MIN_POSITION, MAX_POSITION);
     if position == MIN_POSITION && velocity < 0.0 {
         velocity = 0.0;
     }
@@ -210,20 +204,8 @@ fn step_f32(s: [f32; 2], a: f32, clipped: Option<f64>) -> ([f32; 2], bool) {
         Some(force) => (force * POWER - hill) as f32,
         None => a * POWER as f32 - hill as f32,
     };
-    let mut velocity = velocity + dv;
-    if velocity > MAX_SPEED_F32 {
-        velocity = MAX_SPEED_F32;
-    }
-    if velocity < -MAX_SPEED_F32 {
-        velocity = -MAX_SPEED_F32;
-    }
-    let mut position = position + velocity;
-    if position > MAX_POSITION_F32 {
-        position = MAX_POSITION_F32;
-    }
-    if position < MIN_POSITION_F32 {
-        position = MIN_POSITION_F32;
-    }
+    let mut velocity = (velocity + dv).clamp(-MAX_SPEED_F32, MAX_SPEED_F32);
+    let position = (position + velocity).clamp(MIN_POSITION_F32, MAX_POSITION_F32);
     if position == MIN_POSITION_F32 && velocity < 0.0 {
         velocity = 0.0;
     }
@@ -298,7 +280,9 @@ mod tests {
     fn out_of_range_forces_are_clipped_but_charged_unclipped_as_in_gymnasium() {
         // Gymnasium 1.4 (NumPy 2.4.6): `env.unwrapped.state = np.array(start); env.step([a])`,
         // printed with repr (the new state is float32, printed as its exact float64).
-        let cases: [([f64; 2], f32, [f64; 2], f64, bool); 3] = [
+        /// Start state, force, new state, reward, terminated.
+        type Case = ([f64; 2], f32, [f64; 2], f64, bool);
+        let cases: [Case; 3] = [
             ([-0.5, 0.01], 1.5, [-0.48867684602737427, 0.011323156766593456], -0.225, false),
             ([0.449, 0.069], 3.0, [0.5189451575279236, 0.06994517147541046], 99.1, true),
             (

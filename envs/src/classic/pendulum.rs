@@ -291,7 +291,9 @@ mod tests {
     fn out_of_range_torques_step_exactly_as_gymnasiums_clip() {
         // Gymnasium 1.4 (NumPy 2.4.6): `env.unwrapped.state = state; env.step([u])`, printed with
         // repr; float32 observation values printed as their exact float64.
-        let cases: [([f64; 2], f32, [f64; 2], f64, [f64; 3]); 3] = [
+        /// Start state, torque, new state, reward, observation.
+        type Case = ([f64; 2], f32, [f64; 2], f64, [f64; 3]);
+        let cases: [Case; 3] = [
             (
                 [0.5, -1.25],
                 -3.389_533_8,
