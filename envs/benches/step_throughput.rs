@@ -3,7 +3,9 @@
 //! them costs (almost) nothing; finished episodes are reset inside the measured loop.
 //!
 //! Targets on the project's 2-core machine, one core: at least 100x Gymnasium 1.4's unwrapped
-//! envs (192k CartPole and 108k Pendulum steps/s), i.e. 19.2M and 10.8M steps/s, and a `VecEnv`
+//! envs (192k CartPole and 108k Pendulum steps/s, i.e. 19.2M and 10.8M steps/s; Acrobot,
+//! MountainCar and MountainCarContinuous: measured side by side with
+//! `benches/peers/gymnasium_env_steps.py`, about 22k, 77k and 340k steps/s), and a `VecEnv`
 //! costing at most 10% more per env-step than the single env through `make` (the same env stack:
 //! time limit, boxed, one dynamic call per step).
 //!
@@ -20,7 +22,8 @@
 //!     --toggle-collect='*measured_steps*' target/release/deps/step_throughput-<hash>
 //! ```
 //!
-//! Cases: `{CartPole-v1,Pendulum-v1}/{raw,make,make8,vec8}` (`make8`: 8 envs stepped in turn by
+//! Cases: `{CartPole-v1,Pendulum-v1,Acrobot-v1,MountainCar-v0,MountainCarContinuous-v0}/`
+//! `{raw,make,make8,vec8}` (`make8`: 8 envs stepped in turn by
 //! the benchmark loop, without `VecEnv`). Divide the reported instructions by the
 //! number of env-steps.
 //!
@@ -34,48 +37,76 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
-use rlpg_envs::{Action, CartPole, Env, Pendulum, VecActions, VecEnv, make};
+use rlpg_envs::{
+    Acrobot, Action, CartPole, Env, MountainCar, MountainCarContinuous, Pendulum, VecActions,
+    VecEnv, make,
+};
 
 /// Env-steps per measured criterion iteration.
 const STEPS: usize = 10_000;
 /// Length of the precomputed action table (a power of two, indexed with a mask).
 const TABLE: usize = 4096;
 const NUM_ENVS: usize = 8;
-const ENV_IDS: [&str; 2] = ["CartPole-v1", "Pendulum-v1"];
+const ENV_IDS: [&str; 5] =
+    ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"];
 
-/// Precomputed actions for both envs: CartPole's discrete ones and Pendulum's torques.
+/// Precomputed uniformly random actions for every env: CartPole's two discrete ones, three
+/// discrete ones (Acrobot, MountainCar), Pendulum's torques and MountainCarContinuous's forces.
 struct Actions {
-    discrete: Vec<usize>,
+    two: Vec<usize>,
+    three: Vec<usize>,
     torque: Vec<f32>,
+    force: Vec<f32>,
+}
+
+/// The action table of one env.
+#[derive(Clone, Copy)]
+enum Table<'a> {
+    Discrete(&'a [usize]),
+    Continuous(&'a [f32]),
 }
 
 impl Actions {
     fn new() -> Self {
         let mut rng = Pcg64::seed_from_u64(1);
-        let discrete = (0..TABLE).map(|_| rng.random_range(0..2)).collect();
+        let two = (0..TABLE).map(|_| rng.random_range(0..2)).collect();
         let mut rng = Pcg64::seed_from_u64(2);
         let torque = (0..TABLE).map(|_| rng.random_range(-2.0..=2.0)).collect();
-        Self { discrete, torque }
+        let mut rng = Pcg64::seed_from_u64(3);
+        let three = (0..TABLE).map(|_| rng.random_range(0..3)).collect();
+        let mut rng = Pcg64::seed_from_u64(4);
+        let force = (0..TABLE).map(|_| rng.random_range(-1.0..=1.0)).collect();
+        Self { two, three, torque, force }
     }
 
-    /// The `k`-th single-env action of CartPole.
-    fn cartpole(&self, k: usize) -> Action<'_> {
-        Action::Discrete(self.discrete[k & (TABLE - 1)])
+    fn table(&self, id: &str) -> Table<'_> {
+        match id {
+            "CartPole-v1" => Table::Discrete(&self.two),
+            "Pendulum-v1" => Table::Continuous(&self.torque),
+            "MountainCarContinuous-v0" => Table::Continuous(&self.force),
+            _ => Table::Discrete(&self.three),
+        }
     }
+}
 
-    /// The `k`-th single-env action of Pendulum.
-    fn pendulum(&self, k: usize) -> Action<'_> {
-        Action::Continuous(std::slice::from_ref(&self.torque[k & (TABLE - 1)]))
+impl<'a> Table<'a> {
+    /// The `k`-th single-env action.
+    #[inline(always)]
+    fn action(self, k: usize) -> Action<'a> {
+        match self {
+            Table::Discrete(t) => Action::Discrete(t[k & (TABLE - 1)]),
+            Table::Continuous(t) => Action::Continuous(std::slice::from_ref(&t[k & (TABLE - 1)])),
+        }
     }
 
     /// The `k`-th batch of `NUM_ENVS` actions: a window of the table, shifted each step.
-    fn batch(&self, cartpole: bool, k: usize) -> VecActions<'_> {
+    #[inline(always)]
+    fn batch(self, k: usize) -> VecActions<'a> {
         let start = (k * NUM_ENVS) & (TABLE - 1);
         let end = start + NUM_ENVS;
-        if cartpole {
-            VecActions::Discrete(&self.discrete[start..end])
-        } else {
-            VecActions::Continuous(&self.torque[start..end])
+        match self {
+            Table::Discrete(t) => VecActions::Discrete(&t[start..end]),
+            Table::Continuous(t) => VecActions::Continuous(&t[start..end]),
         }
     }
 }
@@ -86,6 +117,9 @@ impl Actions {
 enum Stepper {
     CartPole(CartPole),
     Pendulum(Pendulum),
+    Acrobot(Acrobot),
+    MountainCar(MountainCar),
+    MountainCarContinuous(MountainCarContinuous),
     Made(Box<dyn Env>),
     /// `NUM_ENVS` envs through `make`, stepped in turn by the benchmark loop itself: what
     /// interleaving envs costs without any of `VecEnv`'s work.
@@ -127,8 +161,16 @@ fn run_single<'a, E: Env + ?Sized>(
 impl Case {
     fn new(id: &'static str, kind: &str) -> Option<Self> {
         let mut stepper = match kind {
-            "raw" if id == "CartPole-v1" => Stepper::CartPole(CartPole::new()),
-            "raw" => Stepper::Pendulum(Pendulum::new()),
+            "raw" => match id {
+                "CartPole-v1" => Stepper::CartPole(CartPole::new()),
+                "Pendulum-v1" => Stepper::Pendulum(Pendulum::new()),
+                "Acrobot-v1" => Stepper::Acrobot(Acrobot::new()),
+                "MountainCar-v0" => Stepper::MountainCar(MountainCar::new()),
+                "MountainCarContinuous-v0" => {
+                    Stepper::MountainCarContinuous(MountainCarContinuous::new())
+                }
+                _ => return None,
+            },
             "make" => Stepper::Made(make(id).ok()?),
             "make8" => {
                 Stepper::Interleaved((0..NUM_ENVS).map(|_| make(id).expect("registered")).collect())
@@ -142,6 +184,9 @@ impl Case {
         match &mut stepper {
             Stepper::CartPole(env) => black_box(env.reset(Some(0)).map(drop)),
             Stepper::Pendulum(env) => black_box(env.reset(Some(0)).map(drop)),
+            Stepper::Acrobot(env) => black_box(env.reset(Some(0)).map(drop)),
+            Stepper::MountainCar(env) => black_box(env.reset(Some(0)).map(drop)),
+            Stepper::MountainCarContinuous(env) => black_box(env.reset(Some(0)).map(drop)),
             Stepper::Made(env) => black_box(env.reset(Some(0)).map(drop)),
             Stepper::Interleaved(envs) => {
                 envs.iter_mut().try_for_each(|env| black_box(env.reset(Some(0)).map(drop)))
@@ -154,33 +199,38 @@ impl Case {
 
     /// About `env_steps` env-steps (rounded down to whole vector steps for the vector env).
     fn run(&mut self, actions: &Actions, env_steps: usize) {
-        let (id, k) = (self.id, &mut self.k);
+        let table = actions.table(self.id);
+        let k = &mut self.k;
+        // One monomorphised loop per kind of action table, so that choosing an action is not a
+        // branch per step.
+        macro_rules! single {
+            ($env:expr) => {
+                match table {
+                    Table::Discrete(_) => run_single($env, |k| table.action(k), k, env_steps),
+                    Table::Continuous(_) => run_single($env, |k| table.action(k), k, env_steps),
+                }
+            };
+        }
         match &mut self.stepper {
-            Stepper::CartPole(env) => run_single(env, |k| actions.cartpole(k), k, env_steps),
-            Stepper::Pendulum(env) => run_single(env, |k| actions.pendulum(k), k, env_steps),
-            Stepper::Made(env) if id == "CartPole-v1" => {
-                run_single(env.as_mut(), |k| actions.cartpole(k), k, env_steps)
-            }
-            Stepper::Made(env) => run_single(env.as_mut(), |k| actions.pendulum(k), k, env_steps),
+            Stepper::CartPole(env) => single!(env),
+            Stepper::Pendulum(env) => single!(env),
+            Stepper::Acrobot(env) => single!(env),
+            Stepper::MountainCar(env) => single!(env),
+            Stepper::MountainCarContinuous(env) => single!(env),
+            Stepper::Made(env) => single!(env.as_mut()),
             Stepper::Interleaved(envs) => {
-                let cartpole = id == "CartPole-v1";
                 for _ in 0..env_steps / NUM_ENVS {
                     let start = (*k * NUM_ENVS) & (TABLE - 1);
                     for (j, env) in envs.iter_mut().enumerate() {
-                        let action = if cartpole {
-                            actions.cartpole(start + j)
-                        } else {
-                            actions.pendulum(start + j)
-                        };
+                        let action = table.action(start + j);
                         run_single(env.as_mut(), |_| action, &mut 0, 1);
                     }
                     *k += 1;
                 }
             }
             Stepper::Vec(venv) => {
-                let cartpole = id == "CartPole-v1";
                 for _ in 0..env_steps / NUM_ENVS {
-                    black_box(venv.step(actions.batch(cartpole, *k)).expect("step"));
+                    black_box(venv.step(table.batch(*k)).expect("step"));
                     *k += 1;
                 }
             }

@@ -15,6 +15,12 @@ use crate::validate::{Origin, check_observation, check_reward};
 const ROLLOUT_STEPS: usize = 300;
 /// Seeds tried, besides 0, when looking for a seed that changes the trajectory.
 const OTHER_SEEDS: std::ops::RangeInclusive<u64> = 1..=16;
+/// How close (relative to `max(1, |x|)`) the observation after an out-of-bounds action must be
+/// to the one after its clip, for an env that clips actions: loose enough for Gymnasium's
+/// MountainCarContinuous, whose clipped force is a `float64` where an in-range one is a
+/// `float32` (a difference in the last bits of a `float32`), tight enough that an env that did
+/// not clip is caught.
+pub const CLIP_OBS_TOL: f32 = 1e-4;
 /// Steps to wait for an episode to end before giving up on the step-after-end check.
 const MAX_STEPS_TO_END: usize = 100_000;
 
@@ -70,7 +76,11 @@ impl std::error::Error for CheckReport {}
 ///   the same trajectory under a fixed action sequence; different seeds eventually differ;
 /// * [`Env::step_into`] (which [`crate::VecEnv`] steps with) gives exactly what `step` gives;
 /// * a `step` after the episode ended (terminated or truncated), without a `reset`, is an error;
-/// * invalid actions (wrong kind, wrong length, out of bounds, NaN) are errors, not panics.
+/// * invalid actions (wrong kind, wrong length, NaN, infinite) are errors, not panics; so are
+///   finite actions outside a `Box` action space, unless the env's [`Env::clips_actions`] says it
+///   clips them, in which case such an action must be accepted and lead, from the same state, to
+///   the observation that the action clipped into the box leads to (within [`CLIP_OBS_TOL`]; the
+///   reward is not compared, as Gymnasium's MountainCarContinuous charges the unclipped action).
 ///
 /// The env is reset and stepped many times; reset it before using it afterwards. Panics inside
 /// the env are caught and reported as problems.
@@ -332,10 +342,16 @@ fn check_step_after_end(env: &mut dyn Env, actions: &[Vec<f32>], report: &mut Ch
     ));
 }
 
-/// An action that must be rejected, owned so that a list of them can be built up front.
+/// An action to step with in [`check_invalid_actions`], owned so that a list of them can be
+/// built up front.
 enum InvalidAction {
+    /// Must be refused.
     Discrete(usize),
+    /// Must be refused.
     Continuous(Vec<f32>),
+    /// Finite but outside the box: refused, or (for an env that clips actions) stepped exactly
+    /// as `clipped`.
+    OutOfBounds { action: Vec<f32>, clipped: Vec<f32> },
 }
 
 fn invalid_actions(space: &Space) -> Vec<(String, InvalidAction)> {
@@ -354,15 +370,18 @@ fn invalid_actions(space: &Space) -> Vec<(String, InvalidAction)> {
                 ),
                 ("[] (no values)".to_owned(), InvalidAction::Continuous(Vec::new())),
             ];
-            let mut nan = sample_box(b, &mut Pcg64::seed_from_u64(1));
-            nan[0] = f32::NAN;
-            list.push((format!("{nan:?} (NaN)"), InvalidAction::Continuous(nan)));
+            let inside = sample_box(b, &mut Pcg64::seed_from_u64(1));
+            for (value, what) in [(f32::NAN, "NaN"), (f32::INFINITY, "infinite")] {
+                let mut action = inside.clone();
+                action[0] = value;
+                list.push((format!("{action:?} ({what})"), InvalidAction::Continuous(action)));
+            }
             if b.high[0].is_finite() {
                 let mut above = b.high.clone();
                 above[0] = b.high[0] + 1.0_f32.max(b.high[0].abs());
                 list.push((
                     format!("{above:?} (above the upper bound)"),
-                    InvalidAction::Continuous(above),
+                    InvalidAction::OutOfBounds { action: above, clipped: b.high.clone() },
                 ));
             }
             if b.low[0].is_finite() {
@@ -370,7 +389,7 @@ fn invalid_actions(space: &Space) -> Vec<(String, InvalidAction)> {
                 below[0] = b.low[0] - 1.0_f32.max(b.low[0].abs());
                 list.push((
                     format!("{below:?} (below the lower bound)"),
-                    InvalidAction::Continuous(below),
+                    InvalidAction::OutOfBounds { action: below, clipped: b.low.clone() },
                 ));
             }
             list
@@ -380,20 +399,39 @@ fn invalid_actions(space: &Space) -> Vec<(String, InvalidAction)> {
 
 fn check_invalid_actions(env: &mut dyn Env, report: &mut CheckReport) {
     let space = env.action_space().clone();
+    let clips = env.clips_actions();
+    if clips && matches!(space, Space::Discrete(_)) {
+        report.warnings.push(format!(
+            "clips_actions() is true but the action space {space} is discrete: there is \
+             nothing to clip"
+        ));
+    }
     for (label, invalid) in invalid_actions(&space) {
+        let action = match &invalid {
+            InvalidAction::Discrete(a) => Action::Discrete(*a),
+            InvalidAction::Continuous(x) => Action::Continuous(x),
+            InvalidAction::OutOfBounds { action, clipped } if clips => {
+                if let Err(problem) = check_clipped(env, action, clipped, &label) {
+                    report.problems.push(problem);
+                }
+                continue;
+            }
+            InvalidAction::OutOfBounds { action, .. } => Action::Continuous(action),
+        };
         if let Err(problem) = guarded("reset(Some(0))", || env.reset(Some(0))) {
             report.problems.push(problem);
             return;
         }
-        let action = match &invalid {
-            InvalidAction::Discrete(a) => Action::Discrete(*a),
-            InvalidAction::Continuous(x) => Action::Continuous(x),
+        let clip_note = if matches!(invalid, InvalidAction::OutOfBounds { .. }) {
+            " (or say so with Env::clips_actions if it clips actions into the space)"
+        } else {
+            ""
         };
         match catch_unwind(AssertUnwindSafe(|| env.step(action))) {
             Ok(Err(_)) => {}
             Ok(Ok(_)) => report.problems.push(format!(
                 "accepted the invalid action {label} for the action space {space}; it must \
-                 return EnvError::InvalidAction"
+                 return EnvError::InvalidAction{clip_note}"
             )),
             Err(payload) => report.problems.push(format!(
                 "panicked on the invalid action {label} for the action space {space} instead of \
@@ -401,6 +439,47 @@ fn check_invalid_actions(env: &mut dyn Env, report: &mut CheckReport) {
                 panic_message(&payload)
             )),
         }
+    }
+}
+
+/// For an env that clips actions: `action` (outside the box) must lead from the state of
+/// `reset(Some(0))` to the observation that `clipped` (its clip into the box) leads to, within
+/// [`CLIP_OBS_TOL`].
+fn check_clipped(
+    env: &mut dyn Env,
+    action: &[f32],
+    clipped: &[f32],
+    label: &str,
+) -> Result<(), String> {
+    let mut step_after_reset = |a: &[f32], what: &str| -> Result<Recorded, String> {
+        guarded("reset(Some(0))", || env.reset(Some(0)))?;
+        let step = guarded(what, || env.step(Action::Continuous(a)))?;
+        Ok(Recorded {
+            obs: step.obs,
+            reward: step.reward,
+            terminated: step.terminated,
+            truncated: step.truncated,
+        })
+    };
+    let out = step_after_reset(
+        action,
+        &format!("step({label}) of an env whose clips_actions() is true"),
+    )?;
+    let inside = step_after_reset(clipped, &format!("step({clipped:?})"))?;
+    let close = out.obs.len() == inside.obs.len()
+        && out
+            .obs
+            .iter()
+            .zip(&inside.obs)
+            .all(|(x, y)| (x - y).abs() <= CLIP_OBS_TOL * y.abs().max(1.0));
+    if close {
+        Ok(())
+    } else {
+        Err(format!(
+            "clips_actions() is true, but the action {label} stepped differently from its clip \
+             {clipped:?} from the same state: observation {:?} vs {:?}",
+            out.obs, inside.obs
+        ))
     }
 }
 

@@ -314,7 +314,10 @@ impl EnvSnapshot {
 /// An environment with Gymnasium's step/reset semantics. Object safe: `Box<dyn Env>` works.
 ///
 /// Implementations validate their input: stepping before `reset`, after the episode ended, or
-/// with an action outside [`Env::action_space`] returns an [`EnvError`], never panics.
+/// with an action outside [`Env::action_space`] returns an [`EnvError`], never panics. The one
+/// exception is an environment whose [`Env::clips_actions`] is true: it clips a finite action
+/// outside its `Box` action space into the box and steps with that, as Gymnasium's own
+/// continuous-control environments do.
 pub trait Env {
     /// The registry id or a descriptive name, used in error messages (e.g. `"CartPole-v1"`).
     fn id(&self) -> &str;
@@ -324,6 +327,20 @@ pub trait Env {
 
     /// The space that every valid action lies in.
     fn action_space(&self) -> &Space;
+
+    /// Whether a finite action outside the [`Space::Box`] action space is accepted, its dynamics
+    /// using the action clipped into the box (every value to its bound), rather than refused with
+    /// [`EnvError::InvalidAction`]. Gymnasium's `Pendulum-v1` and `MountainCarContinuous-v0`
+    /// clip, and so do rlpg's ports of them, exactly as Gymnasium does: Pendulum's step is then
+    /// the step of the bound, bit for bit; MountainCarContinuous's reward still charges the
+    /// unclipped action. Non-finite values and actions of the wrong kind or length are errors
+    /// either way.
+    ///
+    /// Optional: the default is `false` (out-of-bounds actions are errors). Wrappers forward the
+    /// inner environment's answer. [`crate::check_env`] holds the environment to what it says.
+    fn clips_actions(&self) -> bool {
+        false
+    }
 
     /// Starts a new episode and returns its first observation. `Some(seed)` re-seeds the env's own
     /// random number generator, so the same seed always gives the same episode; `None` continues
@@ -390,6 +407,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn action_space(&self) -> &Space {
         (**self).action_space()
+    }
+    fn clips_actions(&self) -> bool {
+        (**self).clips_actions()
     }
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         (**self).reset(seed)

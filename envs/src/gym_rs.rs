@@ -5,7 +5,9 @@
 //! rlpg's [`Env`]: validated actions, Gymnasium's seeding rules, `f32` observations.
 //!
 //! Only MountainCar is registered ([`MOUNTAIN_CAR_ID`], 200-step limit as Gymnasium's
-//! `MountainCar-v0`). gym-rs's CartPole is *not* Gymnasium's (its pole mass-length is computed
+//! `MountainCar-v0`). Its dynamics are Gymnasium's, operation for operation, so from the same
+//! state it steps bit for bit as rlpg's native [`crate::MountainCar`] does (a test checks this);
+//! its resets draw from its own generator, so the two differ only in their start states. gym-rs's CartPole is *not* Gymnasium's (its pole mass-length is computed
 //! as mass + length, its resets draw from ±0.5 and it has no limit), so rlpg's own
 //! [`crate::CartPole`] is the one registered.
 
@@ -78,6 +80,13 @@ where
     /// The wrapped gym-rs environment.
     pub fn inner(&self) -> &E {
         &self.env
+    }
+
+    /// The wrapped gym-rs environment, mutable: e.g. to put it in a given state (its `state`
+    /// field) after a `reset`. The adapter's own bookkeeping (whether an episode is under way)
+    /// is left as it is.
+    pub fn inner_mut(&mut self) -> &mut E {
+        &mut self.env
     }
 
     fn observation(obs: E::Observation) -> Observation {

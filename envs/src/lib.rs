@@ -18,6 +18,9 @@
 //! | `seeding` | [`EnvRng`] | Gymnasium's seeding rules on a portable PCG64 generator |
 //! | `classic::cartpole` | [`CartPole`] | CartPole-v1, bit-faithful to Gymnasium 1.4 |
 //! | `classic::pendulum` | [`Pendulum`] | Pendulum-v1, bit-faithful to Gymnasium 1.4 |
+//! | `classic::acrobot` | [`Acrobot`] | Acrobot-v1, bit-faithful to Gymnasium 1.4 |
+//! | `classic::mountain_car` | [`MountainCar`] | MountainCar-v0, bit-faithful to Gymnasium 1.4 |
+//! | `classic::mountain_car_continuous` | [`MountainCarContinuous`] | MountainCarContinuous-v0, bit-faithful to Gymnasium 1.4 (with NumPy 2's float32 steps) |
 //! | `wrappers::time_limit` | [`TimeLimit`] | the one mechanism that truncates episodes |
 //! | `wrappers::episode_statistics` | [`RecordEpisodeStatistics`], [`EpisodeRecord`] | episode return and length |
 //! | `wrappers::normalize` | [`NormalizeObservation`] | running observation normalisation for one env |
@@ -33,15 +36,18 @@
 //!
 //! * An environment never truncates by itself: [`TimeLimit`] is the only source of
 //!   `truncated = true`, and [`make`] adds each registered limit with it.
-//! * Invalid input is an [`EnvError`], never a panic and never silently fixed: stepping before
-//!   `reset` or after the episode ended, or an action outside the action space (Pendulum does
-//!   **not** clip torques as Gymnasium does; the trainer clips before stepping).
+//! * Invalid input is an [`EnvError`], never a panic: stepping before `reset` or after the
+//!   episode ended, or an action outside the action space. The exception is Gymnasium's own:
+//!   an env whose [`Env::clips_actions`] is true (Pendulum, MountainCarContinuous) clips a
+//!   finite out-of-bounds action into its box as Gymnasium does; NaN and infinite actions stay
+//!   errors. (The trainer clips or rescales actions into the space before stepping anyway.)
 //! * `reset(Some(seed))` fully determines the episode; `reset(None)` continues the env's stream.
 //!   [`VecEnv`] gives env `i` the seed `seed + i`.
 //! * [`VecEnv`] follows the "same-step" autoreset convention: `obs` is what to act on next,
 //!   `next_obs` is what the action led to (the final observation when an episode ended).
-//! * CartPole and Pendulum match Gymnasium 1.4 step for step (tests replay its trajectories from
-//!   `tests/data/`): `f64` state, `f32` observations, the same operation order.
+//! * The five classic-control envs match Gymnasium 1.4 step for step, bit for bit (tests replay
+//!   its trajectories from `tests/data/`): `f64` state (`f32` where NumPy 2 keeps it so), `f32`
+//!   observations, the same operation order, the C library's `pow` where NumPy squares a scalar.
 //!
 //! ## Writing your own environment
 //!
@@ -67,8 +73,11 @@ mod vec_env;
 mod wrappers;
 
 pub use crate::action_buf::ActionBuf;
-pub use crate::check::{CheckReport, check_env};
+pub use crate::check::{CLIP_OBS_TOL, CheckReport, check_env};
+pub use crate::classic::acrobot::Acrobot;
 pub use crate::classic::cartpole::CartPole;
+pub use crate::classic::mountain_car::MountainCar;
+pub use crate::classic::mountain_car_continuous::MountainCarContinuous;
 pub use crate::classic::pendulum::Pendulum;
 pub use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,

@@ -8,7 +8,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::classic::acrobot::Acrobot;
 use crate::classic::cartpole::CartPole;
+use crate::classic::mountain_car::MountainCar;
+use crate::classic::mountain_car_continuous::MountainCarContinuous;
 use crate::classic::pendulum::Pendulum;
 use crate::core::{Env, EnvError, Space};
 use crate::wrappers::time_limit::TimeLimit;
@@ -62,6 +65,24 @@ const ENTRIES: &[Entry] = &[
         max_episode_steps: 200,
         description: "swing a pendulum up and hold it with a bounded torque (Gymnasium 1.4)",
         build: |limit| Box::new(TimeLimit::new(Pendulum::new(), limit)),
+    },
+    Entry {
+        id: "Acrobot-v1",
+        max_episode_steps: 500,
+        description: "swing the free end of a two-link robot above a line, torque on the elbow only (Gymnasium 1.4)",
+        build: |limit| Box::new(TimeLimit::new(Acrobot::new(), limit)),
+    },
+    Entry {
+        id: "MountainCar-v0",
+        max_episode_steps: 200,
+        description: "drive an underpowered car up a hill with three discrete pushes (Gymnasium 1.4)",
+        build: |limit| Box::new(TimeLimit::new(MountainCar::new(), limit)),
+    },
+    Entry {
+        id: "MountainCarContinuous-v0",
+        max_episode_steps: 999,
+        description: "drive an underpowered car up a hill with a continuous force, paying for it (Gymnasium 1.4)",
+        build: |limit| Box::new(TimeLimit::new(MountainCarContinuous::new(), limit)),
     },
     #[cfg(feature = "gym-rs")]
     Entry {
@@ -406,7 +427,10 @@ mod tests {
         let err = make("CartPole-v0").err().expect("unknown id accepted");
         let msg = err.to_string();
         assert!(
-            msg.contains("'CartPole-v0'") && msg.contains("CartPole-v1, Pendulum-v1"),
+            msg.contains("'CartPole-v0'")
+                && msg.contains(
+                    "CartPole-v1, Pendulum-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0"
+                ),
             "message '{msg}' must name the id and the known ids"
         );
     }
@@ -505,5 +529,38 @@ mod tests {
         let registry = Registry::new().with("Grid-v0", crate::CartPole::new);
         let msg = registry.make("CartPole-v1").err().expect("not in this registry").to_string();
         assert!(msg.contains("'CartPole-v1'") && msg.contains("known ids: Grid-v0"), "{msg}");
+    }
+
+    #[test]
+    fn the_new_classic_control_envs_have_gymnasiums_spaces_and_limits() {
+        let acrobot = spec("Acrobot-v1").expect("Acrobot listed");
+        assert_eq!(acrobot.action_space, Space::Discrete(3));
+        assert_eq!(acrobot.observation_space.flat_dim(), 6);
+        assert_eq!(acrobot.max_episode_steps, Some(500));
+        let car = spec("MountainCar-v0").expect("MountainCar listed");
+        assert_eq!(car.action_space, Space::Discrete(3));
+        let obs_space = Space::Box(BoxSpace::new(vec![-1.2, -0.07], vec![0.6, 0.07]));
+        assert_eq!(car.observation_space, obs_space);
+        assert_eq!(car.max_episode_steps, Some(200));
+        let continuous = spec("MountainCarContinuous-v0").expect("MountainCarContinuous listed");
+        assert_eq!(continuous.action_space, Space::Box(BoxSpace::uniform(1, -1.0, 1.0)));
+        assert_eq!(continuous.observation_space, obs_space);
+        assert_eq!(continuous.max_episode_steps, Some(999));
+        for (id, limit) in
+            [("Acrobot-v1", 500), ("MountainCar-v0", 200), ("MountainCarContinuous-v0", 999)]
+        {
+            let mut env = make(id).expect("registered");
+            env.reset(Some(0)).expect("reset");
+            let action = match env.action_space() {
+                Space::Discrete(_) => Action::Discrete(1),
+                Space::Box(_) => Action::Continuous(&[0.0]),
+            };
+            for t in 1..=limit {
+                // Doing nothing reaches no goal, so only the time limit ends these episodes.
+                let step = env.step(action).expect("step");
+                assert!(!step.terminated, "{id} step {t} terminated");
+                assert_eq!(step.truncated, t == limit, "{id} step {t}");
+            }
+        }
     }
 }

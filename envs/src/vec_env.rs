@@ -143,6 +143,12 @@ struct ObsNormalization {
 ///   fail on one step, the error of the lowest index among those that stepped is returned, and
 ///   errors of automatic resets come after those of the step itself.
 /// * After an error the envs are out of lockstep, so `step` refuses to run until `reset`.
+/// * Actions: `step` checks only their shape (one action per env, of the action space's kind
+///   and dimension). Their values are each env's business: an env refuses an action outside its
+///   space with [`EnvError::InvalidAction`], except that an env whose [`Env::clips_actions`] is
+///   true (Pendulum-v1, MountainCarContinuous-v0, as in Gymnasium) clips a finite out-of-bounds
+///   action into its box and steps. The agents clip or rescale their actions into the space
+///   before they get here.
 /// * Optional observation normalisation ([`VecEnv::enable_obs_normalization`]) with one
 ///   [`RunningMeanStd`] for all envs, as Stable-Baselines3's `VecNormalize`.
 /// * All buffers are allocated up front: a step allocates nothing (unless an error is returned).

@@ -31,6 +31,10 @@ struct Faults {
     panics_on_invalid_actions: bool,
     /// The reward of step 2 is infinite.
     infinite_reward: bool,
+    /// `clips_actions()` is true: finite out-of-bounds actions are clipped into the box.
+    clips: bool,
+    /// With `clips`: an out-of-bounds action moves the walker by its unclipped force.
+    clips_wrongly: bool,
 }
 
 /// A point on a line, pushed by a bounded force; correct unless `faults` says otherwise.
@@ -82,6 +86,9 @@ impl Env for Walker {
     fn action_space(&self) -> &Space {
         &self.action_space
     }
+    fn clips_actions(&self) -> bool {
+        self.faults.clips
+    }
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let rng = self.rng.for_reset(seed);
         self.pos = if self.faults.ignores_seed {
@@ -99,7 +106,8 @@ impl Env for Walker {
         if self.over && !self.faults.steps_after_end {
             return Err(EnvError::EpisodeOver { env: "Walker".into() });
         }
-        let valid = self.action_space.contains(action);
+        let clippable = matches!(action, Action::Continuous([a]) if a.is_finite());
+        let valid = self.action_space.contains(action) || (self.faults.clips && clippable);
         if !valid && self.faults.panics_on_invalid_actions {
             panic!("Walker: invalid action {action}");
         }
@@ -107,6 +115,9 @@ impl Env for Walker {
             return Err(EnvError::invalid_action("Walker", action, &self.action_space));
         }
         let force = match action {
+            Action::Continuous([a, ..]) if a.is_finite() && self.faults.clips_wrongly => {
+                f64::from(*a)
+            }
             Action::Continuous([a, ..]) if a.is_finite() => f64::from(a.clamp(-1.0, 1.0)),
             _ => 0.0,
         };
@@ -147,7 +158,9 @@ fn a_correct_env_passes() {
 
 #[test]
 fn the_built_in_envs_pass() {
-    for mut env in [make("CartPole-v1"), make("Pendulum-v1")].map(|e| e.expect("registered")) {
+    let ids =
+        ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"];
+    for mut env in ids.map(|id| make(id).expect("registered")) {
         let report = check_env(env.as_mut());
         assert!(report.is_ok() && report.warnings.is_empty(), "{report}");
     }
@@ -215,6 +228,24 @@ fn invalid_actions_must_be_errors() {
     assert_rejected(
         Faults { accepts_invalid_actions: true, ..Faults::default() },
         &["accepted the invalid action [NaN", "above the upper bound", "one value too many"],
+    );
+}
+
+#[test]
+fn an_env_that_clips_may_accept_out_of_bounds_actions_but_not_nan_or_infinity() {
+    let report = check_env(&mut Walker::new(Faults { clips: true, ..Faults::default() }));
+    assert!(report.is_ok() && report.warnings.is_empty(), "a clipping Walker:\n{report}");
+    assert_rejected(
+        Faults { clips: true, accepts_invalid_actions: true, ..Faults::default() },
+        &["accepted the invalid action [NaN", "accepted the invalid action [inf"],
+    );
+}
+
+#[test]
+fn an_env_that_says_it_clips_must_step_as_the_clipped_action() {
+    assert_rejected(
+        Faults { clips: true, clips_wrongly: true, ..Faults::default() },
+        &["stepped differently from its clip", "above the upper bound", "below the lower bound"],
     );
 }
 

@@ -85,3 +85,63 @@ fn passes_check_env() {
     let report = check_env(env.as_mut());
     assert!(report.is_ok() && report.warnings.is_empty(), "{report}");
 }
+
+/// Puts the adapter's gym-rs MountainCar and a native `MountainCar` in the same state, steps
+/// both with `action`, and returns each one's observation bits, reward, terminated and state.
+fn step_both(state: [f64; 2], action: usize) -> [(Vec<u32>, f64, bool, [u64; 2]); 2] {
+    use gym_rs::envs::classical_control::mountain_car::MountainCarObservation;
+    use rlpg_envs::MountainCar;
+
+    let mut adapter = GymRsEnv::mountain_car();
+    adapter.reset(Some(0)).expect("reset");
+    adapter.inner_mut().state =
+        MountainCarObservation { position: state[0].into(), velocity: state[1].into() };
+    let theirs = adapter.step(Action::Discrete(action)).expect("gym-rs step");
+    let s = adapter.inner().state;
+    let theirs_state = [s.position.0, s.velocity.0];
+    let mut native = MountainCar::from_state(state);
+    let ours = native.step(Action::Discrete(action)).expect("native step");
+    let bits = |obs: &[f32]| obs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    [
+        (bits(&theirs.obs), theirs.reward, theirs.terminated, theirs_state.map(f64::to_bits)),
+        (bits(&ours.obs), ours.reward, ours.terminated, native.state().map(f64::to_bits)),
+    ]
+}
+
+#[test]
+fn gym_rs_mountain_car_steps_bit_for_bit_as_the_native_mountain_car() {
+    // From every state of the Gymnasium fixture (the left wall, the goal and the speed limit
+    // included) with every action, then along long random trajectories of the native env.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mountaincar_v0.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
+    let mut states: Vec<[f64; 2]> = Vec::new();
+    for traj in fixture["trajectories"].as_array().expect("trajectories") {
+        let as_state = |v: &serde_json::Value| -> [f64; 2] {
+            [v[0].as_f64().expect("position"), v[1].as_f64().expect("velocity")]
+        };
+        states.push(as_state(&traj["initial_state"]));
+        states.extend(traj["states"].as_array().expect("states").iter().map(as_state));
+    }
+    assert!(states.len() > 900, "{} fixture states", states.len());
+    let mut native = rlpg_envs::MountainCar::new();
+    for seed in 0..20 {
+        native.reset(Some(seed)).expect("reset");
+        for t in 0..200 {
+            states.push(native.state());
+            let step = native.step(Action::Discrete((t * 7 + seed as usize) % 3)).expect("step");
+            if step.terminated {
+                break;
+            }
+        }
+    }
+    let mut compared = 0;
+    for state in &states {
+        for action in 0..3 {
+            let [theirs, ours] = step_both(*state, action);
+            assert_eq!(theirs, ours, "state {state:?}, action {action}: gym-rs vs native");
+            compared += 1;
+        }
+    }
+    assert!(compared > 6000, "only {compared} steps compared");
+}

@@ -427,3 +427,29 @@ fn saved_statistics_can_be_restored() {
     assert_eq!(obs, expected, "observations normalised with the restored statistics");
     assert_eq!(venv.obs_rms(), Some(&saved));
 }
+
+#[test]
+fn envs_that_clip_step_out_of_bounds_actions_as_their_clip_and_refuse_nan() {
+    // Pendulum clips as Gymnasium does: VecEnv passes the values through, the env clips.
+    let mut clipped = vec_of("Pendulum-v1", 2);
+    let mut bounds = vec_of("Pendulum-v1", 2);
+    clipped.reset(Some(4)).expect("reset");
+    bounds.reset(Some(4)).expect("reset");
+    for _ in 0..5 {
+        let a = clipped.step(VecActions::Continuous(&[-7.5, 2.25])).expect("clipped").clone();
+        let b = bounds.step(VecActions::Continuous(&[-2.0, 2.0])).expect("bounds").clone();
+        assert_eq!(a.next_obs, b.next_obs, "observations");
+        assert_eq!(
+            a.rewards.iter().map(|r| r.to_bits()).collect::<Vec<_>>(),
+            b.rewards.iter().map(|r| r.to_bits()).collect::<Vec<_>>(),
+            "rewards"
+        );
+    }
+    let err = clipped.step(VecActions::Continuous(&[0.0, f32::NAN])).expect_err("NaN torque");
+    match &err {
+        EnvError::InVecEnv { index: 1, source } => {
+            assert!(matches!(**source, EnvError::InvalidAction { .. }), "{source:?}")
+        }
+        other => panic!("expected InVecEnv for env 1, got {other:?}"),
+    }
+}

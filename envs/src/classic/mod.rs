@@ -1,7 +1,12 @@
 //! The classic-control environments, ported from Gymnasium 1.4 operation by operation.
 
+pub(crate) mod acrobot;
 pub(crate) mod cartpole;
+pub(crate) mod mountain_car;
+pub(crate) mod mountain_car_continuous;
 pub(crate) mod pendulum;
+
+use std::hint::black_box;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,4 +33,18 @@ impl Phase {
             Phase::Ended => Err(EnvError::EpisodeOver { env: env.to_owned() }),
         }
     }
+}
+
+/// `x ** 2` as NumPy computes it for a `float64` scalar: the C library's `pow(x, 2.0)`, which can
+/// differ from `x * x` in the last bit. The exponent goes through `black_box` because LLVM
+/// otherwise rewrites `pow(x, 2.0)` into `x * x`.
+#[inline]
+pub(crate) fn numpy_square_f64(x: f64) -> f64 {
+    x.powf(black_box(2.0))
+}
+
+/// `u ** 2` for a NumPy `float32` scalar: the C library's `powf(u, 2.0f)`.
+#[inline]
+pub(crate) fn numpy_square_f32(u: f32) -> f32 {
+    u.powf(black_box(2.0))
 }

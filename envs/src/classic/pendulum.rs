@@ -1,12 +1,11 @@
 //! Pendulum-v1: Gymnasium's `PendulumEnv`, operation for operation.
 
 use std::f64::consts::{PI, TAU};
-use std::hint::black_box;
 
 use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
-use super::Phase;
+use super::{Phase, numpy_square_f32, numpy_square_f64};
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
@@ -42,9 +41,10 @@ const RESET_THETA_DOT: f64 = 1.0;
 /// * Never terminates. This type has no time limit: [`crate::make`]`("Pendulum-v1")` wraps it in
 ///   [`crate::TimeLimit`] with 200 steps, as Gymnasium's registration does.
 ///
-/// **Actions outside `[-2, 2]` are an error.** Gymnasium's Pendulum clips the torque itself; in
-/// rlpg the trainer clips actions into the action space before stepping, so an out-of-range
-/// action reaching the environment is a bug worth reporting rather than hiding.
+/// **A finite torque outside `[-2, 2]` is clipped** into it, as Gymnasium's
+/// `u = np.clip(u, -max_torque, max_torque)[0]` does: the dynamics *and* the cost use the clipped
+/// torque, so the step is bit for bit the step of the bound. [`Env::clips_actions`] says so. A NaN
+/// or infinite torque, or an action of the wrong kind or length, is an [`EnvError::InvalidAction`].
 #[derive(Clone, Debug)]
 pub struct Pendulum {
     state: [f64; 2],
@@ -62,20 +62,6 @@ impl Default for Pendulum {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// `x ** 2` as NumPy computes it for a `float64` scalar: the C library's `pow(x, 2.0)`, which can
-/// differ from `x * x` in the last bit. The exponent goes through `black_box` because LLVM
-/// otherwise rewrites `pow(x, 2.0)` into `x * x`.
-#[inline]
-fn numpy_square_f64(x: f64) -> f64 {
-    x.powf(black_box(2.0))
-}
-
-/// `u ** 2` for a NumPy `float32` scalar: the C library's `powf(u, 2.0f)`.
-#[inline]
-fn numpy_square_f32(u: f32) -> f32 {
-    u.powf(black_box(2.0))
 }
 
 /// Gymnasium's `angle_normalize`: `((x + pi) % (2 * pi)) - pi` with Python's floored modulo,
@@ -128,8 +114,8 @@ impl Pendulum {
     fn advance(&mut self, action: Action<'_>) -> Result<f64, EnvError> {
         self.phase.check_step(ID)?;
         let u = match action {
-            // `contains` is false for NaN, so NaN torques are rejected too.
-            Action::Continuous(&[u]) if (-MAX_TORQUE..=MAX_TORQUE).contains(&u) => u,
+            // Gymnasium's `np.clip(u, -2, 2)`: a float32 clip, exact (the bounds are float32).
+            Action::Continuous(&[u]) if u.is_finite() => u.clamp(-MAX_TORQUE, MAX_TORQUE),
             _ => return Err(EnvError::invalid_action(ID, action, &self.action_space)),
         };
         let [th, thdot] = self.state;
@@ -172,6 +158,10 @@ impl Env for Pendulum {
 
     fn action_space(&self) -> &Space {
         &self.action_space
+    }
+
+    fn clips_actions(&self) -> bool {
+        true
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
@@ -273,9 +263,9 @@ mod tests {
     }
 
     #[test]
-    fn torques_outside_the_action_space_are_errors_not_clipped() {
+    fn non_finite_and_misshapen_torques_are_errors() {
         let mut env = Pendulum::from_state([0.5, 0.0]);
-        for action in [2.5_f32, -2.0001, f32::NAN, f32::INFINITY] {
+        for action in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let err = env.step(Action::Continuous(&[action])).expect_err("accepted");
             let msg = err.to_string();
             assert!(
@@ -288,7 +278,54 @@ mod tests {
         }
         env.step(Action::Discrete(0)).expect_err("discrete action accepted");
         assert_eq!(env.state(), [0.5, 0.0], "rejected actions must not move the state");
-        env.step(Action::Continuous(&[2.0])).expect("the bound itself is a valid torque");
+    }
+
+    /// Steps `Pendulum::from_state(state)` with `u`; returns the state, reward and observation.
+    fn one_step(state: [f64; 2], u: f32) -> ([f64; 2], f64, Observation) {
+        let mut env = Pendulum::from_state(state);
+        let step = env.step(Action::Continuous(&[u])).expect("finite torque accepted");
+        (env.state(), step.reward, step.obs)
+    }
+
+    #[test]
+    fn out_of_range_torques_step_exactly_as_gymnasiums_clip() {
+        // Gymnasium 1.4 (NumPy 2.4.6): `env.unwrapped.state = state; env.step([u])`, printed with
+        // repr; float32 observation values printed as their exact float64.
+        /// Start state, torque, new state, reward, observation.
+        type Case = ([f64; 2], f32, [f64; 2], f64, [f64; 3]);
+        let cases: [Case; 3] = [
+            (
+                [0.5, -1.25],
+                -3.389_533_8,
+                [0.4404784576976576, -1.1904308460468478],
+                -0.4102500001899898,
+                [0.9045477509498596, 0.4263722896575928, -1.1904308795928955],
+            ),
+            (
+                [2.0, 7.5],
+                2.75,
+                [2.4, 8.0],
+                -9.62900000018999,
+                [-0.7373937368392944, 0.6754631996154785, 8.0],
+            ),
+            (
+                [-1.2165232134997073, 0.3],
+                -1e30,
+                [-1.2516944222460646, -0.7034241749271481],
+                -1.4929287291736442,
+                [0.313713937997818, -0.949517548084259, -0.7034241557121277],
+            ),
+        ];
+        for (start, u, state, reward, obs) in cases {
+            let (got_state, got_reward, got_obs) = one_step(start, u);
+            assert_eq!(got_state.map(f64::to_bits), state.map(f64::to_bits), "state, u = {u}");
+            assert_eq!(got_reward.to_bits(), reward.to_bits(), "reward, u = {u}");
+            let obs = obs.map(|x| x as f32);
+            assert_eq!(got_obs.as_slice(), obs, "observation, u = {u}");
+            // The step of the bound itself is the same step, bit for bit.
+            let bound = u.clamp(-MAX_TORQUE, MAX_TORQUE);
+            assert_eq!(one_step(start, bound), (got_state, got_reward, got_obs), "u = {u}");
+        }
     }
 
     #[test]

@@ -133,6 +133,10 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         self.env.action_space()
     }
 
+    fn clips_actions(&self) -> bool {
+        self.env.clips_actions()
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
         self.episode_return = 0.0;

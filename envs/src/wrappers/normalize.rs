@@ -142,6 +142,10 @@ impl<E: Env> Env for NormalizeObservation<E> {
         self.env.action_space()
     }
 
+    fn clips_actions(&self) -> bool {
+        self.env.clips_actions()
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
         self.process(obs)

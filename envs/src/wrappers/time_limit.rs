@@ -73,6 +73,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.action_space()
     }
 
+    fn clips_actions(&self) -> bool {
+        self.env.clips_actions()
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
         self.elapsed_steps = 0;
