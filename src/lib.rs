@@ -6,17 +6,18 @@
 //!
 //! **Owns:** everything between the user and the agents: files, the terminal, logs.
 //!
-//! **Must never be depended on by** `rlpg-envs` or `rlpg-agents`: dependencies point one way,
-//! envs <- agents <- rlpg.
+//! **Must never be depended on by** `rlpg-envs`, `rlpg-agents` or `rlpg-gradlab`: dependencies
+//! point one way, envs <- agents <- (gradlab) <- rlpg. The estimator lab is the `rlpg-gradlab`
+//! crate, re-exported here as [`gradlab`].
 #![deny(missing_docs)]
 
 pub use rlpg_agents as agents;
 pub use rlpg_envs as envs;
+pub use rlpg_gradlab as gradlab;
 
 pub mod bench;
 pub mod checkpoint;
 mod config;
-pub mod gradlab;
 pub mod malloc;
 pub mod run;
 mod rundir;
