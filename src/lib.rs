@@ -27,4 +27,6 @@ pub mod trainer;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
 pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};
-pub use tensorboard::{ScalarEvent, ScalarLog, TbError, TbLogger, event_files, read_scalars};
+pub use tensorboard::{
+    ScalarEvent, ScalarLog, TbError, TbLogger, event_files, read_scalars, trim_event_files,
+};
