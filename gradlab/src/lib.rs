@@ -28,9 +28,9 @@
 //! <- `report` <- `plot`, with `error`, `format` (number formatting) and `stats` below them; only
 //! this file, which runs the estimators, sees them all.
 //!
-//! **Must never depend on** `rlpg` (the CLI crate calls this one, not the reverse) or on
-//! `rlpg-envs`; of `rlpg-agents` it uses only [`rlpg_agents::distributions`], and of `tch` only
-//! tensors, the global seed and the thread count. It writes no file but the chart it is asked
+//! **Must never depend on** `rlpg` (the CLI crate calls this one, not the reverse) or directly
+//! on `rlpg-envs`; of `rlpg-agents` it uses only [`rlpg_agents::distributions`], and of `tch`
+//! only tensors and autograd, the global seed and the thread count. It writes no file but the chart it is asked
 //! for. The `clap` feature (off by default, on in the CLI) only derives `clap::ValueEnum` for
 //! [`ProblemKind`].
 //!
