@@ -1,7 +1,7 @@
 //! `rlpg bench`: training throughput and time to a return threshold, over several seeds.
 //!
 //! Time is training wall time with evaluation excluded, from the first environment step, as the
-//! peer scripts measure Stable-Baselines3 (`shared/peer/sb3_time_to_threshold.py`). Nothing is
+//! peer scripts measure Stable-Baselines3 (`benches/peers/sb3_time_to_threshold.py`). Nothing is
 //! written to disk: curves go to memory.
 
 use crate::config::Config;

@@ -577,99 +577,6 @@ impl CheckpointSaver for RunCheckpoints {
     }
 }
 
-/// Rewrites every TensorBoard event file of `run_dir` to hold only the records up to `step`
-/// (the step of the checkpoint a run resumes from), dropping later ones and a record cut short
-/// by a crash, so that the resumed run's new event file continues the curves without duplicate
-/// or overlapping steps. Each file is replaced atomically; files that need no change are left
-/// alone. Returns the number of scalar-bearing records dropped.
-pub fn trim_event_files(run_dir: &Path, step: u64) -> io::Result<usize> {
-    let mut dropped = 0;
-    for path in crate::tensorboard::event_files(run_dir)? {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let (kept, removed) = keep_records_up_to(&bytes, step);
-        if kept.len() != bytes.len() {
-            atomic_write(&path, &kept)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        }
-        dropped += removed;
-    }
-    Ok(dropped)
-}
-
-/// The records of an event file whose step is at most `step`, up to the first record that is
-/// incomplete or fails its checksums, and how many complete records were dropped.
-fn keep_records_up_to(bytes: &[u8], step: u64) -> (Vec<u8>, usize) {
-    use tensorboard_rs::masked_crc32c::masked_crc32c;
-    let mut kept = Vec::with_capacity(bytes.len());
-    let mut dropped = 0;
-    let mut offset = 0;
-    while bytes.len() - offset >= 16 {
-        let record = &bytes[offset..];
-        let len_bytes: [u8; 8] = record[..8].try_into().unwrap_or([0xff; 8]);
-        let len_crc = u32::from_le_bytes(record[8..12].try_into().unwrap_or([0; 4]));
-        if masked_crc32c(&len_bytes) != len_crc {
-            break;
-        }
-        let Ok(len) = usize::try_from(u64::from_le_bytes(len_bytes)) else { break };
-        let Some(total) = len.checked_add(16).filter(|&t| t <= record.len()) else { break };
-        let data = &record[12..12 + len];
-        let data_crc = u32::from_le_bytes(record[12 + len..total].try_into().unwrap_or([0; 4]));
-        if masked_crc32c(data) != data_crc {
-            break;
-        }
-        if event_step(data).is_some_and(|s| s <= step) {
-            kept.extend_from_slice(&record[..total]);
-        } else {
-            dropped += 1;
-        }
-        offset += total;
-    }
-    (kept, dropped)
-}
-
-/// The `step` (field 2) of a serialized `tensorflow.Event`, 0 when absent (the file-version
-/// event); `None` when the event cannot be decoded.
-fn event_step(data: &[u8]) -> Option<u64> {
-    let mut pos = 0;
-    let varint = |pos: &mut usize| -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *data.get(*pos)?;
-            *pos += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    };
-    let mut step = 0;
-    while pos < data.len() {
-        let key = varint(&mut pos)?;
-        match key & 7 {
-            0 => {
-                let v = varint(&mut pos)?;
-                if key >> 3 == 2 {
-                    // A negative i64 step is never written by rlpg; treat it as past any step.
-                    step = u64::try_from(v as i64).unwrap_or(u64::MAX);
-                }
-            }
-            1 => pos = pos.checked_add(8)?,
-            2 => {
-                let len = usize::try_from(varint(&mut pos)?).ok()?;
-                pos = pos.checked_add(len)?;
-            }
-            5 => pos = pos.checked_add(4)?,
-            _ => return None,
-        }
-        if pos > data.len() {
-            return None;
-        }
-    }
-    Some(step)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,16 +597,5 @@ mod tests {
         assert_ne!(base, byte, "a changed byte must change the checksum");
         assert_ne!(base, name, "a renamed tensor must change the checksum");
         assert_ne!(base, shape, "a reshaped tensor must change the checksum");
-    }
-
-    #[test]
-    fn event_step_reads_field_two_and_defaults_to_zero() {
-        // wall_time (field 1, fixed64), step (field 2, varint 300).
-        let mut data = vec![0x09];
-        data.extend_from_slice(&1.5f64.to_le_bytes());
-        data.extend_from_slice(&[0x10, 0xac, 0x02]);
-        assert_eq!(event_step(&data), Some(300));
-        assert_eq!(event_step(&data[..9]), Some(0), "no step field means step 0");
-        assert_eq!(event_step(&[0x10]), None, "a truncated varint is undecodable");
     }
 }

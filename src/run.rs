@@ -14,11 +14,11 @@ use rlpg_envs::{Env, EnvEntry, EnvError, Registry, Space};
 
 use crate::checkpoint::{
     self, Checkpoint, CheckpointError, RunCheckpoints, best_checkpoint, latest_loadable,
-    remove_stale_temp_files, step_checkpoints, trim_event_files,
+    remove_stale_temp_files, step_checkpoints,
 };
 use crate::config::{AgentKind, Config, ConfigError};
 use crate::rundir::{RunDir, RunDirError, atomic_write};
-use crate::tensorboard::TbLogger;
+use crate::tensorboard::{TbLogger, trim_event_files};
 use crate::trainer::{
     EnvFactory, EvalResult, LoopControl, LoopOutcome, LoopSettings, OBS_CLIP, ResumePoint,
     ScalarSink, TrainError, TrainSummary, evaluate, train_loop_with,

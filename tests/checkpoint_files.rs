@@ -7,12 +7,11 @@ use std::sync::Mutex;
 
 use rlpg::checkpoint::{
     BEST_CHECKPOINT, Checkpoint, CheckpointError, checkpoint_dir, read_meta, step_checkpoints,
-    trim_event_files,
 };
 use rlpg::run::train;
 use rlpg::runs::{RunStatus, list_runs};
 use rlpg::trainer::SaveReason;
-use rlpg::{AgentKind, Config, TbLogger, read_scalars};
+use rlpg::{AgentKind, Config, TbLogger, read_scalars, trim_event_files};
 
 /// libtorch's generator is global to the process: training runs take turns.
 static TORCH: Mutex<()> = Mutex::new(());

@@ -1,4 +1,6 @@
-//! `rlpg gradlab`: an estimator lab that *measures* the usual claims about gradient estimators
+//! # rlpg-gradlab
+//!
+//! An estimator lab (`rlpg gradlab`) that *measures* the usual claims about gradient estimators
 //! instead of repeating them.
 //!
 //! Two ways to estimate `∇θ E_{x~pθ}[f(x)]`:
@@ -19,28 +21,44 @@
 //! Entry points: [`run`] with [`GradlabOptions`], then [`Report::to_markdown`],
 //! [`Report::to_json`] and [`plot`].
 //!
+//! **Owns:** the problems and their closed forms (`problems.rs`, `theory.rs`), the batched
+//! estimators and their statistics (this file, `stats.rs`), the measured rows (`estimates.rs`),
+//! the claims checked on them (`claims.rs`), the markdown/JSON report (`report.rs`) and the PNG
+//! charts (`plot.rs`). Modules depend one way: `theory` <- `problems` <- `estimates` <- `claims`
+//! <- `report` <- `plot`, with `error`, `format` (number formatting) and `stats` below them; only
+//! this file, which runs the estimators, sees them all.
+//!
+//! **Must never depend on** `rlpg` (the CLI crate calls this one, not the reverse) or directly
+//! on `rlpg-envs`; of `rlpg-agents` it uses only [`rlpg_agents::distributions`], and of `tch`
+//! only tensors and autograd, the global seed and the thread count. It writes no file but the chart it is asked
+//! for. The `clap` feature (off by default, on in the CLI) only derives `clap::ValueEnum` for
+//! [`ProblemKind`].
+//!
 //! [`DiagGaussian`]: rlpg_agents::distributions::DiagGaussian
 //! [`Categorical`]: rlpg_agents::distributions::Categorical
 //! [`GumbelSoftmax`]: rlpg_agents::distributions::GumbelSoftmax
+#![deny(missing_docs)]
 
 mod claims;
+mod error;
+mod estimates;
+mod format;
 mod plot;
 mod problems;
 mod report;
 mod stats;
 mod theory;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use tch::{TchError, Tensor};
+use tch::Tensor;
 
 pub use claims::Claim;
+pub use error::GradlabError;
+pub use estimates::{Applicability, Baseline, Estimator, ParameterSummary, ProblemReport, Row};
 pub use plot::plot;
 pub use problems::{ProblemKind, relaxed_f};
-pub use report::{
-    Applicability, Baseline, Estimator, ParameterSummary, ProblemReport, Report, Row,
-};
+pub use report::Report;
 pub use stats::Measured;
 
 use problems::{Problem, Support};
@@ -149,38 +167,6 @@ impl GradlabOptions {
             cmd.push_str(&format!(" --threads {}", self.threads));
         }
         cmd
-    }
-}
-
-/// Why the lab could not run or could not write its output.
-#[derive(Debug, thiserror::Error)]
-pub enum GradlabError {
-    /// An option is out of range.
-    #[error("invalid gradlab option: {0}")]
-    InvalidOption(String),
-    /// A libtorch operation failed.
-    #[error("libtorch: {0}")]
-    Torch(#[from] TchError),
-    /// The report could not be serialized.
-    #[error("could not serialize the report: {0}")]
-    Json(#[from] serde_json::Error),
-    /// An estimator refused a problem it was found to support: a bug in the lab.
-    #[error("internal error in gradlab: {0}")]
-    Internal(String),
-    /// The plot could not be drawn or written.
-    #[error("{}: {message}", path.display())]
-    Plot {
-        /// The image file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-}
-
-impl GradlabError {
-    /// Whether the error is the user's input (exit code 2) rather than a failure while running.
-    pub fn is_usage_error(&self) -> bool {
-        matches!(self, GradlabError::InvalidOption(_))
     }
 }
 

@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
+use super::estimates::{Baseline, Estimator, ProblemReport, Row};
+use super::format::num;
 use super::problems::ProblemKind;
-use super::report::{Baseline, Estimator, ProblemReport, Row, num};
 
 /// The largest `|bias| / SE` accepted for an unbiased estimator.
 pub const UNBIASED_WITHIN_SE: f64 = 3.0;

@@ -3,8 +3,8 @@
 
 use std::sync::Mutex;
 
-use rlpg::agents::distributions::{Distribution, GumbelSoftmax};
-use rlpg::gradlab::{
+use rlpg_agents::distributions::{Distribution, GumbelSoftmax};
+use rlpg_gradlab::{
     Estimator, GradlabError, GradlabOptions, ProblemKind, Report, plot, relaxed_f, run,
 };
 use tch::{Kind, Tensor};

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use rlpg::gradlab::{
+use rlpg_gradlab::{
     Applicability, Baseline, Estimator, GradlabOptions, ProblemKind, ProblemReport, Report, run,
 };
 

@@ -1,11 +1,14 @@
 //! TensorBoard event files: [`TbLogger`] writes scalars (and text) against the global env step,
 //! [`read_scalars`] reads them back.
 //!
-//! An event file is a sequence of TFRecords, each `u64` length, masked CRC32C of the length,
-//! the data, masked CRC32C of the data (all little-endian); the data is one serialized
-//! `tensorflow.Event` protobuf. The first event carries only the file version.
+//! [`trim_event_files`] cuts a run's event files back to the step a resumed run continues from.
+//! This module is the one home of event files: nothing else in rlpg reads or writes them.
 //!
-//! Writing goes through tensorboard-rs's record framing and summary builders, but not through
+//! An event file is a sequence of TFRecords (framing in `tfrecord.rs`, the one place that
+//! frames, checks and parses records); each record's data is one serialized `tensorflow.Event`
+//! protobuf. The first event carries only the file version.
+//!
+//! Writing goes through tensorboard-rs's summary builders, but not through
 //! its `SummaryWriter`: that names its file `events.out.tfevents.{second}.{host}.{pid}.0` and
 //! opens it with `File::create`, so a second writer in the same folder, process and second
 //! would silently truncate the first writer's file; it also panics on every I/O error. Here each
@@ -15,7 +18,9 @@
 //! run directory, so a resumed run simply adds a file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter};
+mod tfrecord;
+
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,8 +33,9 @@ use tensorboard_proto::summary::{
 use tensorboard_proto::tensor::TensorProto;
 use tensorboard_proto::tensor_shape::{TensorShapeProto, TensorShapeProto_Dim};
 use tensorboard_proto::types::DataType;
-use tensorboard_rs::masked_crc32c::masked_crc32c;
-use tensorboard_rs::record_writer::RecordWriter;
+
+use crate::rundir::atomic_write;
+use tfrecord::{Damage, ProtoFields, Records, Wire, write_record};
 
 /// The prefix TensorBoard looks for in file names.
 const EVENT_FILE_PREFIX: &str = "events.out.tfevents.";
@@ -44,8 +50,8 @@ static NEXT_FILE_INDEX: AtomicU64 = AtomicU64::new(0);
 /// Writes are buffered; [`TbLogger::flush`] pushes them to the file and syncs it. Dropping the
 /// logger flushes what is buffered but cannot report errors, so call `flush` at the end.
 pub struct TbLogger {
-    writer: RecordWriter<BufWriter<File>>,
-    /// A second handle on the same file, to sync it (the record writer owns the first).
+    writer: BufWriter<File>,
+    /// A second handle on the same file, to sync it (the buffered writer owns the first).
     file: File,
     path: PathBuf,
 }
@@ -76,8 +82,7 @@ impl TbLogger {
             }
         };
         let sync_handle = file.try_clone().map_err(|e| with_path(e, &path))?;
-        let mut logger =
-            TbLogger { writer: RecordWriter::new(BufWriter::new(file)), file: sync_handle, path };
+        let mut logger = TbLogger { writer: BufWriter::new(file), file: sync_handle, path };
         let mut first = Event::new();
         first.set_wall_time(now.as_secs_f64());
         first.set_file_version("brain.Event:2".to_owned());
@@ -145,7 +150,7 @@ impl TbLogger {
         let bytes = event
             .write_to_bytes()
             .map_err(|e| io::Error::other(format!("cannot encode event: {e}")))?;
-        self.writer.write(&bytes).map_err(|e| with_path(e, &self.path))
+        write_record(&mut self.writer, &bytes).map_err(|e| with_path(e, &self.path))
     }
 }
 
@@ -229,35 +234,18 @@ pub fn read_scalars(path: impl AsRef<Path>) -> Result<ScalarLog, TbError> {
         what,
     };
     let mut scalars = Vec::new();
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let record = &bytes[offset..];
-        // A killed writer leaves a partial record; a crash before the file system wrote the
-        // tail can leave it zero-filled. Both end the readable part rather than being errors.
-        let incomplete = record.len() < 16 || record.iter().all(|&b| b == 0);
-        if incomplete {
-            return Ok(ScalarLog { scalars, truncated_at: Some(offset as u64) });
+    let mut records = Records::new(&bytes);
+    loop {
+        match records.next_record() {
+            Ok(Some(record)) => decode_event(record.data, &mut scalars)
+                .map_err(|what| corrupt(record.offset, what))?,
+            Ok(None) => return Ok(ScalarLog { scalars, truncated_at: None }),
+            Err(Damage::Incomplete { offset }) => {
+                return Ok(ScalarLog { scalars, truncated_at: Some(offset as u64) });
+            }
+            Err(Damage::Corrupt { offset, what }) => return Err(corrupt(offset, what.to_owned())),
         }
-        let len_bytes: [u8; 8] = record[..8].try_into().expect("slice of 8");
-        let len_crc = u32::from_le_bytes(record[8..12].try_into().expect("slice of 4"));
-        if masked_crc32c(&len_bytes) != len_crc {
-            return Err(corrupt(offset, "length checksum mismatch".to_owned()));
-        }
-        let len = u64::from_le_bytes(len_bytes);
-        if len.saturating_add(16) > record.len() as u64 {
-            return Ok(ScalarLog { scalars, truncated_at: Some(offset as u64) });
-        }
-        let len = len as usize;
-        let data = &record[12..12 + len];
-        let data_crc =
-            u32::from_le_bytes(record[12 + len..16 + len].try_into().expect("slice of 4"));
-        if masked_crc32c(data) != data_crc {
-            return Err(corrupt(offset, "data checksum mismatch".to_owned()));
-        }
-        decode_event(data, &mut scalars).map_err(|what| corrupt(offset, what))?;
-        offset += 16 + len;
     }
-    Ok(ScalarLog { scalars, truncated_at: None })
 }
 
 /// The event files (`events.out.tfevents.*`) directly in `dir`, sorted by name (which sorts
@@ -275,6 +263,54 @@ pub fn event_files(dir: impl AsRef<Path>) -> io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Rewrites every TensorBoard event file of `run_dir` to hold only the records up to `step`
+/// (the step of the checkpoint a run resumes from), dropping later ones and a record cut short
+/// by a crash, so that the resumed run's new event file continues the curves without duplicate
+/// or overlapping steps. Each file is replaced atomically; files that need no change are left
+/// alone. Returns the number of scalar-bearing records dropped.
+pub fn trim_event_files(run_dir: &Path, step: u64) -> io::Result<usize> {
+    let mut dropped = 0;
+    for path in event_files(run_dir)? {
+        let bytes = std::fs::read(&path).map_err(|e| with_path(e, &path))?;
+        let (kept, removed) = keep_records_up_to(&bytes, step);
+        if kept.len() != bytes.len() {
+            atomic_write(&path, &kept).map_err(|e| with_path(e, &path))?;
+        }
+        dropped += removed;
+    }
+    Ok(dropped)
+}
+
+/// The records of an event file whose step is at most `step`, up to the first record that is
+/// incomplete or fails its checksums, and how many complete records were dropped.
+fn keep_records_up_to(bytes: &[u8], step: u64) -> (Vec<u8>, usize) {
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut dropped = 0;
+    let mut records = Records::new(bytes);
+    while let Ok(Some(record)) = records.next_record() {
+        if event_step(record.data).is_some_and(|s| s <= step) {
+            kept.extend_from_slice(record.frame);
+        } else {
+            dropped += 1;
+        }
+    }
+    (kept, dropped)
+}
+
+/// The `step` (field 2) of a serialized `tensorflow.Event`, 0 when absent (the file-version
+/// event); `None` when the event cannot be decoded.
+fn event_step(data: &[u8]) -> Option<u64> {
+    let mut step = 0;
+    let mut fields = ProtoFields::new(data);
+    while let Some((number, value)) = fields.next_field().ok()? {
+        if let (2, Wire::Varint(v)) = (number, value) {
+            // A negative i64 step is never written by rlpg; treat it as past any step.
+            step = u64::try_from(v as i64).unwrap_or(u64::MAX);
+        }
+    }
+    Some(step)
 }
 
 /// Decodes the fields of a `tensorflow.Event` this reader needs (`wall_time` = 1, `step` = 2,
@@ -328,97 +364,18 @@ fn decode_summary_value(data: &[u8]) -> Result<Option<(String, f32)>, String> {
     Ok(simple_value.map(|v| (tag, v)))
 }
 
-/// A protobuf field value by wire type.
-#[derive(Debug)]
-enum Wire<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Bytes(&'a [u8]),
-    Fixed32(u32),
-}
-
-/// Iterates over the fields of one serialized protobuf message.
-struct ProtoFields<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> ProtoFields<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.data.get(self.pos).ok_or("protobuf varint runs past the end")?;
-            self.pos += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("protobuf varint longer than 10 bytes".to_owned())
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.data.len());
-        let end = end.ok_or("protobuf field runs past the end")?;
-        let bytes = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn next_field(&mut self) -> Result<Option<(u64, Wire<'a>)>, String> {
-        if self.pos >= self.data.len() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let value = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => Wire::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
-            2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| "length overflow")?;
-                Wire::Bytes(self.take(len)?)
-            }
-            5 => Wire::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"))),
-            wire => return Err(format!("unsupported protobuf wire type {wire}")),
-        };
-        Ok(Some((key >> 3, value)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn masked_crc32c_matches_the_standard_check_value() {
-        // CRC-32C of "123456789" is 0xE3069283 (RFC 3720, appendix B.4); TFRecord masks it as
-        // ((crc >> 15) | (crc << 17)) + 0xa282ead8.
-        let crc: u32 = 0xE306_9283;
-        let masked = crc.rotate_right(15).wrapping_add(0xa282_ead8);
-        assert_eq!(masked_crc32c(b"123456789"), masked);
-    }
-
-    #[test]
-    fn protobuf_fields_decode_each_wire_type_and_reject_overruns() {
-        // field 2 varint 300, field 1 fixed64, field 5 bytes "ab", field 2 fixed32
-        let mut data = vec![0x10, 0xac, 0x02, 0x09];
+    fn event_step_reads_field_two_and_defaults_to_zero() {
+        // wall_time (field 1, fixed64), step (field 2, varint 300).
+        let mut data = vec![0x09];
         data.extend_from_slice(&1.5f64.to_le_bytes());
-        data.extend_from_slice(&[0x2a, 2, b'a', b'b', 0x15]);
-        data.extend_from_slice(&2.5f32.to_le_bytes());
-        let mut fields = ProtoFields::new(&data);
-        assert!(matches!(fields.next_field(), Ok(Some((2, Wire::Varint(300))))));
-        assert!(
-            matches!(fields.next_field(), Ok(Some((1, Wire::Fixed64(b)))) if f64::from_bits(b) == 1.5)
-        );
-        assert!(matches!(fields.next_field(), Ok(Some((5, Wire::Bytes(b"ab"))))));
-        assert!(
-            matches!(fields.next_field(), Ok(Some((2, Wire::Fixed32(b)))) if f32::from_bits(b) == 2.5)
-        );
-        assert!(matches!(fields.next_field(), Ok(None)));
-        let overrun = [0x2a, 5, b'a'];
-        assert!(ProtoFields::new(&overrun).next_field().is_err(), "length past the end must fail");
+        data.extend_from_slice(&[0x10, 0xac, 0x02]);
+        assert_eq!(event_step(&data), Some(300));
+        assert_eq!(event_step(&data[..9]), Some(0), "no step field means step 0");
+        assert_eq!(event_step(&[0x10]), None, "a truncated varint is undecodable");
     }
 }

@@ -12,9 +12,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use super::GradlabError;
+use super::error::GradlabError;
+use super::estimates::{Baseline, Estimator, ProblemReport};
+use super::format::num;
 use super::problems::ProblemKind;
-use super::report::{Baseline, Estimator, ProblemReport, Report, num};
+use super::report::Report;
 
 const PANEL: (u32, u32) = (760, 520);
 const TITLE_HEIGHT: u32 = 50;

@@ -15,7 +15,8 @@ use rlpg_agents::distributions::{Categorical, DiagGaussian, Distribution, Gumbel
 use super::theory::{self, ParameterTheory};
 
 /// The problems of the lab, each with a known analytic gradient.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ProblemKind {
     /// x ~ N(μ=1, σ=1), f(x) = x²: gradients w.r.t. μ and σ; closed-form variances for both
