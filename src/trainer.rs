@@ -887,12 +887,12 @@ mod tests {
     #[test]
     fn rates_are_rounded_for_people() {
         for (rate, text) in [
-            (45_510.0148, "45.5k steps/s"),
+            (45_510.014_8, "45.5k steps/s"),
             (999.4, "999 steps/s"),
             (999.6, "1.00k steps/s"),
             (812.3, "812 steps/s"),
             (12.34, "12 steps/s"),
-            (3.14159, "3.14 steps/s"),
+            (4.567, "4.57 steps/s"),
             (0.0, "0.00 steps/s"),
             (123_456.0, "123k steps/s"),
             (1_254_000.0, "1.25M steps/s"),
