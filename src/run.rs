@@ -16,7 +16,7 @@ use crate::checkpoint::{
     self, Checkpoint, CheckpointError, RunCheckpoints, best_checkpoint, latest_loadable,
     remove_stale_temp_files, step_checkpoints,
 };
-use crate::config::{AgentKind, Config, ConfigError};
+use crate::config::{AgentKind, Config, ConfigError, Override};
 use crate::rundir::{RunDir, RunDirError, atomic_write};
 use crate::tensorboard::{TbLogger, trim_event_files};
 use crate::trainer::{
@@ -66,8 +66,12 @@ pub enum RunError {
     /// A checkpoint is missing, incomplete or corrupt.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// `--resume` was given a run that already finished.
-    #[error("nothing to resume: the run in {} is complete ({steps} steps)", run_dir.display())]
+    /// `--resume` was given a run that already finished, without a larger `total_timesteps`.
+    #[error(
+        "nothing to resume: the run in {} is complete ({steps} steps); to train it further, give \
+         it a larger budget with --set total_timesteps=N (N > {steps})",
+        run_dir.display()
+    )]
     Complete {
         /// The run directory.
         run_dir: PathBuf,
@@ -123,6 +127,8 @@ impl RunError {
         matches!(
             self,
             RunError::Config(_)
+                | RunError::RunDir(RunDirError::NotARunDir { .. })
+                | RunError::Checkpoint(CheckpointError::NotFound { .. })
                 | RunError::Complete { .. }
                 | RunError::Usage(_)
                 | RunError::NotRegistered { .. }
@@ -388,11 +394,54 @@ pub fn train_with(
 /// error. `options.envs` must build the same environments as the run's. The run's config is read
 /// without looking its environment up; an environment that the source does not have is
 /// [`RunError::NotRegistered`].
-pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcome, RunError> {
+pub fn resume(run_dir: &Path, options: TrainOptions<'_>) -> Result<RunOutcome, RunError> {
+    resume_with(run_dir, &[], options)
+}
+
+/// Settings that [`resume_with`] may change: none of them changes what the agent learns from
+/// the steps it takes, so a run extended from N to M steps ends with the same parameters as a
+/// run trained for M steps at once (bit for bit with libtorch on one thread; nothing in the
+/// agents or the loop depends on `total_timesteps`). `torch_threads` is here because it changes
+/// speed, not the algorithm, but with more than one thread runs are not bit-reproducible
+/// anyway. Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
+/// learning rates included) would make the continued run a different experiment from its
+/// first part, and is refused.
+pub const RESUME_CHANGEABLE: &[&str] = &[
+    "total_timesteps",
+    "eval_every",
+    "eval_episodes",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "log_every",
+    "checkpoint_replay_buffer",
+    "torch_threads",
+];
+
+/// File in a run directory where every change of settings made on resuming is appended, one
+/// JSON object per line: `{"step": …, "unix_time": …, "rlpg": …, "changes": {key: {"from": …,
+/// "to": …}}}`.
+pub const CHANGES_FILE: &str = "changes.jsonl";
+
+/// [`resume`] with `changes` to the run's settings (`--set` overrides), e.g. a larger
+/// `total_timesteps` to extend a finished run. Only the keys of [`RESUME_CHANGEABLE`] may change;
+/// any other is [`RunError::Usage`] naming it. A new `total_timesteps` must be above the steps
+/// the run has done. The run's `config.toml` is replaced atomically with the new settings and the
+/// change is appended to [`CHANGES_FILE`]; training continues in the same directory and curves.
+///
+/// A finished run's last evaluation (at its old end) counts as the periodic evaluation due at
+/// that step, so when `eval_every` divides the old budget the extended run's evaluations and
+/// curves are those of a run trained to the new budget at once; otherwise it has one more
+/// evaluation, at the old end. The parameters are the same either way.
+pub fn resume_with(
+    run_dir: &Path,
+    changes: &[Override],
+    mut options: TrainOptions<'_>,
+) -> Result<RunOutcome, RunError> {
     let run = RunDir::open(run_dir)?;
-    let config = load_run_config(&run)?;
+    let old_config = load_run_config(&run)?;
     // Before touching anything: another process may still be training this run.
     let lock = RunLock::acquire(run.path())?;
+    let config = apply_changes(&run, &old_config, changes)?;
     let envs = Envs::resolve(options.envs, &config.env)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
@@ -419,14 +468,28 @@ pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcom
                 warn(&mut options, &format!("skipping {e}"));
             }
             let meta = &checkpoint.meta;
-            if meta.loop_state.finished {
+            let finished = meta.loop_state.finished;
+            if finished && changes.is_empty() {
                 return Err(RunError::Complete {
                     run_dir: run.path().to_owned(),
                     steps: meta.step,
                 });
             }
+            if config.total_timesteps < meta.step
+                || (finished && config.total_timesteps == meta.step)
+            {
+                return Err(RunError::Usage(format!(
+                    "--set total_timesteps={}: the run in {} has done {} steps already; give a \
+                     larger budget",
+                    config.total_timesteps,
+                    run.path().display(),
+                    meta.step
+                )));
+            }
             let saved = checkpoint.config(&path)?;
-            if saved != config {
+            // The checkpoint may predate a change of the changeable settings (an extension
+            // stopped before its first new checkpoint): compare the rest.
+            if with_changeable_from(&saved, &config)? != config {
                 return Err(RunError::Checkpoint(CheckpointError::Corrupt {
                     path,
                     what: format!(
@@ -445,9 +508,14 @@ pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcom
                 );
             }
             trim_event_files(run.path(), meta.step).map_err(|e| file_err(run.path(), e))?;
+            let mut checkpoint = checkpoint;
+            continue_schedules(&mut checkpoint.meta.loop_state, &saved, &config);
             Some(checkpoint)
         }
     };
+    if config != old_config {
+        record_changes(&run, &old_config, &config, start.as_ref().map_or(0, |c| c.meta.step))?;
+    }
     let logger = TbLogger::create(run.path()).map_err(|e| RunError::File {
         path: run.path().to_owned(),
         message: format!("cannot create event file: {e}"),
@@ -455,6 +523,134 @@ pub fn resume(run_dir: &Path, mut options: TrainOptions<'_>) -> Result<RunOutcom
     let outcome = run_session(&config, run, agent.as_mut(), logger, start, factory, options);
     drop(lock);
     outcome
+}
+
+/// `old` with `changes` applied; a change of a key outside [`RESUME_CHANGEABLE`] is an error.
+fn apply_changes(run: &RunDir, old: &Config, changes: &[Override]) -> Result<Config, RunError> {
+    if changes.is_empty() {
+        return Ok(old.clone());
+    }
+    let text = old.to_toml_string()?;
+    let name = run.config_path().display().to_string();
+    let new = Config::from_toml_str(&text, &name, changes)?;
+    let refused: Vec<String> = changed_keys(old, &new)?
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .filter(|key| !RESUME_CHANGEABLE.contains(&key.as_str()))
+        .collect();
+    if let Some(key) = refused.first() {
+        return Err(RunError::Usage(format!(
+            "--set {key}: `{key}` cannot change when resuming a run (the continued run would be \
+             a different experiment from its first part); a resumed run may change only {}",
+            RESUME_CHANGEABLE.join(", ")
+        )));
+    }
+    Ok(new)
+}
+
+/// `saved` with the [`RESUME_CHANGEABLE`] settings taken from `current`.
+fn with_changeable_from(saved: &Config, current: &Config) -> Result<Config, RunError> {
+    let mut out = saved.clone();
+    out.total_timesteps = current.total_timesteps;
+    out.eval_every = current.eval_every;
+    out.eval_episodes = current.eval_episodes;
+    out.checkpoint_every = current.checkpoint_every;
+    out.keep_checkpoints = current.keep_checkpoints;
+    out.log_every = current.log_every;
+    out.checkpoint_replay_buffer = current.checkpoint_replay_buffer;
+    out.torch_threads = current.torch_threads;
+    // Keep this function and the list in step: a key in the list must be copied above.
+    let missed: Vec<String> = changed_keys(&out, current)?
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .filter(|key| RESUME_CHANGEABLE.contains(&key.as_str()))
+        .collect();
+    debug_assert!(missed.is_empty(), "RESUME_CHANGEABLE keys not copied: {missed:?}");
+    Ok(out)
+}
+
+/// The leaf keys (dotted paths) whose values differ between `a` and `b`, with both values.
+fn changed_keys(
+    a: &Config,
+    b: &Config,
+) -> Result<Vec<(String, serde_json::Value, serde_json::Value)>, RunError> {
+    fn flatten(
+        value: &serde_json::Value,
+        prefix: &str,
+        out: &mut Vec<(String, serde_json::Value)>,
+    ) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let path =
+                        if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    flatten(value, &path, out);
+                }
+            }
+            leaf => out.push((prefix.to_owned(), leaf.clone())),
+        }
+    }
+    let json = |c: &Config| {
+        serde_json::to_value(c)
+            .map_err(|e| RunError::Output { what: "config as JSON", message: e.to_string() })
+    };
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    flatten(&json(a)?, "", &mut left);
+    flatten(&json(b)?, "", &mut right);
+    Ok(left
+        .into_iter()
+        .zip(right)
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((key, x), (_, y))| (key, x, y))
+        .collect())
+}
+
+/// Moves the loop's next evaluation, log point and checkpoint past `state.global_step` where the
+/// schedule changed or the point was due at a finished run's end (where the run's final
+/// evaluation and checkpoint already took its place).
+fn continue_schedules(state: &mut crate::trainer::LoopState, saved: &Config, config: &Config) {
+    let step = state.global_step;
+    let next_after = |every: u64| match every {
+        0 => u64::MAX,
+        every => (step / every + 1).saturating_mul(every),
+    };
+    if config.eval_every != saved.eval_every || state.next_eval <= step {
+        state.next_eval = next_after(config.eval_every);
+    }
+    if config.checkpoint_every != saved.checkpoint_every || state.next_checkpoint <= step {
+        state.next_checkpoint = next_after(config.checkpoint_every);
+    }
+    if config.log_every != saved.log_every {
+        state.next_log = next_after(config.log_every.max(1));
+    }
+    state.finished = false;
+}
+
+/// Writes the changed settings as the run's `config.toml` (atomically) and appends the change
+/// to [`CHANGES_FILE`].
+fn record_changes(run: &RunDir, old: &Config, new: &Config, step: u64) -> Result<(), RunError> {
+    use std::io::Write;
+    let changes: serde_json::Map<String, serde_json::Value> = changed_keys(old, new)?
+        .into_iter()
+        .map(|(key, from, to)| (key, serde_json::json!({ "from": from, "to": to })))
+        .collect();
+    run.write_config(new)?;
+    let unix_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let line = serde_json::json!({
+        "step": step,
+        "unix_time": unix_time,
+        "rlpg": env!("CARGO_PKG_VERSION"),
+        "changes": changes,
+    });
+    let path = run.path().join(CHANGES_FILE);
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    appended.map_err(|e| RunError::File { path, message: e.to_string() })
 }
 
 fn warn(options: &mut TrainOptions<'_>, message: &str) {
@@ -468,11 +664,10 @@ fn warn(options: &mut TrainOptions<'_>, message: &str) {
 fn load_run_config(run: &RunDir) -> Result<Config, RunError> {
     let path = run.config_path();
     if !path.is_file() {
-        return Err(RunError::File {
-            path,
-            message: "missing: this is not an rlpg run directory (or its setup was interrupted)"
-                .to_owned(),
-        });
+        return Err(RunError::Usage(format!(
+            "{}: missing: this is not an rlpg run directory (or its setup was interrupted)",
+            path.display()
+        )));
     }
     Ok(Config::load_run_file(&path)?)
 }
@@ -569,9 +764,11 @@ pub fn resolve_checkpoint(run_dir: &Path, which: &str) -> Result<PathBuf, RunErr
     let dir = checkpoint::checkpoint_dir(run_dir);
     let not_found = || RunError::from(CheckpointError::NotFound { dir: dir.clone() });
     match which {
-        "best" => best_checkpoint(run_dir).ok_or_else(|| RunError::File {
-            path: dir.join(checkpoint::BEST_CHECKPOINT),
-            message: "no best checkpoint (the run has not evaluated yet)".to_owned(),
+        "best" => best_checkpoint(run_dir).ok_or_else(|| {
+            RunError::Usage(format!(
+                "{}: no best checkpoint (the run has not evaluated yet)",
+                dir.join(checkpoint::BEST_CHECKPOINT).display()
+            ))
         }),
         "latest" => {
             let steps = step_checkpoints(run_dir)
@@ -587,10 +784,11 @@ pub fn resolve_checkpoint(run_dir: &Path, which: &str) -> Result<PathBuf, RunErr
             if inside.is_file() {
                 return Ok(inside);
             }
-            Err(RunError::File {
-                path,
-                message: format!("no such checkpoint (nor in {})", dir.display()),
-            })
+            Err(RunError::Usage(format!(
+                "{}: no such checkpoint (nor in {})",
+                path.display(),
+                dir.display()
+            )))
         }
     }
 }

@@ -92,4 +92,11 @@ fn doctor_reports_a_working_libtorch_on_cpu() {
     assert!(text.contains("libtorch: ok"), "{text}");
     // No test machine has a GPU: the report must say so rather than claim one.
     assert!(text.contains("cuda available: false"), "{text}");
+    assert!(text.contains(&format!("rlpg: {}", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(text.contains("libtorch version: 2."), "{text}");
+    assert!(text.contains("libtorch build: CPU"), "{text}");
+    assert!(text.contains("cuda devices: 0"), "{text}");
+    assert!(text.contains("torch threads: "), "{text}");
+    let path = text.lines().find_map(|l| l.strip_prefix("libtorch path: ")).expect("path line");
+    assert!(std::path::Path::new(path).join("libtorch_cpu.so").is_file(), "{text}");
 }

@@ -140,8 +140,7 @@ fn bad_input_exits_2_with_one_line_and_no_run_directory() {
         let out = rlpg(args);
         let err = stderr(&out);
         let code = out.status.code();
-        let expected = if args[0] == "eval" { Some(1) } else { Some(2) };
-        assert_eq!(code, expected, "rlpg {args:?}: exit code {code:?}, stderr:\n{err}");
+        assert_eq!(code, Some(2), "rlpg {args:?}: exit code {code:?}, stderr:\n{err}");
         assert!(err.contains(needle), "rlpg {args:?}: stderr does not name {needle:?}:\n{err}");
         assert_eq!(err.trim().lines().count(), 1, "rlpg {args:?}: not one line:\n{err}");
         assert!(!err.contains("panicked"), "rlpg {args:?} panicked:\n{err}");

@@ -24,8 +24,9 @@ pub const CLIP_OBS_TOL: f32 = 1e-4;
 /// Steps to wait for an episode to end before giving up on the step-after-end check.
 const MAX_STEPS_TO_END: usize = 100_000;
 
-/// What [`check_env`] found. `problems` break the contract; `warnings` are things it could not
-/// check or that are suspicious but allowed.
+/// What [`check_env`] found. `problems` break the contract (errors: the trainer cannot rely on
+/// the env); `warnings` are things it could not check or that are suspicious but allowed (e.g. a
+/// reset that ignores its seed, as an env with a fixed start does).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CheckReport {
     /// Id of the checked environment.
@@ -73,7 +74,8 @@ impl std::error::Error for CheckReport {}
 /// * every observation (from `reset` and `step`) has the length of the observation space, only
 ///   finite values, and lies within the space's bounds; every reward is finite;
 /// * `reset(Some(seed))` is deterministic: the same seed gives the same first observation and
-///   the same trajectory under a fixed action sequence; different seeds eventually differ;
+///   the same trajectory under a fixed action sequence. Different seeds should eventually
+///   differ; when none does (a fixed start) that is a warning, not a problem;
 /// * [`Env::step_into`] (which [`crate::VecEnv`] steps with) gives exactly what `step` gives;
 /// * a `step` after the episode ended (terminated or truncated), without a `reset`, is an error;
 /// * invalid actions (wrong kind, wrong length, NaN, infinite) are errors, not panics; so are
@@ -295,9 +297,14 @@ fn check_seeds_matter(
             }
         }
     }
-    report.problems.push(format!(
-        "seeds 0 to {} all gave the same trajectory: reset must seed the env's random initial \
-         state (use EnvRng::for_reset)",
+    // A fixed start is legitimate (a simulation that always begins in the same state), so this
+    // is a warning; what it costs is said, because a forgotten seed looks the same.
+    report.warnings.push(format!(
+        "seeds 0 to {} all gave the same trajectory: reset ignores the seed for the initial \
+         state. That is fine for an env with a fixed start, but then every training and \
+         evaluation episode starts alike, evaluations over several episodes measure one start, \
+         and runs with different seeds differ only by the agent's sampling; if the start should \
+         be random, seed it in reset (use EnvRng::for_reset)",
         OTHER_SEEDS.end()
     ));
 }

@@ -208,11 +208,17 @@ fn non_deterministic_resets_are_rejected() {
 }
 
 #[test]
-fn seeds_that_change_nothing_are_rejected() {
-    assert_rejected(
-        Faults { constant_start: true, ..Faults::default() },
-        &["all gave the same trajectory"],
-    );
+fn seeds_that_change_nothing_are_a_warning_not_a_problem() {
+    let faults = Faults { constant_start: true, ..Faults::default() };
+    let report = check_env(&mut Walker::new(faults));
+    // A fixed start is allowed: the env passes, with one warning that explains the consequence.
+    assert!(report.is_ok(), "{faults:?} was rejected:\n{report}");
+    assert_eq!(report.warnings.len(), 1, "{report}");
+    let warning = &report.warnings[0];
+    for needle in ["all gave the same trajectory", "fixed start", "every training", "EnvRng"] {
+        assert!(warning.contains(needle), "the warning does not say '{needle}':\n{report}");
+    }
+    assert!(report.to_string().contains("- warning: seeds 0 to"), "{report}");
 }
 
 #[test]

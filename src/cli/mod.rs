@@ -12,10 +12,15 @@
 //! }
 //! ```
 //!
-//! Exit codes: 0 success, 1 a failure while running, 2 bad input (arguments, configuration, a
-//! rejected registry entry, an environment the registry does not have), 130 / 143 training
-//! stopped by Ctrl-C / SIGTERM (after checkpointing; a second signal exits at once with the same
-//! codes). Commands suggested in messages name the running program as it was invoked.
+//! Exit codes, the same for every subcommand ([`EXIT_CODES`], printed by `--help`): 0 success,
+//! 1 a failure while running, 2 bad input (arguments, configuration, a path that is not a run or
+//! a checkpoint, a rejected registry entry, an environment the registry does not have), 130 / 143
+//! training stopped by Ctrl-C / SIGTERM (after checkpointing; a second signal exits at once with
+//! the same codes). Commands suggested in messages name the running program as it was invoked.
+
+mod completions;
+mod doctor;
+mod presets;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,18 +32,28 @@ use clap::{Parser, Subcommand};
 use rlpg_envs::Registry;
 
 use crate::bench::{self, bench};
+use crate::checkpoint::read_meta;
 use crate::gradlab::{self, GradlabOptions, ProblemKind};
 use crate::run::{
-    EnvSource, RunError, RunOutcome, TrainOptions, evaluate_checkpoint, evaluate_run,
-    resolve_checkpoint, resume, train_with,
+    EnvSource, RunError, RunOutcome, TrainOptions, default_eval_checkpoint, evaluate_checkpoint,
+    resolve_checkpoint, resume_with, train_with,
 };
 use crate::trainer::Target;
 use crate::{Config, Override};
 
+/// The exit-code table of every subcommand, shown at the end of `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes (every subcommand):
+  0    success
+  1    a failure while running (I/O, a damaged checkpoint, an environment or agent error)
+  2    bad input: arguments, configuration, a path that is not a run or checkpoint, an unknown env
+  130  training stopped by Ctrl-C (checkpoint written; resume with `train --resume RUN_DIR`)
+  143  training stopped by SIGTERM (the same)";
+
 /// Policy-gradient reinforcement learning on libtorch: score-function (REINFORCE) and pathwise
 /// (reparameterization) agents.
 #[derive(Parser)]
-#[command(name = "rlpg", version, about)]
+#[command(name = "rlpg", version, about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,16 +61,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train an agent from a TOML config, or continue a stopped run with --resume; prints the
-    /// run directory as the last line of stdout. Ctrl-C or SIGTERM finish the current update,
-    /// write a checkpoint and exit with 130 / 143; a second one exits at once.
+    /// Train an agent from a TOML config, or from --set alone, or continue or extend a run with
+    /// --resume; prints the run directory as the last line of stdout. Ctrl-C or SIGTERM finish
+    /// the current update, write a checkpoint and exit with 130 / 143; a second one exits at once.
+    #[command(after_help = EXIT_CODES)]
     Train {
-        /// The config file, e.g. configs/reinforce_cartpole.toml.
-        #[arg(required_unless_present = "resume")]
+        /// The config file, e.g. configs/reinforce_cartpole.toml. Without one, --set must name
+        /// `env` and `agent`; the built-in preset for that pair (configs/AGENT_ENV.toml) is the
+        /// base where one exists, else every default.
         config: Option<PathBuf>,
         /// Continue the run in this directory from its newest checkpoint, in the same
-        /// directory and TensorBoard curves (takes no config, --seed, --set or --out).
-        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "seed", "set", "out"])]
+        /// directory and TensorBoard curves. With --set it may change total_timesteps (to
+        /// extend a finished run), eval_every, eval_episodes, checkpoint_every,
+        /// keep_checkpoints, log_every, checkpoint_replay_buffer and torch_threads, nothing
+        /// else. Takes no config, --seed or --out.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "seed", "out"])]
         resume: Option<PathBuf>,
         /// Seed of every random number generator (overrides the config's `seed`).
         #[arg(long)]
@@ -70,9 +90,14 @@ enum Command {
         /// Do not draw the progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Print one JSON object (run directory, steps, episodes, final evaluation, steps/s)
+        /// as the last line of stdout instead of the text summary and directory.
+        #[arg(long)]
+        json: bool,
     },
     /// Evaluate a run's best checkpoint (its newest if none was the best) with deterministic
-    /// episodes.
+    /// episodes; names the checkpoint file and its step on stderr.
+    #[command(after_help = EXIT_CODES)]
     Eval {
         /// The run directory printed by `rlpg train`.
         run_dir: PathBuf,
@@ -86,7 +111,9 @@ enum Command {
         /// Environment `i` is reset with seed + i.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Print `{"mean_return": …, "std_return": …, "episodes": …}` instead of text.
+        /// Print `{"mean_return", "std_return", "episodes", "returns", "checkpoint", "step",
+        /// "training_eval_return"}` instead of text (`returns`: every episode's return;
+        /// `training_eval_return`: the evaluation saved with the checkpoint, if any).
         #[arg(long)]
         json: bool,
     },
@@ -127,7 +154,12 @@ enum Command {
         json: bool,
     },
     /// List the registered environments with their spaces and time limits.
-    Envs,
+    Envs {
+        /// Print a JSON array of `{"id", "observation_space", "action_space",
+        /// "max_episode_steps", "description"}` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the score-function and pathwise gradient estimators against closed forms: bias,
     /// variance and cost on problems with known gradients (see docs/gradlab.md).
     Gradlab {
@@ -157,8 +189,20 @@ enum Command {
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
     },
-    /// Check that libtorch is linked and working: prints its version, threads and devices.
-    Doctor,
+    /// Check that libtorch is linked and working: prints rlpg's version, libtorch's version,
+    /// build (CPU or CUDA) and folder, whether CUDA is available, and the torch threads.
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, e.g. `rlpg completions bash > ~/.local/share/bash-
+    /// completion/completions/rlpg` or `rlpg completions fish >
+    /// ~/.config/fish/completions/rlpg.fish`.
+    Completions {
+        /// The shell.
+        shell: completions::Shell,
+    },
 }
 
 /// The `rlpg` command line with the built-in environments.
@@ -277,7 +321,7 @@ impl StopSignals {
 fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitCode, RunError> {
     let envs = EnvSource::Registry(registry);
     match command {
-        Command::Train { config, resume: resume_dir, seed, mut set, out, quiet } => {
+        Command::Train { config, resume: resume_dir, seed, mut set, out, quiet, json } => {
             let signals = StopSignals::install()?;
             let options = TrainOptions {
                 envs,
@@ -288,7 +332,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
             let outcome = match (resume_dir, config) {
                 (Some(dir), _) => {
                     eprintln!("{}: resuming {}", program.name, dir.display());
-                    resume(&dir, options)?
+                    resume_with(&dir, &set, options)?
                 }
                 (None, Some(config)) => {
                     if let Some(seed) = seed {
@@ -298,26 +342,29 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                     let out = out.unwrap_or_else(|| PathBuf::from("runs"));
                     train_with(&config, &out, options)?
                 }
-                // clap requires a config unless --resume is given.
                 (None, None) => {
-                    return Err(RunError::Usage(
-                        "rlpg train: give a config file or --resume RUN_DIR".to_owned(),
-                    ));
+                    if let Some(seed) = seed {
+                        set.push(Override::parse(&format!("seed={seed}"))?);
+                    }
+                    let (config, preset) = presets::config_without_file(&set, registry)?;
+                    match preset {
+                        Some(name) => eprintln!(
+                            "{}: no config file: using the built-in preset configs/{name} with \
+                             the --set overrides",
+                            program.name
+                        ),
+                        None => eprintln!(
+                            "{}: no config file and no preset for ({}, {}): using the defaults \
+                             with the --set overrides",
+                            program.name, config.agent, config.env
+                        ),
+                    }
+                    let out = out.unwrap_or_else(|| PathBuf::from("runs"));
+                    train_with(&config, &out, options)?
                 }
             };
             match outcome {
-                RunOutcome::Finished(trained) => {
-                    let s = &trained.summary;
-                    println!(
-                        "trained {} steps ({:.0} steps/s), {} episodes, final eval {:.1} ± {:.1}",
-                        s.steps,
-                        s.steps_per_second,
-                        s.episodes,
-                        s.final_eval.mean_return,
-                        s.final_eval.std_return
-                    );
-                    println!("{}", trained.run_dir.path().display());
-                }
+                RunOutcome::Finished(trained) => print_trained(&trained, json)?,
                 RunOutcome::Interrupted { run_dir, step } => {
                     eprintln!(
                         "{}: stopped at step {step}, checkpoint written; continue with `{}`",
@@ -330,6 +377,13 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
             }
         }
         Command::Runs { dir, json } => {
+            if !dir.is_dir() {
+                return Err(RunError::Usage(format!(
+                    "{}: no such folder (`{} train` creates runs/; name another with --dir)",
+                    dir.display(),
+                    program.invoked_as
+                )));
+            }
             let runs = crate::runs::list_runs(&dir)
                 .map_err(|e| RunError::File { path: dir.clone(), message: e.to_string() })?;
             if json {
@@ -345,18 +399,29 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
             }
         }
         Command::Eval { run_dir, checkpoint, episodes, seed, json } => {
-            let result = match checkpoint {
-                Some(which) => {
-                    let path = resolve_checkpoint(&run_dir, &which)?;
-                    evaluate_checkpoint(&path, episodes as usize, seed, envs)?
-                }
-                None => evaluate_run(&run_dir, episodes as usize, seed, envs)?,
+            let path = match checkpoint {
+                Some(which) => resolve_checkpoint(&run_dir, &which)?,
+                None => eval_checkpoint_of(&run_dir)?,
             };
+            let meta = read_meta(&path)?;
+            let step = meta.step;
+            // Training's own evaluation of this checkpoint (what `rlpg runs` lists as best_eval)
+            // used the run's eval_episodes and evaluation seeds: say so, so that a different
+            // number here is explained.
+            let scored = meta.eval_return.map_or_else(String::new, |r| {
+                format!("; training's evaluation at that step gave {r:.2}, on other seeds")
+            });
+            eprintln!("{}: evaluating {} (step {step}{scored})", program.name, path.display());
+            let result = evaluate_checkpoint(&path, episodes as usize, seed, envs)?;
             if json {
                 let out = serde_json::json!({
                     "mean_return": result.mean_return,
                     "std_return": result.std_return,
                     "episodes": result.returns.len(),
+                    "returns": result.returns,
+                    "checkpoint": path,
+                    "step": step,
+                    "training_eval_return": meta.eval_return,
                 });
                 println!("{out}");
             } else {
@@ -404,18 +469,94 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                 }
             }
         }
-        Command::Envs => {
-            for spec in registry.specs()? {
-                println!("{spec}");
+        Command::Envs { json } => print_envs(registry, json)?,
+        Command::Doctor { json } => {
+            let report = doctor::Report::gather();
+            if json {
+                println!("{}", to_json(&report, "doctor's report as JSON")?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            if !report.ok() {
+                return Ok(ExitCode::from(1));
             }
         }
-        Command::Doctor => {
-            let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-            let sum = t.sum(tch::Kind::Float).double_value(&[]);
-            println!("libtorch: ok (sum of [1, 2, 3] = {sum})");
-            println!("torch threads: {}", tch::get_num_threads());
-            println!("cuda available: {}", tch::Cuda::is_available());
-        }
+        Command::Completions { shell } => completions::print::<Cli>(shell)
+            .map_err(|e| RunError::Output { what: "completion script", message: e.to_string() })?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `value` as one line of JSON.
+fn to_json(value: &impl serde::Serialize, what: &'static str) -> Result<String, RunError> {
+    serde_json::to_string(value).map_err(|e| RunError::Output { what, message: e.to_string() })
+}
+
+/// What `rlpg train` prints for a finished run: a summary line and the run directory, or (with
+/// `--json`) one JSON object holding both.
+fn print_trained(trained: &crate::run::TrainedRun, json: bool) -> Result<(), RunError> {
+    let s = &trained.summary;
+    if json {
+        let out = serde_json::json!({
+            "run_dir": trained.run_dir.path(),
+            "steps": s.steps,
+            "episodes": s.episodes,
+            "recent_mean_return": s.recent_mean_return,
+            "final_eval_mean_return": s.final_eval.mean_return,
+            "final_eval_std_return": s.final_eval.std_return,
+            "final_eval_returns": s.final_eval.returns,
+            "best_eval": s.evals.iter().map(|(_, r)| *r).reduce(f64::max),
+            "steps_per_second": s.steps_per_second,
+        });
+        println!("{}", to_json(&out, "training summary as JSON")?);
+    } else {
+        println!(
+            "trained {} steps ({:.0} steps/s), {} episodes, final eval {:.1} ± {:.1}",
+            s.steps,
+            s.steps_per_second,
+            s.episodes,
+            s.final_eval.mean_return,
+            s.final_eval.std_return
+        );
+        println!("{}", trained.run_dir.path().display());
+    }
+    Ok(())
+}
+
+/// The checkpoint `rlpg eval RUN_DIR` evaluates (as [`evaluate_run`] chooses it), after checking
+/// that `run_dir` is a run.
+fn eval_checkpoint_of(run_dir: &Path) -> Result<PathBuf, RunError> {
+    let run = crate::RunDir::open(run_dir)?;
+    if !run.config_path().is_file() {
+        return Err(RunError::Usage(format!(
+            "{}: missing: this is not an rlpg run directory (or its setup was interrupted)",
+            run.config_path().display()
+        )));
+    }
+    default_eval_checkpoint(run.path())
+}
+
+/// `rlpg envs`: one line per environment, or a JSON array.
+fn print_envs(registry: &Registry, json: bool) -> Result<(), RunError> {
+    let specs = registry.specs()?;
+    if json {
+        let list: Vec<serde_json::Value> = specs
+            .iter()
+            .map(|spec| {
+                serde_json::json!({
+                    "id": spec.id,
+                    "observation_space": spec.observation_space.to_string(),
+                    "action_space": spec.action_space.to_string(),
+                    "max_episode_steps": spec.max_episode_steps,
+                    "description": spec.description,
+                })
+            })
+            .collect();
+        println!("{}", to_json(&list, "environment list as JSON")?);
+    } else {
+        for spec in specs {
+            println!("{spec}");
+        }
+    }
+    Ok(())
 }

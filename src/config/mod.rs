@@ -264,6 +264,14 @@ impl Config {
         resolve(None, overrides, UnusedSections::Rejected, None)
     }
 
+    /// [`Config::from_overrides`], then the registry checks of [`Config::load_checked`].
+    pub fn from_overrides_checked(
+        overrides: &[Override],
+        registry: &Registry,
+    ) -> Result<Self, ConfigError> {
+        resolve(None, overrides, UnusedSections::Rejected, Some(registry))
+    }
+
     /// Reads a run's resolved config (its `config.toml`, or the text in a checkpoint, named
     /// `name` in errors) as [`Config::from_toml_str`] does, except that an unused agent section
     /// holding only defaults is accepted: an earlier rlpg wrote every agent's section.
