@@ -39,7 +39,9 @@ use rlpg_envs::{
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::video::{EncodedGif, GifEncoder, GifOptions, OwnedAction, VideoError, record_episode};
+use crate::video::{
+    EncodedGif, GifEncoder, GifOptions, OwnedAction, RecordedEpisode, VideoError, record_episode,
+};
 
 /// Builds one environment instance. The trainer calls it `num_envs` times for training and again
 /// for evaluation, so every call must return an independent env.
@@ -896,31 +898,46 @@ fn record_video(
     sink: &mut dyn ScalarSink,
 ) -> Result<(), TrainError> {
     let mut env = factory().map_err(env_err(step))?;
-    let obs_dim = train_env.obs_dim();
+    let mut gif = GifEncoder::new(VIDEO_OPTIONS);
+    let seed = settings.seed.wrapping_add(1_000_000);
     let rms = train_env.obs_rms();
-    let mut adapter = ActionAdapter::new(train_env.action_space());
+    record_agent_episode(agent, env.as_mut(), rms, seed, VIDEO_MAX_STEPS, &mut gif)
+        .map_err(|source| TrainError::Video { step, source })?;
+    let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;
+    sink.video(VIDEO_TAG, &gif, step).map_err(io_err("writing the video"))
+}
+
+/// Plays one episode of `agent`'s deterministic actions on `env`, reset with `seed`, rendering
+/// every frame into `video` (see [`record_episode`]). `obs_rms`, when given, normalises the
+/// observations with frozen training statistics, as [`evaluate`] does, so the episode is the
+/// one [`evaluate`] plays for the same seed.
+pub fn record_agent_episode(
+    agent: &mut dyn Agent,
+    env: &mut dyn Env,
+    obs_rms: Option<&RunningMeanStd>,
+    seed: u64,
+    max_steps: usize,
+    video: &mut GifEncoder,
+) -> Result<RecordedEpisode, VideoError> {
+    let obs_dim = env.observation_space().flat_dim();
+    let mut adapter = ActionAdapter::new(env.action_space());
     let mut normalized = vec![0.0f32; obs_dim];
     let act = |obs: &[f32]| -> Result<OwnedAction, tch::TchError> {
-        let input = match rms {
+        let input = match obs_rms {
             Some(rms) => {
                 rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
                 &normalized[..]
             }
             None => obs,
         };
-        let obs_t = Tensor::from_slice(input).view([1, obs_dim as i64]);
+        let obs_t = Tensor::from_slice(input).view([1, obs.len() as i64]);
         let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
         Ok(match adapter.convert(&actions)? {
             VecActions::Discrete(a) => OwnedAction::Discrete(a[0]),
             VecActions::Continuous(x) => OwnedAction::Continuous(x.to_vec()),
         })
     };
-    let mut gif = GifEncoder::new(VIDEO_OPTIONS);
-    let seed = settings.seed.wrapping_add(1_000_000);
-    record_episode(env.as_mut(), Some(seed), VIDEO_MAX_STEPS, act, &mut gif)
-        .map_err(|source| TrainError::Video { step, source })?;
-    let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;
-    sink.video(VIDEO_TAG, &gif, step).map_err(io_err("writing the video"))
+    record_episode(env, Some(seed), max_steps, act, video)
 }
 
 fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::ProgressBar> {
