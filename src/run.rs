@@ -18,11 +18,12 @@ use crate::checkpoint::{
 };
 use crate::config::{AgentKind, Config, ConfigError, Override};
 use crate::rundir::{RunDir, RunDirError, atomic_write};
-use crate::tensorboard::{TbLogger, trim_event_files};
+use crate::tensorboard::{TbLogger, config_hparams, config_markdown, trim_event_files};
 use crate::trainer::{
     EnvFactory, EvalResult, LoopControl, LoopOutcome, LoopSettings, OBS_CLIP, ResumePoint,
     ScalarSink, TrainError, TrainSummary, evaluate, train_loop_with,
 };
+use crate::video::EncodedGif;
 
 /// File name of the run summary (JSON) inside a run directory, written when training finishes.
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -304,8 +305,53 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         log_every: config.log_every,
         checkpoint_every: config.checkpoint_every,
         checkpoint_replay_buffer: config.checkpoint_replay_buffer,
+        capture_video_every: config.capture_video_every,
         progress,
         stop_at: None,
+    }
+}
+
+/// With `capture_video_every > 0` the environment must render; checked on the probe env before
+/// the run directory exists, so a run never fails at its first video.
+fn check_renders(config: &Config, probe: &mut dyn Env) -> Result<(), RunError> {
+    if config.capture_video_every == 0 {
+        return Ok(());
+    }
+    match probe.reset(Some(config.seed)).and_then(|_| probe.render()) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(RunError::Usage(format!(
+            "capture_video_every = {} needs an environment that renders: {e} (set \
+             capture_video_every = 0 to train without videos)",
+            config.capture_video_every
+        ))),
+    }
+}
+
+/// Folder of a run's evaluation videos.
+pub const VIDEOS_DIR: &str = "videos";
+
+/// The sink of a run: scalars, text and videos go to its event file, videos also to
+/// `videos/step-NNNNNNNNN.gif` in the run directory.
+struct RunSink<'a> {
+    logger: &'a mut TbLogger,
+    run_dir: &'a Path,
+}
+
+impl ScalarSink for RunSink<'_> {
+    fn scalar(&mut self, tag: &str, value: f64, step: u64) -> std::io::Result<()> {
+        self.logger.scalar(tag, value, step)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.logger.flush()
+    }
+    fn video(&mut self, tag: &str, gif: &EncodedGif, step: u64) -> std::io::Result<()> {
+        let dir = self.run_dir.join(VIDEOS_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("step-{step:09}.gif"));
+        atomic_write(&path, &gif.bytes).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+        self.logger.gif(tag, gif, step)
     }
 }
 
@@ -356,8 +402,9 @@ pub fn train_with(
     let envs = Envs::resolve(options.envs, &config.env)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
-    let probe = factory()?;
+    let mut probe = factory()?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
+    check_renders(config, probe.as_mut())?;
     seed_torch(config);
     let mut agent = build_agent(config, probe.observation_space(), probe.action_space())?;
     drop(probe);
@@ -445,8 +492,9 @@ pub fn resume_with(
     let envs = Envs::resolve(options.envs, &config.env)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
-    let probe = factory()?;
+    let mut probe = factory()?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
+    check_renders(&config, probe.as_mut())?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
     drop(probe);
@@ -683,6 +731,7 @@ fn run_session(
     mut options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
     let mut saver = RunCheckpoints::new(run_dir.path(), config)?;
+    let fresh = start.is_none();
     let settings = loop_settings(config, options.progress);
     let mut print_warning = |message: &str| eprintln!("rlpg: warning: {message}");
     let warn: &mut dyn FnMut(&str) = match options.warn.take() {
@@ -695,7 +744,20 @@ fn run_session(
         resume: start.map(|c| ResumePoint { state: c.meta.loop_state, envs: c.meta.envs }),
         warn: Some(warn),
     };
-    let outcome = train_loop_with(agent, factory, &settings, &mut logger, control);
+    let header = if fresh {
+        // The resolved config (Text dashboard) and the HParams session start, once per run.
+        logger
+            .text("config", &config_markdown(config), 0)
+            .and_then(|()| logger.hparams_start(&config_hparams(config)))
+    } else {
+        Ok(())
+    };
+    header.map_err(|e| RunError::File {
+        path: logger.path().to_owned(),
+        message: format!("cannot write the config summary: {e}"),
+    })?;
+    let mut sink = RunSink { logger: &mut logger, run_dir: run_dir.path() };
+    let outcome = train_loop_with(agent, factory, &settings, &mut sink, control);
     // Whatever happened, what was logged so far belongs on disk.
     let flushed = logger.flush();
     let outcome = match outcome {
@@ -716,6 +778,12 @@ fn run_session(
     match outcome {
         LoopOutcome::Stopped { step } => Ok(RunOutcome::Interrupted { run_dir, step }),
         LoopOutcome::Finished(summary) => {
+            logger.hparams_end(true, summary.steps).and_then(|()| logger.flush()).map_err(|e| {
+                RunError::File {
+                    path: logger.path().to_owned(),
+                    message: format!("cannot write the HParams session end: {e}"),
+                }
+            })?;
             write_summary(&run_dir, &summary)?;
             Ok(RunOutcome::Finished(TrainedRun { run_dir, summary }))
         }

@@ -33,9 +33,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, AgentError, Transition};
-use rlpg_envs::{Env, EnvError, RunningMeanStd, Space, VecActions, VecEnv, VecEnvSnapshot};
+use rlpg_envs::{
+    DEFAULT_NORM_EPSILON, Env, EnvError, RunningMeanStd, Space, VecActions, VecEnv, VecEnvSnapshot,
+};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
+
+use crate::video::{
+    EncodedGif, GifEncoder, GifOptions, OwnedAction, RecordedEpisode, VideoError, record_episode,
+};
 
 /// Builds one environment instance. The trainer calls it `num_envs` times for training and again
 /// for evaluation, so every call must return an independent env.
@@ -48,6 +54,12 @@ pub trait ScalarSink {
     fn scalar(&mut self, tag: &str, value: f64, step: u64) -> std::io::Result<()>;
     /// Makes everything recorded so far durable.
     fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// Records a video of an evaluation episode (see [`LoopSettings::capture_video_every`]);
+    /// sinks without a place for videos drop it.
+    fn video(&mut self, tag: &str, gif: &EncodedGif, step: u64) -> std::io::Result<()> {
+        let _ = (tag, gif, step);
         Ok(())
     }
 }
@@ -101,6 +113,14 @@ pub enum TrainError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Recording an evaluation video failed.
+    #[error("cannot record the video at step {step}: {source}")]
+    Video {
+        /// Global env step of the video.
+        step: u64,
+        /// What went wrong.
+        source: VideoError,
+    },
     /// libtorch failed outside an agent update (e.g. while saving).
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -153,6 +173,10 @@ pub struct LoopSettings {
     pub checkpoint_every: u64,
     /// Include the agent's replay buffer in checkpoints (see [`Agent::training_state`]).
     pub checkpoint_replay_buffer: bool,
+    /// Environment steps between evaluation videos (0: none): whenever training passes a
+    /// multiple of it, and at the end, one deterministic episode is rendered and handed to
+    /// [`ScalarSink::video`] (see [`VIDEO_TAG`]). The environment must render.
+    pub capture_video_every: u64,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// When set, training stops as soon as this target is reached (benchmarks measure time to
@@ -294,6 +318,20 @@ pub fn evaluate(
     let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64;
     Ok(EvalResult { mean_return: mean, std_return: var.sqrt(), returns })
 }
+
+/// Tag of the evaluation videos (TensorBoard's Images dashboard).
+pub const VIDEO_TAG: &str = "videos/eval";
+
+/// Tag of the mean return of the last 100 training episodes, logged once per `log_every`.
+pub const RECENT_MEAN_TAG: &str = "charts/episodic_return_mean100";
+
+/// How evaluation videos are encoded: 30 frames per second, frames halved (CartPole's and
+/// MountainCar's 600 × 400 become 300 × 200, Pendulum's and Acrobot's 500 × 500 become
+/// 250 × 250).
+pub const VIDEO_OPTIONS: GifOptions = GifOptions { fps: 30, downscale: 2 };
+
+/// Longest evaluation video, in steps (the built-in envs' time limits are at most 1000 steps).
+pub const VIDEO_MAX_STEPS: usize = 1000;
 
 /// Observation-normalisation clip (Stable-Baselines3's default).
 pub const OBS_CLIP: f32 = 10.0;
@@ -674,6 +712,10 @@ fn train_loop_inner(
             let (start, start_step) = window_start;
             let sps = (global_step - start_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
             sink.scalar("charts/SPS", sps, global_step).map_err(io_err("writing metrics"))?;
+            if let Some(mean) = state.recent_mean() {
+                sink.scalar(RECENT_MEAN_TAG, mean, global_step)
+                    .map_err(io_err("writing metrics"))?;
+            }
             window_start = (Instant::now(), global_step);
         }
         state.train_seconds += last_tick.elapsed().as_secs_f64();
@@ -698,6 +740,14 @@ fn train_loop_inner(
                 let ret = Some(result.mean_return);
                 session.save(SaveReason::NewBest, &state, agent, &snapshot, ret, sink)?;
             }
+            window_start = (Instant::now(), global_step);
+        }
+        let every = settings.capture_video_every;
+        if every > 0
+            && global_step / every > (global_step - n as u64) / every
+            && global_step < settings.total_timesteps
+        {
+            record_video(agent, factory, settings, &vec, global_step, sink)?;
             window_start = (Instant::now(), global_step);
         }
         if global_step >= state.next_checkpoint && global_step < settings.total_timesteps {
@@ -727,6 +777,9 @@ fn train_loop_inner(
     sink.scalar("eval/mean_return", final_eval.mean_return, global_step)
         .map_err(io_err("writing metrics"))?;
     state.evals.push((global_step, final_eval.mean_return));
+    if settings.capture_video_every > 0 {
+        record_video(agent, factory, settings, &vec, global_step, sink)?;
+    }
     if reached_target.is_none()
         && matches!(settings.stop_at, Some(Target::Eval(t)) if final_eval.mean_return >= t)
     {
@@ -834,6 +887,59 @@ fn run_eval(
     evaluate(agent, factory, settings.eval_episodes, eval_seed, rms)
 }
 
+/// Plays one deterministic evaluation episode (seeded as the first evaluation episode) on a
+/// fresh env, renders it into a GIF ([`VIDEO_OPTIONS`]) and hands it to the sink at `step`.
+fn record_video(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    settings: &LoopSettings,
+    train_env: &VecEnv,
+    step: u64,
+    sink: &mut dyn ScalarSink,
+) -> Result<(), TrainError> {
+    let mut env = factory().map_err(env_err(step))?;
+    let mut gif = GifEncoder::new(VIDEO_OPTIONS);
+    let seed = settings.seed.wrapping_add(1_000_000);
+    let rms = train_env.obs_rms();
+    record_agent_episode(agent, env.as_mut(), rms, seed, VIDEO_MAX_STEPS, &mut gif)
+        .map_err(|source| TrainError::Video { step, source })?;
+    let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;
+    sink.video(VIDEO_TAG, &gif, step).map_err(io_err("writing the video"))
+}
+
+/// Plays one episode of `agent`'s deterministic actions on `env`, reset with `seed`, rendering
+/// every frame into `video` (see [`record_episode`]). `obs_rms`, when given, normalises the
+/// observations with frozen training statistics, as [`evaluate`] does, so the episode is the
+/// one [`evaluate`] plays for the same seed.
+pub fn record_agent_episode(
+    agent: &mut dyn Agent,
+    env: &mut dyn Env,
+    obs_rms: Option<&RunningMeanStd>,
+    seed: u64,
+    max_steps: usize,
+    video: &mut GifEncoder,
+) -> Result<RecordedEpisode, VideoError> {
+    let obs_dim = env.observation_space().flat_dim();
+    let mut adapter = ActionAdapter::new(env.action_space());
+    let mut normalized = vec![0.0f32; obs_dim];
+    let act = |obs: &[f32]| -> Result<OwnedAction, tch::TchError> {
+        let input = match obs_rms {
+            Some(rms) => {
+                rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
+                &normalized[..]
+            }
+            None => obs,
+        };
+        let obs_t = Tensor::from_slice(input).view([1, obs.len() as i64]);
+        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
+        Ok(match adapter.convert(&actions)? {
+            VecActions::Discrete(a) => OwnedAction::Discrete(a[0]),
+            VecActions::Continuous(x) => OwnedAction::Continuous(x.to_vec()),
+        })
+    };
+    record_episode(env, Some(seed), max_steps, act, video)
+}
+
 fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::ProgressBar> {
     if !settings.progress {
         return None;
@@ -931,6 +1037,7 @@ mod tests {
             log_every: 1,
             checkpoint_every: 0,
             checkpoint_replay_buffer: false,
+            capture_video_every: 0,
             progress: false,
             stop_at: None,
         };

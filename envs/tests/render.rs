@@ -3,8 +3,8 @@
 
 use rlpg_envs::render::{self, Rgb};
 use rlpg_envs::{
-    Action, CartPole, Env, EnvError, Frame, NormalizeObservation, Observation,
-    RecordEpisodeStatistics, Space, Step, TimeLimit,
+    Acrobot, Action, CartPole, Env, EnvError, Frame, MountainCar, MountainCarContinuous,
+    NormalizeObservation, Observation, Pendulum, RecordEpisodeStatistics, Space, Step, TimeLimit,
 };
 
 const WHITE: Rgb = [255, 255, 255];
@@ -174,6 +174,72 @@ fn wrappers_and_boxes_forward_render_and_the_default_is_a_clear_error() {
     let boxed: Box<dyn Env> = Box::new(wrapped);
     assert_eq!(boxed.render().expect("forwarded"), want);
 
-    let err = Box::new(CartPole::new()).render().expect_err("CartPole has no render yet");
+    let err = Box::new(Plain(CartPole::new())).render().expect_err("Plain has no render");
     assert!(matches!(err, EnvError::RenderUnsupported { .. }), "{err:?}");
+}
+
+/// CartPole without a picture: `render` is the trait's default.
+struct Plain(CartPole);
+
+impl Env for Plain {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn observation_space(&self) -> &Space {
+        self.0.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.0.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.0.reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        self.0.step(action)
+    }
+}
+
+#[test]
+fn every_builtin_env_draws_its_own_state() {
+    let mut cartpole = CartPole::new();
+    cartpole.reset(Some(3)).expect("reset");
+    cartpole.step(Action::Discrete(1)).expect("step");
+    assert_eq!(cartpole.render().expect("render"), render::cartpole(&cartpole.state()));
+
+    let mut acrobot = Acrobot::new();
+    acrobot.reset(Some(3)).expect("reset");
+    acrobot.step(Action::Discrete(2)).expect("step");
+    assert_eq!(acrobot.render().expect("render"), render::acrobot(&acrobot.state()));
+
+    let mut car = MountainCar::new();
+    car.reset(Some(3)).expect("reset");
+    car.step(Action::Discrete(2)).expect("step");
+    assert_eq!(car.render().expect("render"), render::mountain_car(car.state()[0], 0.5));
+
+    let mut car = MountainCarContinuous::new();
+    car.reset(Some(3)).expect("reset");
+    car.step(Action::Continuous(&[0.7])).expect("step");
+    assert_eq!(car.render().expect("render"), render::mountain_car(car.state()[0], 0.45));
+
+    // Pendulum draws the clipped torque of the last step, and no arrow after a reset.
+    let mut pendulum = Pendulum::new();
+    pendulum.reset(Some(3)).expect("reset");
+    let theta = pendulum.state()[0];
+    assert_eq!(pendulum.render().expect("render"), render::pendulum(theta, None));
+    pendulum.step(Action::Continuous(&[5.0])).expect("step");
+    let theta = pendulum.state()[0];
+    assert_eq!(pendulum.render().expect("render"), render::pendulum(theta, Some(2.0)));
+    pendulum.reset(Some(4)).expect("reset");
+    let theta = pendulum.state()[0];
+    assert_eq!(pendulum.render().expect("render"), render::pendulum(theta, None));
+
+    // Through the registry's wrappers, every built-in env renders.
+    for id in
+        ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"]
+    {
+        let mut env = rlpg_envs::make(id).expect("registered");
+        env.reset(Some(0)).expect("reset");
+        let frame = env.render().unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert!(frame.width() >= 500 && frame.height() >= 400, "{id}: {frame:?}");
+    }
 }

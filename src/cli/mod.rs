@@ -28,6 +28,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+mod plot;
+mod video;
+
 use clap::{Parser, Subcommand};
 use rlpg_envs::Registry;
 
@@ -116,7 +119,16 @@ enum Command {
         /// `training_eval_return`: the evaluation saved with the checkpoint, if any).
         #[arg(long)]
         json: bool,
+        /// Also render the episodes into this animated GIF (30 fps, frames halved).
+        #[arg(long, value_name = "FILE.gif")]
+        video: Option<PathBuf>,
+        /// Also write the last frame of the first episode, full size, to this PNG.
+        #[arg(long, value_name = "FILE.png")]
+        frame: Option<PathBuf>,
     },
+    /// Plot a metric of many runs on one chart: runs grouped by (env, agent), mean over seeds
+    /// with a 95% bootstrap confidence band.
+    Plot(plot::PlotArgs),
     /// Measure training throughput and time to a return threshold over several seeds (nothing
     /// is written to disk). Exactly one of --target-recent and --target-eval.
     Bench {
@@ -398,7 +410,18 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                 print!("{}", crate::runs::to_table(&runs));
             }
         }
-        Command::Eval { run_dir, checkpoint, episodes, seed, json } => {
+        Command::Eval { run_dir, checkpoint, episodes, seed, json, video, frame } => {
+            if video.is_some() || frame.is_some() {
+                let request = video::VideoRequest {
+                    run_dir: &run_dir,
+                    checkpoint: checkpoint.as_deref(),
+                    episodes: episodes as usize,
+                    seed,
+                    video,
+                    frame,
+                };
+                video::record(&request, envs)?;
+            }
             let path = match checkpoint {
                 Some(which) => resolve_checkpoint(&run_dir, &which)?,
                 None => eval_checkpoint_of(&run_dir)?,
@@ -467,6 +490,12 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                     eprintln!("{}: error: {e}", program.name);
                     return Ok(ExitCode::from(if e.is_usage_error() { 2 } else { 1 }));
                 }
+            }
+        }
+        Command::Plot(args) => {
+            if let Err(e) = plot::run(args) {
+                eprintln!("{}: error: {e}", program.name);
+                return Ok(ExitCode::from(if e.is_input_error() { 2 } else { 1 }));
             }
         }
         Command::Envs { json } => print_envs(registry, json)?,

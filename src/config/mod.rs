@@ -134,6 +134,12 @@ pub struct Config {
     /// Environment steps between progress logs (steps per second, recent returns) (>= 1).
     #[serde(default = "defaults::log_every")]
     pub log_every: u64,
+    /// Environment steps between evaluation videos; 0 records none. At each multiple, and at
+    /// the end, one deterministic episode is rendered into `videos/step-NNNNNNNNN.gif` in the
+    /// run directory and TensorBoard's Images dashboard (tag `videos/eval`). Needs an
+    /// environment that renders.
+    #[serde(default = "defaults::capture_video_every")]
+    pub capture_video_every: u64,
     // Agent sections, one per agent; only the chosen agent's may be written (see
     // `Config::agent_sections`). Adding an agent takes, besides its crate's settings type
     // (`Default`, `PartialEq`, `validate(&SettingsContext) -> Result<(), InvalidSetting>` holding
@@ -192,6 +198,9 @@ mod defaults {
     pub(super) fn log_every() -> u64 {
         2_000
     }
+    pub(super) fn capture_video_every() -> u64 {
+        0
+    }
 }
 
 impl Config {
@@ -212,6 +221,7 @@ impl Config {
             keep_checkpoints: defaults::keep_checkpoints(),
             checkpoint_replay_buffer: defaults::checkpoint_replay_buffer(),
             log_every: defaults::log_every(),
+            capture_video_every: defaults::capture_video_every(),
             reinforce: ReinforceConfig::default(),
             pathwise: PathwiseConfig::default(),
         }

@@ -1,5 +1,21 @@
-//! TensorBoard event files: [`TbLogger`] writes scalars (and text) against the global env step,
-//! [`read_scalars`] reads them back.
+//! TensorBoard event files: [`TbLogger`] writes scalars, text, animated GIFs and the HParams
+//! plugin's session records against the global env step, [`read_scalars`] reads scalars back.
+//!
+//! **HParams.** tensorboard-rs's `add_hparams` is unimplemented, so [`TbLogger::hparams_start`]
+//! and [`TbLogger::hparams_end`] write the plugin's records themselves, as TensorBoard's own
+//! `hparams` summary API does: a `Summary.Value` tagged `_hparams_/session_start_info` (or
+//! `_hparams_/session_end_info`) whose metadata names the plugin `hparams` and carries a
+//! serialized `HParamsPluginData` (the message types are tensorboard-proto's copies of
+//! TensorBoard's `plugin_data.proto` and `api.proto`, same field numbers), with an empty string
+//! tensor as the value. No experiment record is written: TensorBoard then builds the
+//! experiment from every run's session start (the union of their hyperparameters) and offers
+//! every scalar tag as a metric, its last value per run (`eval/mean_return`'s last value is the
+//! final evaluation, its step the steps trained).
+//!
+//! **Flushing.** Records are buffered and pushed to the file at least every
+//! [`FLUSH_INTERVAL`] of wall time (checked at each write), and synced at every
+//! [`TbLogger::flush`] (the trainer flushes at every checkpoint), so TensorBoard sees a
+//! running run's curves within seconds.
 //!
 //! [`trim_event_files`] cuts a run's event files back to the step a resumed run continues from.
 //! This module is the one home of event files: nothing else in rlpg reads or writes them.
@@ -18,15 +34,21 @@
 //! run directory, so a resumed run simply adds a file.
 
 use std::fs::{File, OpenOptions};
+mod run_info;
 mod tfrecord;
+
+pub use run_info::{config_hparams, config_markdown};
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use protobuf::well_known_types::Value as ProtoValue;
 use protobuf::{Message, RepeatedField};
+use tensorboard_proto::api::Status;
 use tensorboard_proto::event::Event;
+use tensorboard_proto::plugin_hparams::{HParamsPluginData, SessionEndInfo, SessionStartInfo};
 use tensorboard_proto::summary::{
     Summary, Summary_Value, SummaryMetadata, SummaryMetadata_PluginData,
 };
@@ -35,7 +57,27 @@ use tensorboard_proto::tensor_shape::{TensorShapeProto, TensorShapeProto_Dim};
 use tensorboard_proto::types::DataType;
 
 use crate::rundir::atomic_write;
+use crate::video::{EncodedGif, gif_summary};
 use tfrecord::{Damage, ProtoFields, Records, Wire, write_record};
+
+/// Longest wall time a written record waits in the buffer before it is pushed to the file.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Tag of the HParams plugin's session start record.
+pub const HPARAMS_SESSION_START_TAG: &str = "_hparams_/session_start_info";
+/// Tag of the HParams plugin's session end record.
+pub const HPARAMS_SESSION_END_TAG: &str = "_hparams_/session_end_info";
+
+/// A hyperparameter's value as the HParams dashboard shows it (it takes only scalars).
+#[derive(Clone, Debug, PartialEq)]
+pub enum HParamValue {
+    /// A number (integers are shown as numbers too).
+    Number(f64),
+    /// A string (lists and other values are written as their text).
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+}
 
 /// The prefix TensorBoard looks for in file names.
 const EVENT_FILE_PREFIX: &str = "events.out.tfevents.";
@@ -54,6 +96,8 @@ pub struct TbLogger {
     /// A second handle on the same file, to sync it (the buffered writer owns the first).
     file: File,
     path: PathBuf,
+    /// When the buffer was last pushed to the file.
+    last_push: Instant,
 }
 
 impl std::fmt::Debug for TbLogger {
@@ -82,7 +126,12 @@ impl TbLogger {
             }
         };
         let sync_handle = file.try_clone().map_err(|e| with_path(e, &path))?;
-        let mut logger = TbLogger { writer: BufWriter::new(file), file: sync_handle, path };
+        let mut logger = TbLogger {
+            writer: BufWriter::new(file),
+            file: sync_handle,
+            path,
+            last_push: Instant::now(),
+        };
         let mut first = Event::new();
         first.set_wall_time(now.as_secs_f64());
         first.set_file_version("brain.Event:2".to_owned());
@@ -127,9 +176,70 @@ impl TbLogger {
         self.write_summary(summary, step)
     }
 
+    /// Records an animated GIF under `tag` (e.g. `videos/eval`), shown in TensorBoard's Images
+    /// dashboard (see [`gif_summary`]).
+    pub fn gif(&mut self, tag: &str, gif: &EncodedGif, step: u64) -> io::Result<()> {
+        self.write_summary(gif_summary(tag, gif), step)
+    }
+
+    /// Records the HParams plugin's session start at step 0: the run's hyperparameters, shown in
+    /// TensorBoard's HParams dashboard next to every run's metrics. Write it once per run.
+    pub fn hparams_start(&mut self, hparams: &[(String, HParamValue)]) -> io::Result<()> {
+        let mut start = SessionStartInfo::new();
+        for (name, value) in hparams {
+            let mut v = ProtoValue::new();
+            match value {
+                HParamValue::Number(x) => v.set_number_value(*x),
+                HParamValue::Text(t) => v.set_string_value(t.clone()),
+                HParamValue::Bool(b) => v.set_bool_value(*b),
+            }
+            start.mut_hparams().insert(name.clone(), v);
+        }
+        start.set_start_time_secs(unix_now());
+        let mut data = HParamsPluginData::new();
+        data.set_version(0);
+        data.set_session_start_info(start);
+        self.hparams_record(HPARAMS_SESSION_START_TAG, &data, 0)
+    }
+
+    /// Records the HParams plugin's session end at `step` (the run finished, or failed).
+    pub fn hparams_end(&mut self, success: bool, step: u64) -> io::Result<()> {
+        let mut end = SessionEndInfo::new();
+        end.set_status(if success { Status::STATUS_SUCCESS } else { Status::STATUS_FAILURE });
+        end.set_end_time_secs(unix_now());
+        let mut data = HParamsPluginData::new();
+        data.set_version(0);
+        data.set_session_end_info(end);
+        self.hparams_record(HPARAMS_SESSION_END_TAG, &data, step)
+    }
+
+    fn hparams_record(&mut self, tag: &str, data: &HParamsPluginData, step: u64) -> io::Result<()> {
+        let content = data
+            .write_to_bytes()
+            .map_err(|e| io::Error::other(format!("cannot encode HParams data: {e}")))?;
+        let mut plugin = SummaryMetadata_PluginData::new();
+        plugin.set_plugin_name("hparams".to_owned());
+        plugin.set_content(content);
+        let mut metadata = SummaryMetadata::new();
+        metadata.set_plugin_data(plugin);
+        // TensorBoard's own hparams summaries hold an empty string scalar as their value.
+        let mut tensor = TensorProto::new();
+        tensor.set_dtype(DataType::DT_STRING);
+        tensor.set_tensor_shape(TensorShapeProto::new());
+        tensor.set_string_val(RepeatedField::from_vec(vec![Vec::new()]));
+        let mut value = Summary_Value::new();
+        value.set_tag(tag.to_owned());
+        value.set_metadata(metadata);
+        value.set_tensor(tensor);
+        let mut summary = Summary::new();
+        summary.set_value(RepeatedField::from_vec(vec![value]));
+        self.write_summary(summary, step)
+    }
+
     /// Writes everything buffered to the file and syncs it to disk.
     pub fn flush(&mut self) -> io::Result<()> {
         self.writer.flush().map_err(|e| with_path(e, &self.path))?;
+        self.last_push = Instant::now();
         self.file.sync_data().map_err(|e| with_path(e, &self.path))
     }
 
@@ -138,9 +248,7 @@ impl TbLogger {
             io::Error::new(io::ErrorKind::InvalidInput, format!("step {step} exceeds i64::MAX"))
         })?;
         let mut event = Event::new();
-        event.set_wall_time(
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
-        );
+        event.set_wall_time(unix_now());
         event.set_step(step);
         event.set_summary(summary);
         self.write_event(event)
@@ -150,8 +258,20 @@ impl TbLogger {
         let bytes = event
             .write_to_bytes()
             .map_err(|e| io::Error::other(format!("cannot encode event: {e}")))?;
-        write_record(&mut self.writer, &bytes).map_err(|e| with_path(e, &self.path))
+        write_record(&mut self.writer, &bytes).map_err(|e| with_path(e, &self.path))?;
+        if self.last_push.elapsed() >= FLUSH_INTERVAL {
+            // Pushed to the file (readable by TensorBoard), not synced: syncing is for
+            // checkpoints and the end.
+            self.writer.flush().map_err(|e| with_path(e, &self.path))?;
+            self.last_push = Instant::now();
+        }
+        Ok(())
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// The host name as it may appear in a file name (no path separators).

@@ -10,6 +10,7 @@ use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
 };
+use crate::render::{self, Frame};
 use crate::seeding::EnvRng;
 
 const ID: &str = "Acrobot-v1";
@@ -296,6 +297,10 @@ impl Env for Acrobot {
         let (state, phase, rng): ([f64; 4], Phase, EnvRng) = snapshot.state(ID)?;
         (self.state, self.phase, self.rng) = (state, phase, rng);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        Ok(render::acrobot(&self.state))
     }
 }
 

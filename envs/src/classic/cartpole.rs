@@ -10,6 +10,7 @@ use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
 };
+use crate::render::{self, Frame};
 use crate::seeding::EnvRng;
 
 const ID: &str = "CartPole-v1";
@@ -211,6 +212,10 @@ impl Env for CartPole {
         let (state, phase, rng): ([f64; 4], Phase, EnvRng) = snapshot.state(ID)?;
         (self.state, self.phase, self.rng) = (state, phase, rng);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        Ok(render::cartpole(&self.state))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
 };
+use crate::render::{self, Frame};
 use crate::seeding::EnvRng;
 
 const ID: &str = "MountainCar-v0";
@@ -181,6 +182,10 @@ impl Env for MountainCar {
         let (state, phase, rng): ([f64; 2], Phase, EnvRng) = snapshot.state(ID)?;
         (self.state, self.phase, self.rng) = (state, phase, rng);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        Ok(render::mountain_car(self.state[0], GOAL_POSITION))
     }
 }
 

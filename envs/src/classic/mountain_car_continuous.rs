@@ -12,6 +12,7 @@ use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
 };
+use crate::render::{self, Frame};
 use crate::seeding::EnvRng;
 
 const ID: &str = "MountainCarContinuous-v0";
@@ -261,6 +262,10 @@ impl Env for MountainCarContinuous {
         let (state, phase, rng): (State, Phase, EnvRng) = snapshot.state(ID)?;
         (self.state, self.phase, self.rng) = (state, phase, rng);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        Ok(render::mountain_car(self.state()[0], GOAL_POSITION))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
 };
+use crate::render::{self, Frame};
 use crate::seeding::EnvRng;
 
 const ID: &str = "Pendulum-v1";
@@ -52,6 +53,10 @@ pub struct Pendulum {
     /// the next step's dynamics (Gymnasium computes the same `np.sin(theta)` twice).
     sin_theta: f64,
     cos_theta: f64,
+    /// The torque of the last step after clipping, for [`Env::render`]'s arrow (`None` after a
+    /// reset, as Gymnasium's `last_u`). Not part of snapshots: a restored env draws no arrow
+    /// until its next step.
+    last_u: Option<f64>,
     phase: Phase,
     rng: EnvRng,
     observation_space: Space,
@@ -79,6 +84,7 @@ impl Pendulum {
             state: [0.0; 2],
             sin_theta: 0.0,
             cos_theta: 1.0,
+            last_u: None,
             phase: Phase::NotReset,
             rng: EnvRng::new(),
             observation_space: Space::Box(BoxSpace::new(high.iter().map(|h| -h).collect(), high)),
@@ -100,6 +106,7 @@ impl Pendulum {
         self.state = state;
         self.sin_theta = state[0].sin();
         self.cos_theta = state[0].cos();
+        self.last_u = None;
         self.phase = Phase::Running;
     }
 
@@ -118,6 +125,7 @@ impl Pendulum {
             Action::Continuous(&[u]) if u.is_finite() => u.clamp(-MAX_TORQUE, MAX_TORQUE),
             _ => return Err(EnvError::invalid_action(ID, action, &self.action_space)),
         };
+        self.last_u = Some(f64::from(u));
         let [th, thdot] = self.state;
 
         // The cost uses the state before the step. `0.001 * u**2` is a float32 product (a Python
@@ -207,6 +215,10 @@ impl Env for Pendulum {
         self.set_state(state);
         (self.phase, self.rng) = (phase, rng);
         Ok(())
+    }
+
+    fn render(&self) -> Result<Frame, EnvError> {
+        Ok(render::pendulum(self.state[0], self.last_u))
     }
 }
 
