@@ -129,7 +129,6 @@ impl RunError {
             self,
             RunError::Config(_)
                 | RunError::RunDir(RunDirError::NotARunDir { .. })
-                | RunError::Checkpoint(CheckpointError::NotFound { .. })
                 | RunError::Complete { .. }
                 | RunError::Usage(_)
                 | RunError::NotRegistered { .. }

@@ -145,9 +145,10 @@ fn eval_of_a_run_without_checkpoints_says_so() {
     let msg = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
     assert!(msg.contains("no checkpoint in") && msg.contains("checkpoints"), "{msg}");
+    // Naming a checkpoint that does not exist is the user's mistake: exit 2, as for every other.
     let out = rlpg(&["eval", run.to_str().expect("utf-8"), "--checkpoint", "nope.safetensors"]);
     let msg = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert_eq!(out.status.code(), Some(2), "{msg}");
     assert!(msg.contains("nope.safetensors") && msg.contains("no such checkpoint"), "{msg}");
     let _ = std::fs::remove_dir_all(&root);
 }

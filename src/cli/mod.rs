@@ -93,8 +93,9 @@ enum Command {
         /// Do not draw the progress bar.
         #[arg(long)]
         quiet: bool,
-        /// Print one JSON object (run directory, steps, episodes, final evaluation, steps/s)
-        /// as the last line of stdout instead of the text summary and directory.
+        /// Print one JSON object (run directory, steps, episodes, final evaluation, steps/s;
+        /// `{"run_dir", "stopped_at_step"}` when stopped by a signal) as the last line of stdout
+        /// instead of the text summary and directory.
         #[arg(long)]
         json: bool,
     },
@@ -383,7 +384,15 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                         program.name,
                         program.resume_command(run_dir.path())
                     );
-                    println!("{}", run_dir.path().display());
+                    if json {
+                        let out = serde_json::json!({
+                            "run_dir": run_dir.path(),
+                            "stopped_at_step": step,
+                        });
+                        println!("{}", to_json(&out, "training summary as JSON")?);
+                    } else {
+                        println!("{}", run_dir.path().display());
+                    }
                     return Ok(ExitCode::from(signals.exit_code()));
                 }
             }
