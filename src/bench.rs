@@ -48,6 +48,8 @@ pub fn bench(
         let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
         let mut settings = loop_settings(&config, false);
         settings.stop_at = Some(target);
+        // Nothing is written to disk, so evaluation videos would only cost time.
+        settings.capture_video_every = 0;
         let mut sink = MemorySink::default();
         let (summary, _) = train_loop(agent.as_mut(), factory, &settings, &mut sink)?;
         results.push(SeedResult {
