@@ -25,6 +25,6 @@ mod scaffold;
 mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
-pub use pathwise::{DiscreteCritic, Estimator, Pathwise, PathwiseConfig};
+pub use pathwise::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
 pub use reinforce::{Reinforce, ReinforceConfig};
 pub use settings::{Activation, InvalidSetting, SettingsContext};

@@ -59,6 +59,10 @@ impl Distribution for DiagGaussian {
         Ok(self.reparameterized())
     }
 
+    fn sample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        Some(tch::no_grad(|| &self.mean + &self.std * eps))
+    }
+
     fn log_prob(&self, actions: &Tensor) -> Tensor {
         sum_last(&self.log_density(actions))
     }

@@ -62,6 +62,15 @@ pub trait Distribution {
     /// the mean for DiagGaussian, the squashed mean for SquashedGaussian.
     fn mode(&self) -> Tensor;
 
+    /// Draws one action per row without recording gradients, as [`Distribution::sample`] but
+    /// from the given standard normal noise `eps` (`[batch, dim]`) instead of fresh i.i.d.
+    /// draws: the action the reparameterization maps `eps` to (temporally correlated
+    /// exploration supplies its own `eps`). `None` for families not driven by Gaussian noise.
+    fn sample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        let _ = eps;
+        None
+    }
+
     /// A reparameterized sample together with its log-probability. Families that transform a
     /// base sample override this to compute the log-probability from the untransformed value,
     /// which is both cheaper and more accurate than inverting the transform.

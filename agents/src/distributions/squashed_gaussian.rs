@@ -130,6 +130,11 @@ impl Distribution for SquashedGaussian {
         Ok(self.bounds.rescale(&self.base.reparameterized().tanh()))
     }
 
+    fn sample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        let u = self.base.sample_from_noise(eps)?;
+        Some(tch::no_grad(|| self.bounds.rescale(&u.tanh())))
+    }
+
     fn log_prob(&self, actions: &Tensor) -> Tensor {
         let y = self.bounds.unscale(actions).clamp(-1.0 + ATANH_CLAMP, 1.0 - ATANH_CLAMP);
         self.log_prob_of_pre_squash(&y.atanh())

@@ -299,14 +299,28 @@ impl Actor {
 
     /// Actions for the environment in the agent's form (`y ∈ [−1, 1]` floats or `Int64`
     /// indices), without gradients. Exploring, a deterministic actor adds Gaussian noise of std
-    /// `exploration_noise` (clipped back into the box) and a stochastic one samples.
-    pub(crate) fn act(&self, obs: &Tensor, mode: ActMode, exploration_noise: f64) -> Tensor {
+    /// `exploration_noise` (clipped back into the box) and a stochastic one samples. `eps`,
+    /// when given (`[batch, dim]`, Box actions), is the standard normal noise to explore with
+    /// instead of fresh i.i.d. draws (temporally correlated exploration).
+    pub(crate) fn act(
+        &self,
+        obs: &Tensor,
+        mode: ActMode,
+        exploration_noise: f64,
+        eps: Option<&Tensor>,
+    ) -> Tensor {
         tch::no_grad(|| match (mode, self.policy(obs)) {
             (ActMode::Deterministic, policy) => policy.mode(),
-            (ActMode::Explore, Policy::Squashed(d)) => d.sample(),
+            (ActMode::Explore, Policy::Squashed(d)) => {
+                eps.and_then(|eps| d.sample_from_noise(eps)).unwrap_or_else(|| d.sample())
+            }
             (ActMode::Explore, Policy::Relaxed(d, _)) => d.sample(),
             (ActMode::Explore, Policy::Deterministic(a)) => {
-                (&a + a.randn_like() * exploration_noise).clamp(-1.0, 1.0)
+                let noise = match eps {
+                    Some(eps) => eps * exploration_noise,
+                    None => a.randn_like() * exploration_noise,
+                };
+                (&a + noise).clamp(-1.0, 1.0)
             }
         })
     }

@@ -14,7 +14,8 @@ use crate::settings::SettingsContext;
 
 use super::actor::{ActionCoding, Actor, ActorSpec, PolicySample};
 use super::critic::{ActionInput, TwinCritic};
-use super::settings::{DiscreteCritic, Estimator, PathwiseConfig};
+use super::exploration::PinkNoise;
+use super::settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};
 use super::state::MetricSums;
 
 /// Agent name used in messages and run directories.
@@ -46,6 +47,8 @@ pub struct Pathwise {
     pub(super) update_credit: f64,
     pub(super) metrics: MetricSums,
     pub(super) steps_since_metrics: usize,
+    /// The exploring actions' noise generator (`exploration = "pink"`); `None`: i.i.d. draws.
+    pub(super) pink: Option<PinkNoise>,
     encoded_actions: Vec<f32>,
     action_indices: Vec<i64>,
 }
@@ -122,6 +125,7 @@ impl Pathwise {
             update_credit: 0.0,
             metrics: MetricSums::default(),
             steps_since_metrics: 0,
+            pink: (cfg.exploration == Exploration::Pink).then(|| PinkNoise::new(num_envs, act_dim)),
             encoded_actions: Vec::new(),
             action_indices: Vec::new(),
         })
@@ -462,7 +466,11 @@ impl Agent for Pathwise {
             let n = obs.size().first().copied().unwrap_or(0).max(0) as usize;
             return self.coding.random(n);
         }
-        let actions = self.actor.module.act(obs, mode, self.cfg.exploration_noise);
+        let eps = match (&mut self.pink, mode) {
+            (Some(pink), ActMode::Explore) => Some(pink.next()),
+            _ => None,
+        };
+        let actions = self.actor.module.act(obs, mode, self.cfg.exploration_noise, eps.as_ref());
         tch::no_grad(|| self.coding.to_env(actions))
     }
 
@@ -479,6 +487,10 @@ impl Agent for Pathwise {
         // final observation like any other.
         self.replay.push(t.obs, &self.encoded_actions, t.rewards, t.terminated, t.next_obs)?;
         self.env_steps += n as u64;
+        if let Some(pink) = &mut self.pink {
+            let ended = t.terminated.iter().zip(t.truncated).map(|(&a, &b)| a || b);
+            ended.enumerate().filter(|(_, e)| *e).for_each(|(i, _)| pink.episode_ended(i));
+        }
         // Gated on what the buffer holds rather than on env steps, so that a run resumed
         // without its replay buffer refills `learning_starts` transitions before updating.
         if self.replay.len() >= self.cfg.learning_starts.max(1) {

@@ -50,10 +50,11 @@
 mod actor;
 mod agent;
 mod critic;
+mod exploration;
 mod settings;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub use agent::Pathwise;
-pub use settings::{DiscreteCritic, Estimator, PathwiseConfig};
+pub use settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};

@@ -11,6 +11,7 @@ use crate::scaffold::{
 };
 
 use super::agent::{NAME, Pathwise, Variant};
+use super::exploration::PinkNoise;
 
 /// Name of the entropy temperature's logarithm in checkpoints.
 const LOG_ALPHA: &str = "log_alpha";
@@ -140,6 +141,9 @@ impl Pathwise {
         ));
         state.push((UPDATE_CREDIT.to_owned(), Tensor::from_slice(&[self.update_credit])));
         state.extend(self.metrics.state());
+        if let Some(pink) = &self.pink {
+            state.extend(pink.state());
+        }
         state
     }
 
@@ -156,6 +160,7 @@ impl Pathwise {
                 || n.starts_with(&metrics_prefix)
                 || counters.contains(&n)
                 || n == UPDATE_CREDIT
+                || (self.pink.is_some() && PinkNoise::owns(n))
         })?;
         let [env_steps, updates, since_metrics] = [
             counter(tensors, ENV_STEPS)?,
@@ -169,7 +174,17 @@ impl Pathwise {
             )));
         }
         let metrics = MetricSums::from_state(tensors)?;
+        // Checked before anything changes: a pink generator loads into a copy first.
+        let pink = match &self.pink {
+            Some(current) => {
+                let mut pink = current.clone();
+                pink.load_state(tensors)?;
+                Some(pink)
+            }
+            None => None,
+        };
         self.replay.load_state_tensors(REPLAY, tensors)?;
+        self.pink = pink;
         self.metrics = metrics;
         self.env_steps = env_steps;
         self.updates = updates;

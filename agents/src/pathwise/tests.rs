@@ -12,7 +12,7 @@ use crate::settings::SettingsContext;
 use super::actor;
 use super::agent::{NAME, Variant, bootstrapped_target, smoothed_target_action};
 use super::settings::MAX_LOGIT_BOUND;
-use super::{DiscreteCritic, Estimator, Pathwise, PathwiseConfig};
+use super::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
 
 fn pendulum_spaces() -> (Space, Space) {
     (
@@ -670,4 +670,55 @@ fn training_state_restores_the_replay_buffer_and_the_schedule() {
         }
     }
     assert!(refill.load_training_state(&negative).unwrap_err().to_string().contains("negative"));
+}
+
+#[test]
+fn pink_exploration_is_box_only_correlates_actions_and_resumes_exactly() {
+    let (obs_space, act_space) = pendulum_spaces();
+    let cfg = PathwiseConfig {
+        exploration: Exploration::Pink,
+        learning_starts: 0,
+        ..PathwiseConfig::default()
+    };
+    // The setting's rule: Box actions only.
+    let err = Pathwise::new(&cfg, &obs_space, &Space::Discrete(3), 1).unwrap_err().to_string();
+    assert!(err.contains("exploration") && err.contains("\"pink\""), "{err}");
+    cfg.validate(&SettingsContext::RANGES_ONLY).unwrap();
+    assert_eq!(PathwiseConfig::default().exploration, Exploration::Gaussian);
+
+    // One state, many steps: the squashed pre-tanh actions follow the noise, so consecutive
+    // actions correlate under pink noise and not under Gaussian noise.
+    let obs = Tensor::from_slice(&[0.0f32, 1.0, 0.5]).view([1, 3]);
+    let lag1 = |exploration: Exploration| {
+        tch::manual_seed(2);
+        let cfg = PathwiseConfig { exploration, ..cfg.clone() };
+        let mut agent = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+        let a: Vec<f64> =
+            (0..4000).map(|_| agent.act(&obs, ActMode::Explore).double_value(&[0, 0])).collect();
+        let mean = a.iter().sum::<f64>() / a.len() as f64;
+        let var = a.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+        a.windows(2).map(|w| (w[0] - mean) * (w[1] - mean)).sum::<f64>() / var
+    };
+    let (pink, white) = (lag1(Exploration::Pink), lag1(Exploration::Gaussian));
+    assert!(pink > 0.5 && white.abs() < 0.15, "lag-1 autocorrelation: pink {pink}, white {white}");
+
+    // The generator is training state: a restored agent draws the same next action.
+    tch::manual_seed(3);
+    let mut source = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+    for _ in 0..30 {
+        let _ = source.act(&obs, ActMode::Explore);
+    }
+    let state = source.training_state(false).unwrap();
+    assert!(state.iter().any(|(n, _)| n.starts_with("exploration/")), "no generator state");
+    let mut dest = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
+    dest.load_named_tensors(&source.named_tensors()).unwrap();
+    dest.load_training_state(&state).unwrap();
+    for ((n, x), (_, y)) in state.iter().zip(&dest.training_state(false).unwrap()) {
+        assert_eq!(max_abs_diff(x, y), 0.0, "training state '{n}' not restored");
+    }
+    // A Gaussian agent's training state has no generator, and refuses one.
+    let gaussian = PathwiseConfig { exploration: Exploration::Gaussian, ..cfg.clone() };
+    let mut plain = Pathwise::new(&gaussian, &obs_space, &act_space, 1).unwrap();
+    let err = plain.load_training_state(&state).unwrap_err().to_string();
+    assert!(err.contains("exploration/"), "{err}");
 }

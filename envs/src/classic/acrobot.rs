@@ -5,7 +5,7 @@ use std::f64::consts::{FRAC_PI_2, PI};
 use rand_distr::{Distribution, Uniform};
 use smallvec::smallvec;
 
-use super::{Phase, numpy_square_f64};
+use super::{Phase, square_as_pow};
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
     observation_buffer_error,
@@ -86,10 +86,14 @@ const DDTHETA2_DENOM: f64 = M2 * (LC2 * LC2) + I2;
 ///   [`crate::TimeLimit`] with 500 steps, as Gymnasium's registration does.
 ///
 /// Every `x**2` of the dynamics is the C library's `pow(x, 2.0)`, as NumPy computes it for a
-/// `float64` scalar. Unlike Gymnasium, stepping after termination is an error.
+/// `float64` scalar (taken as `x * x` where that is provably the same double; see
+/// `square_as_pow`). Unlike Gymnasium, stepping after termination is an error.
 #[derive(Clone, Debug)]
 pub struct Acrobot {
     state: [f64; 4],
+    /// `(cos theta2, sin theta2)` of `state`: the observation computes them, and the next step's
+    /// first derivative evaluation needs the same values (not part of snapshots: derived).
+    trig2: (f64, f64),
     phase: Phase,
     rng: EnvRng,
     observation_space: Space,
@@ -108,6 +112,7 @@ impl Acrobot {
         let high = [1.0, 1.0, 1.0, 1.0, MAX_VEL_1 as f32, MAX_VEL_2 as f32];
         Self {
             state: [0.0; 4],
+            trig2: (1.0, 0.0),
             phase: Phase::NotReset,
             rng: EnvRng::new(),
             observation_space: Space::Box(BoxSpace::new(high.map(|h| -h).to_vec(), high.to_vec())),
@@ -127,6 +132,7 @@ impl Acrobot {
     /// Starts a new episode from `state` without touching the random number generator.
     pub fn set_state(&mut self, state: [f64; 4]) {
         self.state = state;
+        self.trig2 = (state[1].cos(), state[1].sin());
         self.phase = Phase::Running;
     }
 
@@ -158,7 +164,7 @@ impl Acrobot {
             Action::Discrete(a) if a < AVAIL_TORQUE.len() => AVAIL_TORQUE[a],
             _ => return Err(EnvError::invalid_action(ID, action, &self.action_space)),
         };
-        let [t1, t2, dt1, dt2] = rk4(self.state, torque);
+        let [t1, t2, dt1, dt2] = rk4(self.state, self.trig2, torque);
         self.state = [
             wrap_angle(t1),
             wrap_angle(t2),
@@ -167,11 +173,12 @@ impl Acrobot {
         ];
         let [t1, t2, dt1, dt2] = self.state;
         let cos1 = t1.cos();
+        self.trig2 = (t2.cos(), t2.sin());
         let obs = [
             cos1 as f32,
             t1.sin() as f32,
-            t2.cos() as f32,
-            t2.sin() as f32,
+            self.trig2.0 as f32,
+            self.trig2.1 as f32,
             dt1 as f32,
             dt2 as f32,
         ];
@@ -185,35 +192,42 @@ impl Acrobot {
 
 /// The time derivative of `[theta1, theta2, dtheta1, dtheta2]` under `torque`: Gymnasium's
 /// `_dsdt` with `book_or_nips = "book"`, each expression in its order of evaluation.
+/// `(cos2, sin2)` are `(cos theta2, sin theta2)`.
 #[inline(always)]
-fn dsdt(s: [f64; 4], torque: f64) -> [f64; 4] {
+fn dsdt(s: [f64; 4], (cos2, sin2): (f64, f64), torque: f64) -> [f64; 4] {
     let [theta1, theta2, dtheta1, dtheta2] = s;
-    let cos2 = theta2.cos();
-    let sin2 = theta2.sin();
     let d1 = D1_LINK1 + M2 * (D1_LINK2 + D1_COUPLING * cos2) + I1 + I2;
     let d2 = M2 * (LC2 * LC2 + D2_COUPLING * cos2) + I2;
     let phi2 = PHI2_GAIN * (theta1 + theta2 - FRAC_PI_2).cos();
-    let phi1 = PHI1_CENTRIFUGAL * numpy_square_f64(dtheta2) * sin2
+    let phi1 = PHI1_CENTRIFUGAL * square_as_pow(dtheta2) * sin2
         - PHI1_CORIOLIS * dtheta2 * dtheta1 * sin2
         + PHI1_GRAVITY * (theta1 - FRAC_PI_2).cos()
         + phi2;
-    let ddtheta2 = (torque + d2 / d1 * phi1 - BOOK_TERM * numpy_square_f64(dtheta1) * sin2 - phi2)
-        / (DDTHETA2_DENOM - numpy_square_f64(d2) / d1);
+    let ddtheta2 = (torque + d2 / d1 * phi1 - BOOK_TERM * square_as_pow(dtheta1) * sin2 - phi2)
+        / (DDTHETA2_DENOM - square_as_pow(d2) / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2]
 }
 
 /// One classic Runge-Kutta step of length [`DT`] from `y0`, as Gymnasium's `rk4` computes it
-/// for the time points `[0, dt]` (the torque is constant over the step).
+/// for the time points `[0, dt]` (the torque is constant over the step). `trig0` is
+/// `(cos, sin)` of `y0[1]`.
 #[inline(always)]
-fn rk4(y0: [f64; 4], torque: f64) -> [f64; 4] {
+fn rk4(y0: [f64; 4], trig0: (f64, f64), torque: f64) -> [f64; 4] {
     let dt2 = DT / 2.0;
-    let stage = |k: [f64; 4], h: f64| -> [f64; 4] { [0, 1, 2, 3].map(|i| y0[i] + h * k[i]) };
-    let k1 = dsdt(y0, torque);
-    let k2 = dsdt(stage(k1, dt2), torque);
-    let k3 = dsdt(stage(k2, dt2), torque);
-    let k4 = dsdt(stage(k3, DT), torque);
-    [0, 1, 2, 3].map(|i| y0[i] + DT / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]))
+    let stage = |k: [f64; 4], h: f64| lanes(|i| y0[i] + h * k[i]);
+    let derivative = |s: [f64; 4]| dsdt(s, (s[1].cos(), s[1].sin()), torque);
+    let k1 = dsdt(y0, trig0, torque);
+    let k2 = derivative(stage(k1, dt2));
+    let k3 = derivative(stage(k2, dt2));
+    let k4 = derivative(stage(k3, DT));
+    lanes(|i| y0[i] + DT / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]))
+}
+
+/// `[f(0), f(1), f(2), f(3)]`, written out (`array::map` was left as a loop with a call).
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f64) -> [f64; 4] {
+    [f(0), f(1), f(2), f(3)]
 }
 
 /// Gymnasium's `wrap(x, -pi, pi)`: subtracts `2 pi` while `x > pi`, then adds it while
@@ -296,6 +310,7 @@ impl Env for Acrobot {
     fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
         let (state, phase, rng): ([f64; 4], Phase, EnvRng) = snapshot.state(ID)?;
         (self.state, self.phase, self.rng) = (state, phase, rng);
+        self.trig2 = (state[1].cos(), state[1].sin());
         Ok(())
     }
 
