@@ -153,7 +153,8 @@ pub struct LoopSettings {
     pub checkpoint_every: u64,
     /// Include the agent's replay buffer in checkpoints (see [`Agent::training_state`]).
     pub checkpoint_replay_buffer: bool,
-    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal; never shown
+    /// without the `progress` feature).
     pub progress: bool,
     /// When set, training stops as soon as this target is reached (benchmarks measure time to
     /// threshold with it).
@@ -834,6 +835,7 @@ fn run_eval(
     evaluate(agent, factory, settings.eval_episodes, eval_seed, rms)
 }
 
+#[cfg(feature = "progress")]
 fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::ProgressBar> {
     if !settings.progress {
         return None;
@@ -851,6 +853,25 @@ fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::Pro
     }
     bar.set_position(position);
     Some(bar)
+}
+
+/// Without the `progress` feature there is no bar: the loop's bar calls go to this type, which
+/// draws nothing.
+#[cfg(not(feature = "progress"))]
+fn progress_bar(_settings: &LoopSettings, _position: u64) -> Option<NoBar> {
+    None
+}
+
+/// The progress bar when the `progress` feature is off: never constructed.
+#[cfg(not(feature = "progress"))]
+enum NoBar {}
+
+#[cfg(not(feature = "progress"))]
+impl NoBar {
+    fn abandon(self) {}
+    fn finish_and_clear(self) {}
+    fn set_position(&self, _: u64) {}
+    fn set_message(&self, _: String) {}
 }
 
 #[cfg(test)]

@@ -99,7 +99,11 @@ impl TbLogger {
     /// Records `value` under `tag` (e.g. `charts/episodic_return`) at global env step `step`.
     /// TensorBoard stores scalars as `f32`, so the value is rounded to the nearest `f32`.
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) -> io::Result<()> {
-        let summary = tensorboard_rs::summary::scalar(tag, value as f32);
+        let mut entry = Summary_Value::new();
+        entry.set_tag(tag.to_owned());
+        entry.set_simple_value(value as f32);
+        let mut summary = Summary::new();
+        summary.set_value(RepeatedField::from(vec![entry]));
         self.write_summary(summary, step)
     }
 
