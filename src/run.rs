@@ -13,7 +13,7 @@ use rlpg_agents::{Agent, AgentError, Reinforce};
 use rlpg_envs::{Env, EnvEntry, EnvError, Registry, Space};
 
 use crate::checkpoint::{
-    self, Checkpoint, CheckpointError, RunCheckpoints, best_checkpoint, latest_loadable,
+    self, Checkpoint, CheckpointError, EnvSpaces, RunCheckpoints, best_checkpoint, latest_loadable,
     remove_stale_temp_files, step_checkpoints,
 };
 use crate::config::{AgentKind, Config, ConfigError};
@@ -487,7 +487,10 @@ fn run_session(
     factory: EnvFactory<'_>,
     mut options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
-    let mut saver = RunCheckpoints::new(run_dir.path(), config)?;
+    let probe = factory()?;
+    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space());
+    drop(probe);
+    let mut saver = RunCheckpoints::new(run_dir.path(), config)?.with_spaces(spaces);
     let settings = loop_settings(config, options.progress);
     let mut print_warning = |message: &str| eprintln!("rlpg: warning: {message}");
     let warn: &mut dyn FnMut(&str) = match options.warn.take() {
