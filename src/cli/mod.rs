@@ -17,6 +17,8 @@
 //! stopped by Ctrl-C / SIGTERM (after checkpointing; a second signal exits at once with the same
 //! codes). Commands suggested in messages name the running program as it was invoked.
 
+mod export;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -159,6 +161,9 @@ enum Command {
     },
     /// Check that libtorch is linked and working: prints its version, threads and devices.
     Doctor,
+    /// Export a run's policy for deployment without libtorch: policy.json, policy.safetensors
+    /// and policy.onnx in --out (loaded by the rlpg-policy crate, numpy or onnxruntime).
+    Export(export::ExportArgs),
 }
 
 /// The `rlpg` command line with the built-in environments.
@@ -404,6 +409,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                 }
             }
         }
+        Command::Export(args) => return Ok(export::export(args, envs, &program.name)),
         Command::Envs => {
             for spec in registry.specs()? {
                 println!("{spec}");
