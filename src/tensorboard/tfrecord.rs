@@ -36,7 +36,7 @@ fn crc32c(data: &[u8]) -> u32 {
 /// TensorFlow's masked CRC32C of `data`, as TFRecord framing stores it.
 fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Bytes of framing around each record's data: length (8), its checksum (4), data checksum (4).
