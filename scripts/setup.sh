@@ -3,12 +3,23 @@
 #
 #   scripts/setup.sh          CPU libtorch (default): ~540 MB download, ~490 MB on disk
 #   scripts/setup.sh --cuda   full torch wheel with CUDA in a venv (~2.7 GB download, 4.7 GB on disk)
+#   scripts/setup.sh --project DIR   also set up the Cargo project in DIR (a crate outside this
+#                             repository that depends on rlpg) to build and run against it
 #
 # The wheels and the extracted libtorch live in a cache outside the source tree
 # ($RLPG_CACHE, default ${XDG_CACHE_HOME:-$HOME/.cache}/rlpg); a second run downloads nothing.
 # The repository gets one ignored symlink, `.libtorch`, pointing at the chosen variant;
 # `.cargo/config.toml` points LIBTORCH at it and the build scripts of `rlpg` and
 # `rlpg-agents` bake an rpath into every binary, so nothing needs LD_LIBRARY_PATH.
+#
+# --project DIR writes a marked block into DIR/.cargo/config.toml: `[env] LIBTORCH` (the same
+# path this repository builds with, so a shared target directory never rebuilds torch-sys) and,
+# for the host target, `rustflags` with an rpath to libtorch's library folder (plus
+# `--no-as-needed -ltorch_cuda` for the CUDA variant). That is the one step an outside crate
+# needs: build scripts cannot pass linker arguments on to a dependent's binaries, and only a
+# direct dependent of torch-sys sees where libtorch is. Rerunning updates the block in place; a
+# config.toml that already sets `[env]` or that target's table outside the block is left alone
+# (the script says what to add by hand). RUSTFLAGS in the environment overrides config rustflags.
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
@@ -17,14 +28,24 @@ CUDA_RUNTIME=nvidia-cuda-runtime==13.0.96
 CUDA_CUPTI=nvidia-cuda-cupti==13.0.85
 
 variant=cpu
-for arg in "$@"; do
-  case "$arg" in
+project=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --cuda) variant=cuda ;;
     --cpu) variant=cpu ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$arg' (expected --cpu or --cuda)" >&2; exit 2 ;;
+    --project)
+      [ $# -ge 2 ] || { echo "setup.sh: --project needs a directory" >&2; exit 2; }
+      project=$2; shift ;;
+    --project=*) project=${1#--project=} ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$1' (expected --cpu, --cuda or --project DIR)" >&2; exit 2 ;;
   esac
+  shift
 done
+if [ -n "$project" ]; then
+  [ -f "$project/Cargo.toml" ] || { echo "setup.sh: --project $project: no Cargo.toml there (run 'cargo new' first)" >&2; exit 2; }
+  project=$(cd "$project" && pwd)
+fi
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${RLPG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rlpg}
@@ -117,3 +138,46 @@ if [ "$previous" != "$dest" ]; then
   fi
 fi
 echo "setup.sh: libtorch $TORCH_VERSION ($variant) ready at $dest" >&2
+
+# Writes (or rewrites) the marked block of "$project/.cargo/config.toml".
+configure_project() {
+  local config="$project/.cargo/config.toml" begin="# >>> rlpg scripts/setup.sh >>>" end="# <<< rlpg scripts/setup.sh <<<"
+  local host lib block rest
+  host=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+  [ -n "$host" ] || die "--project: rustc not found on PATH (install Rust with rustup first)"
+  # The repository's own path to libtorch, exactly as its .cargo/config.toml resolves it: the same
+  # LIBTORCH value in both keeps torch-sys from rebuilding when they share a target directory.
+  lib="$repo/.libtorch/torch/lib"
+  local flags="\"-C\", \"link-arg=-Wl,-rpath,$lib\""
+  if [ "$variant" = cuda ]; then
+    # Without --no-as-needed the linker drops libtorch_cuda (nothing names its symbols) and CUDA
+    # reports unavailable; -L lets build scripts and proc macros link it too.
+    flags="$flags, \"-C\", \"link-arg=-L$lib\", \"-C\", \"link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed\""
+  fi
+  block="$begin
+# Written by $repo/scripts/setup.sh --project; rerun it to update. Edit outside this block.
+[env]
+LIBTORCH = \"$repo/.libtorch/torch\"
+
+[target.$host]
+rustflags = [$flags]
+$end"
+  mkdir -p "$project/.cargo"
+  if [ -f "$config" ] && grep -qxF "$begin" "$config"; then
+    rest=$(awk -v b="$begin" -v e="$end" '$0 == b { skip = 1; next } $0 == e { skip = 0; next } !skip' "$config")
+  elif [ -f "$config" ]; then
+    if grep -qE "^[[:space:]]*\[(env|target\.$host|target\.'$host'|target\.\"$host\")\]" "$config"; then
+      die "--project: $config already has an [env] or [target.$host] table that setup.sh did not write; add these lines to it by hand:
+$block"
+    fi
+    rest=$(cat "$config")
+  else
+    rest=""
+  fi
+  { [ -n "$rest" ] && printf '%s\n\n' "$rest"; printf '%s\n' "$block"; } > "$config.tmp.$$"
+  mv "$config.tmp.$$" "$config"
+  echo "setup.sh: $config now points the project at libtorch $TORCH_VERSION ($variant)" >&2
+}
+if [ -n "$project" ]; then
+  configure_project
+fi

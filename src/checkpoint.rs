@@ -26,7 +26,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rlpg_agents::Agent;
-use rlpg_envs::VecEnvSnapshot;
+use rlpg_envs::{Space, VecEnvSnapshot};
+use rlpg_policy::manifest::ActionSpace as SpaceSpec;
 use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -80,10 +81,42 @@ pub struct CheckpointMeta {
     pub loop_state: LoopState,
     /// The environments.
     pub envs: VecEnvSnapshot,
+    /// The environment's spaces, so that the checkpoint's policy loads and exports without the
+    /// environment (`None` in checkpoints written before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spaces: Option<EnvSpaces>,
     /// How libtorch's random numbers continue ([`TORCH_RNG_SCHEME`]).
     pub torch_rng: String,
     /// FNV-1a 64 (hex) of every tensor's name, dtype, shape and bytes, in name order.
     pub checksum: String,
+}
+
+/// The observation and action spaces of a run's environment, as its checkpoints record them.
+/// Each is spelled as in rlpg-policy's manifest ([`SpaceSpec`]: bounds are JSON numbers, or
+/// `"inf"` / `"-inf"`, which plain JSON cannot hold).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvSpaces {
+    /// The observation space.
+    pub observation: SpaceSpec,
+    /// The action space.
+    pub action: SpaceSpec,
+}
+
+impl EnvSpaces {
+    /// The record of these spaces.
+    pub fn new(observation: &Space, action: &Space) -> Self {
+        Self { observation: SpaceSpec::from(observation), action: SpaceSpec::from(action) }
+    }
+
+    /// The observation space.
+    pub fn observation_space(&self) -> Space {
+        self.observation.to_space()
+    }
+
+    /// The action space.
+    pub fn action_space(&self) -> Space {
+        self.action.to_space()
+    }
 }
 
 /// A whole checkpoint in memory.
@@ -516,6 +549,7 @@ pub struct RunCheckpoints {
     config_text: String,
     keep: usize,
     last_written: Option<PathBuf>,
+    spaces: Option<EnvSpaces>,
 }
 
 impl RunCheckpoints {
@@ -527,7 +561,14 @@ impl RunCheckpoints {
             config_text: config.to_toml_string()?,
             keep: config.keep_checkpoints.max(1),
             last_written: None,
+            spaces: None,
         })
+    }
+
+    /// Records `spaces` (the run's environment's) in every checkpoint written from now on.
+    pub fn with_spaces(mut self, spaces: EnvSpaces) -> Self {
+        self.spaces = Some(spaces);
+        self
     }
 
     /// The file written last, if any.
@@ -561,6 +602,7 @@ impl CheckpointSaver for RunCheckpoints {
                 config: self.config_text.clone(),
                 loop_state: point.state.clone(),
                 envs: point.envs.clone(),
+                spaces: self.spaces.clone(),
                 torch_rng: TORCH_RNG_SCHEME.to_owned(),
                 checksum: String::new(),
             },

@@ -28,9 +28,9 @@ use tch::{Kind, Tensor};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::AgentKind;
 use crate::run::{
-    RunError, build_agent, default_eval_checkpoint, registry_factory, resolve_checkpoint,
+    EnvSource, Envs, RunError, build_agent, default_eval_checkpoint, resolve_checkpoint,
 };
-use crate::trainer::{EnvFactory, OBS_CLIP};
+use crate::trainer::OBS_CLIP;
 
 /// What [`export_run`] wrote.
 #[derive(Debug, Clone)]
@@ -46,36 +46,38 @@ pub struct ExportedRun {
 /// Exports the policy of a run: the checkpoint `checkpoint` names (`best`, `latest` or a file,
 /// as `rlpg eval --checkpoint` takes them; `None` is the best checkpoint, or the newest when
 /// the run has none) into the directory `out` (created if missing; existing export files in it
-/// are replaced). The environment, for its spaces, comes from `factory` (the registry's
-/// `env` of the run when `None`).
+/// are replaced). The spaces come from the checkpoint; a checkpoint written before they were
+/// recorded takes them from the run's environment, found through `envs`.
 pub fn export_run(
     run_dir: &Path,
     checkpoint: Option<&str>,
     out: &Path,
-    factory: Option<EnvFactory<'_>>,
+    envs: EnvSource<'_>,
 ) -> Result<ExportedRun, RunError> {
     let path = match checkpoint {
         None => default_eval_checkpoint(run_dir)?,
         Some(which) => resolve_checkpoint(run_dir, which)?,
     };
-    let export = export_checkpoint(&path, factory)?;
+    let export = export_checkpoint(&path, envs)?;
     let files = export
         .write(out)
         .map_err(|e| RunError::File { path: out.to_owned(), message: e.to_string() })?;
     Ok(ExportedRun { checkpoint: path, files, manifest: export.manifest })
 }
 
-/// The export of the checkpoint file at `path`, in memory. The environment, for its spaces,
-/// comes from `factory` (the registry's env of the checkpoint's config when `None`).
-pub fn export_checkpoint(path: &Path, factory: Option<EnvFactory<'_>>) -> Result<Export, RunError> {
+/// The export of the checkpoint file at `path`, in memory. The spaces come from the checkpoint;
+/// a checkpoint written before they were recorded takes them from its config's environment,
+/// found through `envs`.
+pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, RunError> {
     let checkpoint = Checkpoint::read(path)?;
     let config = checkpoint.config(path)?;
-    let registry = registry_factory(&config);
-    let factory: EnvFactory<'_> = factory.unwrap_or(&registry);
-    let probe = factory()?;
-    let (observation_space, action_space) =
-        (probe.observation_space().clone(), probe.action_space().clone());
-    drop(probe);
+    let (observation_space, action_space) = match &checkpoint.meta.spaces {
+        Some(spaces) => (spaces.observation_space(), spaces.action_space()),
+        None => {
+            let probe = Envs::resolve(envs, &config.env)?.make()?;
+            (probe.observation_space().clone(), probe.action_space().clone())
+        }
+    };
     // The agent this config builds must accept the checkpoint, exactly as for `rlpg eval`:
     // this is what makes a checkpoint of another shape a `Mismatch` rather than a bad export.
     let mut agent = build_agent(&config, &observation_space, &action_space)?;

@@ -15,7 +15,7 @@ use rlpg_policy::{Export, MANIFEST_FILE, PolicyError};
 use tch::{Kind, Tensor};
 
 use crate::export::{agent_activation, export_checkpoint, tensor_of};
-use crate::run::{RunError, default_eval_checkpoint};
+use crate::run::{EnvSource, RunError, default_eval_checkpoint};
 use crate::trainer::EnvFactory;
 
 /// A trained policy on libtorch: acts on raw observations as `rlpg eval` does.
@@ -35,13 +35,15 @@ pub struct Policy {
 impl Policy {
     /// Loads a policy from `path`: a run directory (its best checkpoint, or the newest when it
     /// has none), a checkpoint file, or an export directory (`policy.json`, as `rlpg export`
-    /// writes it). A run or checkpoint takes its environment's spaces from the registry; for an
-    /// environment that is not registered, use [`Policy::load_with`] or load its export.
+    /// writes it). The environment need not be registered: checkpoints record its spaces. (A
+    /// checkpoint written before they were recorded takes them from the built-in registry; for
+    /// such a checkpoint of another environment, use [`Policy::load_with`].)
     pub fn load(path: impl AsRef<Path>) -> Result<Self, RunError> {
         Self::load_impl(path.as_ref(), None)
     }
 
-    /// [`Policy::load`] with the environment (for its spaces) from `factory`.
+    /// [`Policy::load`] with the environment (for its spaces, when the checkpoint does not record
+    /// them) from `factory`.
     pub fn load_with(path: impl AsRef<Path>, factory: EnvFactory<'_>) -> Result<Self, RunError> {
         Self::load_impl(path.as_ref(), Some(factory))
     }
@@ -54,7 +56,8 @@ impl Policy {
         }
         let checkpoint =
             if path.is_dir() { default_eval_checkpoint(path)? } else { path.to_owned() };
-        Ok(Self::from_export(&export_checkpoint(&checkpoint, factory)?))
+        let envs = factory.map_or(EnvSource::Builtin, EnvSource::Factory);
+        Ok(Self::from_export(&export_checkpoint(&checkpoint, envs)?))
     }
 
     /// The policy of an export (checked when it was built).

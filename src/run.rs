@@ -13,7 +13,7 @@ use rlpg_agents::{Agent, AgentError, Reinforce};
 use rlpg_envs::{Env, EnvEntry, EnvError, Registry, Space};
 
 use crate::checkpoint::{
-    self, Checkpoint, CheckpointError, RunCheckpoints, best_checkpoint, latest_loadable,
+    self, Checkpoint, CheckpointError, EnvSpaces, RunCheckpoints, best_checkpoint, latest_loadable,
     remove_stale_temp_files, step_checkpoints,
 };
 use crate::config::{AgentKind, Config, ConfigError, Override};
@@ -406,6 +406,7 @@ pub fn train_with(
     check_renders(config, probe.as_mut())?;
     seed_torch(config);
     let mut agent = build_agent(config, probe.observation_space(), probe.action_space())?;
+    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space());
     drop(probe);
 
     let run_dir = RunDir::create_with_config(out_root, config)?;
@@ -425,7 +426,8 @@ pub fn train_with(
             return Err(RunError::File { path, message: format!("cannot create event file: {e}") });
         }
     };
-    let outcome = run_session(config, run_dir, agent.as_mut(), logger, None, factory, options);
+    let session = Session { run_dir, logger, start: None, spaces };
+    let outcome = run_session(config, session, agent.as_mut(), factory, options);
     drop(lock);
     outcome
 }
@@ -496,6 +498,7 @@ pub fn resume_with(
     check_renders(&config, probe.as_mut())?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
+    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space());
     drop(probe);
 
     let file_err = |path: &Path, e: std::io::Error| RunError::File {
@@ -567,7 +570,8 @@ pub fn resume_with(
         path: run.path().to_owned(),
         message: format!("cannot create event file: {e}"),
     })?;
-    let outcome = run_session(&config, run, agent.as_mut(), logger, start, factory, options);
+    let session = Session { run_dir: run, logger, start, spaces };
+    let outcome = run_session(&config, session, agent.as_mut(), factory, options);
     drop(lock);
     outcome
 }
@@ -719,17 +723,26 @@ fn load_run_config(run: &RunDir) -> Result<Config, RunError> {
     Ok(Config::load_run_file(&path)?)
 }
 
-/// Trains in `run_dir` from the start or from `start`, checkpointing into it.
+/// Where a training session writes, and what it starts from.
+struct Session {
+    run_dir: RunDir,
+    logger: TbLogger,
+    /// The checkpoint it resumes, if any.
+    start: Option<Checkpoint>,
+    /// The environment's spaces, recorded in every checkpoint.
+    spaces: EnvSpaces,
+}
+
+/// Trains in `session.run_dir` from the start or from `session.start`, checkpointing into it.
 fn run_session(
     config: &Config,
-    run_dir: RunDir,
+    session: Session,
     agent: &mut dyn Agent,
-    mut logger: TbLogger,
-    start: Option<Checkpoint>,
     factory: EnvFactory<'_>,
     mut options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
-    let mut saver = RunCheckpoints::new(run_dir.path(), config)?;
+    let Session { run_dir, mut logger, start, spaces } = session;
+    let mut saver = RunCheckpoints::new(run_dir.path(), config)?.with_spaces(spaces);
     let fresh = start.is_none();
     let settings = loop_settings(config, options.progress);
     let mut print_warning = |message: &str| eprintln!("rlpg: warning: {message}");

@@ -177,7 +177,8 @@ pub struct LoopSettings {
     /// multiple of it, and at the end, one deterministic episode is rendered and handed to
     /// [`ScalarSink::video`] (see [`VIDEO_TAG`]). The environment must render.
     pub capture_video_every: u64,
-    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal; never shown
+    /// without the `progress` feature).
     pub progress: bool,
     /// When set, training stops as soon as this target is reached (benchmarks measure time to
     /// threshold with it).
@@ -940,6 +941,7 @@ pub fn record_agent_episode(
     record_episode(env, Some(seed), max_steps, act, video)
 }
 
+#[cfg(feature = "progress")]
 fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::ProgressBar> {
     if !settings.progress {
         return None;
@@ -984,6 +986,25 @@ pub fn human_rate(per_second: f64) -> String {
     };
     let decimals = if suffix.is_empty() && value >= 9.995 { 0 } else { decimals };
     format!("{value:.decimals$}{suffix} steps/s")
+}
+
+/// Without the `progress` feature there is no bar: the loop's bar calls go to this type, which
+/// draws nothing.
+#[cfg(not(feature = "progress"))]
+fn progress_bar(_settings: &LoopSettings, _position: u64) -> Option<NoBar> {
+    None
+}
+
+/// The progress bar when the `progress` feature is off: never constructed.
+#[cfg(not(feature = "progress"))]
+enum NoBar {}
+
+#[cfg(not(feature = "progress"))]
+impl NoBar {
+    fn abandon(self) {}
+    fn finish_and_clear(self) {}
+    fn set_position(&self, _: u64) {}
+    fn set_message(&self, _: String) {}
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use grid_reach_cli::{GridReach, registry};
 use rlpg::checkpoint::{BEST_CHECKPOINT, Checkpoint, checkpoint_dir};
-use rlpg::envs::Registry;
+use rlpg::envs::{Env, Registry};
 use rlpg::run::{EnvSource, RunError, RunOutcome, TrainOptions, evaluate_run, train_with};
 use rlpg::runs::{RunStatus, list_runs};
 use rlpg::{Config, Override};
@@ -186,6 +186,53 @@ fn a_run_whose_env_is_not_registered_lists_and_loads_but_does_not_train_or_evalu
         "{message}"
     );
     assert_eq!(run_dirs(&out).len(), 1, "a refused config makes no run directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_run_of_an_unregistered_env_exports_and_loads_from_the_spaces_its_checkpoints_record() {
+    let dir = temp_dir("export");
+    let config_path = dir.join("grid.toml");
+    std::fs::write(&config_path, CONFIG).expect("write config");
+    let out = dir.join("runs");
+    let config = Config::load_checked(&config_path, &[], &registry()).expect("config");
+    let options = TrainOptions { envs: EnvSource::Registry(&registry()), ..Default::default() };
+    train_with(&config, &out, options).expect("train");
+    let run = run_dirs(&out).pop().expect("a run");
+    let best = checkpoint_dir(&run).join(BEST_CHECKPOINT);
+    let spaces = Checkpoint::read(&best).expect("best").meta.spaces.expect("spaces recorded");
+    assert_eq!(spaces.observation_space(), *GridReach::new().observation_space());
+    assert_eq!(spaces.action_space(), *GridReach::new().action_space());
+
+    // The `rlpg` binary does not register GridReach-v0, and exports it anyway.
+    let export_dir = dir.join("export");
+    let export = rlpg(&["export", text(&run), "--out", text(&export_dir)]);
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    let listed = String::from_utf8_lossy(&export.stdout).into_owned();
+    for file in ["policy.json", "policy.safetensors", "policy.onnx"] {
+        assert!(export_dir.join(file).is_file(), "{file} written");
+        assert!(listed.contains(file), "{file} listed on stdout: {listed}");
+    }
+    // So does rlpg::Policy::load (no factory) from the run, and both agree with the export.
+    let torch = rlpg::Policy::load(&run).expect("rlpg::Policy from the run");
+    let light = rlpg::deploy::Policy::load(&export_dir).expect("rlpg_policy::Policy");
+    assert_eq!(torch.action_space(), GridReach::new().action_space());
+    for cell in 0..GridReach::CELLS {
+        let obs = [cell as f32 / (GridReach::CELLS - 1) as f32];
+        assert_eq!(torch.act(&obs).expect("act"), light.act(&obs).expect("act"), "cell {cell}");
+    }
+
+    // Bad input: one line on stderr, exit code 2, nothing written.
+    let missing = dir.join("no-such-run");
+    let bad_run = rlpg(&["export", text(&missing), "--out", text(&dir.join("x"))]);
+    assert_eq!(bad_run.status.code(), Some(2), "{}", stderr(&bad_run));
+    assert_eq!(stderr(&bad_run).trim_end().lines().count(), 1, "{}", stderr(&bad_run));
+    assert!(stderr(&bad_run).contains("no-such-run"), "{}", stderr(&bad_run));
+    assert!(!dir.join("x").exists(), "nothing written for a missing run");
+    let bad_checkpoint =
+        rlpg(&["export", text(&run), "--checkpoint", "step-7.safetensors", "--out", text(&dir)]);
+    assert_eq!(bad_checkpoint.status.code(), Some(2), "{}", stderr(&bad_checkpoint));
+    assert_eq!(stderr(&bad_checkpoint).trim_end().lines().count(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -210,7 +210,7 @@ fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorc
     for combo in combos() {
         let (config, run_dir) = trained_run(&combo, &root.join(combo.name));
         let out = root.join(combo.name).join("export");
-        let exported = export_run(&run_dir, None, &out, None).expect("export");
+        let exported = export_run(&run_dir, None, &out, EnvSource::Builtin).expect("export");
         assert!(exported.checkpoint.ends_with("checkpoints/best.safetensors"), "{}", combo.name);
         assert_eq!(exported.files.len(), 3);
 
@@ -317,7 +317,8 @@ fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&damaged, &bytes).unwrap();
-    let e = export_run(&run_dir, Some(damaged.to_str().unwrap()), &out, None).unwrap_err();
+    let e = export_run(&run_dir, Some(damaged.to_str().unwrap()), &out, EnvSource::Builtin)
+        .unwrap_err();
     let message = e.to_string();
     assert!(message.contains("damaged.safetensors") && message.contains("corrupt"), "{message}");
     assert!(!out.join("policy.json").exists(), "nothing is written for a damaged checkpoint");
@@ -328,7 +329,8 @@ fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
     assert!(checkpoint.meta.config.contains("hidden = [32]"), "the preset's hidden sizes changed");
     let mismatched = root.join("mismatched.safetensors");
     checkpoint.write(&mismatched).unwrap();
-    let e = export_run(&run_dir, Some(mismatched.to_str().unwrap()), &out, None).unwrap_err();
+    let e = export_run(&run_dir, Some(mismatched.to_str().unwrap()), &out, EnvSource::Builtin)
+        .unwrap_err();
     let message = e.to_string();
     assert!(
         message.contains("mismatched.safetensors") && message.contains("does not fit"),
@@ -360,7 +362,7 @@ fn act_latency_side_by_side() {
     };
     let (_, run_dir) = trained_run(&combo, &root);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/policy-latency-export");
-    export_run(&run_dir, None, &out, None).expect("export");
+    export_run(&run_dir, None, &out, EnvSource::Builtin).expect("export");
     tch::set_num_threads(1);
     let torch = Policy::load(&run_dir).unwrap();
     let light = rlpg_policy::Policy::load(&out).unwrap();

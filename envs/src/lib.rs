@@ -96,3 +96,6 @@ pub use crate::wrappers::normalize::{
     DEFAULT_NORM_CLIP, DEFAULT_NORM_EPSILON, NormalizeObservation,
 };
 pub use crate::wrappers::time_limit::TimeLimit;
+/// The `rand` whose traits [`EnvRng`] implements (`use rlpg_envs::rand::RngExt;` to draw from
+/// it), so an environment's code never depends on a `rand` of another version.
+pub use rand;

@@ -22,6 +22,8 @@ mod completions;
 mod doctor;
 mod presets;
 
+mod export;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -216,6 +218,9 @@ enum Command {
         /// The shell.
         shell: completions::Shell,
     },
+    /// Export a run's policy for deployment without libtorch: policy.json, policy.safetensors
+    /// and policy.onnx in --out (loaded by the rlpg-policy crate, numpy or onnxruntime).
+    Export(export::ExportArgs),
 }
 
 /// The `rlpg` command line with the built-in environments.
@@ -501,6 +506,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                 }
             }
         }
+        Command::Export(args) => return Ok(export::export(args, envs, &program.name)),
         Command::Plot(args) => {
             if let Err(e) = plot::run(args) {
                 eprintln!("{}: error: {e}", program.name);

@@ -24,10 +24,11 @@
 //! frames, checks and parses records); each record's data is one serialized `tensorflow.Event`
 //! protobuf. The first event carries only the file version.
 //!
-//! Writing goes through tensorboard-rs's summary builders, but not through
-//! its `SummaryWriter`: that names its file `events.out.tfevents.{second}.{host}.{pid}.0` and
+//! Summaries are built here from tensorboard-proto's types. (tensorboard-rs is not used: its
+//! summary builders are a few lines each, it pulls in the `image` crate's tree, and its
+//! `SummaryWriter` names its file `events.out.tfevents.{second}.{host}.{pid}.0` and
 //! opens it with `File::create`, so a second writer in the same folder, process and second
-//! would silently truncate the first writer's file; it also panics on every I/O error. Here each
+//! would silently truncate the first writer's file; it also panics on every I/O error.) Here each
 //! writer opens its file with `create_new` and a per-process counter in the last name field
 //! (`....{pid}.{n}`), moving to the next `n` if a name is taken, so no two writers ever share or
 //! clobber a file, and I/O errors are returned. TensorBoard reads every `*tfevents*` file in a
@@ -148,7 +149,11 @@ impl TbLogger {
     /// Records `value` under `tag` (e.g. `charts/episodic_return`) at global env step `step`.
     /// TensorBoard stores scalars as `f32`, so the value is rounded to the nearest `f32`.
     pub fn scalar(&mut self, tag: &str, value: f64, step: u64) -> io::Result<()> {
-        let summary = tensorboard_rs::summary::scalar(tag, value as f32);
+        let mut entry = Summary_Value::new();
+        entry.set_tag(tag.to_owned());
+        entry.set_simple_value(value as f32);
+        let mut summary = Summary::new();
+        summary.set_value(RepeatedField::from(vec![entry]));
         self.write_summary(summary, step)
     }
 

@@ -2,14 +2,42 @@
 //!
 //! A TFRecord is the data's length as a little-endian `u64`, the masked CRC32C of those 8 bytes,
 //! the data, and the masked CRC32C of the data (both checksums little-endian `u32`). The mask is
-//! TensorFlow's, `((crc >> 15) | (crc << 17)) + 0xa282ead8`, computed by tensorboard-rs's
-//! `masked_crc32c`. Every record rlpg writes or reads goes through [`write_record`] and
+//! TensorFlow's, `((crc >> 15) | (crc << 17)) + 0xa282ead8`, computed by [`masked_crc32c`]
+//! here (a table-driven CRC32C, 25 lines: a crate for it would bring in far more). Every record rlpg writes or reads goes through [`write_record`] and
 //! [`Records`]; the events inside are decoded field by field with [`ProtoFields`] (never with
 //! protobuf 2's parser, so a checksum-valid but hostile file cannot make it recurse).
 
 use std::io::{self, Write};
 
-use tensorboard_rs::masked_crc32c::masked_crc32c;
+/// CRC32C (Castagnoli, reflected polynomial `0x82F63B78`) byte table, built at compile time.
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// The CRC32C of `data`.
+fn crc32c(data: &[u8]) -> u32 {
+    !data
+        .iter()
+        .fold(!0u32, |crc, &b| (crc >> 8) ^ CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize])
+}
+
+/// TensorFlow's masked CRC32C of `data`, as TFRecord framing stores it.
+fn masked_crc32c(data: &[u8]) -> u32 {
+    let crc = crc32c(data);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
 
 /// Bytes of framing around each record's data: length (8), its checksum (4), data checksum (4).
 const FRAMING: usize = 16;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test of the repository, from a machine with only Rust, Python 3 and pip:
+#   1. libtorch (scripts/setup.sh, idempotent);
+#   2. the Rust tests of every crate (`cargo test --workspace --release`);
+#   3. the checks that need Python, each in its own pinned venv in the cache made on first use:
+#      exports read by onnxruntime and numpy (scripts/check_policy_export.sh, on random-weight
+#      fixtures of every head type and on a real `rlpg export` of a trained run), and event files
+#      read by TensorBoard itself (scripts/check_tensorboard.sh);
+#   4. the custom-env template, copied outside the workspace, built and run there
+#      (scripts/check_template.sh).
+# Stops at the first failure.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+say() { echo "test.sh: $*" >&2; }
+
+scripts/setup.sh
+say "cargo test --workspace --release"
+cargo test --workspace --release
+
+say "policy exports from Python (onnxruntime, numpy)"
+out=$(mktemp -d "${TMPDIR:-/tmp}/rlpg-test-export.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+run_dir=$(cargo run --quiet --release --bin rlpg -- train configs/pathwise_pendulum.toml \
+  --set total_timesteps=2000 --set eval_every=1000 --set normalize_obs=true --quiet \
+  --out "$out/runs" | tail -n 1)
+cargo run --quiet --release --bin rlpg -- export "$run_dir" --out "$out/export"
+scripts/check_policy_export.sh "$out/export"
+
+say "event files read by TensorBoard"
+scripts/check_tensorboard.sh
+
+say "the custom-env template, outside the workspace"
+scripts/check_template.sh
+
+say "all tests passed"
