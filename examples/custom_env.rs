@@ -6,7 +6,9 @@
 //!
 //! The example checks the environment with [`check_env`] (the contract rlpg's trainer relies
 //! on), compares a random policy with a hand-written PD controller to show that the task is
-//! learnable, then trains REINFORCE on it through the `rlpg` library in a few lines.
+//! learnable, then trains REINFORCE on it through the `rlpg` library in a few lines, and exits
+//! 1 unless the controller beats the random policy and the trained policy gets half-way from
+//! random to the controller (`scripts/test.sh` runs it).
 
 use std::path::Path;
 
@@ -154,26 +156,44 @@ fn main() {
     let mut rng = EnvRng::seeded(1);
     let random = mean_return(20, &mut |_| rng.for_reset(None).random_range(-1.0..=1.0));
     let pd = mean_return(20, &mut |obs| -(obs[0] + 1.5 * obs[1]));
-    match (random, pd) {
-        (Ok(random), Ok(pd)) => {
-            println!(
-                "mean return over 20 episodes: random policy {random:.2}, PD controller {pd:.2}"
-            );
-        }
+    let (random, pd) = match (random, pd) {
+        (Ok(random), Ok(pd)) => (random, pd),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
-    }
-    if let Err(e) = train() {
-        eprintln!("error: {e}");
+    };
+    println!("mean return over 20 episodes: random policy {random:.2}, PD controller {pd:.2}");
+    // What the example claims, checked (CI runs it): the task is learnable, and REINFORCE learns
+    // it. Measured: random -76.8, PD -4.2, REINFORCE after 200k steps -2.3; the bar for the
+    // trained policy is half-way from random to the PD controller.
+    if pd <= random {
+        eprintln!(
+            "error: the PD controller ({pd:.2}) does not beat the random policy ({random:.2})"
+        );
         std::process::exit(1);
+    }
+    match train() {
+        Ok(trained) if trained > (random + pd) / 2.0 => {}
+        Ok(trained) => {
+            eprintln!(
+                "error: REINFORCE evaluates {trained:.2}, not above half-way ({:.2}) from random \
+                 ({random:.2}) to the PD controller ({pd:.2})",
+                (random + pd) / 2.0
+            );
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
 /// Trains REINFORCE on the point mass through the library: a config built in code, and a
-/// factory that makes the environment. The run lands in `runs/` like any other.
-fn train() -> Result<(), rlpg::run::RunError> {
+/// factory that makes the environment. The run lands in `runs/` like any other. Returns the
+/// final deterministic evaluation.
+fn train() -> Result<f64, rlpg::run::RunError> {
     let mut config = Config::new(PointMass::ID, AgentKind::Reinforce);
     config.total_timesteps = 200_000;
     config.num_envs = 16;
@@ -190,5 +210,5 @@ fn train() -> Result<(), rlpg::run::RunError> {
         run.summary.final_eval.mean_return,
         run.run_dir.path().display()
     );
-    Ok(())
+    Ok(run.summary.final_eval.mean_return)
 }

@@ -6,7 +6,8 @@
 #      exports read by onnxruntime and numpy (scripts/check_policy_export.sh, on random-weight
 #      fixtures of every head type and on a real `rlpg export` of a trained run), and event files
 #      read by TensorBoard itself (scripts/check_tensorboard.sh);
-#   4. the custom-env template, copied outside the workspace, built and run there
+#   4. examples/custom_env.rs, which asserts what it claims;
+#   5. the custom-env template, copied outside the workspace, built and run there
 #      (scripts/check_template.sh).
 # Stops at the first failure.
 set -euo pipefail
@@ -19,9 +20,14 @@ scripts/setup.sh
 say "cargo test --workspace --release"
 cargo test --workspace --release
 
-say "policy exports from Python (onnxruntime, numpy)"
-out=$(mktemp -d "${TMPDIR:-/tmp}/rlpg-test-export.XXXXXX")
+out=$(mktemp -d "${TMPDIR:-/tmp}/rlpg-test.XXXXXX")
 trap 'rm -rf "$out"' EXIT
+
+say "examples/custom_env.rs: a user env checked, compared with a controller and trained"
+# (run from the repository, whose .cargo/config.toml finds libtorch; the run lands in runs/)
+cargo run --quiet --release --example custom_env
+
+say "policy exports from Python (onnxruntime, numpy)"
 run_dir=$(cargo run --quiet --release --bin rlpg -- train configs/pathwise_pendulum.toml \
   --set total_timesteps=2000 --set eval_every=1000 --set normalize_obs=true --quiet \
   --out "$out/runs" | tail -n 1)
