@@ -1,9 +1,10 @@
 //! A user's own environment through the whole command line: `rlpg::cli::main_with` with a
-//! registry that has GridReach-v0 (the environment of `examples/grid_reach_cli.rs`), from a TOML
+//! registry that has GridReach-v0 (the environment of the template project,
+//! `templates/custom-env/src/main.rs`, compiled here as a module), from a TOML
 //! config to train, runs, eval, resume and bench; and the ways it can go wrong (a bad registry,
 //! an environment the program does not register), which are clear errors with exit code 2.
 
-#[path = "../examples/grid_reach_cli.rs"]
+#[path = "../templates/custom-env/src/main.rs"]
 #[allow(dead_code)]
 mod grid_reach_cli;
 

@@ -102,12 +102,15 @@ impl Env for GridReach {
     }
 }
 
-fn main() -> ExitCode {
-    // The built-in environments plus yours; episodes are truncated after 50 steps.
-    let registry = Registry::builtin().with_entry(
+/// The built-in environments plus yours; episodes of yours are truncated after 50 steps.
+pub fn registry() -> Registry {
+    Registry::builtin().with_entry(
         EnvEntry::new(GridReach::ID, GridReach::new)
             .max_episode_steps(50)
             .description("walk right along a line of 8 cells (the rlpg template)"),
-    );
-    rlpg::cli::main_with(registry)
+    )
+}
+
+fn main() -> ExitCode {
+    rlpg::cli::main_with(registry())
 }
