@@ -21,6 +21,7 @@
 mod completions;
 mod doctor;
 mod presets;
+mod sweep;
 
 mod export;
 
@@ -100,6 +101,17 @@ enum Command {
         /// instead of the text summary and directory.
         #[arg(long)]
         json: bool,
+        /// Add LABEL to the run directory's name after the agent:
+        /// `{env}__{agent}-{label}__{seed}__{time}` (letters, digits, `-`, `_`, `.`).
+        #[arg(long, value_name = "LABEL", conflicts_with = "resume")]
+        label: Option<String>,
+        /// Record when the mean return of the last 100 training episodes first reaches this
+        /// (step and training seconds, in summary.json and --json); training goes on.
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "target_eval")]
+        target_recent: Option<f64>,
+        /// Record when a deterministic evaluation first reaches this; training goes on.
+        #[arg(long, allow_hyphen_values = true)]
+        target_eval: Option<f64>,
     },
     /// Evaluate a run's best checkpoint (its newest if none was the best) with deterministic
     /// episodes; names the checkpoint file and its step on stderr.
@@ -158,6 +170,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a grid of settings times a list of seeds as separate `train` processes, --jobs at a
+    /// time, then print a table (steps/s, final evaluation, time to target). Each run is a
+    /// normal run directory in --out, named with its grid point; --emit writes the runs as
+    /// commands or a Slurm job array instead. Ctrl-C stops every run with a checkpoint.
+    #[command(after_help = EXIT_CODES)]
+    Sweep(sweep::SweepArgs),
     /// List the runs in a folder: env, agent, seed, steps done, best evaluation return, and
     /// whether each is complete, resumable or broken.
     Runs {
@@ -339,12 +357,28 @@ impl StopSignals {
 fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitCode, RunError> {
     let envs = EnvSource::Registry(registry);
     match command {
-        Command::Train { config, resume: resume_dir, seed, mut set, out, quiet, json } => {
+        Command::Train {
+            config,
+            resume: resume_dir,
+            seed,
+            mut set,
+            out,
+            quiet,
+            json,
+            label,
+            target_recent,
+            target_eval,
+        } => {
+            if let Some(label) = &label {
+                check_label(label)?;
+            }
             let signals = StopSignals::install()?;
             let options = TrainOptions {
                 envs,
                 progress: !quiet,
                 stop: Some(&signals.stop),
+                label: label.as_deref(),
+                target: target_of(target_recent, target_eval),
                 ..TrainOptions::default()
             };
             let outcome = match (resume_dir, config) {
@@ -472,12 +506,9 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
         }
         Command::Bench { config, set, seeds, target_recent, target_eval, json } => {
             let config = Config::load_checked(&config, &set, registry)?;
-            let target = match (target_recent, target_eval) {
-                (Some(t), _) => Target::RecentMean(t),
-                (None, Some(t)) => Target::Eval(t),
-                // clap requires one of the two.
-                (None, None) => Target::RecentMean(f64::INFINITY),
-            };
+            // clap requires one of the two.
+            let target =
+                target_of(target_recent, target_eval).unwrap_or(Target::RecentMean(f64::INFINITY));
             let results = bench(&config, &seeds, target, envs)?;
             if json {
                 let out = serde_json::to_string_pretty(&results).map_err(|e| RunError::Output {
@@ -507,6 +538,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
             }
         }
         Command::Export(args) => return Ok(export::export(args, envs, &program.name)),
+        Command::Sweep(args) => return sweep::sweep(args, registry, program),
         Command::Plot(args) => {
             if let Err(e) = plot::run(args) {
                 eprintln!("{}: error: {e}", program.name);
@@ -531,6 +563,23 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// The target that `--target-recent` or `--target-eval` names (clap lets at most one through).
+fn target_of(recent: Option<f64>, eval: Option<f64>) -> Option<Target> {
+    recent.map(Target::RecentMean).or(eval.map(Target::Eval))
+}
+
+/// A run directory label: letters, digits, `-`, `_` and `.`, without `__` (the separator of the
+/// name's fields).
+fn check_label(label: &str) -> Result<(), RunError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if label.is_empty() || !label.chars().all(allowed) || label.contains("__") {
+        return Err(RunError::Usage(format!(
+            "--label {label:?}: a label is letters, digits, `-`, `_` and `.`, without `__`"
+        )));
+    }
+    Ok(())
+}
+
 /// `value` as one line of JSON.
 fn to_json(value: &impl serde::Serialize, what: &'static str) -> Result<String, RunError> {
     serde_json::to_string(value).map_err(|e| RunError::Output { what, message: e.to_string() })
@@ -551,6 +600,8 @@ fn print_trained(trained: &crate::run::TrainedRun, json: bool) -> Result<(), Run
             "final_eval_returns": s.final_eval.returns,
             "best_eval": s.evals.iter().map(|(_, r)| *r).reduce(f64::max),
             "steps_per_second": s.steps_per_second,
+            "steps_to_target": s.reached_target.map(|(steps, _)| steps),
+            "seconds_to_target": s.reached_target.map(|(_, seconds)| seconds),
         });
         println!("{}", to_json(&out, "training summary as JSON")?);
     } else {

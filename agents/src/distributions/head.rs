@@ -96,7 +96,7 @@ impl ActionHead {
             (DistributionKind::Categorical, Space::Discrete(n)) => (Family::Categorical, *n),
             (DistributionKind::DiagGaussian, Space::Box(b)) => (Family::DiagGaussian, b.dim()),
             (DistributionKind::SquashedGaussian, Space::Box(b)) => {
-                (Family::SquashedGaussian(ActionBounds::new(b)?), b.dim())
+                (Family::SquashedGaussian(ActionBounds::new(b)?.to_device(path.device())), b.dim())
             }
             (DistributionKind::Categorical, Space::Box(_)) => {
                 return Err(unsupported("Categorical needs a Discrete action space"));
