@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -100,7 +100,7 @@ pub(super) fn sweep(
     args: SweepArgs,
     registry: &Registry,
     program: &Program,
-) -> Result<ExitCode, RunError> {
+) -> Result<u8, RunError> {
     let usage = RunError::Usage;
     let seeds = parse_seeds(&args.seeds).map_err(usage)?;
     let axes: Vec<GridAxis> =
@@ -159,7 +159,7 @@ pub(super) fn sweep(
             }
         };
         print!("{text}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let exe = std::env::current_exe()
@@ -200,7 +200,7 @@ pub(super) fn sweep(
             "{}: sweep stopped; stopped runs continue with `{} train --resume RUN_DIR`",
             program.name, program.invoked_as
         );
-        return Ok(ExitCode::from(signals.exit_code()));
+        return Ok(signals.exit_code());
     }
     let failed = statuses.iter().filter(|s| matches!(s, Status::Failed { .. })).count();
     if failed > 0 {
@@ -210,9 +210,9 @@ pub(super) fn sweep(
             runs.len(),
             logs.display()
         );
-        return Ok(ExitCode::from(1));
+        return Ok(1);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The program name emitted commands start with: as invoked when it was found on the PATH (a
