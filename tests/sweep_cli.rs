@@ -263,3 +263,42 @@ fn ctrl_c_stops_every_running_child_with_a_checkpoint_and_starts_no_more() {
     assert_eq!(statuses, ["stopped", "stopped", "not started", "not started"], "{record}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `train --target-recent` records when the target is first reached and trains on to the budget
+/// (unlike `bench`, which stops there); the sweep's table reads it from `--json`.
+#[test]
+fn train_records_the_target_without_stopping() {
+    let root = common::temp_root("sweep-target");
+    let out = root.join("runs");
+    let mut args = vec!["train", PRESET, "--seed", "2", "--out", path(&out), "--quiet", "--json"];
+    // An untrained CartPole policy's episodes last about 10-30 steps: 100 of them end well
+    // within 8192 steps, and their mean is above 5.
+    args.extend([
+        "--set",
+        "total_timesteps=8192",
+        "--set",
+        "eval_every=0",
+        "--set",
+        "eval_episodes=2",
+    ]);
+    args.extend(["--target-recent", "5", "--label", "target-check"]);
+    let output = rlpg(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(text(&output.stdout).lines().last().expect("json")).expect("json");
+    assert_eq!(json["steps"], 8192, "trained the whole budget: {json}");
+    let reached = json["steps_to_target"].as_u64().expect("target reached");
+    assert!(reached < 8192, "{json}");
+    assert!(json["seconds_to_target"].as_f64().is_some_and(|s| s > 0.0), "{json}");
+    let run_dir = PathBuf::from(json["run_dir"].as_str().expect("run_dir"));
+    let name = run_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("CartPole-v1__reinforce-target-check__2__"), "{name}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .expect("summary");
+    assert_eq!(summary["reached_target"]["steps"], reached, "{summary}");
+    // A label that would break the name's fields is refused.
+    let output = rlpg(&["train", PRESET, "--label", "a__b", "--out", path(&out)]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -231,7 +231,8 @@ const CPU_FLOAT: (tch::Kind, tch::Device) = (tch::Kind::Float, tch::Device::Cpu)
 /// The values of `t` as a flat vector (`None` if libtorch cannot convert them, in which case
 /// the caller acts through the tensor distributions instead).
 fn draws(t: Tensor) -> Option<Vec<f32>> {
-    Vec::<f32>::try_from(&t.flatten(0, -1)).ok()
+    // The learned log-std lives on the training device; acting reads it on the CPU.
+    Vec::<f32>::try_from(&t.to_device(tch::Device::Cpu).flatten(0, -1)).ok()
 }
 
 /// The index of the first largest value (as `argmax` breaks ties).
