@@ -79,30 +79,86 @@ pub fn median(values: &[f64]) -> Option<f64> {
 /// A markdown table of `results` with a summary line (median time to target over all seeds,
 /// counting a seed that missed the target as missing).
 pub fn to_markdown(results: &[SeedResult], target: Target) -> String {
-    let mut out = String::from(
-        "| seed | steps to target | seconds to target | steps/s | final eval | mean-100 |\n\
-         |---|---|---|---|---|---|\n",
-    );
-    let fmt_opt = |v: Option<String>| v.unwrap_or_else(|| "not reached".to_owned());
-    for r in results {
-        out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.1} | {} |\n",
-            r.seed,
-            fmt_opt(r.steps_to_target.map(|s| s.to_string())),
-            fmt_opt(r.seconds_to_target.map(|s| format!("{s:.2}"))),
-            r.steps_per_second,
-            r.final_eval,
-            r.recent_mean_return.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
-        ));
+    let rows: Vec<(&str, &SeedResult)> = results.iter().map(|r| ("", r)).collect();
+    table(&rows, Some(target), None)
+}
+
+/// The table of [`to_markdown`] for runs in groups (`rlpg sweep`'s grid points): a first column
+/// `group_header` naming each row's group, and one summary line per group (seeds that reached
+/// the target, median seconds to it, median steps/s, median final evaluation). Without a
+/// target the target columns are left out.
+pub fn to_markdown_grouped(
+    rows: &[(&str, &SeedResult)],
+    target: Option<Target>,
+    group_header: &str,
+) -> String {
+    table(rows, target, Some(group_header))
+}
+
+fn table(rows: &[(&str, &SeedResult)], target: Option<Target>, group: Option<&str>) -> String {
+    let mut columns: Vec<&str> = group.into_iter().collect();
+    columns.push("seed");
+    if target.is_some() {
+        columns.extend(["steps to target", "seconds to target"]);
+    } else {
+        columns.push("steps");
     }
-    let reached: Vec<f64> = results.iter().filter_map(|r| r.seconds_to_target).collect();
+    columns.extend(["steps/s", "final eval", "mean-100"]);
+    let mut out = format!("| {} |\n|{}\n", columns.join(" | "), "---|".repeat(columns.len()));
+    let fmt_opt = |v: Option<String>| v.unwrap_or_else(|| "not reached".to_owned());
+    for (name, r) in rows {
+        let mut cells: Vec<String> = Vec::new();
+        if group.is_some() {
+            cells.push((*name).to_owned());
+        }
+        cells.push(r.seed.to_string());
+        if target.is_some() {
+            cells.push(fmt_opt(r.steps_to_target.map(|s| s.to_string())));
+            cells.push(fmt_opt(r.seconds_to_target.map(|s| format!("{s:.2}"))));
+        } else {
+            cells.push(r.steps.to_string());
+        }
+        cells.push(format!("{:.0}", r.steps_per_second));
+        cells.push(format!("{:.1}", r.final_eval));
+        cells.push(r.recent_mean_return.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")));
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    // Groups in the order they first appear.
+    let mut groups: Vec<&str> = Vec::new();
+    for (name, _) in rows {
+        if !groups.contains(name) {
+            groups.push(name);
+        }
+    }
+    out.push('\n');
+    for name in groups {
+        let results: Vec<&SeedResult> =
+            rows.iter().filter(|(n, _)| *n == name).map(|(_, r)| *r).collect();
+        let prefix = if group.is_some() { format!("{name}: ") } else { String::new() };
+        out.push_str(&format!("{prefix}{}\n", summary_line(&results, target)));
+    }
+    out
+}
+
+/// One summary line over the seeds of `results`.
+fn summary_line(results: &[&SeedResult], target: Option<Target>) -> String {
     let sps: Vec<f64> = results.iter().map(|r| r.steps_per_second).collect();
+    let Some(target) = target else {
+        let evals: Vec<f64> = results.iter().map(|r| r.final_eval).collect();
+        return format!(
+            "{} seeds; median steps/s {:.0}; median final eval {}",
+            results.len(),
+            median(&sps).unwrap_or(0.0),
+            median(&evals).map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
+        );
+    };
+    let reached: Vec<f64> = results.iter().filter_map(|r| r.seconds_to_target).collect();
     let target = match target {
         Target::RecentMean(t) => format!("mean of last 100 episodes >= {t}"),
         Target::Eval(t) => format!("deterministic eval >= {t}"),
     };
-    out.push_str(&format!(
-        "\ntarget ({target}) reached by {} of {} seeds; median seconds to target {}; median steps/s {:.0}\n",
+    format!(
+        "target ({target}) reached by {} of {} seeds; median seconds to target {}; median steps/s {:.0}",
         reached.len(),
         results.len(),
         if reached.len() == results.len() {
@@ -111,8 +167,7 @@ pub fn to_markdown(results: &[SeedResult], target: Target) -> String {
             "n/a (not every seed reached it)".to_owned()
         },
         median(&sps).unwrap_or(0.0),
-    ));
-    out
+    )
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use tch::{Kind, Tensor};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::AgentKind;
 use crate::run::{
-    EnvSource, Envs, RunError, build_agent, default_eval_checkpoint, resolve_checkpoint,
+    EnvSource, Envs, RunError, build_agent_on, default_eval_checkpoint, resolve_checkpoint,
 };
 use crate::trainer::OBS_CLIP;
 
@@ -80,7 +80,7 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
     };
     // The agent this config builds must accept the checkpoint, exactly as for `rlpg eval`:
     // this is what makes a checkpoint of another shape a `Mismatch` rather than a bad export.
-    let mut agent = build_agent(&config, &observation_space, &action_space)?;
+    let mut agent = build_agent_on(&config, &observation_space, &action_space, tch::Device::Cpu)?;
     checkpoint.restore_agent(agent.as_mut(), path)?;
     drop(agent);
     let mismatch = |what: String| CheckpointError::Mismatch { path: path.to_owned(), what };

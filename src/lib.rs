@@ -46,11 +46,12 @@ mod policy;
 pub mod run;
 mod rundir;
 pub mod runs;
+pub mod sweep;
 mod tensorboard;
 pub mod trainer;
 pub mod video;
 
-pub use config::{AgentKind, Config, ConfigError, Location, Override};
+pub use config::{AgentKind, Config, ConfigError, DeviceSetting, Location, Override};
 pub use policy::Policy;
 pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};
 pub use tensorboard::{

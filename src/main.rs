@@ -1,5 +1,7 @@
-//! The `rlpg` binary: the command line of [`rlpg::cli`] with the built-in environments.
+//! The `rlpg` binary: the command line of [`rlpg::cli`] with the built-in environments, ending
+//! the process with `_exit` so that libtorch's static destructors do not run
+//! ([`rlpg::cli::exit_now`] says why).
 
-fn main() -> std::process::ExitCode {
-    rlpg::cli::main()
+fn main() {
+    rlpg::cli::main_with_and_exit(rlpg::envs::Registry::builtin())
 }

@@ -21,7 +21,7 @@ use crate::rundir::{RunDir, RunDirError, atomic_write};
 use crate::tensorboard::{TbLogger, config_hparams, config_markdown, trim_event_files};
 use crate::trainer::{
     EnvFactory, EvalResult, LoopControl, LoopOutcome, LoopSettings, OBS_CLIP, ResumePoint,
-    ScalarSink, TrainError, TrainSummary, evaluate, train_loop_with,
+    ScalarSink, Target, TrainError, TrainSummary, evaluate, train_loop_with,
 };
 use crate::video::EncodedGif;
 
@@ -215,6 +215,13 @@ pub struct TrainOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Receives one-line warnings; printed to stderr as `rlpg: warning: …` when `None`.
     pub warn: Option<&'a mut dyn FnMut(&str)>,
+    /// A label added to a new run directory's name after the agent,
+    /// `{env}__{agent}-{label}__{seed}__{time}` (CleanRL's experiment-name slot), e.g. the grid
+    /// point of a sweep. Ignored when resuming.
+    pub label: Option<&'a str>,
+    /// A return threshold whose first crossing (env step, training seconds) is recorded in the
+    /// summary; training continues to its budget.
+    pub target: Option<Target>,
 }
 
 /// File in a run directory that the process training the run holds locked.
@@ -270,24 +277,43 @@ pub fn seed_torch(config: &Config) {
     tch::manual_seed(config.seed as i64);
 }
 
-/// Builds the agent `config.agent` for the given spaces, with `config.num_envs` environments.
+/// Builds the agent `config.agent` for the given spaces, with `config.num_envs` environments,
+/// on the device `config.device` means on this machine (`cuda` without a CUDA device is an
+/// error; [`Config::validate_against`] refuses it first).
 pub fn build_agent(
     config: &Config,
     observation_space: &Space,
     action_space: &Space,
 ) -> Result<Box<dyn Agent>, AgentError> {
+    let device = config
+        .device
+        .resolve()
+        .map_err(|message| AgentError::Invalid(format!("device: {message}")))?;
+    build_agent_on(config, observation_space, action_space, device)
+}
+
+/// [`build_agent`] on `device` whatever `config.device` says: evaluation, videos and export
+/// act on small batches and run on the CPU, so a run trained on a GPU evaluates anywhere.
+pub fn build_agent_on(
+    config: &Config,
+    observation_space: &Space,
+    action_space: &Space,
+    device: tch::Device,
+) -> Result<Box<dyn Agent>, AgentError> {
     Ok(match config.agent {
-        AgentKind::Reinforce => Box::new(Reinforce::new(
+        AgentKind::Reinforce => Box::new(Reinforce::new_on(
             &config.reinforce,
             observation_space,
             action_space,
             config.num_envs,
+            device,
         )?),
-        AgentKind::Pathwise => Box::new(rlpg_agents::Pathwise::new(
+        AgentKind::Pathwise => Box::new(rlpg_agents::Pathwise::new_on(
             &config.pathwise,
             observation_space,
             action_space,
             config.num_envs,
+            device,
         )?),
     })
 }
@@ -307,6 +333,7 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         capture_video_every: config.capture_video_every,
         progress,
         stop_at: None,
+        record_target: None,
     }
 }
 
@@ -409,7 +436,7 @@ pub fn train_with(
     let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space());
     drop(probe);
 
-    let run_dir = RunDir::create_with_config(out_root, config)?;
+    let run_dir = RunDir::create_with_config_labelled(out_root, config, options.label)?;
     let lock = match RunLock::acquire(run_dir.path()) {
         Ok(lock) => lock,
         Err(e) => {
@@ -451,7 +478,8 @@ pub fn resume(run_dir: &Path, options: TrainOptions<'_>) -> Result<RunOutcome, R
 /// run trained for M steps at once (bit for bit with libtorch on one thread; nothing in the
 /// agents or the loop depends on `total_timesteps`). `torch_threads` is here because it changes
 /// speed, not the algorithm, but with more than one thread runs are not bit-reproducible
-/// anyway. Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
+/// anyway; `device` likewise (a run checkpointed on one device continues on another, with
+/// the other device's floating-point rounding). Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
 /// learning rates included) would make the continued run a different experiment from its
 /// first part, and is refused.
 pub const RESUME_CHANGEABLE: &[&str] = &[
@@ -463,6 +491,7 @@ pub const RESUME_CHANGEABLE: &[&str] = &[
     "log_every",
     "checkpoint_replay_buffer",
     "torch_threads",
+    "device",
 ];
 
 /// File in a run directory where every change of settings made on resuming is appended, one
@@ -610,6 +639,7 @@ fn with_changeable_from(saved: &Config, current: &Config) -> Result<Config, RunE
     out.log_every = current.log_every;
     out.checkpoint_replay_buffer = current.checkpoint_replay_buffer;
     out.torch_threads = current.torch_threads;
+    out.device = current.device;
     // Keep this function and the list in step: a key in the list must be copied above.
     let missed: Vec<String> = changed_keys(&out, current)?
         .into_iter()
@@ -744,7 +774,8 @@ fn run_session(
     let Session { run_dir, mut logger, start, spaces } = session;
     let mut saver = RunCheckpoints::new(run_dir.path(), config)?.with_spaces(spaces);
     let fresh = start.is_none();
-    let settings = loop_settings(config, options.progress);
+    let mut settings = loop_settings(config, options.progress);
+    settings.record_target = options.target;
     let mut print_warning = |message: &str| eprintln!("rlpg: warning: {message}");
     let warn: &mut dyn FnMut(&str) = match options.warn.take() {
         Some(warn) => warn,
@@ -818,6 +849,9 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "final_eval_std_return": summary.final_eval.std_return,
         "steps_per_second": summary.steps_per_second,
         "evals": summary.evals,
+        "reached_target": summary.reached_target.map(|(steps, seconds)| {
+            serde_json::json!({ "steps": steps, "seconds": seconds })
+        }),
     });
     let bytes = serde_json::to_vec_pretty(&json).map_err(|e| file_err(e.to_string()))?;
     atomic_write(&path, &bytes).map_err(|e| file_err(e.to_string()))
@@ -903,7 +937,8 @@ pub fn evaluate_checkpoint(
     let factory: EnvFactory<'_> = &make;
     let probe = factory()?;
     seed_torch(&config);
-    let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
+    let (obs_space, action_space) = (probe.observation_space(), probe.action_space());
+    let mut agent = build_agent_on(&config, obs_space, action_space, tch::Device::Cpu)?;
     drop(probe);
     checkpoint.restore_agent(agent.as_mut(), path)?;
     let rms = if config.normalize_obs { checkpoint.meta.envs.obs_rms().cloned() } else { None };

@@ -118,9 +118,24 @@ impl RunDir {
     /// the resolved config into it as `config.toml`. If writing fails, the new directory is
     /// removed again, so a failed setup leaves nothing behind.
     pub fn create_with_config(out_root: &Path, config: &Config) -> Result<RunDir, RunDirError> {
+        Self::create_with_config_labelled(out_root, config, None)
+    }
+
+    /// [`RunDir::create_with_config`] with `label` (when given and not empty) after the agent's
+    /// name: `{env}__{agent}-{label}__{seed}__{now}`, the slot CleanRL fills with its
+    /// experiment name. `rlpg sweep` labels each run with its grid point.
+    pub fn create_with_config_labelled(
+        out_root: &Path,
+        config: &Config,
+        label: Option<&str>,
+    ) -> Result<RunDir, RunDirError> {
         // Render first: a config that cannot be written should not create a directory at all.
         let text = config.to_toml_string()?;
-        let run = Self::create(out_root, &config.env, config.agent.name(), config.seed)?;
+        let name = match label.filter(|l| !l.is_empty()) {
+            Some(label) => format!("{}-{label}", config.agent.name()),
+            None => config.agent.name().to_owned(),
+        };
+        let run = Self::create(out_root, &config.env, &name, config.seed)?;
         let config_path = run.config_path();
         if let Err(source) = atomic_write(&config_path, text.as_bytes()) {
             // The write error is what the caller needs; a failed cleanup is secondary.

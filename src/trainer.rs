@@ -183,6 +183,10 @@ pub struct LoopSettings {
     /// When set, training stops as soon as this target is reached (benchmarks measure time to
     /// threshold with it).
     pub stop_at: Option<Target>,
+    /// When set (and `stop_at` is not), the step and time at which this target is first
+    /// reached are recorded in [`TrainSummary::reached_target`] and training goes on to its
+    /// budget (`rlpg train --target-recent`, `rlpg sweep`).
+    pub record_target: Option<Target>,
 }
 
 /// A return threshold that ends training early.
@@ -221,8 +225,8 @@ pub struct TrainSummary {
     pub steps_per_second: f64,
     /// Every evaluation as `(env step, mean return)`.
     pub evals: Vec<(u64, f64)>,
-    /// With [`LoopSettings::stop_at`]: the env step and the training wall time (seconds,
-    /// evaluation excluded) at which the target was first reached.
+    /// With [`LoopSettings::stop_at`] or [`LoopSettings::record_target`]: the env step and the
+    /// training wall time (seconds, evaluation excluded) at which the target was first reached.
     pub reached_target: Option<(u64, f64)>,
 }
 
@@ -652,8 +656,10 @@ fn train_loop_inner(
     let mut window_start = (Instant::now(), state.global_step);
     let mut last_tick = Instant::now();
     let mut reached_target = None;
+    let target = settings.stop_at.or(settings.record_target);
+    let stops = settings.stop_at.is_some();
 
-    while state.global_step < settings.total_timesteps && reached_target.is_none() {
+    while state.global_step < settings.total_timesteps && !(stops && reached_target.is_some()) {
         // See the module docs: every step draws from a generator seeded by (seed, step), which
         // is what makes a resumed run continue exactly.
         tch::manual_seed(step_seed(settings.seed, state.global_step));
@@ -720,7 +726,8 @@ fn train_loop_inner(
             window_start = (Instant::now(), global_step);
         }
         state.train_seconds += last_tick.elapsed().as_secs_f64();
-        if let (Some(Target::RecentMean(target)), Some(m)) = (settings.stop_at, state.recent_mean())
+        if let (Some(Target::RecentMean(target)), Some(m), None) =
+            (target, state.recent_mean(), reached_target)
         {
             if state.recent_returns.len() == RECENT_WINDOW && m >= target {
                 reached_target = Some((global_step, state.train_seconds));
@@ -732,7 +739,9 @@ fn train_loop_inner(
             sink.scalar("eval/mean_return", result.mean_return, global_step)
                 .map_err(io_err("writing metrics"))?;
             state.evals.push((global_step, result.mean_return));
-            if matches!(settings.stop_at, Some(Target::Eval(t)) if result.mean_return >= t) {
+            if reached_target.is_none()
+                && matches!(target, Some(Target::Eval(t)) if result.mean_return >= t)
+            {
                 reached_target = Some((global_step, state.train_seconds));
             }
             if state.best_eval.is_none_or(|(_, best)| result.mean_return > best) {
@@ -782,7 +791,7 @@ fn train_loop_inner(
         record_video(agent, factory, settings, &vec, global_step, sink)?;
     }
     if reached_target.is_none()
-        && matches!(settings.stop_at, Some(Target::Eval(t)) if final_eval.mean_return >= t)
+        && matches!(target, Some(Target::Eval(t)) if final_eval.mean_return >= t)
     {
         reached_target = Some((global_step, state.train_seconds));
     }
@@ -1061,6 +1070,7 @@ mod tests {
             capture_video_every: 0,
             progress: false,
             stop_at: None,
+            record_target: None,
         };
         let mut state = LoopState::start(&settings);
         assert_eq!((state.next_eval, state.next_checkpoint), (u64::MAX, u64::MAX));

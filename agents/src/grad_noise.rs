@@ -70,7 +70,8 @@ pub fn grad_noise(
         .map(|i| params.grad_keeping_graph(&chunk_losses.get(i as i64)))
         .collect::<Result<Vec<_>, _>>()?;
     let grads = Tensor::f_stack(&grads, 0)?.f_to_kind(tch::Kind::Double)?;
-    let weights = Tensor::from_slice(sizes).f_to_kind(tch::Kind::Double)?;
+    let weights =
+        Tensor::from_slice(sizes).f_to_kind(tch::Kind::Double)?.f_to_device(grads.device())?;
     let batch: i64 = sizes.iter().sum();
     tch::no_grad(|| {
         let weights = weights.view([k as i64, 1]);

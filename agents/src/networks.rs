@@ -120,9 +120,12 @@ impl Mlp {
             let size = layer.ws.size();
             let (out_dim, in_dim) = (size[0] as usize, size[1] as usize);
             // `[in, out]` row-major, so that the inner loop runs over contiguous outputs.
-            let weight_t = Vec::<f32>::try_from(&layer.ws.f_tr()?.f_contiguous()?.f_view([-1])?)?;
+            // Copied to the CPU, where acting runs, whatever device the network trains on.
+            let weight_t = Vec::<f32>::try_from(
+                &layer.ws.f_to_device(tch::Device::Cpu)?.f_tr()?.f_contiguous()?.f_view([-1])?,
+            )?;
             let bias = match &layer.bs {
-                Some(b) => Vec::<f32>::try_from(b)?,
+                Some(b) => Vec::<f32>::try_from(&b.f_to_device(tch::Device::Cpu)?)?,
                 None => vec![0.0; out_dim],
             };
             Ok(Dense { in_dim, out_dim, weight_t, bias })

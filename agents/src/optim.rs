@@ -13,7 +13,7 @@
 //! The arithmetic is PyTorch's (`torch.optim.Adam` with default betas and epsilon, no weight
 //! decay), checked step for step against tch's `nn::Adam` in the tests.
 
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Kind, Tensor, nn};
 
 use crate::agent::AgentError;
 
@@ -43,8 +43,8 @@ pub struct FlatParams {
 }
 
 impl FlatParams {
-    /// Moves every trainable variable of `store` into one new buffer (values unchanged). All
-    /// must be `Float` tensors on the CPU.
+    /// Moves every trainable variable of `store` into one new buffer (values unchanged), on
+    /// the store's device. All must be `Float` tensors.
     ///
     /// Each variable keeps its memory layout: row-major (contiguous), or column-major for a
     /// matrix stored transposed (strides `[1, rows]`). The layout decides which matrix products
@@ -55,7 +55,7 @@ impl FlatParams {
             store.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let numel: usize = named.iter().map(|(_, t)| t.numel()).sum();
-        let flat = Tensor::f_zeros([numel as i64], (Kind::Float, Device::Cpu))?;
+        let flat = Tensor::f_zeros([numel as i64], (Kind::Float, store.device()))?;
         let mut offset = 0i64;
         let mut vars = Vec::with_capacity(named.len());
         let mut column_major = Vec::with_capacity(named.len());
@@ -190,7 +190,9 @@ pub struct Adam {
 impl Adam {
     /// Adam with learning rate `lr` for `params`, moments at zero.
     pub fn new(params: &FlatParams, lr: f64) -> Result<Self, AgentError> {
-        let zeros = || Tensor::f_zeros([params.numel() as i64], (Kind::Float, Device::Cpu));
+        // The moments live beside the parameters, on their device.
+        let device = params.flat.device();
+        let zeros = || Tensor::f_zeros([params.numel() as i64], (Kind::Float, device));
         Ok(Self { lr, steps: 0, exp_avg: zeros()?, exp_avg_sq: zeros()? })
     }
 
@@ -363,6 +365,7 @@ mod tests {
     use super::*;
     use crate::networks::{LayerInit, Mlp};
     use crate::settings::Activation;
+    use tch::Device;
     use tch::nn::{Module, OptimizerConfig};
 
     fn mlp_store(seed: i64) -> (nn::VarStore, Mlp) {

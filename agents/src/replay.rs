@@ -54,6 +54,18 @@ impl ReplayBuffer {
     /// An empty buffer for `capacity` transitions with `obs_dim`-float observations and
     /// `action_dim`-float actions. Memory is allocated (uninitialized) up front.
     pub fn new(capacity: usize, obs_dim: usize, action_dim: usize) -> Result<Self, AgentError> {
+        Self::new_on(capacity, obs_dim, action_dim, Device::Cpu)
+    }
+
+    /// [`ReplayBuffer::new`] with its storage on `device` (a GPU keeps the whole buffer in its
+    /// memory, so minibatches are gathered there and only each push crosses the bus). Indices
+    /// are drawn from `device`'s generator.
+    pub fn new_on(
+        capacity: usize,
+        obs_dim: usize,
+        action_dim: usize,
+        device: Device,
+    ) -> Result<Self, AgentError> {
         if capacity == 0 || obs_dim == 0 || action_dim == 0 {
             return Err(AgentError::Invalid(format!(
                 "replay buffer needs capacity, obs_dim and action_dim >= 1, got {capacity}, \
@@ -62,8 +74,13 @@ impl ReplayBuffer {
         }
         let width = 2 * obs_dim + action_dim + 2;
         // Uninitialized memory is never read: sampling only draws from the first `len` rows.
-        let storage = Tensor::f_empty([capacity as i64, width as i64], (Kind::Float, Device::Cpu))?;
+        let storage = Tensor::f_empty([capacity as i64, width as i64], (Kind::Float, device))?;
         Ok(Self { capacity, obs_dim, action_dim, storage, len: 0, pos: 0, scratch: Vec::new() })
+    }
+
+    /// The device holding the transitions.
+    pub fn device(&self) -> Device {
+        self.storage.device()
     }
 
     /// Maximum number of transitions kept.
@@ -129,7 +146,9 @@ impl ReplayBuffer {
             self.scratch.push(if terminated[i] { 1.0 } else { 0.0 });
             self.scratch.extend_from_slice(&next_obs[i * od..(i + 1) * od]);
         }
-        let rows = Tensor::from_slice(&self.scratch).view([n as i64, width as i64]);
+        let rows = Tensor::from_slice(&self.scratch)
+            .view([n as i64, width as i64])
+            .f_to_device(self.storage.device())?;
         // At most two contiguous copies: up to the end of the ring, then from its start.
         let first = n.min(self.capacity - self.pos);
         tch::no_grad(|| -> Result<(), AgentError> {
@@ -159,7 +178,7 @@ impl ReplayBuffer {
             )));
         }
         let index =
-            Tensor::f_randint(self.len as i64, [batch_size as i64], (Kind::Int64, Device::Cpu))?;
+            Tensor::f_randint(self.len as i64, [batch_size as i64], (Kind::Int64, self.device()))?;
         let rows = self.storage.f_index_select(0, &index)?;
         Ok(self.split(&rows))
     }

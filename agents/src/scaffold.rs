@@ -35,12 +35,14 @@ pub(crate) struct Net<M, O = Adam> {
     pub(crate) opt: O,
 }
 
-/// Builds `module` in a fresh store with `build`, lays it out and flattens its parameters.
+/// Builds `module` in a fresh store on `device` with `build`, lays it out and flattens its
+/// parameters.
 fn build<M>(
     layout: Layout,
+    device: tch::Device,
     build: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>,
 ) -> Result<(nn::VarStore, M, FlatParams), AgentError> {
-    let store = nn::VarStore::new(tch::Device::Cpu);
+    let store = nn::VarStore::new(device);
     let module = build(&store.root())?;
     if layout == Layout::ColumnMajor {
         column_major(&store)?;
@@ -50,14 +52,15 @@ fn build<M>(
 }
 
 impl<M> Net<M> {
-    /// A trained network built by `build` (weights drawn from tch's global generator), with
-    /// Adam at learning rate `lr`.
+    /// A trained network built by `build` on `device` (weights drawn from tch's generator for
+    /// that device), with Adam at learning rate `lr` (its moments on the same device).
     pub(crate) fn trained(
         layout: Layout,
         lr: f64,
+        device: tch::Device,
         build_module: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>,
     ) -> Result<Self, AgentError> {
-        let (store, module, params) = build(layout, build_module)?;
+        let (store, module, params) = build(layout, device, build_module)?;
         let opt = Adam::new(&params, lr)?;
         Ok(Self { store, module, params, opt })
     }
@@ -82,13 +85,14 @@ impl<M> Net<M> {
 }
 
 impl<M> Net<M, ()> {
-    /// A target network: built by `build` like `source` and starting as its copy.
+    /// A target network: built by `build` like `source`, on its device, and starting as its
+    /// copy.
     pub(crate) fn target_of<O>(
         source: &Net<M, O>,
         layout: Layout,
         build_module: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>,
     ) -> Result<Self, AgentError> {
-        let (store, module, mut params) = build(layout, build_module)?;
+        let (store, module, mut params) = build(layout, source.store.device(), build_module)?;
         params.copy_from(&source.params)?;
         Ok(Self { store, module, params, opt: () })
     }

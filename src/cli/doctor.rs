@@ -29,6 +29,11 @@ pub(crate) struct Report {
     cudnn_version: Option<i64>,
     /// libtorch's intra-op thread count in this process.
     torch_threads: i32,
+    /// The devices a config's `device` can name here: `cpu`, and `cuda:N` for each CUDA
+    /// device.
+    devices: Vec<String>,
+    /// What `device = "auto"` means on this machine (`cpu` or `cuda:0`).
+    auto_device: String,
 }
 
 impl Report {
@@ -41,6 +46,15 @@ impl Report {
         let cuda_build =
             libtorch_path.as_deref().is_some_and(|d| d.join("libtorch_cuda.so").exists());
         let cuda_available = tch::Cuda::is_available();
+        let cuda_devices = tch::Cuda::device_count();
+        let mut devices = vec!["cpu".to_owned()];
+        if cuda_available {
+            devices.extend((0..cuda_devices).map(|i| format!("cuda:{i}")));
+        }
+        let auto_device = match crate::DeviceSetting::Auto.resolve() {
+            Ok(tch::Device::Cuda(i)) => format!("cuda:{i}"),
+            _ => "cpu".to_owned(),
+        };
         Report {
             rlpg_version: env!("CARGO_PKG_VERSION"),
             libtorch_ok,
@@ -48,9 +62,11 @@ impl Report {
             libtorch_build: if cuda_build { "CUDA" } else { "CPU" },
             libtorch_path,
             cuda_available,
-            cuda_devices: tch::Cuda::device_count(),
+            cuda_devices,
             cudnn_version: cuda_available.then(tch::utils::version_cudnn),
             torch_threads: tch::get_num_threads(),
+            devices,
+            auto_device,
         }
     }
 
@@ -87,6 +103,12 @@ impl Report {
             text.push_str(&format!("cudnn version: {cudnn}\n"));
         }
         text.push_str(&format!("torch threads: {}\n", self.torch_threads));
+        text.push_str(&format!(
+            "devices: {} (device = \"auto\" trains on {}{})\n",
+            self.devices.join(", "),
+            self.auto_device,
+            if self.cuda_available { "" } else { "; device = \"cuda\" is refused here" }
+        ));
         text
     }
 }

@@ -3,7 +3,6 @@
 //! without libtorch. See [`crate::export`].
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
@@ -26,7 +25,7 @@ pub(super) struct ExportArgs {
 
 /// Runs `rlpg export`: prints the files written, one per line, on stdout. A run, checkpoint or
 /// output directory that cannot be used is one line on stderr and exit code 2.
-pub(super) fn export(args: ExportArgs, envs: EnvSource<'_>, program: &str) -> ExitCode {
+pub(super) fn export(args: ExportArgs, envs: EnvSource<'_>, program: &str) -> u8 {
     let ExportArgs { run_dir, checkpoint, out } = args;
     match export_run(&run_dir, checkpoint.as_deref(), &out, envs) {
         Ok(exported) => {
@@ -39,11 +38,11 @@ pub(super) fn export(args: ExportArgs, envs: EnvSource<'_>, program: &str) -> Ex
             for file in &exported.files {
                 println!("{}", file.display());
             }
-            ExitCode::SUCCESS
+            0
         }
         Err(e) => {
             eprintln!("{program}: error: {}", one_line(&e));
-            ExitCode::from(2)
+            2
         }
     }
 }

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::run::{
-    EnvSource, Envs, RunError, build_agent, default_eval_checkpoint, resolve_checkpoint, seed_torch,
+    EnvSource, Envs, RunError, build_agent_on, default_eval_checkpoint, resolve_checkpoint,
+    seed_torch,
 };
 use crate::trainer::{VIDEO_MAX_STEPS, VIDEO_OPTIONS, record_agent_episode};
 use crate::video::{GifEncoder, VideoError, write_png};
@@ -39,7 +40,8 @@ pub(super) fn record(request: &VideoRequest<'_>, envs: EnvSource<'_>) -> Result<
     let envs = Envs::resolve(envs, &config.env)?;
     let mut env = envs.make()?;
     seed_torch(&config);
-    let mut agent = build_agent(&config, env.observation_space(), env.action_space())?;
+    let mut agent =
+        build_agent_on(&config, env.observation_space(), env.action_space(), tch::Device::Cpu)?;
     checkpoint.restore_agent(agent.as_mut(), &path)?;
     let rms = if config.normalize_obs { checkpoint.meta.envs.obs_rms().cloned() } else { None };
     if config.normalize_obs && rms.is_none() {

@@ -84,6 +84,54 @@ impl fmt::Display for AgentKind {
     }
 }
 
+/// Where a run's networks, batches and optimizer state live; written in lowercase in config
+/// files (`device = "cpu"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceSetting {
+    /// The CPU (the default; every test runs here).
+    #[default]
+    Cpu,
+    /// The first CUDA device; a config asking for it on a machine without one is refused
+    /// ([`Config::validate_against`]).
+    Cuda,
+    /// The first CUDA device if libtorch sees one, else the CPU.
+    Auto,
+}
+
+impl DeviceSetting {
+    /// The name used in config files and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceSetting::Cpu => "cpu",
+            DeviceSetting::Cuda => "cuda",
+            DeviceSetting::Auto => "auto",
+        }
+    }
+
+    /// The libtorch device this setting means on this machine: `cuda` is an error naming the
+    /// setting when libtorch sees no CUDA device (a CPU build of libtorch, no driver or no GPU).
+    pub fn resolve(self) -> Result<tch::Device, String> {
+        match self {
+            DeviceSetting::Cpu => Ok(tch::Device::Cpu),
+            DeviceSetting::Auto => Ok(tch::Device::cuda_if_available()),
+            DeviceSetting::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceSetting::Cuda => {
+                Err("\"cuda\" asks for a CUDA device, and libtorch sees none on this machine \
+                 (`rlpg doctor` shows its build and devices; a GPU needs `scripts/setup.sh \
+                 --cuda`); use device = \"cpu\", or \"auto\" for CUDA when there is one"
+                    .to_owned())
+            }
+        }
+    }
+}
+
+impl fmt::Display for DeviceSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The resolved, validated settings of a training run. Keys follow CleanRL's names.
 ///
 /// Build one with [`Config::load`] (file plus overrides), [`Config::from_overrides`],
@@ -111,6 +159,12 @@ pub struct Config {
     /// more threads cost more in synchronization than they gain.
     #[serde(default = "defaults::torch_threads")]
     pub torch_threads: i32,
+    /// Where the networks, the batches they train on (rollouts, replay buffer) and the
+    /// optimizer state live: `"cpu"`, `"cuda"` (an error on a machine without a CUDA device) or
+    /// `"auto"` (CUDA when available, else the CPU). Environments always step on the CPU, and
+    /// checkpoints are written from the CPU, so a run continues on another device.
+    #[serde(default)]
+    pub device: DeviceSetting,
     /// Normalize observations with a running mean and variance (needs Box observations).
     #[serde(default = "defaults::normalize_obs")]
     pub normalize_obs: bool,
@@ -214,6 +268,7 @@ impl Config {
             total_timesteps: defaults::total_timesteps(),
             num_envs: defaults::num_envs(),
             torch_threads: defaults::torch_threads(),
+            device: DeviceSetting::default(),
             normalize_obs: defaults::normalize_obs(),
             eval_every: defaults::eval_every(),
             eval_episodes: defaults::eval_episodes(),

@@ -81,7 +81,8 @@ impl Config {
         }
     }
 
-    /// Checks the settings that depend on the environment: observation normalization that needs
+    /// Checks the settings that depend on the environment and the machine: a `device` this
+    /// machine has, observation normalization that needs
     /// Box observations, then the chosen agent's section against the action space (its
     /// settings' own `validate`: estimators that need continuous actions, options that apply to
     /// one kind of action space only, an option counting as given when it differs from its
@@ -91,6 +92,9 @@ impl Config {
         observation_space: &Space,
         action_space: &Space,
     ) -> Result<(), ConfigError> {
+        if let Err(message) = self.device.resolve() {
+            return Err(invalid("device", message));
+        }
         let env = &self.env;
         if self.normalize_obs && !matches!(observation_space, Space::Box(_)) {
             return Err(invalid(

@@ -96,7 +96,7 @@ impl ActionHead {
             (DistributionKind::Categorical, Space::Discrete(n)) => (Family::Categorical, *n),
             (DistributionKind::DiagGaussian, Space::Box(b)) => (Family::DiagGaussian, b.dim()),
             (DistributionKind::SquashedGaussian, Space::Box(b)) => {
-                (Family::SquashedGaussian(ActionBounds::new(b)?), b.dim())
+                (Family::SquashedGaussian(ActionBounds::new(b)?.to_device(path.device())), b.dim())
             }
             (DistributionKind::Categorical, Space::Box(_)) => {
                 return Err(unsupported("Categorical needs a Discrete action space"));
@@ -231,7 +231,8 @@ const CPU_FLOAT: (tch::Kind, tch::Device) = (tch::Kind::Float, tch::Device::Cpu)
 /// The values of `t` as a flat vector (`None` if libtorch cannot convert them, in which case
 /// the caller acts through the tensor distributions instead).
 fn draws(t: Tensor) -> Option<Vec<f32>> {
-    Vec::<f32>::try_from(&t.flatten(0, -1)).ok()
+    // The learned log-std lives on the training device; acting reads it on the CPU.
+    Vec::<f32>::try_from(&t.to_device(tch::Device::Cpu).flatten(0, -1)).ok()
 }
 
 /// The index of the first largest value (as `argmax` breaks ties).

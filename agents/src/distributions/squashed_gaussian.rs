@@ -55,6 +55,15 @@ impl ActionBounds {
         })
     }
 
+    /// The bounds with their tensors on `device` (where the distribution's parameters are).
+    pub fn to_device(self, device: tch::Device) -> Self {
+        Self {
+            loc: self.loc.to_device(device),
+            scale: self.scale.to_device(device),
+            log_scale_sum: self.log_scale_sum,
+        }
+    }
+
     /// Number of action dimensions.
     pub fn dim(&self) -> usize {
         self.loc.size()[0] as usize

@@ -401,6 +401,6 @@ fn centred(raw: &Tensor) -> Tensor {
 /// A deterministic actor's actions with a zero entropy term.
 fn deterministic_sample(actions: Tensor) -> PolicySample {
     let batch = actions.size().first().copied().unwrap_or(0);
-    let neg_entropy = Tensor::zeros([batch], (Kind::Float, Device::Cpu));
+    let neg_entropy = Tensor::zeros([batch], (Kind::Float, actions.device()));
     PolicySample { actions, neg_entropy, logit_penalty: None }
 }

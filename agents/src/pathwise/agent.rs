@@ -3,7 +3,7 @@
 //! differently ([`Variant`]). The module docs of [`super`] give the maths.
 
 use rlpg_envs::Space;
-use tch::{Reduction, Tensor, nn};
+use tch::{Device, Reduction, Tensor, nn};
 
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
 use crate::grad_noise::grad_noise;
@@ -51,12 +51,16 @@ pub struct Pathwise {
     pub(super) pink: Option<PinkNoise>,
     encoded_actions: Vec<f32>,
     action_indices: Vec<i64>,
+    /// Where the networks, the replay buffer and the optimizer state live; observations
+    /// arrive from the CPU and actions go back there.
+    device: Device,
 }
 
 impl Pathwise {
     /// A new agent for `num_envs` environments with the given spaces. Weights are drawn from
     /// tch's global generator, so calling `tch::manual_seed` first makes construction (and every
-    /// later sample and minibatch) reproducible. Runs on the CPU.
+    /// later sample and minibatch) reproducible. Runs on the CPU ([`Pathwise::new_on`] takes a
+    /// device).
     ///
     /// Errors on settings [`PathwiseConfig::validate`] refuses for these spaces and `num_envs`,
     /// an empty observation space, `num_envs == 0`, or a `Box` action space without finite
@@ -66,6 +70,20 @@ impl Pathwise {
         observation_space: &Space,
         action_space: &Space,
         num_envs: usize,
+    ) -> Result<Self, AgentError> {
+        Self::new_on(cfg, observation_space, action_space, num_envs, Device::Cpu)
+    }
+
+    /// [`Pathwise::new`] with the networks, the replay buffer (so minibatches are gathered
+    /// where they are used) and the optimizer state on `device`. [`Agent::act`] still takes
+    /// and returns CPU tensors, and checkpoints hold CPU tensors, so an agent saved on one
+    /// device loads on another.
+    pub fn new_on(
+        cfg: &PathwiseConfig,
+        observation_space: &Space,
+        action_space: &Space,
+        num_envs: usize,
+        device: Device,
     ) -> Result<Self, AgentError> {
         let obs_dim = obs_dim(num_envs, observation_space)?;
         cfg.validate(&SettingsContext::run(num_envs, action_space))?;
@@ -93,7 +111,7 @@ impl Pathwise {
         let layout = Layout::ColumnMajor;
         // Built in this order (actor, TD3's target actor, critic, target critic), which fixes
         // the draws from the generator.
-        let actor = Net::trained(layout, cfg.actor_learning_rate, build_actor)?;
+        let actor = Net::trained(layout, cfg.actor_learning_rate, device, build_actor)?;
         let variant = match cfg.estimator {
             Estimator::Td3 => {
                 Variant::Td3 { target_actor: Net::target_of(&actor, layout, build_actor)? }
@@ -108,13 +126,13 @@ impl Pathwise {
                 opt: cfg.autotune_alpha.then(|| ScalarAdam::new(cfg.alpha_learning_rate)),
             }),
         };
-        let critic = Net::trained(layout, cfg.critic_learning_rate, build_critic)?;
+        let critic = Net::trained(layout, cfg.critic_learning_rate, device, build_critic)?;
         let critic_target = Net::target_of(&critic, layout, build_critic)?;
 
         Ok(Self {
             cfg: cfg.clone(),
             num_envs,
-            replay: ReplayBuffer::new(cfg.buffer_size, obs_dim, act_dim)?,
+            replay: ReplayBuffer::new_on(cfg.buffer_size, obs_dim, act_dim, device)?,
             coding,
             actor,
             critic,
@@ -128,6 +146,7 @@ impl Pathwise {
             pink: (cfg.exploration == Exploration::Pink).then(|| PinkNoise::new(num_envs, act_dim)),
             encoded_actions: Vec::new(),
             action_indices: Vec::new(),
+            device,
         })
     }
 
@@ -467,11 +486,13 @@ impl Agent for Pathwise {
             return self.coding.random(n);
         }
         let eps = match (&mut self.pink, mode) {
-            (Some(pink), ActMode::Explore) => Some(pink.next()),
+            (Some(pink), ActMode::Explore) => Some(pink.next().to_device(self.device)),
             _ => None,
         };
-        let actions = self.actor.module.act(obs, mode, self.cfg.exploration_noise, eps.as_ref());
-        tch::no_grad(|| self.coding.to_env(actions))
+        let obs = obs.to_device(self.device);
+        let actions = self.actor.module.act(&obs, mode, self.cfg.exploration_noise, eps.as_ref());
+        // Actions go back to the CPU, where the environments (and the action coding) are.
+        tch::no_grad(|| self.coding.to_env(actions.to_device(Device::Cpu)))
     }
 
     fn observe(&mut self, t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {

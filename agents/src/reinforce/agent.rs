@@ -77,12 +77,16 @@ pub struct Reinforce {
     pub(super) value: Net<ValueNetwork>,
     pub(super) buffer: RolloutBuffer,
     pub(super) updates: u64,
+    /// Where the networks, the update's batch and the optimizer state live. The rollout is
+    /// collected on the CPU and moved here once per update; acting runs on the CPU from
+    /// `acting` whatever the device.
+    device: Device,
 }
 
 impl Reinforce {
     /// A new agent for `num_envs` environments with the given spaces. Weights are drawn from
     /// tch's global generator, so calling `tch::manual_seed` first makes construction (and every
-    /// later sample) reproducible. Runs on the CPU.
+    /// later sample) reproducible. Runs on the CPU ([`Reinforce::new_on`] takes a device).
     ///
     /// Errors on settings [`ReinforceConfig::validate`] refuses for these spaces and `num_envs`
     /// (such as more value minibatches than samples per update), an empty observation space or
@@ -92,6 +96,19 @@ impl Reinforce {
         observation_space: &Space,
         action_space: &Space,
         num_envs: usize,
+    ) -> Result<Self, AgentError> {
+        Self::new_on(cfg, observation_space, action_space, num_envs, Device::Cpu)
+    }
+
+    /// [`Reinforce::new`] with the networks, the update batches and the optimizer state on
+    /// `device`. [`Agent::act`] still takes and returns CPU tensors, and checkpoints hold CPU
+    /// tensors, so an agent saved on one device loads on another.
+    pub fn new_on(
+        cfg: &ReinforceConfig,
+        observation_space: &Space,
+        action_space: &Space,
+        num_envs: usize,
+        device: Device,
     ) -> Result<Self, AgentError> {
         let obs_dim = obs_dim(num_envs, observation_space)?;
         cfg.validate(&SettingsContext::run(num_envs, action_space))?;
@@ -107,11 +124,11 @@ impl Reinforce {
         };
         // The policy first, then the value network: this order fixes the draws from the
         // generator.
-        let policy = Net::trained(Layout::AsBuilt, cfg.learning_rate, |p| {
+        let policy = Net::trained(Layout::AsBuilt, cfg.learning_rate, device, |p| {
             let kind = DistributionKind::for_score_function(action_space);
             Ok(PolicyNetwork::new(p, obs_dim, action_space, kind, log_std, &spec)?)
         })?;
-        let value = Net::trained(Layout::AsBuilt, cfg.value_learning_rate, |p| {
+        let value = Net::trained(Layout::AsBuilt, cfg.value_learning_rate, device, |p| {
             Ok(ValueNetwork::new(p, obs_dim, &spec))
         })?;
         Ok(Self {
@@ -123,6 +140,7 @@ impl Reinforce {
             value,
             buffer: RolloutBuffer::new(cfg.n_steps, num_envs, obs_dim),
             updates: 0,
+            device,
         })
     }
 
@@ -147,17 +165,20 @@ impl Reinforce {
         let buffer = &self.buffer;
         let batch = (buffer.len() * buffer.n_envs()) as i64;
         let obs_dim = self.obs_dim as i64;
-        let obs = Tensor::from_slice(buffer.obs()).view([batch, obs_dim]);
-        let actions = buffer.actions();
+        // The rollout crosses to the device once per update (a no-op on the CPU).
+        let device = self.device;
+        let obs = Tensor::from_slice(buffer.obs()).view([batch, obs_dim]).f_to_device(device)?;
+        let actions = buffer.actions().f_to_device(device)?;
 
         // V(s) and V(next_obs) of the whole rollout, with the value network that was current
         // while the rollout was collected. V(s) keeps its graph: a full-batch first value step
         // regresses exactly these predictions, so it reuses the forward pass.
         let predicted = self.value.module.forward(&obs);
-        let values = Vec::<f32>::try_from(&predicted.detach())?;
+        let values = Vec::<f32>::try_from(&predicted.detach().f_to_device(Device::Cpu)?)?;
         let next_values = tch::no_grad(|| {
-            let next_obs = Tensor::from_slice(buffer.next_obs()).view([batch, obs_dim]);
-            Vec::<f32>::try_from(&self.value.module.forward(&next_obs))
+            let next_obs =
+                Tensor::from_slice(buffer.next_obs()).view([batch, obs_dim]).f_to_device(device)?;
+            Vec::<f32>::try_from(&self.value.module.forward(&next_obs).f_to_device(Device::Cpu)?)
         })?;
         let mut estimates =
             buffer.advantages(&values, &next_values, self.cfg.gamma, self.cfg.gae_lambda);
@@ -165,8 +186,8 @@ impl Reinforce {
         if self.cfg.normalize_advantages {
             normalize(&mut estimates.advantages);
         }
-        let returns = Tensor::from_slice(&estimates.returns);
-        let advantages = Tensor::from_slice(&estimates.advantages);
+        let returns = Tensor::from_slice(&estimates.returns).f_to_device(device)?;
+        let advantages = Tensor::from_slice(&estimates.advantages).f_to_device(device)?;
 
         // Policy: one score-function gradient step.
         let dist = self.policy.module.distribution(&obs);
@@ -239,7 +260,7 @@ impl Reinforce {
             let index_sets: Vec<Option<Tensor>> = if minibatches == 1 {
                 vec![None]
             } else {
-                let order = Tensor::randperm(batch, (Kind::Int64, Device::Cpu));
+                let order = Tensor::randperm(batch, (Kind::Int64, self.device));
                 order.split(minibatch_size, 0).into_iter().map(Some).collect()
             };
             for index in index_sets {
@@ -301,11 +322,12 @@ impl Agent for Reinforce {
             }
         }
         tch::no_grad(|| {
-            let dist = self.policy.module.distribution(obs);
-            match mode {
+            let dist = self.policy.module.distribution(&obs.to_device(self.device));
+            let actions = match mode {
                 ActMode::Explore => dist.sample(),
                 ActMode::Deterministic => dist.mode(),
-            }
+            };
+            actions.to_device(Device::Cpu)
         })
     }
 
