@@ -48,6 +48,7 @@ mod rundir;
 pub mod runs;
 mod tensorboard;
 pub mod trainer;
+pub mod truegrad;
 pub mod video;
 
 pub use config::{AgentKind, Config, ConfigError, Location, Override};
