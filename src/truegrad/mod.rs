@@ -221,6 +221,11 @@ pub struct EstimatorRow {
     /// What `bias` reads for an unbiased estimator, `sqrt(tr Var(ĝ)/estimates + ‖SE‖²) /
     /// ‖truth‖`: a bias well above it is real.
     pub noise_floor: f64,
+    /// A test of the bias that noise cannot fake: the first halves of the estimates and of the
+    /// truth's chunks give a direction `u` (their means' difference), along which the second
+    /// halves' difference is `z` standard errors from zero. About N(0, 1) for an unbiased
+    /// estimator (|z| > 3 rarely); large and positive for a biased one.
+    pub bias_z: f64,
     /// `tr Var` of one sample's contribution (`batch · tr Var(ĝ)`), in `∇J`'s units squared.
     pub variance_per_sample: f64,
     /// The same relative to `‖∇J‖²`.
@@ -543,8 +548,8 @@ pub fn measure_probe(
     let pool = concat(&pool)?;
     // The run's value network, or the baseline fitted on the pilot batch in its place.
     let (v, which) = match values(probe, &pool)? {
-        Some(v) => (v, "the run's V(s)"),
-        None => (baseline.predict(probe, &pool)?, "a baseline fitted on the spot"),
+        Some(v) => (v, "V(s) (the run's)"),
+        None => (baseline.predict(probe, &pool)?, "b(s, t) fitted on the spot"),
     };
     let mut kinds: Vec<(String, Advantage)> = vec![
         ("REINFORCE, no baseline (reward-to-go)".into(), Advantage::RewardToGo),
@@ -552,7 +557,7 @@ pub fn measure_probe(
     ];
     for &lambda in &options.lambdas {
         kinds.push((
-            format!("REINFORCE, GAE(λ={lambda}) with {which}"),
+            format!("REINFORCE, GAE(λ={lambda}) on {which}"),
             Advantage::Gae(lambda, v.clone()),
         ));
     }
@@ -761,6 +766,32 @@ fn concat(batches: &[Episodes]) -> Result<Episodes, RunError> {
     })
 }
 
+/// The draws (rows) `range` of `draws`.
+fn half(draws: &Tensor, range: std::ops::Range<i64>) -> Tensor {
+    draws.narrow(0, range.start, range.end - range.start)
+}
+
+/// [`EstimatorRow::bias_z`].
+fn split_bias_z(s: &GradStats, truth: &GradStats) -> f64 {
+    let (k, c) = (s.draws.size()[0], truth.draws.size()[0]);
+    if k < 4 || c < 4 {
+        return f64::NAN;
+    }
+    let (est_a, est_b) = (half(&s.draws, 0..k / 2), half(&s.draws, k / 2..k));
+    let (tru_a, tru_b) = (half(&truth.draws, 0..c / 2), half(&truth.draws, c / 2..c));
+    let u = est_a.mean_dim(0, false, Kind::Double) - tru_a.mean_dim(0, false, Kind::Double);
+    let n = u.norm().double_value(&[]);
+    if !(n > 0.0) {
+        return f64::NAN;
+    }
+    let u = u / n;
+    let (pb, pt) = (est_b.mv(&u), tru_b.mv(&u));
+    let (kb, kt) = (pb.size()[0] as f64, pt.size()[0] as f64);
+    let diff = pb.mean(Kind::Double).double_value(&[]) - pt.mean(Kind::Double).double_value(&[]);
+    let se2 = pb.var(true).double_value(&[]) / kb + pt.var(true).double_value(&[]) / kt;
+    diff / se2.sqrt()
+}
+
 /// The report row of an estimator's estimates `s`.
 fn row(
     name: &str,
@@ -782,7 +813,9 @@ fn row(
     // tr Var of one estimate, from the standard errors of the mean: SE_i² · k.
     let trace_var: f64 = s.se.iter().map(|x| x * x).sum::<f64>() * k as f64;
     let floor = (trace_var / k as f64 + truth.se.iter().map(|x| x * x).sum::<f64>()).sqrt();
+    let bias_z = split_bias_z(s, truth);
     Ok(EstimatorRow {
+        bias_z,
         name: name.to_owned(),
         batch,
         unit,
@@ -897,14 +930,14 @@ impl TrueGradReport {
         }
         let _ = writeln!(
             out,
-            "| estimator | batch | cosine to ∇J | bias / ‖∇J‖ (noise floor) | variance per sample \
-             / ‖∇J‖² | ms per estimate |"
+            "| estimator | batch | cosine to ∇J | bias / ‖∇J‖ (noise floor) | bias z | variance per \
+             sample / ‖∇J‖² | ms per estimate |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         for r in &self.estimators {
             let _ = writeln!(
                 out,
-                "| {} | {} {} | {:.3} ± {:.3} | {:.3} ({:.3}) | {} | {:.2} |",
+                "| {} | {} {} | {:.3} ± {:.3} | {:.3} ({:.3}) | {:+.1} | {} | {:.2} |",
                 r.name,
                 r.batch,
                 r.unit,
@@ -912,6 +945,7 @@ impl TrueGradReport {
                 r.cosine_se,
                 r.bias,
                 r.noise_floor,
+                r.bias_z,
                 sig(r.relative_variance_per_sample, 3),
                 1e3 * r.seconds_per_estimate
             );

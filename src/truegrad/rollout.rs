@@ -68,6 +68,10 @@ impl Episodes {
     }
 }
 
+/// One step of every lockstep env: the inputs, the noise, and each env's reward (`None` once
+/// its episode has ended).
+type LockstepStep = (Vec<f32>, Tensor, Vec<Option<f64>>);
+
 /// Plays `seeds.len()` episodes in lockstep, env `i` reset with `seeds[i]`, actions from the
 /// probe with noise drawn from tch's generator: one draw of `seeds.len()` rows per step whether
 /// or not every episode is still running, so that after `tch::manual_seed` the same seeds give
@@ -91,8 +95,7 @@ pub fn play(
     }
     let mut input = vec![0.0f32; n * obs_dim];
     let mut alive = vec![true; n];
-    // Per step: the inputs, the noise, and each env's reward (None once it has ended).
-    let mut steps: Vec<(Vec<f32>, Tensor, Vec<Option<f64>>)> = Vec::new();
+    let mut steps: Vec<LockstepStep> = Vec::new();
     let mut action = Vec::new();
     while alive.iter().any(|&a| a) {
         if steps.len() == max_steps {
@@ -126,7 +129,7 @@ pub fn play(
             }
             Space::Discrete(_) => Vec::new(),
         };
-        let d = if n == 0 { 0 } else { continuous.len() / n };
+        let d = continuous.len().checked_div(n).unwrap_or(0);
         let mut rewards = vec![None; n];
         for i in 0..n {
             if !alive[i] {
@@ -150,11 +153,7 @@ pub fn play(
 }
 
 /// Lays the lockstep steps out episode-major, keeping only the steps each episode took.
-fn gather(
-    steps: &[(Vec<f32>, Tensor, Vec<Option<f64>>)],
-    n: usize,
-    obs_dim: usize,
-) -> Result<Episodes, RunError> {
+fn gather(steps: &[LockstepStep], n: usize, obs_dim: usize) -> Result<Episodes, RunError> {
     let mut obs = Vec::new();
     let mut index = Vec::new();
     let mut rewards = Vec::new();
