@@ -200,7 +200,8 @@ enum Command {
         /// Print JSON instead of the markdown report.
         #[arg(long)]
         json: bool,
-        /// Also draw the variances against sample count and temperature into this PNG file.
+        /// Also draw the variances against sample count and temperature into this PNG file
+        /// (with --policy: each estimator's bias against its variance).
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
         /// Measure the policy gradient estimators on a trained policy instead (a run directory,
@@ -208,7 +209,7 @@ enum Command {
         /// with its standard error, a finite-difference cross-check, and each estimator's
         /// cosine, bias, variance and cost (docs/gradlab.md).
         #[arg(long, value_name = "RUN_OR_CHECKPOINT",
-              conflicts_with_all = ["trials", "samples", "problems", "temperatures", "plot"])]
+              conflicts_with_all = ["trials", "samples", "problems", "temperatures"])]
         policy: Option<PathBuf>,
         /// With --policy: episodes behind the ground truth.
         #[arg(long, default_value_t = 32_768, requires = "policy")]
@@ -536,6 +537,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
             fd_episodes,
             fd_step,
             batch_episodes,
+            plot,
             ..
         } => {
             let options = crate::truegrad::TrueGradOptions {
@@ -551,8 +553,12 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<ExitC
                 seed,
                 threads,
             };
-            let text = crate::truegrad::measure(&path, &options, envs)
-                .and_then(|m| if json { m.report.to_json() } else { Ok(m.report.to_markdown()) });
+            let text = crate::truegrad::measure(&path, &options, envs).and_then(|m| {
+                if let Some(file) = &plot {
+                    crate::truegrad::plot(&m.report, file)?;
+                }
+                if json { m.report.to_json() } else { Ok(m.report.to_markdown()) }
+            });
             match text {
                 Ok(text) => println!("{}", text.trim_end()),
                 Err(e) => {

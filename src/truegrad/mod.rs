@@ -25,6 +25,8 @@
 //! Everything the rollouts draw comes from libtorch's generator, seeded from the options, so a
 //! measurement is repeatable.
 
+#[cfg(feature = "cli")]
+mod plot;
 mod rollout;
 
 use std::path::Path;
@@ -39,6 +41,8 @@ use crate::checkpoint::Checkpoint;
 use crate::run::{EnvSource, RunError, build_agent, default_eval_checkpoint, seed_torch};
 use crate::trainer::EnvFactory;
 
+#[cfg(feature = "cli")]
+pub use plot::plot;
 use rollout::torch;
 pub use rollout::{Episodes, MakeEnv, play};
 
