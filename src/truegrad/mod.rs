@@ -785,7 +785,7 @@ fn split_bias_z(s: &GradStats, truth: &GradStats) -> f64 {
     let (tru_a, tru_b) = (half(&truth.draws, 0..c / 2), half(&truth.draws, c / 2..c));
     let u = est_a.mean_dim(0, false, Kind::Double) - tru_a.mean_dim(0, false, Kind::Double);
     let n = u.norm().double_value(&[]);
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return f64::NAN;
     }
     let u = u / n;
