@@ -231,7 +231,8 @@ enum Command {
         /// With --policy: episode pairs per finite difference.
         #[arg(long, default_value_t = 4096, requires = "policy")]
         fd_episodes: usize,
-        /// With --policy: the finite differences' step along unit directions of the parameters.
+        /// With --policy: the finite differences' largest step along unit directions of the
+        /// parameters (shorter where J is steep: h ‖∇J‖ ≤ 0.01 |J|).
         #[arg(long, default_value_t = 0.01, requires = "policy")]
         fd_step: f64,
         /// With --policy: episodes per score-function estimate (default: the agent's batch in
