@@ -856,6 +856,12 @@ pub fn measure(
     envs: EnvSource<'_>,
 ) -> Result<Measurement, RunError> {
     options.validate()?;
+    if !path.exists() {
+        return Err(RunError::Usage(format!(
+            "{} is not a run directory or checkpoint file: it does not exist",
+            path.display()
+        )));
+    }
     let checkpoint_path =
         if path.is_dir() { default_eval_checkpoint(path)? } else { path.to_owned() };
     let checkpoint = Checkpoint::read(&checkpoint_path)?;
