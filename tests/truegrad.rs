@@ -9,6 +9,10 @@ use rlpg::envs::{Action, BoxSpace, Env, EnvError, Observation, Space, Step};
 use rlpg::tch::{Kind, Tensor};
 use rlpg::truegrad::{GradStats, TrueGradOptions, measure_probe};
 
+/// libtorch's generator is global to the process: the tests take turns, so that each seeded
+/// measurement draws the same numbers every run.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Where the bandit's reward peaks.
 const TARGET: f64 = 1.0;
 
@@ -166,6 +170,7 @@ fn options() -> TrueGradOptions {
 
 #[test]
 fn truth_and_unbiased_estimators_agree_with_the_exact_gradient_and_a_wrong_critic_shows_bias() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let agent = agent();
     let inner = agent.probe().expect("REINFORCE offers a probe");
     let exact = exact_gradient(inner);
@@ -213,6 +218,7 @@ fn truth_and_unbiased_estimators_agree_with_the_exact_gradient_and_a_wrong_criti
 
 #[test]
 fn finite_differences_agree_with_the_truth_on_pendulum_at_an_untrained_policy() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     // Many steps, discounting, a time limit and clipped actions: the truth (score function with
     // the untrained value baseline) against finite differences of J with common random numbers.
     rlpg::tch::manual_seed(1);
