@@ -252,3 +252,73 @@ fn finite_differences_agree_with_the_truth_on_pendulum_at_an_untrained_policy() 
     assert!(along.truth.abs() > 5.0 * along.truth_se, "{along:?}");
     assert!(along.finite_difference.abs() > 5.0 * along.finite_difference_se, "{along:?}");
 }
+
+/// One step: observe `[1]`, pick arm 0 or 1, get the arm's number as reward, terminate. With a
+/// categorical policy `J = π(1)`.
+struct TwoArms {
+    obs: Space,
+    act: Space,
+}
+
+impl Env for TwoArms {
+    fn id(&self) -> &str {
+        "TwoArms-v0"
+    }
+    fn observation_space(&self) -> &Space {
+        &self.obs
+    }
+    fn action_space(&self) -> &Space {
+        &self.act
+    }
+    fn reset(&mut self, _seed: Option<u64>) -> Result<Observation, EnvError> {
+        Ok(Observation::from_slice(&[1.0]))
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        let reward = match action {
+            Action::Discrete(a) if a < 2 => a as f64,
+            _ => return Err(EnvError::invalid_action("TwoArms-v0", action, &self.act)),
+        };
+        Ok(Step {
+            obs: Observation::from_slice(&[1.0]),
+            reward,
+            terminated: true,
+            truncated: false,
+        })
+    }
+}
+
+#[test]
+fn a_categorical_policy_gets_the_exact_gradient_and_no_pathwise_row() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    rlpg::tch::manual_seed(4);
+    let two_arms =
+        || TwoArms { obs: Space::Box(BoxSpace::uniform(1, -1.0, 1.0)), act: Space::Discrete(2) };
+    let env = two_arms();
+    let cfg = ReinforceConfig { hidden: vec![8], n_steps: 64, ..ReinforceConfig::default() };
+    let agent = Reinforce::new(&cfg, env.observation_space(), env.action_space(), 1)
+        .expect("a REINFORCE agent for two arms");
+    let probe = agent.probe().expect("a probe");
+    let params = probe.policy_parameters().values().shallow_clone();
+    rlpg::tch::no_grad(|| {
+        params.shallow_clone().copy_(&(&params + params.randn_like() * 0.3));
+    });
+    // A uniform of 0 picks arm 0 (inverse CDF), so J = 1 − π(0) by autograd.
+    let obs = Tensor::from_slice(&[1.0f32]).view([1, 1]);
+    let zero = Tensor::zeros([1, 1], (Kind::Float, rlpg::tch::Device::Cpu));
+    let j = 1.0 - probe.log_prob_from_noise(&obs, &zero).exp().sum(Kind::Float);
+    let g = probe.policy_parameters().grad(&j).expect("a gradient");
+    let exact: Vec<f64> =
+        Vec::<f32>::try_from(&g).expect("floats").into_iter().map(f64::from).collect();
+
+    let make = || -> Result<Box<dyn Env>, EnvError> { Ok(Box::new(two_arms())) };
+    let m = measure_probe(probe, &make, None, &options()).expect("a measurement");
+    let z = worst_z(&m.truth, &exact, None);
+    assert!(z < 3.0, "the ground truth is {z:.2} standard errors from the exact gradient");
+    for ((name, stats), row) in m.estimators.iter().zip(&m.report.estimators) {
+        let z = worst_z(stats, &exact, None);
+        assert!(z < 3.0, "{name}: {z:.2} standard errors from the exact gradient");
+        assert!(row.bias_z.abs() < 3.0, "{name}: bias z {}", row.bias_z);
+    }
+    assert_eq!(m.estimators.len(), 3, "no baseline, V, GAE(0); no pathwise for a categorical");
+    assert!(m.report.not_measured.iter().any(|n| n.starts_with("pathwise")));
+}

@@ -77,13 +77,15 @@ impl ProbeOps<'_> {
     /// The sampled action of `dist` for `noise`: inverse-CDF sampling of the categorical from
     /// one uniform, the Gaussian families from their noise.
     pub(crate) fn act(&self, dist: &dyn Distribution, noise: &Tensor) -> Tensor {
-        tch::no_grad(|| match self.space {
+        match self.space {
             Space::Discrete(n) => {
+                // Not under `no_grad`: a categorical caches its log-probabilities on first use,
+                // and a cache filled without gradients would cut `log_prob` from the parameters.
                 let rows = noise.size()[0];
                 let log_probs: Vec<Tensor> = (0..*n as i64)
                     .map(|a| dist.log_prob(&Tensor::full([rows], a, (Kind::Int64, Device::Cpu))))
                     .collect();
-                let cdf = Tensor::stack(&log_probs, 1).exp().cumsum(1, Kind::Float);
+                let cdf = Tensor::stack(&log_probs, 1).detach().exp().cumsum(1, Kind::Float);
                 // The action is the number of cumulative probabilities below the uniform,
                 // capped at the last action (rounding can leave the total just under 1).
                 let below = cdf.lt_tensor(noise).to_kind(Kind::Int64).sum_dim_intlist(
@@ -93,8 +95,10 @@ impl ProbeOps<'_> {
                 );
                 below.clamp_max(*n as i64 - 1)
             }
-            Space::Box(_) => dist.sample_from_noise(noise).unwrap_or_else(|| dist.sample()),
-        })
+            Space::Box(_) => {
+                tch::no_grad(|| dist.sample_from_noise(noise).unwrap_or_else(|| dist.sample()))
+            }
+        }
     }
 
     /// `log π(a)` of [`ProbeOps::act`]'s action, differentiable in the parameters.
