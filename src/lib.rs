@@ -49,6 +49,7 @@ pub mod runs;
 pub mod sweep;
 mod tensorboard;
 pub mod trainer;
+pub mod truegrad;
 pub mod video;
 
 pub use config::{AgentKind, Config, ConfigError, DeviceSetting, Location, Override};

@@ -482,7 +482,7 @@ fn metric_label(tag: &str) -> String {
 }
 
 /// Line colours (Matplotlib's tab10), the band drawn in the same colour, translucent.
-const COLOURS: [RGBColor; 10] = [
+pub(crate) const COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -602,7 +602,7 @@ fn trim(v: f64) -> String {
 
 /// Registers DejaVu Sans (shipped inside the `dejavu` crate) as plotters' `sans-serif`, once
 /// per process, so charts need no system font.
-fn register_embedded_font() -> Result<(), &'static str> {
+pub(crate) fn register_embedded_font() -> Result<(), &'static str> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()

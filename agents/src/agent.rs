@@ -93,6 +93,12 @@ pub trait Agent {
         Ok(Vec::new())
     }
 
+    /// The agent's policy as a measurable object (see [`crate::probe`]), for measuring its
+    /// policy gradient from the outside; `None` for an agent that offers none.
+    fn probe(&self) -> Option<&dyn crate::probe::PolicyProbe> {
+        None
+    }
+
     /// Restores what [`Agent::training_state`] saved. A replay buffer absent from `tensors`
     /// leaves the buffer empty. The default accepts only an empty list.
     fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {

@@ -18,6 +18,7 @@ pub mod grad_noise;
 pub mod networks;
 pub mod optim;
 mod pathwise;
+pub mod probe;
 mod reinforce;
 pub mod replay;
 pub mod rollout;
@@ -26,5 +27,6 @@ mod settings;
 
 pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
 pub use pathwise::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
+pub use probe::PolicyProbe;
 pub use reinforce::{Reinforce, ReinforceConfig};
 pub use settings::{Activation, InvalidSetting, SettingsContext};

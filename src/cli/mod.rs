@@ -218,9 +218,45 @@ enum Command {
         /// Print JSON instead of the markdown report.
         #[arg(long)]
         json: bool,
-        /// Also draw the variances against sample count and temperature into this PNG file.
+        /// Also draw the variances against sample count and temperature into this PNG file
+        /// (with --policy: each estimator's bias against its variance).
         #[arg(long, value_name = "FILE.png")]
         plot: Option<PathBuf>,
+        /// Measure the policy gradient estimators on a trained policy instead (a run directory,
+        /// its best or newest checkpoint, or a checkpoint file): a brute-force ground truth
+        /// with its standard error, a finite-difference cross-check, and each estimator's
+        /// cosine, bias, variance and cost (docs/gradlab.md).
+        #[arg(long, value_name = "RUN_OR_CHECKPOINT",
+              conflicts_with_all = ["trials", "samples", "problems", "temperatures"])]
+        policy: Option<PathBuf>,
+        /// With --policy: episodes behind the ground truth.
+        #[arg(long, default_value_t = 32_768, requires = "policy")]
+        truth_episodes: usize,
+        /// With --policy: episodes per ground-truth chunk (the standard error comes from the
+        /// chunks' spread) and per batch of lockstep rollouts.
+        #[arg(long, default_value_t = 512, requires = "policy")]
+        chunk_episodes: usize,
+        /// With --policy: independent estimates per estimator.
+        #[arg(long, default_value_t = 100, requires = "policy")]
+        estimates: usize,
+        /// With --policy: the λ of the GAE estimators, comma separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.9, 0.97],
+              requires = "policy")]
+        lambdas: Vec<f64>,
+        /// With --policy: random directions of the finite-difference cross-check (0: none).
+        #[arg(long, default_value_t = 3, requires = "policy")]
+        fd_directions: usize,
+        /// With --policy: episode pairs per finite difference.
+        #[arg(long, default_value_t = 4096, requires = "policy")]
+        fd_episodes: usize,
+        /// With --policy: the finite differences' largest step along unit directions of the
+        /// parameters (shorter where J is steep: h ‖∇J‖ ≤ 0.01 |J|).
+        #[arg(long, default_value_t = 0.01, requires = "policy")]
+        fd_step: f64,
+        /// With --policy: episodes per score-function estimate (default: the agent's batch in
+        /// steps over the mean episode length).
+        #[arg(long, requires = "policy")]
+        batch_episodes: Option<usize>,
     },
     /// Check that libtorch is linked and working: prints rlpg's version, libtorch's version,
     /// build (CPU or CUDA) and folder, whether CUDA is available, and the torch threads.
@@ -557,7 +593,60 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<u8, R
                 print!("{}", bench::to_markdown(&results, target));
             }
         }
-        Command::Gradlab { trials, samples, seed, problems, temperatures, threads, json, plot } => {
+        Command::Gradlab {
+            policy: Some(path),
+            seed,
+            threads,
+            json,
+            truth_episodes,
+            chunk_episodes,
+            estimates,
+            lambdas,
+            fd_directions,
+            fd_episodes,
+            fd_step,
+            batch_episodes,
+            plot,
+            ..
+        } => {
+            let options = crate::truegrad::TrueGradOptions {
+                truth_episodes,
+                chunk_episodes,
+                estimates,
+                lambdas,
+                fd_directions,
+                fd_episodes,
+                fd_step,
+                batch_episodes,
+                max_steps: 100_000,
+                seed,
+                threads,
+            };
+            let text = crate::truegrad::measure(&path, &options, envs).and_then(|m| {
+                if let Some(file) = &plot {
+                    crate::truegrad::plot(&m.report, file)?;
+                }
+                if json { m.report.to_json() } else { Ok(m.report.to_markdown()) }
+            });
+            match text {
+                Ok(text) => println!("{}", text.trim_end()),
+                Err(e) => {
+                    eprintln!("{}: error: {e}", program.name);
+                    return Ok(ExitCode::from(if e.is_usage_error() { 2 } else { 1 }));
+                }
+            }
+        }
+        Command::Gradlab {
+            trials,
+            samples,
+            seed,
+            problems,
+            temperatures,
+            threads,
+            json,
+            plot,
+            ..
+        } => {
             let options = GradlabOptions { trials, samples, seed, problems, temperatures, threads };
             let report = gradlab::run(&options).and_then(|report| {
                 let text = if json { report.to_json()? } else { report.to_markdown() };

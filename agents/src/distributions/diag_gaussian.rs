@@ -63,6 +63,15 @@ impl Distribution for DiagGaussian {
         Some(tch::no_grad(|| &self.mean + &self.std * eps))
     }
 
+    fn rsample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        Some(&self.mean + &self.std * eps)
+    }
+
+    fn log_prob_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        let actions = (&self.mean + &self.std * eps).detach();
+        Some(self.log_prob(&actions))
+    }
+
     fn log_prob(&self, actions: &Tensor) -> Tensor {
         sum_last(&self.log_density(actions))
     }

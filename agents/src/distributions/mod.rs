@@ -71,6 +71,25 @@ pub trait Distribution {
         None
     }
 
+    /// The action [`Distribution::sample_from_noise`] gives for `eps`, as a differentiable
+    /// function of the parameters (a reparameterized sample with the noise supplied), so that
+    /// the same noise can be replayed at other parameters. `None` for families not driven by
+    /// Gaussian noise.
+    fn rsample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        let _ = eps;
+        None
+    }
+
+    /// `log π(a)`, `[batch]`, of the action `a` that [`Distribution::sample_from_noise`] gives
+    /// for `eps`, with `a` held fixed and the parameters free: the score function's ingredient
+    /// for such a sample. Computed from the noise, so a squashed sample needs no `atanh` (which
+    /// loses an action saturated near a bound). `None` for families not driven by Gaussian
+    /// noise.
+    fn log_prob_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        let _ = eps;
+        None
+    }
+
     /// A reparameterized sample together with its log-probability. Families that transform a
     /// base sample override this to compute the log-probability from the untransformed value,
     /// which is both cheaper and more accurate than inverting the transform.

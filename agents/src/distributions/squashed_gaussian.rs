@@ -144,6 +144,18 @@ impl Distribution for SquashedGaussian {
         Some(tch::no_grad(|| self.bounds.rescale(&u.tanh())))
     }
 
+    fn rsample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        let u = self.base.rsample_from_noise(eps)?;
+        Some(self.bounds.rescale(&u.tanh()))
+    }
+
+    fn log_prob_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
+        // The pre-squash value held fixed: the change of variables' term does not depend on
+        // the parameters, so this is log π(a) with the sampled action fixed.
+        let u = self.base.rsample_from_noise(eps)?.detach();
+        Some(self.log_prob_of_pre_squash(&u))
+    }
+
     fn log_prob(&self, actions: &Tensor) -> Tensor {
         let y = self.bounds.unscale(actions).clamp(-1.0 + ATANH_CLAMP, 1.0 - ATANH_CLAMP);
         self.log_prob_of_pre_squash(&y.atanh())

@@ -291,6 +291,15 @@ impl Actor {
         }
     }
 
+    /// The squashed Gaussian on `[−1, 1]^d` at `obs` of a stochastic actor on a box (SAC), with
+    /// gradients; `None` for the other actors.
+    pub(crate) fn squashed(&self, obs: &Tensor) -> Option<Box<dyn Distribution>> {
+        match self.policy(obs) {
+            Policy::Squashed(d) => Some(d),
+            Policy::Relaxed(..) | Policy::Deterministic(_) => None,
+        }
+    }
+
     /// The deterministic action at `obs` (the policy's mode), differentiable: `y ∈ [−1, 1]`
     /// floats for a box, `Int64` indices for a discrete space.
     pub(crate) fn mode(&self, obs: &Tensor) -> Tensor {

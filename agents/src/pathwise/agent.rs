@@ -3,11 +3,12 @@
 //! differently ([`Variant`]). The module docs of [`super`] give the maths.
 
 use rlpg_envs::Space;
-use tch::{Device, Reduction, Tensor, nn};
+use tch::{Device, Kind, Reduction, Tensor, nn};
 
 use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
 use crate::grad_noise::grad_noise;
-use crate::optim::ScalarAdam;
+use crate::optim::{FlatParams, ScalarAdam};
+use crate::probe::{PolicyProbe, gaussian_noise};
 use crate::replay::{ReplayBuffer, ReplaySample};
 use crate::scaffold::{Finite, Layout, Net, obs_dim};
 use crate::settings::SettingsContext;
@@ -545,5 +546,58 @@ impl Agent for Pathwise {
 
     fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
         self.load_schedule_state(tensors)
+    }
+
+    fn probe(&self) -> Option<&dyn PolicyProbe> {
+        // SAC on a box: a squashed Gaussian driven by Gaussian noise. TD3's exploring policy
+        // (a clipped Gaussian around a deterministic action) and the Gumbel-softmax actor are
+        // not offered.
+        let sac = matches!(self.variant, Variant::Sac(_));
+        (sac && matches!(self.coding, ActionCoding::Box { .. })).then_some(self as &dyn PolicyProbe)
+    }
+}
+
+/// SAC's exploring policy on a box, with `min(Q1, Q2)` (what its actor maximizes) as critic.
+impl PolicyProbe for Pathwise {
+    fn policy_parameters(&self) -> &FlatParams {
+        &self.actor.params
+    }
+
+    fn draw_noise(&self, rows: usize) -> Tensor {
+        gaussian_noise(rows, self.coding.dim())
+    }
+
+    fn act_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let y = self.reparameterized_action(obs, noise);
+            self.coding.to_env(y.unwrap_or_else(|| self.actor.module.mode(obs)))
+        })
+    }
+
+    fn log_prob_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
+        let dist = self.actor.module.squashed(obs);
+        dist.and_then(|d| d.log_prob_from_noise(noise))
+            .unwrap_or_else(|| Tensor::zeros([obs.size()[0]], (Kind::Float, Device::Cpu)))
+    }
+
+    fn reparameterized_action(&self, obs: &Tensor, noise: &Tensor) -> Option<Tensor> {
+        self.actor.module.squashed(obs)?.rsample_from_noise(noise)
+    }
+
+    fn value(&self, _obs: &Tensor) -> Option<Tensor> {
+        None
+    }
+
+    fn critic(&self, obs: &Tensor, actions: &Tensor) -> Option<Tensor> {
+        let (q1, q2) = self.critic.module.forward(&Tensor::cat(&[obs, actions], 1));
+        Some(q1.minimum(&q2))
+    }
+
+    fn gamma(&self) -> f64 {
+        self.cfg.gamma
+    }
+
+    fn batch_samples(&self) -> usize {
+        self.cfg.batch_size
     }
 }

@@ -8,6 +8,8 @@ use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
 use crate::distributions::{DistributionKind, LogStd};
 use crate::grad_noise::{GradNoise, grad_noise};
 use crate::networks::{MlpSnapshot, MlpSpec, PolicyNetwork, ValueNetwork};
+use crate::optim::FlatParams;
+use crate::probe::{PolicyProbe, ProbeOps};
 use crate::rollout::RolloutBuffer;
 use crate::scaffold::{Finite, Layout, Net, obs_dim};
 use crate::settings::SettingsContext;
@@ -81,6 +83,8 @@ pub struct Reinforce {
     /// collected on the CPU and moved here once per update; acting runs on the CPU from
     /// `acting` whatever the device.
     device: Device,
+    /// The action space, for [`Agent::probe`].
+    action_space: Space,
 }
 
 impl Reinforce {
@@ -141,6 +145,7 @@ impl Reinforce {
             buffer: RolloutBuffer::new(cfg.n_steps, num_envs, obs_dim),
             updates: 0,
             device,
+            action_space: action_space.clone(),
         })
     }
 
@@ -359,5 +364,56 @@ impl Agent for Reinforce {
 
     fn load_training_state(&mut self, tensors: &[(String, Tensor)]) -> Result<(), AgentError> {
         self.load_rollout_state(tensors)
+    }
+
+    fn probe(&self) -> Option<&dyn PolicyProbe> {
+        Some(self)
+    }
+}
+
+/// The policy as the agent samples it, with the value network as its baseline; no critic.
+impl PolicyProbe for Reinforce {
+    fn policy_parameters(&self) -> &FlatParams {
+        &self.policy.params
+    }
+
+    fn draw_noise(&self, rows: usize) -> Tensor {
+        self.probe_ops().draw(rows)
+    }
+
+    fn act_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
+        let dist = tch::no_grad(|| self.policy.module.distribution(obs));
+        self.probe_ops().act(dist.as_ref(), noise)
+    }
+
+    fn log_prob_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
+        let dist = self.policy.module.distribution(obs);
+        self.probe_ops().log_prob(dist.as_ref(), noise)
+    }
+
+    fn reparameterized_action(&self, obs: &Tensor, noise: &Tensor) -> Option<Tensor> {
+        self.policy.module.distribution(obs).rsample_from_noise(noise)
+    }
+
+    fn value(&self, obs: &Tensor) -> Option<Tensor> {
+        Some(Reinforce::value(self, obs))
+    }
+
+    fn critic(&self, _obs: &Tensor, _actions: &Tensor) -> Option<Tensor> {
+        None
+    }
+
+    fn gamma(&self) -> f64 {
+        self.cfg.gamma
+    }
+
+    fn batch_samples(&self) -> usize {
+        self.cfg.n_steps * self.buffer.n_envs()
+    }
+}
+
+impl Reinforce {
+    fn probe_ops(&self) -> ProbeOps<'_> {
+        ProbeOps { space: &self.action_space }
     }
 }
