@@ -424,7 +424,7 @@ pub fn train_with(
     out_root: &Path,
     options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
-    let envs = Envs::resolve(options.envs, &config)?;
+    let envs = Envs::resolve(options.envs, config)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
     let mut probe = factory()?;

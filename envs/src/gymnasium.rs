@@ -249,6 +249,9 @@ pub(crate) fn attached<R>(f: impl FnOnce() -> R) -> R {
     Python::attach(|_| f())
 }
 
+/// The helper's description of a space: `(kind, low or n, high or start, dtype)`.
+type SpaceInfo<'py> = (String, Bound<'py, PyAny>, Bound<'py, PyAny>, String);
+
 /// How a Gymnasium observation becomes rlpg's `f32` row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum ObsKind {
@@ -321,10 +324,7 @@ impl GymnasiumEnv {
             let env = helper
                 .call_method1("make", (gym_id, kwargs_json))
                 .map_err(|e| other(format!("gymnasium.make failed: {}", describe_err(py, &e))))?;
-            let space_of = |attr: &str| -> Result<
-                (Bound<'_, PyAny>, (String, Bound<'_, PyAny>, Bound<'_, PyAny>, String)),
-                EnvError,
-            > {
+            let space_of = |attr: &str| -> Result<(Bound<'_, PyAny>, SpaceInfo<'_>), EnvError> {
                 let sp = env
                     .getattr(attr)
                     .map_err(|e| other(format!("{attr}: {}", describe_err(py, &e))))?;
@@ -480,7 +480,7 @@ fn map_space(
         }
         _ => Err(format!(
             "{} is not supported: rlpg maps Gymnasium's Box and Discrete spaces only",
-            a.to_string()
+            a
         )),
     }
 }
