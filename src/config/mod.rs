@@ -142,8 +142,9 @@ pub struct Config {
     #[serde(default = "defaults::capture_video_every")]
     pub capture_video_every: u64,
     /// Keyword arguments for `gymnasium.make` when `env` is `"gymnasium:<ID>"` (the `gymnasium`
-    /// feature), e.g. `[env_kwargs]` with `continuous = true`: any TOML value but a date, a time
-    /// or a non-finite float, passed to Python as the JSON equivalent. Empty for other envs.
+    /// feature), e.g. `[env_kwargs]` with `continuous = true`: any TOML value but a non-finite
+    /// float, passed to Python as the JSON equivalent (a date or time as its TOML text). Empty
+    /// for other envs.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub env_kwargs: toml::Table,
     // Agent sections, one per agent; only the chosen agent's may be written (see

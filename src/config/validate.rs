@@ -55,7 +55,8 @@ impl Config {
     }
 
     /// `env_kwargs` only for `gymnasium:<ID>` envs, and only values that JSON (and so Python) can
-    /// carry exactly: no dates or times, no NaN or infinities.
+    /// carry exactly: no NaN or infinities, and no dates or times in a config built in code
+    /// (a TOML file's dates arrive as their text).
     fn check_env_kwargs(&self) -> Result<(), ConfigError> {
         if self.env_kwargs.is_empty() {
             return Ok(());
