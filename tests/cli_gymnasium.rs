@@ -144,3 +144,21 @@ fn a_python_exception_in_step_stops_the_run_with_a_checkpoint_and_exit_1() {
     assert!(count(&run.path().join("checkpoints")) >= 1, "a checkpoint was written");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
+
+#[test]
+fn without_its_python_a_run_is_exit_2_naming_the_setup_command_and_doctor_says_so() {
+    let out_dir = temp_dir("nopython");
+    let out = Command::new(env!("CARGO_BIN_EXE_rlpg"))
+        .args(["train", "--set", "env=gymnasium:CartPole-v1", "--set", "agent=reinforce"])
+        .args(["--out", out_dir.to_str().expect("utf-8 path")])
+        .env("RLPG_PYTHON", out_dir.join("no-such-python"))
+        .output()
+        .expect("run rlpg");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("scripts/setup.sh --gymnasium"), "{}", text(&out.stderr));
+    assert_eq!(count(&out_dir), 0);
+    let doctor = rlpg(&["doctor"]);
+    let stdout = text(&doctor.stdout);
+    assert!(stdout.contains("gymnasium bridge: gymnasium 1.4.0"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

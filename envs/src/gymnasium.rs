@@ -211,6 +211,32 @@ fn helper(py: Python<'_>) -> Result<&Bound<'_, PyModule>, String> {
     }
 }
 
+/// What the bridge runs on, for `rlpg doctor`: the Python it found (and where from), its version
+/// and Gymnasium's; or why it cannot run (no venv, gymnasium missing, a version mismatch).
+pub fn status() -> Result<String, String> {
+    let python = python_env()?;
+    Python::initialize();
+    Python::attach(|py| {
+        helper(py)?;
+        let version = |module: &str| -> String {
+            py.import(module)
+                .and_then(|m| m.getattr("__version__"))
+                .map_or_else(|_| "?".to_owned(), |v| v.to_string())
+        };
+        let info = py.version_info();
+        Ok(format!(
+            "gymnasium {}, numpy {}, Python {}.{}.{} from {} ({})",
+            version("gymnasium"),
+            version("numpy"),
+            info.major,
+            info.minor,
+            info.patch,
+            python.python.display(),
+            python.origin
+        ))
+    })
+}
+
 /// A Python exception as `Type: message (at file:line in function)`, the location being the
 /// innermost frame of its traceback.
 fn describe_err(py: Python<'_>, err: &PyErr) -> String {

@@ -29,6 +29,10 @@ pub(crate) struct Report {
     cudnn_version: Option<i64>,
     /// libtorch's intra-op thread count in this process.
     torch_threads: i32,
+    /// The `gymnasium` bridge's Python and Gymnasium, or why it cannot run (only with the
+    /// feature).
+    #[cfg(feature = "gymnasium")]
+    gymnasium: String,
 }
 
 impl Report {
@@ -51,6 +55,8 @@ impl Report {
             cuda_devices: tch::Cuda::device_count(),
             cudnn_version: cuda_available.then(tch::utils::version_cudnn),
             torch_threads: tch::get_num_threads(),
+            #[cfg(feature = "gymnasium")]
+            gymnasium: rlpg_envs::gymnasium::status().unwrap_or_else(|e| format!("NOT READY: {e}")),
         }
     }
 
@@ -87,6 +93,8 @@ impl Report {
             text.push_str(&format!("cudnn version: {cudnn}\n"));
         }
         text.push_str(&format!("torch threads: {}\n", self.torch_threads));
+        #[cfg(feature = "gymnasium")]
+        text.push_str(&format!("gymnasium bridge: {}\n", self.gymnasium));
         text
     }
 }
