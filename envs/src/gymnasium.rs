@@ -576,12 +576,16 @@ impl Env for GymnasiumEnv {
             return Err(EnvError::invalid_action(&self.id, action, &self.action_space));
         }
         if obs.len() != self.observation_space.flat_dim() {
-            return Err(crate::core::observation_buffer_error(
-                &self.id,
-                &self.observation_space,
-                &[],
-                obs.len(),
-            ));
+            return Err(EnvError::Other {
+                env: self.id.clone(),
+                message: format!(
+                    "step_into was given a buffer of {} values for observations of the space {} \
+                     ({} values)",
+                    obs.len(),
+                    self.observation_space,
+                    self.observation_space.flat_dim()
+                ),
+            });
         }
         // Until the step succeeds the env is in an unknown state: it needs a reset.
         self.episode = Episode::NotReset;
