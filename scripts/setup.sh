@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || { echo "setup.sh: --project needs a directory" >&2; exit 2; }
       project=$2; shift ;;
     --project=*) project=${1#--project=} ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$1' (expected --cpu, --cuda, --gymnasium or --project DIR)" >&2; exit 2 ;;
   esac
   shift
