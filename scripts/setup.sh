@@ -3,6 +3,8 @@
 #
 #   scripts/setup.sh          CPU libtorch (default): ~540 MB download, ~490 MB on disk
 #   scripts/setup.sh --cuda   full torch wheel with CUDA in a venv (~2.7 GB download, 4.7 GB on disk)
+#   scripts/setup.sh --gymnasium   also make the venv of the `gymnasium` feature (Gymnasium with
+#                             Box2D, pinned) in the cache, where rlpg finds it at run time
 #   scripts/setup.sh --project DIR   also set up the Cargo project in DIR (a crate outside this
 #                             repository that depends on rlpg) to build and run against it
 #
@@ -29,16 +31,18 @@ CUDA_CUPTI=nvidia-cuda-cupti==13.0.85
 
 variant=cpu
 project=""
+gymnasium=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --cuda) variant=cuda ;;
     --cpu) variant=cpu ;;
+    --gymnasium) gymnasium=true ;;
     --project)
       [ $# -ge 2 ] || { echo "setup.sh: --project needs a directory" >&2; exit 2; }
       project=$2; shift ;;
     --project=*) project=${1#--project=} ;;
     -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$1' (expected --cpu, --cuda or --project DIR)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown argument '$1' (expected --cpu, --cuda, --gymnasium or --project DIR)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -138,6 +142,27 @@ if [ "$previous" != "$dest" ]; then
   fi
 fi
 echo "setup.sh: libtorch $TORCH_VERSION ($variant) ready at $dest" >&2
+
+# The `gymnasium` feature's Python: a venv in the cache with Gymnasium (and Box2D for LunarLander)
+# pinned. rlpg looks for it there at run time (unless RLPG_PYTHON or VIRTUAL_ENV says otherwise).
+# Its interpreter must be the Python whose libpython rlpg links (pyo3 takes `python3` on PATH, or
+# PYO3_PYTHON), so the venv is made with the same `python3`. The marker holds the pins: changing
+# them here remakes the venv.
+if $gymnasium; then
+  GYMNASIUM_PINS="gymnasium[box2d]==1.4.0 numpy==2.4.6"
+  gym_python=${PYO3_PYTHON:-python3}
+  venv="$cache/gymnasium-venv"
+  if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$GYMNASIUM_PINS" ]; then
+    echo "setup.sh: installing $GYMNASIUM_PINS into $venv" >&2
+    rm -rf "$venv"
+    "$gym_python" -m venv "$venv" || die "could not create a venv with $gym_python (on Debian: apt-get install python3-venv)"
+    # shellcheck disable=SC2086 # the pins are separate words
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $GYMNASIUM_PINS \
+      || die "pip could not install $GYMNASIUM_PINS into $venv"
+    echo "$GYMNASIUM_PINS" > "$venv/.complete"
+  fi
+  echo "setup.sh: gymnasium venv ready at $venv ($("$venv/bin/python" -c 'import gymnasium; print("gymnasium", gymnasium.__version__)'))" >&2
+fi
 
 # Writes (or rewrites) the marked block of "$project/.cargo/config.toml".
 configure_project() {

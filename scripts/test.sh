@@ -8,7 +8,9 @@
 #      read by TensorBoard itself (scripts/check_tensorboard.sh);
 #   4. examples/custom_env.rs, which asserts what it claims;
 #   5. the custom-env template, copied outside the workspace, built and run there
-#      (scripts/check_template.sh).
+#      (scripts/check_template.sh);
+#   6. the `gymnasium` feature with its pinned venv (scripts/setup.sh --gymnasium): the bridge's
+#      trajectories against Gymnasium's own, its errors, and the CLI with `gymnasium:<ID>` envs.
 # Stops at the first failure.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,5 +41,10 @@ scripts/check_tensorboard.sh
 
 say "the custom-env template, outside the workspace"
 scripts/check_template.sh
+
+say "the gymnasium feature (its venv from scripts/setup.sh --gymnasium)"
+scripts/setup.sh --gymnasium
+cargo test --release -p rlpg-envs --features gymnasium --test gymnasium
+cargo test --release -p rlpg --features gymnasium --test cli_gymnasium
 
 say "all tests passed"

@@ -36,7 +36,7 @@ pub fn bench(
     target: Target,
     envs: EnvSource<'_>,
 ) -> Result<Vec<SeedResult>, RunError> {
-    let envs = Envs::resolve(envs, &config.env)?;
+    let envs = Envs::resolve(envs, config)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
     let probe = factory()?;

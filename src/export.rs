@@ -74,7 +74,7 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
     let (observation_space, action_space) = match &checkpoint.meta.spaces {
         Some(spaces) => (spaces.observation_space(), spaces.action_space()),
         None => {
-            let probe = Envs::resolve(envs, &config.env)?.make()?;
+            let probe = Envs::resolve(envs, &config)?.make()?;
             (probe.observation_space().clone(), probe.action_space().clone())
         }
     };

@@ -180,9 +180,16 @@ pub(crate) enum Envs<'a> {
 impl<'a> Envs<'a> {
     /// Looks `env` up unless a factory was given; an unregistered id is
     /// [`RunError::NotRegistered`].
-    pub(crate) fn resolve(source: EnvSource<'a>, env: &str) -> Result<Self, RunError> {
+    /// An id `gymnasium:<ID>` that the registry does not have is made by the `gymnasium` bridge
+    /// with the config's `env_kwargs`; an error making it (no Python, an unknown id) is
+    /// [`RunError::Usage`] quoting Gymnasium's message.
+    pub(crate) fn resolve(source: EnvSource<'a>, config: &Config) -> Result<Self, RunError> {
+        let env = config.env.as_str();
         let lookup = |registry: &Registry| match registry.get(env) {
             Ok(entry) => Ok(Envs::Entry(entry.clone())),
+            Err(_) if env.starts_with(crate::config::GYMNASIUM_PREFIX) => {
+                gymnasium_entry(config).map(Envs::Entry).map_err(RunError::Usage)
+            }
             Err(_) => Err(RunError::NotRegistered {
                 id: env.to_owned(),
                 registered: registry.ids().into_iter().map(str::to_owned).collect(),
@@ -200,6 +207,25 @@ impl<'a> Envs<'a> {
             Envs::Factory(factory) => factory(),
             Envs::Entry(entry) => entry.make(),
         }
+    }
+}
+
+/// The registry entry of `config.env = "gymnasium:<ID>"` with its `env_kwargs`, made by the
+/// `gymnasium` bridge (which makes one env at once, so that an unknown id or a missing package
+/// is reported before anything else). Without the feature, an error saying how to get it.
+pub(crate) fn gymnasium_entry(config: &Config) -> Result<EnvEntry, String> {
+    #[cfg(feature = "gymnasium")]
+    {
+        rlpg_envs::gymnasium::entry(&config.env, &config.env_kwargs_json())
+            .map_err(|e| e.to_string())
+    }
+    #[cfg(not(feature = "gymnasium"))]
+    {
+        Err(format!(
+            "`{}` needs rlpg built with the `gymnasium` feature: run scripts/setup.sh \
+             --gymnasium, then build with `cargo build --release --features gymnasium`",
+            config.env
+        ))
     }
 }
 
@@ -425,7 +451,7 @@ pub fn train_with(
     out_root: &Path,
     options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
-    let envs = Envs::resolve(options.envs, &config.env)?;
+    let envs = Envs::resolve(options.envs, config)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
     let mut probe = factory()?;
@@ -519,7 +545,7 @@ pub fn resume_with(
     // Before touching anything: another process may still be training this run.
     let lock = RunLock::acquire(run.path())?;
     let config = apply_changes(&run, &old_config, changes)?;
-    let envs = Envs::resolve(options.envs, &config.env)?;
+    let envs = Envs::resolve(options.envs, &config)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
     let mut probe = factory()?;
@@ -932,7 +958,7 @@ pub fn evaluate_checkpoint(
 ) -> Result<EvalResult, RunError> {
     let checkpoint = Checkpoint::read(path)?;
     let config = checkpoint.config(path)?;
-    let envs = Envs::resolve(envs, &config.env)?;
+    let envs = Envs::resolve(envs, &config)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
     let probe = factory()?;

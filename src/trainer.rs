@@ -857,8 +857,14 @@ fn restore_envs(
         Err(e) => {
             let why = if point.envs.has_env_states() {
                 format!("{e}")
+            } else if vec.env(0).is_some_and(|env| env.runs_python()) {
+                "checkpoints do not save the internal state of Python (Gymnasium) environments, \
+                 so training continues with fresh episodes"
+                    .to_owned()
             } else {
-                "the checkpoint holds no environment states (written after an env fault)".to_owned()
+                "the checkpoint holds no environment states: its environments cannot save their \
+                 state, or it was written after an env fault"
+                    .to_owned()
             };
             session.warn(&format!(
                 "resuming at step {step} by resetting the environments ({why}); the run continues \

@@ -279,3 +279,38 @@ fn a_config_built_in_code_with_settings_for_the_other_agent_is_refused() {
     assert!(e.to_string().contains("agent = \"pathwise\""), "names the chosen agent: {e}");
     config.to_toml_string().expect_err("cannot be written so that it reads back");
 }
+
+#[test]
+fn env_kwargs_load_for_gymnasium_ids_round_trip_and_are_refused_elsewhere() {
+    let text = "env = \"gymnasium:LunarLander-v3\"\nagent = \"reinforce\"\n\
+                [env_kwargs]\ncontinuous = false\ngravity = -9.5\nname = \"x\"\nsizes = [1, 2]\n";
+    let name = "kwargs.toml";
+    let config = Config::from_toml_str(text, name, &overrides(&["env_kwargs.wind_power=12.5"]))
+        .expect("any keys under [env_kwargs] load");
+    let json = config.env_kwargs_json();
+    assert_eq!(json["gravity"], serde_json::json!(-9.5));
+    assert_eq!(json["continuous"], serde_json::json!(false));
+    assert_eq!(json["sizes"], serde_json::json!([1, 2]));
+    assert_eq!(json["wind_power"], serde_json::json!(12.5), "--set env_kwargs.NAME works");
+    let written = config.to_toml_string().expect("write");
+    let again = Config::from_toml_str(&written, name, &[]).expect("read back");
+    assert_eq!(again, config);
+    // A config without env_kwargs writes none (run configs of other envs are unchanged).
+    let plain = Config::from_toml_str(MINIMAL, name, &[]).expect("minimal");
+    assert!(!plain.to_toml_string().expect("write").contains("env_kwargs"));
+
+    let err = Config::from_toml_str(MINIMAL, name, &overrides(&["env_kwargs.x=1"]))
+        .expect_err("env_kwargs for a built-in env");
+    assert!(
+        err.to_string().contains("env_kwargs") && err.to_string().contains("CartPole-v1"),
+        "{err}"
+    );
+    let dated =
+        "env = \"gymnasium:CartPole-v1\"\nagent = \"reinforce\"\n[env_kwargs]\nwhen = 1979-05-27\n";
+    // A date or time reaches Python as its TOML text.
+    let config = Config::from_toml_str(dated, name, &[]).expect("a date");
+    assert_eq!(config.env_kwargs_json()["when"], serde_json::json!("1979-05-27"));
+    let err =
+        Config::from_toml_str(dated, name, &overrides(&["env_kwargs.x=nan"])).expect_err("NaN");
+    assert!(err.to_string().contains("env_kwargs.x"), "{err}");
+}

@@ -342,6 +342,15 @@ pub trait Env {
         false
     }
 
+    /// Whether stepping this environment runs Python code (the `gymnasium` bridge's
+    /// `GymnasiumEnv`). A [`crate::VecEnv`] of such environments attaches to the Python
+    /// interpreter (takes the GIL) once per batch step for all of them, instead of once per
+    /// environment. Optional: the default is `false`; wrappers forward the inner environment's
+    /// answer.
+    fn runs_python(&self) -> bool {
+        false
+    }
+
     /// Starts a new episode and returns its first observation. `Some(seed)` re-seeds the env's own
     /// random number generator, so the same seed always gives the same episode; `None` continues
     /// the current random stream.
@@ -410,6 +419,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn clips_actions(&self) -> bool {
         (**self).clips_actions()
+    }
+    fn runs_python(&self) -> bool {
+        (**self).runs_python()
     }
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         (**self).reset(seed)

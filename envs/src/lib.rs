@@ -31,6 +31,7 @@
 //! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
 //! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
 //! | `gym_rs` | `GymRsEnv` (feature `gym-rs`) | adapter for the `gym-rs` crate's MountainCar |
+//! | `gymnasium` | `gymnasium::GymnasiumEnv`, `gymnasium::entry` (feature `gymnasium`) | any Gymnasium env as `gymnasium:<ID>`, in CPython embedded with pyo3 |
 //!
 //! ## Invariants
 //!
@@ -64,6 +65,8 @@ mod classic;
 mod core;
 #[cfg(feature = "gym-rs")]
 mod gym_rs;
+#[cfg(feature = "gymnasium")]
+pub mod gymnasium;
 mod registry;
 pub mod render;
 mod running_mean_std;

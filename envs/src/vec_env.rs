@@ -118,6 +118,19 @@ fn first_error(
     otherwise
 }
 
+/// Runs `f` attached to the Python interpreter when `python` is true (and the `gymnasium`
+/// feature is on), so that the Python envs of a batch take the GIL once between them: their own
+/// attach inside `f` is then a thread-local counter, not a lock.
+#[inline(always)]
+fn with_interpreter<R>(python: bool, f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "gymnasium")]
+    if python {
+        return crate::gymnasium::attached(f);
+    }
+    let _ = python;
+    f()
+}
+
 /// Running observation normalisation shared by all envs of a [`VecEnv`].
 #[derive(Clone, Debug)]
 struct ObsNormalization {
@@ -165,6 +178,9 @@ pub struct VecEnv {
     /// Whether the envs are reset and in lockstep, so that `step` may run.
     ready: bool,
     normalization: Option<ObsNormalization>,
+    /// Some env runs Python code ([`Env::runs_python`]): a step or reset attaches to the
+    /// interpreter once for all envs.
+    python: bool,
 }
 
 impl std::fmt::Debug for VecEnv {
@@ -219,6 +235,7 @@ impl VecEnv {
             });
         }
         let id = format!("VecEnv[{} x {n}]", first.id());
+        let python = envs.iter().any(|env| env.runs_python());
         Ok(Self {
             id,
             obs_dim,
@@ -237,6 +254,7 @@ impl VecEnv {
             episode_lengths: vec![0; n],
             ready: false,
             normalization: None,
+            python,
             envs,
         })
     }
@@ -273,6 +291,11 @@ impl VecEnv {
 
     /// Resets all; env i gets seed + i (None: continue streams). Returns [n * obs_dim].
     pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32], EnvError> {
+        with_interpreter(self.python, || self.reset_all(seed))?;
+        Ok(&self.out.obs)
+    }
+
+    fn reset_all(&mut self, seed: Option<u64>) -> Result<(), EnvError> {
         self.ready = false;
         let obs_dim = self.obs_dim;
         for (i, env) in self.envs.iter_mut().enumerate() {
@@ -294,11 +317,16 @@ impl VecEnv {
         self.episode_lengths.fill(0);
         self.normalize_outputs();
         self.ready = true;
-        Ok(&self.out.obs)
+        Ok(())
     }
 
     /// Steps all envs in lockstep with automatic reset (see [`VecStep`] for the convention).
     pub fn step(&mut self, actions: VecActions<'_>) -> Result<&VecStep, EnvError> {
+        with_interpreter(self.python, || self.step_all(actions))?;
+        Ok(&self.out)
+    }
+
+    fn step_all(&mut self, actions: VecActions<'_>) -> Result<(), EnvError> {
         if !self.ready {
             return Err(EnvError::NotReset { env: self.id.clone() });
         }
@@ -343,7 +371,7 @@ impl VecEnv {
             self.normalize_outputs();
         }
         self.ready = true;
-        Ok(&self.out)
+        Ok(())
     }
 
     /// Phase 1 of [`VecEnv::step`]: steps every env, each writing its observation straight into

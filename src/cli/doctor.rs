@@ -34,6 +34,10 @@ pub(crate) struct Report {
     devices: Vec<String>,
     /// What `device = "auto"` means on this machine (`cpu` or `cuda:0`).
     auto_device: String,
+    /// The `gymnasium` bridge's Python and Gymnasium, or why it cannot run (only with the
+    /// feature).
+    #[cfg(feature = "gymnasium")]
+    gymnasium: String,
 }
 
 impl Report {
@@ -67,6 +71,8 @@ impl Report {
             torch_threads: tch::get_num_threads(),
             devices,
             auto_device,
+            #[cfg(feature = "gymnasium")]
+            gymnasium: rlpg_envs::gymnasium::status().unwrap_or_else(|e| format!("NOT READY: {e}")),
         }
     }
 
@@ -109,6 +115,8 @@ impl Report {
             self.auto_device,
             if self.cuda_available { "" } else { "; device = \"cuda\" is refused here" }
         ));
+        #[cfg(feature = "gymnasium")]
+        text.push_str(&format!("gymnasium bridge: {}\n", self.gymnasium));
         text
     }
 }

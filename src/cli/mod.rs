@@ -773,11 +773,34 @@ fn print_envs(registry: &Registry, json: bool) -> Result<(), RunError> {
                 })
             })
             .collect();
+        #[cfg(feature = "gymnasium")]
+        let list = {
+            let mut list = list;
+            list.push(serde_json::json!({
+                "id": GYMNASIUM_SYNTAX.0,
+                "observation_space": "Box or Discrete",
+                "action_space": "Box or Discrete",
+                "max_episode_steps": null,
+                "description": GYMNASIUM_SYNTAX.1,
+            }));
+            list
+        };
         println!("{}", to_json(&list, "environment list as JSON")?);
     } else {
         for spec in specs {
             println!("{spec}");
         }
+        #[cfg(feature = "gymnasium")]
+        println!("{}: {}", GYMNASIUM_SYNTAX.0, GYMNASIUM_SYNTAX.1);
     }
     Ok(())
 }
+
+/// How `rlpg envs` lists the ids of the `gymnasium` bridge: the syntax and what it means.
+#[cfg(feature = "gymnasium")]
+const GYMNASIUM_SYNTAX: (&str, &str) = (
+    "gymnasium:<ID>",
+    "any Gymnasium environment with Box or Discrete spaces, e.g. gymnasium:LunarLander-v3, \
+     made by gymnasium.make(ID, **env_kwargs) with Gymnasium's own time limit, in the Python of \
+     RLPG_PYTHON, VIRTUAL_ENV or scripts/setup.sh --gymnasium",
+);

@@ -37,7 +37,7 @@ pub(super) fn record(request: &VideoRequest<'_>, envs: EnvSource<'_>) -> Result<
     };
     let checkpoint = Checkpoint::read(&path)?;
     let config = checkpoint.config(&path)?;
-    let envs = Envs::resolve(envs, &config.env)?;
+    let envs = Envs::resolve(envs, &config)?;
     let mut env = envs.make()?;
     seed_torch(&config);
     let mut agent =

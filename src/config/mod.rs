@@ -51,6 +51,7 @@ pub use self::error::{ConfigError, Location};
 pub use self::overrides::Override;
 use self::resolve::{UnusedSections, resolve};
 use self::schema::{Schema, collect_leaf_keys, collect_null_leaves};
+pub(crate) use self::validate::GYMNASIUM_PREFIX;
 
 /// Which learning algorithm a run uses; written in lowercase in config files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,6 +195,12 @@ pub struct Config {
     /// environment that renders.
     #[serde(default = "defaults::capture_video_every")]
     pub capture_video_every: u64,
+    /// Keyword arguments for `gymnasium.make` when `env` is `"gymnasium:<ID>"` (the `gymnasium`
+    /// feature), e.g. `[env_kwargs]` with `continuous = true`: any TOML value but a non-finite
+    /// float, passed to Python as the JSON equivalent (a date or time as its TOML text). Empty
+    /// for other envs.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub env_kwargs: toml::Table,
     // Agent sections, one per agent; only the chosen agent's may be written (see
     // `Config::agent_sections`). Adding an agent takes, besides its crate's settings type
     // (`Default`, `PartialEq`, `validate(&SettingsContext) -> Result<(), InvalidSetting>` holding
@@ -277,6 +284,7 @@ impl Config {
             checkpoint_replay_buffer: defaults::checkpoint_replay_buffer(),
             log_every: defaults::log_every(),
             capture_video_every: defaults::capture_video_every(),
+            env_kwargs: toml::Table::new(),
             reinforce: ReinforceConfig::default(),
             pathwise: PathwiseConfig::default(),
         }

@@ -222,6 +222,15 @@ fn check_env(
     registry: &Registry,
     resolver: &Resolver<'_>,
 ) -> Result<(), ConfigError> {
+    if !registry.contains(&config.env) && config.env.starts_with(super::validate::GYMNASIUM_PREFIX)
+    {
+        let spec = crate::run::gymnasium_entry(config)
+            .and_then(|entry| entry.spec().map_err(|e| e.to_string()))
+            .map_err(|message| resolver.locate_error(invalid("env", message)))?;
+        return config
+            .validate_against(&spec.observation_space, &spec.action_space)
+            .map_err(|e| resolver.locate_error(e));
+    }
     let spec = registry.spec(&config.env).map_err(|e| {
         let message = match e {
             EnvError::UnknownEnv { id, known } => {
@@ -311,6 +320,11 @@ fn find_unknown<'s>(
     out: &mut Vec<(String, &'s serde_json::Map<String, serde_json::Value>)>,
 ) {
     for (key, value) in table {
+        // Keyword arguments for gymnasium.make: any keys (their values are checked by
+        // `Config::validate`).
+        if prefix.is_empty() && key == "env_kwargs" {
+            continue;
+        }
         let path = join_key(prefix, key);
         match (schema.get(key), value) {
             (None, _) => out.push((path, schema)),
@@ -330,7 +344,12 @@ fn apply_override(
     resolver: &Resolver<'_>,
 ) -> Result<(), ConfigError> {
     let segments: Vec<&str> = ov.key.split('.').collect();
+    // `env_kwargs.<name>`: any name (see `find_unknown`).
+    let free_form = segments.len() >= 2 && segments[0] == "env_kwargs";
     for depth in 1..=segments.len() {
+        if free_form {
+            break;
+        }
         let path = &segments[..depth];
         if schema.node(path).is_none() {
             let section = match schema.node(&segments[..depth - 1]) {
@@ -355,7 +374,8 @@ fn apply_override(
             });
         }
     }
-    if let Some(serde_json::Value::Object(section)) = schema.node(&segments) {
+    if let Some(serde_json::Value::Object(section)) = schema.node(&segments).filter(|_| !free_form)
+    {
         let example =
             section.keys().next().map_or_else(String::new, |k| format!(", e.g. `{}.{k}`", ov.key));
         return Err(ConfigError::BadOverride {

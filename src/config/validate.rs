@@ -9,6 +9,10 @@ use super::{AgentKind, Config, ConfigError};
 /// The largest integer a TOML file can hold; larger `u64` settings could not be written back.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
 
+/// The prefix of the env ids of the `gymnasium` bridge (as `rlpg_envs::gymnasium::ID_PREFIX`,
+/// which exists only with the feature).
+pub(crate) const GYMNASIUM_PREFIX: &str = "gymnasium:";
+
 impl Config {
     /// Checks every setting's range, and the chosen agent's settings against `num_envs`. Errors
     /// name the full key path, e.g. `reinforce.gamma: must be in (0, 1], got 1.5`. Does not
@@ -17,6 +21,7 @@ impl Config {
         if self.env.trim().is_empty() {
             return Err(invalid("env", "must name an environment, got an empty string"));
         }
+        self.check_env_kwargs()?;
         at_least_one("total_timesteps", self.total_timesteps)?;
         at_least_one("num_envs", self.num_envs as u64)?;
         at_least_one("eval_episodes", self.eval_episodes as u64)?;
@@ -47,6 +52,53 @@ impl Config {
         }
         self.check_unused_sections()?;
         self.check_agent_sections(None)
+    }
+
+    /// `env_kwargs` only for `gymnasium:<ID>` envs, and only values that JSON (and so Python) can
+    /// carry exactly: no NaN or infinities, and no dates or times in a config built in code
+    /// (a TOML file's dates arrive as their text).
+    fn check_env_kwargs(&self) -> Result<(), ConfigError> {
+        if self.env_kwargs.is_empty() {
+            return Ok(());
+        }
+        if !self.env.starts_with(GYMNASIUM_PREFIX) {
+            return Err(invalid(
+                "env_kwargs",
+                format!(
+                    "keyword arguments are for Gymnasium environments (env = \"{GYMNASIUM_PREFIX}<ID>\"), \
+                     but env is `{}`",
+                    self.env
+                ),
+            ));
+        }
+        fn check(key: &str, value: &toml::Value) -> Result<(), ConfigError> {
+            match value {
+                toml::Value::Datetime(_) => Err(invalid(
+                    key,
+                    "a date or time cannot be passed to gymnasium.make; write it as a string",
+                )),
+                toml::Value::Float(f) if !f.is_finite() => {
+                    Err(invalid(key, format!("must be a finite number, got {f}")))
+                }
+                toml::Value::Array(items) => {
+                    items.iter().enumerate().try_for_each(|(i, v)| check(&format!("{key}[{i}]"), v))
+                }
+                toml::Value::Table(table) => {
+                    table.iter().try_for_each(|(k, v)| check(&format!("{key}.{k}"), v))
+                }
+                _ => Ok(()),
+            }
+        }
+        self.env_kwargs.iter().try_for_each(|(k, v)| check(&format!("env_kwargs.{k}"), v))
+    }
+
+    /// `env_kwargs` as a JSON object (what the `gymnasium` bridge passes to `gymnasium.make`).
+    /// Validated configs convert exactly.
+    pub fn env_kwargs_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(&self.env_kwargs) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        }
     }
 
     /// Checks every agent section with its settings' own `validate` (the one the agent's

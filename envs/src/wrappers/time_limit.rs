@@ -77,6 +77,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.clips_actions()
     }
 
+    fn runs_python(&self) -> bool {
+        self.env.runs_python()
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
         self.elapsed_steps = 0;
