@@ -632,7 +632,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<u8, R
                 Ok(text) => println!("{}", text.trim_end()),
                 Err(e) => {
                     eprintln!("{}: error: {e}", program.name);
-                    return Ok(ExitCode::from(if e.is_usage_error() { 2 } else { 1 }));
+                    return Ok(if e.is_usage_error() { 2 } else { 1 });
                 }
             }
         }

@@ -866,7 +866,7 @@ pub fn measure(
         if path.is_dir() { default_eval_checkpoint(path)? } else { path.to_owned() };
     let checkpoint = Checkpoint::read(&checkpoint_path)?;
     let config = checkpoint.config(&checkpoint_path)?;
-    let envs = crate::run::Envs::resolve(envs, &config.env)?;
+    let envs = crate::run::Envs::resolve(envs, &config)?;
     let make = || envs.make();
     let factory: EnvFactory<'_> = &make;
     let probe_env = factory()?;
