@@ -7,7 +7,17 @@ use rlpg_agents::{
     ActMode, Agent, Pathwise, PathwiseConfig, Reinforce, ReinforceConfig, Transition,
 };
 use rlpg_envs::{BoxSpace, Space};
+use std::sync::{Mutex, MutexGuard};
 use tch::{Device, Kind, Tensor};
+
+/// libtorch's generator is global to the process and the tests of this file run on parallel
+/// threads: each test that seeds it holds this lock, or another test's draws land between
+/// its `manual_seed` and its construction.
+static RNG: Mutex<()> = Mutex::new(());
+
+fn rng_turn() -> MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn pendulum_spaces() -> (Space, Space) {
     (
@@ -67,6 +77,7 @@ fn transplant(from: &dyn Agent, to: &mut dyn Agent) {
 fn pathwise_trains_on_the_chosen_device_and_its_checkpoint_loads_on_another() {
     let (obs, act) = pendulum_spaces();
     let cfg = PathwiseConfig { learning_starts: 20, batch_size: 16, ..PathwiseConfig::default() };
+    let _turn = rng_turn();
     tch::manual_seed(3);
     let mut a = Pathwise::new_on(&cfg, &obs, &act, 2, Device::Cpu).expect("agent on the CPU");
     feed(&mut a, 60);
@@ -89,6 +100,7 @@ fn pathwise_trains_on_the_chosen_device_and_its_checkpoint_loads_on_another() {
 fn reinforce_trains_on_the_chosen_device_and_its_checkpoint_loads_on_another() {
     let (obs, act) = pendulum_spaces();
     let cfg = ReinforceConfig { n_steps: 8, ..ReinforceConfig::default() };
+    let _turn = rng_turn();
     tch::manual_seed(5);
     let mut a = Reinforce::new_on(&cfg, &obs, &act, 2, Device::Cpu).expect("agent on the CPU");
     feed(&mut a, 20);
@@ -109,6 +121,7 @@ fn an_agent_built_on_the_cpu_acts_exactly_as_new_does() {
     // `new` is `new_on(.., Device::Cpu)`: the default path every CPU run takes is unchanged.
     let (obs, act) = pendulum_spaces();
     let cfg = PathwiseConfig::default();
+    let _turn = rng_turn();
     tch::manual_seed(9);
     let mut a = Pathwise::new(&cfg, &obs, &act, 2).expect("agent");
     tch::manual_seed(9);
