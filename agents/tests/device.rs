@@ -62,8 +62,10 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[])
 }
 
-/// Saves every tensor of `from` (named tensors and training state) and loads them into `to`.
-fn transplant(from: &dyn Agent, to: &mut dyn Agent) {
+/// Saves every tensor of `from` (named tensors and training state) and loads them into `to`,
+/// checking that their deterministic actions differ before and agree after.
+fn transplant(from: &mut dyn Agent, to: &mut dyn Agent) {
+    assert!(max_diff(&deterministic(from), &deterministic(to)) > 0.0, "differ before loading");
     // Checkpoints are written from the CPU (src/checkpoint.rs moves every tensor there).
     let to_cpu = |v: Vec<(String, Tensor)>| -> Vec<(String, Tensor)> {
         v.into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect()
@@ -71,6 +73,8 @@ fn transplant(from: &dyn Agent, to: &mut dyn Agent) {
     to.load_named_tensors(&to_cpu(from.named_tensors())).expect("load named tensors");
     to.load_training_state(&to_cpu(from.training_state(true).expect("state")))
         .expect("load training state");
+    let (y_from, y_to) = (deterministic(from), deterministic(to));
+    assert!(max_diff(&y_from, &y_to) < 1e-5, "after loading: {y_from} vs {y_to}");
 }
 
 #[test]
@@ -84,13 +88,7 @@ fn pathwise_trains_on_the_chosen_device_and_its_checkpoint_loads_on_another() {
     assert!(a.updates() > 0, "the agent must have updated");
     tch::manual_seed(4);
     let mut b = Pathwise::new_on(&cfg, &obs, &act, 2, other_device()).expect("agent");
-    assert!(
-        max_diff(&deterministic(&mut a), &deterministic(&mut b)) > 0.0,
-        "differ before loading"
-    );
-    transplant(&a, &mut b);
-    let (ya, yb) = (deterministic(&mut a), deterministic(&mut b));
-    assert!(max_diff(&ya, &yb) < 1e-5, "after loading: {ya} vs {yb}");
+    transplant(&mut a, &mut b);
     assert_eq!(a.replay_len(), b.replay_len(), "the replay buffer moved along");
     // The loaded agent keeps training where it is.
     feed(&mut b, 10);
@@ -106,13 +104,7 @@ fn reinforce_trains_on_the_chosen_device_and_its_checkpoint_loads_on_another() {
     feed(&mut a, 20);
     tch::manual_seed(6);
     let mut b = Reinforce::new_on(&cfg, &obs, &act, 2, other_device()).expect("agent");
-    assert!(
-        max_diff(&deterministic(&mut a), &deterministic(&mut b)) > 0.0,
-        "differ before loading"
-    );
-    transplant(&a, &mut b);
-    let (ya, yb) = (deterministic(&mut a), deterministic(&mut b));
-    assert!(max_diff(&ya, &yb) < 1e-5, "after loading: {ya} vs {yb}");
+    transplant(&mut a, &mut b);
     feed(&mut b, 10);
 }
 
