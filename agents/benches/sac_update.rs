@@ -78,6 +78,12 @@ fn sac_agent() -> Pathwise {
         critic_hidden: vec![HIDDEN as usize; 2],
         activation: Activation::Relu,
         batch_size: BATCH as usize,
+        // SB3's SAC: the actor, the temperature and the targets move on every update (the
+        // default delay of 3 would time a third of the actor steps that `update_flops` counts).
+        policy_delay: 1,
+        actor_learning_rate: 1e-3,
+        critic_learning_rate: 1e-3,
+        tau: 0.005,
         learning_starts: 1_000_000,
         buffer_size: 1_000_000,
         ..PathwiseConfig::default()
