@@ -7,9 +7,7 @@
 use rlpg_envs::Space;
 use tch::{Tensor, nn, nn::Module};
 
-use crate::agent::AgentError;
 use crate::distributions::{ActionHead, Distribution, DistributionError, DistributionKind, LogStd};
-use crate::optim::FlatParams;
 use crate::settings::Activation;
 
 /// Orthogonal-init gain of hidden layers (CleanRL's `layer_init` default, `√2`): keeps the
@@ -111,84 +109,6 @@ impl Module for Mlp {
             h = self.activation.apply(&layer.forward(&h));
         }
         self.out.forward(&h)
-    }
-}
-
-/// What [`Mlp::forward_taped`] keeps for [`Mlp::backward`]: the input of every linear layer
-/// (the network's input, then each hidden activation's output) and, where the activation's
-/// derivative needs it, each hidden layer's pre-activation.
-#[derive(Debug)]
-pub(crate) struct MlpTape {
-    /// `inputs[i]` is the input of hidden layer `i`; the last is the output layer's.
-    inputs: Vec<Tensor>,
-    /// Pre-activations of the hidden layers (empty when the activation does not need them).
-    pre: Vec<Tensor>,
-}
-
-impl Mlp {
-    /// The forward pass of [`Module::forward`] without autograd, keeping what
-    /// [`Mlp::backward`] needs.
-    ///
-    /// Why by hand: on the small batches of reinforcement learning, libtorch's autograd engine
-    /// costs more than the products it schedules (a 64-wide, 3-layer critic at batch 128: 150 µs
-    /// forward and backward through autograd, 80 µs by hand; at 256 wide, batch 256, 15% less),
-    /// and a hand-written pass writes each gradient straight into the flat buffer Adam reads.
-    pub(crate) fn forward_taped(&self, xs: &Tensor) -> Result<(Tensor, MlpTape), AgentError> {
-        tch::no_grad(|| {
-            let keep_pre = self.activation.backward_needs_input();
-            let mut inputs = Vec::with_capacity(self.hidden.len() + 1);
-            let mut pre = Vec::new();
-            let mut h = xs.shallow_clone();
-            for layer in &self.hidden {
-                let z = h.f_linear(&layer.ws, layer.bs.as_ref())?;
-                inputs.push(h);
-                h = self.activation.apply(&z);
-                if keep_pre {
-                    pre.push(z);
-                }
-            }
-            let out = h.f_linear(&self.out.ws, self.out.bs.as_ref())?;
-            inputs.push(h);
-            Ok((out, MlpTape { inputs, pre }))
-        })
-    }
-
-    /// The backward pass of [`Mlp::forward_taped`] for `grad_out`, the gradient with respect to
-    /// its output. With `params` (this network's flat parameters and a gradient buffer laid
-    /// out like them), writes every weight's and bias's gradient into its place in the buffer
-    /// (overwriting it); with `input_grad`, returns the gradient with respect to the input.
-    /// Arithmetic as autograd's for the same layers (the same libtorch kernels), up to the
-    /// order of floating-point sums.
-    pub(crate) fn backward(
-        &self,
-        tape: &MlpTape,
-        grad_out: &Tensor,
-        params: Option<(&FlatParams, &Tensor)>,
-        input_grad: bool,
-    ) -> Result<Option<Tensor>, AgentError> {
-        tch::no_grad(|| {
-            let layers: Vec<&nn::Linear> = self.hidden.iter().chain([&self.out]).collect();
-            let mut g = grad_out.shallow_clone();
-            for (i, layer) in layers.iter().enumerate().rev() {
-                let input = &tape.inputs[i];
-                if let Some((flat, buffer)) = params {
-                    // ∂W = gᵀ·x and ∂b = Σ_rows g, written in place.
-                    let _ = g.f_tr()?.f_mm_out(&flat.grad_slot(buffer, &layer.ws)?, input)?;
-                    if let Some(bs) = &layer.bs {
-                        let slot = flat.grad_slot(buffer, bs)?;
-                        let _ = g.f_sum_intlist_out(&slot, [0i64].as_slice(), false, None)?;
-                    }
-                }
-                if i == 0 {
-                    return Ok(if input_grad { Some(g.f_mm(&layer.ws)?) } else { None });
-                }
-                // Through the layer, then through the activation that produced its input.
-                let grad_input = g.f_mm(&layer.ws)?;
-                let pre = tape.pre.get(i - 1).unwrap_or(input);
-                g = self.activation.backward(&grad_input, pre, input)?;
-            }
-            Ok(None)
-        })
     }
 }
 

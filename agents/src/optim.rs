@@ -125,31 +125,6 @@ impl FlatParams {
         Ok(Tensor::f_cat(&flat, 0)?)
     }
 
-    /// A zero buffer laid out like [`FlatParams::values`], for a hand-written backward pass to
-    /// write its gradient into (through [`FlatParams::grad_slot`]).
-    pub fn zero_grad_buffer(&self) -> Result<Tensor, AgentError> {
-        Ok(self.flat.f_zeros_like()?)
-    }
-
-    /// The place of parameter `var` (one of these, as a layer holds it) in `grad`, a buffer laid
-    /// out like [`FlatParams::values`]: a view of `grad` with `var`'s shape and strides, so that
-    /// writing the parameter's gradient there puts it where [`Adam::step`] reads it.
-    pub fn grad_slot(&self, grad: &Tensor, var: &Tensor) -> Result<Tensor, AgentError> {
-        let elem = self.flat.kind().elt_size_in_bytes() as i64;
-        let offset = (var.data_ptr() as i64 - self.flat.data_ptr() as i64) / elem;
-        let numel = var.numel() as i64;
-        if offset < 0
-            || offset + numel > self.flat.numel() as i64
-            || grad.size() != self.flat.size()
-        {
-            return Err(AgentError::Invalid(format!(
-                "a tensor of shape {:?} is not a parameter of this network",
-                var.size()
-            )));
-        }
-        Ok(grad.f_as_strided(var.size(), var.stride(), Some(offset))?)
-    }
-
     /// Overwrites these parameters with `source`'s (same network shape).
     pub fn copy_from(&mut self, source: &FlatParams) -> Result<(), AgentError> {
         tch::no_grad(|| self.flat.f_copy_(&source.flat))?;

@@ -77,17 +77,6 @@ impl<M> Net<M> {
         norm_tag: &str,
     ) -> Result<f64, AgentError> {
         let grad = self.params.grad(loss)?;
-        self.step_on(grad, max_grad_norm, guard, norm_tag)
-    }
-
-    /// [`Net::step`] on a gradient already computed (laid out like the flat parameters).
-    pub(crate) fn step_on(
-        &mut self,
-        grad: Tensor,
-        max_grad_norm: f64,
-        guard: Finite,
-        norm_tag: &str,
-    ) -> Result<f64, AgentError> {
         let (grad, norm) = clip_grad_norm(grad, max_grad_norm)?;
         guard.check(norm_tag, norm)?;
         self.opt.step(&mut self.params, &grad)?;

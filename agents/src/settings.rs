@@ -164,33 +164,6 @@ impl Activation {
         }
     }
 
-    /// The gradient with respect to the activation's input, given the gradient `grad` with
-    /// respect to its output, its input `pre` and its output `post` (the hand-written backward
-    /// pass of [`crate::networks::Mlp::backward`]). Each is libtorch's own derivative kernel,
-    /// the one autograd runs for the nonlinearity.
-    pub(crate) fn backward(
-        self,
-        grad: &Tensor,
-        pre: &Tensor,
-        post: &Tensor,
-    ) -> Result<Tensor, tch::TchError> {
-        match self {
-            // d tanh = 1 − tanh², from the output; the sigmoid route of `fast_tanh` has the same
-            // derivative up to rounding.
-            Activation::Tanh => Tensor::f_tanh_backward(grad, post),
-            Activation::Relu => post.f_threshold_backward(grad, 0.0),
-            Activation::Elu => Tensor::f_elu_backward(grad, 1.0, 1.0, 1.0, true, post),
-            Activation::LeakyRelu => pre.f_leaky_relu_backward(grad, 0.01, false),
-            Activation::Silu => pre.f_silu_backward(grad),
-        }
-    }
-
-    /// Whether [`Activation::backward`] reads the activation's input (otherwise only its
-    /// output is needed, and the input need not be kept).
-    pub(crate) fn backward_needs_input(self) -> bool {
-        matches!(self, Activation::LeakyRelu | Activation::Silu)
-    }
-
     /// The same nonlinearity on one number, for inference in plain Rust
     /// ([`crate::networks::MlpSnapshot`]); agrees with [`Activation::apply`] up to rounding.
     pub fn apply_f32(self, x: f32) -> f32 {

@@ -14,7 +14,7 @@ use crate::scaffold::{Finite, Layout, Net, obs_dim};
 use crate::settings::SettingsContext;
 
 use super::actor::{ActionCoding, Actor, ActorSpec, PolicySample};
-use super::critic::{ActionInput, Follow, TwinCritic};
+use super::critic::{ActionInput, TwinCritic};
 use super::exploration::PinkNoise;
 use super::settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};
 use super::state::MetricSums;
@@ -265,16 +265,17 @@ impl Pathwise {
         target: &Tensor,
     ) -> Result<(), AgentError> {
         let guard = self.finite();
-        let critic = &self.critic;
-        let (q1, q2, grad) =
-            critic.module.regression_grad(&batch.obs_actions, target, &critic.params)?;
-        let (qf1_loss, qf2_loss) = tch::no_grad(|| {
-            (q1.mse_loss(target, Reduction::Mean), q2.mse_loss(target, Reduction::Mean))
-        });
+        let (q1, q2) = self.critic.module.forward(&batch.obs_actions);
+        let qf1_loss = q1.mse_loss(target, Reduction::Mean);
+        let qf2_loss = q2.mse_loss(target, Reduction::Mean);
         let qf1 = guard.scalar("losses/qf1_loss", &qf1_loss)?;
         let qf2 = guard.scalar("losses/qf2_loss", &qf2_loss)?;
-        let norm =
-            self.critic.step_on(grad, self.cfg.max_grad_norm, guard, "losses/critic_grad_norm")?;
+        let norm = self.critic.step(
+            &(qf1_loss + qf2_loss),
+            self.cfg.max_grad_norm,
+            guard,
+            "losses/critic_grad_norm",
+        )?;
         let q1_mean = tch::no_grad(|| q1.mean(None).double_value(&[]));
         self.metrics.add("losses/qf1_loss", qf1);
         self.metrics.add("losses/qf2_loss", qf2);
@@ -292,26 +293,17 @@ impl Pathwise {
     ) -> Result<PolicySample, AgentError> {
         let guard = self.finite();
         let sample = self.actor.module.rsample(obs)?;
-        // The critics' slope at the sampled actions, by hand and without a graph: the actor's
-        // graph starts at the actions. `sample_losses` are per-sample surrogates whose gradients
-        // in the actor's parameters are those of the per-sample actor losses
-        // (`entropy − V(s, a(θ))`: the critic term enters as `−⟨a(θ), ∂V/∂a⟩`), and
-        // `loss_values` are those losses' values.
-        let obs_actions = Tensor::f_cat(&[obs, &sample.actions.detach()], 1)?;
-        let (value, slope) =
-            self.critic.module.action_gradient(&obs_actions, self.variant.follows())?;
-        let entropy = self.variant.entropy_term(&sample, alpha);
-        let climb = (&sample.actions * slope).f_sum_dim_intlist(-1, false, None)?;
-        let (sample_losses, loss_values) = match &entropy {
-            Some(e) => (e - climb, tch::no_grad(|| e.detach() - &value)),
-            None => (-climb, -&value),
-        };
-        let (sample_losses, loss_values) = match &sample.logit_penalty {
-            Some(penalty) => (sample_losses + penalty, loss_values + penalty.detach()),
-            None => (sample_losses, loss_values),
+        // Column-major, so that the gradient into the critic's narrow first layer takes MKL's
+        // fast product (see `optim::column_major`).
+        let obs_actions = Tensor::cat(&[obs.tr(), sample.actions.tr()], 0).tr();
+        let sample_losses =
+            self.variant.actor_sample_losses(&self.critic.module, &obs_actions, &sample, alpha);
+        let sample_losses = match &sample.logit_penalty {
+            Some(penalty) => sample_losses + penalty,
+            None => sample_losses,
         };
         let actor_loss = sample_losses.mean(None);
-        let loss_value = guard.scalar("losses/actor_loss", &loss_values.mean(None))?;
+        let loss_value = guard.scalar("losses/actor_loss", &actor_loss)?;
         // Once per metrics window: the first actor step after the last report.
         if self.cfg.grad_diagnostics && !self.metrics.contains("grad/variance") {
             let rows = sample_losses.size()[0];
@@ -410,20 +402,21 @@ impl Variant {
         }
     }
 
-    /// Which of the twin critics' values the actor climbs: SAC's `min(Q1, Q2)`, TD3's `Q1`.
-    fn follows(&self) -> Follow {
+    /// The actor loss of each sample at the `[obs, action]` rows `obs_actions`: SAC's
+    /// `α log π(a|s) − min(Q1, Q2)(s, a)`, TD3's `−Q1(s, μ(s))`.
+    fn actor_sample_losses(
+        &self,
+        critic: &TwinCritic,
+        obs_actions: &Tensor,
+        sample: &PolicySample,
+        alpha: f64,
+    ) -> Tensor {
         match self {
-            Variant::Sac(_) => Follow::Min,
-            Variant::Td3 { .. } => Follow::Q1,
-        }
-    }
-
-    /// The entropy term `α log π(a|s)` of each sample's actor loss (SAC), differentiable in
-    /// the actor's parameters; `None` for TD3, whose actor loss is `−Q1(s, μ(s))` alone.
-    fn entropy_term(&self, sample: &PolicySample, alpha: f64) -> Option<Tensor> {
-        match self {
-            Variant::Sac(_) => Some(&sample.neg_entropy * alpha),
-            Variant::Td3 { .. } => None,
+            Variant::Sac(_) => {
+                let (q1, q2) = critic.forward(obs_actions);
+                &sample.neg_entropy * alpha - q1.minimum(&q2)
+            }
+            Variant::Td3 { .. } => -critic.q1(obs_actions),
         }
     }
 
