@@ -5,6 +5,8 @@
 #   scripts/setup.sh --cuda   full torch wheel with CUDA in a venv (~2.7 GB download, 4.7 GB on disk)
 #   scripts/setup.sh --gymnasium   also make the venv of the `gymnasium` feature (Gymnasium with
 #                             Box2D, pinned) in the cache, where rlpg finds it at run time
+#   scripts/setup.sh --mujoco      --gymnasium, plus MuJoCo in that venv (gymnasium[mujoco]:
+#                             HalfCheetah-v5, Hopper-v5, ...); a later plain --gymnasium keeps it
 #   scripts/setup.sh --project DIR   also set up the Cargo project in DIR (a crate outside this
 #                             repository that depends on rlpg) to build and run against it
 #
@@ -32,17 +34,19 @@ CUDA_CUPTI=nvidia-cuda-cupti==13.0.85
 variant=cpu
 project=""
 gymnasium=false
+mujoco=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --cuda) variant=cuda ;;
     --cpu) variant=cpu ;;
     --gymnasium) gymnasium=true ;;
+    --mujoco) gymnasium=true; mujoco=true ;;
     --project)
       [ $# -ge 2 ] || { echo "setup.sh: --project needs a directory" >&2; exit 2; }
       project=$2; shift ;;
     --project=*) project=${1#--project=} ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$1' (expected --cpu, --cuda, --gymnasium or --project DIR)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$1' (expected --cpu, --cuda, --gymnasium, --mujoco or --project DIR)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -160,6 +164,14 @@ if $gymnasium; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $GYMNASIUM_PINS \
       || die "pip could not install $GYMNASIUM_PINS into $venv"
     echo "$GYMNASIUM_PINS" > "$venv/.complete"
+  fi
+  # MuJoCo on top, with its own marker: remade with the venv, kept by a plain --gymnasium.
+  MUJOCO_PINS="gymnasium[mujoco]==1.4.0"
+  if $mujoco && [ "$(cat "$venv/.mujoco" 2>/dev/null)" != "$MUJOCO_PINS" ]; then
+    echo "setup.sh: installing $MUJOCO_PINS into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$MUJOCO_PINS" numpy==2.4.6 \
+      || die "pip could not install $MUJOCO_PINS into $venv"
+    echo "$MUJOCO_PINS" > "$venv/.mujoco"
   fi
   echo "setup.sh: gymnasium venv ready at $venv ($("$venv/bin/python" -c 'import gymnasium; print("gymnasium", gymnasium.__version__)'))" >&2
 fi
