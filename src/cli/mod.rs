@@ -45,6 +45,7 @@ use crate::run::{
     resolve_checkpoint, resume_with, train_with,
 };
 use crate::trainer::Target;
+use crate::truegrad::TrueGradOptions;
 use crate::{Config, Override};
 
 /// The exit-code table of every subcommand, shown at the end of `--help`.
@@ -229,34 +230,9 @@ enum Command {
         #[arg(long, value_name = "RUN_OR_CHECKPOINT",
               conflicts_with_all = ["trials", "samples", "problems", "temperatures"])]
         policy: Option<PathBuf>,
-        /// With --policy: episodes behind the ground truth.
-        #[arg(long, default_value_t = 32_768, requires = "policy")]
-        truth_episodes: usize,
-        /// With --policy: episodes per ground-truth chunk (the standard error comes from the
-        /// chunks' spread) and per batch of lockstep rollouts.
-        #[arg(long, default_value_t = 512, requires = "policy")]
-        chunk_episodes: usize,
-        /// With --policy: independent estimates per estimator.
-        #[arg(long, default_value_t = 100, requires = "policy")]
-        estimates: usize,
-        /// With --policy: the λ of the GAE estimators, comma separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.9, 0.97],
-              requires = "policy")]
-        lambdas: Vec<f64>,
-        /// With --policy: random directions of the finite-difference cross-check (0: none).
-        #[arg(long, default_value_t = 3, requires = "policy")]
-        fd_directions: usize,
-        /// With --policy: episode pairs per finite difference.
-        #[arg(long, default_value_t = 4096, requires = "policy")]
-        fd_episodes: usize,
-        /// With --policy: the finite differences' largest step along unit directions of the
-        /// parameters (shorter where J is steep: h ‖∇J‖ ≤ 0.01 |J|).
-        #[arg(long, default_value_t = 0.01, requires = "policy")]
-        fd_step: f64,
-        /// With --policy: episodes per score-function estimate (default: the agent's batch in
-        /// steps over the mean episode length).
-        #[arg(long, requires = "policy")]
-        batch_episodes: Option<usize>,
+        /// With --policy: the measurement's settings.
+        #[command(flatten)]
+        lab: PolicyLab,
     },
     /// Check that libtorch is linked and working: prints rlpg's version, libtorch's version,
     /// build (CPU or CUDA) and folder, whether CUDA is available, and the torch threads.
@@ -275,6 +251,59 @@ enum Command {
     /// Export a run's policy for deployment without libtorch: policy.json, policy.safetensors
     /// and policy.onnx in --out (loaded by the rlpg-policy crate, numpy or onnxruntime).
     Export(export::ExportArgs),
+}
+
+/// The settings of `rlpg gradlab --policy` (each requires `--policy`); the defaults are
+/// [`TrueGradOptions::default`]'s.
+#[derive(Debug, Clone, clap::Args)]
+struct PolicyLab {
+    /// With --policy: episodes behind the ground truth.
+    #[arg(long, default_value_t = TrueGradOptions::default().truth_episodes, requires = "policy")]
+    truth_episodes: usize,
+    /// With --policy: episodes per ground-truth chunk (the standard error comes from the
+    /// chunks' spread) and per batch of lockstep rollouts.
+    #[arg(long, default_value_t = TrueGradOptions::default().chunk_episodes, requires = "policy")]
+    chunk_episodes: usize,
+    /// With --policy: independent estimates per estimator.
+    #[arg(long, default_value_t = TrueGradOptions::default().estimates, requires = "policy")]
+    estimates: usize,
+    /// With --policy: the λ of the GAE estimators, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = TrueGradOptions::default().lambdas,
+          requires = "policy")]
+    lambdas: Vec<f64>,
+    /// With --policy: random directions of the finite-difference cross-check (0: none).
+    #[arg(long, default_value_t = TrueGradOptions::default().fd_directions, requires = "policy")]
+    fd_directions: usize,
+    /// With --policy: episode pairs per finite difference.
+    #[arg(long, default_value_t = TrueGradOptions::default().fd_episodes, requires = "policy")]
+    fd_episodes: usize,
+    /// With --policy: the finite differences' largest step along unit directions of the
+    /// parameters (shorter where J is steep: h ‖∇J‖ ≤ 0.01 |J|).
+    #[arg(long, default_value_t = TrueGradOptions::default().fd_step, requires = "policy")]
+    fd_step: f64,
+    /// With --policy: episodes per score-function estimate (default: the agent's batch in
+    /// steps over the mean episode length).
+    #[arg(long, requires = "policy")]
+    batch_episodes: Option<usize>,
+}
+
+impl PolicyLab {
+    /// The measurement's options with the command's seed and thread count.
+    fn options(self, seed: u64, threads: usize) -> TrueGradOptions {
+        TrueGradOptions {
+            truth_episodes: self.truth_episodes,
+            chunk_episodes: self.chunk_episodes,
+            estimates: self.estimates,
+            lambdas: self.lambdas,
+            fd_directions: self.fd_directions,
+            fd_episodes: self.fd_episodes,
+            fd_step: self.fd_step,
+            batch_episodes: self.batch_episodes,
+            seed,
+            threads,
+            ..TrueGradOptions::default()
+        }
+    }
 }
 
 /// The `rlpg` command line with the built-in environments.
@@ -593,35 +622,8 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<u8, R
                 print!("{}", bench::to_markdown(&results, target));
             }
         }
-        Command::Gradlab {
-            policy: Some(path),
-            seed,
-            threads,
-            json,
-            truth_episodes,
-            chunk_episodes,
-            estimates,
-            lambdas,
-            fd_directions,
-            fd_episodes,
-            fd_step,
-            batch_episodes,
-            plot,
-            ..
-        } => {
-            let options = crate::truegrad::TrueGradOptions {
-                truth_episodes,
-                chunk_episodes,
-                estimates,
-                lambdas,
-                fd_directions,
-                fd_episodes,
-                fd_step,
-                batch_episodes,
-                max_steps: 100_000,
-                seed,
-                threads,
-            };
+        Command::Gradlab { policy: Some(path), seed, threads, json, lab, plot, .. } => {
+            let options = lab.options(seed, threads);
             let text = crate::truegrad::measure(&path, &options, envs).and_then(|m| {
                 if let Some(file) = &plot {
                     crate::truegrad::plot(&m.report, file)?;
@@ -804,3 +806,60 @@ const GYMNASIUM_SYNTAX: (&str, &str) = (
      made by gymnasium.make(ID, **env_kwargs) with Gymnasium's own time limit, in the Python of \
      RLPG_PYTHON, VIRTUAL_ENV or scripts/setup.sh --gymnasium",
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradlab(args: &[&str]) -> Result<Command, clap::Error> {
+        let argv = ["rlpg", "gradlab"].iter().chain(args).copied();
+        Cli::try_parse_from(argv).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn gradlab_policy_settings_reach_the_measurement_options() {
+        let command = gradlab(&[
+            "--policy",
+            "runs/x",
+            "--seed",
+            "7",
+            "--threads",
+            "2",
+            "--truth-episodes",
+            "1024",
+            "--lambdas",
+            "0.5,1",
+            "--fd-step",
+            "0.02",
+            "--batch-episodes",
+            "9",
+        ])
+        .expect("parses");
+        let Command::Gradlab { lab, seed, threads, policy, .. } = command else {
+            panic!("not gradlab");
+        };
+        assert_eq!(policy, Some(PathBuf::from("runs/x")));
+        let options = lab.options(seed, threads);
+        let defaults = TrueGradOptions::default();
+        assert_eq!(options.truth_episodes, 1024);
+        assert_eq!(options.lambdas, vec![0.5, 1.0]);
+        assert_eq!(options.fd_step, 0.02);
+        assert_eq!(options.batch_episodes, Some(9));
+        assert_eq!((options.seed, options.threads), (7, 2));
+        // Unset flags take the library's defaults.
+        assert_eq!(options.chunk_episodes, defaults.chunk_episodes);
+        assert_eq!(options.estimates, defaults.estimates);
+        assert_eq!(options.fd_directions, defaults.fd_directions);
+        assert_eq!(options.fd_episodes, defaults.fd_episodes);
+        assert_eq!(options.max_steps, defaults.max_steps);
+    }
+
+    #[test]
+    fn gradlab_policy_settings_without_policy_are_refused() {
+        for flag in ["--truth-episodes", "--fd-step", "--lambdas", "--batch-episodes"] {
+            let e = gradlab(&[flag, "1"]).err().unwrap_or_else(|| panic!("{flag} accepted"));
+            assert!(e.to_string().contains("--policy"), "{flag}: {e}");
+        }
+        gradlab(&["--policy", "runs/x", "--trials", "5"]).err().expect("--trials conflicts");
+    }
+}
