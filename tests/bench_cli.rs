@@ -2,14 +2,13 @@
 //! preset reaches a mean of 475 over the last 100 training episodes), the early stop at the
 //! target, the JSON and the markdown table; the doctor's report.
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::rlpg;
 
 /// The REINFORCE CartPole preset.
 const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -2,7 +2,7 @@
 //! missing, incomplete and corrupt checkpoints, pruning, event-file trimming, `rlpg runs`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Mutex;
 
 use rlpg::checkpoint::{
@@ -12,6 +12,9 @@ use rlpg::run::train;
 use rlpg::runs::{RunStatus, list_runs};
 use rlpg::trainer::SaveReason;
 use rlpg::{AgentKind, Config, TbLogger, read_scalars, trim_event_files};
+
+mod common;
+use common::rlpg;
 
 /// libtorch's generator is global to the process: training runs take turns.
 static TORCH: Mutex<()> = Mutex::new(());
@@ -41,10 +44,6 @@ fn train_config(config: &Config, root: &Path) -> PathBuf {
     let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
     let trained = train(config, root, None, false).expect("training");
     trained.run_dir.path().to_owned()
-}
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
 }
 
 fn stderr(o: &Output) -> String {

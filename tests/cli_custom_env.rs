@@ -9,7 +9,7 @@
 mod grid_reach_cli;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Output};
+use std::process::{ExitCode, Output};
 use std::sync::atomic::AtomicBool;
 
 use grid_reach_cli::{GridReach, registry};
@@ -18,6 +18,9 @@ use rlpg::envs::{Env, Registry};
 use rlpg::run::{EnvSource, RunError, RunOutcome, TrainOptions, evaluate_run, train_with};
 use rlpg::runs::{RunStatus, list_runs};
 use rlpg::{Config, Override};
+
+mod common;
+use common::rlpg;
 
 const CONFIG: &str = r#"
 env = "GridReach-v0"
@@ -48,10 +51,6 @@ fn grid_cli(args: &[&str]) -> ExitCode {
 }
 
 /// The `rlpg` binary, which has the built-in environments only.
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

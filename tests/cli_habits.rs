@@ -3,21 +3,14 @@
 //! the doctor's report, completions and JSON output.
 
 mod common;
+use common::rlpg;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{PRESET, temp_root};
 use rlpg::checkpoint::{Checkpoint, step_checkpoints, step_file_name};
 use rlpg::{Config, Override, read_scalars};
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg"))
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run rlpg")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

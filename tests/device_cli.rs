@@ -4,21 +4,9 @@
 //! with another.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod common;
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{path, rlpg, text};
 
 const PENDULUM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pathwise_pendulum.toml");
 

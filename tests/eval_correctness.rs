@@ -4,19 +4,15 @@
 //! clearly differently (so a bug that ignored either would show here).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
 
 mod common;
+use common::rlpg;
 
 /// Seed of the run; the trainer evaluates on seeds `SEED + 1_000_000 + i`.
 const SEED: u64 = 2;
 const EPISODES: &str = "5";
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
-}
 
 /// `rlpg eval RUN --checkpoint WHICH` on the training run's evaluation seeds; the mean return.
 fn eval(run_dir: &Path, which: &str) -> f64 {

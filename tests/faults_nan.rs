@@ -2,7 +2,6 @@
 //! message naming the quantity and the step, keeps the last good checkpoint, exits non-zero.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use rlpg::agents::{ActMode, Agent, AgentError, Metrics, Transition};
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
@@ -12,6 +11,9 @@ use rlpg::trainer::{
 };
 use rlpg::{AgentKind, Config};
 use tch::{Device, Kind, Tensor};
+
+mod common;
+use common::rlpg;
 
 const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
 /// The pathwise case starts from a pathwise preset: a [reinforce] section is refused with
@@ -24,10 +26,6 @@ fn temp_root(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
-}
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
 }
 
 /// Trains with `sets` (absurd learning rates) and checks the failure and what is left.

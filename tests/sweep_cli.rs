@@ -3,24 +3,13 @@
 //! before anything is created, `--emit commands` / `--emit slurm`, and Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::{path, rlpg, text};
 
 use common::PRESET;
-
-fn rlpg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg")).args(args).output().expect("run rlpg")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// The run directories (holding a config.toml) directly under `out`, by name.
 fn run_dirs(out: &Path) -> Vec<PathBuf> {

@@ -3,27 +3,15 @@
 //! episodes eval scores, `rlpg plot`, and the early error for an env that cannot render.
 
 mod common;
+use common::{rlpg, text};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::{temp_root, train_args};
 use rlpg::{event_files, read_scalars};
 
-fn rlpg(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlpg"))
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run rlpg")
-}
-
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn train(out: &Path, sets: &[&str]) -> PathBuf {

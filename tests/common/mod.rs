@@ -26,3 +26,23 @@ pub fn train_args(seed: u64, sets: &[String], out: &Path) -> Vec<String> {
     args.extend(["--quiet", "--out", out.to_str().expect("utf-8 path")].map(str::to_owned));
     args
 }
+
+/// Runs the `rlpg` binary under test with `args` and waits for it. `LD_LIBRARY_PATH` is
+/// removed, so every CLI test also proves that the binary finds libtorch through its rpath.
+pub fn rlpg<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rlpg"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run rlpg")
+}
+
+/// Bytes of a process's output as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `p` as `&str` (test paths are UTF-8).
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
