@@ -128,6 +128,10 @@ fn every_bad_override_fails_with_its_expected_message() {
             &["agent=pathwise", "pathwise.estimator=td3", "<no section>"],
             "--set pathwise.estimator=td3: pathwise.estimator: td3's deterministic actor needs continuous (Box) actions",
         ),
+        (
+            &["agent=pathwise", "pathwise.layer_init=xavier", "<no section>"],
+            "--set pathwise.layer_init=xavier: pathwise.layer_init: unknown variant `xavier`, expected `pytorch` or `kaiming_uniform`",
+        ),
         // Settings of an agent that is not the chosen one would be ignored.
         (
             &["pathwise.gamma=0.5"],

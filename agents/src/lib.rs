@@ -29,4 +29,4 @@ pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
 pub use pathwise::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
 pub use probe::PolicyProbe;
 pub use reinforce::{Reinforce, ReinforceConfig};
-pub use settings::{Activation, InvalidSetting, SettingsContext};
+pub use settings::{Activation, InvalidSetting, SettingsContext, WeightInit};

@@ -19,12 +19,25 @@ pub const POLICY_OUTPUT_GAIN: f64 = 0.01;
 /// Orthogonal-init gain of the value network's output layer (CleanRL).
 pub const VALUE_OUTPUT_GAIN: f64 = 1.0;
 
+/// PyTorch's `nn.Linear` weight initialization, `kaiming_uniform_(a = √5)`: Kaiming-uniform
+/// with gain `√(2 / (1 + 5)) = 1/√3`, i.e. uniform in `±1/√fan_in`. (tch leaves a bias without
+/// an init uniform in `±1/√fan_in`, which is PyTorch's bias initialization.)
+const PYTORCH_LINEAR_INIT: nn::Init = nn::Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Uniform,
+    fan: nn::init::FanInOut::FanIn,
+    non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
+};
+
 /// How the weights of a network's linear layers are initialized.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LayerInit {
-    /// tch's default: Kaiming-uniform weights, uniform biases in `±1/√fan_in` (PyTorch's
-    /// `nn.Linear` default).
+    /// PyTorch's `nn.Linear` default (what Stable-Baselines3's networks start from): weights
+    /// and biases uniform in `±1/√fan_in`. (Not tch's `LinearConfig::default()`, whose
+    /// Kaiming-uniform weights use ReLU's gain √2 and so are √6 ≈ 2.45 times wider.)
     TorchDefault,
+    /// Kaiming (He) uniform weights with ReLU's gain, uniform in `±√(6/fan_in)`, and PyTorch's
+    /// biases: tch's `LinearConfig::default()`.
+    KaimingUniform,
     /// Orthogonal weights scaled by a gain and zero biases, as CleanRL initializes its agents.
     Orthogonal {
         /// Gain of every hidden layer.
@@ -83,13 +96,14 @@ impl Mlp {
                 bs_init: Some(nn::Init::Const(0.0)),
                 bias: true,
             },
-            _ => nn::LinearConfig::default(),
+            (LayerInit::KaimingUniform, _) => nn::LinearConfig::default(),
+            _ => nn::LinearConfig { ws_init: PYTORCH_LINEAR_INIT, bs_init: None, bias: true },
         };
         let (hidden_gain, output_gain) = match init {
             LayerInit::Orthogonal { hidden_gain, output_gain } => {
                 (Some(hidden_gain), Some(output_gain))
             }
-            LayerInit::TorchDefault => (None, None),
+            LayerInit::TorchDefault | LayerInit::KaimingUniform => (None, None),
         };
         let mut layers = Vec::with_capacity(hidden.len());
         let mut width = in_dim as i64;
@@ -346,6 +360,31 @@ mod tests {
         assert_eq!(vars.len(), 6, "expected 3 weights and 3 biases, got {:?}", vars.keys());
         let y = mlp.forward(&Tensor::zeros([5, 4], (Kind::Float, Device::Cpu)));
         assert_eq!(y.size(), vec![5, 3]);
+    }
+
+    #[test]
+    fn torch_default_init_is_pytorchs_nn_linear_default() {
+        // PyTorch: weights and biases uniform in ±1/√fan_in, so a weight's standard deviation
+        // is 1/√(3 fan_in). tch's own default is √6 times wider; SB3's networks start from
+        // PyTorch's.
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mlp =
+            Mlp::new(&vs.root(), 17, &[256, 256], 6, Activation::Relu, LayerInit::TorchDefault);
+        for (layer, fan_in) in mlp.hidden.iter().chain([&mlp.out]).zip([17.0f64, 256.0, 256.0]) {
+            let bound = 1.0 / fan_in.sqrt();
+            let ws = &layer.ws;
+            let max = ws.abs().max().double_value(&[]);
+            let std = ws.std(false).double_value(&[]);
+            assert!(
+                max <= bound && max > 0.95 * bound,
+                "fan_in {fan_in}: max |w| {max}, bound {bound}"
+            );
+            let want = bound / 3f64.sqrt();
+            assert!((std / want - 1.0).abs() < 0.05, "fan_in {fan_in}: std {std}, want {want}");
+            let bs = layer.bs.as_ref().expect("bias");
+            assert!(bs.abs().max().double_value(&[]) <= bound, "fan_in {fan_in}: bias");
+        }
     }
 
     #[test]

@@ -135,6 +135,31 @@ pub(crate) fn check_action_specific(
     }
 }
 
+/// How a network's linear layers start. Written in lowercase in configs (`"pytorch"`,
+/// `"kaiming_uniform"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightInit {
+    /// PyTorch's `nn.Linear` default, which Stable-Baselines3's networks start from: weights
+    /// and biases uniform in `±1/√fan_in`.
+    #[default]
+    Pytorch,
+    /// Kaiming (He) uniform weights for ReLU, uniform in `±√(6/fan_in)` (√6 times PyTorch's;
+    /// tch's own default), biases as PyTorch's. Larger initial outputs: on inputs of a few
+    /// units the first actions of a squashed actor start saturated.
+    KaimingUniform,
+}
+
+impl WeightInit {
+    /// The layer initialization of the networks module.
+    pub(crate) fn layer_init(self) -> crate::networks::LayerInit {
+        match self {
+            Self::Pytorch => crate::networks::LayerInit::TorchDefault,
+            Self::KaimingUniform => crate::networks::LayerInit::KaimingUniform,
+        }
+    }
+}
+
 /// The nonlinearity between hidden layers of a network. Written in lowercase in configs
 /// (`"tanh"`, `"relu"`, `"elu"`, `"leaky_relu"`, `"silu"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

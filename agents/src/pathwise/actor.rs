@@ -221,6 +221,8 @@ pub(crate) struct ActorSpec<'a> {
     /// Bound `L` on the centred logits, `L · tanh(raw / L)`, with a penalty on raw logits past
     /// it (discrete spaces; 0: unbounded).
     pub(crate) logit_bound: f64,
+    /// How the layers start.
+    pub(crate) init: LayerInit,
 }
 
 /// The actor: an MLP from observations to a policy over the critic's action encoding.
@@ -270,8 +272,7 @@ impl Actor {
                 )));
             }
         };
-        let body =
-            Mlp::new(path, obs_dim, spec.hidden, outputs, spec.activation, LayerInit::TorchDefault);
+        let body = Mlp::new(path, obs_dim, spec.hidden, outputs, spec.activation, spec.init);
         Ok(Self { body, head })
     }
 

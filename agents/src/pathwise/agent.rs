@@ -97,6 +97,7 @@ impl Pathwise {
             temperature: cfg.gumbel_temperature,
             straight_through: cfg.straight_through,
             logit_bound: cfg.logit_bound,
+            init: cfg.layer_init.layer_init(),
         };
         let build_actor = |p: &nn::Path<'_>| Actor::new(p, obs_dim, &coding, &spec);
         let input = match (&coding, cfg.discrete_critic) {
@@ -104,7 +105,8 @@ impl Pathwise {
             _ => ActionInput::Concatenated,
         };
         let build_critic = |p: &nn::Path<'_>| {
-            Ok(TwinCritic::new(p, obs_dim, act_dim, input, &cfg.critic_hidden, cfg.activation))
+            let (hidden, init) = (&cfg.critic_hidden, cfg.layer_init.layer_init());
+            Ok(TwinCritic::new(p, obs_dim, act_dim, input, hidden, cfg.activation, init))
         };
 
         // Classic-control inputs are 3 or 4 wide: column-major weights keep MKL on its fast

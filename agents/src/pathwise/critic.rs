@@ -45,14 +45,13 @@ impl TwinCritic {
         input: ActionInput,
         hidden: &[usize],
         activation: Activation,
+        init: LayerInit,
     ) -> Self {
         let (in_dim, out_dim) = match input {
             ActionInput::Concatenated => (obs_dim + act_dim, 1),
             ActionInput::PerAction => (obs_dim, act_dim),
         };
-        let mlp = |name: &str| {
-            Mlp::new(&(path / name), in_dim, hidden, out_dim, activation, LayerInit::TorchDefault)
-        };
+        let mlp = |name: &str| Mlp::new(&(path / name), in_dim, hidden, out_dim, activation, init);
         Self {
             q1: mlp("q1"),
             q2: mlp("q2"),
@@ -100,7 +99,15 @@ mod tests {
     fn critic(input: ActionInput, seed: i64) -> (nn::VarStore, TwinCritic) {
         tch::manual_seed(seed);
         let store = nn::VarStore::new(Device::Cpu);
-        let critic = TwinCritic::new(&store.root(), 4, 3, input, &[16, 16], Activation::Tanh);
+        let critic = TwinCritic::new(
+            &store.root(),
+            4,
+            3,
+            input,
+            &[16, 16],
+            Activation::Tanh,
+            LayerInit::TorchDefault,
+        );
         (store, critic)
     }
 

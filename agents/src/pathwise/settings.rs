@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::settings::{
-    ActionKind, ActionSpecific, Activation, InvalidSetting, SettingsContext, check_action_specific,
-    check_at_least_one, check_discount, check_finite, check_hidden_sizes, check_non_negative,
-    check_positive,
+    ActionKind, ActionSpecific, Activation, InvalidSetting, SettingsContext, WeightInit,
+    check_action_specific, check_at_least_one, check_discount, check_finite, check_hidden_sizes,
+    check_non_negative, check_positive,
 };
 use rlpg_envs::Space;
 
@@ -105,6 +105,9 @@ pub struct PathwiseConfig {
     pub critic_hidden: Vec<usize>,
     /// Nonlinearity between hidden layers: tanh, relu, elu, leaky_relu or silu.
     pub activation: Activation,
+    /// How the actor's and critics' layers start: "pytorch" (PyTorch's `nn.Linear` default,
+    /// as Stable-Baselines3) or "kaiming_uniform" (√6 times wider; see [`WeightInit`]).
+    pub layer_init: WeightInit,
     /// Initial entropy temperature α (SAC), and its value throughout when autotune_alpha is off.
     pub alpha: f64,
     /// Learn α toward target_entropy (SAC); otherwise α stays fixed at `alpha`.
@@ -189,6 +192,7 @@ impl Default for PathwiseConfig {
             actor_hidden: vec![64, 64],
             critic_hidden: vec![64, 64],
             activation: Activation::Relu,
+            layer_init: WeightInit::Pytorch,
             alpha: 1.0,
             autotune_alpha: true,
             target_entropy: None,

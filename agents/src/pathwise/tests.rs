@@ -7,7 +7,7 @@ use crate::agent::{ActMode, Agent, AgentError, Transition};
 use crate::distributions::GumbelSoftmax;
 use crate::optim::FlatParams;
 use crate::replay::ReplaySample;
-use crate::settings::SettingsContext;
+use crate::settings::{SettingsContext, WeightInit};
 
 use super::actor;
 use super::agent::{NAME, Variant, bootstrapped_target, smoothed_target_action};
@@ -721,4 +721,30 @@ fn pink_exploration_is_box_only_correlates_actions_and_resumes_exactly() {
     let mut plain = Pathwise::new(&gaussian, &obs_space, &act_space, 1).unwrap();
     let err = plain.load_training_state(&state).unwrap_err().to_string();
     assert!(err.contains("exploration/"), "{err}");
+}
+
+#[test]
+fn layer_init_sets_how_wide_the_actors_and_critics_weights_start() {
+    // Pendulum: 3 observations, so the actor's first layer has fan-in 3 and the critics' 4.
+    for (init, widest) in [(WeightInit::Pytorch, 1.0), (WeightInit::KaimingUniform, 6f64.sqrt())] {
+        let cfg = PathwiseConfig { layer_init: init, ..PathwiseConfig::default() };
+        let agent = agent(&cfg, 5);
+        let mut seen = 0;
+        for (name, t) in agent.named_tensors() {
+            let fan_in = match name.as_str() {
+                "actor/fc0.weight" => 3.0,
+                "critic/q1.fc0.weight" | "critic/q2.fc0.weight" => 4.0,
+                "actor/fc1.weight" | "critic/q1.fc1.weight" => 64.0,
+                _ => continue,
+            };
+            seen += 1;
+            let bound = widest / f64::sqrt(fan_in);
+            let max = t.abs().max().double_value(&[]);
+            assert!(
+                max <= bound && max > 0.8 * bound,
+                "{init:?} {name}: max |w| {max}, bound {bound}"
+            );
+        }
+        assert_eq!(seen, 5, "{init:?}: the weights looked for");
+    }
 }
