@@ -34,7 +34,7 @@ pub enum LayerInit {
     /// PyTorch's `nn.Linear` default (what Stable-Baselines3's networks start from): weights
     /// and biases uniform in `±1/√fan_in`. (Not tch's `LinearConfig::default()`, whose
     /// Kaiming-uniform weights use ReLU's gain √2 and so are √6 ≈ 2.45 times wider.)
-    TorchDefault,
+    Pytorch,
     /// Kaiming (He) uniform weights with ReLU's gain, uniform in `±√(6/fan_in)`, and PyTorch's
     /// biases: tch's `LinearConfig::default()`.
     KaimingUniform,
@@ -65,7 +65,7 @@ impl MlpSpec {
         if self.orthogonal_init {
             LayerInit::Orthogonal { hidden_gain: HIDDEN_GAIN, output_gain }
         } else {
-            LayerInit::TorchDefault
+            LayerInit::Pytorch
         }
     }
 }
@@ -103,7 +103,7 @@ impl Mlp {
             LayerInit::Orthogonal { hidden_gain, output_gain } => {
                 (Some(hidden_gain), Some(output_gain))
             }
-            LayerInit::TorchDefault | LayerInit::KaimingUniform => (None, None),
+            LayerInit::Pytorch | LayerInit::KaimingUniform => (None, None),
         };
         let mut layers = Vec::with_capacity(hidden.len());
         let mut width = in_dim as i64;
@@ -309,7 +309,7 @@ mod tests {
             Activation::Silu,
         ] {
             let vs = nn::VarStore::new(Device::Cpu);
-            let mlp = Mlp::new(&vs.root(), 5, &[64, 32], 3, activation, LayerInit::TorchDefault);
+            let mlp = Mlp::new(&vs.root(), 5, &[64, 32], 3, activation, LayerInit::Pytorch);
             let x = Tensor::randn([9, 5], (Kind::Float, Device::Cpu)) * 2.0;
             let expected =
                 Vec::<f32>::try_from(&tch::no_grad(|| mlp.forward(&x)).view([-1])).expect("floats");
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_a_copy_that_a_new_snapshot_refreshes() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let mlp = Mlp::new(&vs.root(), 2, &[4], 1, Activation::Relu, LayerInit::TorchDefault);
+        let mlp = Mlp::new(&vs.root(), 2, &[4], 1, Activation::Relu, LayerInit::Pytorch);
         let before = mlp.snapshot().expect("snapshot");
         tch::no_grad(|| {
             for (_, mut v) in vs.variables() {
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn mlp_registers_named_layers_with_the_requested_shapes() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let mlp = Mlp::new(&vs.root(), 4, &[64, 32], 3, Activation::Relu, LayerInit::TorchDefault);
+        let mlp = Mlp::new(&vs.root(), 4, &[64, 32], 3, Activation::Relu, LayerInit::Pytorch);
         let vars = vs.variables();
         let shape = |name: &str| vars.get(name).map(|t| t.size());
         assert_eq!(shape("fc0.weight"), Some(vec![64, 4]));
@@ -363,14 +363,13 @@ mod tests {
     }
 
     #[test]
-    fn torch_default_init_is_pytorchs_nn_linear_default() {
+    fn pytorch_init_is_nn_linears_default() {
         // PyTorch: weights and biases uniform in ±1/√fan_in, so a weight's standard deviation
         // is 1/√(3 fan_in). tch's own default is √6 times wider; SB3's networks start from
         // PyTorch's.
         tch::manual_seed(3);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let mlp =
-            Mlp::new(&vs.root(), 17, &[256, 256], 6, Activation::Relu, LayerInit::TorchDefault);
+        let mlp = Mlp::new(&vs.root(), 17, &[256, 256], 6, Activation::Relu, LayerInit::Pytorch);
         for (layer, fan_in) in mlp.hidden.iter().chain([&mlp.out]).zip([17.0f64, 256.0, 256.0]) {
             let bound = 1.0 / fan_in.sqrt();
             let ws = &layer.ws;

@@ -371,7 +371,7 @@ mod tests {
     fn mlp_store(seed: i64) -> (nn::VarStore, Mlp) {
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mlp = Mlp::new(&vs.root(), 3, &[8, 5], 2, Activation::Tanh, LayerInit::TorchDefault);
+        let mlp = Mlp::new(&vs.root(), 3, &[8, 5], 2, Activation::Tanh, LayerInit::Pytorch);
         (vs, mlp)
     }
 

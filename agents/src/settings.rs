@@ -154,7 +154,7 @@ impl WeightInit {
     /// The layer initialization of the networks module.
     pub(crate) fn layer_init(self) -> crate::networks::LayerInit {
         match self {
-            Self::Pytorch => crate::networks::LayerInit::TorchDefault,
+            Self::Pytorch => crate::networks::LayerInit::Pytorch,
             Self::KaimingUniform => crate::networks::LayerInit::KaimingUniform,
         }
     }

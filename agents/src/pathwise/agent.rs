@@ -90,6 +90,7 @@ impl Pathwise {
         cfg.validate(&SettingsContext::run(num_envs, action_space))?;
         let coding = ActionCoding::new(action_space)?;
         let act_dim = coding.dim();
+        let init = cfg.layer_init.layer_init();
         let spec = ActorSpec {
             deterministic: cfg.estimator == Estimator::Td3,
             hidden: &cfg.actor_hidden,
@@ -97,7 +98,7 @@ impl Pathwise {
             temperature: cfg.gumbel_temperature,
             straight_through: cfg.straight_through,
             logit_bound: cfg.logit_bound,
-            init: cfg.layer_init.layer_init(),
+            init,
         };
         let build_actor = |p: &nn::Path<'_>| Actor::new(p, obs_dim, &coding, &spec);
         let input = match (&coding, cfg.discrete_critic) {
@@ -105,8 +106,15 @@ impl Pathwise {
             _ => ActionInput::Concatenated,
         };
         let build_critic = |p: &nn::Path<'_>| {
-            let (hidden, init) = (&cfg.critic_hidden, cfg.layer_init.layer_init());
-            Ok(TwinCritic::new(p, obs_dim, act_dim, input, hidden, cfg.activation, init))
+            Ok(TwinCritic::new(
+                p,
+                obs_dim,
+                act_dim,
+                input,
+                &cfg.critic_hidden,
+                cfg.activation,
+                init,
+            ))
         };
 
         // Classic-control inputs are 3 or 4 wide: column-major weights keep MKL on its fast

@@ -106,7 +106,7 @@ mod tests {
             input,
             &[16, 16],
             Activation::Tanh,
-            LayerInit::TorchDefault,
+            LayerInit::Pytorch,
         );
         (store, critic)
     }
