@@ -3,16 +3,11 @@
 //! episodes eval scores, `rlpg plot`, and the early error for an env that cannot render.
 
 mod common;
-use common::{rlpg, text};
 
 use std::path::{Path, PathBuf};
 
-use common::{temp_root, train_args};
+use common::{rlpg, temp_root, text, train_args};
 use rlpg::{event_files, read_scalars};
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| (*s).to_owned()).collect()
-}
 
 fn train(out: &Path, sets: &[&str]) -> PathBuf {
     let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
@@ -67,7 +62,7 @@ fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes
     let gif = root.join("eval.gif");
     let png = root.join("frame.png");
     let run_s = run.to_str().expect("utf-8").to_owned();
-    let o = rlpg(&strings(&[
+    let o = rlpg(&[
         "eval",
         &run_s,
         "--episodes",
@@ -77,7 +72,7 @@ fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes
         gif.to_str().expect("utf-8"),
         "--frame",
         png.to_str().expect("utf-8"),
-    ]));
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout stays JSON");
     let stderr = text(&o.stderr);
@@ -96,7 +91,7 @@ fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes
     // rlpg plot over the run; bad input is one line and exit code 2.
     let chart = root.join("chart.png");
     let csv = root.join("chart.csv");
-    let o = rlpg(&strings(&[
+    let o = rlpg(&[
         "plot",
         &run_s,
         "--out",
@@ -105,11 +100,11 @@ fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes
         "charts/episodic_return_mean100",
         "--csv",
         csv.to_str().expect("utf-8"),
-    ]));
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("CartPole-v1 / reinforce: 1 seed(s)"), "{}", text(&o.stdout));
     assert!(std::fs::read_to_string(&csv).expect("csv").starts_with("group,seeds,step,"));
-    let o = rlpg(&strings(&["plot", &run_s, "--out", "x.png", "--metric", "nope"]));
+    let o = rlpg(&["plot", &run_s, "--out", "x.png", "--metric", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
