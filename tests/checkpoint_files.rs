@@ -14,17 +14,10 @@ use rlpg::trainer::SaveReason;
 use rlpg::{AgentKind, Config, TbLogger, read_scalars, trim_event_files};
 
 mod common;
-use common::rlpg;
+use common::{Scratch, rlpg};
 
 /// libtorch's generator is global to the process: training runs take turns.
 static TORCH: Mutex<()> = Mutex::new(());
-
-fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-ckpt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 fn small_config() -> Config {
     let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
@@ -52,7 +45,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn a_finished_run_keeps_the_newest_checkpoints_and_the_best_one() {
-    let root = temp_root("prune");
+    let root = Scratch::new("ckpt-prune");
     let run = train_small(&root);
     let steps: Vec<u64> =
         step_checkpoints(&run).expect("list").into_iter().map(|(s, _)| s).collect();
@@ -74,12 +67,11 @@ fn a_finished_run_keeps_the_newest_checkpoints_and_the_best_one() {
     assert!(!run.join("policy.safetensors").exists(), "one mechanism: no policy.safetensors");
     let eval = rlpg(&["eval", run.to_str().expect("utf-8"), "--episodes", "2"]);
     assert!(eval.status.success(), "eval of the best checkpoint failed: {}", stderr(&eval));
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn damaged_checkpoints_are_refused_with_a_message_naming_the_file() {
-    let root = temp_root("damage");
+    let root = Scratch::new("ckpt-damage");
     let run = train_small(&root);
     let run_arg = run.to_str().expect("utf-8").to_owned();
     let best = checkpoint_dir(&run).join(BEST_CHECKPOINT);
@@ -132,12 +124,11 @@ fn damaged_checkpoints_are_refused_with_a_message_naming_the_file() {
     // The newest step checkpoint still evaluates when named.
     let out = rlpg(&["eval", &run_arg, "--checkpoint", "latest", "--episodes", "1"]);
     assert!(out.status.success(), "latest checkpoint: {}", stderr(&out));
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn eval_of_a_run_without_checkpoints_says_so() {
-    let root = temp_root("missing");
+    let root = Scratch::new("ckpt-missing");
     let run = train_small(&root);
     std::fs::remove_dir_all(checkpoint_dir(&run)).expect("remove checkpoints");
     let out = rlpg(&["eval", run.to_str().expect("utf-8")]);
@@ -149,12 +140,11 @@ fn eval_of_a_run_without_checkpoints_says_so() {
     let msg = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{msg}");
     assert!(msg.contains("nope.safetensors") && msg.contains("no such checkpoint"), "{msg}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn trimming_keeps_records_up_to_the_step_and_drops_a_torn_tail() {
-    let dir = temp_root("trim");
+    let dir = Scratch::new("ckpt-trim");
     let mut logger = TbLogger::create(&dir).expect("logger");
     for step in 0..10u64 {
         logger.scalar("charts/episodic_return", step as f64, step * 100).expect("write");
@@ -176,12 +166,11 @@ fn trimming_keeps_records_up_to_the_step_and_drops_a_torn_tail() {
     assert_eq!(steps, [0, 100, 200, 300, 400]);
     let again = trim_event_files(&dir, 450).expect("trim again");
     assert_eq!(again, 0, "trimming twice changes nothing");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn runs_lists_complete_resumable_and_broken_runs() {
-    let root = temp_root("runs");
+    let root = Scratch::new("ckpt-runs");
     let complete = train_small(&root);
     let resumable = train_config(&Config { keep_checkpoints: 10, ..small_config() }, &root);
     // As if killed after step 1000: later checkpoints gone.
@@ -225,12 +214,11 @@ fn runs_lists_complete_resumable_and_broken_runs() {
     let json = rlpg(&["runs", "--dir", root.to_str().expect("utf-8"), "--json"]);
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(parsed.as_array().map(Vec::len), Some(4), "{parsed}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn a_run_that_another_process_trains_cannot_be_resumed_at_the_same_time() {
-    let root = temp_root("lock");
+    let root = Scratch::new("ckpt-lock");
     let run = train_config(&Config { keep_checkpoints: 10, ..small_config() }, &root);
     for (step, path) in step_checkpoints(&run).expect("list") {
         if step > 1_000 {
@@ -247,5 +235,4 @@ fn a_run_that_another_process_trains_cannot_be_resumed_at_the_same_time() {
     drop(held);
     let out = rlpg(&["train", "--resume", run.to_str().expect("utf-8"), "--quiet"]);
     assert!(out.status.success(), "resume once the lock is free: {}", stderr(&out));
-    let _ = std::fs::remove_dir_all(&root);
 }

@@ -1,25 +1,9 @@
 //! The `rlpg` binary as a user runs it: exit codes, stdout contract, files left behind.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
-use common::rlpg;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use common::{Scratch, rlpg, text};
 
 fn entries(dir: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(dir) {
@@ -33,26 +17,30 @@ const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_car
 #[test]
 fn help_and_version_work_without_library_path() {
     let help = rlpg(&["--help"]);
-    assert!(help.status.success(), "rlpg --help failed: {}", stderr(&help));
+    assert!(help.status.success(), "rlpg --help failed: {}", text(&help.stderr));
     for sub in ["train", "eval", "bench", "envs"] {
-        assert!(stdout(&help).contains(sub), "--help does not list `{sub}`:\n{}", stdout(&help));
+        assert!(
+            text(&help.stdout).contains(sub),
+            "--help does not list `{sub}`:\n{}",
+            text(&help.stdout)
+        );
     }
     let version = rlpg(&["--version"]);
-    assert!(stdout(&version).contains(env!("CARGO_PKG_VERSION")));
+    assert!(text(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
 fn envs_lists_the_registry() {
     let out = rlpg(&["envs"]);
     assert!(out.status.success());
-    let text = stdout(&out);
-    assert!(text.contains("CartPole-v1") && text.contains("Pendulum-v1"), "{text}");
-    assert!(text.contains("Discrete(2)"), "{text}");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("CartPole-v1") && stdout.contains("Pendulum-v1"), "{stdout}");
+    assert!(stdout.contains("Discrete(2)"), "{stdout}");
 }
 
 #[test]
 fn train_prints_the_run_directory_last_and_eval_loads_it() {
-    let out_root = temp_dir("train");
+    let out_root = Scratch::new("cli-train");
     let out = rlpg(&[
         "train",
         PRESET,
@@ -68,9 +56,9 @@ fn train_prints_the_run_directory_last_and_eval_loads_it() {
         out_root.to_str().expect("utf-8 path"),
         "--quiet",
     ]);
-    assert!(out.status.success(), "train failed: {}", stderr(&out));
-    let text = stdout(&out);
-    let last = text.lines().last().expect("some stdout");
+    assert!(out.status.success(), "train failed: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().expect("some stdout");
     let run_dir = PathBuf::from(last);
     assert!(run_dir.is_dir(), "last stdout line is not a directory: {last:?}");
     let name = run_dir.file_name().and_then(|n| n.to_str()).expect("name");
@@ -92,8 +80,8 @@ fn train_prints_the_run_directory_last_and_eval_loads_it() {
     }
 
     let eval = rlpg(&["eval", last, "--episodes", "3", "--json"]);
-    assert!(eval.status.success(), "eval failed: {}", stderr(&eval));
-    let json: serde_json::Value = serde_json::from_str(stdout(&eval).trim()).expect("json");
+    assert!(eval.status.success(), "eval failed: {}", text(&eval.stderr));
+    let json: serde_json::Value = serde_json::from_str(text(&eval.stdout).trim()).expect("json");
     assert_eq!(json["episodes"], 3);
     assert!(json["mean_return"].as_f64().is_some_and(|m| m >= 8.0), "{json}");
 
@@ -111,15 +99,14 @@ fn train_prints_the_run_directory_last_and_eval_loads_it() {
         out_root.to_str().expect("utf-8 path"),
         "--quiet",
     ]);
-    assert!(again.status.success(), "{}", stderr(&again));
-    let second = stdout(&again).lines().last().expect("stdout").to_owned();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let second = text(&again.stdout).lines().last().expect("stdout").to_owned();
     assert_ne!(second, last, "two runs must not share a directory");
-    let _ = std::fs::remove_dir_all(&out_root);
 }
 
 #[test]
 fn bad_input_exits_2_with_one_line_and_no_run_directory() {
-    let out_root = temp_dir("bad");
+    let out_root = Scratch::new("cli-bad");
     let root = out_root.to_str().expect("utf-8 path");
     let cases: &[(&[&str], &str)] = &[
         (&["train", "/nonexistent/config.toml", "--out", root], "/nonexistent/config.toml"),
@@ -133,7 +120,7 @@ fn bad_input_exits_2_with_one_line_and_no_run_directory() {
     ];
     for (args, needle) in cases {
         let out = rlpg(args);
-        let err = stderr(&out);
+        let err = text(&out.stderr);
         let code = out.status.code();
         assert_eq!(code, Some(2), "rlpg {args:?}: exit code {code:?}, stderr:\n{err}");
         assert!(err.contains(needle), "rlpg {args:?}: stderr does not name {needle:?}:\n{err}");
@@ -141,5 +128,4 @@ fn bad_input_exits_2_with_one_line_and_no_run_directory() {
         assert!(!err.contains("panicked"), "rlpg {args:?} panicked:\n{err}");
         assert!(entries(&out_root).is_empty(), "rlpg {args:?} left {:?}", entries(&out_root));
     }
-    let _ = std::fs::remove_dir_all(&out_root);
 }

@@ -20,7 +20,7 @@ use rlpg::runs::{RunStatus, list_runs};
 use rlpg::{Config, Override};
 
 mod common;
-use common::rlpg;
+use common::{Scratch, rlpg};
 
 const CONFIG: &str = r#"
 env = "GridReach-v0"
@@ -36,13 +36,6 @@ log_every = 400
 [reinforce]
 n_steps = 20
 "#;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-custom-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 /// The user's program, called in this process with `args` after the program name.
 fn grid_cli(args: &[&str]) -> ExitCode {
@@ -69,7 +62,7 @@ fn text(p: &Path) -> &str {
 
 #[test]
 fn a_custom_env_goes_from_a_toml_config_through_train_runs_eval_resume_and_bench() {
-    let dir = temp_dir("e2e");
+    let dir = Scratch::new("custom-e2e");
     let config_path = dir.join("grid.toml");
     std::fs::write(&config_path, CONFIG).expect("write config");
     let out = dir.join("runs");
@@ -151,12 +144,11 @@ fn a_custom_env_goes_from_a_toml_config_through_train_runs_eval_resume_and_bench
     assert_eq!(listed[0].steps, 1200);
     // a complete run has nothing to resume: exit 2
     assert_eq!(grid_cli(&["train", "--resume", text(run_dir.path())]), ExitCode::from(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_run_whose_env_is_not_registered_lists_and_loads_but_does_not_train_or_evaluate() {
-    let dir = temp_dir("unregistered");
+    let dir = Scratch::new("custom-unregistered");
     let config_path = dir.join("grid.toml");
     std::fs::write(&config_path, CONFIG).expect("write config");
     let out = dir.join("runs");
@@ -186,12 +178,11 @@ fn a_run_whose_env_is_not_registered_lists_and_loads_but_does_not_train_or_evalu
         "{message}"
     );
     assert_eq!(run_dirs(&out).len(), 1, "a refused config makes no run directory");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_run_of_an_unregistered_env_exports_and_loads_from_the_spaces_its_checkpoints_record() {
-    let dir = temp_dir("export");
+    let dir = Scratch::new("custom-export");
     let config_path = dir.join("grid.toml");
     std::fs::write(&config_path, CONFIG).expect("write config");
     let out = dir.join("runs");
@@ -233,7 +224,6 @@ fn a_run_of_an_unregistered_env_exports_and_loads_from_the_spaces_its_checkpoint
         rlpg(&["export", text(&run), "--checkpoint", "step-7.safetensors", "--out", text(&dir)]);
     assert_eq!(bad_checkpoint.status.code(), Some(2), "{}", stderr(&bad_checkpoint));
     assert_eq!(stderr(&bad_checkpoint).trim_end().lines().count(), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -255,7 +245,8 @@ fn an_unused_agent_section_is_exit_code_2_with_its_line() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/bad_configs/unused_reinforce_section.toml"
     );
-    let out = rlpg(&["train", path, "--quiet", "--out", text(&temp_dir("unused"))]);
+    let unused = Scratch::new("custom-unused");
+    let out = rlpg(&["train", path, "--quiet", "--out", text(&unused)]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out)

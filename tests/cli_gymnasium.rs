@@ -4,18 +4,11 @@
 //! as any env fault does (checkpoint, message, exit 1). Needs the venv of
 //! `scripts/setup.sh --gymnasium`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::{rlpg, text};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-gym-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use common::{Scratch, rlpg, text};
 
 fn count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
@@ -37,7 +30,7 @@ fn envs_lists_the_bridge_id_syntax() {
 
 #[test]
 fn a_gymnasium_run_trains_with_env_kwargs_and_resumes_with_fresh_episodes() {
-    let out_dir = temp_dir("train");
+    let out_dir = Scratch::new("gym-train");
     let out = out_dir.to_str().expect("utf-8 path");
     let train = rlpg(&[
         "train",
@@ -72,12 +65,11 @@ fn a_gymnasium_run_trains_with_env_kwargs_and_resumes_with_fresh_episodes() {
     let stderr = text(&resume.stderr);
     let says = stderr.matches("fresh episodes").count();
     assert_eq!(says, 1, "the resume says once that episodes start afresh: {stderr}");
-    let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 #[test]
 fn an_unknown_gymnasium_id_is_exit_2_quoting_gymnasium() {
-    let out_dir = temp_dir("unknown");
+    let out_dir = Scratch::new("gym-unknown");
     let out = rlpg(&[
         "train",
         "--set",
@@ -105,12 +97,11 @@ fn an_unknown_gymnasium_id_is_exit_2_quoting_gymnasium() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("env_kwargs"), "{}", text(&out.stderr));
-    let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 #[test]
 fn a_python_exception_in_step_stops_the_run_with_a_checkpoint_and_exit_1() {
-    let out_dir = temp_dir("raise");
+    let out_dir = Scratch::new("gym-raise");
     // Pendulum with a string for `g`: `make` and `reset` accept it, `step` raises TypeError.
     let out = rlpg(&[
         "train",
@@ -133,12 +124,11 @@ fn a_python_exception_in_step_stops_the_run_with_a_checkpoint_and_exit_1() {
     }
     let run = std::fs::read_dir(&out_dir).expect("out").next().expect("a run dir").expect("entry");
     assert!(count(&run.path().join("checkpoints")) >= 1, "a checkpoint was written");
-    let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 #[test]
 fn without_its_python_a_run_is_exit_2_naming_the_setup_command_and_doctor_says_so() {
-    let out_dir = temp_dir("nopython");
+    let out_dir = Scratch::new("gym-nopython");
     let out = Command::new(env!("CARGO_BIN_EXE_rlpg"))
         .args(["train", "--set", "env=gymnasium:CartPole-v1", "--set", "agent=reinforce"])
         .args(["--out", out_dir.to_str().expect("utf-8 path")])
@@ -151,5 +141,4 @@ fn without_its_python_a_run_is_exit_2_naming_the_setup_command_and_doctor_says_s
     let doctor = rlpg(&["doctor"]);
     let stdout = text(&doctor.stdout);
     assert!(stdout.contains("gymnasium bridge: gymnasium 1.4.0"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&out_dir);
 }

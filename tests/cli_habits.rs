@@ -3,31 +3,17 @@
 //! the doctor's report, completions and JSON output.
 
 mod common;
-use common::rlpg;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{PRESET, temp_root};
+use common::{PRESET, Scratch, path, rlpg, text};
 use rlpg::checkpoint::{Checkpoint, step_checkpoints, step_file_name};
 use rlpg::{Config, Override, read_scalars};
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn text(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 /// Runs `rlpg args` and asserts exit code 2 with one line on stderr naming `needle`.
 fn assert_usage_error(args: &[&str], needle: &str) {
     let out = rlpg(args);
-    let err = stderr(&out);
+    let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "rlpg {args:?}: stderr:\n{err}");
     assert!(err.contains(needle), "rlpg {args:?}: stderr does not name {needle:?}:\n{err}");
     // `train --resume` first says which run it resumes; the error itself is one line.
@@ -56,11 +42,11 @@ fn train_preset(out_root: &Path, steps: u64) -> PathBuf {
         "--set",
         "checkpoint_every=1000",
         "--out",
-        text(out_root),
+        path(out_root),
         "--quiet",
     ]);
-    assert!(out.status.success(), "train failed: {}", stderr(&out));
-    PathBuf::from(stdout(&out).lines().last().expect("stdout"))
+    assert!(out.status.success(), "train failed: {}", text(&out.stderr));
+    PathBuf::from(text(&out.stdout).lines().last().expect("stdout"))
 }
 
 fn final_checkpoint(run_dir: &Path) -> Checkpoint {
@@ -84,10 +70,10 @@ fn curves(run_dir: &Path) -> Vec<(String, u64, u32)> {
 
 #[test]
 fn a_finished_run_extended_with_a_larger_budget_ends_as_one_trained_to_it_at_once() {
-    let root = temp_root("habits-extend");
+    let root = Scratch::new("habits-extend");
     let full = train_preset(&root.join("full"), 6_000);
     let short = train_preset(&root.join("short"), 3_000);
-    let short_dir = text(&short).to_owned();
+    let short_dir = path(&short).to_owned();
 
     // Without a larger budget a finished run has nothing to resume, and says how to extend it.
     assert_usage_error(&["train", "--resume", &short_dir], "--set total_timesteps=N");
@@ -115,8 +101,8 @@ fn a_finished_run_extended_with_a_larger_budget_ends_as_one_trained_to_it_at_onc
         "keep_checkpoints=5",
         "--quiet",
     ]);
-    assert!(out.status.success(), "extension failed: {}", stderr(&out));
-    assert_eq!(stdout(&out).lines().last(), Some(short_dir.as_str()));
+    assert!(out.status.success(), "extension failed: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().last(), Some(short_dir.as_str()));
 
     // The run's config says the new budget, and the change is on record.
     let config = Config::load(&short.join("config.toml"), &[]).expect("config loads");
@@ -143,12 +129,11 @@ fn a_finished_run_extended_with_a_larger_budget_ends_as_one_trained_to_it_at_onc
     assert_eq!(a.meta.loop_state.episodes, b.meta.loop_state.episodes);
     assert_eq!(curves(&full), curves(&short), "the extended run's curves differ");
     assert_eq!(rlpg::event_files(&short).expect("files").len(), 2, "one more event file");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn train_without_a_config_file_uses_the_preset_of_the_pair() {
-    let root = temp_root("habits-nofile");
+    let root = Scratch::new("habits-nofile");
     let out = rlpg(&[
         "train",
         "--set",
@@ -162,12 +147,12 @@ fn train_without_a_config_file_uses_the_preset_of_the_pair() {
         "--seed",
         "2",
         "--out",
-        text(&root),
+        path(&root),
         "--quiet",
     ]);
-    assert!(out.status.success(), "train failed: {}", stderr(&out));
-    assert!(stderr(&out).contains("configs/reinforce_cartpole.toml"), "{}", stderr(&out));
-    let run_dir = PathBuf::from(stdout(&out).lines().last().expect("stdout"));
+    assert!(out.status.success(), "train failed: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("configs/reinforce_cartpole.toml"), "{}", text(&out.stderr));
+    let run_dir = PathBuf::from(text(&out.stdout).lines().last().expect("stdout"));
     let written = Config::load(&run_dir.join("config.toml"), &[]).expect("run config");
     let sets = ["total_timesteps=400", "eval_episodes=1", "seed=2"]
         .map(|s| Override::parse(s).expect("parses"));
@@ -186,25 +171,24 @@ fn train_without_a_config_file_uses_the_preset_of_the_pair() {
         "--set",
         "eval_episodes=1",
         "--out",
-        text(&root),
+        path(&root),
         "--quiet",
     ]);
-    assert!(out.status.success(), "train failed: {}", stderr(&out));
-    assert!(stderr(&out).contains("using the defaults"), "{}", stderr(&out));
+    assert!(out.status.success(), "train failed: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("using the defaults"), "{}", text(&out.stderr));
 
     // Without env (or agent) it is a usage error naming the missing key.
     let before = std::fs::read_dir(&root).expect("root").count();
-    assert_usage_error(&["train", "--set", "agent=pathwise", "--out", text(&root)], "env");
-    assert_usage_error(&["train", "--out", text(&root)], "--set env=");
+    assert_usage_error(&["train", "--set", "agent=pathwise", "--out", path(&root)], "env");
+    assert_usage_error(&["train", "--out", path(&root)], "--set env=");
     assert_eq!(std::fs::read_dir(&root).expect("root").count(), before, "a run dir was left");
-    let help = stdout(&rlpg(&["train", "--help"]));
+    let help = text(&rlpg(&["train", "--help"]).stdout);
     assert!(help.contains("[CONFIG]") && help.contains("built-in preset"), "{help}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn train_json_and_eval_name_what_they_did() {
-    let root = temp_root("habits-json");
+    let root = Scratch::new("habits-json");
     let out = rlpg(&[
         "train",
         PRESET,
@@ -213,12 +197,12 @@ fn train_json_and_eval_name_what_they_did() {
         "--set",
         "eval_episodes=2",
         "--out",
-        text(&root),
+        path(&root),
         "--quiet",
         "--json",
     ]);
-    assert!(out.status.success(), "train failed: {}", stderr(&out));
-    let last = stdout(&out).lines().last().expect("stdout").to_owned();
+    assert!(out.status.success(), "train failed: {}", text(&out.stderr));
+    let last = text(&out.stdout).lines().last().expect("stdout").to_owned();
     let summary: serde_json::Value = serde_json::from_str(&last).expect("one JSON object");
     let run_dir = PathBuf::from(summary["run_dir"].as_str().expect("run_dir"));
     assert!(run_dir.join("config.toml").is_file(), "{summary}");
@@ -228,9 +212,9 @@ fn train_json_and_eval_name_what_they_did() {
         assert!(summary[key].is_number(), "{key} missing: {summary}");
     }
 
-    let eval = rlpg(&["eval", text(&run_dir), "--episodes", "3", "--json"]);
-    assert!(eval.status.success(), "eval failed: {}", stderr(&eval));
-    let result: serde_json::Value = serde_json::from_str(stdout(&eval).trim()).expect("json");
+    let eval = rlpg(&["eval", path(&run_dir), "--episodes", "3", "--json"]);
+    assert!(eval.status.success(), "eval failed: {}", text(&eval.stderr));
+    let result: serde_json::Value = serde_json::from_str(text(&eval.stdout).trim()).expect("json");
     let returns: Vec<f64> = result["returns"]
         .as_array()
         .expect("returns")
@@ -246,58 +230,56 @@ fn train_json_and_eval_name_what_they_did() {
     assert!(step > 0 && step <= 800, "{result}");
     // best.safetensors was saved by an evaluation: its score during training is given too.
     assert!(result["training_eval_return"].is_number(), "{result}");
-    let said = stderr(&eval);
+    let said = text(&eval.stderr);
     assert!(said.contains("training's evaluation at that step gave"), "{said}");
     assert!(said.contains(checkpoint) && said.contains(&format!("step {step}")), "{said}");
 
-    let latest = rlpg(&["eval", text(&run_dir), "--checkpoint", "latest", "--episodes", "1"]);
-    assert!(latest.status.success(), "{}", stderr(&latest));
-    assert!(stderr(&latest).contains(&step_file_name(800)), "{}", stderr(&latest));
-    assert!(stderr(&latest).contains("(step 800;"), "{}", stderr(&latest));
-    let _ = std::fs::remove_dir_all(&root);
+    let latest = rlpg(&["eval", path(&run_dir), "--checkpoint", "latest", "--episodes", "1"]);
+    assert!(latest.status.success(), "{}", text(&latest.stderr));
+    assert!(text(&latest.stderr).contains(&step_file_name(800)), "{}", text(&latest.stderr));
+    assert!(text(&latest.stderr).contains("(step 800;"), "{}", text(&latest.stderr));
 }
 
 #[test]
 fn every_user_mistake_exits_2_and_help_shows_the_table() {
-    let root = temp_root("habits-codes");
+    let root = Scratch::new("habits-codes");
     let missing = root.join("nope");
-    let missing = text(&missing);
+    let missing = path(&missing);
     assert_usage_error(&["eval", missing], missing);
     assert_usage_error(&["runs", "--dir", missing], missing);
     assert_usage_error(&["train", "--resume", missing], missing);
     // A folder that is not a run, and a checkpoint that does not exist.
-    assert_usage_error(&["eval", text(&root)], "not an rlpg run directory");
-    assert_usage_error(&["train", "--resume", text(&root)], "not an rlpg run directory");
+    assert_usage_error(&["eval", path(&root)], "not an rlpg run directory");
+    assert_usage_error(&["train", "--resume", path(&root)], "not an rlpg run directory");
     let run = train_preset(&root.join("runs"), 200);
-    assert_usage_error(&["eval", text(&run), "--checkpoint", "nope.safetensors"], "nope");
+    assert_usage_error(&["eval", path(&run), "--checkpoint", "nope.safetensors"], "nope");
     // Argument errors are clap's, also 2.
     assert_eq!(rlpg(&["eval"]).status.code(), Some(2));
     assert_eq!(rlpg(&["completions", "tcsh"]).status.code(), Some(2));
     for args in [&["--help"][..], &["train", "--help"], &["eval", "--help"]] {
-        let help = stdout(&rlpg(args));
+        let help = text(&rlpg(args).stdout);
         for line in ["0    success", "2    bad input", "130", "143"] {
             assert!(help.contains(line), "rlpg {args:?} lacks {line:?}:\n{help}");
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn completions_envs_json_and_doctor() {
     for shell in ["bash", "zsh", "fish"] {
         let out = rlpg(&["completions", shell]);
-        assert!(out.status.success(), "{shell}: {}", stderr(&out));
-        let script = stdout(&out);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
         for word in ["train", "--resume", "completions", "doctor"] {
             assert!(script.contains(word), "{shell} completions lack {word}");
         }
     }
-    assert!(stdout(&rlpg(&["completions", "bash"])).contains("complete -F"));
-    assert!(stdout(&rlpg(&["completions", "zsh"])).starts_with("#compdef rlpg"));
+    assert!(text(&rlpg(&["completions", "bash"]).stdout).contains("complete -F"));
+    assert!(text(&rlpg(&["completions", "zsh"]).stdout).starts_with("#compdef rlpg"));
 
     let out = rlpg(&["envs", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let envs: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let envs: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
     let cartpole = envs
         .as_array()
         .expect("array")
@@ -308,8 +290,8 @@ fn completions_envs_json_and_doctor() {
     assert_eq!(cartpole["max_episode_steps"], 500);
 
     let out = rlpg(&["doctor", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
     assert_eq!(report["rlpg_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["libtorch_ok"], true);
     assert_eq!(report["libtorch_build"], "CPU");

@@ -6,13 +6,8 @@ use std::path::{Path, PathBuf};
 use rlpg::envs::{BoxSpace, Space};
 use rlpg::{AgentKind, Config, ConfigError, Location, Override};
 
-/// A fresh, empty directory for one test.
-fn scratch_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config_load").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
+mod common;
+use common::Scratch;
 
 fn overrides(args: &[&str]) -> Vec<Override> {
     args.iter()
@@ -77,7 +72,7 @@ fn overrides_alone_make_a_config_and_a_bare_env_id_is_a_string() {
 
 #[test]
 fn the_written_config_reads_back_identically() {
-    let dir = scratch_dir("roundtrip");
+    let dir = Scratch::new("config-load-roundtrip");
     let source = dir.join("source.toml");
     std::fs::write(&source, format!("{MINIMAL}seed = 42\nnormalize_obs = true\n"))
         .expect("write source");
@@ -150,7 +145,7 @@ fn type_errors_point_at_the_value_with_line_and_column() {
 
 #[test]
 fn an_empty_file_is_missing_env() {
-    let dir = scratch_dir("empty");
+    let dir = Scratch::new("config-load-empty");
     let path = dir.join("empty.toml");
     std::fs::write(&path, "").expect("write empty file");
     let e = Config::load(&path, &[]).expect_err("empty");

@@ -1,17 +1,12 @@
 //! Run directories: CleanRL naming, never reused, the resolved config written atomically, and
 //! nothing left behind by a failed setup.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rlpg::{AgentKind, CONFIG_FILE, Config, RunDir, RunDirError, atomic_write};
 
-/// A fresh, empty directory for one test.
-fn scratch_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("config_rundir").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
+mod common;
+use common::Scratch;
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -24,7 +19,8 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn the_name_follows_cleanrl_and_collisions_get_numbered_suffixes() {
-    let root = scratch_dir("names").join("runs");
+    let scratch = Scratch::new("config-rundir-names");
+    let root = scratch.join("runs");
     let make =
         || RunDir::create_at(&root, "CartPole-v1", "reinforce", 3, 1_700_000_000).expect("create");
     let first = make();
@@ -43,7 +39,7 @@ fn the_name_follows_cleanrl_and_collisions_get_numbered_suffixes() {
 
 #[test]
 fn two_runs_created_in_a_row_get_distinct_directories() {
-    let root = scratch_dir("in_a_row");
+    let root = Scratch::new("config-rundir-in-a-row");
     let a = RunDir::create(&root, "Pendulum-v1", "pathwise", 1).expect("first");
     let b = RunDir::create(&root, "Pendulum-v1", "pathwise", 1).expect("second");
     assert_ne!(a.path(), b.path(), "a directory must never be reused");
@@ -53,15 +49,15 @@ fn two_runs_created_in_a_row_get_distinct_directories() {
 
 #[test]
 fn ids_cannot_escape_or_hide_the_run_directory() {
-    let root = scratch_dir("escape");
+    let root = Scratch::new("config-rundir-escape");
     let run = RunDir::create_at(&root, "../evil/env", ".hidden", 0, 5).expect("create");
-    assert_eq!(run.path().parent(), Some(root.as_path()), "the run stays directly under out_root");
+    assert_eq!(run.path().parent(), Some(&*root), "the run stays directly under out_root");
     assert_eq!(run.name(), "_.._evil_env___.hidden__0__5");
 }
 
 #[test]
 fn the_resolved_config_is_written_and_reads_back() {
-    let root = scratch_dir("with_config");
+    let root = Scratch::new("config-rundir-with-config");
     let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
     config.seed = 9;
     config.reinforce.learning_rate = 2.5e-4;
@@ -74,7 +70,7 @@ fn the_resolved_config_is_written_and_reads_back() {
 
 #[test]
 fn a_setup_that_cannot_write_its_config_leaves_no_directory() {
-    let root = scratch_dir("failed_setup");
+    let root = Scratch::new("config-rundir-failed-setup");
     let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
     config.seed = u64::MAX; // cannot be written as a TOML integer
     match RunDir::create_with_config(&root, &config) {
@@ -86,7 +82,7 @@ fn a_setup_that_cannot_write_its_config_leaves_no_directory() {
 
 #[test]
 fn discard_removes_a_run_whose_later_setup_failed() {
-    let root = scratch_dir("discard");
+    let root = Scratch::new("config-rundir-discard");
     let run = RunDir::create(&root, "CartPole-v1", "reinforce", 1).expect("create");
     std::fs::write(run.path().join("partial.bin"), b"x").expect("write");
     run.discard().expect("discard");
@@ -95,7 +91,7 @@ fn discard_removes_a_run_whose_later_setup_failed() {
 
 #[test]
 fn open_accepts_directories_only() {
-    let root = scratch_dir("open");
+    let root = Scratch::new("config-rundir-open");
     let run = RunDir::create(&root, "CartPole-v1", "reinforce", 1).expect("create");
     assert_eq!(RunDir::open(run.path()).expect("existing run"), run);
     let file = root.join("file");
@@ -106,7 +102,7 @@ fn open_accepts_directories_only() {
 
 #[test]
 fn atomic_write_replaces_the_whole_file_and_leaves_no_temporaries() {
-    let dir = scratch_dir("atomic");
+    let dir = Scratch::new("config-rundir-atomic");
     let path = dir.join("checkpoint.bin");
     atomic_write(&path, b"first version, longer than the second").expect("first write");
     atomic_write(&path, b"second").expect("second write");
@@ -120,7 +116,7 @@ fn atomic_write_replaces_the_whole_file_and_leaves_no_temporaries() {
 
 #[test]
 fn atomic_write_into_a_missing_directory_fails_and_creates_nothing() {
-    let dir = scratch_dir("atomic_missing");
+    let dir = Scratch::new("config-rundir-atomic-missing");
     let e = atomic_write(&dir.join("absent").join("f"), b"x").expect_err("no such directory");
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
     assert!(entries(&dir).is_empty());

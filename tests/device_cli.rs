@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{path, rlpg, text};
+use common::{Scratch, path, rlpg, text};
 
 const PENDULUM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pathwise_pendulum.toml");
 
@@ -16,7 +16,7 @@ fn cuda_without_a_cuda_device_is_a_one_line_error_and_creates_nothing() {
         eprintln!("skipped: this machine has CUDA, so device = \"cuda\" is valid here");
         return;
     }
-    let root = common::temp_root("device-cuda");
+    let root = Scratch::new("device-cuda");
     let out = root.join("runs");
     let output = rlpg(&["train", common::PRESET, "--set", "device=cuda", "--out", path(&out)]);
     let stderr = text(&output.stderr);
@@ -41,7 +41,6 @@ fn cuda_without_a_cuda_device_is_a_one_line_error_and_creates_nothing() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("grid point device=cuda"), "{stderr}");
     assert!(!out.exists());
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
@@ -86,7 +85,7 @@ fn only_run(out: &Path) -> PathBuf {
 
 #[test]
 fn a_run_checkpointed_on_one_device_setting_resumes_and_evaluates_with_another() {
-    let root = common::temp_root("device-resume");
+    let root = Scratch::new("device-resume");
     let out = root.join("runs");
     let sets = [
         "total_timesteps=600",
@@ -127,5 +126,4 @@ fn a_run_checkpointed_on_one_device_setting_resumes_and_evaluates_with_another()
     // Evaluation loads the checkpoint on the CPU whatever the run's device.
     let evaluated = rlpg(&["eval", path(&run), "--episodes", "1", "--json"]);
     assert!(evaluated.status.success(), "{}", text(&evaluated.stderr));
-    let _ = std::fs::remove_dir_all(&root);
 }

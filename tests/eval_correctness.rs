@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
 
 mod common;
-use common::rlpg;
+use common::{Scratch, rlpg};
 
 /// Seed of the run; the trainer evaluates on seeds `SEED + 1_000_000 + i`.
 const SEED: u64 = 2;
@@ -47,7 +47,7 @@ fn altered(run_dir: &Path, name: &str, change: impl FnOnce(&mut Checkpoint)) -> 
 
 #[test]
 fn eval_reproduces_the_logged_evaluation_and_notices_zeroed_weights_or_dropped_normalisation() {
-    let root = common::temp_root("eval-correct");
+    let root = Scratch::new("eval-correct");
     // REINFORCE on CartPole with observation normalisation, stopped part-way so that the
     // evaluations are not all the 500 ceiling.
     let seed = SEED.to_string();
@@ -126,5 +126,4 @@ fn eval_reproduces_the_logged_evaluation_and_notices_zeroed_weights_or_dropped_n
             "with {what} eval gives {value}, too close to the trained {logged} to tell them apart"
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

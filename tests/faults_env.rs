@@ -2,7 +2,6 @@
 //! reward, an error from `step`) stops the run with a message naming the env, the step and the
 //! value, after a checkpoint from which the run resumes.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,6 +10,9 @@ use rlpg::envs::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
 use rlpg::run::{EnvSource, RunError, RunOutcome, TrainOptions, resume, train_with};
 use rlpg::trainer::{SaveReason, TrainError};
 use rlpg::{AgentKind, Config};
+
+mod common;
+use common::Scratch;
 
 static TORCH: Mutex<()> = Mutex::new(());
 
@@ -71,13 +73,6 @@ impl Env for Faulty {
     }
 }
 
-fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-envfault-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 /// Trains with env 1 of 2 failing on its 100th step (global step 2 * 99 = 198 before it);
 /// checks the error and the checkpoint; resumes with healthy envs.
 fn check_fault(fault: Fault, needles: &[&str]) {
@@ -96,7 +91,7 @@ fn check_fault(fault: Fault, needles: &[&str]) {
         let fail_at = if index == 2 { 100 } else { usize::MAX };
         Ok(Box::new(Faulty { inner, steps: 0, fail_at, fault }) as Box<dyn Env>)
     };
-    let root = temp_root(&format!("{fault:?}"));
+    let root = Scratch::new(&format!("envfault-{fault:?}"));
     let options = TrainOptions { envs: EnvSource::Factory(&faulty), ..TrainOptions::default() };
     let err = train_with(&config, &root, options).expect_err("the fault must stop training");
     let message = err.to_string();
@@ -127,7 +122,6 @@ fn check_fault(fault: Fault, needles: &[&str]) {
     let outcome = resume(&run_dir, options).expect("resume after the fault");
     assert!(matches!(outcome, RunOutcome::Finished(ref r) if r.summary.steps == 600));
     assert!(warnings.iter().any(|w| w.contains("resetting the environments")), "{warnings:?}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

@@ -23,8 +23,8 @@ const KILLS: usize = 12;
 /// Seed of the kill delays (fixed, so that a failure replays).
 const DELAY_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-fn temp_root(name: &str) -> PathBuf {
-    common::temp_root(&format!("kill-{name}"))
+fn temp_root(name: &str) -> common::Scratch {
+    common::Scratch::new(&format!("kill-{name}"))
 }
 
 fn train_args(out: &Path) -> Vec<String> {
@@ -206,5 +206,4 @@ fn random_kill_9s_always_leave_a_loadable_checkpoint_and_the_resumed_run_ends_ex
             progress.len()
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

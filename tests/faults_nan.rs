@@ -13,7 +13,7 @@ use rlpg::{AgentKind, Config};
 use tch::{Device, Kind, Tensor};
 
 mod common;
-use common::rlpg;
+use common::{Scratch, rlpg};
 
 const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
 /// The pathwise case starts from a pathwise preset: a [reinforce] section is refused with
@@ -21,16 +21,9 @@ const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_car
 const PATHWISE_PRESET: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/configs/pathwise_pendulum.toml");
 
-fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-nan-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 /// Trains with `sets` (absurd learning rates) and checks the failure and what is left.
 fn check_blow_up(name: &str, preset: &str, sets: &[&str], quantity_prefix: &str) {
-    let root = temp_root(name);
+    let root = Scratch::new(&format!("nan-{name}"));
     let out = root.to_str().expect("utf-8").to_owned();
     let mut args = vec!["train", preset, "--quiet", "--out", &out];
     for set in sets {
@@ -62,7 +55,6 @@ fn check_blow_up(name: &str, preset: &str, sets: &[&str], quantity_prefix: &str)
     }
     let eval = rlpg(&["eval", run_dir.to_str().expect("utf-8"), "--episodes", "1"]);
     assert!(eval.status.success(), "the kept checkpoint must evaluate");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

@@ -17,13 +17,8 @@ use rlpg::{AgentKind, Config, Policy};
 use rlpg_envs::VecActions;
 use tch::Tensor;
 
-/// A fresh, empty directory for one test.
-fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-policy-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+mod common;
+use common::Scratch;
 
 /// One combination of agent, estimator and action space, with a short training run.
 struct Combo {
@@ -206,7 +201,7 @@ fn episode_returns(
 
 #[test]
 fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorch() {
-    let root = temp_root("combos");
+    let root = Scratch::new("policy-combos");
     for combo in combos() {
         let (config, run_dir) = trained_run(&combo, &root.join(combo.name));
         let out = root.join(combo.name).join("export");
@@ -269,12 +264,11 @@ fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorc
             &registry_factory(&config)().unwrap().action_space().clone()
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn sampling_is_seeded_and_follows_the_policy() {
-    let root = temp_root("sample");
+    let root = Scratch::new("policy-sample");
     let combo = &combos()[0];
     let (_, run_dir) = trained_run(combo, &root);
     let policy = Policy::load(&run_dir).expect("policy");
@@ -301,12 +295,11 @@ fn sampling_is_seeded_and_follows_the_policy() {
     assert!(draws.iter().all(|x| (b.low[0]..=b.high[0]).contains(x)), "samples stay in the box");
     let spread = draws.iter().map(|x| (x - mode).abs()).fold(0.0f32, f32::max);
     assert!(spread > 1e-3, "the squashed Gaussian's samples vary around its mode: {spread}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
-    let root = temp_root("bad");
+    let root = Scratch::new("policy-bad");
     let (_, run_dir) = trained_run(&combos()[0], &root);
     let best = default_eval_checkpoint(&run_dir).expect("best");
     let out = root.join("export");
@@ -343,7 +336,6 @@ fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
     assert_eq!(e.to_string(), "observation has 3 values, the policy expects 4");
     let e = policy.act_batch(&[0.0; 7]).unwrap_err();
     assert!(e.to_string().contains("not a whole number of observations of 4"), "{e}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// Act latency of rlpg_policy (plain Rust) and rlpg::Policy (libtorch) side by side, at batch 1
@@ -353,7 +345,7 @@ fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
 #[test]
 #[ignore = "a measurement, not a check: run with --ignored --nocapture"]
 fn act_latency_side_by_side() {
-    let root = temp_root("latency");
+    let root = Scratch::new("policy-latency");
     let combo = Combo {
         name: "latency",
         env: "Pendulum-v1",
@@ -390,5 +382,4 @@ fn act_latency_side_by_side() {
             t_torch / t_light
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

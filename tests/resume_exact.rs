@@ -13,16 +13,12 @@ use rlpg::run::{EnvSource, RunOutcome, TrainOptions, resume, train};
 use rlpg::{AgentKind, Config, read_scalars};
 use tch::Tensor;
 
+mod common;
+use common::Scratch;
+
 /// libtorch's generator is global to the process and the harness runs tests on several
 /// threads: runs take turns.
 static TORCH: Mutex<()> = Mutex::new(());
-
-fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
@@ -103,7 +99,7 @@ fn curves(run_dir: &Path) -> Vec<(String, u64, u32)> {
 /// `stop_at`, and checks that both end identically.
 fn check_exact_resume(name: &str, config: &Config, stop_at: u64) {
     let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
-    let root = temp_root(name);
+    let root = Scratch::new(&format!("resume-{name}"));
     let full = train(config, &root.join("full"), None, false).expect("uninterrupted run");
     let full_dir = full.run_dir.path().to_owned();
     let copy = as_if_killed_after(&full_dir, stop_at, &root.join("resumed"));
@@ -125,7 +121,6 @@ fn check_exact_resume(name: &str, config: &Config, stop_at: u64) {
     assert_eq!(curves(&full_dir), curves(&copy), "logged curves differ after resuming");
     let files = rlpg::event_files(&copy).expect("event files");
     assert_eq!(files.len(), 2, "the resumed run must add exactly one event file: {files:?}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
@@ -193,7 +188,7 @@ fn an_env_without_snapshots_resumes_by_resetting_with_a_warning() {
     config.eval_episodes = 2;
     let factory =
         || rlpg::envs::make("CartPole-v1").map(|e| Box::new(NoSnapshots(e)) as Box<dyn Env>);
-    let root = temp_root("nosnap");
+    let root = Scratch::new("resume-nosnap");
     let full = train(&config, &root.join("full"), Some(&factory), false).expect("run");
     let meta = read_meta(&checkpoint_dir(full.run_dir.path()).join(step_file_name(1_000)))
         .expect("checkpoint");
@@ -212,5 +207,4 @@ fn an_env_without_snapshots_resumes_by_resetting_with_a_warning() {
         warnings.iter().any(|w| w.contains("resetting the environments") && w.contains("1000")),
         "expected a warning about resetting the envs at step 1000, got {warnings:?}"
     );
-    let _ = std::fs::remove_dir_all(&root);
 }

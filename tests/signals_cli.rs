@@ -13,8 +13,8 @@ use rlpg::runs::{RunStatus, inspect_run};
 use rlpg::trainer::SaveReason;
 use tch::Tensor;
 
-fn temp_root(name: &str) -> PathBuf {
-    common::temp_root(&format!("signals-{name}"))
+fn temp_root(name: &str) -> common::Scratch {
+    common::Scratch::new(&format!("signals-{name}"))
 }
 
 fn train_args(out: &Path) -> Vec<String> {
@@ -104,8 +104,8 @@ fn assert_same(what: &str, a: &[(String, Tensor)], b: &[(String, Tensor)]) {
 }
 
 /// Stops a run with `signal_name` while it trains; checks the exit code, the message and the
-/// checkpoint written on stopping, and returns the run directory.
-fn stop_with(name: &str, signal_name: &str, code: i32) -> (PathBuf, PathBuf) {
+/// checkpoint written on stopping, and returns the scratch directory and the run directory in it.
+fn stop_with(name: &str, signal_name: &str, code: i32) -> (common::Scratch, PathBuf) {
     let root = temp_root(name);
     let out = root.join("runs");
     let mut child = spawn(&train_args(&out));
@@ -148,13 +148,11 @@ fn sigterm_checkpoints_exits_143_and_the_resumed_run_ends_as_an_uninterrupted_on
     assert_same("agent", &a.agent, &b.agent);
     assert_same("training state", &a.training, &b.training);
     assert_eq!(a.meta.loop_state.evals, b.meta.loop_state.evals, "evaluations differ");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn ctrl_c_checkpoints_and_exits_130() {
-    let (root, _) = stop_with("int", "INT", 130);
-    let _ = std::fs::remove_dir_all(&root);
+    stop_with("int", "INT", 130);
 }
 
 #[test]
@@ -217,5 +215,4 @@ fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run() {
         run(&["train", "--resume", run_dir.to_str().expect("utf-8"), "--quiet"].map(str::to_owned));
     assert!(resumed.status.success(), "resume: {}", String::from_utf8_lossy(&resumed.stderr));
     assert_eq!(inspect_run(&run_dir).status, RunStatus::Complete);
-    let _ = std::fs::remove_dir_all(&root);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{path, rlpg, text};
 
-use common::PRESET;
+use common::{PRESET, Scratch};
 
 /// The run directories (holding a config.toml) directly under `out`, by name.
 fn run_dirs(out: &Path) -> Vec<PathBuf> {
@@ -31,7 +31,7 @@ const TINY: [&str; 6] =
 
 #[test]
 fn a_grid_times_seeds_runs_as_labelled_run_directories_with_a_table() {
-    let root = common::temp_root("sweep-grid");
+    let root = Scratch::new("sweep-grid");
     let out = root.join("sweep");
     let mut args = vec!["sweep", PRESET, "--seeds", "0..1", "--jobs", "2", "--out", path(&out)];
     args.extend(TINY);
@@ -110,12 +110,11 @@ fn a_grid_times_seeds_runs_as_labelled_run_directories_with_a_table() {
         "{}",
         text(&plotted.stdout)
     );
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn bad_grids_are_refused_with_exit_2_before_anything_is_created() {
-    let root = common::temp_root("sweep-bad");
+    let root = Scratch::new("sweep-bad");
     let out = root.join("sweep");
     for (grid, expected) in [
         ("reinforce.learnin_rate=1e-3,3e-4", "learnin_rate"),
@@ -133,12 +132,11 @@ fn bad_grids_are_refused_with_exit_2_before_anything_is_created() {
     let output = rlpg(&["sweep", PRESET, "--out", path(&out), "--seeds", "3..1"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(!out.exists());
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn emitted_commands_and_slurm_scripts_run_the_same_plan() {
-    let root = common::temp_root("sweep-emit");
+    let root = Scratch::new("sweep-emit");
     let out = root.join("sweep");
     let mut args =
         vec!["sweep", PRESET, "--seeds", "0,5", "--out", path(&out), "--emit", "commands"];
@@ -185,14 +183,13 @@ fn emitted_commands_and_slurm_scripts_run_the_same_plan() {
             "task {i} differs:\n{script}"
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// Ctrl-C reaches the sweep, which forwards one SIGINT to each running child: both checkpoint
 /// and stop (resumable), nothing more starts, and the sweep exits with 130.
 #[test]
 fn ctrl_c_stops_every_running_child_with_a_checkpoint_and_starts_no_more() {
-    let root = common::temp_root("sweep-sigint");
+    let root = Scratch::new("sweep-sigint");
     let out = root.join("sweep");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rlpg"))
         .args([
@@ -250,14 +247,13 @@ fn ctrl_c_stops_every_running_child_with_a_checkpoint_and_starts_no_more() {
     let statuses: Vec<&str> =
         record["runs"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["stopped", "stopped", "not started", "not started"], "{record}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// `train --target-recent` records when the target is first reached and trains on to the budget
 /// (unlike `bench`, which stops there); the sweep's table reads it from `--json`.
 #[test]
 fn train_records_the_target_without_stopping() {
-    let root = common::temp_root("sweep-target");
+    let root = Scratch::new("sweep-target");
     let out = root.join("runs");
     let mut args = vec!["train", PRESET, "--seed", "2", "--out", path(&out), "--quiet", "--json"];
     // An untrained CartPole policy's episodes last about 10-30 steps: 100 of them end well
@@ -289,5 +285,4 @@ fn train_records_the_target_without_stopping() {
     // A label that would break the name's fields is refused.
     let output = rlpg(&["train", PRESET, "--label", "a__b", "--out", path(&out)]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
-    let _ = std::fs::remove_dir_all(&root);
 }

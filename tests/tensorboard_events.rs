@@ -5,13 +5,8 @@ use std::path::{Path, PathBuf};
 
 use rlpg::{ScalarLog, TbError, TbLogger, event_files, read_scalars};
 
-/// A fresh, empty directory for one test.
-fn scratch_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tensorboard_events").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
+mod common;
+use common::Scratch;
 
 /// The scalars `write_sample` logs: (tag, value, step).
 const SAMPLE: &[(&str, f64, u64)] = &[
@@ -43,7 +38,7 @@ fn as_triples(log: &ScalarLog) -> Vec<(String, u64, f32)> {
 
 #[test]
 fn scalars_read_back_exactly_as_f32_with_their_steps_and_wall_times() {
-    let dir = scratch_dir("roundtrip");
+    let dir = Scratch::new("tb-roundtrip");
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -78,7 +73,7 @@ fn scalars_read_back_exactly_as_f32_with_their_steps_and_wall_times() {
 
 #[test]
 fn two_loggers_in_one_folder_and_second_get_separate_files() {
-    let dir = scratch_dir("two_writers");
+    let dir = Scratch::new("tb-two-writers");
     let mut a = TbLogger::create(&dir).expect("first logger");
     let mut b = TbLogger::create(&dir).expect("second logger");
     assert_ne!(a.path(), b.path(), "two writers must never share a file");
@@ -97,7 +92,7 @@ fn two_loggers_in_one_folder_and_second_get_separate_files() {
 
 #[test]
 fn event_files_lists_only_event_files_in_name_order() {
-    let dir = scratch_dir("listing");
+    let dir = Scratch::new("tb-listing");
     std::fs::write(dir.join("config.toml"), "x = 1").expect("write");
     std::fs::write(dir.join("events.out.tfevents.0000000002.h.1.0"), b"").expect("write");
     std::fs::write(dir.join("events.out.tfevents.0000000001.h.1.0"), b"").expect("write");
@@ -128,7 +123,7 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 
 #[test]
 fn a_flipped_data_byte_or_length_byte_is_reported_as_corruption_at_its_record() {
-    let dir = scratch_dir("corrupt");
+    let dir = Scratch::new("tb-corrupt");
     let path = write_sample(&dir);
     let pristine = std::fs::read(&path).expect("read");
     let offsets = record_offsets(&pristine);
@@ -163,7 +158,7 @@ fn a_flipped_data_byte_or_length_byte_is_reported_as_corruption_at_its_record() 
 
 #[test]
 fn a_truncated_last_record_ends_the_log_without_an_error() {
-    let dir = scratch_dir("truncated");
+    let dir = Scratch::new("tb-truncated");
     let path = write_sample(&dir);
     let pristine = std::fs::read(&path).expect("read");
     let last = *record_offsets(&pristine).last().expect("records");
@@ -199,7 +194,7 @@ fn a_truncated_last_record_ends_the_log_without_an_error() {
 
 #[test]
 fn a_missing_file_is_an_io_error_naming_it() {
-    let dir = scratch_dir("missing");
+    let dir = Scratch::new("tb-missing");
     let e = read_scalars(dir.join("nope")).expect_err("missing");
     assert!(matches!(e, TbError::Io { .. }), "{e:?}");
     assert!(e.to_string().contains("nope"), "{e}");
@@ -207,7 +202,7 @@ fn a_missing_file_is_an_io_error_naming_it() {
 
 #[test]
 fn a_step_beyond_i64_is_an_error_not_a_panic() {
-    let dir = scratch_dir("huge_step");
+    let dir = Scratch::new("tb-huge-step");
     let mut tb = TbLogger::create(&dir).expect("create");
     let e = tb.scalar("x", 1.0, u64::MAX).expect_err("event steps are int64");
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");

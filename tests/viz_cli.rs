@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{rlpg, temp_root, text, train_args};
+use common::{Scratch, rlpg, text, train_args};
 use rlpg::{event_files, read_scalars};
 
 fn train(out: &Path, sets: &[&str]) -> PathBuf {
@@ -18,7 +18,7 @@ fn train(out: &Path, sets: &[&str]) -> PathBuf {
 
 #[test]
 fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes() {
-    let root = temp_root("viz-train");
+    let root = Scratch::new("viz-train");
     let run = train(
         &root,
         &["total_timesteps=6000", "eval_every=3000", "log_every=1000", "capture_video_every=3000"],
@@ -109,7 +109,6 @@ fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes
     let err = text(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no run has the tag 'nope'"), "{err}");
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// CartPole without a picture: `render` is the trait's default.
@@ -142,7 +141,7 @@ impl rlpg::envs::Env for Blind {
 #[test]
 fn videos_of_an_env_that_cannot_render_are_a_usage_error_before_the_run_exists() {
     use rlpg::envs::Env as _;
-    let root = temp_root("viz-blind");
+    let root = Scratch::new("viz-blind");
     let mut config = rlpg::Config::new("Blind-v0", rlpg::AgentKind::Reinforce);
     config.total_timesteps = 2000;
     config.capture_video_every = 1000;
@@ -160,5 +159,4 @@ fn videos_of_an_env_that_cannot_render_are_a_usage_error_before_the_run_exists()
     let probe = make().expect("env");
     assert!(probe.render().is_err());
     rlpg::run::train(&config, &root, Some(&make), false).expect("trains without videos");
-    let _ = std::fs::remove_dir_all(&root);
 }

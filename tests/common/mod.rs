@@ -7,12 +7,48 @@ use std::path::{Path, PathBuf};
 /// The REINFORCE CartPole preset the CLI tests train.
 pub const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
 
-/// A fresh, empty directory `{tmp}/rlpg-{name}-{pid}`.
-pub fn temp_root(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlpg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A scratch directory a test owns: `{tmp}/rlpg-{name}-{pid}`, created fresh and empty by
+/// [`Scratch::new`] (a leftover of that name is removed first) and removed with everything in
+/// it when the `Scratch` is dropped. If it is dropped while the thread panics (a failed
+/// assertion), the directory is kept for inspection and its path printed to stderr.
+///
+/// It dereferences to [`Path`], so `root.join(..)`, `&root` and `root.display()` work as on a
+/// path. Keep it alive as long as anything (a child process too) uses the directory.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates the empty directory `{tmp}/rlpg-{name}-{pid}`. Tests that run in parallel in one
+    /// process must use distinct names.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rlpg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: kept its scratch directory {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Arguments of `rlpg train PRESET --seed SEED --set K=V... --quiet --out OUT`, with two-episode
