@@ -244,17 +244,26 @@ fn damaged_or_mismatched_exports_are_errors_naming_the_file() {
 
 #[test]
 fn a_manifest_that_contradicts_itself_is_refused_before_writing() {
+    let dir = scratch_dir("contradiction");
+    let nothing_written = |dir: &Path| {
+        let left = std::fs::read_dir(dir).expect("read scratch dir").count();
+        assert_eq!(left, 0, "a refused export left {left} files behind");
+    };
     let mut bad = export(&cases()[4], &mut Rng::new(4));
     bad.manifest.action.rescale = None;
-    let e = bad.write(&scratch_dir("contradiction")).unwrap_err().to_string();
+    let e = bad.write(&dir).unwrap_err().to_string();
+    nothing_written(&dir);
     assert!(e.contains("needs action.rescale"), "{e}");
     let mut bad = export(&cases()[0], &mut Rng::new(4));
     bad.manifest.layers[1].activation = None;
-    let e = bad.write(&scratch_dir("contradiction")).unwrap_err().to_string();
+    let e = bad.write(&dir).unwrap_err().to_string();
+    nothing_written(&dir);
     assert!(e.contains("layers[1]"), "{e}");
     let mut bad = export(&cases()[0], &mut Rng::new(4));
     bad.manifest.layers[0].activation = Some(Activation::Relu);
     bad.tensors[0].values[0] = f32::NAN;
-    let e = bad.write(&scratch_dir("contradiction")).unwrap_err().to_string();
+    let e = bad.write(&dir).unwrap_err().to_string();
+    nothing_written(&dir);
     assert!(e.contains("non-finite value"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
