@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::run::{EnvSource, Envs, RunError, build_agent, loop_settings, seed_torch};
 use crate::trainer::EnvFactory;
-use crate::trainer::{MemorySink, Target, train_loop};
+use crate::trainer::{EVAL_MEAN_RETURN, MemorySink, ScalarSink, Target, train_loop};
 
 /// One seed's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,6 +28,65 @@ pub struct SeedResult {
     pub recent_mean_return: Option<f64>,
 }
 
+/// What [`bench_with_progress`] reports while it runs, so that a long benchmark shows where it
+/// is and a stopped one still leaves the seeds it finished on record.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A periodic deterministic evaluation of `seed`'s run.
+    Eval {
+        /// The seed being trained.
+        seed: u64,
+        /// Environment steps trained so far.
+        step: u64,
+        /// The evaluation's mean return.
+        mean_return: f64,
+        /// Wall seconds since this seed's run started (evaluation included).
+        elapsed: f64,
+    },
+    /// A seed's run ended (target reached or budget spent).
+    SeedDone(&'a SeedResult),
+}
+
+impl std::fmt::Display for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Progress::Eval { seed, step, mean_return, elapsed } => {
+                write!(f, "seed {seed}: step {step}: eval {mean_return:.1} ({elapsed:.0} s)")
+            }
+            Progress::SeedDone(r) => match (r.steps_to_target, r.seconds_to_target) {
+                (Some(steps), Some(secs)) => write!(
+                    f,
+                    "seed {}: target reached at step {steps} after {secs:.1} s of training ({:.0} steps/s)",
+                    r.seed, r.steps_per_second
+                ),
+                _ => write!(
+                    f,
+                    "seed {}: target not reached in {} steps (final eval {:.1}, {:.0} steps/s)",
+                    r.seed, r.steps, r.final_eval, r.steps_per_second
+                ),
+            },
+        }
+    }
+}
+
+/// Passes scalars to memory and each evaluation to the progress callback.
+struct ProgressSink<'a> {
+    memory: MemorySink,
+    seed: u64,
+    start: std::time::Instant,
+    progress: &'a mut dyn FnMut(Progress<'_>),
+}
+
+impl ScalarSink for ProgressSink<'_> {
+    fn scalar(&mut self, tag: &str, value: f64, step: u64) -> std::io::Result<()> {
+        if tag == EVAL_MEAN_RETURN {
+            let elapsed = self.start.elapsed().as_secs_f64();
+            (self.progress)(Progress::Eval { seed: self.seed, step, mean_return: value, elapsed });
+        }
+        self.memory.scalar(tag, value, step)
+    }
+}
+
 /// Trains `config` once per seed with `target` as an early stop, on environments from `envs`,
 /// and reports each run.
 pub fn bench(
@@ -35,6 +94,17 @@ pub fn bench(
     seeds: &[u64],
     target: Target,
     envs: EnvSource<'_>,
+) -> Result<Vec<SeedResult>, RunError> {
+    bench_with_progress(config, seeds, target, envs, &mut |_| {})
+}
+
+/// [`bench`], calling `progress` at each periodic evaluation and when each seed ends.
+pub fn bench_with_progress(
+    config: &Config,
+    seeds: &[u64],
+    target: Target,
+    envs: EnvSource<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<SeedResult>, RunError> {
     let envs = Envs::resolve(envs, config)?;
     let make = || envs.make();
@@ -50,9 +120,14 @@ pub fn bench(
         settings.stop_at = Some(target);
         // Nothing is written to disk, so evaluation videos would only cost time.
         settings.capture_video_every = 0;
-        let mut sink = MemorySink::default();
+        let mut sink = ProgressSink {
+            memory: MemorySink::default(),
+            seed,
+            start: std::time::Instant::now(),
+            progress: &mut *progress,
+        };
         let (summary, _) = train_loop(agent.as_mut(), factory, &settings, &mut sink)?;
-        results.push(SeedResult {
+        let result = SeedResult {
             seed,
             steps: summary.steps,
             steps_to_target: summary.reached_target.map(|(s, _)| s),
@@ -60,7 +135,9 @@ pub fn bench(
             steps_per_second: summary.steps_per_second,
             final_eval: summary.final_eval.mean_return,
             recent_mean_return: summary.recent_mean_return,
-        });
+        };
+        progress(Progress::SeedDone(&result));
+        results.push(result);
     }
     Ok(results)
 }

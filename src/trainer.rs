@@ -47,6 +47,9 @@ use crate::video::{
 /// for evaluation, so every call must return an independent env.
 pub type EnvFactory<'a> = &'a dyn Fn() -> Result<Box<dyn Env>, EnvError>;
 
+/// The tag each evaluation's mean return is logged under.
+pub const EVAL_MEAN_RETURN: &str = "eval/mean_return";
+
 /// Receives every scalar the trainer logs, tagged as CleanRL tags them, against the global env
 /// step. The TensorBoard writer implements it; tests use an in-memory sink.
 pub trait ScalarSink {
@@ -736,7 +739,7 @@ fn train_loop_inner(
         if global_step >= state.next_eval && global_step < settings.total_timesteps {
             state.next_eval = advance(state.next_eval, settings.eval_every, global_step);
             let result = run_eval(agent, factory, settings, &vec)?;
-            sink.scalar("eval/mean_return", result.mean_return, global_step)
+            sink.scalar(EVAL_MEAN_RETURN, result.mean_return, global_step)
                 .map_err(io_err("writing metrics"))?;
             state.evals.push((global_step, result.mean_return));
             if reached_target.is_none()
@@ -784,7 +787,7 @@ fn train_loop_inner(
     }
     let global_step = state.global_step;
     let final_eval = run_eval(agent, factory, settings, &vec)?;
-    sink.scalar("eval/mean_return", final_eval.mean_return, global_step)
+    sink.scalar(EVAL_MEAN_RETURN, final_eval.mean_return, global_step)
         .map_err(io_err("writing metrics"))?;
     state.evals.push((global_step, final_eval.mean_return));
     if settings.capture_video_every > 0 {

@@ -2,21 +2,11 @@
 //! preset reaches a mean of 475 over the last 100 training episodes), the early stop at the
 //! target, the JSON and the markdown table; the doctor's report.
 
-use std::process::Output;
-
 mod common;
-use common::rlpg;
+use common::{rlpg, text};
 
 /// The REINFORCE CartPole preset.
 const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The README's claim: the REINFORCE CartPole preset reaches mean-100 >= 475 (measured on 10
 /// seeds at 82k-106k steps, median 87k). Baselines: a random policy's episodes average about 22,
@@ -26,8 +16,9 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn bench_reaches_475_on_cartpole_on_three_seeds_and_stops_there() {
     let out = rlpg(&["bench", PRESET, "--seeds", "1,2,3", "--target-recent", "475", "--json"]);
-    assert!(out.status.success(), "bench failed: {}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("bench JSON");
+    assert!(out.status.success(), "bench failed: {}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("bench JSON");
     let rows = json.as_array().expect("one object per seed");
     assert_eq!(rows.len(), 3, "{json}");
     for (row, seed) in rows.iter().zip([1, 2, 3]) {
@@ -40,6 +31,9 @@ fn bench_reaches_475_on_cartpole_on_three_seeds_and_stops_there() {
         assert_eq!(reached, Some(steps), "seed {seed}: did not stop at the target: {row}");
         assert!(steps < 150_000, "seed {seed}: trained the whole budget: {row}");
         assert!(row["seconds_to_target"].as_f64().is_some_and(|s| s > 0.0), "{row}");
+        // Progress on stderr, stdout left to the JSON: the seed's end, as it happened.
+        let done = format!("rlpg: seed {seed}: target reached at step {steps} after ");
+        assert!(text(&out.stderr).contains(&done), "no {done:?} in stderr:\n{}", text(&out.stderr));
     }
 }
 
@@ -57,19 +51,27 @@ fn bench_prints_a_markdown_table_with_a_row_per_seed_and_the_summary() {
         "--set",
         "eval_episodes=2",
     ]);
-    assert!(out.status.success(), "bench failed: {}", stderr(&out));
-    let text = stdout(&out);
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("| seed | steps to target |"), "header: {text}");
+    assert!(out.status.success(), "bench failed: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("| seed | steps to target |"), "header: {table}");
     for seed in ["4", "5"] {
         let row = lines
             .iter()
             .find(|l| l.starts_with(&format!("| {seed} |")))
-            .unwrap_or_else(|| panic!("no row for seed {seed}:\n{text}"));
+            .unwrap_or_else(|| panic!("no row for seed {seed}:\n{table}"));
         // An unreachable target: the whole budget is trained and the row says so.
         assert!(row.contains("| not reached | not reached |"), "seed {seed}: {row}");
     }
-    assert!(text.contains("reached by 0 of 2 seeds"), "summary line missing or wrong:\n{text}");
+    assert!(table.contains("reached by 0 of 2 seeds"), "summary line missing or wrong:\n{table}");
+    // Progress on stderr: a line per evaluation (here only the final one, at 4000: the preset
+    // evaluates every 10k) and one per finished seed.
+    let progress = text(&out.stderr);
+    for seed in ["4", "5"] {
+        assert!(progress.contains(&format!("rlpg: seed {seed}: step 4000: eval ")), "{progress}");
+        let done = format!("rlpg: seed {seed}: target not reached in 4000 steps (final eval ");
+        assert!(progress.contains(&done), "no {done:?} in stderr:\n{progress}");
+    }
 }
 
 #[test]
@@ -79,15 +81,15 @@ fn bench_rejects_a_missing_or_double_target_with_exit_2() {
         &["bench", PRESET, "--target-recent", "1", "--target-eval", "1"][..],
     ] {
         let out = rlpg(args);
-        assert_eq!(out.status.code(), Some(2), "rlpg {args:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "rlpg {args:?}: {}", text(&out.stderr));
     }
 }
 
 #[test]
 fn doctor_reports_a_working_libtorch_on_cpu() {
     let out = rlpg(&["doctor"]);
-    assert!(out.status.success(), "doctor failed: {}", stderr(&out));
-    let text = stdout(&out);
+    assert!(out.status.success(), "doctor failed: {}", text(&out.stderr));
+    let text = text(&out.stdout);
     assert!(text.contains("libtorch: ok"), "{text}");
     // No test machine has a GPU: the report must say so rather than claim one.
     assert!(text.contains("cuda available: false"), "{text}");

@@ -37,7 +37,7 @@ mod video;
 use clap::{Parser, Subcommand};
 use rlpg_envs::Registry;
 
-use crate::bench::{self, bench};
+use crate::bench;
 use crate::checkpoint::read_meta;
 use crate::gradlab::{self, GradlabOptions, ProblemKind};
 use crate::run::{
@@ -611,7 +611,13 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<u8, R
             // clap requires one of the two.
             let target =
                 target_of(target_recent, target_eval).unwrap_or(Target::RecentMean(f64::INFINITY));
-            let results = bench(&config, &seeds, target, envs)?;
+            // Progress goes to stderr (the table stays alone on stdout), one line per
+            // evaluation and per finished seed, so a long benchmark shows where it is and an
+            // interrupted one leaves its finished seeds on record.
+            let name = &program.name;
+            let results = bench::bench_with_progress(&config, &seeds, target, envs, &mut |p| {
+                eprintln!("{name}: {p}");
+            })?;
             if json {
                 let out = serde_json::to_string_pretty(&results).map_err(|e| RunError::Output {
                     what: "results as JSON",
