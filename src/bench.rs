@@ -32,7 +32,8 @@ pub struct SeedResult {
 /// is and a stopped one still leaves the seeds it finished on record.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
-    /// A periodic deterministic evaluation of `seed`'s run.
+    /// A deterministic evaluation of `seed`'s run: each periodic one and the final one (when a
+    /// run stops at an eval target, the final one repeats the last at the same step).
     Eval {
         /// The seed being trained.
         seed: u64,
