@@ -3,9 +3,9 @@
 //! A checkpoint is a safetensors file (plain tensors plus a string map; reading one parses JSON
 //! and copies bytes, it never runs code) under `{run_dir}/checkpoints/`:
 //!
-//! * `agent/…` tensors: the agent's [`Agent::named_tensors`](rlpg_agents::Agent::named_tensors)
+//! * `agent/…` tensors: the agent's [`rlpg_agents::Agent::named_tensors`]
 //!   (networks, optimizer moments and step counts);
-//! * `training/…` tensors: its [`Agent::training_state`](rlpg_agents::Agent::training_state)
+//! * `training/…` tensors: its [`rlpg_agents::Agent::training_state`]
 //!   (rollout or replay buffer, update counters);
 //! * the metadata entry `rlpg`: a JSON [`CheckpointMeta`] with the resolved config, the loop's
 //!   [`LoopState`], the environments' [`VecEnvSnapshot`] (each env's state and random
@@ -124,9 +124,9 @@ impl EnvSpaces {
 pub struct Checkpoint {
     /// Everything but the tensors.
     pub meta: CheckpointMeta,
-    /// The agent's [`Agent::named_tensors`](rlpg_agents::Agent::named_tensors).
+    /// The agent's [`rlpg_agents::Agent::named_tensors`].
     pub agent: Vec<(String, Tensor)>,
-    /// The agent's [`Agent::training_state`](rlpg_agents::Agent::training_state).
+    /// The agent's [`rlpg_agents::Agent::training_state`].
     pub training: Vec<(String, Tensor)>,
 }
 

@@ -25,7 +25,7 @@ pub enum ProblemKind {
     /// x ~ N(μ=0, σ=0.5), f(x) = (x − 1)²: the mean sits away from the minimum, where the
     /// score-function variance grows like (μ − c)⁴/σ².
     ShiftedSquare,
-    /// x ~ N(μ=0.5, σ=1), f(x) = 1[x > 0]: not differentiable, so only the score function applies.
+    /// x ~ N(μ=0.5, σ=1), f(x) = 1\[x > 0\]: not differentiable, so only the score function applies.
     Step,
     /// x ~ Categorical(softmax(θ)) over 4 outcomes, f(x) = a table of values: the score function
     /// against the Gumbel-softmax relaxation at several temperatures, soft and straight-through

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use super::ConfigError;
 
 /// One raw `--set KEY=VALUE` argument: a dotted key path and a TOML value, checked for syntax
-/// only (whether the key exists is checked when it is applied, by [`Config::load`]).
+/// only (whether the key exists is checked when it is applied, by [`Config::load`](super::Config::load)).
 ///
 /// The value is read as a TOML value, so `true`, `3e-4`, `"text"` and `[64, 64]` mean what they
 /// mean in a file; text that is not a TOML value is taken as a string, so

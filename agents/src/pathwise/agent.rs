@@ -28,7 +28,8 @@ const GRAD_NOISE_SLICES: usize = 8;
 /// Fraction of the uniform policy's entropy `ln n` that SAC aims for on `Discrete(n)` by default.
 const DISCRETE_TARGET_ENTROPY_FRACTION: f64 = 0.5;
 
-/// The pathwise agent (SAC or TD3). See the [module docs](super) for the update.
+/// The pathwise agent (SAC or TD3). The update, with its maths, is documented in the source of
+/// the (private) `pathwise` module.
 #[derive(Debug)]
 pub struct Pathwise {
     pub(super) cfg: PathwiseConfig,
