@@ -2,7 +2,6 @@
 //! missing, incomplete and corrupt checkpoints, pruning, event-file trimming, `rlpg runs`.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::Mutex;
 
 use rlpg::checkpoint::{
@@ -14,7 +13,7 @@ use rlpg::trainer::SaveReason;
 use rlpg::{AgentKind, Config, TbLogger, read_scalars, trim_event_files};
 
 mod common;
-use common::{Scratch, rlpg};
+use common::{Scratch, rlpg, text};
 
 /// libtorch's generator is global to the process: training runs take turns.
 static TORCH: Mutex<()> = Mutex::new(());
@@ -37,10 +36,6 @@ fn train_config(config: &Config, root: &Path) -> PathBuf {
     let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
     let trained = train(config, root, None, false).expect("training");
     trained.run_dir.path().to_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -66,7 +61,7 @@ fn a_finished_run_keeps_the_newest_checkpoints_and_the_best_one() {
     assert!(last.meta.torch_rng.contains("re-seeded"), "the RNG scheme is recorded");
     assert!(!run.join("policy.safetensors").exists(), "one mechanism: no policy.safetensors");
     let eval = rlpg(&["eval", run.to_str().expect("utf-8"), "--episodes", "2"]);
-    assert!(eval.status.success(), "eval of the best checkpoint failed: {}", stderr(&eval));
+    assert!(eval.status.success(), "eval of the best checkpoint failed: {}", text(&eval.stderr));
 }
 
 #[test]
@@ -95,7 +90,7 @@ fn damaged_checkpoints_are_refused_with_a_message_naming_the_file() {
             "{how}: {err:?}"
         );
         let out = rlpg(&["eval", &run_arg, "--episodes", "1"]);
-        let msg = stderr(&out);
+        let msg = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{how}: exit code, stderr {msg}");
         assert!(msg.contains(needle) && msg.contains("best.safetensors"), "{how}: {msg}");
         assert_eq!(msg.trim().lines().count(), 1, "{how}: not one line: {msg}");
@@ -116,14 +111,14 @@ fn damaged_checkpoints_are_refused_with_a_message_naming_the_file() {
     *tensor = tensor.flatten(0, -1).narrow(0, 0, 1);
     checkpoint.write(&best).expect("write the misfit");
     let out = rlpg(&["eval", &run_arg, "--episodes", "1"]);
-    let msg = stderr(&out);
+    let msg = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "misfit: exit code, stderr {msg}");
     assert!(msg.contains("does not fit the agent") && msg.contains(&name), "misfit: {msg}");
     assert!(msg.contains("best.safetensors") && !msg.contains("panicked"), "misfit: {msg}");
 
     // The newest step checkpoint still evaluates when named.
     let out = rlpg(&["eval", &run_arg, "--checkpoint", "latest", "--episodes", "1"]);
-    assert!(out.status.success(), "latest checkpoint: {}", stderr(&out));
+    assert!(out.status.success(), "latest checkpoint: {}", text(&out.stderr));
 }
 
 #[test]
@@ -132,12 +127,12 @@ fn eval_of_a_run_without_checkpoints_says_so() {
     let run = train_small(&root);
     std::fs::remove_dir_all(checkpoint_dir(&run)).expect("remove checkpoints");
     let out = rlpg(&["eval", run.to_str().expect("utf-8")]);
-    let msg = stderr(&out);
+    let msg = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{msg}");
     assert!(msg.contains("no checkpoint in") && msg.contains("checkpoints"), "{msg}");
     // Naming a checkpoint that does not exist is the user's mistake: exit 2, as for every other.
     let out = rlpg(&["eval", run.to_str().expect("utf-8"), "--checkpoint", "nope.safetensors"]);
-    let msg = stderr(&out);
+    let msg = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{msg}");
     assert!(msg.contains("nope.safetensors") && msg.contains("no such checkpoint"), "{msg}");
 }
@@ -206,10 +201,10 @@ fn runs_lists_complete_resumable_and_broken_runs() {
     assert!(runs.iter().find(|r| r.dir == complete).is_some_and(|r| r.best_eval.is_some()));
 
     let out = rlpg(&["runs", "--dir", root.to_str().expect("utf-8")]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "rlpg runs failed: {}", stderr(&out));
+    let listing = text(&out.stdout);
+    assert!(out.status.success(), "rlpg runs failed: {}", text(&out.stderr));
     for needle in ["complete", "resumable", "broken", "1000/3000", "best_eval"] {
-        assert!(text.contains(needle), "`rlpg runs` lacks {needle:?}:\n{text}");
+        assert!(listing.contains(needle), "`rlpg runs` lacks {needle:?}:\n{listing}");
     }
     let json = rlpg(&["runs", "--dir", root.to_str().expect("utf-8"), "--json"]);
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
@@ -227,12 +222,12 @@ fn a_run_that_another_process_trains_cannot_be_resumed_at_the_same_time() {
     }
     let held = rlpg::run::RunLock::acquire(&run).expect("lock a run nobody trains");
     let out = rlpg(&["train", "--resume", run.to_str().expect("utf-8"), "--quiet"]);
-    let msg = stderr(&out);
+    let msg = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{msg}");
     assert!(msg.contains("in use"), "the refusal must say the run is in use: {msg}");
     let newest = step_checkpoints(&run).expect("list").pop().map(|c| c.0);
     assert_eq!(newest, Some(1_000), "a refused resume must not touch the run");
     drop(held);
     let out = rlpg(&["train", "--resume", run.to_str().expect("utf-8"), "--quiet"]);
-    assert!(out.status.success(), "resume once the lock is free: {}", stderr(&out));
+    assert!(out.status.success(), "resume once the lock is free: {}", text(&out.stderr));
 }

@@ -9,7 +9,7 @@
 mod grid_reach_cli;
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Output};
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
 use grid_reach_cli::{GridReach, registry};
@@ -20,7 +20,7 @@ use rlpg::runs::{RunStatus, list_runs};
 use rlpg::{Config, Override};
 
 mod common;
-use common::{Scratch, rlpg};
+use common::{Scratch, path, rlpg, text};
 
 const CONFIG: &str = r#"
 env = "GridReach-v0"
@@ -43,21 +43,12 @@ fn grid_cli(args: &[&str]) -> ExitCode {
     rlpg::cli::main_with_args(registry(), args)
 }
 
-/// The `rlpg` binary, which has the built-in environments only.
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn run_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .map(|rd| rd.map(|e| e.expect("entry").path()).filter(|p| p.is_dir()).collect())
         .unwrap_or_default();
     dirs.sort();
     dirs
-}
-
-fn text(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]
@@ -70,11 +61,11 @@ fn a_custom_env_goes_from_a_toml_config_through_train_runs_eval_resume_and_bench
     // train, with --set, from a TOML file naming the user's environment
     let code = grid_cli(&[
         "train",
-        text(&config_path),
+        path(&config_path),
         "--set",
         "reinforce.gamma=0.95",
         "--out",
-        text(&out),
+        path(&out),
         "--quiet",
     ]);
     assert_eq!(code, ExitCode::SUCCESS, "train failed (stderr above)");
@@ -92,18 +83,18 @@ fn a_custom_env_goes_from_a_toml_config_through_train_runs_eval_resume_and_bench
     assert_eq!(config.env, GridReach::ID);
     assert_eq!(config.reinforce.gamma, 0.95, "the --set override is in the run's config");
     // ... also by the `rlpg` binary, which does not know GridReach-v0
-    let listing = rlpg(&["runs", "--dir", text(&out)]);
-    assert!(listing.status.success(), "{}", stderr(&listing));
+    let listing = rlpg(&["runs", "--dir", path(&out)]);
+    assert!(listing.status.success(), "{}", text(&listing.stderr));
     let table = String::from_utf8_lossy(&listing.stdout);
     assert!(table.contains("GridReach-v0") && table.contains("complete"), "{table}");
     assert!(!table.contains("broken"), "{table}");
 
     // eval: through the program, and through the library with its registry
-    assert_eq!(grid_cli(&["eval", text(run), "--episodes", "3"]), ExitCode::SUCCESS);
+    assert_eq!(grid_cli(&["eval", path(run), "--episodes", "3"]), ExitCode::SUCCESS);
     let result = evaluate_run(run, 3, 0, EnvSource::Registry(&registry())).expect("eval");
     assert_eq!(result.returns.len(), 3);
     // bench on the same config
-    let bench = ["bench", text(&config_path), "--seeds", "0", "--target-recent", "-100"];
+    let bench = ["bench", path(&config_path), "--seeds", "0", "--target-recent", "-100"];
     assert_eq!(grid_cli(&bench), ExitCode::SUCCESS);
     assert_eq!(grid_cli(&["envs"]), ExitCode::SUCCESS);
     let specs = registry().specs().expect("every entry builds");
@@ -129,21 +120,21 @@ fn a_custom_env_goes_from_a_toml_config_through_train_runs_eval_resume_and_bench
     let listed = list_runs(&stopped_root).expect("list");
     assert_eq!(listed[0].status, RunStatus::Resumable, "{listed:?}");
     // the `rlpg` binary cannot build GridReach-v0: a clear error, exit 2, no impossible advice
-    let refused = rlpg(&["train", "--resume", text(run_dir.path())]);
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    let message = stderr(&refused);
+    let refused = rlpg(&["train", "--resume", path(run_dir.path())]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let message = text(&refused.stderr);
     assert!(
         message.contains("environment `GridReach-v0` is not registered in this program")
             && message.contains("registered: CartPole-v1, Pendulum-v1"),
         "{message}"
     );
     assert!(!message.contains("--resume"), "suggests a command that cannot work: {message}");
-    assert_eq!(grid_cli(&["train", "--resume", text(run_dir.path())]), ExitCode::SUCCESS);
+    assert_eq!(grid_cli(&["train", "--resume", path(run_dir.path())]), ExitCode::SUCCESS);
     let listed = list_runs(&stopped_root).expect("list");
     assert_eq!(listed[0].status, RunStatus::Complete, "{listed:?}");
     assert_eq!(listed[0].steps, 1200);
     // a complete run has nothing to resume: exit 2
-    assert_eq!(grid_cli(&["train", "--resume", text(run_dir.path())]), ExitCode::from(2));
+    assert_eq!(grid_cli(&["train", "--resume", path(run_dir.path())]), ExitCode::from(2));
 }
 
 #[test]
@@ -164,14 +155,14 @@ fn a_run_whose_env_is_not_registered_lists_and_loads_but_does_not_train_or_evalu
     let err = evaluate_run(&run, 2, 0, EnvSource::Builtin).expect_err("GridReach-v0 is unknown");
     assert!(matches!(&err, RunError::NotRegistered { id, .. } if id == GridReach::ID), "{err:?}");
     assert!(err.is_usage_error(), "exit code 2");
-    let eval = rlpg(&["eval", text(&run)]);
-    assert_eq!(eval.status.code(), Some(2), "{}", stderr(&eval));
-    assert!(stderr(&eval).contains("GridReach-v0"), "{}", stderr(&eval));
+    let eval = rlpg(&["eval", path(&run)]);
+    assert_eq!(eval.status.code(), Some(2), "{}", text(&eval.stderr));
+    assert!(text(&eval.stderr).contains("GridReach-v0"), "{}", text(&eval.stderr));
 
     // train from a config naming it, with the `rlpg` binary: exit 2, file:line, known ids
-    let train = rlpg(&["train", text(&config_path), "--out", text(&out), "--quiet"]);
-    assert_eq!(train.status.code(), Some(2), "{}", stderr(&train));
-    let message = stderr(&train);
+    let train = rlpg(&["train", path(&config_path), "--out", path(&out), "--quiet"]);
+    assert_eq!(train.status.code(), Some(2), "{}", text(&train.stderr));
+    let message = text(&train.stderr);
     assert!(
         message.contains("grid.toml:2:7: env: unknown environment `GridReach-v0`")
             && message.contains("known: CartPole-v1"),
@@ -197,9 +188,9 @@ fn a_run_of_an_unregistered_env_exports_and_loads_from_the_spaces_its_checkpoint
 
     // The `rlpg` binary does not register GridReach-v0, and exports it anyway.
     let export_dir = dir.join("export");
-    let export = rlpg(&["export", text(&run), "--out", text(&export_dir)]);
-    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
-    let listed = String::from_utf8_lossy(&export.stdout).into_owned();
+    let export = rlpg(&["export", path(&run), "--out", path(&export_dir)]);
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    let listed = text(&export.stdout);
     for file in ["policy.json", "policy.safetensors", "policy.onnx"] {
         assert!(export_dir.join(file).is_file(), "{file} written");
         assert!(listed.contains(file), "{file} listed on stdout: {listed}");
@@ -215,15 +206,15 @@ fn a_run_of_an_unregistered_env_exports_and_loads_from_the_spaces_its_checkpoint
 
     // Bad input: one line on stderr, exit code 2, nothing written.
     let missing = dir.join("no-such-run");
-    let bad_run = rlpg(&["export", text(&missing), "--out", text(&dir.join("x"))]);
-    assert_eq!(bad_run.status.code(), Some(2), "{}", stderr(&bad_run));
-    assert_eq!(stderr(&bad_run).trim_end().lines().count(), 1, "{}", stderr(&bad_run));
-    assert!(stderr(&bad_run).contains("no-such-run"), "{}", stderr(&bad_run));
+    let bad_run = rlpg(&["export", path(&missing), "--out", path(&dir.join("x"))]);
+    assert_eq!(bad_run.status.code(), Some(2), "{}", text(&bad_run.stderr));
+    assert_eq!(text(&bad_run.stderr).trim_end().lines().count(), 1, "{}", text(&bad_run.stderr));
+    assert!(text(&bad_run.stderr).contains("no-such-run"), "{}", text(&bad_run.stderr));
     assert!(!dir.join("x").exists(), "nothing written for a missing run");
     let bad_checkpoint =
-        rlpg(&["export", text(&run), "--checkpoint", "step-7.safetensors", "--out", text(&dir)]);
-    assert_eq!(bad_checkpoint.status.code(), Some(2), "{}", stderr(&bad_checkpoint));
-    assert_eq!(stderr(&bad_checkpoint).trim_end().lines().count(), 1);
+        rlpg(&["export", path(&run), "--checkpoint", "step-7.safetensors", "--out", path(&dir)]);
+    assert_eq!(bad_checkpoint.status.code(), Some(2), "{}", text(&bad_checkpoint.stderr));
+    assert_eq!(text(&bad_checkpoint.stderr).trim_end().lines().count(), 1);
 }
 
 #[test]
@@ -241,17 +232,17 @@ fn a_registry_with_a_duplicate_or_malformed_id_is_refused_at_start_with_exit_cod
 
 #[test]
 fn an_unused_agent_section_is_exit_code_2_with_its_line() {
-    let path = concat!(
+    let config = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/bad_configs/unused_reinforce_section.toml"
     );
     let unused = Scratch::new("custom-unused");
-    let out = rlpg(&["train", path, "--quiet", "--out", text(&unused)]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = rlpg(&["train", config, "--quiet", "--out", path(&unused)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        stderr(&out)
+        text(&out.stderr)
             .contains("unused_reinforce_section.toml:5:2: reinforce: the [reinforce] section"),
         "{}",
-        stderr(&out)
+        text(&out.stderr)
     );
 }
