@@ -32,8 +32,8 @@ pub struct SeedResult {
 /// is and a stopped one still leaves the seeds it finished on record.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
-    /// A deterministic evaluation of `seed`'s run: each periodic one and the final one (when a
-    /// run stops at an eval target, the final one repeats the last at the same step).
+    /// A deterministic evaluation of `seed`'s run: each periodic one and the final one, once per
+    /// step (a run that stops at an eval target ends on the evaluation that reached it).
     Eval {
         /// The seed being trained.
         seed: u64,

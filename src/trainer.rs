@@ -659,6 +659,11 @@ fn train_loop_inner(
     let mut window_start = (Instant::now(), state.global_step);
     let mut last_tick = Instant::now();
     let mut reached_target = None;
+    // The latest periodic evaluation and its step: a run that stops at an eval target ends on
+    // that very step, and its final evaluation is this one rather than a second, identical one.
+    let mut last_eval: Option<(u64, EvalResult)> = None;
+    // The step of the latest periodic video, for the same reason.
+    let mut last_video = None;
     let target = settings.stop_at.or(settings.record_target);
     let stops = settings.stop_at.is_some();
 
@@ -753,6 +758,7 @@ fn train_loop_inner(
                 let ret = Some(result.mean_return);
                 session.save(SaveReason::NewBest, &state, agent, &snapshot, ret, sink)?;
             }
+            last_eval = Some((global_step, result));
             window_start = (Instant::now(), global_step);
         }
         let every = settings.capture_video_every;
@@ -761,6 +767,7 @@ fn train_loop_inner(
             && global_step < settings.total_timesteps
         {
             record_video(agent, factory, settings, &vec, global_step, sink)?;
+            last_video = Some(global_step);
             window_start = (Instant::now(), global_step);
         }
         if global_step >= state.next_checkpoint && global_step < settings.total_timesteps {
@@ -786,11 +793,17 @@ fn train_loop_inner(
         }
     }
     let global_step = state.global_step;
-    let final_eval = run_eval(agent, factory, settings, &vec)?;
-    sink.scalar(EVAL_MEAN_RETURN, final_eval.mean_return, global_step)
-        .map_err(io_err("writing metrics"))?;
-    state.evals.push((global_step, final_eval.mean_return));
-    if settings.capture_video_every > 0 {
+    let final_eval = match last_eval {
+        Some((step, result)) if step == global_step => result,
+        _ => {
+            let result = run_eval(agent, factory, settings, &vec)?;
+            sink.scalar(EVAL_MEAN_RETURN, result.mean_return, global_step)
+                .map_err(io_err("writing metrics"))?;
+            state.evals.push((global_step, result.mean_return));
+            result
+        }
+    };
+    if settings.capture_video_every > 0 && last_video != Some(global_step) {
         record_video(agent, factory, settings, &vec, global_step, sink)?;
     }
     if reached_target.is_none()

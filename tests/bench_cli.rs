@@ -74,6 +74,36 @@ fn bench_prints_a_markdown_table_with_a_row_per_seed_and_the_summary() {
     }
 }
 
+/// A run that stops at an eval target ends on the step of the evaluation that reached it, and
+/// that evaluation is its final one: evaluated (and reported) once, not a second time at the
+/// same step. Any CartPole episode returns at least 8, so 1 is reached at the first evaluation.
+#[test]
+fn bench_stopping_at_an_eval_target_evaluates_that_step_once() {
+    let out = rlpg(&[
+        "bench",
+        PRESET,
+        "--seeds",
+        "6",
+        "--target-eval",
+        "1",
+        "--set",
+        "eval_every=1000",
+        "--set",
+        "eval_episodes=2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "bench failed: {}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("bench JSON");
+    let row = &json[0];
+    assert_eq!(row["steps_to_target"].as_u64(), Some(1000), "{row}");
+    assert_eq!(row["steps"].as_u64(), Some(1000), "did not stop at the target: {row}");
+    let progress = text(&out.stderr);
+    let evals = progress.lines().filter(|l| l.contains(": eval ")).count();
+    assert_eq!(evals, 1, "one evaluation at step 1000 expected:\n{progress}");
+    assert!(progress.contains("rlpg: seed 6: step 1000: eval "), "{progress}");
+}
+
 #[test]
 fn bench_rejects_a_missing_or_double_target_with_exit_2() {
     for args in [
