@@ -193,7 +193,7 @@ struct Run {
 
 /// Reads the runs under `paths`, aggregates them as the module doc describes, draws the PNG
 /// `options.out` (and the CSV `options.csv`), and returns the curves.
-pub fn plot(paths: &[PathBuf], options: &PlotOptions) -> Result<PlotSummary, PlotError> {
+pub fn plot(paths: &[impl AsRef<Path>], options: &PlotOptions) -> Result<PlotSummary, PlotError> {
     let summary = aggregate(paths, options)?;
     if let Some(csv) = &options.csv {
         std::fs::write(csv, to_csv(&summary, options.x))
@@ -204,7 +204,10 @@ pub fn plot(paths: &[PathBuf], options: &PlotOptions) -> Result<PlotSummary, Plo
 }
 
 /// Everything of [`plot`] but the files it writes.
-pub fn aggregate(paths: &[PathBuf], options: &PlotOptions) -> Result<PlotSummary, PlotError> {
+pub fn aggregate(
+    paths: &[impl AsRef<Path>],
+    options: &PlotOptions,
+) -> Result<PlotSummary, PlotError> {
     if options.points < 2 {
         return Err(PlotError::BadOption(format!(
             "points must be at least 2, got {}",
@@ -216,9 +219,10 @@ pub fn aggregate(paths: &[PathBuf], options: &PlotOptions) -> Result<PlotSummary
     }
     let mut dirs = Vec::new();
     for path in paths {
+        let path = path.as_ref();
         let found = find_runs(path)?;
         if found.is_empty() {
-            return Err(PlotError::NoEventFiles { path: path.clone() });
+            return Err(PlotError::NoEventFiles { path: path.to_path_buf() });
         }
         dirs.extend(found);
     }

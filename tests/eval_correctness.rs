@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
 
 mod common;
-use common::{Scratch, rlpg};
+use common::{Scratch, rlpg, text};
 
 /// Seed of the run; the trainer evaluates on seeds `SEED + 1_000_000 + i`.
 const SEED: u64 = 2;
@@ -29,7 +29,7 @@ fn eval(run_dir: &Path, which: &str) -> f64 {
         &eval_seed,
         "--json",
     ]);
-    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "eval failed: {}", text(&out.stderr));
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("eval prints one JSON object");
     json["mean_return"].as_f64().expect("mean_return")
@@ -64,8 +64,8 @@ fn eval_reproduces_the_logged_evaluation_and_notices_zeroed_weights_or_dropped_n
         args.extend(["--set", set]);
     }
     let out = rlpg(&args);
-    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
-    let run_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("dir"));
+    assert!(out.status.success(), "train failed: {}", text(&out.stderr));
+    let run_dir = PathBuf::from(text(&out.stdout).lines().last().expect("dir"));
 
     let best = Checkpoint::read(&run_dir.join("checkpoints").join("best.safetensors"))
         .expect("best checkpoint");

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::text;
 
 use rlpg::checkpoint::{Checkpoint, checkpoints_newest_first, latest_loadable, step_checkpoints};
 use rlpg::runs::{RunStatus, inspect_run};
@@ -179,7 +180,7 @@ fn random_kill_9s_always_leave_a_loadable_checkpoint_and_the_resumed_run_ends_ex
     if inspect_run(&run_dir).status != RunStatus::Complete {
         let done =
             Command::new(env!("CARGO_BIN_EXE_rlpg")).args(&resume_args).output().expect("run");
-        assert!(done.status.success(), "final resume: {}", String::from_utf8_lossy(&done.stderr));
+        assert!(done.status.success(), "final resume: {}", text(&done.stderr));
     }
     assert_eq!(inspect_run(&run_dir).status, RunStatus::Complete);
     assert_no_overlapping_steps(&run_dir);
@@ -188,9 +189,8 @@ fn random_kill_9s_always_leave_a_loadable_checkpoint_and_the_resumed_run_ends_ex
         .args(train_args(&root.join("full")))
         .output()
         .expect("run");
-    assert!(full.status.success(), "uninterrupted run: {}", String::from_utf8_lossy(&full.stderr));
-    let full_dir =
-        PathBuf::from(String::from_utf8_lossy(&full.stdout).lines().last().expect("dir"));
+    assert!(full.status.success(), "uninterrupted run: {}", text(&full.stderr));
+    let full_dir = PathBuf::from(text(&full.stdout).lines().last().expect("dir"));
     let final_of = |dir: &Path| {
         let (_, path) = step_checkpoints(dir).expect("list").pop().expect("final");
         Checkpoint::read(&path).expect("final checkpoint")

@@ -13,7 +13,7 @@ use rlpg::{AgentKind, Config};
 use tch::{Device, Kind, Tensor};
 
 mod common;
-use common::{Scratch, rlpg};
+use common::{Scratch, rlpg, text};
 
 const PRESET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/reinforce_cartpole.toml");
 /// The pathwise case starts from a pathwise preset: a [reinforce] section is refused with
@@ -30,7 +30,7 @@ fn check_blow_up(name: &str, preset: &str, sets: &[&str], quantity_prefix: &str)
         args.extend(["--set", set]);
     }
     let output = rlpg(&args);
-    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    let err = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "exit code; stderr: {err}");
     assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
     assert!(!err.contains("panicked"), "{err}");

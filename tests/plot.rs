@@ -54,7 +54,7 @@ fn two_seeds_give_their_mean_and_a_band_from_one_to_the_other() {
     let out = dir.join("chart.png");
     let csv = dir.join("series.csv");
     let options = PlotOptions { csv: Some(csv.clone()), points: 3, ..PlotOptions::new(&out) };
-    let summary = plot(&[dir.to_path_buf()], &options).expect("plot");
+    let summary = plot(&[&dir], &options).expect("plot");
     let text = std::fs::read_to_string(&csv).expect("csv written");
     // Bootstrap means of two seeds a < b are a, (a+b)/2 or b with chances 1/4, 1/2, 1/4: of 1000
     // resamples far more than 25 are a and b, so the 2.5% and 97.5% quantiles are a and b.
@@ -75,7 +75,7 @@ fn two_seeds_give_their_mean_and_a_band_from_one_to_the_other() {
     let info = decoder.read_info().expect("a PNG").info().clone();
     assert_eq!((info.width, info.height), rlpg::plot::PLOT_SIZE);
     // Deterministic: the same input gives the same bytes.
-    let again = aggregate(&[dir.to_path_buf()], &options).expect("again");
+    let again = aggregate(&[&dir], &options).expect("again");
     assert_eq!(again, summary);
 }
 
@@ -85,11 +85,8 @@ fn the_band_of_five_seeds_lies_inside_their_range_and_around_the_mean() {
     for (seed, v) in [1.0, 2.0, 4.0, 8.0, 16.0].into_iter().enumerate() {
         write_run(&dir, "CartPole-v1", "pathwise", seed as u64, "", RET, &[(0, v), (10, v)]);
     }
-    let summary = aggregate(
-        &[dir.to_path_buf()],
-        &PlotOptions { points: 2, ..PlotOptions::new("unused.png") },
-    )
-    .expect("aggregate");
+    let summary = aggregate(&[&dir], &PlotOptions { points: 2, ..PlotOptions::new("unused.png") })
+        .expect("aggregate");
     let g = &summary.groups[0];
     assert_eq!(g.mean, vec![6.2, 6.2]);
     // The mean of 5 draws from {1, 2, 4, 8, 16} ranges over [1, 16]; its 95% interval is well
@@ -120,7 +117,7 @@ fn smoothing_is_a_trailing_moving_average_and_group_by_reads_any_config_key() {
         group_by: Some("pathwise.estimator".to_owned()),
         ..PlotOptions::new("unused.png")
     };
-    let summary = aggregate(&[dir.to_path_buf()], &options).expect("aggregate");
+    let summary = aggregate(&[&dir], &options).expect("aggregate");
     let labels: Vec<&str> = summary.groups.iter().map(|g| g.label.as_str()).collect();
     assert_eq!(labels, ["pathwise.estimator = sac", "pathwise.estimator = td3"]);
     assert_eq!(summary.groups[0].mean, vec![0.0, 5.0, 15.0, 35.0], "window of 2 points");
@@ -132,7 +129,7 @@ fn seconds_are_measured_from_each_runs_first_scalar() {
     let dir = Scratch::new("plot-seconds");
     write_run(&dir, "CartPole-v1", "reinforce", 1, "", RET, &[(0, 1.0), (50, 2.0)]);
     let options = PlotOptions { x: XAxis::Seconds, ..PlotOptions::new("unused.png") };
-    let summary = aggregate(&[dir.to_path_buf()], &options).expect("aggregate");
+    let summary = aggregate(&[&dir], &options).expect("aggregate");
     let x = &summary.groups[0].x;
     assert!(x[0] >= 0.0 && x[x.len() - 1] < 5.0, "seconds since the run started: {x:?}");
 }
@@ -228,8 +225,8 @@ fn ten_runs_plot_quickly() {
     }
     let out = dir.join("ten.png");
     let start = Instant::now();
-    let summary = plot(&[dir.to_path_buf()], &PlotOptions { smooth: 5, ..PlotOptions::new(&out) })
-        .expect("plot");
+    let summary =
+        plot(&[&dir], &PlotOptions { smooth: 5, ..PlotOptions::new(&out) }).expect("plot");
     let seconds = start.elapsed().as_secs_f64();
     println!("rlpg plot of 10 runs (2 groups, 9,100 scalars each): {seconds:.3} s");
     assert_eq!(summary.groups.iter().map(|g| g.runs.len()).collect::<Vec<_>>(), [5, 5]);

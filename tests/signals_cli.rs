@@ -7,6 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::text;
 
 use rlpg::checkpoint::{Checkpoint, checkpoint_dir, step_checkpoints, step_file_name};
 use rlpg::runs::{RunStatus, inspect_run};
@@ -113,7 +114,7 @@ fn stop_with(name: &str, signal_name: &str, code: i32) -> (common::Scratch, Path
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, signal_name);
     let output = finish(child);
-    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    let err = text(&output.stderr);
     assert_eq!(output.status.code(), Some(code), "exit code after SIG{signal_name}: {err}");
     assert!(err.contains("stopped at step") && err.contains("--resume"), "stderr: {err}");
     assert!(!err.contains("panicked"), "stderr: {err}");
@@ -134,15 +135,14 @@ fn sigterm_checkpoints_exits_143_and_the_resumed_run_ends_as_an_uninterrupted_on
     let (root, run_dir) = stop_with("term", "TERM", 143);
     let resumed =
         run(&["train", "--resume", run_dir.to_str().expect("utf-8"), "--quiet"].map(str::to_owned));
-    assert!(resumed.status.success(), "resume: {}", String::from_utf8_lossy(&resumed.stderr));
-    let last = String::from_utf8_lossy(&resumed.stdout).lines().last().map(str::to_owned);
+    assert!(resumed.status.success(), "resume: {}", text(&resumed.stderr));
+    let last = text(&resumed.stdout).lines().last().map(str::to_owned);
     assert_eq!(last.as_deref(), run_dir.to_str(), "resume prints the same run directory");
 
     let full_out = root.join("full");
     let full = run(&train_args(&full_out));
-    assert!(full.status.success(), "uninterrupted run: {}", String::from_utf8_lossy(&full.stderr));
-    let full_dir =
-        PathBuf::from(String::from_utf8_lossy(&full.stdout).lines().last().expect("dir"));
+    assert!(full.status.success(), "uninterrupted run: {}", text(&full.stderr));
+    let full_dir = PathBuf::from(text(&full.stdout).lines().last().expect("dir"));
     let (a, b) = (newest_checkpoint(&full_dir), newest_checkpoint(&run_dir));
     assert_eq!(b.meta.reason, SaveReason::Final);
     assert_same("agent", &a.agent, &b.agent);
@@ -189,7 +189,7 @@ fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run() {
     }
     send_sigint(pid);
     let output = finish(child);
-    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    let err = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "exit code after two SIGINTs: {err}");
     assert!(!err.contains("panicked"), "stderr: {err}");
     // What a normal stop does, and an immediate exit does not: the "stopped at step" message
@@ -213,6 +213,6 @@ fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run() {
     }
     let resumed =
         run(&["train", "--resume", run_dir.to_str().expect("utf-8"), "--quiet"].map(str::to_owned));
-    assert!(resumed.status.success(), "resume: {}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(resumed.status.success(), "resume: {}", text(&resumed.stderr));
     assert_eq!(inspect_run(&run_dir).status, RunStatus::Complete);
 }
