@@ -28,20 +28,29 @@
 //! steps, at every new best evaluation, at the end, when a stop is requested, and before
 //! returning an environment fault. The sink is flushed before each, so every logged scalar with
 //! a step at or before a checkpoint's step is on disk when the checkpoint is.
+//!
+//! Beside the loop: `actions` turns the agent's action tensor into env actions, `eval` runs
+//! deterministic evaluations and renders evaluation videos, `progress` draws the progress bar.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, AgentError, Transition};
-use rlpg_envs::{
-    DEFAULT_NORM_EPSILON, Env, EnvError, RunningMeanStd, Space, VecActions, VecEnv, VecEnvSnapshot,
-};
+use rlpg_envs::{Env, EnvError, RunningMeanStd, VecEnv, VecEnvSnapshot};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::video::{
-    EncodedGif, GifEncoder, GifOptions, OwnedAction, RecordedEpisode, VideoError, record_episode,
-};
+use crate::video::{EncodedGif, VideoError};
+
+mod actions;
+mod eval;
+mod progress;
+
+pub use actions::ActionAdapter;
+pub use eval::{VIDEO_MAX_STEPS, VIDEO_OPTIONS, VIDEO_TAG, evaluate, record_agent_episode};
+use eval::{record_video, run_eval};
+pub use progress::human_rate;
+use progress::progress_bar;
 
 /// Builds one environment instance. The trainer calls it `num_envs` times for training and again
 /// for evaluation, so every call must return an independent env.
@@ -233,52 +242,6 @@ pub struct TrainSummary {
     pub reached_target: Option<(u64, f64)>,
 }
 
-/// Converts the agent's action tensor into what the environments accept: discrete indices, or
-/// continuous vectors clipped into the action bounds (the agent keeps its unclipped actions for
-/// learning, as Stable-Baselines3 does).
-pub struct ActionAdapter {
-    space: Space,
-    discrete: Vec<usize>,
-    continuous: Vec<f32>,
-}
-
-impl ActionAdapter {
-    /// An adapter for `space`.
-    pub fn new(space: &Space) -> Self {
-        Self { space: space.clone(), discrete: Vec::new(), continuous: Vec::new() }
-    }
-
-    /// The env actions for `actions` (`Int64 [n]` or `Float [n, dim]`).
-    pub fn convert(&mut self, actions: &Tensor) -> Result<VecActions<'_>, tch::TchError> {
-        match &self.space {
-            Space::Discrete(_) => {
-                let flat = actions.to_kind(Kind::Int64).flatten(0, -1);
-                let idx: Vec<i64> = Vec::try_from(&flat)?;
-                self.discrete.clear();
-                // A negative index cannot come from a categorical sample; map it to an index the
-                // env rejects with its own message rather than wrapping around.
-                self.discrete.extend(idx.iter().map(|&a| usize::try_from(a).unwrap_or(usize::MAX)));
-                Ok(VecActions::Discrete(&self.discrete))
-            }
-            Space::Box(b) => {
-                let flat = actions.to_kind(Kind::Float).flatten(0, -1);
-                self.continuous = Vec::try_from(&flat)?;
-                let dim = b.dim();
-                for (i, a) in self.continuous.iter_mut().enumerate() {
-                    let (lo, hi) = (b.low[i % dim], b.high[i % dim]);
-                    // NaN stays NaN so that the env reports it instead of the clip hiding it.
-                    if *a < lo {
-                        *a = lo;
-                    } else if *a > hi {
-                        *a = hi;
-                    }
-                }
-                Ok(VecActions::Continuous(&self.continuous))
-            }
-        }
-    }
-}
-
 fn env_err(step: u64) -> impl FnOnce(EnvError) -> TrainError {
     move |source| TrainError::Env { step, source }
 }
@@ -287,59 +250,8 @@ fn make_vec_env(factory: EnvFactory<'_>, n: usize) -> Result<VecEnv, EnvError> {
     VecEnv::new((0..n).map(|_| factory()).collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Runs `episodes` deterministic episodes of `agent` on fresh environments from `factory`, one
-/// episode per environment, env `i` reset with `seed + i`. `obs_rms`, when given, normalises the
-/// observations with frozen training statistics.
-pub fn evaluate(
-    agent: &mut dyn Agent,
-    factory: EnvFactory<'_>,
-    episodes: usize,
-    seed: u64,
-    obs_rms: Option<(&rlpg_envs::RunningMeanStd, f32)>,
-) -> Result<EvalResult, TrainError> {
-    let mut vec = make_vec_env(factory, episodes).map_err(env_err(0))?;
-    if let Some((rms, clip)) = obs_rms {
-        vec.enable_obs_normalization(clip);
-        vec.set_obs_rms(rms.clone()).map_err(env_err(0))?;
-        vec.set_obs_normalization_training(false);
-    }
-    let obs_dim = vec.obs_dim();
-    let mut adapter = ActionAdapter::new(vec.action_space());
-    let mut obs = vec.reset(Some(seed)).map_err(env_err(0))?.to_vec();
-    let mut returns: Vec<Option<f64>> = vec![None; episodes];
-    let mut steps = 0u64;
-    while returns.iter().any(Option::is_none) {
-        let obs_t = Tensor::from_slice(&obs).view([episodes as i64, obs_dim as i64]);
-        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
-        let env_actions = adapter.convert(&actions)?;
-        let step = vec.step(env_actions).map_err(env_err(steps))?;
-        steps += episodes as u64;
-        for ep in &step.episodes {
-            if returns[ep.env].is_none() {
-                returns[ep.env] = Some(ep.ret);
-            }
-        }
-        obs.copy_from_slice(&step.obs);
-    }
-    let returns: Vec<f64> = returns.into_iter().flatten().collect();
-    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64;
-    Ok(EvalResult { mean_return: mean, std_return: var.sqrt(), returns })
-}
-
-/// Tag of the evaluation videos (TensorBoard's Images dashboard).
-pub const VIDEO_TAG: &str = "videos/eval";
-
 /// Tag of the mean return of the last 100 training episodes, logged once per `log_every`.
 pub const RECENT_MEAN_TAG: &str = "charts/episodic_return_mean100";
-
-/// How evaluation videos are encoded: 30 frames per second, frames halved (CartPole's and
-/// MountainCar's 600 × 400 become 300 × 200, Pendulum's and Acrobot's 500 × 500 become
-/// 250 × 250).
-pub const VIDEO_OPTIONS: GifOptions = GifOptions { fps: 30, downscale: 2 };
-
-/// Longest evaluation video, in steps (the built-in envs' time limits are at most 1000 steps).
-pub const VIDEO_MAX_STEPS: usize = 1000;
 
 /// Observation-normalisation clip (Stable-Baselines3's default).
 pub const OBS_CLIP: f32 = 10.0;
@@ -906,159 +818,9 @@ fn is_unsupported(e: &EnvError) -> bool {
     }
 }
 
-fn run_eval(
-    agent: &mut dyn Agent,
-    factory: EnvFactory<'_>,
-    settings: &LoopSettings,
-    train_env: &VecEnv,
-) -> Result<EvalResult, TrainError> {
-    // Evaluation envs are seeded apart from the training envs so that evaluation never replays
-    // a training episode start.
-    let eval_seed = settings.seed.wrapping_add(1_000_000);
-    let rms = train_env.obs_rms().map(|r| (r, OBS_CLIP));
-    evaluate(agent, factory, settings.eval_episodes, eval_seed, rms)
-}
-
-/// Plays one deterministic evaluation episode (seeded as the first evaluation episode) on a
-/// fresh env, renders it into a GIF ([`VIDEO_OPTIONS`]) and hands it to the sink at `step`.
-fn record_video(
-    agent: &mut dyn Agent,
-    factory: EnvFactory<'_>,
-    settings: &LoopSettings,
-    train_env: &VecEnv,
-    step: u64,
-    sink: &mut dyn ScalarSink,
-) -> Result<(), TrainError> {
-    let mut env = factory().map_err(env_err(step))?;
-    let mut gif = GifEncoder::new(VIDEO_OPTIONS);
-    let seed = settings.seed.wrapping_add(1_000_000);
-    let rms = train_env.obs_rms();
-    record_agent_episode(agent, env.as_mut(), rms, seed, VIDEO_MAX_STEPS, &mut gif)
-        .map_err(|source| TrainError::Video { step, source })?;
-    let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;
-    sink.video(VIDEO_TAG, &gif, step).map_err(io_err("writing the video"))
-}
-
-/// Plays one episode of `agent`'s deterministic actions on `env`, reset with `seed`, rendering
-/// every frame into `video` (see [`record_episode`]). `obs_rms`, when given, normalises the
-/// observations with frozen training statistics, as [`evaluate`] does, so the episode is the
-/// one [`evaluate`] plays for the same seed.
-pub fn record_agent_episode(
-    agent: &mut dyn Agent,
-    env: &mut dyn Env,
-    obs_rms: Option<&RunningMeanStd>,
-    seed: u64,
-    max_steps: usize,
-    video: &mut GifEncoder,
-) -> Result<RecordedEpisode, VideoError> {
-    let obs_dim = env.observation_space().flat_dim();
-    let mut adapter = ActionAdapter::new(env.action_space());
-    let mut normalized = vec![0.0f32; obs_dim];
-    let act = |obs: &[f32]| -> Result<OwnedAction, tch::TchError> {
-        let input = match obs_rms {
-            Some(rms) => {
-                rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
-                &normalized[..]
-            }
-            None => obs,
-        };
-        let obs_t = Tensor::from_slice(input).view([1, obs.len() as i64]);
-        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
-        Ok(match adapter.convert(&actions)? {
-            VecActions::Discrete(a) => OwnedAction::Discrete(a[0]),
-            VecActions::Continuous(x) => OwnedAction::Continuous(x.to_vec()),
-        })
-    };
-    record_episode(env, Some(seed), max_steps, act, video)
-}
-
-#[cfg(feature = "progress")]
-fn progress_bar(settings: &LoopSettings, position: u64) -> Option<indicatif::ProgressBar> {
-    if !settings.progress {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(settings.total_timesteps),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    let style = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} steps {rate} {msg}",
-    )
-    .map(|s| {
-        s.progress_chars("=> ").with_key(
-            "rate",
-            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{}", human_rate(state.per_sec()));
-            },
-        )
-    });
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar.set_position(position);
-    Some(bar)
-}
-
-/// A rate of steps for people: three significant figures with a k/M suffix (`45.5k steps/s`,
-/// `812 steps/s`, `1.25M steps/s`), where indicatif's `{per_sec}` prints `45,510.0148/s`.
-pub fn human_rate(per_second: f64) -> String {
-    if !per_second.is_finite() || per_second < 0.0 {
-        return "- steps/s".to_owned();
-    }
-    let (value, suffix) = match per_second {
-        r if r >= 999_500.0 => (r / 1e6, "M"),
-        r if r >= 999.5 => (r / 1e3, "k"),
-        r => (r, ""),
-    };
-    let decimals = match value {
-        v if v >= 99.95 => 0,
-        v if v >= 9.995 => 1,
-        _ => 2,
-    };
-    let decimals = if suffix.is_empty() && value >= 9.995 { 0 } else { decimals };
-    format!("{value:.decimals$}{suffix} steps/s")
-}
-
-/// Without the `progress` feature there is no bar: the loop's bar calls go to this type, which
-/// draws nothing.
-#[cfg(not(feature = "progress"))]
-fn progress_bar(_settings: &LoopSettings, _position: u64) -> Option<NoBar> {
-    None
-}
-
-/// The progress bar when the `progress` feature is off: never constructed.
-#[cfg(not(feature = "progress"))]
-enum NoBar {}
-
-#[cfg(not(feature = "progress"))]
-impl NoBar {
-    fn abandon(self) {}
-    fn finish_and_clear(self) {}
-    fn set_position(&self, _: u64) {}
-    fn set_message(&self, _: String) {}
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rates_are_rounded_for_people() {
-        for (rate, text) in [
-            (45_510.014_8, "45.5k steps/s"),
-            (999.4, "999 steps/s"),
-            (999.6, "1.00k steps/s"),
-            (812.3, "812 steps/s"),
-            (12.34, "12 steps/s"),
-            (4.567, "4.57 steps/s"),
-            (0.0, "0.00 steps/s"),
-            (123_456.0, "123k steps/s"),
-            (1_254_000.0, "1.25M steps/s"),
-            (f64::NAN, "- steps/s"),
-        ] {
-            assert_eq!(human_rate(rate), text, "rate {rate}");
-        }
-    }
 
     #[test]
     fn advance_moves_to_the_next_multiple_and_skips_points_jumped_over() {

@@ -1,0 +1,133 @@
+//! Deterministic evaluation and evaluation videos: the agent acting outside training, on fresh
+//! environments seeded apart from the training ones.
+
+use rlpg_agents::{ActMode, Agent};
+use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, RunningMeanStd, VecActions, VecEnv};
+use tch::Tensor;
+
+use super::{
+    ActionAdapter, EnvFactory, EvalResult, LoopSettings, OBS_CLIP, ScalarSink, TrainError, env_err,
+    io_err, make_vec_env,
+};
+use crate::video::{
+    GifEncoder, GifOptions, OwnedAction, RecordedEpisode, VideoError, record_episode,
+};
+
+/// Runs `episodes` deterministic episodes of `agent` on fresh environments from `factory`, one
+/// episode per environment, env `i` reset with `seed + i`. `obs_rms`, when given, normalises the
+/// observations with frozen training statistics.
+pub fn evaluate(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    episodes: usize,
+    seed: u64,
+    obs_rms: Option<(&rlpg_envs::RunningMeanStd, f32)>,
+) -> Result<EvalResult, TrainError> {
+    let mut vec = make_vec_env(factory, episodes).map_err(env_err(0))?;
+    if let Some((rms, clip)) = obs_rms {
+        vec.enable_obs_normalization(clip);
+        vec.set_obs_rms(rms.clone()).map_err(env_err(0))?;
+        vec.set_obs_normalization_training(false);
+    }
+    let obs_dim = vec.obs_dim();
+    let mut adapter = ActionAdapter::new(vec.action_space());
+    let mut obs = vec.reset(Some(seed)).map_err(env_err(0))?.to_vec();
+    let mut returns: Vec<Option<f64>> = vec![None; episodes];
+    let mut steps = 0u64;
+    while returns.iter().any(Option::is_none) {
+        let obs_t = Tensor::from_slice(&obs).view([episodes as i64, obs_dim as i64]);
+        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
+        let env_actions = adapter.convert(&actions)?;
+        let step = vec.step(env_actions).map_err(env_err(steps))?;
+        steps += episodes as u64;
+        for ep in &step.episodes {
+            if returns[ep.env].is_none() {
+                returns[ep.env] = Some(ep.ret);
+            }
+        }
+        obs.copy_from_slice(&step.obs);
+    }
+    let returns: Vec<f64> = returns.into_iter().flatten().collect();
+    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64;
+    Ok(EvalResult { mean_return: mean, std_return: var.sqrt(), returns })
+}
+
+/// Tag of the evaluation videos (TensorBoard's Images dashboard).
+pub const VIDEO_TAG: &str = "videos/eval";
+
+/// How evaluation videos are encoded: 30 frames per second, frames halved (CartPole's and
+/// MountainCar's 600 × 400 become 300 × 200, Pendulum's and Acrobot's 500 × 500 become
+/// 250 × 250).
+pub const VIDEO_OPTIONS: GifOptions = GifOptions { fps: 30, downscale: 2 };
+
+/// Longest evaluation video, in steps (the built-in envs' time limits are at most 1000 steps).
+pub const VIDEO_MAX_STEPS: usize = 1000;
+
+/// [`evaluate`] for the training loop: `settings.eval_episodes` episodes, seeded apart from the
+/// training envs, normalised with `train_env`'s current statistics.
+pub(super) fn run_eval(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    settings: &LoopSettings,
+    train_env: &VecEnv,
+) -> Result<EvalResult, TrainError> {
+    // Evaluation envs are seeded apart from the training envs so that evaluation never replays
+    // a training episode start.
+    let eval_seed = settings.seed.wrapping_add(1_000_000);
+    let rms = train_env.obs_rms().map(|r| (r, OBS_CLIP));
+    evaluate(agent, factory, settings.eval_episodes, eval_seed, rms)
+}
+
+/// Plays one deterministic evaluation episode (seeded as the first evaluation episode) on a
+/// fresh env, renders it into a GIF ([`VIDEO_OPTIONS`]) and hands it to the sink at `step`.
+pub(super) fn record_video(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    settings: &LoopSettings,
+    train_env: &VecEnv,
+    step: u64,
+    sink: &mut dyn ScalarSink,
+) -> Result<(), TrainError> {
+    let mut env = factory().map_err(env_err(step))?;
+    let mut gif = GifEncoder::new(VIDEO_OPTIONS);
+    let seed = settings.seed.wrapping_add(1_000_000);
+    let rms = train_env.obs_rms();
+    record_agent_episode(agent, env.as_mut(), rms, seed, VIDEO_MAX_STEPS, &mut gif)
+        .map_err(|source| TrainError::Video { step, source })?;
+    let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;
+    sink.video(VIDEO_TAG, &gif, step).map_err(io_err("writing the video"))
+}
+
+/// Plays one episode of `agent`'s deterministic actions on `env`, reset with `seed`, rendering
+/// every frame into `video` (see [`record_episode`]). `obs_rms`, when given, normalises the
+/// observations with frozen training statistics, as [`evaluate`] does, so the episode is the
+/// one [`evaluate`] plays for the same seed.
+pub fn record_agent_episode(
+    agent: &mut dyn Agent,
+    env: &mut dyn Env,
+    obs_rms: Option<&RunningMeanStd>,
+    seed: u64,
+    max_steps: usize,
+    video: &mut GifEncoder,
+) -> Result<RecordedEpisode, VideoError> {
+    let obs_dim = env.observation_space().flat_dim();
+    let mut adapter = ActionAdapter::new(env.action_space());
+    let mut normalized = vec![0.0f32; obs_dim];
+    let act = |obs: &[f32]| -> Result<OwnedAction, tch::TchError> {
+        let input = match obs_rms {
+            Some(rms) => {
+                rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
+                &normalized[..]
+            }
+            None => obs,
+        };
+        let obs_t = Tensor::from_slice(input).view([1, obs.len() as i64]);
+        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
+        Ok(match adapter.convert(&actions)? {
+            VecActions::Discrete(a) => OwnedAction::Discrete(a[0]),
+            VecActions::Continuous(x) => OwnedAction::Continuous(x.to_vec()),
+        })
+    };
+    record_episode(env, Some(seed), max_steps, act, video)
+}
