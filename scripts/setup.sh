@@ -166,10 +166,13 @@ if $gymnasium; then
     echo "$GYMNASIUM_PINS" > "$venv/.complete"
   fi
   # MuJoCo on top, with its own marker: remade with the venv, kept by a plain --gymnasium.
-  MUJOCO_PINS="gymnasium[mujoco]==1.4.0"
+  # MuJoCo itself is pinned too: the extra alone takes the newest release, and the HalfCheetah
+  # numbers in the README were measured with 4.0.0.
+  MUJOCO_PINS="gymnasium[mujoco]==1.4.0 mujoco==4.0.0"
   if $mujoco && [ "$(cat "$venv/.mujoco" 2>/dev/null)" != "$MUJOCO_PINS" ]; then
     echo "setup.sh: installing $MUJOCO_PINS into $venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$MUJOCO_PINS" numpy==2.4.6 \
+    # shellcheck disable=SC2086 # the pins are separate words
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $MUJOCO_PINS numpy==2.4.6 \
       || die "pip could not install $MUJOCO_PINS into $venv"
     echo "$MUJOCO_PINS" > "$venv/.mujoco"
   fi
