@@ -10,7 +10,8 @@
 #   5. the custom-env template, copied outside the workspace, built and run there
 #      (scripts/check_template.sh);
 #   6. the `gymnasium` feature with its pinned venv (scripts/setup.sh --gymnasium): the bridge's
-#      trajectories against Gymnasium's own, its errors, and the CLI with `gymnasium:<ID>` envs.
+#      trajectories against Gymnasium's own, its errors, envs made from parallel threads, and
+#      the CLI with `gymnasium:<ID>` envs.
 # Stops at the first failure.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,7 +45,7 @@ scripts/check_template.sh
 
 say "the gymnasium feature (its venv from scripts/setup.sh --gymnasium)"
 scripts/setup.sh --gymnasium
-cargo test --release -p rlpg-envs --features gymnasium --test gymnasium
+cargo test --release -p rlpg-envs --features gymnasium --test gymnasium --test gymnasium_threads
 cargo test --release -p rlpg --features gymnasium --test cli_gymnasium
 
 say "all tests passed"

@@ -105,7 +105,13 @@ pub fn python_env() -> Result<PythonEnv, String> {
 /// Python code of the bridge that is not on the hot path: activating the venv, making the env,
 /// describing its spaces, converting odd observations.
 const HELPER: &CStr = cr#"
-import json, site, sys
+import json, site, sys, threading
+
+# gymnasium.make imports an env's module on first use, and CPython (3.11 at least) can fail
+# concurrent imports of a package and its submodules from two threads ("partially initialized
+# module", KeyError of the package), which envs made in parallel threads would hit. One make at a
+# time; reentrant, for envs whose constructor makes another env. Waiting releases the GIL.
+_make_lock = threading.RLock()
 
 def activate(prefix, site_dirs):
     # The embedded interpreter starts with its own installation's site-packages; the venv's come
@@ -120,7 +126,8 @@ def activate(prefix, site_dirs):
 
 def make(env_id, kwargs_json):
     import gymnasium
-    return gymnasium.make(env_id, **json.loads(kwargs_json))
+    with _make_lock:
+        return gymnasium.make(env_id, **json.loads(kwargs_json))
 
 def space(sp):
     import numpy as np
