@@ -21,7 +21,7 @@ pub fn evaluate(
     factory: EnvFactory<'_>,
     episodes: usize,
     seed: u64,
-    obs_rms: Option<(&rlpg_envs::RunningMeanStd, f32)>,
+    obs_rms: Option<(&RunningMeanStd, f32)>,
 ) -> Result<EvalResult, TrainError> {
     let mut vec = make_vec_env(factory, episodes).map_err(env_err(0))?;
     if let Some((rms, clip)) = obs_rms {
@@ -72,11 +72,14 @@ pub(super) fn run_eval(
     settings: &LoopSettings,
     train_env: &VecEnv,
 ) -> Result<EvalResult, TrainError> {
-    // Evaluation envs are seeded apart from the training envs so that evaluation never replays
-    // a training episode start.
-    let eval_seed = settings.seed.wrapping_add(1_000_000);
     let rms = train_env.obs_rms().map(|r| (r, OBS_CLIP));
-    evaluate(agent, factory, settings.eval_episodes, eval_seed, rms)
+    evaluate(agent, factory, settings.eval_episodes, eval_seed(settings), rms)
+}
+
+/// The seed of the first evaluation episode (and of the video's episode): apart from the
+/// training envs' seeds, so that evaluation never replays a training episode start.
+fn eval_seed(settings: &LoopSettings) -> u64 {
+    settings.seed.wrapping_add(1_000_000)
 }
 
 /// Plays one deterministic evaluation episode (seeded as the first evaluation episode) on a
@@ -91,9 +94,8 @@ pub(super) fn record_video(
 ) -> Result<(), TrainError> {
     let mut env = factory().map_err(env_err(step))?;
     let mut gif = GifEncoder::new(VIDEO_OPTIONS);
-    let seed = settings.seed.wrapping_add(1_000_000);
     let rms = train_env.obs_rms();
-    record_agent_episode(agent, env.as_mut(), rms, seed, VIDEO_MAX_STEPS, &mut gif)
+    record_agent_episode(agent, env.as_mut(), rms, eval_seed(settings), VIDEO_MAX_STEPS, &mut gif)
         .map_err(|source| TrainError::Video { step, source })?;
     let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;
     sink.video(VIDEO_TAG, &gif, step).map_err(io_err("writing the video"))
