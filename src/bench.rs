@@ -99,7 +99,8 @@ pub fn bench(
     bench_with_progress(config, seeds, target, envs, &mut |_| {})
 }
 
-/// [`bench()`], calling `progress` at each periodic evaluation and when each seed ends.
+/// [`bench()`], calling `progress` at each evaluation (see [`Progress::Eval`]) and when each seed
+/// ends.
 pub fn bench_with_progress(
     config: &Config,
     seeds: &[u64],

@@ -85,7 +85,7 @@ fn a_custom_env_goes_from_a_toml_config_through_train_runs_eval_resume_and_bench
     // ... also by the `rlpg` binary, which does not know GridReach-v0
     let listing = rlpg(&["runs", "--dir", path(&out)]);
     assert!(listing.status.success(), "{}", text(&listing.stderr));
-    let table = String::from_utf8_lossy(&listing.stdout);
+    let table = text(&listing.stdout);
     assert!(table.contains("GridReach-v0") && table.contains("complete"), "{table}");
     assert!(!table.contains("broken"), "{table}");
 
