@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod dense;
 pub mod distributions;
 pub mod grad_noise;
 pub mod networks;

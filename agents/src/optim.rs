@@ -36,6 +36,8 @@ const SQRT_FLOOR: f64 = 1e-30;
 pub struct FlatParams {
     /// The trainable variables, sorted by name.
     vars: Vec<Tensor>,
+    /// Where each variable lives in the buffer, in the same order.
+    segments: Vec<Segment>,
     /// For each variable, whether it is a column-major matrix (see [`FlatParams::new`]).
     column_major: Vec<bool>,
     /// `[numel]` the buffer holding every variable's values; does not require gradients.
@@ -58,6 +60,7 @@ impl FlatParams {
         let flat = Tensor::f_zeros([numel as i64], (Kind::Float, store.device()))?;
         let mut offset = 0i64;
         let mut vars = Vec::with_capacity(named.len());
+        let mut segments = Vec::with_capacity(named.len());
         let mut column_major = Vec::with_capacity(named.len());
         tch::no_grad(|| -> Result<(), AgentError> {
             for (name, mut var) in named {
@@ -81,12 +84,38 @@ impl FlatParams {
                 // an autograd leaf, so the layers holding it now read from `flat`.
                 var.f_set_data(&view)?;
                 vars.push(var);
+                segments.push(Segment {
+                    name,
+                    offset: offset as usize,
+                    shape: size.iter().map(|&d| d as usize).collect(),
+                    column_major: transposed,
+                });
                 column_major.push(transposed);
                 offset += n;
             }
             Ok(())
         })?;
-        Ok(Self { vars, column_major, flat })
+        Ok(Self { vars, segments, column_major, flat })
+    }
+
+    /// Where the variable `name` lives in the buffer, if this buffer holds it.
+    pub(crate) fn segment(&self, name: &str) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.name == name)
+    }
+
+    /// The buffer's values as plain memory, for arithmetic done outside libtorch. Errors unless
+    /// the buffer is on the CPU.
+    pub(crate) fn cpu_values(&self) -> Result<&[f32], AgentError> {
+        // SAFETY: `cpu_f32` checks the tensor is a contiguous CPU `Float` buffer of `numel`
+        // values; it is owned by `self`, and only `&mut self` writes to it from Rust.
+        unsafe { cpu_f32(&self.flat).map(|s| &*s) }
+    }
+
+    /// [`FlatParams::cpu_values`], writable: writes change the network (the variables share
+    /// the buffer).
+    pub(crate) fn cpu_values_mut(&mut self) -> Result<&mut [f32], AgentError> {
+        // SAFETY: as in `cpu_values`; `&mut self` makes this the only Rust view of the buffer.
+        unsafe { cpu_f32(&self.flat) }
     }
 
     /// The buffer of all parameter values, `[numel]`, in name order.
@@ -136,6 +165,40 @@ impl FlatParams {
         let _ = tch::no_grad(|| self.flat.f_lerp_(&source.flat, tau))?;
         Ok(())
     }
+}
+
+/// Where one variable lives in a [`FlatParams`] buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// The variable's name in its store.
+    pub(crate) name: String,
+    /// Index of its first value in the buffer.
+    pub(crate) offset: usize,
+    /// Its shape.
+    pub(crate) shape: Vec<usize>,
+    /// Whether a matrix is stored column-major (transposed) rather than row-major.
+    pub(crate) column_major: bool,
+}
+
+/// The values of `t` as a mutable slice.
+///
+/// # Safety
+/// The caller must make sure no other live slice or Rust reference aliases `t`'s storage for
+/// the returned lifetime, and that no libtorch operation writes to it meanwhile.
+unsafe fn cpu_f32<'a>(t: &Tensor) -> Result<&'a mut [f32], AgentError> {
+    if t.device() != tch::Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
+        return Err(AgentError::Invalid(format!(
+            "plain-memory access needs a contiguous Float tensor on the CPU, got {:?} on {:?}",
+            t.kind(),
+            t.device()
+        )));
+    }
+    let len = t.numel();
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: a contiguous, defined CPU Float tensor of `len` elements starts at `data_ptr`.
+    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), len) })
 }
 
 /// Whether `t` is a matrix stored column-major (transposed), i.e. strides `[1, rows]`, and not
@@ -227,6 +290,48 @@ impl Adam {
         Ok(())
     }
 
+    /// [`Adam::step`] in plain Rust on a CPU buffer, with the flat gradient `grad` as plain
+    /// memory: the same arithmetic (PyTorch's), without libtorch's per-operation overhead.
+    /// Errors unless `params` and the moments are on the CPU and `grad` has one value per
+    /// parameter.
+    pub(crate) fn step_cpu(
+        &mut self,
+        params: &mut FlatParams,
+        grad: &[f32],
+    ) -> Result<(), AgentError> {
+        // SAFETY: the moments are owned by `self`, borrowed mutably here, and only read by
+        // libtorch when a checkpoint copies them, which cannot happen during this call.
+        let (m, v) = unsafe { (cpu_f32(&self.exp_avg)?, cpu_f32(&self.exp_avg_sq)?) };
+        let theta = params.cpu_values_mut()?;
+        if grad.len() != theta.len() || m.len() != theta.len() {
+            return Err(AgentError::Invalid(format!(
+                "Adam step: {} gradient values for {} parameters",
+                grad.len(),
+                theta.len()
+            )));
+        }
+        self.steps += 1;
+        let bias1 = 1.0 - BETA1.powf(self.steps as f64);
+        let bias2 = 1.0 - BETA2.powf(self.steps as f64);
+        let step = (-self.lr / bias1) as f32;
+        let inv_sqrt_bias2 = (1.0 / bias2.sqrt()) as f32;
+        let (w1, w2) = ((1.0 - BETA1) as f32, (1.0 - BETA2) as f32);
+        let floor = SQRT_FLOOR as f32;
+        for (((p, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grad) {
+            // Moments below the floor are flushed to zero. A parameter whose gradient stays zero
+            // (a dead ReLU unit's) has moments decaying geometrically into subnormal numbers,
+            // the first moment within a few hundred steps, and x86 cores take a slow path for
+            // every operation on those (this loop ran 10x slower). The step such a moment would
+            // take is below `lr · 1e-30 / ε`, nothing in f32 arithmetic on the parameters.
+            let flush = |x: f32| if x.abs() < floor { 0.0 } else { x };
+            *m = flush(lerp(*m, g, w1));
+            *v = flush(lerp(*v, g * g, w2));
+            let denom = v.max(floor).sqrt() * inv_sqrt_bias2 + EPS as f32;
+            *p += step * *m / denom;
+        }
+        Ok(())
+    }
+
     /// The name, kind and shape of every tensor [`Adam::state`] gives under `prefix`, in the
     /// same order: what a checkpoint must hold for [`Adam::load_state`].
     pub fn state_layout(&self, prefix: &str) -> Vec<(String, Kind, Vec<i64>)> {
@@ -272,6 +377,12 @@ impl Adam {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// `a + w (b − a)` as libtorch's CPU `lerp` computes it in `f32` (from the far end for
+/// `w ≥ 0.5`).
+pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {
+    if w.abs() < 0.5 { a + w * (b - a) } else { b - (b - a) * (1.0 - w) }
 }
 
 /// Adam on a single `f64` (e.g. an entropy temperature's logarithm), with PyTorch's arithmetic:

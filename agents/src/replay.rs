@@ -171,6 +171,13 @@ impl ReplayBuffer {
     /// `batch_size` transitions drawn uniformly with replacement. Errors when the buffer is
     /// empty or `batch_size` is 0.
     pub fn sample(&self, batch_size: usize) -> Result<ReplaySample, AgentError> {
+        Ok(self.split(&self.sample_rows(batch_size)?))
+    }
+
+    /// The rows [`ReplayBuffer::sample`] splits, `[batch_size, width]` with
+    /// `width = 2·obs_dim + action_dim + 2`: observation, action, reward, terminated (0 or 1),
+    /// next observation. Draws the same indices from the same generator as `sample`.
+    pub fn sample_rows(&self, batch_size: usize) -> Result<Tensor, AgentError> {
         if self.is_empty() || batch_size == 0 {
             return Err(AgentError::Invalid(format!(
                 "cannot sample {batch_size} transitions from a replay buffer holding {}",
@@ -179,8 +186,7 @@ impl ReplayBuffer {
         }
         let index =
             Tensor::f_randint(self.len as i64, [batch_size as i64], (Kind::Int64, self.device()))?;
-        let rows = self.storage.f_index_select(0, &index)?;
-        Ok(self.split(&rows))
+        Ok(self.storage.f_index_select(0, &index)?)
     }
 
     /// The transitions in rows `index` (`Int64 [batch]`, each `< len()`), for inspection and

@@ -212,6 +212,41 @@ impl Activation {
             Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
+
+    /// The slope of [`Activation::apply_f32`] at `x`, given also its value `y` there (what
+    /// autograd's backward pass uses for each): for the hand-written backward passes of
+    /// `crate::dense`.
+    pub(crate) fn derivative_f32(self, x: f32, y: f32) -> f32 {
+        match self {
+            Activation::Tanh => 1.0 - y * y,
+            // libtorch passes the gradient where the output is positive.
+            Activation::Relu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Elu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    x.exp()
+                }
+            }
+            Activation::LeakyRelu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.01
+                }
+            }
+            Activation::Silu => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 + x * (1.0 - s))
+            }
+        }
+    }
 }
 
 /// Tensors with at least this many elements take the sigmoid route in [`fast_tanh`].

@@ -14,6 +14,7 @@ use crate::scaffold::{Finite, Layout, Net, obs_dim};
 use crate::settings::SettingsContext;
 
 use super::actor::{ActionCoding, Actor, ActorSpec, PolicySample};
+use super::cpu::CpuUpdate;
 use super::critic::{ActionInput, TwinCritic};
 use super::exploration::PinkNoise;
 use super::settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};
@@ -53,6 +54,9 @@ pub struct Pathwise {
     pub(super) pink: Option<PinkNoise>,
     encoded_actions: Vec<f32>,
     action_indices: Vec<i64>,
+    /// The update written out in plain Rust where it applies (see `super::cpu`); `None`: the
+    /// tensor code.
+    cpu: Option<CpuUpdate>,
     /// Where the networks, the replay buffer and the optimizer state live; observations
     /// arrive from the CPU and actions go back there.
     device: Device,
@@ -140,6 +144,12 @@ impl Pathwise {
         };
         let critic = Net::trained(layout, cfg.critic_learning_rate, device, build_critic)?;
         let critic_target = Net::target_of(&critic, layout, build_critic)?;
+        let discrete = match coding {
+            ActionCoding::Discrete { n } => Some(n),
+            ActionCoding::Box { .. } => None,
+        };
+        let cpu =
+            CpuUpdate::new(cfg, input, discrete, obs_dim, &actor.params, &critic.params, device)?;
 
         Ok(Self {
             cfg: cfg.clone(),
@@ -158,6 +168,7 @@ impl Pathwise {
             pink: (cfg.exploration == Exploration::Pink).then(|| PinkNoise::new(num_envs, act_dim)),
             encoded_actions: Vec::new(),
             action_indices: Vec::new(),
+            cpu,
             device,
         })
     }
@@ -182,8 +193,22 @@ impl Pathwise {
         self.replay.len()
     }
 
+    /// Whether updates run the plain-Rust code of `super::cpu` (SAC with discrete actions and
+    /// per-action critics on the CPU) rather than the tensor code.
+    pub fn uses_cpu_update(&self) -> bool {
+        self.cpu.is_some()
+    }
+
+    /// Makes every later update run the tensor code, as on other devices and settings: for
+    /// benchmarks and tests that compare the two. The tensor code differentiates with autograd;
+    /// the plain-Rust code computes the same update up to float rounding, several times faster
+    /// at classic-control sizes.
+    pub fn use_tensor_update(&mut self) {
+        self.cpu = None;
+    }
+
     /// The guard on this update's losses and gradient norms.
-    fn finite(&self) -> Finite {
+    pub(super) fn finite(&self) -> Finite {
         Finite { agent: NAME, update: self.updates }
     }
 
@@ -191,6 +216,11 @@ impl Pathwise {
     /// minibatch from the replay buffer, whatever the schedule says. Used by `observe`, and by
     /// benchmarks that time updates alone. Errors when the buffer is empty.
     pub fn update(&mut self) -> Result<(), AgentError> {
+        if let Some(mut cpu) = self.cpu.take() {
+            let result = cpu.update(self);
+            self.cpu = Some(cpu);
+            return result;
+        }
         let batch = self.replay.sample(self.cfg.batch_size)?;
         self.update_on(&batch)
     }
@@ -205,10 +235,11 @@ impl Pathwise {
         // every `policy_delay` critic updates.
         if self.updates % self.cfg.policy_delay as u64 == 0 {
             let sample = self.actor_step(&batch.obs, alpha)?;
+            let neg_entropy = tch::no_grad(|| sample.neg_entropy.mean(None).double_value(&[]));
             let guard = self.finite();
             self.variant.after_actor_step(
                 &self.actor,
-                &sample,
+                neg_entropy,
                 &self.cfg,
                 &mut self.metrics,
                 guard,
@@ -431,12 +462,12 @@ impl Variant {
         }
     }
 
-    /// What follows an actor step: SAC's temperature step on the actor's `sample` (with
-    /// `autotune_alpha`), TD3's target actor moving toward the actor.
-    fn after_actor_step(
+    /// What follows an actor step: SAC's temperature step (with `autotune_alpha`) on the mean
+    /// `neg_entropy` of the actor's sample, TD3's target actor moving toward the actor.
+    pub(super) fn after_actor_step(
         &mut self,
         actor: &Net<Actor>,
-        sample: &PolicySample,
+        neg_entropy: f64,
         cfg: &PathwiseConfig,
         metrics: &mut MetricSums,
         guard: Finite,
@@ -445,7 +476,6 @@ impl Variant {
             Variant::Sac(temperature) => {
                 // `log α` steps on `−log α · (log π + target_entropy)`, raising α when the
                 // policy's entropy is below target.
-                let neg_entropy = tch::no_grad(|| sample.neg_entropy.mean(None).double_value(&[]));
                 let gap = neg_entropy + temperature.target_entropy;
                 let alpha_loss = -temperature.log_alpha * gap;
                 if let Some(opt) = &mut temperature.opt {
@@ -477,6 +507,17 @@ pub(crate) fn bootstrapped_target(
     gamma: f64,
 ) -> Tensor {
     rewards + next_value * (terminated * -gamma + gamma)
+}
+
+/// [`bootstrapped_target`] of one transition, in the same order of operations.
+pub(crate) fn bootstrapped_target_value(
+    reward: f32,
+    terminated: f32,
+    next_value: f32,
+    gamma: f64,
+) -> f32 {
+    let gamma = gamma as f32;
+    reward + next_value * (terminated * -gamma + gamma)
 }
 
 /// TD3's target policy smoothing: `clip(μ'(s') + clip(ε, −c, c), −1, 1)` with

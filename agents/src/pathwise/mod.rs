@@ -49,6 +49,7 @@
 
 mod actor;
 mod agent;
+mod cpu;
 mod critic;
 mod exploration;
 mod settings;

@@ -748,3 +748,34 @@ fn layer_init_sets_how_wide_the_actors_and_critics_weights_start() {
         assert_eq!(seen, 5, "{init:?}: the weights looked for");
     }
 }
+
+#[test]
+fn the_plain_rust_update_applies_only_where_it_computes_the_same_update() {
+    let sac = PathwiseConfig::default();
+    assert!(discrete_agent(&sac, 1).uses_cpu_update());
+    let concatenated =
+        PathwiseConfig { discrete_critic: DiscreteCritic::Concatenated, ..sac.clone() };
+    assert!(!discrete_agent(&concatenated, 1).uses_cpu_update());
+    let diagnostics = PathwiseConfig { grad_diagnostics: true, ..sac.clone() };
+    assert!(!discrete_agent(&diagnostics, 1).uses_cpu_update());
+    assert!(!agent(&sac, 1).uses_cpu_update(), "a Box action space takes the tensor code");
+}
+
+#[test]
+fn the_plain_rust_update_refuses_a_non_finite_loss_and_changes_nothing() {
+    let cfg = PathwiseConfig { learning_starts: 1_000_000, ..PathwiseConfig::default() };
+    let mut agent = discrete_agent(&cfg, 2);
+    assert!(agent.uses_cpu_update());
+    agent
+        .replay
+        .push(&[0.0, 0.0, 0.0], &[1.0, 0.0, 0.0], &[f64::NAN], &[false], &[0.0; 3])
+        .unwrap();
+    let before = snapshot(&agent.critic.params);
+    // With 9 transitions and 256 draws, the poisoned one is drawn.
+    let err = agent.update().unwrap_err();
+    match err {
+        AgentError::NonFinite { quantity, .. } => assert_eq!(quantity, "losses/qf1_loss"),
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    assert_eq!(max_abs_diff(&before, agent.critic.params.values()), 0.0, "the critic moved");
+}
