@@ -17,6 +17,35 @@ use crate::agent::AgentError;
 use crate::optim::FlatParams;
 use crate::settings::Activation;
 
+/// Runs `$body` with `$a` bound to a constant equal to `$act`, so that the activation's `match`
+/// is resolved once per call rather than once per element, and loops over elements vectorize.
+macro_rules! with_activation {
+    ($act:expr, $a:ident => $body:expr) => {
+        match $act {
+            Activation::Tanh => {
+                const $a: Activation = Activation::Tanh;
+                $body
+            }
+            Activation::Relu => {
+                const $a: Activation = Activation::Relu;
+                $body
+            }
+            Activation::Elu => {
+                const $a: Activation = Activation::Elu;
+                $body
+            }
+            Activation::LeakyRelu => {
+                const $a: Activation = Activation::LeakyRelu;
+                $body
+            }
+            Activation::Silu => {
+                const $a: Activation = Activation::Silu;
+                $body
+            }
+        }
+    };
+}
+
 /// A matrix inside a slice: element `(i, j)` of a `rows × cols` matrix is at
 /// `offset + i·row_stride + j·col_stride`.
 #[derive(Clone, Copy, Debug)]
@@ -232,8 +261,12 @@ impl DenseMlp {
             gemm(input, iv, theta, layer.weight_t, 1.0, &mut pre, View::dense(rows, out));
             if l + 1 < depth {
                 let post = &mut trace.post[l];
-                post.clear();
-                post.extend(pre.iter().map(|&z| self.activation.apply_f32(z)));
+                post.resize(pre.len(), 0.0);
+                with_activation!(self.activation, A => {
+                    for (h, &z) in post.iter_mut().zip(&pre) {
+                        *h = A.apply_f32(z);
+                    }
+                });
             }
             trace.pre[l] = pre;
         }
@@ -284,9 +317,11 @@ impl DenseMlp {
                     View::dense(rows, inp)
                 });
                 let (pre, post) = (&trace.pre[l - 1], &trace.post[l - 1]);
-                for ((d, &z), &h) in next.iter_mut().zip(pre).zip(post) {
-                    *d *= self.activation.derivative_f32(z, h);
-                }
+                with_activation!(self.activation, A => {
+                    for ((d, &z), &h) in next.iter_mut().zip(pre).zip(post) {
+                        *d *= A.derivative_f32(z, h);
+                    }
+                });
                 std::mem::swap(g, next);
             }
         }

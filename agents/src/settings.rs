@@ -191,6 +191,7 @@ impl Activation {
 
     /// The same nonlinearity on one number, for inference in plain Rust
     /// ([`crate::networks::MlpSnapshot`]); agrees with [`Activation::apply`] up to rounding.
+    #[inline]
     pub fn apply_f32(self, x: f32) -> f32 {
         match self {
             Activation::Tanh => x.tanh(),
@@ -216,6 +217,7 @@ impl Activation {
     /// The slope of [`Activation::apply_f32`] at `x`, given also its value `y` there (what
     /// autograd's backward pass uses for each): for the hand-written backward passes of
     /// `crate::dense`.
+    #[inline]
     pub(crate) fn derivative_f32(self, x: f32, y: f32) -> f32 {
         match self {
             Activation::Tanh => 1.0 - y * y,

@@ -2,12 +2,12 @@
 //! the CPU) against the tensor code it replaces: two agents built alike, one switched to the
 //! tensor code, take the same updates from the same random draws, and every network, the
 //! temperature and every logged metric must move the same way up to float rounding, for each
-//! option the plain-Rust code implements.
+//! option the plain-Rust code implements; and acting takes the same actions.
 //!
 //! One test in its own binary on purpose: both agents draw from libtorch's global generator,
 //! which a test running in another thread would advance in between.
 
-use rlpg_agents::{Activation, Agent, Pathwise, PathwiseConfig, Transition};
+use rlpg_agents::{ActMode, Activation, Agent, Pathwise, PathwiseConfig, Transition};
 use rlpg_envs::{BoxSpace, Space};
 use tch::Tensor;
 
@@ -108,6 +108,18 @@ fn the_plain_rust_update_is_the_tensor_update() {
         assert!(gap < 1e-4, "{what}: the parameter changes differ by {gap:.2e} (relative)");
         let alpha_gap = (hand.alpha() - tensors.alpha()).abs() / tensors.alpha();
         assert!(alpha_gap < 1e-6, "{what}: alpha {} against {}", hand.alpha(), tensors.alpha());
+        // Acting: the same actions from the same draws, exploring or not.
+        let obs = Tensor::randn([64, 3], (tch::Kind::Float, tch::Device::Cpu));
+        for mode in [ActMode::Explore, ActMode::Deterministic] {
+            let actions = [&mut hand, &mut tensors].map(|agent| {
+                tch::manual_seed(7);
+                Vec::<i64>::try_from(&agent.act(&obs, mode)).expect("actions")
+            });
+            assert_eq!(actions[0], actions[1], "{what}: actions ({mode:?})");
+            // Not trivially equal: the 64 states get more than one action.
+            let distinct = (0..3).filter(|a| actions[0].contains(a)).count();
+            assert!(distinct >= 2, "{what}: {mode:?} took one action in every state");
+        }
         let [Some(hm), Some(tm)] = metrics else { panic!("{what}: no metrics reported") };
         let tags = |m: &[(&'static str, f64)]| m.iter().map(|(tag, _)| *tag).collect::<Vec<_>>();
         assert_eq!(tags(&hm), tags(&tm), "{what}: metric tags");

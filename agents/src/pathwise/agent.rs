@@ -538,6 +538,15 @@ impl Agent for Pathwise {
             let n = obs.size().first().copied().unwrap_or(0).max(0) as usize;
             return self.coding.random(n);
         }
+        if let Some(cpu) = &mut self.cpu {
+            // Discrete actions from the same draws as the tensor code below, without its
+            // dozen tensor operations per step.
+            // An observation tensor it cannot read falls through to the tensor code, which
+            // reports it as it always has.
+            if let Ok(actions) = cpu.act(&self.actor.params, obs, mode == ActMode::Explore) {
+                return actions;
+            }
+        }
         let eps = match (&mut self.pink, mode) {
             (Some(pink), ActMode::Explore) => Some(pink.next().to_device(self.device)),
             _ => None,

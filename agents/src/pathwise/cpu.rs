@@ -154,27 +154,62 @@ impl CpuUpdate {
         Ok(())
     }
 
-    /// The actor's log-probabilities at `batch` observations `obs` into `scratch.log_probs`
-    /// (and, with a logit bound, the centred raw logits into `scratch.centred`).
+    /// The actor's log-probabilities at `batch` observations (the minibatch's next
+    /// observations, or its observations) into `scratch.log_probs`, and with a logit bound the
+    /// centred raw logits into `scratch.centred`.
     fn policy(&mut self, theta: &[f32], obs_is_next: bool, batch: usize) {
         let s = &mut self.scratch;
         let obs = if obs_is_next { &s.next_obs } else { &s.obs };
         let raw = self.actor.forward(theta, obs, batch, &mut s.actor_trace);
-        s.log_probs.clear();
-        s.log_probs.extend_from_slice(raw);
-        s.centred.clear();
-        let bound = self.logit_bound;
-        for row in s.log_probs.chunks_exact_mut(self.n) {
-            if bound > 0.0 {
-                let mean = row.iter().sum::<f32>() / self.n as f32;
-                for x in row.iter_mut() {
-                    let c = *x - mean;
-                    s.centred.push(c);
-                    *x = (c / bound).tanh() * bound;
-                }
+        log_probs(raw, self.n, self.logit_bound, &mut s.log_probs, &mut s.centred);
+    }
+
+    /// Actions for the environment at `rows` observations `obs` (`[rows, obs_dim]`): exploring,
+    /// a categorical sample by the Gumbel-max trick from `rows × n` uniform draws of libtorch's
+    /// generator (the draws the tensor code's sample takes); otherwise the most probable
+    /// action. `Int64 [rows]`, as the tensor code's `Actor::act` returns them.
+    pub(crate) fn act(
+        &mut self,
+        actor: &FlatParams,
+        obs: &Tensor,
+        explore: bool,
+    ) -> Result<Tensor, AgentError> {
+        let (rows, width) = match obs.size().as_slice() {
+            &[rows, width] => (rows as usize, width as usize),
+            shape => {
+                return Err(AgentError::Invalid(format!("observations of shape {shape:?}")));
             }
-            log_softmax_in_place(row);
+        };
+        if width != self.obs_dim {
+            return Err(AgentError::Invalid(format!(
+                "observations {width} wide, expected {}",
+                self.obs_dim
+            )));
         }
+        let s = &mut self.scratch;
+        s.obs.resize(rows * self.obs_dim, 0.0);
+        obs.f_to_kind(Kind::Float)?.f_copy_data(&mut s.obs, rows * self.obs_dim)?;
+        let raw = self.actor.forward(actor.cpu_values()?, &s.obs, rows, &mut s.actor_trace);
+        log_probs(raw, self.n, self.logit_bound, &mut s.log_probs, &mut s.centred);
+        if explore {
+            self.draw_uniform(rows)?;
+        }
+        let s = &self.scratch;
+        let actions: Vec<i64> = s
+            .log_probs
+            .chunks_exact(self.n)
+            .enumerate()
+            .map(|(i, lp)| {
+                let best = if explore {
+                    let u = &s.uniform[i * self.n..(i + 1) * self.n];
+                    argmax(lp.iter().zip(u).map(|(&l, &u)| l + gumbel(u)))
+                } else {
+                    argmax(lp.iter().copied())
+                };
+                best as i64
+            })
+            .collect();
+        Ok(Tensor::from_slice(&actions))
     }
 
     /// One update of `agent` (critic step; actor, temperature and target step when due) on a
@@ -383,6 +418,26 @@ impl CpuUpdate {
         agent.metrics.add("losses/actor_loss", loss);
         agent.metrics.add("losses/actor_grad_norm", norm);
         Ok(neg_entropy_sum / batch as f64)
+    }
+}
+
+/// The log-probabilities of the policy with `n` raw logits per row into `out`: with `bound > 0`
+/// the logits are centred and bounded first (`actor::bounded_logits`), and the centred raw
+/// logits go to `centred` (for the penalty and its gradient).
+fn log_probs(raw: &[f32], n: usize, bound: f32, out: &mut Vec<f32>, centred: &mut Vec<f32>) {
+    out.clear();
+    out.extend_from_slice(raw);
+    centred.clear();
+    for row in out.chunks_exact_mut(n) {
+        if bound > 0.0 {
+            let mean = row.iter().sum::<f32>() / n as f32;
+            for x in row.iter_mut() {
+                let c = *x - mean;
+                centred.push(c);
+                *x = (c / bound).tanh() * bound;
+            }
+        }
+        log_softmax_in_place(row);
     }
 }
 
