@@ -273,10 +273,11 @@ impl DenseMlp {
         trace.output()
     }
 
-    /// The gradient of a loss with respect to this network's parameters, written into `grad`
-    /// (a buffer as long as `theta`, at the same offsets; other entries are left alone), given
-    /// `d_out`, the loss's gradient with respect to the outputs of the forward pass in `trace`
-    /// on inputs `x`. The gradient is not taken with respect to the inputs.
+    /// Backpropagates `d_out`, the loss's gradient with respect to the outputs of the forward
+    /// pass in `trace` on inputs `x`: the gradient with respect to this network's parameters
+    /// goes into `grad` when given (a buffer as long as `theta`, at the same offsets; other
+    /// entries are left alone), the gradient with respect to the inputs, `[rows, in_dim]`,
+    /// into `d_input` when given. Products that neither needs are skipped.
     ///
     /// # Panics
     /// If the shapes do not match the forward pass in `trace`.
@@ -286,44 +287,57 @@ impl DenseMlp {
         x: &[f32],
         trace: &mut Trace,
         d_out: &[f32],
-        grad: &mut [f32],
+        mut grad: Option<&mut [f32]>,
+        d_input: Option<&mut Vec<f32>>,
     ) {
         let rows = trace.rows;
         assert_eq!(d_out.len(), rows * self.out_dim(), "output gradient shape");
-        assert_eq!(grad.len(), theta.len(), "gradient buffer length");
+        if let Some(grad) = &grad {
+            assert_eq!(grad.len(), theta.len(), "gradient buffer length");
+        }
         let [g, next] = &mut trace.grad;
         g.clear();
         g.extend_from_slice(d_out);
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let (inp, out) = (layer.in_dim(), layer.out_dim());
-            let input = if l == 0 { x } else { trace.post[l - 1].as_slice() };
-            // ∂L/∂Wᵀ = inputᵀ · g, written where Wᵀ's values are.
-            let iv = View::dense(rows, inp).t();
-            gemm(input, iv, g, View::dense(rows, out), 0.0, grad, layer.weight_t);
-            // ∂L/∂b: the column sums of g.
-            let db = &mut grad[layer.bias..layer.bias + out];
-            db.fill(0.0);
-            for row in g.chunks_exact(out) {
-                for (d, &v) in db.iter_mut().zip(row) {
-                    *d += v;
+            if let Some(grad) = grad.as_deref_mut() {
+                let input = if l == 0 { x } else { trace.post[l - 1].as_slice() };
+                // ∂L/∂Wᵀ = inputᵀ · g, written where Wᵀ's values are.
+                let iv = View::dense(rows, inp).t();
+                gemm(input, iv, g, View::dense(rows, out), 0.0, grad, layer.weight_t);
+                // ∂L/∂b: the column sums of g.
+                let db = &mut grad[layer.bias..layer.bias + out];
+                db.fill(0.0);
+                for row in g.chunks_exact(out) {
+                    for (d, &v) in db.iter_mut().zip(row) {
+                        *d += v;
+                    }
                 }
             }
-            if l > 0 {
-                // ∂L/∂(previous activation) = g · W, then through the activation.
-                next.clear();
-                next.resize(rows * inp, 0.0);
-                gemm(g, View::dense(rows, out), theta, layer.weight_t.t(), 0.0, next, {
-                    View::dense(rows, inp)
-                });
-                let (pre, post) = (&trace.pre[l - 1], &trace.post[l - 1]);
-                with_activation!(self.activation, A => {
-                    for ((d, &z), &h) in next.iter_mut().zip(pre).zip(post) {
-                        *d *= A.derivative_f32(z, h);
-                    }
-                });
-                std::mem::swap(g, next);
+            if l == 0 && d_input.is_none() {
+                break;
             }
+            // ∂L/∂(this layer's input) = g · W.
+            next.clear();
+            next.resize(rows * inp, 0.0);
+            let wv = layer.weight_t.t();
+            gemm(g, View::dense(rows, out), theta, wv, 0.0, next, View::dense(rows, inp));
+            if l == 0 {
+                if let Some(d_input) = d_input {
+                    d_input.clear();
+                    d_input.extend_from_slice(next);
+                }
+                break;
+            }
+            // Through the previous layer's activation.
+            let (pre, post) = (&trace.pre[l - 1], &trace.post[l - 1]);
+            with_activation!(self.activation, A => {
+                for ((d, &z), &h) in next.iter_mut().zip(pre).zip(post) {
+                    *d *= A.derivative_f32(z, h);
+                }
+            });
+            std::mem::swap(g, next);
         }
     }
 }
@@ -383,8 +397,20 @@ mod tests {
                 let what = format!("{activation:?}, column-major {column}");
                 assert!(max_abs_diff(&out, &expected) < 1e-5, "forward, {what}");
                 let mut grad = vec![f32::NAN; theta.len()];
-                dense.backward(theta, &xs, &mut trace, &d_out, &mut grad);
+                let mut d_input = Vec::new();
+                dense.backward(theta, &xs, &mut trace, &d_out, Some(&mut grad), Some(&mut d_input));
                 assert!(max_abs_diff(&grad, &expected_grad) < 1e-4, "backward, {what}");
+                let x_grad = x.set_requires_grad(true);
+                let loss = (mlp.forward(&x_grad) * &weights).sum(Kind::Float);
+                let expected_input =
+                    Tensor::run_backward(&[loss], &[&x_grad], false, false).remove(0);
+                let expected_input = Vec::<f32>::try_from(&expected_input.view([-1])).expect("dx");
+                assert!(max_abs_diff(&d_input, &expected_input) < 1e-4, "input gradient, {what}");
+                // The input gradient alone, without the parameters'.
+                let mut again = Vec::new();
+                dense.forward(theta, &xs, rows as usize, &mut trace);
+                dense.backward(theta, &xs, &mut trace, &d_out, None, Some(&mut again));
+                assert_eq!(again, d_input, "input gradient alone, {what}");
             }
         }
     }

@@ -300,7 +300,7 @@ impl CpuUpdate {
                 s.d_out.extend(a.iter().map(|&a| d * a));
             }
             losses[k] = sum / batch as f64;
-            q.backward(theta, &s.obs, trace, &s.d_out, &mut s.critic_grad);
+            q.backward(theta, &s.obs, trace, &s.d_out, Some(&mut s.critic_grad), None);
         }
         let qf1 = guard.check("losses/qf1_loss", losses[0])?;
         let qf2 = guard.check("losses/qf2_loss", losses[1])?;
@@ -411,7 +411,14 @@ impl CpuUpdate {
         let loss = guard.check("losses/actor_loss", loss_sum / batch as f64)?;
         let theta = agent.actor.params.cpu_values()?;
         s.actor_grad.resize(theta.len(), 0.0);
-        self.actor.backward(theta, &s.obs, &mut s.actor_trace, &s.d_out, &mut s.actor_grad);
+        self.actor.backward(
+            theta,
+            &s.obs,
+            &mut s.actor_trace,
+            &s.d_out,
+            Some(&mut s.actor_grad),
+            None,
+        );
         let norm = clip(&mut s.actor_grad, agent.cfg.max_grad_norm);
         guard.check("losses/actor_grad_norm", norm)?;
         agent.actor.opt.step_cpu(&mut agent.actor.params, &s.actor_grad)?;
