@@ -1,5 +1,5 @@
 //! The pathwise agent's live gradient diagnostics (`grad/variance`, `grad/snr`): reported once per
-//! metrics window, without changing the run, and zero for the deterministic (TD3) actor when every
+//! metrics window, without changing the updates, and zero for the deterministic (TD3) actor when every
 //! state in the minibatch is the same, where SAC's sampled actions still make its gradient noisy.
 
 use std::sync::Mutex;
@@ -44,6 +44,10 @@ fn run(
     tch::manual_seed(5);
     let (obs_space, act_space) = spaces();
     let mut agent = Pathwise::new(cfg, &obs_space, &act_space, 1).unwrap();
+    // Diagnostics need autograd, so a diagnosed agent runs the tensor code; the plain run takes
+    // it too, so that what is compared is the diagnostics alone. (The plain-Rust code SAC runs
+    // otherwise agrees with it up to rounding: tests/pathwise_cpu_update.rs.)
+    agent.use_tensor_update();
     let mut reports = Vec::new();
     for i in 0..steps {
         let obs = obs_at(i);

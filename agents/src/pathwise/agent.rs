@@ -144,12 +144,8 @@ impl Pathwise {
         };
         let critic = Net::trained(layout, cfg.critic_learning_rate, device, build_critic)?;
         let critic_target = Net::target_of(&critic, layout, build_critic)?;
-        let discrete = match coding {
-            ActionCoding::Discrete { n } => Some(n),
-            ActionCoding::Box { .. } => None,
-        };
         let cpu =
-            CpuUpdate::new(cfg, input, discrete, obs_dim, &actor.params, &critic.params, device)?;
+            CpuUpdate::new(cfg, input, &coding, obs_dim, &actor.params, &critic.params, device)?;
 
         Ok(Self {
             cfg: cfg.clone(),
@@ -193,8 +189,9 @@ impl Pathwise {
         self.replay.len()
     }
 
-    /// Whether updates run the plain-Rust code of `super::cpu` (SAC with discrete actions and
-    /// per-action critics on the CPU) rather than the tensor code.
+    /// Whether updates run the plain-Rust code of `super::cpu` (SAC on the CPU without
+    /// gradient diagnostics, with per-action critics for discrete actions) rather than the
+    /// tensor code.
     pub fn uses_cpu_update(&self) -> bool {
         self.cpu.is_some()
     }
@@ -539,11 +536,11 @@ impl Agent for Pathwise {
             return self.coding.random(n);
         }
         if let Some(cpu) = &mut self.cpu {
-            // Discrete actions from the same draws as the tensor code below, without its
-            // dozen tensor operations per step.
+            // Where the plain-Rust code acts (discrete actions): the same draws as the tensor
+            // code below, without its dozen tensor operations per step.
             // An observation tensor it cannot read falls through to the tensor code, which
             // reports it as it always has.
-            if let Ok(actions) = cpu.act(&self.actor.params, obs, mode == ActMode::Explore) {
+            if let Some(Ok(actions)) = cpu.act(&self.actor.params, obs, mode == ActMode::Explore) {
                 return actions;
             }
         }

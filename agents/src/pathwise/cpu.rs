@@ -1,36 +1,61 @@
-//! The discrete SAC update (Gumbel-softmax actor, per-action twin critics) written out by hand
-//! for the CPU: the same update as the tensor code in `agent`, in plain Rust on the networks'
-//! flat parameter buffers ([`crate::dense`]), without libtorch's per-operation and autograd
-//! overhead, which is most of an update's time at classic-control sizes.
+//! The SAC update written out by hand for the CPU: the same update as the tensor code in
+//! `agent`, in plain Rust on the networks' flat parameter buffers ([`crate::dense`]), without
+//! libtorch's per-operation and autograd overhead, which is most of an update's time at
+//! classic-control sizes and a good part of it at Stable-Baselines3's 256×256.
 //!
-//! It computes what the tensor code computes, from the same random draws (replay indices and
-//! uniform noise come from libtorch's generator in the same order and shapes), so a seeded run
-//! follows the same trajectory up to float rounding; `tests` compares the two update by update.
-//! The gradients are derived here rather than by autograd:
-//! - **critics**: `Q_k(s, a) = Σ_j a_j q_kj(s)` with `a` the stored one-hot, loss
-//!   `mean((Q_1 − y)²) + mean((Q_2 − y)²)`, so `∂L/∂q_kj = 2 (Q_k − y) a_j / B`;
-//! - **actor**: loss `mean(α Σ_j p_j log p_j − min(Q_1, Q_2)(s, ã))` (plus the logit-bound
-//!   penalty), where `ã` is the straight-through (or plain) Gumbel-softmax sample
-//!   `softmax((log p + g) / τ)`. `min` passes the gradient to the smaller critic (half to each
-//!   on a tie, as libtorch's `minimum` does); a per-action critic's slope in the action is
-//!   `q(s)`; then the softmax, `log_softmax` and, with a logit bound, the centring and `tanh`
-//!   are differentiated in closed form. The critics' weights get no gradient.
+//! It computes what the tensor code computes, from the same random draws (replay indices,
+//! uniform and normal noise come from libtorch's generator in the same order and shapes), so a
+//! seeded run follows the same trajectory up to float rounding; `tests/pathwise_cpu_update.rs`
+//! compares the two update by update. The gradients are derived here rather than by autograd.
 //!
-//! It runs when the agent is SAC on a `Discrete` space with per-action critics, on the CPU,
-//! without gradient diagnostics; [`CpuUpdate::new`] says when.
+//! **Critics** (both kinds): loss `mean((Q_1 − y)²) + mean((Q_2 − y)²)`, so
+//! `∂L/∂Q_k = 2 (Q_k − y) / B`; a per-action critic `Q_k(s, a) = Σ_j a_j q_kj(s)` (discrete
+//! actions) passes `∂L/∂Q_k · a_j` to its output `j`, a concatenated one `q_k(s, a)` (box
+//! actions) takes `∂L/∂Q_k` directly.
+//!
+//! **Actor**, loss `mean(α log π(ã|s) − min(Q_1, Q_2)(s, ã))` with `ã` the reparameterized
+//! sample; `min` passes the gradient to the smaller critic (half to each on a tie, as libtorch's
+//! `minimum` does), and the critics' weights get none.
+//! - Discrete (Gumbel-softmax): `ã` is the straight-through (or plain) sample
+//!   `softmax((log p + g) / τ)` and `log π` is replaced by the exact `Σ_j p_j log p_j`. A
+//!   per-action critic's slope in the action is `q(s)`; then the softmax, `log_softmax` and,
+//!   with a logit bound, the centring and `tanh` are differentiated in closed form.
+//! - Box (tanh-squashed Gaussian): `ã = tanh(u)`, `u = μ + σ ε`, `log σ` the clamped second
+//!   half of the actor's outputs, and
+//!   `log π = Σ_j (−ε_j²/2 − log σ_j − ln √(2π) − ln(1 − tanh² u_j))`. The critic's slope in the
+//!   action comes from backpropagating through it to its input; then
+//!   `∂/∂u = ∂/∂ã (1 − ã²) + α/B · 2ã`, `∂/∂μ = ∂/∂u`, `∂/∂log σ = ∂/∂u · σε − α/B` (zero where
+//!   the clamp is active).
+//!
+//! It runs for SAC on the CPU without gradient diagnostics (per-action critics for discrete
+//! actions, concatenated ones for a box); [`CpuUpdate::new`] says when.
 
 use tch::{Device, Kind, Tensor};
 
 use crate::agent::AgentError;
 use crate::dense::{DenseMlp, Trace};
+use crate::distributions::{LOG_STD_MAX, LOG_STD_MIN};
 use crate::optim::FlatParams;
 
+use super::actor::ActionCoding;
 use super::agent::{Pathwise, bootstrapped_target_value};
 use super::critic::ActionInput;
 use super::settings::{Estimator, PathwiseConfig};
 
 /// Uniform draws are floored here before the Gumbel transform, as `GumbelSoftmax` does.
 const UNIFORM_FLOOR: f32 = 1e-20;
+/// `ln √(2π)`.
+const HALF_LN_2PI: f32 = 0.918_938_5;
+
+/// The actor's policy family and its settings.
+#[derive(Clone, Copy, Debug)]
+enum Head {
+    /// Gumbel-softmax over `n` actions, with per-action critics.
+    Relaxed { temperature: f32, straight_through: bool, logit_bound: f32, expected_value: bool },
+    /// A tanh-squashed Gaussian on the unit box (the actor's outputs are `d` means, then `d`
+    /// log-std), with concatenated critics.
+    Squashed,
+}
 
 /// The layouts of the networks in their flat buffers, the settings the update needs, and its
 /// working memory (reused, so an update allocates nothing once warm).
@@ -40,12 +65,9 @@ pub(crate) struct CpuUpdate {
     /// The twin critics `q1`, `q2`; the target critics have the same layout.
     critics: [DenseMlp; 2],
     obs_dim: usize,
-    /// Number of actions.
-    n: usize,
-    temperature: f32,
-    straight_through: bool,
-    logit_bound: f32,
-    expected_value: bool,
+    /// Floats per action: the number of discrete actions, or the box's dimension.
+    act_dim: usize,
+    head: Head,
     scratch: Scratch,
 }
 
@@ -55,21 +77,34 @@ struct Scratch {
     rows: Vec<f32>,
     obs: Vec<f32>,
     actions: Vec<f32>,
+    /// `[obs, action]` rows of the minibatch (concatenated critics).
+    obs_actions: Vec<f32>,
     rewards: Vec<f32>,
     terminated: Vec<f32>,
     next_obs: Vec<f32>,
     /// The critics' regression targets.
     target: Vec<f32>,
-    /// Uniform draws for the Gumbel noise.
-    uniform: Vec<f32>,
-    /// The actor's log-probabilities, `[B, n]`, and its bounded logits' pre-`tanh` values.
+    /// Uniform (Gumbel) or standard normal draws.
+    noise: Vec<f32>,
+    /// Discrete: the actor's log-probabilities, `[B, n]`, and the centred raw logits of a
+    /// bounded actor.
     log_probs: Vec<f32>,
     centred: Vec<f32>,
-    /// The relaxed sample and the critics' per-action values at the actor's states.
-    relaxed: Vec<f32>,
+    /// Discrete: the relaxed sample. Box: the squashed sample `ã`.
+    sample: Vec<f32>,
+    /// Box: `σ ε`, and 1 where the log-std clamp passes the gradient, 0 where it is active.
+    sigma_eps: Vec<f32>,
+    clamp_pass: Vec<f32>,
+    /// `log π` (box) or `Σ p log p` (discrete) of each row.
+    neg_entropy: Vec<f32>,
+    /// Concatenated critics' `[obs, sampled action]` input rows.
+    critic_input: Vec<f32>,
+    /// The critics' outputs at the actor step's states.
     values: [Vec<f32>; 2],
-    /// Gradient with respect to some network's outputs.
+    /// Gradient with respect to some network's outputs, and a critic's input gradient.
     d_out: Vec<f32>,
+    d_input: Vec<f32>,
+    d_action: Vec<f32>,
     actor_trace: Trace,
     critic_traces: [Trace; 2],
     critic_grad: Vec<f32>,
@@ -77,24 +112,30 @@ struct Scratch {
 }
 
 impl CpuUpdate {
-    /// The hand-written update for `agent`'s networks, or `None` when it does not apply: an
-    /// estimator other than SAC, a `Box` action space, concatenated critics, gradient
-    /// diagnostics (which need autograd's graph), or networks off the CPU.
+    /// The hand-written update for `agent`'s networks, or `None` when it does not apply: TD3,
+    /// concatenated critics on a discrete space, gradient diagnostics (which need autograd's
+    /// graph), or networks off the CPU.
     pub(crate) fn new(
         cfg: &PathwiseConfig,
         input: ActionInput,
-        discrete_actions: Option<usize>,
+        coding: &ActionCoding,
         obs_dim: usize,
         actor: &FlatParams,
         critic: &FlatParams,
         device: Device,
     ) -> Result<Option<Self>, AgentError> {
-        let Some(n) = discrete_actions else { return Ok(None) };
-        if cfg.estimator != Estimator::Sac
-            || input != ActionInput::PerAction
-            || cfg.grad_diagnostics
-            || device != Device::Cpu
-        {
+        let act_dim = coding.dim();
+        let head = match (coding, input) {
+            (ActionCoding::Discrete { .. }, ActionInput::PerAction) => Head::Relaxed {
+                temperature: cfg.gumbel_temperature as f32,
+                straight_through: cfg.straight_through,
+                logit_bound: cfg.logit_bound as f32,
+                expected_value: cfg.expected_discrete_value,
+            },
+            (ActionCoding::Box { .. }, ActionInput::Concatenated) => Head::Squashed,
+            _ => return Ok(None),
+        };
+        if cfg.estimator != Estimator::Sac || cfg.grad_diagnostics || device != Device::Cpu {
             return Ok(None);
         }
         let actor_net = DenseMlp::find(actor, "", cfg.activation)?;
@@ -102,23 +143,25 @@ impl CpuUpdate {
             DenseMlp::find(critic, "q1.", cfg.activation)?,
             DenseMlp::find(critic, "q2.", cfg.activation)?,
         ];
+        let (actor_out, critic_in, critic_out) = match head {
+            Head::Relaxed { .. } => (act_dim, obs_dim, act_dim),
+            Head::Squashed => (2 * act_dim, obs_dim + act_dim, 1),
+        };
         let widths_ok = actor_net.in_dim() == obs_dim
-            && actor_net.out_dim() == n
-            && critics.iter().all(|q| q.in_dim() == obs_dim && q.out_dim() == n);
+            && actor_net.out_dim() == actor_out
+            && critics.iter().all(|q| q.in_dim() == critic_in && q.out_dim() == critic_out);
         if !widths_ok {
             return Err(AgentError::Invalid(format!(
-                "the networks' widths do not match {obs_dim} observations and {n} actions"
+                "the networks' widths do not match {obs_dim} observations and {act_dim} action \
+                 inputs"
             )));
         }
         Ok(Some(Self {
             actor: actor_net,
             critics,
             obs_dim,
-            n,
-            temperature: cfg.gumbel_temperature as f32,
-            straight_through: cfg.straight_through,
-            logit_bound: cfg.logit_bound as f32,
-            expected_value: cfg.expected_discrete_value,
+            act_dim,
+            head,
             scratch: Scratch::default(),
         }))
     }
@@ -127,52 +170,133 @@ impl CpuUpdate {
     /// buffers.
     fn load_batch(&mut self, agent: &Pathwise, batch: usize) -> Result<(), AgentError> {
         let rows = agent.replay.sample_rows(batch)?;
-        let (od, n) = (self.obs_dim, self.n);
-        let width = 2 * od + n + 2;
+        let (od, ad) = (self.obs_dim, self.act_dim);
+        let width = 2 * od + ad + 2;
         let s = &mut self.scratch;
         s.rows.resize(batch * width, 0.0);
         rows.f_copy_data(&mut s.rows, batch * width)?;
-        for v in [&mut s.obs, &mut s.actions, &mut s.rewards, &mut s.terminated, &mut s.next_obs] {
+        let parts = [
+            &mut s.obs,
+            &mut s.actions,
+            &mut s.obs_actions,
+            &mut s.rewards,
+            &mut s.terminated,
+            &mut s.next_obs,
+        ];
+        for v in parts {
             v.clear();
         }
         for row in s.rows.chunks_exact(width) {
             s.obs.extend_from_slice(&row[..od]);
-            s.actions.extend_from_slice(&row[od..od + n]);
-            s.rewards.push(row[od + n]);
-            s.terminated.push(row[od + n + 1]);
-            s.next_obs.extend_from_slice(&row[od + n + 2..]);
+            s.actions.extend_from_slice(&row[od..od + ad]);
+            s.obs_actions.extend_from_slice(&row[..od + ad]);
+            s.rewards.push(row[od + ad]);
+            s.terminated.push(row[od + ad + 1]);
+            s.next_obs.extend_from_slice(&row[od + ad + 2..]);
         }
         Ok(())
     }
 
-    /// Fills `scratch.uniform` with `batch × n` uniform draws from libtorch's generator (the
-    /// draws the tensor code's `rand_like` takes).
-    fn draw_uniform(&mut self, batch: usize) -> Result<(), AgentError> {
-        let u = Tensor::f_rand([batch as i64, self.n as i64], (Kind::Float, Device::Cpu))?;
-        self.scratch.uniform.resize(batch * self.n, 0.0);
-        u.f_copy_data(&mut self.scratch.uniform, batch * self.n)?;
+    /// Fills `scratch.noise` with `rows × cols` draws from libtorch's generator: uniform
+    /// (`normal = false`) or standard normal, the draws the tensor code's `rand_like` or
+    /// `randn_like` takes.
+    fn draw(&mut self, rows: usize, cols: usize, normal: bool) -> Result<(), AgentError> {
+        let shape = [rows as i64, cols as i64];
+        let options = (Kind::Float, Device::Cpu);
+        let t =
+            if normal { Tensor::f_randn(shape, options)? } else { Tensor::f_rand(shape, options)? };
+        self.scratch.noise.resize(rows * cols, 0.0);
+        t.f_copy_data(&mut self.scratch.noise, rows * cols)?;
         Ok(())
     }
 
-    /// The actor's log-probabilities at `batch` observations (the minibatch's next
+    /// The discrete actor's log-probabilities at `batch` observations (the minibatch's next
     /// observations, or its observations) into `scratch.log_probs`, and with a logit bound the
     /// centred raw logits into `scratch.centred`.
-    fn policy(&mut self, theta: &[f32], obs_is_next: bool, batch: usize) {
+    fn relaxed_policy(&mut self, theta: &[f32], obs_is_next: bool, batch: usize, bound: f32) {
         let s = &mut self.scratch;
         let obs = if obs_is_next { &s.next_obs } else { &s.obs };
         let raw = self.actor.forward(theta, obs, batch, &mut s.actor_trace);
-        log_probs(raw, self.n, self.logit_bound, &mut s.log_probs, &mut s.centred);
+        log_probs(raw, self.act_dim, bound, &mut s.log_probs, &mut s.centred);
     }
 
-    /// Actions for the environment at `rows` observations `obs` (`[rows, obs_dim]`): exploring,
-    /// a categorical sample by the Gumbel-max trick from `rows × n` uniform draws of libtorch's
-    /// generator (the draws the tensor code's sample takes); otherwise the most probable
-    /// action. `Int64 [rows]`, as the tensor code's `Actor::act` returns them.
+    /// A reparameterized sample of the box actor at `batch` observations (the minibatch's next
+    /// observations, or its observations) from fresh normal draws: `ã` into `scratch.sample`,
+    /// `log π(ã|s)` into `scratch.neg_entropy`, and what the backward pass needs (`σ ε`, the
+    /// clamp's mask) beside them.
+    fn squashed_sample(
+        &mut self,
+        theta: &[f32],
+        obs_is_next: bool,
+        batch: usize,
+    ) -> Result<(), AgentError> {
+        let d = self.act_dim;
+        self.draw(batch, d, true)?;
+        let s = &mut self.scratch;
+        let obs = if obs_is_next { &s.next_obs } else { &s.obs };
+        let outputs = self.actor.forward(theta, obs, batch, &mut s.actor_trace);
+        for v in [&mut s.sample, &mut s.sigma_eps, &mut s.clamp_pass, &mut s.neg_entropy] {
+            v.clear();
+        }
+        let (min, max) = (LOG_STD_MIN as f32, LOG_STD_MAX as f32);
+        for (out, eps) in outputs.chunks_exact(2 * d).zip(s.noise.chunks_exact(d)) {
+            let mut log_prob = 0.0f32;
+            for j in 0..d {
+                let (mean, raw) = (out[j], out[d + j]);
+                let log_std = raw.clamp(min, max);
+                let std = log_std.exp();
+                let sigma_eps = std * eps[j];
+                let u = mean + sigma_eps;
+                let z = (u - mean) / std;
+                // ln(1 − tanh² u) as `log_one_minus_tanh_squared` computes it.
+                let log_one_minus_tanh2 = (-u - softplus(-2.0 * u) + std::f32::consts::LN_2) * 2.0;
+                log_prob += z * z * -0.5 - log_std - HALF_LN_2PI - log_one_minus_tanh2;
+                s.sample.push(u.tanh());
+                s.sigma_eps.push(sigma_eps);
+                s.clamp_pass.push(if (min..=max).contains(&raw) { 1.0 } else { 0.0 });
+            }
+            s.neg_entropy.push(log_prob);
+        }
+        Ok(())
+    }
+
+    /// `[obs, scratch.sample]` rows into `scratch.critic_input`.
+    fn critic_input(&mut self, obs_is_next: bool) {
+        let s = &mut self.scratch;
+        let obs = if obs_is_next { &s.next_obs } else { &s.obs };
+        s.critic_input.clear();
+        let rows = obs.chunks_exact(self.obs_dim).zip(s.sample.chunks_exact(self.act_dim));
+        for (o, a) in rows {
+            s.critic_input.extend_from_slice(o);
+            s.critic_input.extend_from_slice(a);
+        }
+    }
+
+    /// Actions for the environment at `rows` observations `obs` (`[rows, obs_dim]`) of a
+    /// discrete actor: exploring, a categorical sample by the Gumbel-max trick from `rows × n`
+    /// uniform draws of libtorch's generator (the draws the tensor code's sample takes);
+    /// otherwise the most probable action. `Int64 [rows]`, as the tensor code's `Actor::act`
+    /// returns them. `None` for a box actor, which acts through the tensor code.
     pub(crate) fn act(
         &mut self,
         actor: &FlatParams,
         obs: &Tensor,
         explore: bool,
+    ) -> Option<Result<Tensor, AgentError>> {
+        match self.head {
+            Head::Relaxed { logit_bound, .. } => {
+                Some(self.act_relaxed(actor, obs, explore, logit_bound))
+            }
+            Head::Squashed => None,
+        }
+    }
+
+    fn act_relaxed(
+        &mut self,
+        actor: &FlatParams,
+        obs: &Tensor,
+        explore: bool,
+        bound: f32,
     ) -> Result<Tensor, AgentError> {
         let (rows, width) = match obs.size().as_slice() {
             &[rows, width] => (rows as usize, width as usize),
@@ -186,22 +310,23 @@ impl CpuUpdate {
                 self.obs_dim
             )));
         }
+        let n = self.act_dim;
         let s = &mut self.scratch;
         s.obs.resize(rows * self.obs_dim, 0.0);
         obs.f_to_kind(Kind::Float)?.f_copy_data(&mut s.obs, rows * self.obs_dim)?;
         let raw = self.actor.forward(actor.cpu_values()?, &s.obs, rows, &mut s.actor_trace);
-        log_probs(raw, self.n, self.logit_bound, &mut s.log_probs, &mut s.centred);
+        log_probs(raw, n, bound, &mut s.log_probs, &mut s.centred);
         if explore {
-            self.draw_uniform(rows)?;
+            self.draw(rows, n, false)?;
         }
         let s = &self.scratch;
         let actions: Vec<i64> = s
             .log_probs
-            .chunks_exact(self.n)
+            .chunks_exact(n)
             .enumerate()
             .map(|(i, lp)| {
                 let best = if explore {
-                    let u = &s.uniform[i * self.n..(i + 1) * self.n];
+                    let u = &s.noise[i * n..(i + 1) * n];
                     argmax(lp.iter().zip(u).map(|(&l, &u)| l + gumbel(u)))
                 } else {
                     argmax(lp.iter().copied())
@@ -222,7 +347,10 @@ impl CpuUpdate {
         self.critic_step(agent, batch)?;
         agent.updates += 1;
         if agent.updates % agent.cfg.policy_delay as u64 == 0 {
-            let neg_entropy = self.actor_step(agent, batch, alpha)?;
+            let neg_entropy = match self.head {
+                Head::Relaxed { .. } => self.relaxed_actor_step(agent, batch, alpha)?,
+                Head::Squashed => self.squashed_actor_step(agent, batch, alpha)?,
+            };
             let guard = agent.finite();
             agent.variant.after_actor_step(
                 &agent.actor,
@@ -236,40 +364,61 @@ impl CpuUpdate {
         Ok(())
     }
 
-    /// The critics' regression targets into `scratch.target`.
+    /// The critics' regression targets into `scratch.target`: `r + γ (1 − terminated) V'(s')`
+    /// with SAC's soft value under the target critics.
     fn td_target(&mut self, agent: &Pathwise, batch: usize, alpha: f64) -> Result<(), AgentError> {
-        let n = self.n;
-        self.policy(agent.actor.params.cpu_values()?, true, batch);
-        if !self.expected_value {
-            self.draw_uniform(batch)?;
-        }
+        let (n, alpha) = (self.act_dim, alpha as f32);
+        let actor_theta = agent.actor.params.cpu_values()?;
         let theta = agent.critic_target.params.cpu_values()?;
-        let s = &mut self.scratch;
-        for (q, trace) in self.critics.iter().zip(&mut s.critic_traces) {
-            q.forward(theta, &s.next_obs, batch, trace);
-        }
-        let [t1, t2] = &s.critic_traces;
-        let (q1, q2) = (t1.output(), t2.output());
-        let alpha = alpha as f32;
-        s.target.clear();
-        for i in 0..batch {
-            let row = i * n..(i + 1) * n;
-            let lp = &s.log_probs[row.clone()];
-            let value = if self.expected_value {
-                // Σ_a π(a) (min(Q1', Q2')(a) − α log π(a)).
-                lp.iter()
-                    .enumerate()
-                    .map(|(a, &l)| l.exp() * (q1[i * n + a].min(q2[i * n + a]) - l * alpha))
-                    .sum::<f32>()
-            } else {
-                // A categorical sample a' by the Gumbel-max trick, and the exact −H.
-                let a = argmax(lp.iter().zip(&s.uniform[row]).map(|(&l, &u)| l + gumbel(u)));
-                let neg_entropy: f32 = lp.iter().map(|&l| l.exp() * l).sum();
-                q1[i * n + a].min(q2[i * n + a]) - neg_entropy * alpha
-            };
-            let target =
-                bootstrapped_target_value(s.rewards[i], s.terminated[i], value, agent.cfg.gamma);
-            s.target.push(target);
+        match self.head {
+            Head::Relaxed { logit_bound, expected_value, .. } => {
+                self.relaxed_policy(actor_theta, true, batch, logit_bound);
+                if !expected_value {
+                    self.draw(batch, n, false)?;
+                }
+                let s = &mut self.scratch;
+                for (q, trace) in self.critics.iter().zip(&mut s.critic_traces) {
+                    q.forward(theta, &s.next_obs, batch, trace);
+                }
+                let [t1, t2] = &s.critic_traces;
+                let (q1, q2) = (t1.output(), t2.output());
+                s.target.clear();
+                for i in 0..batch {
+                    let row = i * n..(i + 1) * n;
+                    let lp = &s.log_probs[row.clone()];
+                    let value = if expected_value {
+                        // Σ_a π(a) (min(Q1', Q2')(a) − α log π(a)).
+                        lp.iter()
+                            .enumerate()
+                            .map(|(a, &l)| l.exp() * (q1[i * n + a].min(q2[i * n + a]) - l * alpha))
+                            .sum::<f32>()
+                    } else {
+                        // A categorical sample a' by the Gumbel-max trick, and the exact −H.
+                        let u = &s.noise[row];
+                        let a = argmax(lp.iter().zip(u).map(|(&l, &u)| l + gumbel(u)));
+                        let neg_entropy: f32 = lp.iter().map(|&l| l.exp() * l).sum();
+                        q1[i * n + a].min(q2[i * n + a]) - neg_entropy * alpha
+                    };
+                    let (r, t) = (s.rewards[i], s.terminated[i]);
+                    s.target.push(bootstrapped_target_value(r, t, value, agent.cfg.gamma));
+                }
+            }
+            Head::Squashed => {
+                self.squashed_sample(actor_theta, true, batch)?;
+                self.critic_input(true);
+                let s = &mut self.scratch;
+                for (q, trace) in self.critics.iter().zip(&mut s.critic_traces) {
+                    q.forward(theta, &s.critic_input, batch, trace);
+                }
+                let [t1, t2] = &s.critic_traces;
+                let (q1, q2) = (t1.output(), t2.output());
+                s.target.clear();
+                for i in 0..batch {
+                    let value = q1[i].min(q2[i]) - s.neg_entropy[i] * alpha;
+                    let (r, t) = (s.rewards[i], s.terminated[i]);
+                    s.target.push(bootstrapped_target_value(r, t, value, agent.cfg.gamma));
+                }
+            }
         }
         Ok(())
     }
@@ -277,30 +426,39 @@ impl CpuUpdate {
     /// One Adam step of both critics toward `scratch.target`.
     fn critic_step(&mut self, agent: &mut Pathwise, batch: usize) -> Result<(), AgentError> {
         let guard = agent.finite();
-        let n = self.n;
+        let n = self.act_dim;
+        let per_action = matches!(self.head, Head::Relaxed { .. });
         let s = &mut self.scratch;
         let theta = agent.critic.params.cpu_values()?;
         s.critic_grad.resize(theta.len(), 0.0);
+        let input = if per_action { &s.obs } else { &s.obs_actions };
         let mut losses = [0.0f64; 2];
         let mut q1_sum = 0.0f64;
         for (k, (q, trace)) in self.critics.iter().zip(&mut s.critic_traces).enumerate() {
-            let values = q.forward(theta, &s.obs, batch, trace);
+            let values = q.forward(theta, input, batch, trace);
             s.d_out.clear();
             let mut sum = 0.0f64;
             for i in 0..batch {
                 let a = &s.actions[i * n..(i + 1) * n];
-                let v = &values[i * n..(i + 1) * n];
-                let chosen: f32 = a.iter().zip(v).map(|(&a, &v)| a * v).sum();
+                let chosen = if per_action {
+                    a.iter().zip(&values[i * n..(i + 1) * n]).map(|(&a, &v)| a * v).sum()
+                } else {
+                    values[i]
+                };
                 if k == 0 {
                     q1_sum += f64::from(chosen);
                 }
                 let err = chosen - s.target[i];
                 sum += f64::from(err * err);
                 let d = 2.0 * err / batch as f32;
-                s.d_out.extend(a.iter().map(|&a| d * a));
+                if per_action {
+                    s.d_out.extend(a.iter().map(|&a| d * a));
+                } else {
+                    s.d_out.push(d);
+                }
             }
             losses[k] = sum / batch as f64;
-            q.backward(theta, &s.obs, trace, &s.d_out, Some(&mut s.critic_grad), None);
+            q.backward(theta, input, trace, &s.d_out, Some(&mut s.critic_grad), None);
         }
         let qf1 = guard.check("losses/qf1_loss", losses[0])?;
         let qf2 = guard.check("losses/qf2_loss", losses[1])?;
@@ -314,18 +472,102 @@ impl CpuUpdate {
         Ok(())
     }
 
-    /// One Adam step of the actor through the critics at the minibatch's observations. Returns
-    /// the mean of the policy's `Σ p log p` there (the temperature step's input).
-    fn actor_step(
+    /// The actor's Adam step on the gradient in `scratch.d_out` (with respect to its outputs at
+    /// the minibatch's observations), after the loss `loss` was checked; returns the mean of
+    /// `scratch.neg_entropy` for the temperature step.
+    fn finish_actor_step(
+        &mut self,
+        agent: &mut Pathwise,
+        batch: usize,
+        loss: f64,
+    ) -> Result<f64, AgentError> {
+        let guard = agent.finite();
+        let loss = guard.check("losses/actor_loss", loss)?;
+        let s = &mut self.scratch;
+        let theta = agent.actor.params.cpu_values()?;
+        s.actor_grad.resize(theta.len(), 0.0);
+        let grad = Some(s.actor_grad.as_mut_slice());
+        self.actor.backward(theta, &s.obs, &mut s.actor_trace, &s.d_out, grad, None);
+        let norm = clip(&mut s.actor_grad, agent.cfg.max_grad_norm);
+        guard.check("losses/actor_grad_norm", norm)?;
+        agent.actor.opt.step_cpu(&mut agent.actor.params, &s.actor_grad)?;
+        agent.metrics.add("losses/actor_loss", loss);
+        agent.metrics.add("losses/actor_grad_norm", norm);
+        Ok(s.neg_entropy.iter().map(|&v| f64::from(v)).sum::<f64>() / batch as f64)
+    }
+
+    /// One Adam step of the box actor through the critics at the minibatch's observations.
+    fn squashed_actor_step(
         &mut self,
         agent: &mut Pathwise,
         batch: usize,
         alpha: f64,
     ) -> Result<f64, AgentError> {
-        let guard = agent.finite();
-        let n = self.n;
-        self.policy(agent.actor.params.cpu_values()?, false, batch);
-        self.draw_uniform(batch)?;
+        let (od, d) = (self.obs_dim, self.act_dim);
+        self.squashed_sample(agent.actor.params.cpu_values()?, false, batch)?;
+        self.critic_input(false);
+        let critic_theta = agent.critic.params.cpu_values()?;
+        let s = &mut self.scratch;
+        for ((q, trace), values) in self.critics.iter().zip(&mut s.critic_traces).zip(&mut s.values)
+        {
+            values.clear();
+            values.extend_from_slice(q.forward(critic_theta, &s.critic_input, batch, trace));
+        }
+        let (alpha, inv_batch) = (alpha as f32, 1.0 / batch as f32);
+        let mut loss_sum = 0.0f64;
+        // ∂loss/∂ã through each critic: backpropagate ∂loss/∂Q_k to the critic's input.
+        s.d_action.clear();
+        s.d_action.resize(batch * d, 0.0);
+        for k in 0..2 {
+            s.d_out.clear();
+            for i in 0..batch {
+                let (q1, q2) = (s.values[0][i], s.values[1][i]);
+                if k == 0 {
+                    loss_sum += f64::from(s.neg_entropy[i] * alpha - q1.min(q2));
+                }
+                let (d1, d2) = min_gradient(q1, q2, inv_batch);
+                s.d_out.push(if k == 0 { d1 } else { d2 });
+            }
+            let trace = &mut s.critic_traces[k];
+            let input = Some(&mut s.d_input);
+            self.critics[k].backward(critic_theta, &s.critic_input, trace, &s.d_out, None, input);
+            for (da, row) in s.d_action.chunks_exact_mut(d).zip(s.d_input.chunks_exact(od + d)) {
+                for (x, &g) in da.iter_mut().zip(&row[od..]) {
+                    *x += g;
+                }
+            }
+        }
+        // Through tanh and the reparameterization to the means and the raw log-std.
+        s.d_out.clear();
+        for i in 0..batch {
+            let row = i * d..(i + 1) * d;
+            let (a, da) = (&s.sample[row.clone()], &s.d_action[row.clone()]);
+            let (sigma_eps, pass) = (&s.sigma_eps[row.clone()], &s.clamp_pass[row]);
+            let du: Vec<f32> = (0..d)
+                .map(|j| da[j] * (1.0 - a[j] * a[j]) + alpha * inv_batch * 2.0 * a[j])
+                .collect();
+            s.d_out.extend_from_slice(&du);
+            s.d_out.extend((0..d).map(|j| (du[j] * sigma_eps[j] - alpha * inv_batch) * pass[j]));
+        }
+        self.finish_actor_step(agent, batch, loss_sum / batch as f64)
+    }
+
+    /// One Adam step of the discrete actor through the critics at the minibatch's
+    /// observations.
+    fn relaxed_actor_step(
+        &mut self,
+        agent: &mut Pathwise,
+        batch: usize,
+        alpha: f64,
+    ) -> Result<f64, AgentError> {
+        let Head::Relaxed { temperature: tau, straight_through, logit_bound: bound, .. } =
+            self.head
+        else {
+            unreachable!("relaxed_actor_step is called for the relaxed head only");
+        };
+        let n = self.act_dim;
+        self.relaxed_policy(agent.actor.params.cpu_values()?, false, batch, bound);
+        self.draw(batch, n, false)?;
         let critic_theta = agent.critic.params.cpu_values()?;
         let s = &mut self.scratch;
         for ((q, trace), values) in self.critics.iter().zip(&mut s.critic_traces).zip(&mut s.values)
@@ -333,18 +575,18 @@ impl CpuUpdate {
             values.clear();
             values.extend_from_slice(q.forward(critic_theta, &s.obs, batch, trace));
         }
-        let (alpha, inv_batch, tau) = (alpha as f32, 1.0 / batch as f32, self.temperature);
-        let bound = self.logit_bound;
+        let (alpha, inv_batch) = (alpha as f32, 1.0 / batch as f32);
         let mut loss_sum = 0.0f64;
-        let mut neg_entropy_sum = 0.0f64;
-        s.relaxed.resize(batch * n, 0.0);
+        s.sample.resize(batch * n, 0.0);
+        s.neg_entropy.clear();
         s.d_out.clear();
         for i in 0..batch {
             let row = i * n..(i + 1) * n;
             let lp = &s.log_probs[row.clone()];
-            let u = &s.uniform[row.clone()];
-            // The relaxed sample softmax((log p + g) / τ) and the hard one-hot of its argmax.
-            let relaxed = &mut s.relaxed[row.clone()];
+            let u = &s.noise[row.clone()];
+            // The relaxed sample softmax((log p + g) / τ) and the hard one-hot of the argmax of
+            // log p + g.
+            let relaxed = &mut s.sample[row.clone()];
             for ((r, &l), &u) in relaxed.iter_mut().zip(lp).zip(u) {
                 *r = l + gumbel(u);
             }
@@ -354,7 +596,7 @@ impl CpuUpdate {
             let (v1, v2) = (&s.values[0][row.clone()], &s.values[1][row.clone()]);
             let (mut q1, mut q2) = (0.0f32, 0.0f32);
             for a in 0..n {
-                let action = if self.straight_through {
+                let action = if straight_through {
                     let one_hot = if a == hard { 1.0 } else { 0.0 };
                     (one_hot - relaxed[a]) + relaxed[a]
                 } else {
@@ -369,15 +611,11 @@ impl CpuUpdate {
             } else {
                 0.0
             };
-            neg_entropy_sum += f64::from(neg_entropy);
+            s.neg_entropy.push(neg_entropy);
             loss_sum += f64::from(neg_entropy * alpha - q1.min(q2) + penalty);
 
             // Backward, per row, from ∂loss/∂loss_i = 1/B.
-            let (d1, d2) = match q1.partial_cmp(&q2) {
-                Some(std::cmp::Ordering::Less) => (-inv_batch, 0.0),
-                Some(std::cmp::Ordering::Greater) => (0.0, -inv_batch),
-                _ => (-0.5 * inv_batch, -0.5 * inv_batch),
-            };
+            let (d1, d2) = min_gradient(q1, q2, inv_batch);
             // ∂/∂ã_a = d1 q1_a + d2 q2_a; straight-through passes it to the relaxed sample.
             // Softmax: ∂/∂z_a = r_a (d_a − Σ_b r_b d_b) / τ, and z = log p + g.
             let d_action = |a: usize| d1 * v1[a] + d2 * v2[a];
@@ -408,24 +646,24 @@ impl CpuUpdate {
                 d_row.iter_mut().for_each(|d| *d -= mean);
             }
         }
-        let loss = guard.check("losses/actor_loss", loss_sum / batch as f64)?;
-        let theta = agent.actor.params.cpu_values()?;
-        s.actor_grad.resize(theta.len(), 0.0);
-        self.actor.backward(
-            theta,
-            &s.obs,
-            &mut s.actor_trace,
-            &s.d_out,
-            Some(&mut s.actor_grad),
-            None,
-        );
-        let norm = clip(&mut s.actor_grad, agent.cfg.max_grad_norm);
-        guard.check("losses/actor_grad_norm", norm)?;
-        agent.actor.opt.step_cpu(&mut agent.actor.params, &s.actor_grad)?;
-        agent.metrics.add("losses/actor_loss", loss);
-        agent.metrics.add("losses/actor_grad_norm", norm);
-        Ok(neg_entropy_sum / batch as f64)
+        self.finish_actor_step(agent, batch, loss_sum / batch as f64)
     }
+}
+
+/// The gradient of `−scale · min(q1, q2)` (the actor loss's critic term, `scale = 1/B`) with
+/// respect to `q1` and `q2`: the smaller critic gets `−scale`, each gets half of it on a tie,
+/// as libtorch's `minimum` passes it.
+fn min_gradient(q1: f32, q2: f32, scale: f32) -> (f32, f32) {
+    match q1.partial_cmp(&q2) {
+        Some(std::cmp::Ordering::Less) => (-scale, 0.0),
+        Some(std::cmp::Ordering::Greater) => (0.0, -scale),
+        _ => (-0.5 * scale, -0.5 * scale),
+    }
+}
+
+/// libtorch's `softplus` (β = 1, threshold 20): `ln(1 + eˣ)`, or `x` above the threshold.
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 { x } else { x.exp().ln_1p() }
 }
 
 /// The log-probabilities of the policy with `n` raw logits per row into `out`: with `bound > 0`

@@ -172,7 +172,10 @@ pub struct PathwiseConfig {
     /// Log the actor gradient's noise once per `metrics_every` window, as `grad/variance` and
     /// `grad/snr` (see [`crate::grad_noise`]), from 8 slices of the first actor minibatch of the
     /// window (fewer when `batch_size < 8`; needs `batch_size >= 2`). Costs one extra backward
-    /// pass per slice then; never changes the run.
+    /// pass per slice then, and needs autograd: the updates run the tensor code, not the
+    /// plain-Rust one SAC takes on the CPU otherwise, which computes the same update up to float
+    /// rounding (so a seeded run with diagnostics can drift from the same run without them).
+    /// The diagnostics themselves never change an update.
     pub grad_diagnostics: bool,
 }
 

@@ -758,7 +758,9 @@ fn the_plain_rust_update_applies_only_where_it_computes_the_same_update() {
     assert!(!discrete_agent(&concatenated, 1).uses_cpu_update());
     let diagnostics = PathwiseConfig { grad_diagnostics: true, ..sac.clone() };
     assert!(!discrete_agent(&diagnostics, 1).uses_cpu_update());
-    assert!(!agent(&sac, 1).uses_cpu_update(), "a Box action space takes the tensor code");
+    assert!(agent(&sac, 1).uses_cpu_update(), "SAC on a Box");
+    let td3 = PathwiseConfig { estimator: Estimator::Td3, ..sac.clone() };
+    assert!(!agent(&td3, 1).uses_cpu_update(), "TD3 takes the tensor code");
 }
 
 #[test]
