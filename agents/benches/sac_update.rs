@@ -120,6 +120,8 @@ enum Role {
     Peak,
     /// The SAC update itself.
     Update,
+    /// The same update run by the tensor code it replaces on the CPU.
+    TensorUpdate,
 }
 
 /// One timed case: a name, what it measures, its FLOPs per call, and the call.
@@ -156,19 +158,29 @@ fn sgemm_cases() -> Vec<Case> {
     cases
 }
 
-fn update_case() -> Case {
+/// The update as training runs it on the CPU (the plain-Rust code), or with the tensor code
+/// (`Pathwise::use_tensor_update`), for comparison.
+fn update_case(tensor_update: bool) -> Case {
     let mut agent = sac_agent();
+    if tensor_update {
+        agent.use_tensor_update();
+    }
     Case {
-        name: "update/sac_sb3_sizes".into(),
-        role: Role::Update,
+        name: if tensor_update {
+            "update/sac_sb3_sizes_tensor_code"
+        } else {
+            "update/sac_sb3_sizes"
+        }
+        .into(),
+        role: if tensor_update { Role::TensorUpdate } else { Role::Update },
         flops: update_flops(),
         run: Box::new(move || agent.update().expect("update")),
     }
 }
 
-/// Every case: the sgemm cases, then the update.
+/// Every case: the sgemm cases, then the update, then the update with the tensor code.
 fn cases() -> Vec<Case> {
-    sgemm_cases().into_iter().chain([update_case()]).collect()
+    sgemm_cases().into_iter().chain([update_case(false), update_case(true)]).collect()
 }
 
 fn roofline(c: &mut Criterion) {

@@ -44,7 +44,7 @@
 //!
 //! The code, one file per concern: `settings` ([`PathwiseConfig`] and every rule about it),
 //! `agent` (the algorithm, top to bottom, and in one place what SAC and TD3 do differently),
-//! `actor` and `critic` (the networks), `cpu` (the discrete SAC update written out in plain Rust,
+//! `actor` and `critic` (the networks), `cpu` (the SAC update written out in plain Rust,
 //! which replaces the tensor code on the CPU where it applies: the same update several times
 //! faster at classic-control sizes), `state` (checkpoint tensors and training state) and
 //! `tests`.
