@@ -47,11 +47,21 @@ const UNIFORM_FLOOR: f32 = 1e-20;
 /// `ln √(2π)`.
 const HALF_LN_2PI: f32 = 0.918_938_5;
 
+/// The Gumbel-softmax actor's settings.
+#[derive(Clone, Copy, Debug)]
+struct Relaxation {
+    temperature: f32,
+    straight_through: bool,
+    logit_bound: f32,
+    /// The TD target's soft value as the exact expectation over actions, not a sample.
+    expected_value: bool,
+}
+
 /// The actor's policy family and its settings.
 #[derive(Clone, Copy, Debug)]
 enum Head {
     /// Gumbel-softmax over `n` actions, with per-action critics.
-    Relaxed { temperature: f32, straight_through: bool, logit_bound: f32, expected_value: bool },
+    Relaxed(Relaxation),
     /// A tanh-squashed Gaussian on the unit box (the actor's outputs are `d` means, then `d`
     /// log-std), with concatenated critics.
     Squashed,
@@ -99,7 +109,7 @@ struct Scratch {
     neg_entropy: Vec<f32>,
     /// Concatenated critics' `[obs, sampled action]` input rows.
     critic_input: Vec<f32>,
-    /// The critics' outputs at the actor step's states.
+    /// The critics' outputs at the last inputs they were given.
     values: [Vec<f32>; 2],
     /// Gradient with respect to some network's outputs, and a critic's input gradient.
     d_out: Vec<f32>,
@@ -126,12 +136,12 @@ impl CpuUpdate {
     ) -> Result<Option<Self>, AgentError> {
         let act_dim = coding.dim();
         let head = match (coding, input) {
-            (ActionCoding::Discrete { .. }, ActionInput::PerAction) => Head::Relaxed {
+            (ActionCoding::Discrete { .. }, ActionInput::PerAction) => Head::Relaxed(Relaxation {
                 temperature: cfg.gumbel_temperature as f32,
                 straight_through: cfg.straight_through,
                 logit_bound: cfg.logit_bound as f32,
                 expected_value: cfg.expected_discrete_value,
-            },
+            }),
             (ActionCoding::Box { .. }, ActionInput::Concatenated) => Head::Squashed,
             _ => return Ok(None),
         };
@@ -144,7 +154,7 @@ impl CpuUpdate {
             DenseMlp::find(critic, "q2.", cfg.activation)?,
         ];
         let (actor_out, critic_in, critic_out) = match head {
-            Head::Relaxed { .. } => (act_dim, obs_dim, act_dim),
+            Head::Relaxed(_) => (act_dim, obs_dim, act_dim),
             Head::Squashed => (2 * act_dim, obs_dim + act_dim, 1),
         };
         let widths_ok = actor_net.in_dim() == obs_dim
@@ -284,9 +294,7 @@ impl CpuUpdate {
         explore: bool,
     ) -> Option<Result<Tensor, AgentError>> {
         match self.head {
-            Head::Relaxed { logit_bound, .. } => {
-                Some(self.act_relaxed(actor, obs, explore, logit_bound))
-            }
+            Head::Relaxed(r) => Some(self.act_relaxed(actor, obs, explore, r.logit_bound)),
             Head::Squashed => None,
         }
     }
@@ -348,7 +356,7 @@ impl CpuUpdate {
         agent.updates += 1;
         if agent.updates % agent.cfg.policy_delay as u64 == 0 {
             let neg_entropy = match self.head {
-                Head::Relaxed { .. } => self.relaxed_actor_step(agent, batch, alpha)?,
+                Head::Relaxed(r) => self.relaxed_actor_step(agent, batch, alpha, r)?,
                 Head::Squashed => self.squashed_actor_step(agent, batch, alpha)?,
             };
             let guard = agent.finite();
@@ -371,17 +379,15 @@ impl CpuUpdate {
         let actor_theta = agent.actor.params.cpu_values()?;
         let theta = agent.critic_target.params.cpu_values()?;
         match self.head {
-            Head::Relaxed { logit_bound, expected_value, .. } => {
+            Head::Relaxed(Relaxation { logit_bound, expected_value, .. }) => {
                 self.relaxed_policy(actor_theta, true, batch, logit_bound);
                 if !expected_value {
                     self.draw(batch, n, false)?;
                 }
                 let s = &mut self.scratch;
-                for (q, trace) in self.critics.iter().zip(&mut s.critic_traces) {
-                    q.forward(theta, &s.next_obs, batch, trace);
-                }
-                let [t1, t2] = &s.critic_traces;
-                let (q1, q2) = (t1.output(), t2.output());
+                let (traces, values) = (&mut s.critic_traces, &mut s.values);
+                critic_values(&self.critics, theta, &s.next_obs, batch, traces, values);
+                let [q1, q2] = &s.values;
                 s.target.clear();
                 for i in 0..batch {
                     let row = i * n..(i + 1) * n;
@@ -407,11 +413,9 @@ impl CpuUpdate {
                 self.squashed_sample(actor_theta, true, batch)?;
                 self.critic_input(true);
                 let s = &mut self.scratch;
-                for (q, trace) in self.critics.iter().zip(&mut s.critic_traces) {
-                    q.forward(theta, &s.critic_input, batch, trace);
-                }
-                let [t1, t2] = &s.critic_traces;
-                let (q1, q2) = (t1.output(), t2.output());
+                let (traces, values) = (&mut s.critic_traces, &mut s.values);
+                critic_values(&self.critics, theta, &s.critic_input, batch, traces, values);
+                let [q1, q2] = &s.values;
                 s.target.clear();
                 for i in 0..batch {
                     let value = q1[i].min(q2[i]) - s.neg_entropy[i] * alpha;
@@ -427,7 +431,7 @@ impl CpuUpdate {
     fn critic_step(&mut self, agent: &mut Pathwise, batch: usize) -> Result<(), AgentError> {
         let guard = agent.finite();
         let n = self.act_dim;
-        let per_action = matches!(self.head, Head::Relaxed { .. });
+        let per_action = matches!(self.head, Head::Relaxed(_));
         let s = &mut self.scratch;
         let theta = agent.critic.params.cpu_values()?;
         s.critic_grad.resize(theta.len(), 0.0);
@@ -508,11 +512,8 @@ impl CpuUpdate {
         self.critic_input(false);
         let critic_theta = agent.critic.params.cpu_values()?;
         let s = &mut self.scratch;
-        for ((q, trace), values) in self.critics.iter().zip(&mut s.critic_traces).zip(&mut s.values)
-        {
-            values.clear();
-            values.extend_from_slice(q.forward(critic_theta, &s.critic_input, batch, trace));
-        }
+        let (traces, values) = (&mut s.critic_traces, &mut s.values);
+        critic_values(&self.critics, critic_theta, &s.critic_input, batch, traces, values);
         let (alpha, inv_batch) = (alpha as f32, 1.0 / batch as f32);
         let mut loss_sum = 0.0f64;
         // ∂loss/∂ã through each critic: backpropagate ∂loss/∂Q_k to the critic's input.
@@ -559,22 +560,16 @@ impl CpuUpdate {
         agent: &mut Pathwise,
         batch: usize,
         alpha: f64,
+        relaxation: Relaxation,
     ) -> Result<f64, AgentError> {
-        let Head::Relaxed { temperature: tau, straight_through, logit_bound: bound, .. } =
-            self.head
-        else {
-            unreachable!("relaxed_actor_step is called for the relaxed head only");
-        };
+        let Relaxation { temperature: tau, straight_through, logit_bound: bound, .. } = relaxation;
         let n = self.act_dim;
         self.relaxed_policy(agent.actor.params.cpu_values()?, false, batch, bound);
         self.draw(batch, n, false)?;
         let critic_theta = agent.critic.params.cpu_values()?;
         let s = &mut self.scratch;
-        for ((q, trace), values) in self.critics.iter().zip(&mut s.critic_traces).zip(&mut s.values)
-        {
-            values.clear();
-            values.extend_from_slice(q.forward(critic_theta, &s.obs, batch, trace));
-        }
+        let (traces, values) = (&mut s.critic_traces, &mut s.values);
+        critic_values(&self.critics, critic_theta, &s.obs, batch, traces, values);
         let (alpha, inv_batch) = (alpha as f32, 1.0 / batch as f32);
         let mut loss_sum = 0.0f64;
         s.sample.resize(batch * n, 0.0);
@@ -647,6 +642,22 @@ impl CpuUpdate {
             }
         }
         self.finish_actor_step(agent, batch, loss_sum / batch as f64)
+    }
+}
+
+/// Both critics' outputs at `rows` inputs `input` into `values`, their traces kept in `traces`
+/// for a backward pass.
+fn critic_values(
+    critics: &[DenseMlp; 2],
+    theta: &[f32],
+    input: &[f32],
+    rows: usize,
+    traces: &mut [Trace; 2],
+    values: &mut [Vec<f32>; 2],
+) {
+    for ((q, trace), values) in critics.iter().zip(traces).zip(values) {
+        values.clear();
+        values.extend_from_slice(q.forward(theta, input, rows, trace));
     }
 }
 
