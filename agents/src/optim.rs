@@ -106,15 +106,17 @@ impl FlatParams {
     /// The buffer's values as plain memory, for arithmetic done outside libtorch. Errors unless
     /// the buffer is on the CPU.
     pub(crate) fn cpu_values(&self) -> Result<&[f32], AgentError> {
-        // SAFETY: `cpu_f32` checks the tensor is a contiguous CPU `Float` buffer of `numel`
-        // values; it is owned by `self`, and only `&mut self` writes to it from Rust.
-        unsafe { cpu_f32(&self.flat).map(|s| &*s) }
+        let (ptr, len) = cpu_f32_parts(&self.flat)?;
+        // SAFETY: `cpu_f32_parts` checked that `len` contiguous floats start at `ptr`; the buffer
+        // is owned by `self`, and Rust writes to it only through `&mut self`, which this borrow
+        // excludes.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
     }
 
     /// [`FlatParams::cpu_values`], writable: writes change the network (the variables share
     /// the buffer).
     pub(crate) fn cpu_values_mut(&mut self) -> Result<&mut [f32], AgentError> {
-        // SAFETY: as in `cpu_values`; `&mut self` makes this the only Rust view of the buffer.
+        // SAFETY: `&mut self` makes this the only Rust view of the buffer while it lives.
         unsafe { cpu_f32(&self.flat) }
     }
 
@@ -180,12 +182,9 @@ pub(crate) struct Segment {
     pub(crate) column_major: bool,
 }
 
-/// The values of `t` as a mutable slice.
-///
-/// # Safety
-/// The caller must make sure no other live slice or Rust reference aliases `t`'s storage for
-/// the returned lifetime, and that no libtorch operation writes to it meanwhile.
-unsafe fn cpu_f32<'a>(t: &Tensor) -> Result<&'a mut [f32], AgentError> {
+/// Where the values of `t` start and how many there are, after checking that `t` is a
+/// contiguous `Float` tensor on the CPU (a dangling, aligned pointer when it is empty).
+fn cpu_f32_parts(t: &Tensor) -> Result<(*mut f32, usize), AgentError> {
     if t.device() != tch::Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
         return Err(AgentError::Invalid(format!(
             "plain-memory access needs a contiguous Float tensor on the CPU, got {:?} on {:?}",
@@ -194,11 +193,19 @@ unsafe fn cpu_f32<'a>(t: &Tensor) -> Result<&'a mut [f32], AgentError> {
         )));
     }
     let len = t.numel();
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    // SAFETY: a contiguous, defined CPU Float tensor of `len` elements starts at `data_ptr`.
-    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), len) })
+    let ptr = if len == 0 { std::ptr::NonNull::dangling().as_ptr() } else { t.data_ptr().cast() };
+    Ok((ptr, len))
+}
+
+/// The values of `t` as a mutable slice.
+///
+/// # Safety
+/// The caller must make sure no other live slice or Rust reference aliases `t`'s storage for
+/// the returned lifetime, and that no libtorch operation touches it meanwhile.
+unsafe fn cpu_f32<'a>(t: &Tensor) -> Result<&'a mut [f32], AgentError> {
+    let (ptr, len) = cpu_f32_parts(t)?;
+    // SAFETY: `len` contiguous floats start at `ptr`; exclusivity is the caller's promise.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
 /// Whether `t` is a matrix stored column-major (transposed), i.e. strides `[1, rows]`, and not
