@@ -535,13 +535,13 @@ impl Agent for Pathwise {
             let n = obs.size().first().copied().unwrap_or(0).max(0) as usize;
             return self.coding.random(n);
         }
-        if let Some(cpu) = &mut self.cpu {
-            // Where the plain-Rust code acts (discrete actions): the same draws as the tensor
-            // code below, without its dozen tensor operations per step.
-            // An observation tensor it cannot read falls through to the tensor code, which
-            // reports it as it always has.
-            if let Some(Ok(actions)) = cpu.act(&self.actor.params, obs, mode == ActMode::Explore) {
-                return actions;
+        // The plain-Rust code acts where it updates, except with pink noise (the tensor code's
+        // own noise source): the same draws as the tensor code below, without its dozen tensor
+        // operations per step. An observation tensor it cannot read falls through to the tensor
+        // code, which reports it as it always has.
+        if let (Some(cpu), None) = (&mut self.cpu, &self.pink) {
+            if let Ok(actions) = cpu.act(&self.actor.params, obs, mode == ActMode::Explore) {
+                return tch::no_grad(|| self.coding.to_env(actions));
             }
         }
         let eps = match (&mut self.pink, mode) {

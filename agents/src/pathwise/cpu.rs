@@ -282,30 +282,30 @@ impl CpuUpdate {
         }
     }
 
-    /// Actions for the environment at `rows` observations `obs` (`[rows, obs_dim]`) of a
-    /// discrete actor: exploring, a categorical sample by the Gumbel-max trick from `rows × n`
-    /// uniform draws of libtorch's generator (the draws the tensor code's sample takes);
-    /// otherwise the most probable action. `Int64 [rows]`, as the tensor code's `Actor::act`
-    /// returns them. `None` for a box actor, which acts through the tensor code.
+    /// Actions at `rows` observations `obs` (`[rows, obs_dim]`), in the agent's form, as the
+    /// tensor code's `Actor::act` returns them, from the same draws of libtorch's generator:
+    /// - discrete: exploring, a categorical sample by the Gumbel-max trick from `rows × n`
+    ///   uniform draws; otherwise the most probable action. `Int64 [rows]`.
+    /// - box: exploring, `tanh(μ + σ ε)` from `rows × d` normal draws; otherwise `tanh(μ)`.
+    ///   `Float [rows, d]` on the unit box.
+    ///
+    /// Errors on observations of another shape (which the tensor code then reports).
     pub(crate) fn act(
         &mut self,
         actor: &FlatParams,
         obs: &Tensor,
         explore: bool,
-    ) -> Option<Result<Tensor, AgentError>> {
+    ) -> Result<Tensor, AgentError> {
+        let rows = self.load_obs(obs)?;
+        let theta = actor.cpu_values()?;
         match self.head {
-            Head::Relaxed(r) => Some(self.act_relaxed(actor, obs, explore, r.logit_bound)),
-            Head::Squashed => None,
+            Head::Relaxed(r) => self.act_relaxed(theta, rows, explore, r.logit_bound),
+            Head::Squashed => self.act_squashed(theta, rows, explore),
         }
     }
 
-    fn act_relaxed(
-        &mut self,
-        actor: &FlatParams,
-        obs: &Tensor,
-        explore: bool,
-        bound: f32,
-    ) -> Result<Tensor, AgentError> {
+    /// Copies observations `[rows, obs_dim]` into `scratch.obs`; returns `rows`.
+    fn load_obs(&mut self, obs: &Tensor) -> Result<usize, AgentError> {
         let (rows, width) = match obs.size().as_slice() {
             &[rows, width] => (rows as usize, width as usize),
             shape => {
@@ -318,11 +318,42 @@ impl CpuUpdate {
                 self.obs_dim
             )));
         }
+        let s = &mut self.scratch;
+        s.obs.resize(rows * width, 0.0);
+        obs.f_to_kind(Kind::Float)?.f_copy_data(&mut s.obs, rows * width)?;
+        Ok(rows)
+    }
+
+    fn act_squashed(
+        &mut self,
+        theta: &[f32],
+        rows: usize,
+        explore: bool,
+    ) -> Result<Tensor, AgentError> {
+        let d = self.act_dim;
+        if explore {
+            self.squashed_sample(theta, false, rows)?;
+        } else {
+            let s = &mut self.scratch;
+            let outputs = self.actor.forward(theta, &s.obs, rows, &mut s.actor_trace);
+            s.sample.clear();
+            s.sample.extend(
+                outputs.chunks_exact(2 * d).flat_map(|out| out[..d].iter().map(|m| m.tanh())),
+            );
+        }
+        Ok(Tensor::from_slice(&self.scratch.sample).view([rows as i64, d as i64]))
+    }
+
+    fn act_relaxed(
+        &mut self,
+        theta: &[f32],
+        rows: usize,
+        explore: bool,
+        bound: f32,
+    ) -> Result<Tensor, AgentError> {
         let n = self.act_dim;
         let s = &mut self.scratch;
-        s.obs.resize(rows * self.obs_dim, 0.0);
-        obs.f_to_kind(Kind::Float)?.f_copy_data(&mut s.obs, rows * self.obs_dim)?;
-        let raw = self.actor.forward(actor.cpu_values()?, &s.obs, rows, &mut s.actor_trace);
+        let raw = self.actor.forward(theta, &s.obs, rows, &mut s.actor_trace);
         log_probs(raw, n, bound, &mut s.log_probs, &mut s.centred);
         if explore {
             self.draw(rows, n, false)?;
