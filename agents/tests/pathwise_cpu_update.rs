@@ -8,7 +8,7 @@
 //! One test in its own binary on purpose: both agents draw from libtorch's global generator,
 //! which a test running in another thread would advance in between.
 
-use rlpg_agents::{ActMode, Activation, Agent, Pathwise, PathwiseConfig, Transition};
+use rlpg_agents::{ActMode, Activation, Agent, Exploration, Pathwise, PathwiseConfig, Transition};
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Device, Kind, Tensor};
 
@@ -84,12 +84,15 @@ fn compare(what: &str, cfg: &PathwiseConfig, action_space: &Space) {
     assert!(gap < 1e-4, "{what}: the parameter changes differ by {gap:.2e} (relative)");
     let alpha_gap = (hand.alpha() - tensors.alpha()).abs() / tensors.alpha();
     assert!(alpha_gap < 1e-6, "{what}: alpha {} against {}", hand.alpha(), tensors.alpha());
-    // Acting: the same actions from the same draws, exploring or not.
+    // Acting: the same actions from the same draws, exploring or not, on a batch of states
+    // and one state at a time (as with one environment, the shape pink noise comes in).
     let obs = Tensor::randn([64, 3], (Kind::Float, Device::Cpu));
     for mode in [ActMode::Explore, ActMode::Deterministic] {
         let actions = [&mut hand, &mut tensors].map(|agent| {
             tch::manual_seed(7);
-            agent.act(&obs, mode)
+            let mut each: Vec<Tensor> = vec![agent.act(&obs, mode)];
+            each.extend((0..16).map(|k| agent.act(&obs.narrow(0, k, 1), mode)));
+            Tensor::cat(&each, 0)
         });
         let gap = (&actions[0].to_kind(Kind::Double) - &actions[1].to_kind(Kind::Double))
             .abs()
@@ -147,4 +150,6 @@ fn the_plain_rust_update_is_the_tensor_update() {
         &PathwiseConfig { policy_delay: 1, ..relu.clone() },
         &wide,
     );
+    let pink = PathwiseConfig { exploration: Exploration::Pink, ..base.clone() };
+    compare("box of 2, pink exploration noise", &pink, &wide);
 }

@@ -535,19 +535,20 @@ impl Agent for Pathwise {
             let n = obs.size().first().copied().unwrap_or(0).max(0) as usize;
             return self.coding.random(n);
         }
-        // The plain-Rust code acts where it updates, except with pink noise (the tensor code's
-        // own noise source): the same draws as the tensor code below, without its dozen tensor
-        // operations per step. An observation tensor it cannot read falls through to the tensor
-        // code, which reports it as it always has.
-        if let (Some(cpu), None) = (&mut self.cpu, &self.pink) {
-            if let Ok(actions) = cpu.act(&self.actor.params, obs, mode == ActMode::Explore) {
-                return tch::no_grad(|| self.coding.to_env(actions));
-            }
-        }
         let eps = match (&mut self.pink, mode) {
             (Some(pink), ActMode::Explore) => Some(pink.next().to_device(self.device)),
             _ => None,
         };
+        // The plain-Rust code acts where it updates: the same draws (or the same pink noise) as
+        // the tensor code below, without its dozen tensor operations per step. An observation
+        // tensor it cannot read falls through to the tensor code, which reports it as it always
+        // has.
+        if let Some(cpu) = &mut self.cpu {
+            let explore = mode == ActMode::Explore;
+            if let Ok(actions) = cpu.act(&self.actor.params, obs, explore, eps.as_ref()) {
+                return tch::no_grad(|| self.coding.to_env(actions));
+            }
+        }
         let obs = obs.to_device(self.device);
         let actions = self.actor.module.act(&obs, mode, self.cfg.exploration_noise, eps.as_ref());
         // Actions go back to the CPU, where the environments (and the action coding) are.

@@ -240,8 +240,15 @@ impl CpuUpdate {
         obs_is_next: bool,
         batch: usize,
     ) -> Result<(), AgentError> {
+        self.draw(batch, self.act_dim, true)?;
+        self.squashed_from_noise(theta, obs_is_next, batch);
+        Ok(())
+    }
+
+    /// [`CpuUpdate::squashed_sample`] with the standard normal noise already in
+    /// `scratch.noise`.
+    fn squashed_from_noise(&mut self, theta: &[f32], obs_is_next: bool, batch: usize) {
         let d = self.act_dim;
-        self.draw(batch, d, true)?;
         let s = &mut self.scratch;
         let obs = if obs_is_next { &s.next_obs } else { &s.obs };
         let outputs = self.actor.forward(theta, obs, batch, &mut s.actor_trace);
@@ -267,7 +274,6 @@ impl CpuUpdate {
             }
             s.neg_entropy.push(log_prob);
         }
-        Ok(())
     }
 
     /// `[obs, scratch.sample]` rows into `scratch.critic_input`.
@@ -286,21 +292,23 @@ impl CpuUpdate {
     /// tensor code's `Actor::act` returns them, from the same draws of libtorch's generator:
     /// - discrete: exploring, a categorical sample by the Gumbel-max trick from `rows × n`
     ///   uniform draws; otherwise the most probable action. `Int64 [rows]`.
-    /// - box: exploring, `tanh(μ + σ ε)` from `rows × d` normal draws; otherwise `tanh(μ)`.
+    /// - box: exploring, `tanh(μ + σ ε)` with `ε` from `rows × d` normal draws, or `eps`
+    ///   (`[rows, d]`, temporally correlated noise) when given; otherwise `tanh(μ)`.
     ///   `Float [rows, d]` on the unit box.
     ///
-    /// Errors on observations of another shape (which the tensor code then reports).
+    /// Errors on observations or noise of another shape (which the tensor code then reports).
     pub(crate) fn act(
         &mut self,
         actor: &FlatParams,
         obs: &Tensor,
         explore: bool,
+        eps: Option<&Tensor>,
     ) -> Result<Tensor, AgentError> {
         let rows = self.load_obs(obs)?;
         let theta = actor.cpu_values()?;
         match self.head {
             Head::Relaxed(r) => self.act_relaxed(theta, rows, explore, r.logit_bound),
-            Head::Squashed => self.act_squashed(theta, rows, explore),
+            Head::Squashed => self.act_squashed(theta, rows, explore, eps),
         }
     }
 
@@ -329,17 +337,29 @@ impl CpuUpdate {
         theta: &[f32],
         rows: usize,
         explore: bool,
+        eps: Option<&Tensor>,
     ) -> Result<Tensor, AgentError> {
         let d = self.act_dim;
-        if explore {
-            self.squashed_sample(theta, false, rows)?;
-        } else {
-            let s = &mut self.scratch;
-            let outputs = self.actor.forward(theta, &s.obs, rows, &mut s.actor_trace);
-            s.sample.clear();
-            s.sample.extend(
-                outputs.chunks_exact(2 * d).flat_map(|out| out[..d].iter().map(|m| m.tanh())),
-            );
+        match (explore, eps) {
+            (true, None) => self.squashed_sample(theta, false, rows)?,
+            (true, Some(eps)) => {
+                if eps.size() != [rows as i64, d as i64] {
+                    return Err(AgentError::Invalid(format!(
+                        "exploration noise of shape {:?}, expected [{rows}, {d}]",
+                        eps.size()
+                    )));
+                }
+                self.scratch.noise.resize(rows * d, 0.0);
+                eps.f_to_kind(Kind::Float)?.f_copy_data(&mut self.scratch.noise, rows * d)?;
+                self.squashed_from_noise(theta, false, rows);
+            }
+            (false, _) => {
+                let s = &mut self.scratch;
+                let outputs = self.actor.forward(theta, &s.obs, rows, &mut s.actor_trace);
+                s.sample.clear();
+                let means = outputs.chunks_exact(2 * d).flat_map(|out| &out[..d]);
+                s.sample.extend(means.map(|m| m.tanh()));
+            }
         }
         Ok(Tensor::from_slice(&self.scratch.sample).view([rows as i64, d as i64]))
     }
