@@ -87,7 +87,7 @@ struct Scratch {
     rows: Vec<f32>,
     obs: Vec<f32>,
     actions: Vec<f32>,
-    /// `[obs, action]` rows of the minibatch (concatenated critics).
+    /// `[obs, action]` rows of the minibatch (concatenated critics only; empty otherwise).
     obs_actions: Vec<f32>,
     rewards: Vec<f32>,
     terminated: Vec<f32>,
@@ -182,6 +182,8 @@ impl CpuUpdate {
         let rows = agent.replay.sample_rows(batch)?;
         let (od, ad) = (self.obs_dim, self.act_dim);
         let width = 2 * od + ad + 2;
+        // `[obs, action]` rows are the critics' input only where they are concatenated.
+        let concatenated = matches!(self.head, Head::Squashed);
         let s = &mut self.scratch;
         s.rows.resize(batch * width, 0.0);
         rows.f_copy_data(&mut s.rows, batch * width)?;
@@ -199,7 +201,9 @@ impl CpuUpdate {
         for row in s.rows.chunks_exact(width) {
             s.obs.extend_from_slice(&row[..od]);
             s.actions.extend_from_slice(&row[od..od + ad]);
-            s.obs_actions.extend_from_slice(&row[..od + ad]);
+            if concatenated {
+                s.obs_actions.extend_from_slice(&row[..od + ad]);
+            }
             s.rewards.push(row[od + ad]);
             s.terminated.push(row[od + ad + 1]);
             s.next_obs.extend_from_slice(&row[od + ad + 2..]);
@@ -386,7 +390,7 @@ impl CpuUpdate {
             .map(|(i, lp)| {
                 let best = if explore {
                     let u = &s.noise[i * n..(i + 1) * n];
-                    argmax(lp.iter().zip(u).map(|(&l, &u)| l + gumbel(u)))
+                    gumbel_max(lp, u)
                 } else {
                     argmax(lp.iter().copied())
                 };
@@ -443,7 +447,7 @@ impl CpuUpdate {
                 for i in 0..batch {
                     let row = i * n..(i + 1) * n;
                     let lp = &s.log_probs[row.clone()];
-                    let value = if expected_value {
+                    s.target.push(if expected_value {
                         // Σ_a π(a) (min(Q1', Q2')(a) − α log π(a)).
                         lp.iter()
                             .enumerate()
@@ -451,13 +455,9 @@ impl CpuUpdate {
                             .sum::<f32>()
                     } else {
                         // A categorical sample a' by the Gumbel-max trick, and the exact −H.
-                        let u = &s.noise[row];
-                        let a = argmax(lp.iter().zip(u).map(|(&l, &u)| l + gumbel(u)));
-                        let neg_entropy: f32 = lp.iter().map(|&l| l.exp() * l).sum();
-                        q1[i * n + a].min(q2[i * n + a]) - neg_entropy * alpha
-                    };
-                    let (r, t) = (s.rewards[i], s.terminated[i]);
-                    s.target.push(bootstrapped_target_value(r, t, value, agent.cfg.gamma));
+                        let a = gumbel_max(lp, &s.noise[row]);
+                        q1[i * n + a].min(q2[i * n + a]) - neg_entropy(lp) * alpha
+                    });
                 }
             }
             Head::Squashed => {
@@ -468,12 +468,13 @@ impl CpuUpdate {
                 critic_values(&self.critics, theta, &s.critic_input, batch, traces, values);
                 let [q1, q2] = &s.values;
                 s.target.clear();
-                for i in 0..batch {
-                    let value = q1[i].min(q2[i]) - s.neg_entropy[i] * alpha;
-                    let (r, t) = (s.rewards[i], s.terminated[i]);
-                    s.target.push(bootstrapped_target_value(r, t, value, agent.cfg.gamma));
-                }
+                s.target.extend((0..batch).map(|i| q1[i].min(q2[i]) - s.neg_entropy[i] * alpha));
             }
+        }
+        // `scratch.target` holds V'(s'); the bootstrapped targets replace it.
+        let s = &mut self.scratch;
+        for ((target, &r), &t) in s.target.iter_mut().zip(&s.rewards).zip(&s.terminated) {
+            *target = bootstrapped_target_value(r, t, *target, agent.cfg.gamma);
         }
         Ok(())
     }
@@ -651,7 +652,7 @@ impl CpuUpdate {
                 q1 += action * v1[a];
                 q2 += action * v2[a];
             }
-            let neg_entropy: f32 = lp.iter().map(|&l| l.exp() * l).sum();
+            let neg_entropy = neg_entropy(lp);
             let penalty: f32 = if bound > 0.0 {
                 s.centred[row.clone()].iter().map(|&c| (c.abs() - bound).max(0.0).powi(2)).sum()
             } else {
@@ -746,6 +747,17 @@ fn log_probs(raw: &[f32], n: usize, bound: f32, out: &mut Vec<f32>, centred: &mu
         }
         log_softmax_in_place(row);
     }
+}
+
+/// A categorical sample from log-probabilities `lp` and as many uniform draws `u`, by the
+/// Gumbel-max trick: the index of the largest `lp_a + gumbel(u_a)`.
+fn gumbel_max(lp: &[f32], u: &[f32]) -> usize {
+    argmax(lp.iter().zip(u).map(|(&l, &u)| l + gumbel(u)))
+}
+
+/// `Σ p log p` of one row of log-probabilities: the exact negative entropy.
+fn neg_entropy(lp: &[f32]) -> f32 {
+    lp.iter().map(|&l| l.exp() * l).sum()
 }
 
 /// `−ln(−ln u)` with `u` floored away from 0.
