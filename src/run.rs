@@ -188,7 +188,7 @@ impl<'a> Envs<'a> {
         let lookup = |registry: &Registry| match registry.get(env) {
             Ok(entry) => Ok(Envs::Entry(entry.clone())),
             Err(_) if env.starts_with(crate::config::GYMNASIUM_PREFIX) => {
-                gymnasium_entry(config).map(Envs::Entry).map_err(RunError::Usage)
+                crate::config::gymnasium_entry(config).map(Envs::Entry).map_err(RunError::Usage)
             }
             Err(_) => Err(RunError::NotRegistered {
                 id: env.to_owned(),
@@ -207,25 +207,6 @@ impl<'a> Envs<'a> {
             Envs::Factory(factory) => factory(),
             Envs::Entry(entry) => entry.make(),
         }
-    }
-}
-
-/// The registry entry of `config.env = "gymnasium:<ID>"` with its `env_kwargs`, made by the
-/// `gymnasium` bridge (which makes one env at once, so that an unknown id or a missing package
-/// is reported before anything else). Without the feature, an error saying how to get it.
-pub(crate) fn gymnasium_entry(config: &Config) -> Result<EnvEntry, String> {
-    #[cfg(feature = "gymnasium")]
-    {
-        rlpg_envs::gymnasium::entry(&config.env, &config.env_kwargs_json())
-            .map_err(|e| e.to_string())
-    }
-    #[cfg(not(feature = "gymnasium"))]
-    {
-        Err(format!(
-            "`{}` needs rlpg built with the `gymnasium` feature: run scripts/setup.sh \
-             --gymnasium, then build with `cargo build --release --features gymnasium`",
-            config.env
-        ))
     }
 }
 

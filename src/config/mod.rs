@@ -32,8 +32,10 @@
 //! | `schema.rs` | which keys exist (from the serialized defaults), "did you mean" suggestions |
 //! | `validate.rs` | [`Config::validate`] and [`Config::validate_against`] |
 //! | `error.rs` | [`ConfigError`] and its [`Location`] |
+//! | `gymnasium.rs` | env ids `gymnasium:<ID>`: the prefix, the bridge's registry entry for a config |
 
 mod error;
+mod gymnasium;
 mod overrides;
 mod resolve;
 mod schema;
@@ -48,10 +50,10 @@ use serde::{Deserialize, Serialize};
 
 use self::error::one_line;
 pub use self::error::{ConfigError, Location};
+pub(crate) use self::gymnasium::{GYMNASIUM_PREFIX, gymnasium_entry};
 pub use self::overrides::Override;
 use self::resolve::{UnusedSections, resolve};
 use self::schema::{Schema, collect_leaf_keys, collect_null_leaves};
-pub(crate) use self::validate::GYMNASIUM_PREFIX;
 
 /// Which learning algorithm a run uses; written in lowercase in config files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

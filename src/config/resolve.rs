@@ -222,9 +222,8 @@ fn check_env(
     registry: &Registry,
     resolver: &Resolver<'_>,
 ) -> Result<(), ConfigError> {
-    if !registry.contains(&config.env) && config.env.starts_with(super::validate::GYMNASIUM_PREFIX)
-    {
-        let spec = crate::run::gymnasium_entry(config)
+    if !registry.contains(&config.env) && config.env.starts_with(super::GYMNASIUM_PREFIX) {
+        let spec = super::gymnasium_entry(config)
             .and_then(|entry| entry.spec().map_err(|e| e.to_string()))
             .map_err(|message| resolver.locate_error(invalid("env", message)))?;
         return config

@@ -4,14 +4,10 @@
 use rlpg_agents::SettingsContext;
 use rlpg_envs::Space;
 
-use super::{AgentKind, Config, ConfigError};
+use super::{AgentKind, Config, ConfigError, GYMNASIUM_PREFIX};
 
 /// The largest integer a TOML file can hold; larger `u64` settings could not be written back.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
-
-/// The prefix of the env ids of the `gymnasium` bridge (as `rlpg_envs::gymnasium::ID_PREFIX`,
-/// which exists only with the feature).
-pub(crate) const GYMNASIUM_PREFIX: &str = "gymnasium:";
 
 impl Config {
     /// Checks every setting's range, and the chosen agent's settings against `num_envs`. Errors
