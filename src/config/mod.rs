@@ -32,7 +32,7 @@
 //! | `schema.rs` | which keys exist (from the serialized defaults), "did you mean" suggestions |
 //! | `validate.rs` | [`Config::validate`] and [`Config::validate_against`] |
 //! | `error.rs` | [`ConfigError`] and its [`Location`] |
-//! | `gymnasium.rs` | env ids `gymnasium:<ID>`: the prefix, the bridge's registry entry for a config |
+//! | `gymnasium.rs` | env ids `gymnasium:<ID>`: their prefix, the bridge's entry for a config |
 
 mod error;
 mod gymnasium;
