@@ -51,7 +51,7 @@ pub fn plot(report: &TrueGradReport, path: &Path) -> Result<(), RunError> {
         .build_cartesian_2d(span(&xs), span(&ys))
         .map_err(|e| fail(e.to_string()))?;
     // The axes hold log10 of the values; the labels show the values.
-    let power = |v: &f64| super::sig(10f64.powf(*v), 2);
+    let power = |v: &f64| super::report::sig(10f64.powf(*v), 2);
     chart
         .configure_mesh()
         .x_desc("variance per sample / ‖∇J‖² (log scale)")

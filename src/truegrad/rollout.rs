@@ -189,3 +189,67 @@ fn gather(steps: &[LockstepStep], n: usize, obs_dim: usize) -> Result<Episodes, 
 pub(crate) fn torch(e: tch::TchError) -> RunError {
     RunError::Agent(e.into())
 }
+
+/// Plays `count` episodes in lockstep batches of `batch`, seeds from `next_seed` on.
+pub(super) fn play_many(
+    probe: &dyn PolicyProbe,
+    make_env: MakeEnv<'_>,
+    obs_rms: Option<&RunningMeanStd>,
+    count: usize,
+    batch: usize,
+    next_seed: &mut u64,
+    max_steps: usize,
+) -> Result<Vec<Episodes>, RunError> {
+    let mut out = Vec::new();
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(batch);
+        let seeds: Vec<u64> = (0..n as u64).map(|i| *next_seed + i).collect();
+        *next_seed += n as u64;
+        out.push(play(probe, make_env, obs_rms, &seeds, max_steps)?);
+        left -= n;
+    }
+    Ok(out)
+}
+
+/// `n` fresh reset seeds.
+pub(super) fn seeds(next_seed: &mut u64, n: usize) -> Vec<u64> {
+    let out = (0..n as u64).map(|i| *next_seed + i).collect();
+    *next_seed += n as u64;
+    out
+}
+
+/// One reset observation as the policy sees it, `[1, obs_dim]` (to ask the probe what it has).
+pub(super) fn truth_sample_obs(
+    make_env: MakeEnv<'_>,
+    obs_rms: Option<&RunningMeanStd>,
+) -> Result<Tensor, RunError> {
+    let mut env = make_env()?;
+    let raw = env.reset(Some(0))?;
+    let mut input = raw.to_vec();
+    if let Some(rms) = obs_rms {
+        rms.normalize(&raw, &mut input, rlpg_envs::DEFAULT_NORM_EPSILON, crate::trainer::OBS_CLIP);
+    }
+    Ok(Tensor::from_slice(&input).view([1, input.len() as i64]))
+}
+
+/// The batches as one.
+pub(super) fn concat(batches: &[Episodes]) -> Result<Episodes, RunError> {
+    let mut starts = vec![0];
+    let (mut rewards, mut time) = (Vec::new(), Vec::new());
+    for b in batches {
+        let offset = rewards.len();
+        starts.extend(b.starts[1..].iter().map(|s| s + offset));
+        rewards.extend_from_slice(&b.rewards);
+        time.extend_from_slice(&b.time);
+    }
+    let obs: Vec<&Tensor> = batches.iter().map(|b| &b.obs).collect();
+    let noise: Vec<&Tensor> = batches.iter().map(|b| &b.noise).collect();
+    Ok(Episodes {
+        obs: Tensor::f_cat(&obs, 0).map_err(torch)?,
+        noise: Tensor::f_cat(&noise, 0).map_err(torch)?,
+        rewards,
+        time,
+        starts,
+    })
+}
