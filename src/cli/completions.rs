@@ -3,6 +3,21 @@
 
 use clap::CommandFactory;
 
+use crate::run::RunError;
+
+/// The arguments of `rlpg completions`.
+#[derive(clap::Args)]
+pub(super) struct CompletionsArgs {
+    /// The shell.
+    shell: Shell,
+}
+
+/// Runs `rlpg completions` for the command line `C`.
+pub(super) fn completions<C: CommandFactory>(args: CompletionsArgs) -> Result<(), RunError> {
+    print::<C>(args.shell)
+        .map_err(|e| RunError::Output { what: "completion script", message: e.to_string() })
+}
+
 /// The shells `rlpg completions` writes scripts for.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub(crate) enum Shell {

@@ -8,6 +8,28 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::to_json;
+use crate::run::RunError;
+
+/// The arguments of `rlpg doctor`.
+#[derive(clap::Args)]
+pub(super) struct DoctorArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `rlpg doctor`: exit code 1 when libtorch does not work.
+pub(super) fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
+    let report = Report::gather();
+    if args.json {
+        println!("{}", to_json(&report, "doctor's report as JSON")?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
 /// The doctor's findings.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {

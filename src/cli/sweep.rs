@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use rlpg_envs::Registry;
 
-use super::{Program, StopSignals};
+use super::Program;
+use super::signals::StopSignals;
 use crate::bench::{SeedResult, median, to_markdown_grouped};
 use crate::config::{Config, Override};
 use crate::run::RunError;
