@@ -21,7 +21,7 @@ fn temp_root(name: &str) -> common::Scratch {
 fn train_args(out: &Path) -> Vec<String> {
     common::train_args(
         3,
-        &["total_timesteps=120000", "checkpoint_every=40000", "eval_every=30000"]
+        &["total_timesteps=120000", "checkpoint_every=10000", "eval_every=30000"]
             .map(str::to_owned),
         out,
     )
@@ -58,6 +58,23 @@ fn wait_for_training(out: &Path, child: &mut Child) -> PathBuf {
         }
         assert!(start.elapsed() < Duration::from_secs(60), "no first checkpoint after 60 s");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the run in `run_dir` has written a step checkpoint after its first (step 0):
+/// training is under way, whatever the machine's load. Returns that checkpoint's step.
+fn wait_for_progress(run_dir: &Path, child: &mut Child) -> u64 {
+    let start = Instant::now();
+    loop {
+        let newest = step_checkpoints(run_dir).ok().and_then(|c| c.last().map(|(step, _)| *step));
+        if let Some(step) = newest.filter(|&step| step > 0) {
+            return step;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("rlpg train exited ({status}) before its second checkpoint");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no second checkpoint after 60 s");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -111,7 +128,7 @@ fn stop_with(name: &str, signal_name: &str, code: i32) -> (common::Scratch, Path
     let out = root.join("runs");
     let mut child = spawn(&train_args(&out));
     let run_dir = wait_for_training(&out, &mut child);
-    std::thread::sleep(Duration::from_millis(300));
+    let progressed = wait_for_progress(&run_dir, &mut child);
     signal(&child, signal_name);
     let output = finish(child);
     let err = text(&output.stderr);
@@ -121,7 +138,11 @@ fn stop_with(name: &str, signal_name: &str, code: i32) -> (common::Scratch, Path
     let stopped = newest_checkpoint(&run_dir);
     assert_eq!(stopped.meta.reason, SaveReason::Interrupted, "the newest checkpoint is the stop's");
     assert!(err.contains(&format!("stopped at step {}", stopped.meta.step)), "stderr: {err}");
-    assert!(stopped.meta.step > 0 && stopped.meta.step < 120_000, "step {}", stopped.meta.step);
+    assert!(
+        stopped.meta.step >= progressed && stopped.meta.step < 120_000,
+        "stopped at step {}, signalled after the checkpoint of step {progressed}",
+        stopped.meta.step
+    );
     for file in rlpg::event_files(&run_dir).expect("event files") {
         let log = rlpg::read_scalars(&file).expect("event file readable after the stop");
         assert_eq!(log.truncated_at, None, "logs must be flushed whole on a stop");
@@ -174,8 +195,9 @@ fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_run() {
         &out,
     );
     let mut child = spawn(&args);
+    // Signalled as soon as the first checkpoint shows that training has begun (the handlers are
+    // installed before it is written): the first update is running or about to.
     let run_dir = wait_for_training(&out, &mut child);
-    std::thread::sleep(Duration::from_millis(200));
     let checkpoints_before = step_checkpoints(&run_dir).expect("list").len();
     // The first SIGINT asks for a stop (finish the update, checkpoint, message); the second,
     // sent the moment the first has been delivered (two pending SIGINTs would merge into one),
