@@ -21,13 +21,15 @@
 //! | `classic::acrobot` | [`Acrobot`] | Acrobot-v1, bit-faithful to Gymnasium 1.4 |
 //! | `classic::mountain_car` | [`MountainCar`] | MountainCar-v0, bit-faithful to Gymnasium 1.4 |
 //! | `classic::mountain_car_continuous` | [`MountainCarContinuous`] | MountainCarContinuous-v0, bit-faithful to Gymnasium 1.4 (with NumPy 2's float32 steps) |
+//! | `point_reach` | [`PointReach`] | `bench/PointReach-v0`: a costly env (~50 µs a step) for benchmarks of parallel stepping |
 //! | `wrappers::time_limit` | [`TimeLimit`] | the one mechanism that truncates episodes |
 //! | `wrappers::episode_statistics` | [`RecordEpisodeStatistics`], [`EpisodeRecord`] | episode return and length |
 //! | `wrappers::normalize` | [`NormalizeObservation`] | running observation normalisation for one env |
 //! | `render` | [`Frame`], [`render::cartpole`], [`render::pendulum`], [`render::acrobot`], [`render::mountain_car`] | RGB pictures of envs, drawn by a small rasteriser of its own |
 //! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
-//! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`] | lockstep envs with same-step autoreset |
-//! | `registry` | [`Registry`], [`EnvEntry`], [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing; built-ins plus a program's own |
+//! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`], [`EnvThreads`] | lockstep envs with same-step autoreset, stepped on one thread or several |
+//! | `step_pool` | (private) | the persistent threads that step a vector env's envs |
+//! | `registry` | [`Registry`], [`EnvEntry`], [`MakeEnv`], [`SendFactory`], [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing; built-ins plus a program's own; which envs are `Send` |
 //! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
 //! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
 //! | `gym_rs` | `GymRsEnv` (feature `gym-rs`) | adapter for the `gym-rs` crate's MountainCar |
@@ -67,10 +69,12 @@ mod core;
 mod gym_rs;
 #[cfg(feature = "gymnasium")]
 pub mod gymnasium;
+mod point_reach;
 mod registry;
 pub mod render;
 mod running_mean_std;
 mod seeding;
+mod step_pool;
 mod validate;
 mod vec_env;
 mod wrappers;
@@ -87,11 +91,17 @@ pub use crate::core::{
 };
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
-pub use crate::registry::{EnvEntry, EnvSpec, Registry, RegistryError, make, registry, spec};
+pub use crate::point_reach::{POINT_REACH_ID, POINT_REACH_SUBSTEPS, PointReach};
+pub use crate::registry::{
+    EnvEntry, EnvSpec, MakeEnv, Registry, RegistryError, SendFactory, make, make_send, registry,
+    spec,
+};
 pub use crate::render::Frame;
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;
-pub use crate::vec_env::{VecActions, VecEnv, VecEnvSnapshot, VecStep};
+pub use crate::vec_env::{
+    EnvThreads, VecActions, VecEnv, VecEnvSnapshot, VecStep, check_threadable, cores,
+};
 pub use crate::wrappers::episode_statistics::{
     DEFAULT_EPISODE_BUFFER, EpisodeRecord, RecordEpisodeStatistics,
 };

@@ -49,8 +49,9 @@ struct Entry {
     description: &'static str,
     /// Builds the environment wrapped in a [`TimeLimit`] of the given length. The wrapper is
     /// applied to the concrete type, not to a `Box<dyn Env>`, so that a step costs one dynamic
-    /// call rather than two and the environment's step inlines into the wrapper's.
-    build: fn(usize) -> Box<dyn Env>,
+    /// call rather than two and the environment's step inlines into the wrapper's. Every
+    /// built-in env is `Send`.
+    build: fn(usize) -> Box<dyn Env + Send>,
 }
 
 const ENTRIES: &[Entry] = &[
@@ -84,6 +85,12 @@ const ENTRIES: &[Entry] = &[
         description: "drive an underpowered car up a hill with a continuous force, paying for it (Gymnasium 1.4)",
         build: |limit| Box::new(TimeLimit::new(MountainCarContinuous::new(), limit)),
     },
+    Entry {
+        id: crate::point_reach::POINT_REACH_ID,
+        max_episode_steps: 200,
+        description: "push a point mass to a goal; each step integrates 2,000 substeps (~50 µs), a stand-in for a costly simulator in benchmarks of env_threads",
+        build: |limit| Box::new(TimeLimit::new(crate::point_reach::PointReach::new(), limit)),
+    },
     #[cfg(feature = "gym-rs")]
     Entry {
         id: crate::gym_rs::MOUNTAIN_CAR_ID,
@@ -103,8 +110,65 @@ fn entry(id: &str) -> Result<&'static Entry, EnvError> {
 /// Builds the registered environment `id`, wrapped in its [`TimeLimit`] (the environment itself
 /// never truncates). Unknown ids give [`EnvError::UnknownEnv`] listing the known ones.
 pub fn make(id: &str) -> Result<Box<dyn Env>, EnvError> {
+    make_send(id).map(|env| env as Box<dyn Env>)
+}
+
+/// [`make`] as a `Send` env, for a vector env stepped on several threads.
+pub fn make_send(id: &str) -> Result<Box<dyn Env + Send>, EnvError> {
     let entry = entry(id)?;
     Ok((entry.build)(entry.max_episode_steps))
+}
+
+/// Something that builds independent environments of one kind: a [`Registry`]'s [`EnvEntry`],
+/// a closure `Fn() -> Result<Box<dyn Env>, EnvError>`, or a [`SendFactory`].
+///
+/// Whether the environments may be stepped on several threads is in the types: an entry made by
+/// [`EnvEntry::new`] (what [`Registry::with`] makes) or a [`SendFactory`] builds `Send` envs;
+/// a plain closure returning `Box<dyn Env>` and an [`EnvEntry::local`] build envs that stay on
+/// the thread that made them, and [`MakeEnv::make_send`] refuses them with an error that says so.
+pub trait MakeEnv {
+    /// Builds one environment.
+    fn make(&self) -> Result<Box<dyn Env>, EnvError>;
+
+    /// Builds one environment that may move to another thread. The default refuses: it is for
+    /// makers whose envs are not known to be `Send`.
+    fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
+        let env = self.make()?;
+        Err(EnvError::Other {
+            env: env.id().to_owned(),
+            message: "this env is made as a Box<dyn Env>, which is not known to be Send, so it \
+                      cannot be stepped on several threads: make it as a Box<dyn Env + Send> \
+                      (Registry::with or EnvEntry::new for a Send env, SendFactory for a \
+                      factory), or step it on one thread (env_threads = 1)"
+                .to_owned(),
+        })
+    }
+}
+
+impl<F: Fn() -> Result<Box<dyn Env>, EnvError>> MakeEnv for F {
+    fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        self()
+    }
+}
+
+/// A factory closure of `Send` environments, `Fn() -> Result<Box<dyn Env + Send>, EnvError>`, as a
+/// [`MakeEnv`] whose envs may be stepped on several threads.
+///
+/// ```
+/// use rlpg_envs::{CartPole, Env, MakeEnv, SendFactory};
+/// let factory = SendFactory(|| Ok(Box::new(CartPole::new()) as Box<dyn Env + Send>));
+/// assert!(factory.make_send().is_ok());
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SendFactory<F>(pub F);
+
+impl<F: Fn() -> Result<Box<dyn Env + Send>, EnvError>> MakeEnv for SendFactory<F> {
+    fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        (self.0)().map(|env| env as Box<dyn Env>)
+    }
+    fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
+        (self.0)()
+    }
 }
 
 /// The specification of the registered environment `id`.
@@ -129,7 +193,15 @@ fn to_spec(entry: &Entry) -> EnvSpec {
 }
 
 /// Builds one environment, wrapped in a [`TimeLimit`] of the given length when there is one.
-type BuildFn = dyn Fn(Option<usize>) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
+type BuildFn<E> = dyn Fn(Option<usize>) -> Result<Box<E>, EnvError> + Send + Sync;
+
+/// How an [`EnvEntry`] builds its environments: as `Send` ones, or as ones that stay on the
+/// thread that made them.
+#[derive(Clone)]
+enum Build {
+    Send(Arc<BuildFn<dyn Env + Send>>),
+    Local(Arc<BuildFn<dyn Env>>),
+}
 
 /// One environment of a [`Registry`]: its id, a factory, an optional time limit that the
 /// registry applies with [`TimeLimit`], and a one-line description for listings.
@@ -147,7 +219,7 @@ pub struct EnvEntry {
     id: String,
     description: String,
     max_episode_steps: Option<usize>,
-    build: Arc<BuildFn>,
+    build: Build,
 }
 
 impl fmt::Debug for EnvEntry {
@@ -163,9 +235,14 @@ impl fmt::Debug for EnvEntry {
 impl EnvEntry {
     /// An entry for `id` whose environments `factory` makes; no time limit (the factory's
     /// environment may end episodes or truncate them itself) and no description.
+    ///
+    /// The environment must be `Send`, so that a vector env can step several of them on
+    /// several threads (`env_threads`): plain data and `Arc`/`Mutex` are; `Rc`, `RefCell`
+    /// shared through `Rc` and raw pointers are not. An environment that cannot be `Send` is
+    /// registered with [`EnvEntry::local`] instead, and steps on one thread.
     pub fn new<E, F>(id: impl Into<String>, factory: F) -> Self
     where
-        E: Env + 'static,
+        E: Env + Send + 'static,
         F: Fn() -> E + Send + Sync + 'static,
     {
         Self::try_new(id, move || Ok(factory()))
@@ -174,10 +251,37 @@ impl EnvEntry {
     /// [`EnvEntry::new`] for a factory that can fail (e.g. one that reads a file).
     pub fn try_new<E, F>(id: impl Into<String>, factory: F) -> Self
     where
-        E: Env + 'static,
+        E: Env + Send + 'static,
         F: Fn() -> Result<E, EnvError> + Send + Sync + 'static,
     {
         // The time limit wraps the concrete type, so a step stays one dynamic call.
+        let build = move |limit: Option<usize>| -> Result<Box<dyn Env + Send>, EnvError> {
+            let env = factory()?;
+            Ok(match limit {
+                Some(limit) => Box::new(TimeLimit::new(env, limit)),
+                None => Box::new(env),
+            })
+        };
+        Self::with_build(id.into(), Build::Send(Arc::new(build)))
+    }
+
+    /// An entry for an environment that is not `Send` (e.g. one holding an `Rc` or a handle of
+    /// a library that must stay on its thread): it trains as any other, but its vector env
+    /// steps on one thread, and asking for more (`env_threads`) is an error saying why.
+    pub fn local<E, F>(id: impl Into<String>, factory: F) -> Self
+    where
+        E: Env + 'static,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        Self::try_local(id, move || Ok(factory()))
+    }
+
+    /// [`EnvEntry::local`] for a factory that can fail.
+    pub fn try_local<E, F>(id: impl Into<String>, factory: F) -> Self
+    where
+        E: Env + 'static,
+        F: Fn() -> Result<E, EnvError> + Send + Sync + 'static,
+    {
         let build = move |limit: Option<usize>| -> Result<Box<dyn Env>, EnvError> {
             let env = factory()?;
             Ok(match limit {
@@ -185,12 +289,17 @@ impl EnvEntry {
                 None => Box::new(env),
             })
         };
-        Self {
-            id: id.into(),
-            description: String::new(),
-            max_episode_steps: None,
-            build: Arc::new(build),
-        }
+        Self::with_build(id.into(), Build::Local(Arc::new(build)))
+    }
+
+    fn with_build(id: String, build: Build) -> Self {
+        Self { id, description: String::new(), max_episode_steps: None, build }
+    }
+
+    /// Whether its environments are `Send` ([`EnvEntry::new`]), so that they may be stepped
+    /// on several threads.
+    pub fn is_send(&self) -> bool {
+        matches!(self.build, Build::Send(_))
     }
 
     /// Truncates every episode after `steps` steps with a [`TimeLimit`] added by the registry.
@@ -212,7 +321,25 @@ impl EnvEntry {
 
     /// Builds one environment, with the entry's time limit.
     pub fn make(&self) -> Result<Box<dyn Env>, EnvError> {
-        (self.build)(self.max_episode_steps)
+        match &self.build {
+            Build::Send(build) => build(self.max_episode_steps).map(|env| env as Box<dyn Env>),
+            Build::Local(build) => build(self.max_episode_steps),
+        }
+    }
+
+    /// [`EnvEntry::make`] as a `Send` env; an error for an [`EnvEntry::local`] entry.
+    pub fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
+        match &self.build {
+            Build::Send(build) => build(self.max_episode_steps),
+            Build::Local(_) => Err(EnvError::Other {
+                env: self.id.clone(),
+                message: "registered with EnvEntry::local (Registry::with_local) as an env that \
+                          is not Send, so it cannot be stepped on several threads: step it on \
+                          one thread (env_threads = 1), or make it Send and register it with \
+                          Registry::with"
+                    .to_owned(),
+            }),
+        }
     }
 
     /// The entry's specification; builds the environment once to read its spaces.
@@ -235,8 +362,17 @@ impl EnvEntry {
             id: entry.id.to_owned(),
             description: entry.description.to_owned(),
             max_episode_steps: Some(entry.max_episode_steps),
-            build: Arc::new(build),
+            build: Build::Send(Arc::new(build)),
         }
+    }
+}
+
+impl MakeEnv for EnvEntry {
+    fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        EnvEntry::make(self)
+    }
+    fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
+        EnvEntry::make_send(self)
     }
 }
 
@@ -300,12 +436,24 @@ impl Registry {
 
     /// Adds an entry for `id` made by `factory` (no time limit, no description); a rejected id
     /// is recorded for [`Registry::check`]. See [`Registry::with_entry`] for the other fields.
+    /// The environment must be `Send` (see [`EnvEntry::new`]); [`Registry::with_local`] takes
+    /// one that is not.
     pub fn with<E, F>(self, id: impl Into<String>, factory: F) -> Self
+    where
+        E: Env + Send + 'static,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        self.with_entry(EnvEntry::new(id, factory))
+    }
+
+    /// [`Registry::with`] for an environment that is not `Send` ([`EnvEntry::local`]): its
+    /// vector env steps on one thread.
+    pub fn with_local<E, F>(self, id: impl Into<String>, factory: F) -> Self
     where
         E: Env + 'static,
         F: Fn() -> E + Send + Sync + 'static,
     {
-        self.with_entry(EnvEntry::new(id, factory))
+        self.with_entry(EnvEntry::local(id, factory))
     }
 
     /// Adds `entry`; a rejected one is recorded for [`Registry::check`].
@@ -319,7 +467,7 @@ impl Registry {
     /// [`Registry::with`], failing at once on a rejected id.
     pub fn try_with<E, F>(self, id: impl Into<String>, factory: F) -> Result<Self, RegistryError>
     where
-        E: Env + 'static,
+        E: Env + Send + 'static,
         F: Fn() -> E + Send + Sync + 'static,
     {
         self.try_with_entry(EnvEntry::new(id, factory))
@@ -357,6 +505,11 @@ impl Registry {
     /// Builds the environment `id` with its time limit.
     pub fn make(&self, id: &str) -> Result<Box<dyn Env>, EnvError> {
         self.get(id)?.make()
+    }
+
+    /// [`Registry::make`] as a `Send` env ([`EnvEntry::make_send`]).
+    pub fn make_send(&self, id: &str) -> Result<Box<dyn Env + Send>, EnvError> {
+        self.get(id)?.make_send()
     }
 
     /// The specification of `id` (builds the environment once).

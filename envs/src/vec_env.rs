@@ -1,9 +1,13 @@
 //! [`VecEnv`]: several environments stepped in lockstep, with automatic reset.
 
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Action, Env, EnvError, EnvSnapshot, Space};
+use crate::core::{Action, Env, EnvError, EnvSnapshot, Space, StepInfo};
+use crate::registry::MakeEnv;
 use crate::running_mean_std::RunningMeanStd;
+use crate::step_pool::{MAX_TASKS, StepPool};
 use crate::validate::{Origin, check_observation, check_reward};
 use crate::wrappers::episode_statistics::EpisodeRecord;
 use crate::wrappers::normalize::DEFAULT_NORM_EPSILON;
@@ -181,6 +185,247 @@ pub struct VecEnv {
     /// Some env runs Python code ([`Env::runs_python`]): a step or reset attaches to the
     /// interpreter once for all envs.
     python: bool,
+    /// Every env came in as a `Box<dyn Env + Send>` ([`VecEnv::new_send`]). Only then may
+    /// `pool` exist: its threads step the envs, so this flag is what makes that sound.
+    send: bool,
+    /// The threads that step the envs besides the caller's (`None`: the caller's alone).
+    pool: Option<StepPool>,
+    /// What [`VecEnv::set_threads`] was last asked for.
+    threads_setting: EnvThreads,
+    /// While [`EnvThreads::Auto`] is measuring the step cost: steps timed so far and their
+    /// total time.
+    auto_probe: Option<(u32, Duration)>,
+    /// Scratch for threaded steps: each env's result, written by the task of its index.
+    infos: Vec<StepInfo>,
+    errors: Vec<Option<EnvError>>,
+}
+
+/// How many threads step the environments of a [`VecEnv`] (the `env_threads` setting): written
+/// in configs as an integer (`0`: one per core) or `"auto"`.
+///
+/// Whatever the choice, a vector env's results are the same bit for bit: each env keeps its own
+/// random generator and writes its own rows, which are read in env order. Threads pay off when a
+/// step of all envs costs tens of microseconds or more (`rlpg bench --env-steps` measures it);
+/// below that the hand-over between threads costs more than it saves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvThreads {
+    /// This many threads, the caller's included (`0`: one per core). At most one per env is
+    /// used. More than one needs `Send` envs ([`VecEnv::new_send`]).
+    Count(usize),
+    /// Step on one thread for the first [`EnvThreads::AUTO_PROBE_STEPS`] steps and time them;
+    /// then use one thread per core (at most one per env) if a step of all envs took at least
+    /// [`EnvThreads::AUTO_MIN_STEP`], else stay on one thread. Envs that are not `Send`, or
+    /// that run Python code, stay on one thread.
+    Auto,
+}
+
+impl Default for EnvThreads {
+    fn default() -> Self {
+        EnvThreads::Count(1)
+    }
+}
+
+impl EnvThreads {
+    /// Steps [`EnvThreads::Auto`] times before it decides (after as many unmeasured ones, which
+    /// warm caches and lazy initialisation up).
+    pub const AUTO_PROBE_STEPS: u32 = 32;
+
+    /// The mean time of a step of all envs from which [`EnvThreads::Auto`] uses threads.
+    pub const AUTO_MIN_STEP: Duration = Duration::from_micros(40);
+
+    /// The threads this setting asks for on this machine, given `num_envs` envs: a count (`0`
+    /// resolved to the number of cores), at most one per env; `Auto` counts as one until it
+    /// decides.
+    pub fn resolve(self, num_envs: usize) -> usize {
+        match self {
+            EnvThreads::Count(0) => cores().min(num_envs).max(1),
+            EnvThreads::Count(n) => n.min(num_envs).max(1),
+            EnvThreads::Auto => 1,
+        }
+    }
+}
+
+/// The number of cores this process may use (1 if unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl std::fmt::Display for EnvThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvThreads::Count(n) => write!(f, "{n}"),
+            EnvThreads::Auto => f.write_str("\"auto\""),
+        }
+    }
+}
+
+impl Serialize for EnvThreads {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EnvThreads::Count(n) => s.serialize_u64(*n as u64),
+            EnvThreads::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvThreads {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = EnvThreads;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of threads (0: one per core) or \"auto\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<EnvThreads, E> {
+                usize::try_from(v).map(EnvThreads::Count).map_err(|_| E::custom("too many threads"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<EnvThreads, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EnvThreads, E> {
+                match v {
+                    "auto" => Ok(EnvThreads::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The envs of a [`VecEnv`] shared with the tasks of one threaded step, each task using only
+/// the env of its own index.
+struct SharedEnvs<'a> {
+    envs: *mut Box<dyn Env>,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [Box<dyn Env>]>,
+}
+
+// SAFETY: built only from a vector env whose `send` flag is set: every env in it was handed over
+// as a `Box<dyn Env + Send>`, so using one on another thread is what its type allows. Each task
+// index is run by exactly one thread per job (`StepPool::run`), so no env is reached twice.
+unsafe impl Sync for SharedEnvs<'_> {}
+
+impl<'a> SharedEnvs<'a> {
+    fn new(envs: &'a mut [Box<dyn Env>]) -> Self {
+        Self { envs: envs.as_mut_ptr(), len: envs.len(), _borrow: std::marker::PhantomData }
+    }
+
+    /// # Safety
+    /// Only from the task of index `i` of a pool job (each index is run once).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, i: usize) -> &mut dyn Env {
+        assert!(i < self.len, "env index {i} of {}", self.len);
+        // SAFETY: in bounds (checked), and the caller is the one task of index `i`.
+        unsafe { &mut **self.envs.add(i) }
+    }
+}
+
+/// A buffer shared with the tasks of one pool job, each task writing only the `width` values of
+/// its own index.
+struct SharedRows<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    width: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: each task reaches only its own disjoint rows (see `row`), and `T: Send` lets a value
+// be written from another thread.
+unsafe impl<T: Send> Sync for SharedRows<'_, T> {}
+
+impl<'a, T> SharedRows<'a, T> {
+    fn new(values: &'a mut [T], width: usize) -> Self {
+        let len = values.len();
+        Self { ptr: values.as_mut_ptr(), len, width, _borrow: std::marker::PhantomData }
+    }
+
+    /// # Safety
+    /// Only from the task of index `i` of a pool job (each index is run once).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, i: usize) -> &mut [T] {
+        assert!((i + 1) * self.width <= self.len, "row {i} of {} values", self.len);
+        // SAFETY: in bounds (checked); rows of different indices do not overlap, and the caller
+        // is the one task of index `i`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.width), self.width) }
+    }
+}
+
+/// Whether envs like `env` may be stepped on several threads as `threads` asks (`send`: they
+/// were made as `Box<dyn Env + Send>`): an error saying why not, naming the env. Envs that are not
+/// known to be `Send` may not move to another thread, and envs that run Python code would only
+/// take turns at its interpreter lock.
+pub fn check_threadable(env: &dyn Env, send: bool, threads: EnvThreads) -> Result<(), EnvError> {
+    let id = env.id();
+    let message = if !send {
+        format!(
+            "env_threads = {threads} steps envs on several threads, but these envs are not \
+             known to be Send: they were made as Box<dyn Env> (a factory or registry entry \
+             for envs that are not Send). Make them as Box<dyn Env + Send> (register the env \
+             with Registry::with, or wrap a factory in SendFactory), or set env_threads = 1"
+        )
+    } else if env.runs_python() {
+        format!(
+            "env_threads = {threads}: {id} runs Python code, and threads would take turns \
+             at one interpreter lock; Gymnasium envs run in parallel in worker processes \
+             instead (env_workers), or set env_threads = 1"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(EnvError::Other { env: id.to_owned(), message })
+}
+
+/// The error of the lowest of `indices` (increasing) whose task failed, tagged with its index;
+/// takes every error of those tasks out of `errors`.
+fn first_task_error(
+    errors: &mut [Option<EnvError>],
+    indices: impl Iterator<Item = usize>,
+) -> Result<(), EnvError> {
+    let mut first = None;
+    for i in indices {
+        if let Some(e) = errors[i].take() {
+            first.get_or_insert(e.in_vec_env(i));
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// The action of env `i` in `actions` (shape already checked).
+#[inline]
+fn action_at<'a>(actions: VecActions<'a>, i: usize, act_dim: usize) -> Action<'a> {
+    match actions {
+        VecActions::Discrete(a) => Action::Discrete(a[i]),
+        VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
+    }
+}
+
+/// Resets `env` (continuing its random stream) into `row`, after the fast checks on the first
+/// observation (length, finiteness). The error is the env's own, not yet tagged with its index.
+#[inline]
+fn autoreset_into(env: &mut dyn Env, space: &Space, row: &mut [f32]) -> Result<(), EnvError> {
+    let first = env.reset(None)?;
+    if first.len() != row.len() || !all_finite(&first) {
+        return Err(invalid_observation(env, space, &first, Origin::Reset));
+    }
+    row.copy_from_slice(&first);
+    Ok(())
+}
+
+/// Resets `env` with `seed` into `row`, with the detailed checks of a first observation.
+fn seeded_reset_into(
+    env: &mut dyn Env,
+    space: &Space,
+    seed: Option<u64>,
+    row: &mut [f32],
+) -> Result<(), EnvError> {
+    let obs = env.reset(seed)?;
+    check_observation(env.id(), space, &obs, Origin::Reset)?;
+    row.copy_from_slice(&obs);
+    Ok(())
 }
 
 impl std::fmt::Debug for VecEnv {
@@ -196,7 +441,9 @@ impl std::fmt::Debug for VecEnv {
 }
 
 impl VecEnv {
-    /// All envs must have identical spaces (error names the first mismatch).
+    /// All envs must have identical spaces (error names the first mismatch). The envs are
+    /// stepped on the calling thread: [`VecEnv::set_threads`] refuses more than one, as nothing
+    /// says they may move between threads; [`VecEnv::new_send`] takes envs that may.
     pub fn new(envs: Vec<Box<dyn Env>>) -> Result<Self, EnvError> {
         let Some(first) = envs.first() else {
             return Err(EnvError::Other {
@@ -255,8 +502,116 @@ impl VecEnv {
             ready: false,
             normalization: None,
             python,
+            send: false,
+            pool: None,
+            threads_setting: EnvThreads::default(),
+            auto_probe: None,
+            infos: vec![StepInfo { reward: 0.0, terminated: false, truncated: false }; n],
+            errors: vec![None; n],
             envs,
         })
+    }
+
+    /// [`VecEnv::new`] for envs that may be stepped on other threads ([`VecEnv::set_threads`]).
+    /// Starts on one thread.
+    pub fn new_send(envs: Vec<Box<dyn Env + Send>>) -> Result<Self, EnvError> {
+        let envs = envs.into_iter().map(|env| env as Box<dyn Env>).collect();
+        let mut vec = Self::new(envs)?;
+        vec.send = true;
+        Ok(vec)
+    }
+
+    /// `n` envs from `make` stepped on `threads` threads: [`MakeEnv::make_send`] when the setting
+    /// may use more than one thread (an env that is not `Send` is then an error saying so),
+    /// [`MakeEnv::make`] otherwise.
+    pub fn make(make: &dyn MakeEnv, n: usize, threads: EnvThreads) -> Result<Self, EnvError> {
+        let mut vec = if threads == EnvThreads::Count(1) {
+            Self::new((0..n).map(|_| make.make()).collect::<Result<_, _>>()?)?
+        } else {
+            Self::new_send((0..n).map(|_| make.make_send()).collect::<Result<_, _>>()?)?
+        };
+        vec.set_threads(threads)?;
+        Ok(vec)
+    }
+
+    /// Steps the envs on this many threads from the next `step` or `reset` on (see
+    /// [`EnvThreads`]; the results do not depend on it). More than one thread needs envs given
+    /// as `Send` ([`VecEnv::new_send`]) that run no Python code (their steps would only take
+    /// turns at the interpreter lock): otherwise an error says why and nothing changes.
+    pub fn set_threads(&mut self, threads: EnvThreads) -> Result<(), EnvError> {
+        let n = self.envs.len();
+        let wanted = threads.resolve(n);
+        if threads != EnvThreads::Auto && wanted > 1 {
+            self.check_threadable(threads)?;
+        }
+        if wanted > MAX_TASKS.min(u32::MAX as usize) || n > MAX_TASKS {
+            return Err(EnvError::Other {
+                env: self.id.clone(),
+                message: format!("at most {MAX_TASKS} envs can be stepped on threads"),
+            });
+        }
+        self.threads_setting = threads;
+        self.auto_probe = (threads == EnvThreads::Auto).then_some((0, Duration::ZERO));
+        self.start_threads(wanted)
+    }
+
+    /// Why this vector env cannot step on `threads` threads, if it cannot.
+    fn check_threadable(&self, threads: EnvThreads) -> Result<(), EnvError> {
+        match self.envs.first() {
+            Some(env) => check_threadable(&**env, self.send, threads),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces the pool by one of `threads` threads (none for one).
+    fn start_threads(&mut self, threads: usize) -> Result<(), EnvError> {
+        if self.threads() == threads {
+            return Ok(());
+        }
+        self.pool = None;
+        if threads > 1 {
+            let pool = StepPool::new(threads, "rlpg-env").map_err(|e| EnvError::Other {
+                env: self.id.clone(),
+                message: format!("cannot start {threads} threads to step the envs: {e}"),
+            })?;
+            self.pool = Some(pool);
+        }
+        Ok(())
+    }
+
+    /// The threads stepping the envs now, the caller's included.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, StepPool::threads)
+    }
+
+    /// What [`VecEnv::set_threads`] was last asked for (one thread by default).
+    pub fn threads_setting(&self) -> EnvThreads {
+        self.threads_setting
+    }
+
+    /// With [`EnvThreads::Auto`]: counts a step that took `elapsed` and, once enough are timed,
+    /// decides.
+    fn probe_step_cost(&mut self, elapsed: Duration) {
+        let Some((steps, total)) = &mut self.auto_probe else { return };
+        *steps += 1;
+        // The first AUTO_PROBE_STEPS steps warm up and are not counted.
+        if *steps <= EnvThreads::AUTO_PROBE_STEPS {
+            return;
+        }
+        *total += elapsed;
+        if *steps < 2 * EnvThreads::AUTO_PROBE_STEPS {
+            return;
+        }
+        let mean = *total / EnvThreads::AUTO_PROBE_STEPS;
+        self.auto_probe = None;
+        let threads = EnvThreads::Count(0).resolve(self.envs.len());
+        if mean >= EnvThreads::AUTO_MIN_STEP
+            && threads > 1
+            && self.check_threadable(EnvThreads::Auto).is_ok()
+        {
+            // A pool that cannot start leaves the envs on one thread, which is still correct.
+            let _ = self.start_threads(threads);
+        }
     }
 
     /// Number of environments.
@@ -298,15 +653,23 @@ impl VecEnv {
     fn reset_all(&mut self, seed: Option<u64>) -> Result<(), EnvError> {
         self.ready = false;
         let obs_dim = self.obs_dim;
-        for (i, env) in self.envs.iter_mut().enumerate() {
-            let obs = env
-                .reset(seed.map(|s| s.wrapping_add(i as u64)))
-                .and_then(|obs| {
-                    check_observation(env.id(), &self.observation_space, &obs, Origin::Reset)
-                        .map(|()| obs)
-                })
-                .map_err(|e| e.in_vec_env(i))?;
-            self.out.obs[i * obs_dim..(i + 1) * obs_dim].copy_from_slice(&obs);
+        let seed_of = |i: usize| seed.map(|s| s.wrapping_add(i as u64));
+        if let Some(pool) = &mut self.pool {
+            let (envs, space) = (SharedEnvs::new(&mut self.envs), &self.observation_space);
+            let rows = SharedRows::new(&mut self.out.obs, obs_dim);
+            let errors = SharedRows::new(&mut self.errors, 1);
+            pool.run(envs.len, &|i| {
+                // SAFETY: this is the task of index `i`.
+                let (env, row, error) = unsafe { (envs.get(i), rows.row(i), errors.row(i)) };
+                error[0] = seeded_reset_into(env, space, seed_of(i), row).err();
+            });
+            first_task_error(&mut self.errors, 0..self.envs.len())?;
+        } else {
+            for (i, env) in self.envs.iter_mut().enumerate() {
+                let row = &mut self.out.obs[i * obs_dim..(i + 1) * obs_dim];
+                seeded_reset_into(&mut **env, &self.observation_space, seed_of(i), row)
+                    .map_err(|e| e.in_vec_env(i))?;
+            }
         }
         self.out.next_obs.copy_from_slice(&self.out.obs);
         self.out.rewards.fill(0.0);
@@ -322,7 +685,13 @@ impl VecEnv {
 
     /// Steps all envs in lockstep with automatic reset (see [`VecStep`] for the convention).
     pub fn step(&mut self, actions: VecActions<'_>) -> Result<&VecStep, EnvError> {
-        with_interpreter(self.python, || self.step_all(actions))?;
+        if self.auto_probe.is_some() {
+            let start = Instant::now();
+            with_interpreter(self.python, || self.step_all(actions))?;
+            self.probe_step_cost(start.elapsed());
+        } else {
+            with_interpreter(self.python, || self.step_all(actions))?;
+        }
         Ok(&self.out)
     }
 
@@ -354,6 +723,15 @@ impl VecEnv {
         }
         // `check_actions_shape` made both lengths exact: one action per env.
         let (act_dim, n) = (self.act_dim, self.envs.len());
+        if self.pool.is_some() {
+            self.step_envs_threaded(actions)?;
+            self.finish_step()?;
+            if self.normalization.is_some() {
+                self.normalize_outputs();
+            }
+            self.ready = true;
+            return Ok(());
+        }
         match actions {
             VecActions::Discrete(a) => dispatch!(a.iter().map(|&a| Action::Discrete(a))),
             // `chunks_exact` yields the rows without a bounds check each, but needs rows of at
@@ -430,6 +808,59 @@ impl VecEnv {
         Ok(())
     }
 
+    /// Phase 1 of [`VecEnv::step`] on the pool: each env steps on whichever thread claims it,
+    /// writing its `next_obs` row and its result; then the results are read in env order, as
+    /// [`VecEnv::step_envs`] reads them, so that the batch is the same as on one thread. When
+    /// envs fail, the error of the lowest index is returned, as on one thread (where the envs
+    /// after it do not step at all; either way the envs must be reset).
+    fn step_envs_threaded(&mut self, actions: VecActions<'_>) -> Result<(), EnvError> {
+        let (n, obs_dim, act_dim) = (self.envs.len(), self.obs_dim, self.act_dim);
+        let Some(pool) = &mut self.pool else { return Err(internal_error(&self.id)) };
+        {
+            let envs = SharedEnvs::new(&mut self.envs);
+            let rows = SharedRows::new(&mut self.out.next_obs, obs_dim);
+            let infos = SharedRows::new(&mut self.infos, 1);
+            let errors = SharedRows::new(&mut self.errors, 1);
+            pool.run(n, &|i| {
+                // SAFETY: this is the task of index `i`.
+                let (env, row) = unsafe { (envs.get(i), rows.row(i)) };
+                match env.step_into(action_at(actions, i, act_dim), row) {
+                    // SAFETY: as above.
+                    Ok(info) => unsafe { infos.row(i)[0] = info },
+                    // SAFETY: as above.
+                    Err(e) => unsafe { errors.row(i)[0] = Some(e) },
+                }
+            });
+        }
+        let out = &mut self.out;
+        out.episodes.clear();
+        for i in 0..n {
+            if let Some(e) = self.errors[i].take() {
+                self.errors.iter_mut().for_each(|e| *e = None);
+                let err = with_step_number(e, self.episode_lengths[i] + 1).in_vec_env(i);
+                return Err(first_error(
+                    &self.envs[..i],
+                    &self.observation_space,
+                    &out.next_obs,
+                    &out.rewards,
+                    &self.episode_lengths,
+                    err,
+                ));
+            }
+            let step = self.infos[i];
+            out.rewards[i] = step.reward;
+            out.terminated[i] = step.terminated;
+            out.truncated[i] = step.truncated;
+            self.episode_lengths[i] += 1;
+            if step.done() {
+                let (ret, length) =
+                    (self.episode_returns[i] + step.reward, self.episode_lengths[i]);
+                out.episodes.push(EpisodeRecord { env: i, ret, length });
+            }
+        }
+        Ok(())
+    }
+
     /// Phase 2 of [`VecEnv::step`], once every env has stepped: checks all observations and
     /// rewards in one branch-free (vectorisable) pass over the contiguous `next_obs` and
     /// `rewards` buffers, walking back to name the env and value only if something is wrong;
@@ -454,23 +885,34 @@ impl VecEnv {
         }
         out.obs.copy_from_slice(&out.next_obs);
         for episode in &out.episodes {
-            let i = episode.env;
-            returns[i] = 0.0;
-            lengths[i] = 0;
-            let env = &mut self.envs[i];
-            let first = env.reset(None).map_err(|e| e.in_vec_env(i))?;
-            if first.len() != obs_dim || !all_finite(&first) {
-                return Err(invalid_observation(
-                    &**env,
-                    &self.observation_space,
-                    &first,
-                    Origin::Reset,
-                )
-                .in_vec_env(i));
-            }
-            out.obs[i * obs_dim..(i + 1) * obs_dim].copy_from_slice(&first);
+            returns[episode.env] = 0.0;
+            lengths[episode.env] = 0;
         }
-        Ok(())
+        match &mut self.pool {
+            // Resets on the pool when several are due (one is not worth the hand-over).
+            Some(pool) if out.episodes.len() > 1 => {
+                let (envs, space) = (SharedEnvs::new(&mut self.envs), &self.observation_space);
+                let rows = SharedRows::new(&mut out.obs, obs_dim);
+                let errors = SharedRows::new(&mut self.errors, 1);
+                let episodes = &out.episodes;
+                pool.run(episodes.len(), &|k| {
+                    let i = episodes[k].env;
+                    // SAFETY: the episodes name distinct envs, so task `k` alone reaches env `i`.
+                    let (env, row, error) = unsafe { (envs.get(i), rows.row(i), errors.row(i)) };
+                    error[0] = autoreset_into(env, space, row).err();
+                });
+                first_task_error(&mut self.errors, out.episodes.iter().map(|e| e.env))
+            }
+            _ => {
+                for episode in &out.episodes {
+                    let (i, env) = (episode.env, &mut self.envs[episode.env]);
+                    let row = &mut out.obs[i * obs_dim..(i + 1) * obs_dim];
+                    autoreset_into(&mut **env, &self.observation_space, row)
+                        .map_err(|e| e.in_vec_env(i))?;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn check_actions_shape(&self, actions: VecActions<'_>) -> Result<(), EnvError> {
