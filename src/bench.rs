@@ -5,9 +5,9 @@
 //! written to disk: curves go to memory.
 
 use crate::config::Config;
-use crate::run::{EnvSource, Envs, RunError, build_agent, loop_settings, seed_torch};
+use crate::run::{EnvSource, Envs, RunError, build_agent, loop_settings, probe_env, seed_torch};
 use crate::trainer::EnvFactory;
-use crate::trainer::{EVAL_MEAN_RETURN, MemorySink, ScalarSink, Target, train_loop};
+use crate::trainer::{EVAL_MEAN_RETURN, MemorySink, PhaseSeconds, ScalarSink, Target, train_loop};
 
 /// One seed's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,6 +26,25 @@ pub struct SeedResult {
     pub final_eval: f64,
     /// Mean return of the last 100 training episodes at the end.
     pub recent_mean_return: Option<f64>,
+    /// Threads that stepped the environments (`env_threads`, resolved).
+    pub env_threads: usize,
+    /// Where the training time went: stepping the envs, acting, learning (see
+    /// [`PhaseSeconds`]), so that a user sees which one limits the run.
+    pub phase_seconds: PhaseSeconds,
+}
+
+impl SeedResult {
+    /// Training seconds (evaluation excluded).
+    fn train_seconds(&self) -> f64 {
+        self.steps as f64 / self.steps_per_second.max(1e-12)
+    }
+
+    /// The shares of the training time spent stepping the envs, acting and learning.
+    pub fn phase_shares(&self) -> [f64; 3] {
+        let total = self.train_seconds().max(1e-12);
+        let p = self.phase_seconds;
+        [p.env / total, p.act / total, p.learn / total]
+    }
 }
 
 /// What [`bench_with_progress`] reports while it runs, so that a long benchmark shows where it
@@ -109,9 +128,8 @@ pub fn bench_with_progress(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<SeedResult>, RunError> {
     let envs = Envs::resolve(envs, config)?;
-    let make = || envs.make();
-    let factory: EnvFactory<'_> = &make;
-    let probe = factory()?;
+    let factory: EnvFactory<'_> = &envs;
+    let probe = probe_env(config, factory)?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     let mut results = Vec::with_capacity(seeds.len());
     for &seed in seeds {
@@ -137,6 +155,8 @@ pub fn bench_with_progress(
             steps_per_second: summary.steps_per_second,
             final_eval: summary.final_eval.mean_return,
             recent_mean_return: summary.recent_mean_return,
+            env_threads: summary.env_threads,
+            phase_seconds: summary.phase_seconds,
         };
         progress(Progress::SeedDone(&result));
         results.push(result);
@@ -182,7 +202,7 @@ fn table(rows: &[(&str, &SeedResult)], target: Option<Target>, group: Option<&st
     } else {
         columns.push("steps");
     }
-    columns.extend(["steps/s", "final eval", "mean-100"]);
+    columns.extend(["steps/s", "final eval", "mean-100", "env step", "acting", "learning"]);
     let mut out = format!("| {} |\n|{}\n", columns.join(" | "), "---|".repeat(columns.len()));
     let fmt_opt = |v: Option<String>| v.unwrap_or_else(|| "not reached".to_owned());
     for (name, r) in rows {
@@ -200,6 +220,10 @@ fn table(rows: &[(&str, &SeedResult)], target: Option<Target>, group: Option<&st
         cells.push(format!("{:.0}", r.steps_per_second));
         cells.push(format!("{:.1}", r.final_eval));
         cells.push(r.recent_mean_return.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")));
+        let p = r.phase_seconds;
+        for (seconds, share) in [p.env, p.act, p.learn].into_iter().zip(r.phase_shares()) {
+            cells.push(format!("{seconds:.2} s ({:.0}%)", 100.0 * share));
+        }
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     // Groups in the order they first appear.
@@ -221,6 +245,27 @@ fn table(rows: &[(&str, &SeedResult)], target: Option<Target>, group: Option<&st
 
 /// One summary line over the seeds of `results`.
 fn summary_line(results: &[&SeedResult], target: Option<Target>) -> String {
+    format!("{}; {}", outcome_summary(results, target), phase_summary(results))
+}
+
+/// Where the time went, as median shares over the seeds, and the threads that stepped the envs.
+fn phase_summary(results: &[&SeedResult]) -> String {
+    let share = |k: usize| {
+        let shares: Vec<f64> = results.iter().map(|r| 100.0 * r.phase_shares()[k]).collect();
+        median(&shares).map_or_else(|| "-".to_owned(), |m| format!("{m:.0}%"))
+    };
+    let threads: Vec<f64> = results.iter().map(|r| r.env_threads as f64).collect();
+    format!(
+        "training time in env steps {}, acting {}, learning {} (medians; env steps on {} thread(s))",
+        share(0),
+        share(1),
+        share(2),
+        median(&threads).map_or_else(|| "-".to_owned(), |t| format!("{t}")),
+    )
+}
+
+/// The seeds' outcome: the target, or the final evaluations without one.
+fn outcome_summary(results: &[&SeedResult], target: Option<Target>) -> String {
     let sps: Vec<f64> = results.iter().map(|r| r.steps_per_second).collect();
     let Some(target) = target else {
         let evals: Vec<f64> = results.iter().map(|r| r.final_eval).collect();

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
-use rlpg::envs::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step};
+use rlpg::envs::{
+    Action, Env, EnvError, EnvSnapshot, EnvThreads, Observation, Registry, SendFactory, Space, Step,
+};
 use rlpg::run::{EnvSource, RunError, RunOutcome, TrainOptions, resume, train_with};
 use rlpg::trainer::{SaveReason, TrainError};
 use rlpg::{AgentKind, Config};
@@ -142,4 +144,76 @@ fn an_infinite_reward_stops_the_run_after_a_checkpoint() {
 #[test]
 fn an_error_from_step_stops_the_run_after_a_checkpoint() {
     check_fault(Fault::StepError, &["sensor failure: pole angle unreadable"]);
+}
+
+/// An env that is not `Send`: CartPole sharing its step counter through an `Rc`.
+struct Shared {
+    inner: Box<dyn Env>,
+    steps: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl Env for Shared {
+    fn id(&self) -> &str {
+        "Shared-v0"
+    }
+    fn observation_space(&self) -> &Space {
+        self.inner.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.inner.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.inner.reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        self.steps.set(self.steps.get() + 1);
+        self.inner.step(action)
+    }
+}
+
+fn shared() -> Shared {
+    let inner = rlpg::envs::make("CartPole-v1").expect("registered");
+    Shared { inner, steps: std::rc::Rc::default() }
+}
+
+#[test]
+fn env_threads_for_envs_that_are_not_send_is_refused_before_the_run_directory_exists() {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = Config::new("Shared-v0", AgentKind::Reinforce);
+    config.total_timesteps = 512;
+    config.eval_every = 0;
+    config.eval_episodes = 1;
+    config.env_threads = EnvThreads::Count(2);
+    let root = Scratch::new("env-threads-not-send");
+    let registry = Registry::builtin().with_local("Shared-v0", shared);
+    let factory = || Ok(Box::new(shared()) as Box<dyn Env>);
+    for (what, envs) in
+        [("with_local", EnvSource::Registry(&registry)), ("factory", EnvSource::Factory(&factory))]
+    {
+        let options = TrainOptions { envs, ..TrainOptions::default() };
+        let err = train_with(&config, &root, options).expect_err("refused");
+        let message = err.to_string();
+        for needle in ["env_threads", "Shared-v0", "Send", "env_threads = 1"] {
+            assert!(message.contains(needle), "{what}: `{needle}` missing from: {message}");
+        }
+        assert!(err.is_usage_error(), "{what}: a config error: {message}");
+        let left: Vec<_> = std::fs::read_dir(&*root).map(|d| d.count()).into_iter().collect();
+        assert!(
+            left.iter().all(|&n| n == 0),
+            "{what}: something was written in {}",
+            root.display()
+        );
+    }
+    // On one thread the same envs train; a SendFactory of Send envs trains on two.
+    config.env_threads = EnvThreads::Count(1);
+    let options = TrainOptions { envs: EnvSource::Registry(&registry), ..TrainOptions::default() };
+    assert!(matches!(train_with(&config, &root, options), Ok(RunOutcome::Finished(_))));
+    config.env = "CartPole-v1".to_owned();
+    config.env_threads = EnvThreads::Count(2);
+    let send = SendFactory(|| rlpg::envs::make_send("CartPole-v1"));
+    let options = TrainOptions { envs: EnvSource::Factory(&send), ..TrainOptions::default() };
+    match train_with(&config, &root, options) {
+        Ok(RunOutcome::Finished(run)) => assert_eq!(run.summary.env_threads, 2),
+        other => panic!("a SendFactory trains on two threads: {other:?}"),
+    }
 }

@@ -9,8 +9,9 @@ use rlpg::checkpoint::{
     BEST_CHECKPOINT, Checkpoint, checkpoint_dir, read_meta, step_checkpoints, step_file_name,
 };
 use rlpg::envs::{Action, Env, EnvError, Observation, Space, Step};
-use rlpg::run::{EnvSource, RunOutcome, TrainOptions, resume, train};
-use rlpg::{AgentKind, Config, read_scalars};
+use rlpg::envs::{EnvThreads, POINT_REACH_ID};
+use rlpg::run::{EnvSource, RunOutcome, TrainOptions, resume, resume_with, train};
+use rlpg::{AgentKind, Config, Override, read_scalars};
 use tch::Tensor;
 
 mod common;
@@ -98,6 +99,11 @@ fn curves(run_dir: &Path) -> Vec<(String, u64, u32)> {
 /// Trains `config` to the end, then trains again from a copy stopped after the checkpoint at
 /// `stop_at`, and checks that both end identically.
 fn check_exact_resume(name: &str, config: &Config, stop_at: u64) {
+    check_exact_resume_with(name, config, stop_at, &[]);
+}
+
+/// [`check_exact_resume`], resuming with the `--set` `changes`.
+fn check_exact_resume_with(name: &str, config: &Config, stop_at: u64, changes: &[&str]) {
     let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
     let root = Scratch::new(&format!("resume-{name}"));
     let full = train(config, &root.join("full"), None, false).expect("uninterrupted run");
@@ -106,21 +112,72 @@ fn check_exact_resume(name: &str, config: &Config, stop_at: u64) {
     let mut warnings = Vec::new();
     let mut warn = |w: &str| warnings.push(w.to_owned());
     let options = TrainOptions { warn: Some(&mut warn), ..TrainOptions::default() };
-    let outcome = resume(&copy, options).expect("resume");
+    let changes: Vec<Override> =
+        changes.iter().map(|c| c.parse().expect("a KEY=VALUE override")).collect();
+    let outcome = resume_with(&copy, &changes, options).expect("resume");
     assert!(warnings.is_empty(), "exact resume warned: {warnings:?}");
     let RunOutcome::Finished(resumed) = outcome else { panic!("resumed run did not finish") };
     assert_eq!(resumed.summary.steps, full.summary.steps);
     assert_eq!(resumed.summary.episodes, full.summary.episodes, "episode counts differ");
+    assert_same_runs(&full_dir, &copy);
+    let files = rlpg::event_files(&copy).expect("event files");
+    assert_eq!(files.len(), 2, "the resumed run must add exactly one event file: {files:?}");
+}
 
-    let (a, b) = (final_checkpoint(&full_dir), final_checkpoint(&copy));
+/// Asserts that two runs ended with the same agent, buffers, evaluations, environment states
+/// and curves.
+fn assert_same_runs(first: &Path, second: &Path) {
+    let (a, b) = (final_checkpoint(first), final_checkpoint(second));
     assert_same_tensors("agent", &a.agent, &b.agent);
     assert_same_tensors("training state", &a.training, &b.training);
     assert_eq!(a.meta.loop_state.evals, b.meta.loop_state.evals, "evaluations differ");
     assert_eq!(a.meta.loop_state.recent_returns, b.meta.loop_state.recent_returns);
     assert_eq!(a.meta.envs, b.meta.envs, "environment states differ");
-    assert_eq!(curves(&full_dir), curves(&copy), "logged curves differ after resuming");
-    let files = rlpg::event_files(&copy).expect("event files");
-    assert_eq!(files.len(), 2, "the resumed run must add exactly one event file: {files:?}");
+    assert_eq!(curves(first), curves(second), "logged curves differ");
+}
+
+/// A REINFORCE run on the ~50 µs bench env (2 evaluations, a checkpoint half-way).
+fn bench_env_config(env_threads: EnvThreads) -> Config {
+    let mut config = Config::new(POINT_REACH_ID, AgentKind::Reinforce);
+    config.seed = 5;
+    config.total_timesteps = 4_096;
+    config.checkpoint_every = 2_048;
+    config.keep_checkpoints = 10;
+    config.eval_every = 2_048;
+    config.eval_episodes = 3;
+    config.env_threads = env_threads;
+    config.validate().expect("valid");
+    config
+}
+
+#[test]
+fn training_is_bit_identical_on_one_thread_two_threads_and_auto() {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let root = Scratch::new("env-threads");
+    let run = |threads, name: &str| {
+        let config = bench_env_config(threads);
+        let run = train(&config, &root.join(name), None, false).expect("run");
+        let summary =
+            std::fs::read_to_string(run.run_dir.path().join("summary.json")).expect("summary");
+        (run, summary)
+    };
+    let (one, one_summary) = run(EnvThreads::Count(1), "one");
+    assert!(one_summary.contains("\"env_threads\": 1"), "{one_summary}");
+    let cores = rlpg::envs::cores().min(8);
+    for (threads, name) in [(EnvThreads::Count(2), "two"), (EnvThreads::Auto, "auto")] {
+        let (other, summary) = run(threads, name);
+        let used = if threads == EnvThreads::Auto { cores } else { 2 };
+        assert_eq!(other.summary.env_threads, used, "{name}");
+        assert!(summary.contains(&format!("\"env_threads\": {used}")), "{summary}");
+        assert_eq!(other.summary.evals, one.summary.evals, "{name}: evaluations differ");
+        assert_same_runs(one.run_dir.path(), other.run_dir.path());
+    }
+}
+
+#[test]
+fn a_run_on_one_env_thread_resumed_on_two_ends_exactly_as_the_uninterrupted_run() {
+    let config = bench_env_config(EnvThreads::Count(1));
+    check_exact_resume_with("env-threads", &config, 2_048, &["env_threads=2"]);
 }
 
 #[test]

@@ -369,6 +369,9 @@ fn status_of(code: Option<i32>, stdout: &Path, run: &PlannedRun) -> Status {
                 steps_per_second: j["steps_per_second"].as_f64().unwrap_or(f64::NAN),
                 final_eval: j["final_eval_mean_return"].as_f64().unwrap_or(f64::NAN),
                 recent_mean_return: j["recent_mean_return"].as_f64(),
+                env_threads: j["env_threads"].as_u64().unwrap_or(1) as usize,
+                phase_seconds: serde_json::from_value(j["phase_seconds"].clone())
+                    .unwrap_or_default(),
             },
         },
         (Some(130 | 143), _, run_dir) => Status::Stopped { run_dir },

@@ -20,8 +20,8 @@ pub(super) struct TrainArgs {
     /// Continue the run in this directory from its newest checkpoint, in the same
     /// directory and TensorBoard curves. With --set it may change total_timesteps (to
     /// extend a finished run), eval_every, eval_episodes, checkpoint_every,
-    /// keep_checkpoints, log_every, checkpoint_replay_buffer and torch_threads, nothing
-    /// else. Takes no config, --seed or --out.
+    /// keep_checkpoints, log_every, checkpoint_replay_buffer, torch_threads, device and
+    /// env_threads, nothing else. Takes no config, --seed or --out.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "seed", "out"])]
     resume: Option<PathBuf>,
     /// Seed of every random number generator (overrides the config's `seed`).
@@ -172,6 +172,8 @@ fn print_trained(trained: &crate::run::TrainedRun, json: bool) -> Result<(), Run
             "steps_per_second": s.steps_per_second,
             "steps_to_target": s.reached_target.map(|(steps, _)| steps),
             "seconds_to_target": s.reached_target.map(|(_, seconds)| seconds),
+            "env_threads": s.env_threads,
+            "phase_seconds": s.phase_seconds,
         });
         println!("{}", to_json(&out, "training summary as JSON")?);
     } else {

@@ -2,9 +2,12 @@
 //! environment's spaces ([`Config::validate_against`]).
 
 use rlpg_agents::SettingsContext;
-use rlpg_envs::Space;
+use rlpg_envs::{EnvThreads, Space};
 
 use super::{AgentKind, Config, ConfigError, GYMNASIUM_PREFIX};
+
+/// The most threads `env_threads` may ask for.
+pub(crate) const MAX_ENV_THREADS: usize = 1024;
 
 /// The largest integer a TOML file can hold; larger `u64` settings could not be written back.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
@@ -23,6 +26,17 @@ impl Config {
         at_least_one("eval_episodes", self.eval_episodes as u64)?;
         at_least_one("log_every", self.log_every)?;
         at_least_one("keep_checkpoints", self.keep_checkpoints as u64)?;
+        if let EnvThreads::Count(n) = self.env_threads {
+            if n > MAX_ENV_THREADS {
+                return Err(invalid(
+                    "env_threads",
+                    format!(
+                        "must be a number of threads from 0 (one per core) to {MAX_ENV_THREADS}, \
+                         or \"auto\"; got {n}"
+                    ),
+                ));
+            }
+        }
         if self.torch_threads < 1 {
             return Err(invalid(
                 "torch_threads",

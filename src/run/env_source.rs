@@ -1,7 +1,7 @@
 //! Where a run's environments come from: the built-in registry, a user's registry, or a
 //! factory ([`EnvSource`]), resolved against the config's `env`.
 
-use rlpg_envs::{Env, EnvEntry, EnvError, Registry};
+use rlpg_envs::{Env, EnvEntry, EnvError, MakeEnv, Registry};
 
 use super::RunError;
 use crate::config::Config;
@@ -51,9 +51,21 @@ impl<'a> Envs<'a> {
     }
 
     pub(crate) fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        MakeEnv::make(self)
+    }
+}
+
+impl MakeEnv for Envs<'_> {
+    fn make(&self) -> Result<Box<dyn Env>, EnvError> {
         match self {
-            Envs::Factory(factory) => factory(),
+            Envs::Factory(factory) => factory.make(),
             Envs::Entry(entry) => entry.make(),
+        }
+    }
+    fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
+        match self {
+            Envs::Factory(factory) => factory.make_send(),
+            Envs::Entry(entry) => entry.make_send(),
         }
     }
 }

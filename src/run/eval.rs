@@ -84,9 +84,8 @@ pub fn evaluate_checkpoint(
     let checkpoint = Checkpoint::read(path)?;
     let config = checkpoint.config(path)?;
     let envs = Envs::resolve(envs, &config)?;
-    let make = || envs.make();
-    let factory: EnvFactory<'_> = &make;
-    let probe = factory()?;
+    let factory: EnvFactory<'_> = &envs;
+    let probe = factory.make()?;
     seed_torch(&config);
     let (obs_space, action_space) = (probe.observation_space(), probe.action_space());
     let mut agent = build_agent_on(&config, obs_space, action_space, tch::Device::Cpu)?;

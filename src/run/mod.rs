@@ -33,6 +33,7 @@ pub use error::RunError;
 pub use eval::{default_eval_checkpoint, evaluate_checkpoint, evaluate_run, resolve_checkpoint};
 pub use lock::{LOCK_FILE, RunLock};
 pub use resume::{CHANGES_FILE, RESUME_CHANGEABLE, resume, resume_with};
+pub(crate) use train::probe_env;
 pub use train::{
     RunOutcome, SUMMARY_FILE, TrainOptions, TrainedRun, VIDEOS_DIR, loop_settings, train,
     train_with,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::train::{Session, check_renders, run_session, warn};
+use super::train::{Session, check_renders, probe_env, run_session, warn};
 use super::{Envs, RunError, RunLock, RunOutcome, TrainOptions, build_agent, seed_torch};
 use crate::checkpoint::{
     self, CheckpointError, EnvSpaces, latest_loadable, remove_stale_temp_files,
@@ -32,7 +32,8 @@ pub fn resume(run_dir: &Path, options: TrainOptions<'_>) -> Result<RunOutcome, R
 /// agents or the loop depends on `total_timesteps`). `torch_threads` is here because it changes
 /// speed, not the algorithm, but with more than one thread runs are not bit-reproducible
 /// anyway; `device` likewise (a run checkpointed on one device continues on another, with
-/// the other device's floating-point rounding). Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
+/// the other device's floating-point rounding). `env_threads` changes nothing but speed: the
+/// environments give the same results bit for bit on any number of threads. Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
 /// learning rates included) would make the continued run a different experiment from its
 /// first part, and is refused.
 pub const RESUME_CHANGEABLE: &[&str] = &[
@@ -45,6 +46,7 @@ pub const RESUME_CHANGEABLE: &[&str] = &[
     "checkpoint_replay_buffer",
     "torch_threads",
     "device",
+    "env_threads",
 ];
 
 /// File in a run directory where every change of settings made on resuming is appended, one
@@ -73,9 +75,8 @@ pub fn resume_with(
     let lock = RunLock::acquire(run.path())?;
     let config = apply_changes(&run, &old_config, changes)?;
     let envs = Envs::resolve(options.envs, &config)?;
-    let make = || envs.make();
-    let factory: EnvFactory<'_> = &make;
-    let mut probe = factory()?;
+    let factory: EnvFactory<'_> = &envs;
+    let mut probe = probe_env(&config, factory)?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     check_renders(&config, probe.as_mut())?;
     seed_torch(&config);
@@ -193,6 +194,7 @@ fn with_changeable_from(saved: &Config, current: &Config) -> Result<Config, RunE
     out.checkpoint_replay_buffer = current.checkpoint_replay_buffer;
     out.torch_threads = current.torch_threads;
     out.device = current.device;
+    out.env_threads = current.env_threads;
     // Keep this function and the list in step: a key in the list must be copied above.
     let missed: Vec<String> = changed_keys(&out, current)?
         .into_iter()

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use rlpg_agents::Agent;
-use rlpg_envs::Env;
+use rlpg_envs::{Env, EnvError};
 
 use super::{EnvSource, Envs, RunError, RunLock, build_agent, seed_torch};
 use crate::checkpoint::{Checkpoint, EnvSpaces, RunCheckpoints, step_checkpoints};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::rundir::{RunDir, atomic_write};
 use crate::tensorboard::{TbLogger, config_hparams, config_markdown};
 use crate::trainer::{
@@ -71,6 +71,7 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         seed: config.seed,
         total_timesteps: config.total_timesteps,
         num_envs: config.num_envs,
+        env_threads: config.env_threads,
         normalize_obs: config.normalize_obs,
         eval_every: config.eval_every,
         eval_episodes: config.eval_episodes,
@@ -82,6 +83,32 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         stop_at: None,
         record_target: None,
     }
+}
+
+/// One env of the run, made to check the config against it before anything is written. When
+/// `env_threads` may step the envs on several threads it is made as the training envs will be,
+/// as a `Send` env, so that envs which cannot be stepped on threads (not `Send`, or running
+/// Python code) are refused here, naming `env_threads`, rather than after the run directory
+/// exists.
+pub(crate) fn probe_env(
+    config: &Config,
+    factory: EnvFactory<'_>,
+) -> Result<Box<dyn Env>, RunError> {
+    let probe = factory.make()?;
+    if config.env_threads.resolve(config.num_envs) <= 1 {
+        return Ok(probe);
+    }
+    drop(probe);
+    let refused = |e: EnvError| {
+        RunError::Config(ConfigError::Invalid {
+            location: None,
+            key: "env_threads".to_owned(),
+            message: e.to_string(),
+        })
+    };
+    let probe = factory.make_send().map_err(refused)?;
+    rlpg_envs::check_threadable(&*probe, true, config.env_threads).map_err(refused)?;
+    Ok(probe)
 }
 
 /// With `capture_video_every > 0` the environment must render; checked on the probe env before
@@ -168,9 +195,8 @@ pub fn train_with(
     options: TrainOptions<'_>,
 ) -> Result<RunOutcome, RunError> {
     let envs = Envs::resolve(options.envs, config)?;
-    let make = || envs.make();
-    let factory: EnvFactory<'_> = &make;
-    let mut probe = factory()?;
+    let factory: EnvFactory<'_> = &envs;
+    let mut probe = probe_env(config, factory)?;
     config.validate_against(probe.observation_space(), probe.action_space())?;
     check_renders(config, probe.as_mut())?;
     seed_torch(config);
@@ -303,6 +329,8 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "final_eval_mean_return": summary.final_eval.mean_return,
         "final_eval_std_return": summary.final_eval.std_return,
         "steps_per_second": summary.steps_per_second,
+        "env_threads": summary.env_threads,
+        "phase_seconds": summary.phase_seconds,
         "evals": summary.evals,
         "reached_target": summary.reached_target.map(|(steps, seconds)| {
             serde_json::json!({ "steps": steps, "seconds": seconds })

@@ -2,7 +2,7 @@
 //! environments seeded apart from the training ones.
 
 use rlpg_agents::{ActMode, Agent};
-use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, RunningMeanStd, VecActions, VecEnv};
+use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, VecActions, VecEnv};
 use tch::Tensor;
 
 use super::{
@@ -23,7 +23,19 @@ pub fn evaluate(
     seed: u64,
     obs_rms: Option<(&RunningMeanStd, f32)>,
 ) -> Result<EvalResult, TrainError> {
-    let mut vec = make_vec_env(factory, episodes).map_err(env_err(0))?;
+    evaluate_on(agent, factory, episodes, seed, obs_rms, EnvThreads::default())
+}
+
+/// [`evaluate`] with the envs stepped on `threads` threads.
+fn evaluate_on(
+    agent: &mut dyn Agent,
+    factory: EnvFactory<'_>,
+    episodes: usize,
+    seed: u64,
+    obs_rms: Option<(&RunningMeanStd, f32)>,
+    threads: EnvThreads,
+) -> Result<EvalResult, TrainError> {
+    let mut vec = make_vec_env(factory, episodes, threads).map_err(env_err(0))?;
     if let Some((rms, clip)) = obs_rms {
         vec.enable_obs_normalization(clip);
         vec.set_obs_rms(rms.clone()).map_err(env_err(0))?;
@@ -73,7 +85,14 @@ pub(super) fn run_eval(
     train_env: &VecEnv,
 ) -> Result<EvalResult, TrainError> {
     let rms = train_env.obs_rms().map(|r| (r, OBS_CLIP));
-    evaluate(agent, factory, settings.eval_episodes, eval_seed(settings), rms)
+    // The training envs' thread count, which `auto` has decided by now or soon will: evaluation
+    // steps the same envs.
+    let threads = match train_env.threads() {
+        1 => settings.env_threads,
+        n => EnvThreads::Count(n),
+    };
+    let (seed, episodes) = (eval_seed(settings), settings.eval_episodes);
+    evaluate_on(agent, factory, episodes, seed, rms, threads)
 }
 
 /// The seed of the first evaluation episode (and of the video's episode): apart from the
@@ -92,7 +111,7 @@ pub(super) fn record_video(
     step: u64,
     sink: &mut dyn ScalarSink,
 ) -> Result<(), TrainError> {
-    let mut env = factory().map_err(env_err(step))?;
+    let mut env = factory.make().map_err(env_err(step))?;
     let mut gif = GifEncoder::new(VIDEO_OPTIONS);
     let rms = train_env.obs_rms();
     record_agent_episode(agent, env.as_mut(), rms, eval_seed(settings), VIDEO_MAX_STEPS, &mut gif)

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, AgentError, Transition};
-use rlpg_envs::{Env, EnvError, RunningMeanStd, VecEnv, VecEnvSnapshot};
+use rlpg_envs::{EnvError, EnvThreads, MakeEnv, RunningMeanStd, VecEnv, VecEnvSnapshot};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -54,7 +54,12 @@ use progress::progress_bar;
 
 /// Builds one environment instance. The trainer calls it `num_envs` times for training and again
 /// for evaluation, so every call must return an independent env.
-pub type EnvFactory<'a> = &'a dyn Fn() -> Result<Box<dyn Env>, EnvError>;
+///
+/// A closure `Fn() -> Result<Box<dyn Env>, EnvError>` is one (`&factory` where one is expected),
+/// and so are a registry's [`rlpg_envs::EnvEntry`] and a [`rlpg_envs::SendFactory`]. The two
+/// last make `Send` envs, which `env_threads` may step on several threads; a closure of
+/// `Box<dyn Env>` steps on one thread (see [`MakeEnv`]).
+pub type EnvFactory<'a> = &'a dyn MakeEnv;
 
 /// The tag each evaluation's mean return is logged under.
 pub const EVAL_MEAN_RETURN: &str = "eval/mean_return";
@@ -172,6 +177,8 @@ pub struct LoopSettings {
     pub total_timesteps: u64,
     /// Environments stepped in lockstep.
     pub num_envs: usize,
+    /// Threads that step the environments (results do not depend on it; see [`EnvThreads`]).
+    pub env_threads: EnvThreads,
     /// Normalise observations with running statistics.
     pub normalize_obs: bool,
     /// Environment steps between deterministic evaluations (0: only at the end).
@@ -240,14 +247,23 @@ pub struct TrainSummary {
     /// With [`LoopSettings::stop_at`] or [`LoopSettings::record_target`]: the env step and the
     /// training wall time (seconds, evaluation excluded) at which the target was first reached.
     pub reached_target: Option<(u64, f64)>,
+    /// Threads that stepped the environments at the end of training (what
+    /// [`LoopSettings::env_threads`] resolved to; `auto` decides during the first steps).
+    pub env_threads: usize,
+    /// Where the training time went (over every session of a resumed run).
+    pub phase_seconds: PhaseSeconds,
 }
 
 fn env_err(step: u64) -> impl FnOnce(EnvError) -> TrainError {
     move |source| TrainError::Env { step, source }
 }
 
-fn make_vec_env(factory: EnvFactory<'_>, n: usize) -> Result<VecEnv, EnvError> {
-    VecEnv::new((0..n).map(|_| factory()).collect::<Result<Vec<_>, _>>()?)
+fn make_vec_env(
+    factory: EnvFactory<'_>,
+    n: usize,
+    threads: EnvThreads,
+) -> Result<VecEnv, EnvError> {
+    VecEnv::make(factory, n, threads)
 }
 
 /// Tag of the mean return of the last 100 training episodes, logged once per `log_every`.
@@ -281,6 +297,9 @@ pub struct LoopState {
     pub best_eval: Option<(u64, f64)>,
     /// Training wall time so far in seconds (evaluation excluded), over all sessions of the run.
     pub train_seconds: f64,
+    /// The part of `train_seconds` spent in each phase of a step (see [`PhaseSeconds`]).
+    #[serde(default)]
+    pub phase_seconds: PhaseSeconds,
     /// Whether training ran to the end (set in the final checkpoint only).
     pub finished: bool,
 }
@@ -302,6 +321,7 @@ impl LoopState {
             evals: Vec::new(),
             best_eval: None,
             train_seconds: 0.0,
+            phase_seconds: PhaseSeconds::default(),
             finished: false,
         }
     }
@@ -318,6 +338,19 @@ impl LoopState {
         }
         self.recent_returns.push(ret);
     }
+}
+
+/// Where training time goes: seconds spent stepping the environments, choosing actions, and
+/// in the agent's `observe` (storing the transition and, when its schedule says so, updating).
+/// What is left of the training time is the loop's own work (logging, checkpoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Stepping the environments (`VecEnv::step`, resets included).
+    pub env: f64,
+    /// The agent choosing actions (`Agent::act`) and their conversion for the envs.
+    pub act: f64,
+    /// The agent storing transitions and updating (`Agent::observe`).
+    pub learn: f64,
 }
 
 /// Why the loop asks for a checkpoint.
@@ -544,7 +577,7 @@ fn train_loop_inner(
     let LoopControl { saver, stop, resume, warn } = control;
     let mut session = Session { saver, warn, settings };
     let n = settings.num_envs;
-    let mut vec = make_vec_env(factory, n).map_err(env_err(0))?;
+    let mut vec = make_vec_env(factory, n, settings.env_threads).map_err(env_err(0))?;
     if settings.normalize_obs {
         vec.enable_obs_normalization(OBS_CLIP);
     }
@@ -584,9 +617,15 @@ fn train_loop_inner(
         // is what makes a resumed run continue exactly.
         tch::manual_seed(step_seed(settings.seed, state.global_step));
         let obs_t = Tensor::from_slice(&obs).view([n as i64, obs_dim as i64]);
+        let acting = Instant::now();
         let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
         let env_actions = adapter.convert(&actions)?;
-        let step = match vec.step(env_actions) {
+        let stepping = Instant::now();
+        let stepped = vec.step(env_actions);
+        let learning = Instant::now();
+        state.phase_seconds.act += (stepping - acting).as_secs_f64();
+        state.phase_seconds.env += (learning - stepping).as_secs_f64();
+        let step = match stepped {
             Ok(step) => step,
             Err(source) => {
                 let error = TrainError::Env { step: state.global_step, source };
@@ -618,6 +657,7 @@ fn train_loop_inner(
         let metrics = agent
             .observe(&transition)
             .map_err(|source| TrainError::Agent { step: global_step, source })?;
+        state.phase_seconds.learn += learning.elapsed().as_secs_f64();
         state.global_step = global_step;
         if let Some(metrics) = metrics {
             for (tag, value) in metrics {
@@ -743,6 +783,8 @@ fn train_loop_inner(
         steps_per_second: global_step as f64 / state.train_seconds.max(1e-9),
         evals: state.evals,
         reached_target,
+        env_threads: vec.threads(),
+        phase_seconds: state.phase_seconds,
     }))
 }
 
@@ -845,6 +887,7 @@ mod tests {
             seed: 0,
             total_timesteps: 1,
             num_envs: 1,
+            env_threads: EnvThreads::default(),
             normalize_obs: false,
             eval_every: 0,
             eval_episodes: 1,

@@ -16,7 +16,6 @@ use super::rollout::{MakeEnv, concat, play, play_many, seeds, torch, truth_sampl
 use super::stats::{GradStats, mean_se, norm, row};
 use crate::checkpoint::Checkpoint;
 use crate::run::{EnvSource, RunError, build_agent, default_eval_checkpoint, seed_torch};
-use crate::trainer::EnvFactory;
 
 /// A measurement with its gradient vectors, for callers (and tests) that need more than the
 /// report.
@@ -290,8 +289,7 @@ pub fn measure(
     let checkpoint = Checkpoint::read(&checkpoint_path)?;
     let config = checkpoint.config(&checkpoint_path)?;
     let envs = crate::run::Envs::resolve(envs, &config)?;
-    let make = || envs.make();
-    let factory: EnvFactory<'_> = &make;
+    let factory = || envs.make();
     let probe_env = factory()?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe_env.observation_space(), probe_env.action_space())?;
@@ -307,7 +305,7 @@ pub fn measure(
         ))
     })?;
     tch::set_num_threads(options.threads.max(1) as i32);
-    let mut m = measure_probe(probe, factory, rms.as_ref(), options)?;
+    let mut m = measure_probe(probe, &factory, rms.as_ref(), options)?;
     m.report.checkpoint = checkpoint_path.display().to_string();
     m.report.env = config.env.clone();
     m.report.agent = agent.name().to_owned();
