@@ -154,7 +154,7 @@ fn main() {
     }
 
     let mut rng = EnvRng::seeded(1);
-    let random = mean_return(20, &mut |_| rng.for_reset(None).random_range(-1.0..=1.0));
+    let random = mean_return(20, &mut |_| rng.stream().random_range(-1.0..=1.0));
     let pd = mean_return(20, &mut |obs| -(obs[0] + 1.5 * obs[1]));
     let (random, pd) = match (random, pd) {
         (Ok(random), Ok(pd)) => (random, pd),

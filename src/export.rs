@@ -137,6 +137,12 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
             };
             (head, Some(Rescale::of(b)))
         }
+        // The agents refuse these spaces (building the agent above fails first).
+        (_, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
+            return Err(
+                mismatch(format!("no exported policy head acts in {action_space} yet")).into()
+            );
+        }
     };
 
     let find = |name: &str| -> Result<NamedTensor, CheckpointError> {

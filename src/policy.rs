@@ -267,6 +267,26 @@ impl Policy {
                     .map(|x| ActionBuf::Continuous(x.to_vec()))
                     .collect())
             }
+            Space::MultiDiscrete(nvec) => {
+                let idx = Vec::<i64>::try_from(&actions.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?)?;
+                Ok(idx
+                    .chunks_exact(nvec.len().max(1))
+                    .take(rows)
+                    .map(|row| {
+                        let row = row.iter().map(|&a| usize::try_from(a).unwrap_or(usize::MAX));
+                        ActionBuf::MultiDiscrete(row.collect())
+                    })
+                    .collect())
+            }
+            Space::MultiBinary(n) => {
+                let bits =
+                    Vec::<i64>::try_from(&actions.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?)?;
+                Ok(bits
+                    .chunks_exact((*n).max(1))
+                    .take(rows)
+                    .map(|row| ActionBuf::MultiBinary(row.iter().map(|&b| b != 0).collect()))
+                    .collect())
+            }
         }
     }
 }

@@ -283,12 +283,12 @@ fn sampling_is_seeded_and_follows_the_policy() {
     let one = random_observations(1, sac.obs_dim(), 1.0, 4);
     let mode = match sac.act(&one).unwrap() {
         ActionBuf::Continuous(x) => x[0],
-        ActionBuf::Discrete(_) => panic!("box"),
+        other => panic!("a box action, not {other}"),
     };
     let draws: Vec<f32> = (0..400)
         .map(|s| match sac.sample(&one, s).unwrap() {
             ActionBuf::Continuous(x) => x[0],
-            ActionBuf::Discrete(_) => panic!("box"),
+            other => panic!("a box action, not {other}"),
         })
         .collect();
     let Space::Box(b) = sac.action_space() else { panic!("box") };

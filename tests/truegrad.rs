@@ -48,6 +48,9 @@ impl Env for Bandit {
         let a = match action {
             Action::Continuous(x) => f64::from(x[0]),
             Action::Discrete(i) => i as f64,
+            other => {
+                return Err(EnvError::Other { env: "Bandit".into(), message: format!("{other}") });
+            }
         };
         Ok(Step {
             obs: Observation::from_slice(&[1.0]),

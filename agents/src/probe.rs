@@ -70,7 +70,7 @@ impl ProbeOps<'_> {
     pub(crate) fn draw(&self, rows: usize) -> Tensor {
         match self.space {
             Space::Discrete(_) => Tensor::rand([rows as i64, 1], (Kind::Float, Device::Cpu)),
-            Space::Box(b) => gaussian_noise(rows, b.dim()),
+            _ => gaussian_noise(rows, self.space.flat_dim()),
         }
     }
 
@@ -95,9 +95,7 @@ impl ProbeOps<'_> {
                 );
                 below.clamp_max(*n as i64 - 1)
             }
-            Space::Box(_) => {
-                tch::no_grad(|| dist.sample_from_noise(noise).unwrap_or_else(|| dist.sample()))
-            }
+            _ => tch::no_grad(|| dist.sample_from_noise(noise).unwrap_or_else(|| dist.sample())),
         }
     }
 
@@ -105,7 +103,7 @@ impl ProbeOps<'_> {
     pub(crate) fn log_prob(&self, dist: &dyn Distribution, noise: &Tensor) -> Tensor {
         match self.space {
             Space::Discrete(_) => dist.log_prob(&self.act(dist, noise)),
-            Space::Box(_) => dist
+            _ => dist
                 .log_prob_from_noise(noise)
                 .unwrap_or_else(|| dist.log_prob(&self.act(dist, noise))),
         }

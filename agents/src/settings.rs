@@ -120,7 +120,7 @@ pub(crate) fn check_action_specific(
     let Some(action_space) = ctx.action_space else { return Ok(()) };
     let (other, kind) = match action_space {
         Space::Box(_) => (ActionKind::Discrete, "discrete"),
-        Space::Discrete(_) => (ActionKind::Continuous, "continuous (Box)"),
+        _ => (ActionKind::Continuous, "continuous (Box)"),
     };
     match options.iter().find(|o| o.applies_to == other && o.given) {
         Some(option) => Err(InvalidSetting::new(

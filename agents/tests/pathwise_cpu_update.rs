@@ -31,6 +31,7 @@ fn observe(
             let a: Vec<f32> = (0..b.dim()).map(|j| ((i * 7 + j * 3) as f32).sin() * 1.9).collect();
             Tensor::from_slice(&a).view([1, b.dim() as i64])
         }
+        other => panic!("no pathwise head for {other}"),
     };
     agent
         .observe(&Transition {

@@ -59,6 +59,10 @@ fn main() {
                 })
                 .collect(),
         ),
+        other => {
+            eprintln!("bridge_overhead steps Discrete and Box action spaces, not {other}");
+            std::process::exit(2);
+        }
     };
     vec.reset(Some(0)).expect("reset");
     let mut per_round = Vec::with_capacity(rounds);

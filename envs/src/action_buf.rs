@@ -16,6 +16,10 @@ pub enum ActionBuf {
     Discrete(usize),
     /// An element of a [`Space::Box`].
     Continuous(Vec<f32>),
+    /// An element of a [`Space::MultiDiscrete`]: one value per component.
+    MultiDiscrete(Vec<usize>),
+    /// An element of a [`Space::MultiBinary`]: one flag per value.
+    MultiBinary(Vec<bool>),
 }
 
 impl ActionBuf {
@@ -24,19 +28,14 @@ impl ActionBuf {
         match self {
             ActionBuf::Discrete(a) => Action::Discrete(*a),
             ActionBuf::Continuous(x) => Action::Continuous(x),
+            ActionBuf::MultiDiscrete(a) => Action::MultiDiscrete(a),
+            ActionBuf::MultiBinary(a) => Action::MultiBinary(a),
         }
     }
 
     /// Whether the action is an element of `space` (a Box action with a NaN is not).
     pub fn is_in(&self, space: &Space) -> bool {
-        match (self, space) {
-            (ActionBuf::Discrete(a), Space::Discrete(n)) => a < n,
-            (ActionBuf::Continuous(x), Space::Box(b)) => {
-                x.len() == b.dim()
-                    && x.iter().zip(b.low.iter().zip(&b.high)).all(|(v, (l, h))| l <= v && v <= h)
-            }
-            _ => false,
-        }
+        space.contains(self.as_action())
     }
 }
 
@@ -45,6 +44,8 @@ impl From<Action<'_>> for ActionBuf {
         match action {
             Action::Discrete(a) => ActionBuf::Discrete(a),
             Action::Continuous(x) => ActionBuf::Continuous(x.to_vec()),
+            Action::MultiDiscrete(a) => ActionBuf::MultiDiscrete(a.to_vec()),
+            Action::MultiBinary(a) => ActionBuf::MultiBinary(a.to_vec()),
         }
     }
 }
@@ -73,5 +74,22 @@ mod tests {
         assert!(!ActionBuf::Discrete(2).is_in(&Space::Discrete(2)));
         assert!(!ActionBuf::Discrete(0).is_in(&space), "a discrete action is not in a box");
         assert_eq!(ActionBuf::Discrete(3).to_string(), "3");
+    }
+
+    #[test]
+    fn multi_part_actions_check_every_component_and_their_count() {
+        let space = Space::MultiDiscrete(vec![4, 2, 3]);
+        let owned = ActionBuf::from(Action::MultiDiscrete(&[3, 1, 0]));
+        assert!(owned.is_in(&space));
+        assert_eq!(owned.to_string(), "[3, 1, 0]");
+        assert!(!ActionBuf::MultiDiscrete(vec![3, 2, 0]).is_in(&space), "2 is past nvec[1] = 2");
+        assert!(!ActionBuf::MultiDiscrete(vec![3, 1]).is_in(&space), "one component missing");
+        assert!(!ActionBuf::Discrete(0).is_in(&space), "a Discrete action is not multi-discrete");
+        let binary = Space::MultiBinary(3);
+        let flags = ActionBuf::MultiBinary(vec![true, false, true]);
+        assert!(flags.is_in(&binary));
+        assert_eq!(flags.to_string(), "[1, 0, 1]", "printed as Gymnasium prints a sample");
+        assert!(!ActionBuf::MultiBinary(vec![true]).is_in(&binary), "one value, not three");
+        assert!(!ActionBuf::MultiDiscrete(vec![1, 0, 1]).is_in(&binary));
     }
 }

@@ -1,5 +1,6 @@
 //! The environment contract: spaces, actions, steps, errors and the [`Env`] trait.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -7,92 +8,11 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::render::Frame;
+// Re-exported here too, where the rest of the crate has always found them.
+pub(crate) use crate::space::{BoxSpace, Space};
 
 /// An observation: a flat vector of `f32`, stored inline (no heap allocation) up to 8 values.
 pub type Observation = SmallVec<[f32; 8]>;
-
-/// A set of valid observations or actions, as Gymnasium's `Discrete` and `Box` spaces.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Space {
-    /// Integers `0..n`.
-    Discrete(usize),
-    /// Real vectors with per-dimension bounds `low[i] <= x[i] <= high[i]` (bounds may be infinite).
-    Box(BoxSpace),
-}
-
-/// Per-dimension bounds of a [`Space::Box`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BoxSpace {
-    /// Lower bound of each dimension (may be `-inf`).
-    pub low: Vec<f32>,
-    /// Upper bound of each dimension (may be `+inf`).
-    pub high: Vec<f32>,
-}
-
-impl BoxSpace {
-    /// A box with the given bounds.
-    ///
-    /// # Panics
-    /// If `low` and `high` differ in length or some `low[i] > high[i]`: a space is declared by the
-    /// programmer, so a malformed one is a bug, not bad input.
-    pub fn new(low: Vec<f32>, high: Vec<f32>) -> Self {
-        assert_eq!(low.len(), high.len(), "BoxSpace bounds differ in length");
-        assert!(low.iter().zip(&high).all(|(l, h)| l <= h), "BoxSpace has low > high");
-        Self { low, high }
-    }
-
-    /// The same bound `[low, high]` on each of `dim` dimensions.
-    pub fn uniform(dim: usize, low: f32, high: f32) -> Self {
-        Self::new(vec![low; dim], vec![high; dim])
-    }
-
-    /// Number of dimensions.
-    pub fn dim(&self) -> usize {
-        self.low.len()
-    }
-
-    /// Whether `x` has the right length and lies within the bounds (NaN never does).
-    pub fn contains(&self, x: &[f32]) -> bool {
-        x.len() == self.dim()
-            && x.iter().zip(self.low.iter().zip(&self.high)).all(|(v, (l, h))| *l <= *v && *v <= *h)
-    }
-}
-
-impl Space {
-    /// Length of the flat `f32` vector that represents one element: 1 for `Discrete`, the
-    /// dimension for `Box`.
-    pub fn flat_dim(&self) -> usize {
-        match self {
-            Space::Discrete(_) => 1,
-            Space::Box(b) => b.dim(),
-        }
-    }
-
-    /// Whether `action` is an element of this space (right kind, shape and bounds).
-    pub fn contains(&self, action: Action<'_>) -> bool {
-        match (self, action) {
-            (Space::Discrete(n), Action::Discrete(a)) => a < *n,
-            (Space::Box(b), Action::Continuous(x)) => b.contains(x),
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Space {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Space::Discrete(n) => write!(f, "Discrete({n})"),
-            Space::Box(b) => {
-                let same = |v: &[f32]| v.iter().all(|x| x.to_bits() == v[0].to_bits());
-                if !b.low.is_empty() && same(&b.low) && same(&b.high) {
-                    write!(f, "Box({}, {}, ({},))", b.low[0], b.high[0], b.dim())
-                } else {
-                    write!(f, "Box({:?}, {:?})", b.low, b.high)
-                }
-            }
-        }
-    }
-}
 
 /// One action, borrowed so that stepping allocates nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,6 +21,10 @@ pub enum Action<'a> {
     Discrete(usize),
     /// An element of a [`Space::Box`].
     Continuous(&'a [f32]),
+    /// An element of a [`Space::MultiDiscrete`]: one value per component.
+    MultiDiscrete(&'a [usize]),
+    /// An element of a [`Space::MultiBinary`]: one flag per value.
+    MultiBinary(&'a [bool]),
 }
 
 impl fmt::Display for Action<'_> {
@@ -108,7 +32,82 @@ impl fmt::Display for Action<'_> {
         match self {
             Action::Discrete(a) => write!(f, "{a}"),
             Action::Continuous(x) => write!(f, "{x:?}"),
+            Action::MultiDiscrete(a) => write!(f, "{a:?}"),
+            // As Gymnasium prints a MultiBinary sample: 0s and 1s.
+            Action::MultiBinary(a) => {
+                let bits: Vec<u8> = a.iter().map(|&b| u8::from(b)).collect();
+                write!(f, "{bits:?}")
+            }
         }
+    }
+}
+
+/// How an info ([`InfoKey`]) adds up over an episode for logging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfoReduce {
+    /// The sum over the episode's steps (counts: lost sales, invalid orders).
+    Sum,
+    /// The mean over the episode's steps (levels: stock on hand).
+    Mean,
+    /// The value of the episode's last step, as Stable-Baselines3's `Monitor` logs its
+    /// `info_keywords` (outcomes: `is_success`).
+    Last,
+}
+
+impl InfoReduce {
+    /// The name used in configs and tags: `sum`, `mean` or `last`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InfoReduce::Sum => "sum",
+            InfoReduce::Mean => "mean",
+            InfoReduce::Last => "last",
+        }
+    }
+
+    /// The reduction named `name` (`sum`, `mean`, `last`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [InfoReduce::Sum, InfoReduce::Mean, InfoReduce::Last].into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl fmt::Display for InfoReduce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One named number that an environment's steps report besides the reward ([`Env::info_keys`]),
+/// with how it adds up over an episode unless the user says otherwise.
+///
+/// ```
+/// use rlpg_envs::InfoKey;
+/// const INFOS: &[InfoKey] = &[InfoKey::sum("lost_sales"), InfoKey::mean("stock")];
+/// assert_eq!(INFOS[1].name, "stock");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InfoKey {
+    /// The name (letters, digits, `_`, `-`, `.`, `/`), as it appears in configs and in the
+    /// TensorBoard tag `infos/<name>`.
+    pub name: Cow<'static, str>,
+    /// How it adds up over an episode by default.
+    pub reduce: InfoReduce,
+}
+
+impl InfoKey {
+    /// An info summed over each episode.
+    pub const fn sum(name: &'static str) -> Self {
+        Self { name: Cow::Borrowed(name), reduce: InfoReduce::Sum }
+    }
+
+    /// An info averaged over each episode's steps.
+    pub const fn mean(name: &'static str) -> Self {
+        Self { name: Cow::Borrowed(name), reduce: InfoReduce::Mean }
+    }
+
+    /// An info taken at each episode's last step.
+    pub const fn last(name: &'static str) -> Self {
+        Self { name: Cow::Borrowed(name), reduce: InfoReduce::Last }
     }
 }
 
@@ -351,6 +350,46 @@ pub trait Env {
         false
     }
 
+    /// Whether this environment says, in every state, which actions are allowed in it
+    /// (invalid-action masking, as sb3-contrib's `MaskablePPO` reads an env's `action_masks()`):
+    /// then [`Env::action_mask`] is asked after every `reset` and `step`, the agents sample only
+    /// allowed actions, and an env may refuse a masked-out action with an error. Optional: the
+    /// default is `false`. Only `Discrete`, `MultiDiscrete` and `MultiBinary` action spaces have
+    /// masks. Wrappers forward the inner environment's answer.
+    fn masks_actions(&self) -> bool {
+        false
+    }
+
+    /// Writes which actions are allowed in the current state (after the last `reset` or `step`)
+    /// into `mask`, of [`Space::mask_len`] flags in the layout that method describes (`true`:
+    /// allowed). Every part of an action must keep at least one allowed choice (a component of a
+    /// `MultiDiscrete` at least one value, a `MultiBinary` value 0 or 1 or both); a mask that
+    /// allows nothing is an error naming the env, the step and the mask. Asked only when
+    /// [`Env::masks_actions`] is true; the default allows every action. Must not change the
+    /// environment, and must not depend on anything but its state.
+    fn action_mask(&self, mask: &mut [bool]) -> Result<(), EnvError> {
+        mask.fill(true);
+        Ok(())
+    }
+
+    /// The named numbers that every step reports besides its reward (the env's own metrics, such
+    /// as lost sales or invalid orders; Gymnasium's `info` dict, scalars only), each with how it
+    /// adds up over an episode. Fixed for the environment's life. A user names the ones to log
+    /// (the config's `info_keywords`, as Stable-Baselines3's `Monitor(info_keywords=...)`), and
+    /// they reach TensorBoard, `rlpg plot` and `--json` once per episode. Optional: the default
+    /// is none. Wrappers forward the inner environment's answer.
+    fn info_keys(&self) -> &[InfoKey] {
+        &[]
+    }
+
+    /// Writes the values of the infos of the last `step` into `values`, one per
+    /// [`Env::info_keys`] entry in the same order. A value that the step does not report (an
+    /// info Gymnasium gives only at an episode's end) is NaN and is left out of the episode's
+    /// sum, mean or last value; infinite values are errors. The default writes nothing.
+    fn step_infos(&self, values: &mut [f64]) {
+        let _ = values;
+    }
+
     /// Starts a new episode and returns its first observation. `Some(seed)` re-seeds the env's own
     /// random number generator, so the same seed always gives the same episode; `None` continues
     /// the current random stream.
@@ -422,6 +461,18 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn runs_python(&self) -> bool {
         (**self).runs_python()
+    }
+    fn masks_actions(&self) -> bool {
+        (**self).masks_actions()
+    }
+    fn action_mask(&self, mask: &mut [bool]) -> Result<(), EnvError> {
+        (**self).action_mask(mask)
+    }
+    fn info_keys(&self) -> &[InfoKey] {
+        (**self).info_keys()
+    }
+    fn step_infos(&self, values: &mut [f64]) {
+        (**self).step_infos(values)
     }
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         (**self).reset(seed)

@@ -391,7 +391,7 @@ impl GymnasiumEnv {
                         .map_err(|e| other(describe_err(py, &e)))?
                         .unbind(),
                 ),
-                Space::Discrete(_) => None,
+                _ => None,
             };
             let max_episode_steps = helper
                 .call_method1("max_episode_steps", (&env,))
@@ -486,6 +486,10 @@ impl GymnasiumEnv {
                     (self.py_action_space.bind(py), x.to_vec()),
                 ),
             },
+            // The bridge maps no Gymnasium space to these (yet), so `contains` refused them.
+            Action::MultiDiscrete(_) | Action::MultiBinary(_) => {
+                Err(pyo3::exceptions::PyTypeError::new_err("not an action of this space"))
+            }
         }
     }
 }

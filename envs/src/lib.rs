@@ -14,7 +14,9 @@
 //!
 //! | module | entry points | what it holds |
 //! | --- | --- | --- |
-//! | `core` | [`Env`], [`Space`], [`BoxSpace`], [`Action`], [`Step`], [`Observation`], [`EnvError`], [`EnvSnapshot`] | the contract every environment implements |
+//! | `core` | [`Env`], [`Action`], [`Step`], [`Observation`], [`InfoKey`], [`EnvError`], [`EnvSnapshot`] | the contract every environment implements |
+//! | `space` | [`Space`], [`BoxSpace`] | Gymnasium's `Discrete`, `Box`, `MultiDiscrete`, `MultiBinary`; action-mask layout; sampling under a mask |
+//! | `action_buf` | [`ActionBuf`] | an owned action (what a loaded policy returns) |
 //! | `seeding` | [`EnvRng`] | Gymnasium's seeding rules on a portable PCG64 generator |
 //! | `classic::cartpole` | [`CartPole`] | CartPole-v1, bit-faithful to Gymnasium 1.4 |
 //! | `classic::pendulum` | [`Pendulum`] | Pendulum-v1, bit-faithful to Gymnasium 1.4 |
@@ -44,6 +46,9 @@
 //!   an env whose [`Env::clips_actions`] is true (Pendulum, MountainCarContinuous) clips a
 //!   finite out-of-bounds action into its box as Gymnasium does; NaN and infinite actions stay
 //!   errors. (The trainer clips or rescales actions into the space before stepping anyway.)
+//! * Action masks ([`Env::masks_actions`], [`Env::action_mask`]) follow sb3-contrib's
+//!   `MaskablePPO` layout ([`Space::mask_len`]); a mask leaves every part of an action at least
+//!   one choice, or it is an error naming the env, the step and the mask.
 //! * `reset(Some(seed))` fully determines the episode; `reset(None)` continues the env's stream.
 //!   [`VecEnv`] gives env `i` the seed `seed + i`.
 //! * [`VecEnv`] follows the "same-step" autoreset convention: `obs` is what to act on next,
@@ -55,8 +60,12 @@
 //! ## Writing your own environment
 //!
 //! Implement [`Env`] for your type (see `examples/custom_env.rs` at the repository root), draw
-//! random initial states from an [`EnvRng`], wrap it in a [`TimeLimit`] if episodes may not end
-//! by themselves, and run [`check_env`] on it before training. To train it by id (TOML configs,
+//! random initial states from an [`EnvRng`] ([`EnvRng::for_reset`] in `reset`, [`EnvRng::stream`]
+//! for randomness within a step), wrap it in a [`TimeLimit`] if episodes may not end by
+//! themselves, and run [`check_env`] on it before training. Actions made of several parts are a
+//! [`Space::MultiDiscrete`] or [`Space::MultiBinary`]; actions that are not allowed in some
+//! states are declared with [`Env::masks_actions`] and [`Env::action_mask`] (agents then never
+//! choose them); the env's own numbers (lost sales, collisions) are [`Env::info_keys`]. To train it by id (TOML configs,
 //! the whole `rlpg` command line), register it: `Registry::builtin().with("MyEnv-v0", MyEnv::new)`
 //! (see [`Registry`]; an [`EnvEntry`] adds a time limit and a description).
 #![deny(missing_docs)]
@@ -74,6 +83,7 @@ mod registry;
 pub mod render;
 mod running_mean_std;
 mod seeding;
+mod space;
 mod step_pool;
 mod validate;
 mod vec_env;
@@ -87,7 +97,7 @@ pub use crate::classic::mountain_car::MountainCar;
 pub use crate::classic::mountain_car_continuous::MountainCarContinuous;
 pub use crate::classic::pendulum::Pendulum;
 pub use crate::core::{
-    Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
+    Action, Env, EnvError, EnvSnapshot, InfoKey, InfoReduce, Observation, Step, StepInfo,
 };
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};
@@ -99,6 +109,7 @@ pub use crate::registry::{
 pub use crate::render::Frame;
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;
+pub use crate::space::{BoxSpace, Space};
 pub use crate::vec_env::{
     EnvThreads, VecActions, VecEnv, VecEnvSnapshot, VecStep, check_threadable, cores,
 };

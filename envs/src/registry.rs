@@ -13,7 +13,7 @@ use crate::classic::cartpole::CartPole;
 use crate::classic::mountain_car::MountainCar;
 use crate::classic::mountain_car_continuous::MountainCarContinuous;
 use crate::classic::pendulum::Pendulum;
-use crate::core::{Env, EnvError, Space};
+use crate::core::{Env, EnvError, InfoKey, Space};
 use crate::wrappers::time_limit::TimeLimit;
 
 /// One registered environment, as listed by [`registry`].
@@ -25,20 +25,46 @@ pub struct EnvSpec {
     pub observation_space: Space,
     /// Action space of the environment.
     pub action_space: Space,
+    /// Whether the environment says which actions each state allows ([`Env::masks_actions`]).
+    pub masks_actions: bool,
+    /// The named numbers its steps report besides the reward ([`Env::info_keys`]).
+    pub info_keys: Vec<InfoKey>,
     /// Episodes are truncated after this many steps by [`make`]'s [`TimeLimit`].
     pub max_episode_steps: Option<usize>,
     /// One line on what the environment is (may be empty for a user's entry).
     pub description: String,
 }
 
+impl EnvSpec {
+    /// The specification of `env`, registered as `id`.
+    fn of(id: &str, env: &dyn Env, max_episode_steps: Option<usize>, description: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            observation_space: env.observation_space().clone(),
+            action_space: env.action_space().clone(),
+            masks_actions: env.masks_actions(),
+            info_keys: env.info_keys().to_vec(),
+            max_episode_steps,
+            description: description.to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for EnvSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let limit = self.max_episode_steps.map_or_else(|| "none".to_owned(), |n| n.to_string());
+        let masked = if self.masks_actions { " (masked)" } else { "" };
         write!(
             f,
-            "{}: observations {}, actions {}, time limit {limit}: {}",
-            self.id, self.observation_space, self.action_space, self.description
-        )
+            "{}: observations {}, actions {}{masked}",
+            self.id, self.observation_space, self.action_space
+        )?;
+        if !self.info_keys.is_empty() {
+            let infos: Vec<String> =
+                self.info_keys.iter().map(|k| format!("{} ({})", k.name, k.reduce)).collect();
+            write!(f, ", infos {}", infos.join(", "))?;
+        }
+        write!(f, ", time limit {limit}: {}", self.description)
     }
 }
 
@@ -183,13 +209,7 @@ pub fn registry() -> Vec<EnvSpec> {
 
 fn to_spec(entry: &Entry) -> EnvSpec {
     let env = (entry.build)(entry.max_episode_steps);
-    EnvSpec {
-        id: entry.id.to_owned(),
-        observation_space: env.observation_space().clone(),
-        action_space: env.action_space().clone(),
-        max_episode_steps: Some(entry.max_episode_steps),
-        description: entry.description.to_owned(),
-    }
+    EnvSpec::of(entry.id, &*env, Some(entry.max_episode_steps), entry.description)
 }
 
 /// Builds one environment, wrapped in a [`TimeLimit`] of the given length when there is one.
@@ -345,13 +365,7 @@ impl EnvEntry {
     /// The entry's specification; builds the environment once to read its spaces.
     pub fn spec(&self) -> Result<EnvSpec, EnvError> {
         let env = self.make()?;
-        Ok(EnvSpec {
-            id: self.id.clone(),
-            observation_space: env.observation_space().clone(),
-            action_space: env.action_space().clone(),
-            max_episode_steps: self.max_episode_steps,
-            description: self.description.clone(),
-        })
+        Ok(EnvSpec::of(&self.id, &*env, self.max_episode_steps, &self.description))
     }
 
     fn builtin(entry: &'static Entry) -> Self {
@@ -707,6 +721,7 @@ mod tests {
             let action = match env.action_space() {
                 Space::Discrete(_) => Action::Discrete(1),
                 Space::Box(_) => Action::Continuous(&[0.0]),
+                other => panic!("{id} has the action space {other}"),
             };
             for t in 1..=limit {
                 // Doing nothing reaches no goal, so only the time limit ends these episodes.

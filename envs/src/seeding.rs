@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// seed-to-state mapping differs from NumPy's, so the numbers themselves do not match
 /// Gymnasium's: parity tests start from explicit states instead.)
 ///
-/// Custom environments can use it the same way:
+/// Custom environments can use it the same way: [`EnvRng::for_reset`] in `reset`,
+/// [`EnvRng::stream`] for the randomness of a `step`:
 /// ```
 /// use rlpg_envs::EnvRng;
 /// use rand::RngExt;
@@ -47,12 +48,28 @@ impl EnvRng {
         Self { rng: Some(Pcg64::seed_from_u64(seed)) }
     }
 
-    /// The generator to draw a new episode's initial state from: re-seeded with `seed` if given,
-    /// otherwise the continuing stream (seeded from the operating system on first use).
+    /// The generator to draw a new episode's initial state from, in `reset(seed)`: re-seeded
+    /// with `seed` if given, otherwise [`EnvRng::stream`].
     pub fn for_reset(&mut self, seed: Option<u64>) -> &mut Pcg64 {
         if let Some(seed) = seed {
             self.rng = Some(Pcg64::seed_from_u64(seed));
         }
+        self.stream()
+    }
+
+    /// The generator, continuing its stream: what a `step` draws its randomness from (random
+    /// demand, noisy transitions), so that a seeded episode is reproducible step by step. Seeded
+    /// from the operating system on first use if the env was never reset with a seed.
+    ///
+    /// ```
+    /// use rlpg_envs::EnvRng;
+    /// use rand::RngExt;
+    ///
+    /// let mut rng = EnvRng::seeded(7);
+    /// let noise: f64 = rng.stream().random_range(-0.1..0.1);
+    /// assert!(noise.abs() <= 0.1);
+    /// ```
+    pub fn stream(&mut self) -> &mut Pcg64 {
         self.rng.get_or_insert_with(|| Pcg64::seed_from_u64(rand::rng().random()))
     }
 }
@@ -79,6 +96,11 @@ mod tests {
         let first = draws(rng.for_reset(None));
         let second = draws(rng.for_reset(None));
         assert_ne!(first, second, "reset(None) must continue, not restart, the stream");
+        let third = draws(rng.stream());
+        let mut replay = EnvRng::seeded(3);
+        draws(replay.stream());
+        draws(replay.stream());
+        assert_eq!(draws(replay.stream()), third, "stream() and for_reset(None) draw alike");
         let mut fresh = EnvRng::new();
         assert_eq!(draws(fresh.for_reset(Some(3))), first, "seeded(3) must equal reset(Some(3))");
     }

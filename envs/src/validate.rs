@@ -64,3 +64,21 @@ pub(crate) fn check_reward(env: &str, reward: f64, origin: Origin) -> Result<(),
         })
     }
 }
+
+/// `Ok` if `mask` is a valid action mask of `space` (see [`Space::mask_problem`]): the error
+/// names the env, where the mask came from and the mask.
+#[inline]
+pub(crate) fn check_mask(
+    env: &str,
+    space: &Space,
+    mask: &[bool],
+    origin: Origin,
+) -> Result<(), EnvError> {
+    match space.mask_problem(mask) {
+        None => Ok(()),
+        Some(problem) => Err(EnvError::InvalidOutput {
+            env: env.to_owned(),
+            message: format!("action_mask after {origin}: {problem}"),
+        }),
+    }
+}

@@ -277,7 +277,7 @@ fn unusable_spaces_are_rejected() {
     env.action_space = Space::Discrete(0);
     let report = check_env(&mut env);
     assert!(
-        report.problems.iter().any(|p| p.contains("Discrete(0) has no actions")),
+        report.problems.iter().any(|p| p.contains("action space: Discrete(0) has no elements")),
         "an empty action space must be a problem:\n{report}"
     );
 }

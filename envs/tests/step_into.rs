@@ -16,6 +16,7 @@ fn action<'a>(space: &Space, t: usize, torque: &'a mut [f32; 1]) -> Action<'a> {
             torque[0] = ((t as f32) * 0.37).sin() * 2.0;
             Action::Continuous(&torque[..])
         }
+        other => panic!("no built-in env has the action space {other}"),
     }
 }
 

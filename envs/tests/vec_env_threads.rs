@@ -30,6 +30,7 @@ fn actions(space: &Space, n: usize, t: usize) -> (Vec<usize>, Vec<f32>) {
                 .collect();
             (Vec::new(), values)
         }
+        other => panic!("no case here has the action space {other}"),
     }
 }
 
@@ -44,6 +45,7 @@ fn trajectory(vec: &mut VecEnv, steps: usize) -> (Vec<String>, String) {
         let step = match space {
             Space::Discrete(_) => vec.step(VecActions::Discrete(&discrete)),
             Space::Box(_) => vec.step(VecActions::Continuous(&continuous)),
+            other => panic!("no case here has the action space {other}"),
         };
         out.push(describe(step.expect("step")));
     }

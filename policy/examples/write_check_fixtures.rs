@@ -82,7 +82,7 @@ fn write_check(dir: &Path, export: &Export, obs: &[f32]) -> Result<(), String> {
                 .iter()
                 .flat_map(|a| match a {
                     ActionBuf::Continuous(x) => x.clone(),
-                    ActionBuf::Discrete(_) => Vec::new(),
+                    _ => Vec::new(),
                 })
                 .flat_map(f32::to_le_bytes)
                 .collect();
@@ -93,7 +93,7 @@ fn write_check(dir: &Path, export: &Export, obs: &[f32]) -> Result<(), String> {
                 .iter()
                 .map(|a| match a {
                     ActionBuf::Discrete(i) => *i as i64,
-                    ActionBuf::Continuous(_) => -1,
+                    _ => -1,
                 })
                 .flat_map(i64::to_le_bytes)
                 .collect();

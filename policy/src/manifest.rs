@@ -269,6 +269,16 @@ pub enum ActionSpace {
         #[serde(with = "bounds")]
         high: Vec<f32>,
     },
+    /// One index per component, component `i` in `0..nvec[i]`.
+    MultiDiscrete {
+        /// Number of values of each component.
+        nvec: Vec<usize>,
+    },
+    /// `n` values, each 0 or 1.
+    MultiBinary {
+        /// Number of values.
+        n: usize,
+    },
 }
 
 impl ActionSpace {
@@ -279,15 +289,14 @@ impl ActionSpace {
             ActionSpace::Box { low, high } => {
                 Space::Box(BoxSpace { low: low.clone(), high: high.clone() })
             }
+            ActionSpace::MultiDiscrete { nvec } => Space::MultiDiscrete(nvec.clone()),
+            ActionSpace::MultiBinary { n } => Space::MultiBinary(*n),
         }
     }
 
-    /// Floats per action (1 for a discrete space, whose action is one index).
+    /// Values per action (1 for a discrete space, whose action is one index).
     pub fn dim(&self) -> usize {
-        match self {
-            ActionSpace::Discrete { .. } => 1,
-            ActionSpace::Box { low, .. } => low.len(),
-        }
+        self.to_space().flat_dim()
     }
 }
 
@@ -296,6 +305,8 @@ impl From<&Space> for ActionSpace {
         match space {
             Space::Discrete(n) => ActionSpace::Discrete { n: *n },
             Space::Box(b) => ActionSpace::Box { low: b.low.clone(), high: b.high.clone() },
+            Space::MultiDiscrete(nvec) => ActionSpace::MultiDiscrete { nvec: nvec.clone() },
+            Space::MultiBinary(n) => ActionSpace::MultiBinary { n: *n },
         }
     }
 }

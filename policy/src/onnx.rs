@@ -306,6 +306,10 @@ pub fn model_bytes(export: &Export) -> Vec<u8> {
     let output = match manifest.action.space {
         ActionSpace::Discrete { .. } => value_info(OUTPUT, INT64, &[]),
         ActionSpace::Box { .. } => value_info(OUTPUT, FLOAT, &[dim]),
+        // No head acts in these spaces yet: `Manifest::validate` refuses them before this.
+        ActionSpace::MultiDiscrete { .. } | ActionSpace::MultiBinary { .. } => {
+            value_info(OUTPUT, INT64, &[dim])
+        }
     };
     graph.message(12, &output);
 

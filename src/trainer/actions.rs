@@ -45,6 +45,12 @@ impl ActionAdapter {
                 }
                 Ok(VecActions::Continuous(&self.continuous))
             }
+            // No agent acts in these spaces yet (building one fails first), and the vector env
+            // cannot step them yet.
+            Space::MultiDiscrete(_) | Space::MultiBinary(_) => Err(tch::TchError::Kind(format!(
+                "no agent acts in the action space {} yet",
+                self.space
+            ))),
         }
     }
 }

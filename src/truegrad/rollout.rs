@@ -120,14 +120,14 @@ pub fn play(
         let noise = probe.draw_noise(n);
         let actions = tch::no_grad(|| probe.act_from_noise(&obs, &noise));
         let discrete: Vec<i64> = match space {
-            Space::Discrete(_) => Vec::<i64>::try_from(&actions).map_err(torch)?,
             Space::Box(_) => Vec::new(),
+            _ => Vec::<i64>::try_from(&actions).map_err(torch)?,
         };
         let continuous: Vec<f32> = match space {
             Space::Box(_) => {
                 Vec::<f32>::try_from(&actions.to_kind(Kind::Float).flatten(0, -1)).map_err(torch)?
             }
-            Space::Discrete(_) => Vec::new(),
+            _ => Vec::new(),
         };
         let d = continuous.len().checked_div(n).unwrap_or(0);
         let mut rewards = vec![None; n];
@@ -137,6 +137,12 @@ pub fn play(
             }
             let act = match space {
                 Space::Discrete(_) => Action::Discrete(discrete[i].max(0) as usize),
+                // Probes exist only for agents, and no agent acts in these spaces yet.
+                Space::MultiDiscrete(_) | Space::MultiBinary(_) => {
+                    return Err(RunError::Usage(format!(
+                        "the true-gradient measurement does not act in {space} yet"
+                    )));
+                }
                 Space::Box(_) => {
                     action.clear();
                     action.extend_from_slice(&continuous[i * d..(i + 1) * d]);

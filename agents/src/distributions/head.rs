@@ -32,8 +32,8 @@ impl DistributionKind {
     /// trainer clips actions to the bounds).
     pub fn for_score_function(space: &Space) -> Self {
         match space {
-            Space::Discrete(_) => DistributionKind::Categorical,
             Space::Box(_) => DistributionKind::DiagGaussian,
+            _ => DistributionKind::Categorical,
         }
     }
 }
@@ -103,6 +103,9 @@ impl ActionHead {
             }
             (_, Space::Discrete(_)) => {
                 return Err(unsupported("Gaussian families need a Box action space"));
+            }
+            (_, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
+                return Err(unsupported("no policy head acts in this space yet (issue #30)"));
             }
         };
         if size == 0 {

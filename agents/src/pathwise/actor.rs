@@ -44,6 +44,9 @@ impl ActionCoding {
                 Err(AgentError::Invalid("action space Discrete(0) is empty".into()))
             }
             Space::Discrete(n) => Ok(Self::Discrete { n: *n }),
+            Space::MultiDiscrete(_) | Space::MultiBinary(_) => Err(AgentError::Invalid(format!(
+                "action space {space}: no pathwise policy head acts in it yet (issue #30)"
+            ))),
             Space::Box(b) => {
                 if b.dim() == 0 {
                     return Err(AgentError::Invalid(format!("action space {space} is empty")));

@@ -136,7 +136,7 @@ impl Pathwise {
                 log_alpha: cfg.alpha.ln(),
                 target_entropy: cfg.target_entropy.unwrap_or(match action_space {
                     Space::Discrete(n) => DISCRETE_TARGET_ENTROPY_FRACTION * (*n as f64).ln(),
-                    Space::Box(b) => -(b.dim() as f64),
+                    _ => -(action_space.flat_dim() as f64),
                 }),
                 max_log_alpha: if cfg.max_alpha > 0.0 { cfg.max_alpha.ln() } else { f64::INFINITY },
                 opt: cfg.autotune_alpha.then(|| ScalarAdam::new(cfg.alpha_learning_rate)),

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
-use crate::render::Frame;
 
 /// The return and length of one finished episode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,13 +132,7 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         self.env.action_space()
     }
 
-    fn clips_actions(&self) -> bool {
-        self.env.clips_actions()
-    }
-
-    fn runs_python(&self) -> bool {
-        self.env.runs_python()
-    }
+    forward_env_queries!();
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
@@ -185,10 +178,6 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
         self.recent = recent;
         self.episode_count = count;
         Ok(())
-    }
-
-    fn render(&self) -> Result<Frame, EnvError> {
-        self.env.render()
     }
 }
 

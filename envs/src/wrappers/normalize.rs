@@ -3,7 +3,6 @@
 use crate::core::{
     Action, BoxSpace, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo,
 };
-use crate::render::Frame;
 use crate::running_mean_std::RunningMeanStd;
 
 /// Stable-Baselines3's default `epsilon` under the square root of the variance.
@@ -142,13 +141,7 @@ impl<E: Env> Env for NormalizeObservation<E> {
         self.env.action_space()
     }
 
-    fn clips_actions(&self) -> bool {
-        self.env.clips_actions()
-    }
-
-    fn runs_python(&self) -> bool {
-        self.env.runs_python()
-    }
+    forward_env_queries!();
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
@@ -179,10 +172,6 @@ impl<E: Env> Env for NormalizeObservation<E> {
         self.set_running_mean_std(rms)?;
         self.training = training;
         Ok(())
-    }
-
-    fn render(&self) -> Result<Frame, EnvError> {
-        self.env.render()
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`TimeLimit`]: the one mechanism that truncates episodes.
 
 use crate::core::{Action, Env, EnvError, EnvSnapshot, Observation, Space, Step, StepInfo};
-use crate::render::Frame;
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
 ///
@@ -73,13 +72,7 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.action_space()
     }
 
-    fn clips_actions(&self) -> bool {
-        self.env.clips_actions()
-    }
-
-    fn runs_python(&self) -> bool {
-        self.env.runs_python()
-    }
+    forward_env_queries!();
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
         let obs = self.env.reset(seed)?;
@@ -133,10 +126,6 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.restore(&inner)?;
         (self.elapsed_steps, self.episode_over) = (elapsed, over);
         Ok(())
-    }
-
-    fn render(&self) -> Result<Frame, EnvError> {
-        self.env.render()
     }
 }
 
