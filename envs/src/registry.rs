@@ -14,6 +14,7 @@ use crate::classic::mountain_car::MountainCar;
 use crate::classic::mountain_car_continuous::MountainCarContinuous;
 use crate::classic::pendulum::Pendulum;
 use crate::core::{Env, EnvError, InfoKey, Space};
+use crate::restock::Restock;
 use crate::wrappers::time_limit::TimeLimit;
 
 /// One registered environment, as listed by [`registry`].
@@ -116,6 +117,18 @@ const ENTRIES: &[Entry] = &[
         max_episode_steps: 200,
         description: "push a point mass to a goal; each step integrates 2,000 substeps (~50 µs), a stand-in for a costly simulator in benchmarks of env_threads",
         build: |limit| Box::new(TimeLimit::new(crate::point_reach::PointReach::new(), limit)),
+    },
+    Entry {
+        id: crate::restock::RESTOCK_ID,
+        max_episode_steps: crate::restock::EPISODE_DAYS,
+        description: "restock 3 products on 8-unit shelves against random weekly demand; multi-part orders, masks for orders that do not fit (rlpg's own)",
+        build: |limit| Box::new(TimeLimit::new(Restock::new(), limit)),
+    },
+    Entry {
+        id: crate::restock::RESTOCK_FLAT_ID,
+        max_episode_steps: crate::restock::EPISODE_DAYS,
+        description: "Restock-v0 with the order flattened into Discrete(125), over-capacity units clipped and charged (no masks)",
+        build: |limit| Box::new(TimeLimit::new(Restock::flattened(), limit)),
     },
     #[cfg(feature = "gym-rs")]
     Entry {
