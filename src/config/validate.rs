@@ -11,6 +11,16 @@ pub(crate) const MAX_ENV_THREADS: usize = 1024;
 
 /// The largest integer a TOML file can hold; larger `u64` settings could not be written back.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
+/// Most environments stepped at once (`num_envs`), as `Config::check_sizes` bounds them.
+const MAX_ENVS: u128 = 1 << 16;
+/// Most evaluation episodes (one environment each); `rlpg eval --episodes` has the same bound.
+const MAX_EVAL_EPISODES: u128 = 100_000;
+/// Most transitions held at once: REINFORCE's rollout, the replay buffer, a minibatch.
+const MAX_TRANSITIONS: u128 = 1 << 27;
+/// Widest hidden layer.
+const MAX_LAYER_WIDTH: u128 = 1 << 16;
+/// Most weights between the hidden layers of one network (1 GiB of `f32`).
+const MAX_HIDDEN_WEIGHTS: u128 = 1 << 28;
 
 impl Config {
     /// Checks every setting's range, and the chosen agent's settings against `num_envs`. Errors
@@ -61,7 +71,48 @@ impl Config {
             }
         }
         self.check_unused_sections()?;
+        self.check_sizes()?;
         self.check_agent_sections(None)
+    }
+
+    /// Upper bounds on what a config makes rlpg allocate at once: environments, evaluation
+    /// episodes (one environment each), REINFORCE's rollout, the replay buffer and minibatch, and
+    /// the networks' hidden layers. A config may come from a checkpoint or a run directory rlpg
+    /// did not write, and `rlpg eval` or `rlpg::Policy::load` build its agent before its
+    /// tensors are compared with the file's: without these bounds a few edited bytes ask for
+    /// terabytes (a capacity overflow panic, or minutes of swapping before the kernel kills the
+    /// process). Each bound is far above any sensible run; the agents' own settings check what
+    /// the values mean, these only how big they are.
+    fn check_sizes(&self) -> Result<(), ConfigError> {
+        let at_most = |key: &str, value: u128, max: u128, what: &str| {
+            if value <= max {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("{what} must be at most {max}, got {value}")))
+            }
+        };
+        let envs = self.num_envs as u128;
+        at_most("num_envs", envs, MAX_ENVS, "environments stepped at once")?;
+        let episodes = self.eval_episodes as u128;
+        at_most("eval_episodes", episodes, MAX_EVAL_EPISODES, "episodes (one environment each)")?;
+        let r = &self.reinforce;
+        let rollout = r.n_steps as u128 * envs;
+        at_most("reinforce.n_steps", rollout, MAX_TRANSITIONS, "n_steps × num_envs (the rollout)")?;
+        let p = &self.pathwise;
+        at_most("pathwise.buffer_size", p.buffer_size as u128, MAX_TRANSITIONS, "the buffer")?;
+        at_most("pathwise.batch_size", p.batch_size as u128, MAX_TRANSITIONS, "the minibatch")?;
+        for (key, hidden) in [
+            ("reinforce.hidden", &r.hidden),
+            ("pathwise.actor_hidden", &p.actor_hidden),
+            ("pathwise.critic_hidden", &p.critic_hidden),
+        ] {
+            for &width in hidden {
+                at_most(key, width as u128, MAX_LAYER_WIDTH, "each hidden layer's width")?;
+            }
+            let weights: u128 = hidden.windows(2).map(|w| w[0] as u128 * w[1] as u128).sum();
+            at_most(key, weights, MAX_HIDDEN_WEIGHTS, "the weights between hidden layers")?;
+        }
+        Ok(())
     }
 
     /// `env_kwargs` only for `gymnasium:<ID>` envs, and only values that JSON (and so Python) can
