@@ -33,7 +33,7 @@ use rlpg::{AgentKind, Config, Override};
 use serde_json::Value;
 
 mod common;
-use common::Scratch;
+use common::{Scratch, copy_dir};
 
 /// The longest one input may take (a loaded CI machine included).
 const TIME_LIMIT: Duration = Duration::from_secs(60);
@@ -528,19 +528,6 @@ fn corpus_runs(root: &Path) -> Vec<PathBuf> {
 
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn observations(dim: usize) -> Vec<Vec<f32>> {

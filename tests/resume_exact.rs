@@ -15,24 +15,11 @@ use rlpg::{AgentKind, Config, Override, read_scalars};
 use tch::Tensor;
 
 mod common;
-use common::Scratch;
+use common::{Scratch, copy_dir};
 
 /// libtorch's generator is global to the process and the harness runs tests on several
 /// threads: runs take turns.
 static TORCH: Mutex<()> = Mutex::new(());
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// A copy of the finished run `run_dir` in `into`, put back in the state a `kill -9` right
 /// after the checkpoint at `step` would have left: later checkpoints, a best checkpoint from
