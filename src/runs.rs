@@ -1,5 +1,5 @@
 //! `rlpg runs`: what the run directories under a folder hold, and whether each is complete,
-//! resumable or broken.
+//! resumable, failed or broken.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,24 @@ pub enum RunStatus {
     /// Training stopped early (stopped, killed, failed) and `rlpg train --resume` can continue
     /// it: its newest loadable checkpoint is not the final one, or it saved none yet.
     Resumable,
+    /// Training stopped on an error that resuming as it is would meet again (an environment's
+    /// or the agent's, see [`crate::trainer::TrainError::resuming_can_work`]); the error is
+    /// given. Once its cause is fixed, `rlpg train --resume` continues it.
+    Failed(String),
     /// Neither: no readable config, or checkpoints that all fail to load. The reason says why.
     Broken(String),
 }
+
+/// The file in a run directory that marks the run failed: `{"error": "..."}`, written when
+/// training stops on an error that resuming would meet again, removed when a resume starts.
+pub const FAILURE_FILE: &str = "failure.json";
 
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunStatus::Complete => f.write_str("complete"),
             RunStatus::Resumable => f.write_str("resumable"),
+            RunStatus::Failed(error) => write!(f, "failed: {error}"),
             RunStatus::Broken(reason) => write!(f, "broken: {reason}"),
         }
     }
@@ -50,7 +59,7 @@ pub struct RunInfo {
     pub total_timesteps: Option<u64>,
     /// The best evaluation return recorded in its newest loadable checkpoint.
     pub best_eval: Option<f64>,
-    /// Complete, resumable or broken.
+    /// Complete, resumable, failed or broken.
     #[serde(flatten)]
     pub status: RunStatus,
 }
@@ -132,7 +141,22 @@ pub fn inspect_run(dir: &Path) -> RunInfo {
             // No checkpoint at all: a run killed before its first one; `--resume` restarts it.
         }
     }
+    if info.status == RunStatus::Resumable {
+        if let Some(error) = recorded_failure(dir) {
+            info.status = RunStatus::Failed(error);
+        }
+    }
     info
+}
+
+/// The error a failed run recorded ([`FAILURE_FILE`]), if it did; an unreadable record still
+/// marks the run failed, saying so.
+fn recorded_failure(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(FAILURE_FILE)).ok()?;
+    let error = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    Some(error.unwrap_or_else(|| format!("(unreadable {FAILURE_FILE})")))
 }
 
 /// The runs as an aligned text table, one run per line after a header.

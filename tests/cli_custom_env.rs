@@ -246,3 +246,14 @@ fn an_unused_agent_section_is_exit_code_2_with_its_line() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn check_env_is_a_command_of_the_users_program_checking_the_registrys_env() {
+    assert_eq!(grid_cli(&["check-env", "GridReach-v0"]), ExitCode::SUCCESS);
+    assert_eq!(grid_cli(&["check-env", "GridReach-v0", "--json"]), ExitCode::SUCCESS);
+    assert_eq!(grid_cli(&["check-env", "Elsewhere-v0"]), ExitCode::from(2), "not registered");
+    let out = rlpg(&["check-env", "CartPole-v1", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["env"], "CartPole-v1");
+}

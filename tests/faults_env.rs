@@ -10,6 +10,7 @@ use rlpg::envs::{
     Action, Env, EnvError, EnvSnapshot, EnvThreads, Observation, Registry, SendFactory, Space, Step,
 };
 use rlpg::run::{EnvSource, RunError, RunOutcome, TrainOptions, resume, train_with};
+use rlpg::runs::RunStatus;
 use rlpg::trainer::{SaveReason, TrainError};
 use rlpg::{AgentKind, Config};
 
@@ -97,7 +98,7 @@ fn check_fault(fault: Fault, needles: &[&str]) {
     let options = TrainOptions { envs: EnvSource::Factory(&faulty), ..TrainOptions::default() };
     let err = train_with(&config, &root, options).expect_err("the fault must stop training");
     let message = err.to_string();
-    let RunError::Stopped { source, run_dir, checkpoint } = err else {
+    let RunError::Stopped { source, run_dir, checkpoint, .. } = err else {
         panic!("{fault:?}: expected RunError::Stopped, got {message}")
     };
     assert!(matches!(*source, TrainError::Env { step: 198, .. }), "{fault:?}: {source:?}");
@@ -111,6 +112,14 @@ fn check_fault(fault: Fault, needles: &[&str]) {
     assert_eq!((saved.meta.reason, saved.meta.step), (SaveReason::EnvFault, 198), "{fault:?}");
     assert!(!saved.meta.envs.has_env_states(), "mid-step env states must not be saved");
     assert_eq!(step_checkpoints(&run_dir).expect("list").last().map(|c| c.0), Some(198));
+    // Resuming as it is would meet the env's error again: the run is failed, not resumable.
+    match rlpg::runs::inspect_run(&run_dir).status {
+        RunStatus::Failed(error) => {
+            assert!(error.contains("at step 198") && error.contains(ID), "{fault:?}: {error}")
+        }
+        other => panic!("{fault:?}: the run is listed {other}, not failed"),
+    }
+    assert!(message.contains("marked failed"), "{fault:?}: {message}");
 
     // With the env fixed, the run resumes from the fault checkpoint (resetting the envs).
     let healthy = || rlpg::envs::make("CartPole-v1");
@@ -124,6 +133,8 @@ fn check_fault(fault: Fault, needles: &[&str]) {
     let outcome = resume(&run_dir, options).expect("resume after the fault");
     assert!(matches!(outcome, RunOutcome::Finished(ref r) if r.summary.steps == 600));
     assert!(warnings.iter().any(|w| w.contains("resetting the environments")), "{warnings:?}");
+    assert_eq!(rlpg::runs::inspect_run(&run_dir).status, RunStatus::Complete);
+    assert!(!run_dir.join(rlpg::runs::FAILURE_FILE).exists(), "the failure record is gone");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `rlpg envs`: the registered environments with their spaces and time limits.
+//! `rlpg envs`: the registered environments with their spaces, masks, infos and time limits.
 
 use rlpg_envs::Registry;
 
@@ -8,8 +8,9 @@ use crate::run::RunError;
 /// The arguments of `rlpg envs`.
 #[derive(clap::Args)]
 pub(super) struct EnvsArgs {
-    /// Print a JSON array of `{"id", "observation_space", "action_space",
-    /// "max_episode_steps", "description"}` instead of text.
+    /// Print a JSON array of `{"id", "observation_space", "action_space", "masks_actions",
+    /// "infos", "max_episode_steps", "description"}` instead of text (`infos`: `[{"name",
+    /// "reduce"}]`, the step infos the env reports and how each adds up over an episode).
     #[arg(long)]
     json: bool,
 }
@@ -30,6 +31,8 @@ fn print_envs(registry: &Registry, json: bool) -> Result<(), RunError> {
                     "id": spec.id,
                     "observation_space": spec.observation_space.to_string(),
                     "action_space": spec.action_space.to_string(),
+                    "masks_actions": spec.masks_actions,
+                    "infos": spec.info_keys,
                     "max_episode_steps": spec.max_episode_steps,
                     "description": spec.description,
                 })
@@ -42,6 +45,8 @@ fn print_envs(registry: &Registry, json: bool) -> Result<(), RunError> {
                 "id": GYMNASIUM_SYNTAX.0,
                 "observation_space": "Box or Discrete",
                 "action_space": "Box or Discrete",
+                "masks_actions": false,
+                "infos": [],
                 "max_episode_steps": null,
                 "description": GYMNASIUM_SYNTAX.1,
             }));

@@ -21,10 +21,11 @@
 //! This file parses and dispatches; each command lives in its own file, which holds its
 //! arguments (a `clap::Args` struct) and the function that runs it: `train.rs`, `eval.rs` (with
 //! `video.rs` for `--video`/`--frame`), `plot.rs`, `bench.rs`, `sweep.rs`, `runs.rs`, `envs.rs`,
-//! `gradlab.rs`, `doctor.rs`, `completions.rs`, `export.rs`. Shared by several: `presets.rs`
+//! `gradlab.rs`, `doctor.rs`, `completions.rs`, `export.rs`, `check_env.rs`. Shared by several: `presets.rs`
 //! (the preset a config-less `train` starts from) and `signals.rs` (Ctrl-C and SIGTERM).
 
 mod bench;
+mod check_env;
 mod completions;
 mod doctor;
 mod envs;
@@ -47,7 +48,7 @@ use clap::{Parser, Subcommand};
 use rlpg_envs::Registry;
 
 use crate::run::{EnvSource, RunError};
-use crate::trainer::Target;
+use crate::trainer::{Target, TrainError};
 
 /// The exit-code table of every subcommand, shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\
@@ -93,8 +94,13 @@ enum Command {
     /// List the runs in a folder: env, agent, seed, steps done, best evaluation return, and
     /// whether each is complete, resumable or broken.
     Runs(runs::RunsArgs),
-    /// List the registered environments with their spaces and time limits.
+    /// List the registered environments with their spaces, masks, infos and time limits.
     Envs(envs::EnvsArgs),
+    /// Check that an environment keeps the contract training relies on (spaces, seeding,
+    /// observations, rewards, action masks, infos, invalid actions), as the registry makes it,
+    /// its time limit included. Exit code 1 when a problem is found.
+    #[command(after_help = EXIT_CODES)]
+    CheckEnv(check_env::CheckEnvArgs),
     /// Measure the score-function and pathwise gradient estimators against closed forms: bias,
     /// variance and cost on problems with known gradients (see docs/gradlab.md).
     Gradlab(gradlab::GradlabArgs),
@@ -185,8 +191,13 @@ where
         Ok(code) => code,
         Err(e) => {
             let hint = match &e {
-                RunError::Stopped { run_dir, checkpoint: Some(_), .. } => {
+                RunError::Stopped { source, run_dir, checkpoint: Some(_), .. }
+                    if source.resuming_can_work() =>
+                {
                     format!(": `{}`", program.resume_command(run_dir))
+                }
+                RunError::Stopped { source, run_dir, env, .. } => {
+                    program.failure_advice(source, run_dir, env)
                 }
                 _ => String::new(),
             };
@@ -220,6 +231,23 @@ impl Program {
     fn resume_command(&self, run_dir: &Path) -> String {
         format!("{} train --resume {}", self.invoked_as, run_dir.display())
     }
+
+    /// What to do about a run that stopped on `error`, which resuming as it is would meet
+    /// again: only commands that can work.
+    fn failure_advice(&self, error: &TrainError, run_dir: &Path, env: &str) -> String {
+        match error {
+            TrainError::Env { .. } => format!(
+                ". `{} check-env {env}` checks the environment's contract; once the cause is                  fixed, `{}` continues the run with new episodes",
+                self.invoked_as,
+                self.resume_command(run_dir)
+            ),
+            TrainError::Agent { .. } | TrainError::NonFinite { .. } => {
+                ". Resuming replays the same steps into the same error: train a new run with                  other settings (a smaller learning rate, gradient clipping)"
+                    .to_owned()
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 /// Runs `command`, returning its exit code; an error is reported by the caller.
@@ -238,6 +266,7 @@ fn run(command: Command, registry: &Registry, program: &Program) -> Result<u8, R
         Command::Sweep(args) => return sweep::sweep(args, registry, program),
         Command::Runs(args) => runs::runs(args, program)?,
         Command::Envs(args) => envs::envs(args, registry)?,
+        Command::CheckEnv(args) => return check_env::check_env_command(args, registry, program),
         Command::Gradlab(args) => return gradlab::gradlab(args, registry, program),
         Command::Doctor(args) => return doctor::doctor(args),
         Command::Completions(args) => completions::completions::<Cli>(args)?,

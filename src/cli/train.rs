@@ -78,13 +78,15 @@ pub(super) fn train(
         check_label(label)?;
     }
     let signals = StopSignals::install()?;
+    // Warnings carry the running program's name, as every other message does.
+    let mut warn = |message: &str| eprintln!("{}: warning: {message}", program.name);
     let options = TrainOptions {
         envs,
         progress: !quiet,
         stop: Some(&signals.stop),
+        warn: Some(&mut warn),
         label: label.as_deref(),
         target: target_of(target_recent, target_eval),
-        ..TrainOptions::default()
     };
     let outcome = match (resume_dir, config) {
         (Some(dir), _) => {

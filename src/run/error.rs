@@ -28,15 +28,21 @@ pub enum RunError {
     /// Training stopped before it began (setup of the loop).
     #[error(transparent)]
     Train(#[from] TrainError),
-    /// Training stopped on an error after it began; the newest good checkpoint is named. (The
-    /// message names no command: the CLI adds the one that resumes the run,
-    /// [`resume`](super::resume) is the library's.)
-    #[error("{source}; {}", match checkpoint {
-        Some(path) => format!(
+    /// Training stopped on an error after it began; the newest good checkpoint is named. When
+    /// resuming as it is cannot be expected to work ([`TrainError::resuming_can_work`]), the run
+    /// is marked failed ([`crate::runs::FAILURE_FILE`]) and `rlpg runs` lists it so. (The
+    /// message names no command: the CLI adds the ones that can work, [`resume`](super::resume)
+    /// is the library's.)
+    #[error("{source}; {}", match (checkpoint, source.resuming_can_work()) {
+        (Some(path), true) => format!(
             "training stopped; last good checkpoint {}, from which the run can be resumed",
             path.display()
         ),
-        None => "training stopped before any checkpoint was written".to_owned(),
+        (Some(path), false) => format!(
+            "training stopped and the run is marked failed (last checkpoint {})",
+            path.display()
+        ),
+        (None, _) => "training stopped before any checkpoint was written".to_owned(),
     })]
     Stopped {
         /// Why.
@@ -45,6 +51,8 @@ pub enum RunError {
         run_dir: PathBuf,
         /// The newest checkpoint on disk, if any.
         checkpoint: Option<PathBuf>,
+        /// The run's environment id (for a command that checks it).
+        env: String,
     },
     /// A checkpoint is missing, incomplete or corrupt.
     #[error(transparent)]

@@ -90,6 +90,13 @@ pub fn resume_with(
     };
     remove_stale_temp_files(run.path())
         .map_err(|e| file_err(&checkpoint::checkpoint_dir(run.path()), e))?;
+    // The run is under way again: a failure it recorded no longer describes it (a new one is
+    // recorded if training stops on an error again).
+    let failure = run.path().join(crate::runs::FAILURE_FILE);
+    match std::fs::remove_file(&failure) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(file_err(&failure, e)),
+        _ => {}
+    }
     let start = match latest_loadable(run.path())? {
         None => {
             warn(&mut options, "no checkpoint in this run yet: training starts again from step 0");

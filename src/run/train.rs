@@ -11,10 +11,11 @@ use super::{EnvSource, Envs, RunError, RunLock, build_agent, seed_torch};
 use crate::checkpoint::{Checkpoint, EnvSpaces, RunCheckpoints, step_checkpoints};
 use crate::config::{Config, ConfigError};
 use crate::rundir::{RunDir, atomic_write};
+use crate::runs::FAILURE_FILE;
 use crate::tensorboard::{TbLogger, config_hparams, config_markdown};
 use crate::trainer::{
     EnvFactory, LoopControl, LoopOutcome, LoopSettings, ResumePoint, ScalarSink, Target,
-    TrainSummary, train_loop_with,
+    TrainError, TrainSummary, train_loop_with,
 };
 use crate::video::EncodedGif;
 
@@ -266,7 +267,7 @@ pub(super) fn run_session(
         saver: Some(&mut saver),
         stop: options.stop,
         resume: start.map(|c| ResumePoint { state: c.meta.loop_state, envs: c.meta.envs }),
-        warn: Some(warn),
+        warn: Some(&mut *warn),
     };
     let header = if fresh {
         // The resolved config (Text dashboard) and the HParams session start, once per run.
@@ -287,11 +288,18 @@ pub(super) fn run_session(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(source) => {
+            if !source.resuming_can_work() {
+                // The error is what the user must see; a failure to record it is secondary.
+                if let Err(e) = write_failure(run_dir.path(), &source) {
+                    warn(&format!("cannot mark the run failed: {e}"));
+                }
+            }
             let checkpoint = newest_checkpoint(run_dir.path());
             return Err(RunError::Stopped {
                 source: Box::new(source),
                 run_dir: run_dir.path().to_owned(),
                 checkpoint,
+                env: config.env.clone(),
             });
         }
     };
@@ -317,6 +325,15 @@ pub(super) fn run_session(
 /// The newest step checkpoint of a run, for error messages.
 fn newest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
     step_checkpoints(run_dir).ok().and_then(|c| c.last().map(|(_, p)| p.clone()))
+}
+
+/// Marks the run in `run_dir` failed with `error` ([`FAILURE_FILE`]), for `rlpg runs`.
+fn write_failure(run_dir: &Path, error: &TrainError) -> Result<(), RunError> {
+    let path = run_dir.join(FAILURE_FILE);
+    let json = serde_json::json!({ "error": error.to_string() });
+    let bytes = serde_json::to_vec_pretty(&json)
+        .map_err(|e| RunError::File { path: path.clone(), message: e.to_string() })?;
+    atomic_write(&path, &bytes).map_err(|e| RunError::File { path, message: e.to_string() })
 }
 
 fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunError> {

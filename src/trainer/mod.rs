@@ -168,6 +168,17 @@ pub enum TrainError {
     },
 }
 
+impl TrainError {
+    /// Whether resuming the run as it is can be expected to get past this error: only for
+    /// failures around the run (writing logs or checkpoints: a full disk can be freed). An
+    /// environment's error is the environment's to fix (resuming starts new episodes with the
+    /// same agent, which tends to meet it again), and an agent's error (a non-finite loss) comes
+    /// back exactly, as a resumed run replays the same steps.
+    pub fn resuming_can_work(&self) -> bool {
+        matches!(self, TrainError::Io { .. } | TrainError::Checkpoint { .. })
+    }
+}
+
 /// Settings of the loop itself (the agent has its own).
 #[derive(Debug, Clone)]
 pub struct LoopSettings {
