@@ -11,8 +11,8 @@ use tch::{Kind, Tensor};
 use super::TrueGradOptions;
 use super::baseline::FittedBaseline;
 use super::estimators::{Advantage, pathwise_gradient, row_weights, score_gradient, values};
-use super::report::{FiniteDifference, TrueGradReport, Truth};
-use super::rollout::{MakeEnv, concat, play, play_many, seeds, torch, truth_sample_obs};
+use super::report::{EstimatorRow, FiniteDifference, TrueGradReport, Truth};
+use super::rollout::{Episodes, MakeEnv, concat, play, play_many, seeds, torch, truth_sample_obs};
 use super::stats::{GradStats, mean_se, norm, row};
 use crate::checkpoint::Checkpoint;
 use crate::run::{EnvSource, RunError, build_agent, default_eval_checkpoint, seed_torch};
@@ -29,9 +29,24 @@ pub struct Measurement {
     pub estimators: Vec<(String, GradStats)>,
 }
 
+/// What the phases of a measurement share: the policy, its environments, the options, and the
+/// next fresh reset seed (every phase plays episodes of its own).
+struct Lab<'a> {
+    probe: &'a dyn PolicyProbe,
+    make_env: MakeEnv<'a>,
+    obs_rms: Option<&'a RunningMeanStd>,
+    options: &'a TrueGradOptions,
+    gamma: f64,
+    next_seed: u64,
+}
+
 /// Measures the policy of `probe` on environments from `make_env` (observations normalised
 /// with `obs_rms` when given). The report's `checkpoint`, `env`, `agent` and `step` are left
 /// for the caller to fill in.
+///
+/// Four phases, in an order the random streams depend on: a pilot batch fits the baseline,
+/// `ground_truth` plays the truth's chunks, `finite_differences` cross-checks it, and
+/// `estimators` draws each estimator's batches.
 pub fn measure_probe(
     probe: &dyn PolicyProbe,
     make_env: MakeEnv<'_>,
@@ -42,16 +57,14 @@ pub fn measure_probe(
     let start = Instant::now();
     tch::manual_seed(options.seed as i64);
     let gamma = probe.gamma();
-    let params = probe.policy_parameters();
-    let numel = params.numel();
-    let mut next_seed = options.seed.wrapping_mul(1 << 32);
+    let next_seed = options.seed.wrapping_mul(1 << 32);
+    let mut lab = Lab { probe, make_env, obs_rms, options, gamma, next_seed };
     let chunk = options.chunk_episodes;
-    let chunks = options.truth_episodes / chunk;
 
     // The baseline of the truth (and of the estimators when the run has no value network):
     // fitted on a pilot batch independent of every episode measured below.
     let pilot =
-        play_many(probe, make_env, obs_rms, chunk, chunk, &mut next_seed, options.max_steps)?;
+        play_many(probe, make_env, obs_rms, chunk, chunk, &mut lab.next_seed, options.max_steps)?;
     let pilot = concat(&pilot)?;
     let baseline = FittedBaseline::fit(probe, &pilot, gamma)?;
     let probe_obs = truth_sample_obs(make_env, obs_rms)?;
@@ -61,15 +74,50 @@ pub fn measure_probe(
         baseline.describe()
     );
 
-    // Ground truth.
+    let (truth, truth_report) = ground_truth(&mut lab, &baseline, baseline_name)?;
+    let (finite_differences, fd_step) =
+        finite_differences(&mut lab, &truth, &truth_report, &pilot, &baseline)?;
+    // The finite differences moved the generator by a direction-dependent amount: reseed.
+    tch::manual_seed(options.seed.wrapping_add(7) as i64);
+    let (rows, stats, not_measured) =
+        estimators(&mut lab, &truth, truth_report.mean_length, &probe_obs, &baseline)?;
+    let report = TrueGradReport {
+        checkpoint: String::new(),
+        env: String::new(),
+        agent: String::new(),
+        step: 0,
+        gamma,
+        parameters: probe.policy_parameters().numel(),
+        truth: truth_report,
+        finite_differences,
+        fd_step,
+        fd_episodes: options.fd_episodes,
+        estimators: rows,
+        not_measured,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok(Measurement { report, truth, estimators: stats })
+}
+
+/// The ground truth `∇J`: the score-function estimator with the fitted baseline over
+/// `truth_episodes` episodes, in chunks whose spread gives its standard error; with the
+/// objective and the episodes' statistics.
+fn ground_truth(
+    lab: &mut Lab<'_>,
+    baseline: &FittedBaseline,
+    baseline_name: String,
+) -> Result<(GradStats, Truth), RunError> {
+    let Lab { probe, make_env, obs_rms, options, gamma, .. } = *lab;
+    let next_seed = &mut lab.next_seed;
+    let chunk = options.chunk_episodes;
+    let chunks = options.truth_episodes / chunk;
     let truth_start = Instant::now();
     let mut rollout_seconds = 0.0;
     let mut chunk_grads = Vec::with_capacity(chunks);
     let (mut disc, mut undisc, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..chunks {
         let t0 = Instant::now();
-        let episodes =
-            play(probe, make_env, obs_rms, &seeds(&mut next_seed, chunk), options.max_steps)?;
+        let episodes = play(probe, make_env, obs_rms, &seeds(next_seed, chunk), options.max_steps)?;
         rollout_seconds += t0.elapsed().as_secs_f64();
         disc.extend(episodes.discounted_returns(gamma));
         undisc.extend(episodes.discounted_returns(1.0));
@@ -98,8 +146,24 @@ pub fn measure_probe(
         rollout_seconds_per_episode: rollout_seconds / (chunks * chunk) as f64,
         seconds: truth_start.elapsed().as_secs_f64(),
     };
+    Ok((truth, truth_report))
+}
 
-    // Finite differences along random unit directions, with common random numbers.
+/// Central finite differences of `J` along the pilot batch's gradient and random unit
+/// directions, with common random numbers, against the truth's `u · ∇J`; and the step `h` used.
+fn finite_differences(
+    lab: &mut Lab<'_>,
+    truth: &GradStats,
+    truth_report: &Truth,
+    pilot: &Episodes,
+    baseline: &FittedBaseline,
+) -> Result<(Vec<FiniteDifference>, f64), RunError> {
+    let Lab { probe, make_env, obs_rms, options, gamma, .. } = *lab;
+    let next_seed = &mut lab.next_seed;
+    let (truth_norm, objective) = (truth_report.norm, truth_report.objective);
+    let params = probe.policy_parameters();
+    let numel = params.numel();
+    let chunk = options.chunk_episodes;
     let mut finite_differences = Vec::new();
     // A step along which J changes by at most 1% to first order: J's curvature biases a central
     // difference by O(h²), and a steep policy needs a short step (on Pendulum, SAC after 1,000
@@ -113,9 +177,9 @@ pub fn measure_probe(
     // The first direction is the pilot batch's gradient: strongly sloped, and independent of
     // the truth's chunks (the truth's own direction would favour its noise).
     let pilot_weights =
-        row_weights(&pilot, gamma, &Advantage::Baseline(baseline.predict(probe, &pilot)?));
+        row_weights(pilot, gamma, &Advantage::Baseline(baseline.predict(probe, pilot)?));
     let along_truth =
-        score_gradient(probe, &pilot, 0..pilot.len(), &pilot_weights)?.to_kind(Kind::Double);
+        score_gradient(probe, pilot, 0..pilot.len(), &pilot_weights)?.to_kind(Kind::Double);
     let random_directions = (0..options.fd_directions)
         .map(|_| Tensor::randn([numel as i64], (Kind::Double, tch::Device::Cpu)));
     let directions: Vec<(&'static str, Tensor)> = if options.fd_directions == 0 {
@@ -129,7 +193,7 @@ pub fn measure_probe(
         let u = &u / u.norm();
         let u_vec = Vec::<f64>::try_from(&u).map_err(torch)?;
         let direction_seed = options.seed.wrapping_add(1_000 + j as u64) as i64;
-        let fd_seeds = seeds(&mut next_seed, options.fd_episodes);
+        let fd_seeds = seeds(next_seed, options.fd_episodes);
         let returns_at = |sign: f64| -> Result<Vec<f64>, RunError> {
             tch::no_grad(|| {
                 let moved = &original + (&u * (sign * fd_step)).to_kind(Kind::Float);
@@ -161,10 +225,22 @@ pub fn measure_probe(
             z: (fd - proj) / (fd_se * fd_se + proj_se * proj_se).sqrt(),
         });
     }
-    // The finite differences moved the generator by a direction-dependent amount: reseed.
-    tch::manual_seed(options.seed.wrapping_add(7) as i64);
+    Ok((finite_differences, fd_step))
+}
 
-    // The estimators on a pool of independent episodes.
+/// The estimators on a pool of independent episodes, each at its agent's batch size: report
+/// rows, the estimates, and what could not be measured.
+#[allow(clippy::type_complexity)]
+fn estimators(
+    lab: &mut Lab<'_>,
+    truth: &GradStats,
+    mean_length: f64,
+    probe_obs: &Tensor,
+    baseline: &FittedBaseline,
+) -> Result<(Vec<EstimatorRow>, Vec<(String, GradStats)>, Vec<String>), RunError> {
+    let Lab { probe, make_env, obs_rms, options, gamma, .. } = *lab;
+    let next_seed = &mut lab.next_seed;
+    let chunk = options.chunk_episodes;
     let sf_batch = options
         .batch_episodes
         .unwrap_or_else(|| ((probe.batch_samples() as f64 / mean_length).round() as usize).max(1));
@@ -172,8 +248,8 @@ pub fn measure_probe(
     let has_pathwise = {
         let noise = probe.draw_noise(1);
         probe
-            .reparameterized_action(&probe_obs, &noise)
-            .is_some_and(|a| tch::no_grad(|| probe.critic(&probe_obs, &a)).is_some())
+            .reparameterized_action(probe_obs, &noise)
+            .is_some_and(|a| tch::no_grad(|| probe.critic(probe_obs, &a)).is_some())
     };
     let per_estimate = if has_pathwise { sf_batch.max(pw_batch) } else { sf_batch };
     let pool = play_many(
@@ -182,7 +258,7 @@ pub fn measure_probe(
         obs_rms,
         per_estimate * options.estimates,
         chunk.max(per_estimate),
-        &mut next_seed,
+        next_seed,
         options.max_steps,
     )?;
     let pool = concat(&pool)?;
@@ -219,7 +295,7 @@ pub fn measure_probe(
             .collect::<Result<Vec<_>, _>>()?;
         let seconds = t0.elapsed().as_secs_f64() / options.estimates as f64;
         let s = GradStats::of(&draws)?;
-        rows.push(row(&name, sf_batch, "episodes", &s, &truth, seconds)?);
+        rows.push(row(&name, sf_batch, "episodes", &s, truth, seconds)?);
         stats.push((name, s));
     }
     if has_pathwise {
@@ -246,28 +322,13 @@ pub fn measure_probe(
         }
         let seconds = t0.elapsed().as_secs_f64() / options.estimates as f64;
         let s = GradStats::of(&draws)?;
-        rows.push(row(&name, pw_batch, "states", &s, &truth, seconds)?);
+        rows.push(row(&name, pw_batch, "states", &s, truth, seconds)?);
         stats.push((name, s));
     } else {
         not_measured
             .push("pathwise: the policy has no reparameterization or the run no critic".to_owned());
     }
-    let report = TrueGradReport {
-        checkpoint: String::new(),
-        env: String::new(),
-        agent: String::new(),
-        step: 0,
-        gamma,
-        parameters: numel,
-        truth: truth_report,
-        finite_differences,
-        fd_step,
-        fd_episodes: options.fd_episodes,
-        estimators: rows,
-        not_measured,
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    Ok(Measurement { report, truth, estimators: stats })
+    Ok((rows, stats, not_measured))
 }
 
 /// Measures the policy of the checkpoint at `path` (a run directory: its best checkpoint, or
