@@ -10,8 +10,9 @@
 #   5. the custom-env template, copied outside the workspace, built and run there
 #      (scripts/check_template.sh);
 #   6. the `gymnasium` feature with its pinned venv (scripts/setup.sh --gymnasium): the bridge's
-#      trajectories against Gymnasium's own, its errors, envs made from parallel threads, and
-#      the CLI with `gymnasium:<ID>` envs.
+#      trajectories against Gymnasium's own, its errors, envs made from parallel threads, envs
+#      in worker processes (the same results; a worker that raises, dies or hangs), and the CLI
+#      with `gymnasium:<ID>` envs (worker processes, Ctrl-C, a killed worker).
 # Stops at the first failure.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +46,8 @@ scripts/check_template.sh
 
 say "the gymnasium feature (its venv from scripts/setup.sh --gymnasium)"
 scripts/setup.sh --gymnasium
-cargo test --release -p rlpg-envs --features gymnasium --test gymnasium --test gymnasium_threads
+cargo test --release -p rlpg-envs --features gymnasium --test gymnasium --test gymnasium_threads \
+  --test gymnasium_workers
 cargo test --release -p rlpg --features gymnasium --test cli_gymnasium
 
 say "all tests passed"

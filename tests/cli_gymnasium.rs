@@ -142,3 +142,140 @@ fn without_its_python_a_run_is_exit_2_naming_the_setup_command_and_doctor_says_s
     let stdout = text(&doctor.stdout);
     assert!(stdout.contains("gymnasium bridge: gymnasium 1.4.0"), "{stdout}");
 }
+
+/// The pids of the worker processes of the rlpg process `parent` (their command line holds
+/// their config, which names the parent).
+fn workers_of(parent: u32) -> Vec<u32> {
+    let marker = format!("\"parent\":{parent}");
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&marker)
+        })
+        .collect()
+}
+
+/// `rlpg train` of CartPole through the bridge with 4 envs in 2 worker processes, long enough to
+/// be stopped, in a process group of its own (as a terminal's foreground job is).
+fn spawn_worker_run(out: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let sets = [
+        "env=gymnasium:CartPole-v1",
+        "agent=reinforce",
+        "num_envs=4",
+        "env_workers=2",
+        "total_timesteps=2000000",
+        "checkpoint_every=2000",
+        "eval_every=0",
+    ];
+    Command::new(env!("CARGO_BIN_EXE_rlpg"))
+        .arg("train")
+        .args(sets.iter().flat_map(|s| ["--set", s]))
+        .args(["--quiet", "--out", out.to_str().expect("utf-8 path")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn rlpg")
+}
+
+/// Waits until the run under `out` has a checkpoint after its first and two workers are up.
+fn wait_until_training(out: &Path, child: &mut std::process::Child) -> Vec<u32> {
+    let start = std::time::Instant::now();
+    loop {
+        let run = std::fs::read_dir(out).ok().and_then(|mut d| d.next()).and_then(Result::ok);
+        let progressed = run.is_some_and(|run| count(&run.path().join("checkpoints")) >= 2);
+        let workers = workers_of(child.id());
+        if progressed && workers.len() == 2 {
+            return workers;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("rlpg train exited ({status}) before training was under way");
+        }
+        assert!(start.elapsed().as_secs() < 120, "training not under way after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn worker_processes_train_as_the_in_process_bridge_does() {
+    let out_dir = Scratch::new("gym-workers-same");
+    let summary = |workers: &str| {
+        let out = rlpg(&[
+            "train",
+            "--set",
+            "env=gymnasium:CartPole-v1",
+            "--set",
+            "agent=reinforce",
+            "--set",
+            "total_timesteps=3000",
+            "--set",
+            "eval_every=1500",
+            "--set",
+            "eval_episodes=3",
+            "--set",
+            &format!("env_workers={workers}"),
+            "--json",
+            "--quiet",
+            "--out",
+            out_dir.to_str().expect("utf-8 path"),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let line = text(&out.stdout).lines().last().expect("JSON").to_owned();
+        serde_json::from_str::<serde_json::Value>(&line).expect("JSON summary")
+    };
+    let (one, two) = (summary("0"), summary("2"));
+    assert_eq!(two["env_workers"], 2, "{two}");
+    assert_eq!(one["env_workers"], 0, "{one}");
+    for key in ["episodes", "recent_mean_return", "final_eval_returns", "best_eval"] {
+        assert_eq!(
+            one[key], two[key],
+            "{key} differs between the bridge in this process and its workers"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_a_run_with_worker_processes_cleanly() {
+    let out_dir = Scratch::new("gym-workers-sigint");
+    let mut child = spawn_worker_run(&out_dir);
+    let workers = wait_until_training(&out_dir, &mut child);
+    // Ctrl-C in a terminal signals the foreground process group: rlpg's own (its workers have
+    // groups of their own, so they finish their step and are closed by rlpg).
+    let pgid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our child's process group, with a valid signal: no memory effects.
+    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait for rlpg");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    for pid in workers {
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(!alive || state.contains(") Z "), "worker {pid} outlived rlpg: {state}");
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_run_stops_the_run_naming_the_env_and_its_step() {
+    let out_dir = Scratch::new("gym-workers-kill");
+    let mut child = spawn_worker_run(&out_dir);
+    let workers = wait_until_training(&out_dir, &mut child);
+    let parent = child.id();
+    let victim = i32::try_from(workers[1]).expect("pid");
+    // SAFETY: kill(2) with a valid signal on a worker pid we just read: no memory effects.
+    assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+    let start = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait for rlpg");
+    assert!(start.elapsed().as_secs() < 60, "rlpg took {:?} to notice", start.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for part in
+        ["gymnasium:CartPole-v1", "worker process 1 of 2", "killed by signal 9", "checkpoint"]
+    {
+        assert!(stderr.contains(part), "`{part}` missing from: {stderr}");
+    }
+    let left = workers_of(parent);
+    assert!(left.is_empty(), "the other worker outlived rlpg: {left:?}");
+}

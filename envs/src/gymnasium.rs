@@ -21,6 +21,9 @@
 //!   Python object is made for them (float32 `Box`es; other dtypes are converted by NumPy).
 //! * The Python env's state cannot be saved ([`Env::snapshot`] is unsupported): a resumed run
 //!   starts fresh episodes.
+//! * Envs in this process take turns at one interpreter lock. [`worker_vec_env`] (`env_workers`
+//!   in a config; `workers.rs`) steps them in worker processes instead, in parallel, with the
+//!   same results; [`entry`]'s registry entries make such vector envs when asked.
 
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -33,6 +36,11 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyModule, PyTuple};
 
 use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step, StepInfo};
+
+#[cfg(unix)]
+mod workers;
+#[cfg(unix)]
+pub use workers::worker_vec_env;
 
 /// The prefix of the env ids the bridge builds: `gymnasium:<ID>`.
 pub const ID_PREFIX: &str = "gymnasium:";
@@ -663,6 +671,7 @@ pub fn entry(
 ) -> Result<crate::EnvEntry, EnvError> {
     let probe = GymnasiumEnv::new(id, kwargs)?;
     let limit = probe.max_episode_steps();
+    let probe_spaces = (probe.observation_space().clone(), probe.action_space().clone());
     drop(probe);
     let (owned_id, kwargs) = (id.to_owned(), kwargs.clone());
     let mut description = format!("Gymnasium's {}", &id[ID_PREFIX.len()..]);
@@ -672,6 +681,24 @@ pub fn entry(
     if !kwargs.is_empty() {
         description.push_str(&format!(" with {}", serde_json::Value::Object(kwargs.clone())));
     }
-    Ok(crate::EnvEntry::try_new(id, move || GymnasiumEnv::new(&owned_id, &kwargs))
-        .description(description))
+    let entry = crate::EnvEntry::try_new(id, {
+        let (id, kwargs) = (owned_id.clone(), kwargs.clone());
+        move || GymnasiumEnv::new(&id, &kwargs)
+    })
+    .description(description);
+    #[cfg(unix)]
+    let entry = {
+        let spaces = (probe_spaces.0, probe_spaces.1);
+        entry.with_workers(move |n, stepping| {
+            worker_vec_env(
+                &owned_id,
+                &kwargs,
+                (&spaces.0, &spaces.1),
+                n,
+                stepping.workers,
+                stepping.worker_timeout,
+            )
+        })
+    };
+    Ok(entry)
 }

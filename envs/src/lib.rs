@@ -36,7 +36,7 @@
 //! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
 //! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
 //! | `gym_rs` | `GymRsEnv` (feature `gym-rs`) | adapter for the `gym-rs` crate's MountainCar |
-//! | `gymnasium` | `gymnasium::GymnasiumEnv`, `gymnasium::entry` (feature `gymnasium`) | any Gymnasium env as `gymnasium:<ID>`, in CPython embedded with pyo3 |
+//! | `gymnasium` | `gymnasium::GymnasiumEnv`, `gymnasium::entry`, `gymnasium::worker_vec_env` (feature `gymnasium`) | any Gymnasium env as `gymnasium:<ID>`, in CPython embedded with pyo3 or in worker processes |
 //!
 //! ## Invariants
 //!
@@ -117,7 +117,7 @@ pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;
 pub use crate::space::{BoxSpace, Space};
 pub use crate::vec_env::{
-    EnvThreads, VecActions, VecEnv, VecEnvSnapshot, VecStep, check_threadable, cores,
+    EnvThreads, Stepping, VecActions, VecEnv, VecEnvSnapshot, VecStep, check_threadable, cores,
 };
 pub use crate::wrappers::episode_statistics::{
     DEFAULT_EPISODE_BUFFER, EpisodeRecord, RecordEpisodeStatistics,

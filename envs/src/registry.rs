@@ -15,6 +15,7 @@ use crate::classic::mountain_car_continuous::MountainCarContinuous;
 use crate::classic::pendulum::Pendulum;
 use crate::core::{Env, EnvError, InfoKey, Space};
 use crate::restock::Restock;
+use crate::vec_env::{Stepping, VecEnv};
 use crate::wrappers::time_limit::TimeLimit;
 
 /// One registered environment, as listed by [`registry`].
@@ -169,6 +170,16 @@ pub trait MakeEnv {
     /// Builds one environment.
     fn make(&self) -> Result<Box<dyn Env>, EnvError>;
 
+    /// `n` envs in a vector env stepped as `stepping` says. The default steps envs of this
+    /// process ([`VecEnv::make`]); worker processes are an error, as only the Gymnasium bridge's
+    /// entries have them.
+    fn make_vec(&self, n: usize, stepping: &Stepping) -> Result<VecEnv, EnvError> {
+        if stepping.workers > 0 {
+            return Err(no_workers(self.make()?.id()));
+        }
+        VecEnv::make(self, n, stepping.threads)
+    }
+
     /// Builds one environment that may move to another thread. The default refuses: it is for
     /// makers whose envs are not known to be `Send`.
     fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
@@ -189,6 +200,19 @@ impl<F: Fn() -> Result<Box<dyn Env>, EnvError>> MakeEnv for F {
         self()
     }
 }
+
+/// The error for worker processes asked of envs that have none.
+fn no_workers(env: &str) -> EnvError {
+    EnvError::Other {
+        env: env.to_owned(),
+        message: "env_workers: worker processes run Gymnasium envs (env = \"gymnasium:<ID>\", \
+                  on a Unix system); this env steps in this process, on env_threads threads"
+            .to_owned(),
+    }
+}
+
+/// Makes the vector env of an [`EnvEntry`] whose envs step in worker processes.
+type WorkersFn = dyn Fn(usize, &Stepping) -> Result<VecEnv, EnvError> + Send + Sync;
 
 /// A factory closure of `Send` environments, `Fn() -> Result<Box<dyn Env + Send>, EnvError>`, as a
 /// [`MakeEnv`] whose envs may be stepped on several threads.
@@ -253,6 +277,8 @@ pub struct EnvEntry {
     description: String,
     max_episode_steps: Option<usize>,
     build: Build,
+    /// Makes its vector env in worker processes (the Gymnasium bridge's entries).
+    workers: Option<Arc<WorkersFn>>,
 }
 
 impl fmt::Debug for EnvEntry {
@@ -326,7 +352,17 @@ impl EnvEntry {
     }
 
     fn with_build(id: String, build: Build) -> Self {
-        Self { id, description: String::new(), max_episode_steps: None, build }
+        Self { id, description: String::new(), max_episode_steps: None, build, workers: None }
+    }
+
+    /// Makes this entry's vector envs with `workers` when `env_workers` asks for worker
+    /// processes (what the Gymnasium bridge's [`crate::gymnasium::entry`] does).
+    pub fn with_workers(
+        mut self,
+        workers: impl Fn(usize, &Stepping) -> Result<VecEnv, EnvError> + Send + Sync + 'static,
+    ) -> Self {
+        self.workers = Some(Arc::new(workers));
+        self
     }
 
     /// Whether its environments are `Send` ([`EnvEntry::new`]), so that they may be stepped
@@ -390,6 +426,7 @@ impl EnvEntry {
             description: entry.description.to_owned(),
             max_episode_steps: Some(entry.max_episode_steps),
             build: Build::Send(Arc::new(build)),
+            workers: None,
         }
     }
 }
@@ -397,6 +434,13 @@ impl EnvEntry {
 impl MakeEnv for EnvEntry {
     fn make(&self) -> Result<Box<dyn Env>, EnvError> {
         EnvEntry::make(self)
+    }
+    fn make_vec(&self, n: usize, stepping: &Stepping) -> Result<VecEnv, EnvError> {
+        match &self.workers {
+            Some(workers) if stepping.workers > 0 => workers(n, stepping),
+            _ if stepping.workers > 0 => Err(no_workers(&self.id)),
+            _ => VecEnv::make(self, n, stepping.threads),
+        }
     }
     fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
         EnvEntry::make_send(self)

@@ -195,9 +195,58 @@ pub struct VecEnv {
     /// While [`EnvThreads::Auto`] is measuring the step cost: steps timed so far and their
     /// total time.
     auto_probe: Option<(u32, Duration)>,
-    /// Scratch for threaded steps: each env's result, written by the task of its index.
+    /// Scratch for threaded and remote steps: each env's result, written by the task of its
+    /// index (or by the remote envs).
     infos: Vec<StepInfo>,
     errors: Vec<Option<EnvError>>,
+    /// Envs stepped elsewhere as one batch (the Gymnasium bridge's worker processes); `envs`
+    /// then holds stand-ins that name them and describe their spaces.
+    remote: Option<Remote>,
+}
+
+/// The state of [`RemoteEnvs`] kept by the vector env.
+struct Remote {
+    envs: Box<dyn RemoteEnvs>,
+    /// `[n * obs_dim]` the first observations of the automatic resets of the last step.
+    reset_obs: Vec<f32>,
+    /// The errors of those resets, by env.
+    reset_errors: Vec<Option<EnvError>>,
+}
+
+/// Envs that step as one batch outside the vector env (the Gymnasium bridge's worker
+/// processes): each step or reset of all envs is one exchange, and an env whose episode ends
+/// is reset there in the same exchange. The vector env keeps its own checks and bookkeeping, so
+/// its results are those of the same envs stepped in this process.
+pub(crate) trait RemoteEnvs: Send {
+    /// The processes stepping the envs.
+    fn workers(&self) -> usize;
+
+    /// Resets every env (env `i` with `seed + i`), writing their first observations into the
+    /// rows of `obs`. An env's own failure goes into `errors[i]`; `Err` is a failure of the
+    /// batch itself (a worker that died or hung).
+    fn reset(
+        &mut self,
+        seed: Option<u64>,
+        obs: &mut [f32],
+        errors: &mut [Option<EnvError>],
+    ) -> Result<(), EnvError>;
+
+    /// Steps every env with its action: the observation into its `next_obs` row and the rest
+    /// into `infos`; an env whose episode ended is reset (continuing its random stream) into its
+    /// `reset_obs` row. An env's own failures go into `step_errors[i]` and `reset_errors[i]`;
+    /// `Err` is a failure of the batch itself. `lengths` are the envs' episode lengths before
+    /// the step, for messages.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        actions: VecActions<'_>,
+        lengths: &[usize],
+        next_obs: &mut [f32],
+        reset_obs: &mut [f32],
+        infos: &mut [StepInfo],
+        step_errors: &mut [Option<EnvError>],
+        reset_errors: &mut [Option<EnvError>],
+    ) -> Result<(), EnvError>;
 }
 
 /// How many threads step the environments of a [`VecEnv`] (the `env_threads` setting): written
@@ -241,6 +290,35 @@ impl EnvThreads {
             EnvThreads::Count(0) => cores().min(num_envs).max(1),
             EnvThreads::Count(n) => n.min(num_envs).max(1),
             EnvThreads::Auto => 1,
+        }
+    }
+}
+
+/// How a vector env steps its envs: the `env_threads`, `env_workers` and `env_worker_timeout`
+/// settings. The results are the same bit for bit whatever they are.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stepping {
+    /// Threads stepping envs of this process ([`EnvThreads`]).
+    pub threads: EnvThreads,
+    /// Worker processes stepping Gymnasium envs (`0`: the envs run in this process). Only the
+    /// Gymnasium bridge has them ([`crate::EnvEntry::with_workers`]).
+    pub workers: usize,
+    /// How long a worker process may take to answer a step or reset before it is stopped and
+    /// the step is an error.
+    pub worker_timeout: Duration,
+}
+
+impl Stepping {
+    /// The default time a worker may take to answer.
+    pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+impl Default for Stepping {
+    fn default() -> Self {
+        Self {
+            threads: EnvThreads::default(),
+            workers: 0,
+            worker_timeout: Self::DEFAULT_WORKER_TIMEOUT,
         }
     }
 }
@@ -508,8 +586,38 @@ impl VecEnv {
             auto_probe: None,
             infos: vec![StepInfo { reward: 0.0, terminated: false, truncated: false }; n],
             errors: vec![None; n],
+            remote: None,
             envs,
         })
+    }
+
+    /// A vector env of envs stepped elsewhere by `remote`; `stand_ins` name them and describe
+    /// their spaces (one per env).
+    #[cfg(all(feature = "gymnasium", unix))]
+    pub(crate) fn new_remote(
+        stand_ins: Vec<Box<dyn Env>>,
+        remote: Box<dyn RemoteEnvs>,
+    ) -> Result<Self, EnvError> {
+        let mut vec = Self::new(stand_ins)?;
+        let n = vec.envs.len();
+        vec.remote = Some(Remote {
+            envs: remote,
+            reset_obs: vec![0.0; n * vec.obs_dim],
+            reset_errors: vec![None; n],
+        });
+        // Nothing runs in this process's interpreter.
+        vec.python = false;
+        Ok(vec)
+    }
+
+    /// Whether the envs step in other processes (the Gymnasium bridge's workers).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The worker processes stepping the envs (`0`: they step in this process).
+    pub fn workers(&self) -> usize {
+        self.remote.as_ref().map_or(0, |r| r.envs.workers())
     }
 
     /// [`VecEnv::new`] for envs that may be stepped on other threads ([`VecEnv::set_threads`]).
@@ -524,7 +632,11 @@ impl VecEnv {
     /// `n` envs from `make` stepped on `threads` threads: [`MakeEnv::make_send`] when the setting
     /// may use more than one thread (an env that is not `Send` is then an error saying so),
     /// [`MakeEnv::make`] otherwise.
-    pub fn make(make: &dyn MakeEnv, n: usize, threads: EnvThreads) -> Result<Self, EnvError> {
+    pub fn make<M: MakeEnv + ?Sized>(
+        make: &M,
+        n: usize,
+        threads: EnvThreads,
+    ) -> Result<Self, EnvError> {
         let mut vec = if threads == EnvThreads::Count(1) {
             Self::new((0..n).map(|_| make.make()).collect::<Result<_, _>>()?)?
         } else {
@@ -542,6 +654,15 @@ impl VecEnv {
         let n = self.envs.len();
         let wanted = threads.resolve(n);
         if threads != EnvThreads::Auto && wanted > 1 {
+            if self.remote.is_some() {
+                return Err(EnvError::Other {
+                    env: self.id.clone(),
+                    message: format!(
+                        "env_threads = {threads}: these envs step in worker processes \
+                         (env_workers), which run them in parallel already; set env_threads = 1"
+                    ),
+                });
+            }
             self.check_threadable(threads)?;
         }
         if wanted > MAX_TASKS.min(u32::MAX as usize) || n > MAX_TASKS {
@@ -605,10 +726,8 @@ impl VecEnv {
         let mean = *total / EnvThreads::AUTO_PROBE_STEPS;
         self.auto_probe = None;
         let threads = EnvThreads::Count(0).resolve(self.envs.len());
-        if mean >= EnvThreads::AUTO_MIN_STEP
-            && threads > 1
-            && self.check_threadable(EnvThreads::Auto).is_ok()
-        {
+        let threadable = self.remote.is_none() && self.check_threadable(EnvThreads::Auto).is_ok();
+        if mean >= EnvThreads::AUTO_MIN_STEP && threads > 1 && threadable {
             // A pool that cannot start leaves the envs on one thread, which is still correct.
             let _ = self.start_threads(threads);
         }
@@ -654,7 +773,16 @@ impl VecEnv {
         self.ready = false;
         let obs_dim = self.obs_dim;
         let seed_of = |i: usize| seed.map(|s| s.wrapping_add(i as u64));
-        if let Some(pool) = &mut self.pool {
+        if let Some(remote) = &mut self.remote {
+            remote.envs.reset(seed, &mut self.out.obs, &mut self.errors)?;
+            first_task_error(&mut self.errors, 0..self.envs.len())?;
+            // The same checks as for envs in this process.
+            for (i, env) in self.envs.iter().enumerate() {
+                let row = &self.out.obs[i * obs_dim..(i + 1) * obs_dim];
+                check_observation(env.id(), &self.observation_space, row, Origin::Reset)
+                    .map_err(|e| e.in_vec_env(i))?;
+            }
+        } else if let Some(pool) = &mut self.pool {
             let (envs, space) = (SharedEnvs::new(&mut self.envs), &self.observation_space);
             let rows = SharedRows::new(&mut self.out.obs, obs_dim);
             let errors = SharedRows::new(&mut self.errors, 1);
@@ -723,8 +851,8 @@ impl VecEnv {
         }
         // `check_actions_shape` made both lengths exact: one action per env.
         let (act_dim, n) = (self.act_dim, self.envs.len());
-        if self.pool.is_some() {
-            self.step_envs_threaded(actions)?;
+        if self.pool.is_some() || self.remote.is_some() {
+            self.step_envs_elsewhere(actions)?;
             self.finish_step()?;
             if self.normalization.is_some() {
                 self.normalize_outputs();
@@ -808,15 +936,25 @@ impl VecEnv {
         Ok(())
     }
 
-    /// Phase 1 of [`VecEnv::step`] on the pool: each env steps on whichever thread claims it,
-    /// writing its `next_obs` row and its result; then the results are read in env order, as
-    /// [`VecEnv::step_envs`] reads them, so that the batch is the same as on one thread. When
-    /// envs fail, the error of the lowest index is returned, as on one thread (where the envs
-    /// after it do not step at all; either way the envs must be reset).
-    fn step_envs_threaded(&mut self, actions: VecActions<'_>) -> Result<(), EnvError> {
+    /// Phase 1 of [`VecEnv::step`] on the pool or the remote envs: each env steps on whichever
+    /// thread claims it (or in its worker process), writing its `next_obs` row and its result;
+    /// then the results are read in env order, as [`VecEnv::step_envs`] reads them, so that the
+    /// batch is the same as on one thread. When envs fail, the error of the lowest index is
+    /// returned, as on one thread (where the envs after it do not step at all; either way the
+    /// envs must be reset).
+    fn step_envs_elsewhere(&mut self, actions: VecActions<'_>) -> Result<(), EnvError> {
         let (n, obs_dim, act_dim) = (self.envs.len(), self.obs_dim, self.act_dim);
-        let Some(pool) = &mut self.pool else { return Err(internal_error(&self.id)) };
-        {
+        if let Some(remote) = &mut self.remote {
+            remote.envs.step(
+                actions,
+                &self.episode_lengths,
+                &mut self.out.next_obs,
+                &mut remote.reset_obs,
+                &mut self.infos,
+                &mut self.errors,
+                &mut remote.reset_errors,
+            )?;
+        } else if let Some(pool) = &mut self.pool {
             let envs = SharedEnvs::new(&mut self.envs);
             let rows = SharedRows::new(&mut self.out.next_obs, obs_dim);
             let infos = SharedRows::new(&mut self.infos, 1);
@@ -831,6 +969,8 @@ impl VecEnv {
                     Err(e) => unsafe { errors.row(i)[0] = Some(e) },
                 }
             });
+        } else {
+            return Err(internal_error(&self.id));
         }
         let out = &mut self.out;
         out.episodes.clear();
@@ -887,6 +1027,22 @@ impl VecEnv {
         for episode in &out.episodes {
             returns[episode.env] = 0.0;
             lengths[episode.env] = 0;
+        }
+        if let Some(remote) = &mut self.remote {
+            // The worker processes reset the envs already: check and take their observations.
+            let ended = out.episodes.iter().map(|e| e.env);
+            first_task_error(&mut remote.reset_errors, ended)?;
+            for episode in &out.episodes {
+                let (i, env) = (episode.env, &self.envs[episode.env]);
+                let first = &remote.reset_obs[i * obs_dim..(i + 1) * obs_dim];
+                if !all_finite(first) {
+                    let space = &self.observation_space;
+                    let err = invalid_observation(&**env, space, first, Origin::Reset);
+                    return Err(err.in_vec_env(i));
+                }
+                out.obs[i * obs_dim..(i + 1) * obs_dim].copy_from_slice(first);
+            }
+            return Ok(());
         }
         match &mut self.pool {
             // Resets on the pool when several are due (one is not worth the hand-over).

@@ -175,6 +175,7 @@ fn print_trained(trained: &crate::run::TrainedRun, json: bool) -> Result<(), Run
             "steps_to_target": s.reached_target.map(|(steps, _)| steps),
             "seconds_to_target": s.reached_target.map(|(_, seconds)| seconds),
             "env_threads": s.env_threads,
+            "env_workers": s.env_workers,
             "phase_seconds": s.phase_seconds,
         });
         println!("{}", to_json(&out, "training summary as JSON")?);

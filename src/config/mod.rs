@@ -165,6 +165,16 @@ pub struct Config {
     /// that are `Send` and run no Python code.
     #[serde(default)]
     pub env_threads: EnvThreads,
+    /// Worker processes that step `gymnasium:<ID>` envs (`0`: the envs step in this process,
+    /// taking turns at one Python interpreter lock). Each worker steps an equal share of the
+    /// `num_envs` envs (at most one worker per env is used), in parallel, with the same results
+    /// as in this process. For Gymnasium envs only; for Rust envs see `env_threads`.
+    #[serde(default)]
+    pub env_workers: usize,
+    /// Seconds a worker process may take to answer a step or reset of its envs (> 0): one that
+    /// takes longer is stopped and the run ends with an error naming the env and its step.
+    #[serde(default = "defaults::env_worker_timeout")]
+    pub env_worker_timeout: f64,
     /// libtorch intra-op threads (>= 1). One is fastest for networks this small on a few cores:
     /// more threads cost more in synchronization than they gain.
     #[serde(default = "defaults::torch_threads")]
@@ -247,6 +257,9 @@ mod defaults {
     pub(super) fn torch_threads() -> i32 {
         1
     }
+    pub(super) fn env_worker_timeout() -> f64 {
+        rlpg_envs::Stepping::DEFAULT_WORKER_TIMEOUT.as_secs_f64()
+    }
     pub(super) fn normalize_obs() -> bool {
         false
     }
@@ -284,6 +297,8 @@ impl Config {
             total_timesteps: defaults::total_timesteps(),
             num_envs: defaults::num_envs(),
             env_threads: EnvThreads::default(),
+            env_workers: 0,
+            env_worker_timeout: defaults::env_worker_timeout(),
             torch_threads: defaults::torch_threads(),
             device: DeviceSetting::default(),
             normalize_obs: defaults::normalize_obs(),

@@ -2,7 +2,9 @@
 //! environment's spaces ([`Config::validate_against`]).
 
 use rlpg_agents::SettingsContext;
-use rlpg_envs::{EnvThreads, Space};
+use std::time::Duration;
+
+use rlpg_envs::{EnvThreads, Space, Stepping};
 
 use super::{AgentKind, Config, ConfigError, GYMNASIUM_PREFIX};
 
@@ -47,6 +49,7 @@ impl Config {
                 ));
             }
         }
+        self.check_stepping()?;
         if self.torch_threads < 1 {
             return Err(invalid(
                 "torch_threads",
@@ -151,6 +154,58 @@ impl Config {
             }
         }
         self.env_kwargs.iter().try_for_each(|(k, v)| check(&format!("env_kwargs.{k}"), v))
+    }
+
+    /// `env_workers` only for `gymnasium:<ID>` envs and without `env_threads`; a positive,
+    /// finite `env_worker_timeout`.
+    fn check_stepping(&self) -> Result<(), ConfigError> {
+        let timeout = self.env_worker_timeout;
+        if !(timeout > 0.0 && Duration::try_from_secs_f64(timeout).is_ok()) {
+            return Err(invalid(
+                "env_worker_timeout",
+                format!("must be a positive, finite number of seconds, got {timeout}"),
+            ));
+        }
+        if self.env_workers == 0 {
+            return Ok(());
+        }
+        if self.env_workers > MAX_ENV_THREADS {
+            return Err(invalid(
+                "env_workers",
+                format!("must be at most {MAX_ENV_THREADS}, got {}", self.env_workers),
+            ));
+        }
+        if !self.env.starts_with(GYMNASIUM_PREFIX) {
+            return Err(invalid(
+                "env_workers",
+                format!(
+                    "worker processes run Gymnasium envs (env = \"{GYMNASIUM_PREFIX}<ID>\"), but env \
+                     is `{}`; Rust envs step on several threads with env_threads",
+                    self.env
+                ),
+            ));
+        }
+        if matches!(self.env_threads, EnvThreads::Count(n) if n != 1) {
+            return Err(invalid(
+                "env_threads",
+                format!(
+                    "with env_workers = {} the envs step in worker processes, in parallel \
+                     already; set env_threads = 1 (or leave it out)",
+                    self.env_workers
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How the run's environments step: `env_threads`, `env_workers`, `env_worker_timeout`.
+    pub fn stepping(&self) -> Stepping {
+        let timeout = Duration::try_from_secs_f64(self.env_worker_timeout);
+        Stepping {
+            threads: self.env_threads,
+            workers: self.env_workers,
+            worker_timeout: timeout.unwrap_or(Stepping::DEFAULT_WORKER_TIMEOUT),
+        }
     }
 
     /// `env_kwargs` as a JSON object (what the `gymnasium` bridge passes to `gymnasium.make`).

@@ -1,7 +1,7 @@
 //! Where a run's environments come from: the built-in registry, a user's registry, or a
 //! factory ([`EnvSource`]), resolved against the config's `env`.
 
-use rlpg_envs::{Env, EnvEntry, EnvError, MakeEnv, Registry};
+use rlpg_envs::{Env, EnvEntry, EnvError, MakeEnv, Registry, Stepping, VecEnv};
 
 use super::RunError;
 use crate::config::Config;
@@ -66,6 +66,12 @@ impl MakeEnv for Envs<'_> {
         match self {
             Envs::Factory(factory) => factory.make_send(),
             Envs::Entry(entry) => entry.make_send(),
+        }
+    }
+    fn make_vec(&self, n: usize, stepping: &Stepping) -> Result<VecEnv, EnvError> {
+        match self {
+            Envs::Factory(factory) => factory.make_vec(n, stepping),
+            Envs::Entry(entry) => entry.make_vec(n, stepping),
         }
     }
 }

@@ -32,8 +32,9 @@ pub fn resume(run_dir: &Path, options: TrainOptions<'_>) -> Result<RunOutcome, R
 /// agents or the loop depends on `total_timesteps`). `torch_threads` is here because it changes
 /// speed, not the algorithm, but with more than one thread runs are not bit-reproducible
 /// anyway; `device` likewise (a run checkpointed on one device continues on another, with
-/// the other device's floating-point rounding). `env_threads` changes nothing but speed: the
-/// environments give the same results bit for bit on any number of threads. Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
+/// the other device's floating-point rounding). `env_threads` and `env_workers` change nothing but
+/// speed: the environments give the same results bit for bit on any number of threads or
+/// worker processes (and `env_worker_timeout` only how long a worker may take). Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
 /// learning rates included) would make the continued run a different experiment from its
 /// first part, and is refused.
 pub const RESUME_CHANGEABLE: &[&str] = &[
@@ -47,6 +48,8 @@ pub const RESUME_CHANGEABLE: &[&str] = &[
     "torch_threads",
     "device",
     "env_threads",
+    "env_workers",
+    "env_worker_timeout",
 ];
 
 /// File in a run directory where every change of settings made on resuming is appended, one
@@ -202,6 +205,8 @@ fn with_changeable_from(saved: &Config, current: &Config) -> Result<Config, RunE
     out.torch_threads = current.torch_threads;
     out.device = current.device;
     out.env_threads = current.env_threads;
+    out.env_workers = current.env_workers;
+    out.env_worker_timeout = current.env_worker_timeout;
     // Keep this function and the list in step: a key in the list must be copied above.
     let missed: Vec<String> = changed_keys(&out, current)?
         .into_iter()

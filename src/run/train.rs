@@ -72,7 +72,7 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         seed: config.seed,
         total_timesteps: config.total_timesteps,
         num_envs: config.num_envs,
-        env_threads: config.env_threads,
+        stepping: config.stepping(),
         normalize_obs: config.normalize_obs,
         eval_every: config.eval_every,
         eval_episodes: config.eval_episodes,
@@ -347,6 +347,7 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "final_eval_std_return": summary.final_eval.std_return,
         "steps_per_second": summary.steps_per_second,
         "env_threads": summary.env_threads,
+        "env_workers": summary.env_workers,
         "phase_seconds": summary.phase_seconds,
         "evals": summary.evals,
         "reached_target": summary.reached_target.map(|(steps, seconds)| {

@@ -2,7 +2,9 @@
 //! environments seeded apart from the training ones.
 
 use rlpg_agents::{ActMode, Agent};
-use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, VecActions, VecEnv};
+use rlpg_envs::{
+    DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, Stepping, VecActions, VecEnv,
+};
 use tch::Tensor;
 
 use super::{
@@ -35,7 +37,10 @@ fn evaluate_on(
     obs_rms: Option<(&RunningMeanStd, f32)>,
     threads: EnvThreads,
 ) -> Result<EvalResult, TrainError> {
-    let mut vec = make_vec_env(factory, episodes, threads).map_err(env_err(0))?;
+    // In this process: the results are the same, and a short evaluation would spend more time
+    // starting worker processes than stepping.
+    let stepping = Stepping { threads, ..Stepping::default() };
+    let mut vec = make_vec_env(factory, episodes, &stepping).map_err(env_err(0))?;
     if let Some((rms, clip)) = obs_rms {
         vec.enable_obs_normalization(clip);
         vec.set_obs_rms(rms.clone()).map_err(env_err(0))?;
@@ -88,7 +93,8 @@ pub(super) fn run_eval(
     // The training envs' thread count, which `auto` has decided by now or soon will: evaluation
     // steps the same envs.
     let threads = match train_env.threads() {
-        1 => settings.env_threads,
+        1 if train_env.is_remote() => EnvThreads::default(),
+        1 => settings.stepping.threads,
         n => EnvThreads::Count(n),
     };
     let (seed, episodes) = (eval_seed(settings), settings.eval_episodes);

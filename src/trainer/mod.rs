@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, AgentError, Transition};
-use rlpg_envs::{EnvError, EnvThreads, MakeEnv, RunningMeanStd, VecEnv, VecEnvSnapshot};
+use rlpg_envs::{EnvError, MakeEnv, RunningMeanStd, Stepping, VecEnv, VecEnvSnapshot};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -188,8 +188,9 @@ pub struct LoopSettings {
     pub total_timesteps: u64,
     /// Environments stepped in lockstep.
     pub num_envs: usize,
-    /// Threads that step the environments (results do not depend on it; see [`EnvThreads`]).
-    pub env_threads: EnvThreads,
+    /// How the environments step: threads, worker processes (results do not depend on it;
+    /// see [`Stepping`]).
+    pub stepping: Stepping,
     /// Normalise observations with running statistics.
     pub normalize_obs: bool,
     /// Environment steps between deterministic evaluations (0: only at the end).
@@ -258,9 +259,11 @@ pub struct TrainSummary {
     /// With [`LoopSettings::stop_at`] or [`LoopSettings::record_target`]: the env step and the
     /// training wall time (seconds, evaluation excluded) at which the target was first reached.
     pub reached_target: Option<(u64, f64)>,
-    /// Threads that stepped the environments at the end of training (what
-    /// [`LoopSettings::env_threads`] resolved to; `auto` decides during the first steps).
+    /// Threads that stepped the environments at the end of training (what `env_threads`
+    /// resolved to; `auto` decides during the first steps).
     pub env_threads: usize,
+    /// Worker processes that stepped the environments (0: they stepped in this process).
+    pub env_workers: usize,
     /// Where the training time went (over every session of a resumed run).
     pub phase_seconds: PhaseSeconds,
 }
@@ -272,9 +275,9 @@ fn env_err(step: u64) -> impl FnOnce(EnvError) -> TrainError {
 fn make_vec_env(
     factory: EnvFactory<'_>,
     n: usize,
-    threads: EnvThreads,
+    stepping: &Stepping,
 ) -> Result<VecEnv, EnvError> {
-    VecEnv::make(factory, n, threads)
+    factory.make_vec(n, stepping)
 }
 
 /// Tag of the mean return of the last 100 training episodes, logged once per `log_every`.
@@ -588,7 +591,7 @@ fn train_loop_inner(
     let LoopControl { saver, stop, resume, warn } = control;
     let mut session = Session { saver, warn, settings };
     let n = settings.num_envs;
-    let mut vec = make_vec_env(factory, n, settings.env_threads).map_err(env_err(0))?;
+    let mut vec = make_vec_env(factory, n, &settings.stepping).map_err(env_err(0))?;
     if settings.normalize_obs {
         vec.enable_obs_normalization(OBS_CLIP);
     }
@@ -795,6 +798,7 @@ fn train_loop_inner(
         evals: state.evals,
         reached_target,
         env_threads: vec.threads(),
+        env_workers: vec.workers(),
         phase_seconds: state.phase_seconds,
     }))
 }
@@ -898,7 +902,7 @@ mod tests {
             seed: 0,
             total_timesteps: 1,
             num_envs: 1,
-            env_threads: EnvThreads::default(),
+            stepping: Stepping::default(),
             normalize_obs: false,
             eval_every: 0,
             eval_episodes: 1,

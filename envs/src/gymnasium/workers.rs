@@ -1,0 +1,696 @@
+//! Gymnasium envs in worker processes (`env_workers`): a [`crate::VecEnv`] whose envs step in
+//! a pool of Python processes, so that they run in parallel instead of taking turns at one
+//! interpreter lock.
+//!
+//! * Each worker is the venv's own Python ([`super::python_env`]) running
+//!   `worker.py`; it makes a contiguous range of the vector env's envs with
+//!   `gymnasium.make(ID, **kwargs)`, exactly as the in-process bridge does, so a seeded run gives
+//!   the same results either way.
+//! * Actions, observations, rewards and end flags pass through one shared-memory file (in
+//!   `/dev/shm` where there is one), mapped by every process, as Gymnasium's `AsyncVectorEnv`
+//!   shares its observations; each step is one short command line to every worker and one reply
+//!   line back, and each worker resets its envs whose episode ended within the same step.
+//! * A worker that dies is an error naming the env it was stepping and its step; one that does
+//!   not answer within the timeout (`env_worker_timeout`) is stopped and reported the same way;
+//!   a Python exception is an error quoting it, as in one process. After such an error the pool
+//!   is closed: a new vector env starts new workers.
+//! * The workers ignore Ctrl-C (it is for rlpg, which finishes its step and checkpoints), end
+//!   when their parent does (their commands pipe closes; on Linux also by `PR_SET_PDEATHSIG`),
+//!   and are closed, then killed if they do not exit within a second, when the vector env is
+//!   dropped.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crate::core::{Action, Env, EnvError, Observation, Space, Step, StepInfo};
+use crate::vec_env::{RemoteEnvs, VecActions, VecEnv};
+
+/// The worker program (run as `python -c`).
+const WORKER_SCRIPT: &str = include_str!("worker.py");
+
+/// How long a worker may take to start (import Gymnasium, make its envs) at least, whatever
+/// the step timeout.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a closed worker may take to exit before it is killed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `n` envs `gymnasium.make(ID, **kwargs)` (`id = "gymnasium:<ID>"`, the spaces those of an env
+/// made in this process) in a vector env stepped by `workers` worker processes (at most one per
+/// env), each given `timeout` to answer a step or reset.
+pub fn worker_vec_env(
+    id: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+    spaces: (&Space, &Space),
+    n: usize,
+    workers: usize,
+    timeout: Duration,
+) -> Result<VecEnv, EnvError> {
+    let (observation_space, action_space) = spaces;
+    let pool = WorkerPool::start(id, kwargs, spaces, n, workers, timeout)?;
+    let stand_ins = (0..n)
+        .map(|_| {
+            Box::new(WorkerEnv {
+                id: id.to_owned(),
+                observation_space: observation_space.clone(),
+                action_space: action_space.clone(),
+            }) as Box<dyn Env>
+        })
+        .collect();
+    VecEnv::new_remote(stand_ins, Box::new(pool))
+}
+
+/// What stands for an env of a worker in the vector env: its id and spaces. Stepping it alone
+/// is an error: its vector env steps it, in its worker.
+struct WorkerEnv {
+    id: String,
+    observation_space: Space,
+    action_space: Space,
+}
+
+impl WorkerEnv {
+    fn not_here(&self) -> EnvError {
+        EnvError::Other {
+            env: self.id.clone(),
+            message: "this env runs in a worker process and steps only through its vector env"
+                .to_owned(),
+        }
+    }
+}
+
+impl Env for WorkerEnv {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+    fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+    fn runs_python(&self) -> bool {
+        true
+    }
+    fn reset(&mut self, _seed: Option<u64>) -> Result<Observation, EnvError> {
+        Err(self.not_here())
+    }
+    fn step(&mut self, _action: Action<'_>) -> Result<Step, EnvError> {
+        Err(self.not_here())
+    }
+}
+
+/// Where each array lives in the shared memory (byte offsets), for `n` envs.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+struct Layout {
+    act_f32: usize,
+    act_i64: usize,
+    next_obs: usize,
+    reset_obs: usize,
+    rewards: usize,
+    flags: usize,
+    current: usize,
+    #[serde(skip)]
+    size: usize,
+}
+
+impl Layout {
+    fn new(n: usize, obs_dim: usize, act_dim: usize, workers: usize) -> Self {
+        // Every array starts on a cache line of its own.
+        let mut end = 0;
+        let mut place = |bytes: usize| {
+            let at = end;
+            end = (end + bytes).div_ceil(64) * 64;
+            at
+        };
+        let act_f32 = place(n * act_dim.max(1) * 4);
+        let act_i64 = place(n * 8);
+        let next_obs = place(n * obs_dim * 4);
+        let reset_obs = place(n * obs_dim * 4);
+        let rewards = place(n * 8);
+        let flags = place(n);
+        let current = place(workers * 8);
+        Self { act_f32, act_i64, next_obs, reset_obs, rewards, flags, current, size: end.max(64) }
+    }
+}
+
+/// A file mapped into this process and every worker. The file is removed once the workers have
+/// mapped it (or when this is dropped), so nothing is left behind however the process ends.
+struct SharedMemory {
+    path: PathBuf,
+    ptr: *mut u8,
+    size: usize,
+    _file: File,
+    removed: bool,
+}
+
+// SAFETY: the mapping is owned by this value alone; the pool that holds it reads and writes it
+// only between two exchanges with the workers (see `WorkerPool::exchange`).
+unsafe impl Send for SharedMemory {}
+
+impl SharedMemory {
+    fn create(size: usize) -> std::io::Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let shm = PathBuf::from("/dev/shm");
+        let dir = if shm.is_dir() { shm } else { std::env::temp_dir() };
+        let path = dir.join(format!(
+            "rlpg-gymnasium-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = File::options().read(true).write(true).create_new(true).open(&path)?;
+        let mapped = file.set_len(size as u64).and_then(|()| {
+            // SAFETY: a new shared mapping of a file this process opened read-write and sized
+            // to `size`; it is unmapped in `drop`.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(ptr.cast::<u8>())
+            }
+        });
+        match mapped {
+            Ok(ptr) => Ok(Self { path, ptr, size, _file: file, removed: false }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    fn remove_file(&mut self) {
+        if !self.removed {
+            self.removed = std::fs::remove_file(&self.path).is_ok();
+        }
+    }
+
+    /// `len` values of `T` at byte `offset`.
+    ///
+    /// # Safety
+    /// No worker may write the range while the slice lives (between exchanges only), and the
+    /// range must be inside the mapping and aligned for `T` (the [`Layout`]'s offsets are).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<T>(&self, offset: usize, len: usize) -> &mut [T] {
+        assert!(offset + len * size_of::<T>() <= self.size, "outside the shared memory");
+        // SAFETY: inside the mapping (checked), aligned (64-byte offsets), and not aliased
+        // (the caller's promise).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset).cast::<T>(), len) }
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `create`, unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.size) };
+        self.remove_file();
+    }
+}
+
+/// One worker process and its pipes.
+struct Worker {
+    child: Child,
+    commands: Option<ChildStdin>,
+    replies: BufReader<ChildStdout>,
+    /// Its envs: `first..first + count` of the vector env.
+    first: usize,
+    count: usize,
+}
+
+/// What a worker answered.
+enum Reply {
+    Ok,
+    /// Errors of its envs, as it reported them.
+    Errors(Vec<EnvFailure>),
+}
+
+/// An env's failure as a worker reports it.
+#[derive(serde::Deserialize)]
+struct EnvFailure {
+    env: usize,
+    during: String,
+    kind: String,
+    message: String,
+}
+
+/// The worker processes of one vector env and their shared memory.
+struct WorkerPool {
+    id: String,
+    workers: Vec<Worker>,
+    shm: SharedMemory,
+    layout: Layout,
+    n: usize,
+    obs_dim: usize,
+    act_dim: usize,
+    action_space: Space,
+    timeout: Duration,
+    /// Why the pool stopped working (a worker died or hung), if it did.
+    broken: Option<EnvError>,
+}
+
+impl WorkerPool {
+    fn start(
+        id: &str,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+        (observation_space, action_space): (&Space, &Space),
+        n: usize,
+        workers: usize,
+        timeout: Duration,
+    ) -> Result<Self, EnvError> {
+        let other = |message: String| EnvError::Other { env: id.to_owned(), message };
+        let gym_id = id.strip_prefix(super::ID_PREFIX).unwrap_or(id);
+        let python = super::python_env().map_err(other)?;
+        let workers = workers.clamp(1, n.max(1));
+        let (obs_dim, act_dim) = (observation_space.flat_dim(), action_space.flat_dim());
+        let layout = Layout::new(n, obs_dim, act_dim, workers);
+        let shm = SharedMemory::create(layout.size)
+            .map_err(|e| other(format!("cannot create the workers' shared memory: {e}")))?;
+        // No worker is at any env yet.
+        // SAFETY: no worker exists yet; the layout holds one slot per worker there.
+        unsafe { shm.slice::<i64>(layout.current, workers) }.fill(-1);
+        let mut pool = Self {
+            id: id.to_owned(),
+            workers: Vec::with_capacity(workers),
+            shm,
+            layout,
+            n,
+            obs_dim,
+            act_dim,
+            action_space: action_space.clone(),
+            timeout,
+            broken: None,
+        };
+        // Workers take equal shares of the envs, the first ones one more when they do not divide.
+        let kwargs = serde_json::Value::Object(kwargs.clone()).to_string();
+        for w in 0..workers {
+            let (first, count) = (w * n / workers, (w + 1) * n / workers - w * n / workers);
+            let config = serde_json::json!({
+                "gym_id": gym_id,
+                "kwargs": kwargs,
+                "shm": pool.shm.path,
+                "size": layout.size,
+                "offsets": layout,
+                "num_envs": n,
+                "first": first,
+                "count": count,
+                "obs_dim": obs_dim,
+                "act_dim": act_dim,
+                "worker": w,
+                "workers": workers,
+                "parent": std::process::id(),
+            });
+            let mut child = Command::new(&python.python)
+                .arg("-c")
+                .arg(WORKER_SCRIPT)
+                .arg(config.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                // Its own process group: Ctrl-C in a terminal goes to rlpg alone.
+                .process_group(0)
+                .spawn()
+                .map_err(|e| {
+                    other(format!(
+                        "cannot start a worker process ({} from {}): {e}",
+                        python.python.display(),
+                        python.origin
+                    ))
+                })?;
+            let (commands, replies) = (child.stdin.take(), child.stdout.take());
+            let Some(replies) = replies else {
+                return Err(other("internal error: a worker without its pipes".to_owned()));
+            };
+            let replies = BufReader::new(replies);
+            pool.workers.push(Worker { child, commands, replies, first, count });
+        }
+        let wait = timeout.max(STARTUP_TIMEOUT);
+        for w in 0..workers {
+            match pool.reply(w, wait, "starting")? {
+                Reply::Ok => {}
+                Reply::Errors(failures) => {
+                    let message = failures.first().map_or("", |f| f.message.as_str());
+                    return Err(other(format!("gymnasium.make failed in a worker: {message}")));
+                }
+            }
+        }
+        // Every worker has mapped the file: nothing needs its name any more.
+        pool.shm.remove_file();
+        Ok(pool)
+    }
+
+    /// Worker `w`'s next reply, waiting at most `timeout`; a dead or silent worker breaks the
+    /// pool and is reported as doing `what`.
+    fn reply(&mut self, w: usize, timeout: Duration, what: &str) -> Result<Reply, EnvError> {
+        let deadline = Instant::now() + timeout;
+        let mut line = String::new();
+        loop {
+            let worker = &mut self.workers[w];
+            if worker.replies.buffer().is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut fd = libc::pollfd {
+                    fd: worker.replies.get_ref().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+                // SAFETY: one valid pollfd for the duration of the call.
+                let ready = unsafe { libc::poll(&mut fd, 1, ms) };
+                if ready == 0 {
+                    return Err(self.fail(w, what, Failure::Silent));
+                }
+                if ready < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(self.fail(w, what, Failure::Io(e)));
+                }
+            }
+            match self.workers[w].replies.read_line(&mut line) {
+                Ok(0) => return Err(self.fail(w, what, Failure::Died)),
+                Ok(_) if line.ends_with('\n') => break,
+                Ok(_) => {}
+                Err(e) => return Err(self.fail(w, what, Failure::Io(e))),
+            }
+        }
+        let line = line.trim_end();
+        if line == "ok" || line == "ready" {
+            return Ok(Reply::Ok);
+        }
+        let failures = line
+            .strip_prefix("err ")
+            .and_then(|json| serde_json::from_str::<Vec<EnvFailure>>(json).ok())
+            .ok_or_else(|| {
+                self.broken_with(EnvError::Other {
+                    env: self.id.clone(),
+                    message: format!(
+                        "worker process {w} answered {line:?}, which rlpg cannot read"
+                    ),
+                })
+            })?;
+        Ok(Reply::Errors(failures))
+    }
+
+    /// Breaks the pool with `error` and returns it.
+    fn broken_with(&mut self, error: EnvError) -> EnvError {
+        self.broken = Some(error.clone());
+        error
+    }
+
+    /// The error for worker `w` that died, fell silent or broke its pipe while doing `what`,
+    /// naming the env it was at; the worker is killed and the pool broken.
+    fn fail(&mut self, w: usize, what: &str, failure: Failure) -> EnvError {
+        // SAFETY: the worker is dead or about to be killed, so nothing writes its slot.
+        let current = unsafe { self.shm.slice::<i64>(self.layout.current, self.workers.len()) }[w];
+        let worker = &mut self.workers[w];
+        let _ = worker.child.kill();
+        let status = wait_for(&mut worker.child, CLOSE_TIMEOUT);
+        let (first, last) = (worker.first, worker.first + worker.count - 1);
+        let pid = worker.child.id();
+        let at = match usize::try_from(current) {
+            Ok(env) => format!("{what} env {env}"),
+            // Between two commands: it died idle, and is found out by the next one.
+            Err(_) if what != "starting" => format!("idle, before {what} its envs"),
+            Err(_) => what.to_owned(),
+        };
+        let what_happened = match failure {
+            Failure::Died => format!(
+                "died ({})",
+                status.map_or_else(|| "exit status unknown".to_owned(), describe_status)
+            ),
+            Failure::Silent => format!(
+                "did not answer within {:.0} s (env_worker_timeout), so it was stopped",
+                self.timeout.as_secs_f64()
+            ),
+            Failure::Io(e) => format!("could not be read ({e})"),
+        };
+        let message = format!(
+            "worker process {w} of {} (pid {pid}, envs {first}-{last}) {what_happened} while {at}",
+            self.workers.len()
+        );
+        let error = EnvError::Other { env: self.id.clone(), message };
+        let error = match usize::try_from(current) {
+            Ok(env) => error.in_vec_env(env),
+            Err(_) => error,
+        };
+        self.broken_with(error)
+    }
+
+    /// Sends `command` to every worker, then collects every reply. Env failures are handed to
+    /// `failed` (the first per worker, in env order); a dead or silent worker is an error.
+    fn exchange(
+        &mut self,
+        command: &str,
+        what: &str,
+        failed: &mut dyn FnMut(EnvFailure),
+    ) -> Result<(), EnvError> {
+        if let Some(error) = &self.broken {
+            return Err(closed(&self.id, error));
+        }
+        // The actions written into the shared memory are visible before the command arrives.
+        fence(Ordering::SeqCst);
+        for w in 0..self.workers.len() {
+            let sent = match &mut self.workers[w].commands {
+                Some(commands) => {
+                    commands.write_all(command.as_bytes()).and_then(|()| commands.flush())
+                }
+                None => Err(std::io::ErrorKind::BrokenPipe.into()),
+            };
+            if sent.is_err() {
+                return Err(self.fail(w, what, Failure::Died));
+            }
+        }
+        for w in 0..self.workers.len() {
+            if let Reply::Errors(failures) = self.reply(w, self.timeout, what)? {
+                failures.into_iter().for_each(&mut *failed);
+            }
+        }
+        fence(Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// An env's failure as an [`EnvError`], worded as the in-process bridge words it.
+    fn env_error(&self, failure: &EnvFailure) -> EnvError {
+        let env = self.id.clone();
+        let message = match failure.kind.as_str() {
+            "output" => {
+                return EnvError::InvalidOutput {
+                    env,
+                    message: format!(
+                        "{} returned what does not fit Gymnasium's step tuple or the observation \
+                         space ({} values): {}",
+                        failure.during, self.obs_dim, failure.message
+                    ),
+                };
+            }
+            _ => format!("Python exception in {}: {}", failure.during, failure.message),
+        };
+        EnvError::Other { env, message }
+    }
+}
+
+/// Why a worker stopped answering.
+enum Failure {
+    Died,
+    Silent,
+    Io(std::io::Error),
+}
+
+/// The error for using a pool that broke earlier.
+fn closed(id: &str, error: &EnvError) -> EnvError {
+    EnvError::Other {
+        env: id.to_owned(),
+        message: format!(
+            "the worker processes stopped after an earlier error ({error}); make a new vector env"
+        ),
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit.
+fn wait_for(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => return None,
+        }
+    }
+}
+
+/// `exited with code 1`, `killed by signal 11 (SIGSEGV)`.
+fn describe_status(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => {
+            let name = match signal {
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGBUS => " (SIGBUS)",
+                _ => "",
+            };
+            format!("killed by signal {signal}{name}")
+        }
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+impl RemoteEnvs for WorkerPool {
+    fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn reset(
+        &mut self,
+        seed: Option<u64>,
+        obs: &mut [f32],
+        errors: &mut [Option<EnvError>],
+    ) -> Result<(), EnvError> {
+        errors.iter_mut().for_each(|e| *e = None);
+        let command = match seed {
+            Some(seed) => format!("reset {seed}\n"),
+            None => "reset\n".to_owned(),
+        };
+        let mut failures = Vec::new();
+        self.exchange(&command, "resetting", &mut |f| failures.push(f))?;
+        for failure in failures {
+            let error = self.env_error(&failure);
+            if let Some(slot) = errors.get_mut(failure.env) {
+                *slot = Some(error);
+            }
+        }
+        // SAFETY: between exchanges; the layout holds `n * obs_dim` values there.
+        let rows = unsafe { self.shm.slice::<f32>(self.layout.reset_obs, self.n * self.obs_dim) };
+        obs.copy_from_slice(rows);
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        actions: VecActions<'_>,
+        lengths: &[usize],
+        next_obs: &mut [f32],
+        reset_obs: &mut [f32],
+        infos: &mut [StepInfo],
+        step_errors: &mut [Option<EnvError>],
+        reset_errors: &mut [Option<EnvError>],
+    ) -> Result<(), EnvError> {
+        step_errors.iter_mut().for_each(|e| *e = None);
+        reset_errors.iter_mut().for_each(|e| *e = None);
+        let (n, act_dim, obs_dim) = (self.n, self.act_dim, self.obs_dim);
+        // As in one process, an action outside the space is refused before anything steps.
+        for i in 0..n {
+            let action = match actions {
+                VecActions::Discrete(a) => Action::Discrete(a[i]),
+                VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
+            };
+            if !self.action_space.contains(action) {
+                step_errors[i] =
+                    Some(EnvError::invalid_action(&self.id, action, &self.action_space));
+                return Ok(());
+            }
+        }
+        {
+            // SAFETY: between exchanges; the layout holds these lengths.
+            let (f32s, i64s) = unsafe {
+                (
+                    self.shm.slice::<f32>(self.layout.act_f32, n * act_dim.max(1)),
+                    self.shm.slice::<i64>(self.layout.act_i64, n),
+                )
+            };
+            match actions {
+                VecActions::Discrete(a) => {
+                    i64s.iter_mut().zip(a).for_each(|(x, &a)| *x = a as i64);
+                }
+                VecActions::Continuous(a) => f32s[..a.len()].copy_from_slice(a),
+            }
+        }
+        let mut failures = Vec::new();
+        // A dead or silent worker's error names the env it was at; its step is that env's next.
+        self.exchange("step\n", "stepping", &mut |f| failures.push(f))
+            .map_err(|e| with_episode_step(e, lengths))?;
+        for failure in failures {
+            let error = self.env_error(&failure);
+            let slots =
+                if failure.during == "reset" { &mut *reset_errors } else { &mut *step_errors };
+            if let Some(slot) = slots.get_mut(failure.env) {
+                *slot = Some(error);
+            }
+        }
+        // SAFETY: between exchanges; the layout holds these lengths.
+        let (next, first, rewards, flags) = unsafe {
+            (
+                self.shm.slice::<f32>(self.layout.next_obs, n * obs_dim),
+                self.shm.slice::<f32>(self.layout.reset_obs, n * obs_dim),
+                self.shm.slice::<f64>(self.layout.rewards, n),
+                self.shm.slice::<u8>(self.layout.flags, n),
+            )
+        };
+        next_obs.copy_from_slice(next);
+        for (i, info) in infos.iter_mut().enumerate() {
+            let flag = flags[i];
+            *info = StepInfo {
+                reward: rewards[i],
+                terminated: flag & 1 != 0,
+                truncated: flag & 2 != 0,
+            };
+            if info.done() {
+                let row = i * obs_dim..(i + 1) * obs_dim;
+                reset_obs[row.clone()].copy_from_slice(&first[row]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `error` (about env `i` of a dead or silent worker) with the step of env `i`'s episode added.
+fn with_episode_step(error: EnvError, lengths: &[usize]) -> EnvError {
+    match error {
+        EnvError::InVecEnv { index, source } => {
+            let step = lengths.get(index).map_or(0, |l| l + 1);
+            let source = match *source {
+                EnvError::Other { env, message } => EnvError::Other {
+                    env,
+                    message: format!("{message} (step {step} of its episode)"),
+                },
+                other => other,
+            };
+            EnvError::InVecEnv { index, source: Box::new(source) }
+        }
+        other => other,
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            if let Some(mut commands) = worker.commands.take() {
+                // A worker that already exited has closed its end: nothing to report.
+                let _ = commands.write_all(b"close\n");
+            }
+        }
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        for worker in &mut self.workers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if wait_for(&mut worker.child, left).is_none() {
+                let _ = worker.child.kill();
+                let _ = worker.child.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Gymnasium envs in worker processes (`env_workers`): the same results as in this process, bit
+//! for bit; a Python exception, a worker that dies, one that hangs and one very slow step.
+//! Needs the venv of `scripts/setup.sh --gymnasium`. The faulty envs are
+//! `tests/data/python/faulty_envs.py`, put on the workers' `PYTHONPATH`.
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use rlpg_envs::gymnasium::{GymnasiumEnv, worker_vec_env};
+use rlpg_envs::{Env, EnvError, EnvThreads, Space, VecActions, VecEnv, VecStep};
+
+/// Puts the faulty envs' module on the workers' path, once, before any test starts a process.
+fn python_path() {
+    static SET: Once = Once::new();
+    SET.call_once(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/python");
+        // SAFETY: every test calls this first, so no other thread reads the environment while
+        // it is written (`Once` makes the others wait).
+        unsafe { std::env::set_var("PYTHONPATH", dir) };
+    });
+}
+
+fn kwargs(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+/// `n` envs of `id` in this process.
+fn in_process(id: &str, kw: &serde_json::Map<String, serde_json::Value>, n: usize) -> VecEnv {
+    python_path();
+    let envs = (0..n)
+        .map(|_| Box::new(GymnasiumEnv::new(id, kw).expect("make")) as Box<dyn Env>)
+        .collect();
+    VecEnv::new(envs).expect("vec")
+}
+
+/// `n` envs of `id` in `workers` worker processes.
+fn in_workers(
+    id: &str,
+    kw: &serde_json::Map<String, serde_json::Value>,
+    n: usize,
+    workers: usize,
+    timeout: Duration,
+) -> VecEnv {
+    python_path();
+    let probe = GymnasiumEnv::new(id, kw).expect("make");
+    let spaces = (probe.observation_space(), probe.action_space());
+    worker_vec_env(id, kw, spaces, n, workers, timeout).expect("workers start")
+}
+
+/// Step `t`'s actions for `n` envs of `space`.
+fn actions(space: &Space, n: usize, t: usize) -> (Vec<usize>, Vec<f32>) {
+    match space {
+        Space::Discrete(k) => ((0..n).map(|i| (t * 7 + i * 3) % 5 % k).collect(), Vec::new()),
+        Space::Box(b) => {
+            let d = b.dim();
+            let values = (0..n * d)
+                .map(|j| {
+                    b.low[j % d]
+                        + (b.high[j % d] - b.low[j % d]) * ((t * 13 + j * 7) % 10) as f32 / 9.0
+                })
+                .collect();
+            (Vec::new(), values)
+        }
+    }
+}
+
+fn step(vec: &mut VecEnv, t: usize) -> Result<VecStep, EnvError> {
+    let n = vec.num_envs();
+    let (discrete, continuous) = actions(&vec.action_space().clone(), n, t);
+    match vec.action_space() {
+        Space::Discrete(_) => vec.step(VecActions::Discrete(&discrete)).cloned(),
+        Space::Box(_) => vec.step(VecActions::Continuous(&continuous)).cloned(),
+    }
+}
+
+/// Every output of `steps` steps from a seeded reset, then one unseeded reset, as bit patterns.
+fn trajectory(vec: &mut VecEnv, steps: usize) -> Vec<String> {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut out = vec![format!("{:?}", bits(vec.reset(Some(3)).expect("reset")))];
+    for t in 0..steps {
+        let s = step(vec, t).expect("step");
+        let rewards: Vec<u64> = s.rewards.iter().map(|r| r.to_bits()).collect();
+        out.push(format!(
+            "{:?} {:?} {rewards:?} {:?} {:?} {:?}",
+            bits(&s.obs),
+            bits(&s.next_obs),
+            s.terminated,
+            s.truncated,
+            s.episodes
+        ));
+    }
+    out.push(format!("{:?}", bits(vec.reset(None).expect("reset"))));
+    out
+}
+
+#[test]
+fn worker_processes_give_the_in_process_results_bit_for_bit() {
+    for (id, n, workers, steps) in
+        [("gymnasium:CartPole-v1", 5, 2, 300), ("gymnasium:Pendulum-v1", 8, 3, 420)]
+    {
+        let kw = serde_json::Map::new();
+        let reference = trajectory(&mut in_process(id, &kw, n), steps);
+        let ended = reference.iter().filter(|s| s.contains("EpisodeRecord")).count();
+        assert!(ended >= 2, "{id}: {ended} steps ended episodes");
+        let mut vec = in_workers(id, &kw, n, workers, Duration::from_secs(30));
+        assert!(vec.is_remote());
+        let ours = trajectory(&mut vec, steps);
+        for (t, (a, b)) in reference.iter().zip(&ours).enumerate() {
+            assert_eq!(a, b, "{id}: output {t} differs from the in-process bridge");
+        }
+        // Threads are refused: the workers run in parallel already.
+        let err = vec.set_threads(EnvThreads::Count(2)).expect_err("threads");
+        assert!(err.to_string().contains("env_workers"), "{err}");
+    }
+}
+
+#[test]
+fn a_python_exception_names_the_env_and_quotes_it() {
+    // Env 5 of 8 (reset with seed 3 + 5) raises on its 4th step; workers hold envs 0-3 and 4-7.
+    let kw = kwargs(&[("fault", "raise".into()), ("seed", 8.into()), ("at", 4.into())]);
+    let mut vec = in_workers("gymnasium:faulty_envs:Faulty-v0", &kw, 8, 2, Duration::from_secs(30));
+    vec.reset(Some(3)).expect("reset");
+    let err = (0..10).find_map(|t| step(&mut vec, t).err()).expect("the 4th step fails");
+    let text = err.to_string();
+    assert!(matches!(err, EnvError::InVecEnv { index: 5, .. }), "{err:?}");
+    for part in ["Python exception in step", "RuntimeError", "sensor failure", "faulty_envs.py"] {
+        assert!(text.contains(part), "`{part}` missing from: {text}");
+    }
+    // An env's own exception leaves the workers running: after a reset the envs step again.
+    vec.reset(Some(100)).expect("reset after the error");
+    step(&mut vec, 0).expect("step after the reset");
+}
+
+#[test]
+fn a_worker_that_dies_is_an_error_naming_the_env_and_its_step() {
+    for fault in ["die", "exit"] {
+        // Env 6 (seed 3 + 6) kills its worker on its 5th step.
+        let kw = kwargs(&[("fault", fault.into()), ("seed", 9.into()), ("at", 5.into())]);
+        let mut vec =
+            in_workers("gymnasium:faulty_envs:Faulty-v0", &kw, 8, 2, Duration::from_secs(30));
+        vec.reset(Some(3)).expect("reset");
+        let start = Instant::now();
+        let err = (0..10).find_map(|t| step(&mut vec, t).err()).expect("the 5th step fails");
+        assert!(start.elapsed() < Duration::from_secs(10), "{fault}: took {:?}", start.elapsed());
+        let text = err.to_string();
+        assert!(matches!(err, EnvError::InVecEnv { index: 6, .. }), "{fault}: {err:?}");
+        let how = if fault == "die" { "killed by signal 9" } else { "exited with code 3" };
+        for part in ["worker process 1 of 2", how, "while stepping env 6", "step 5 of its episode"]
+        {
+            assert!(text.contains(part), "{fault}: `{part}` missing from: {text}");
+        }
+        // The pool is closed: a clear error, not a hang.
+        let again = vec.reset(Some(0)).expect_err("closed").to_string();
+        assert!(again.contains("stopped after an earlier error"), "{again}");
+    }
+}
+
+#[test]
+fn a_worker_that_hangs_is_stopped_after_the_timeout() {
+    let kw = kwargs(&[("fault", "hang".into()), ("seed", 3.into()), ("at", 2.into())]);
+    let mut vec =
+        in_workers("gymnasium:faulty_envs:Faulty-v0", &kw, 4, 2, Duration::from_millis(1500));
+    vec.reset(Some(3)).expect("reset");
+    let start = Instant::now();
+    let err = (0..5).find_map(|t| step(&mut vec, t).err()).expect("the 2nd step hangs");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let text = err.to_string();
+    assert!(matches!(err, EnvError::InVecEnv { index: 0, .. }), "{err:?}");
+    for part in ["did not answer within 2 s", "env_worker_timeout", "stepping env 0", "step 2 of"] {
+        assert!(text.contains(part), "`{part}` missing from: {text}");
+    }
+}
+
+#[test]
+fn one_step_a_hundred_times_slower_gives_the_in_process_results() {
+    let kw = kwargs(&[("fault", "slow".into()), ("seed", 4.into()), ("at", 3.into())]);
+    let id = "gymnasium:faulty_envs:Faulty-v0";
+    python_path();
+    let reference = trajectory(&mut in_process(id, &kw, 4), 40);
+    let ours = trajectory(&mut in_workers(id, &kw, 4, 2, Duration::from_secs(5)), 40);
+    assert_eq!(reference, ours);
+}
