@@ -47,6 +47,7 @@ fn action_table(vec: &VecEnv) -> (Vec<Vec<usize>>, Vec<Vec<f32>>) {
                 .collect();
             (vec![], table)
         }
+        other => panic!("no actions for the action space {other}"),
     }
 }
 

@@ -54,6 +54,7 @@ fn throughput(vec: &mut VecEnv, seconds: f64) -> f64 {
                     .collect();
                 vec.step(VecActions::Continuous(&a)).map(drop)
             }
+            other => fail(format!("no actions for the action space {other}")),
         };
         result.unwrap_or_else(|e| fail(e));
         steps += n;

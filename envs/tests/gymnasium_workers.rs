@@ -6,8 +6,11 @@
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::trajectory;
+
 use rlpg_envs::gymnasium::{GymnasiumEnv, worker_vec_env};
-use rlpg_envs::{Env, EnvError, EnvThreads, Space, VecActions, VecEnv, VecStep};
+use rlpg_envs::{Env, EnvError, EnvThreads, VecEnv, VecStep};
 
 /// Puts the faulty envs' module on the workers' path, once, before any test starts a process.
 fn python_path() {
@@ -47,50 +50,8 @@ fn in_workers(
     worker_vec_env(id, kw, spaces, n, workers, timeout).expect("workers start")
 }
 
-/// Step `t`'s actions for `n` envs of `space`.
-fn actions(space: &Space, n: usize, t: usize) -> (Vec<usize>, Vec<f32>) {
-    match space {
-        Space::Discrete(k) => ((0..n).map(|i| (t * 7 + i * 3) % 5 % k).collect(), Vec::new()),
-        Space::Box(b) => {
-            let d = b.dim();
-            let values = (0..n * d)
-                .map(|j| {
-                    b.low[j % d]
-                        + (b.high[j % d] - b.low[j % d]) * ((t * 13 + j * 7) % 10) as f32 / 9.0
-                })
-                .collect();
-            (Vec::new(), values)
-        }
-    }
-}
-
 fn step(vec: &mut VecEnv, t: usize) -> Result<VecStep, EnvError> {
-    let n = vec.num_envs();
-    let (discrete, continuous) = actions(&vec.action_space().clone(), n, t);
-    match vec.action_space() {
-        Space::Discrete(_) => vec.step(VecActions::Discrete(&discrete)).cloned(),
-        Space::Box(_) => vec.step(VecActions::Continuous(&continuous)).cloned(),
-    }
-}
-
-/// Every output of `steps` steps from a seeded reset, then one unseeded reset, as bit patterns.
-fn trajectory(vec: &mut VecEnv, steps: usize) -> Vec<String> {
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let mut out = vec![format!("{:?}", bits(vec.reset(Some(3)).expect("reset")))];
-    for t in 0..steps {
-        let s = step(vec, t).expect("step");
-        let rewards: Vec<u64> = s.rewards.iter().map(|r| r.to_bits()).collect();
-        out.push(format!(
-            "{:?} {:?} {rewards:?} {:?} {:?} {:?}",
-            bits(&s.obs),
-            bits(&s.next_obs),
-            s.terminated,
-            s.truncated,
-            s.episodes
-        ));
-    }
-    out.push(format!("{:?}", bits(vec.reset(None).expect("reset"))));
-    out
+    common::step_pseudo_random(vec, t).cloned()
 }
 
 #[test]
@@ -177,10 +138,14 @@ fn a_worker_that_hangs_is_stopped_after_the_timeout() {
 
 #[test]
 fn one_step_a_hundred_times_slower_gives_the_in_process_results() {
-    let kw = kwargs(&[("fault", "slow".into()), ("seed", 4.into()), ("at", 3.into())]);
+    // Env 1 (seed 11 + 1 in `trajectory`) sleeps 0.2 s on its 3rd step (a step takes ~20 µs).
+    let kw = kwargs(&[("fault", "slow".into()), ("seed", 12.into()), ("at", 3.into())]);
     let id = "gymnasium:faulty_envs:Faulty-v0";
     python_path();
     let reference = trajectory(&mut in_process(id, &kw, 4), 40);
-    let ours = trajectory(&mut in_workers(id, &kw, 4, 2, Duration::from_secs(5)), 40);
+    let mut workers = in_workers(id, &kw, 4, 2, Duration::from_secs(5));
+    let start = Instant::now();
+    let ours = trajectory(&mut workers, 40);
+    assert!(start.elapsed() >= Duration::from_millis(200), "the slow step did not happen");
     assert_eq!(reference, ours);
 }

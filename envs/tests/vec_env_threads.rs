@@ -5,9 +5,11 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use rlpg_envs::{
     Action, Env, EnvEntry, EnvError, EnvThreads, MakeEnv, Observation, POINT_REACH_ID, PointReach,
-    Registry, SendFactory, Space, Step, VecActions, VecEnv, VecStep, make_send,
+    Registry, SendFactory, Space, Step, VecActions, VecEnv, make_send,
 };
 
 /// `n` envs of `id` on `threads` threads.
@@ -18,55 +20,11 @@ fn vec_of(id: &str, n: usize, threads: EnvThreads) -> VecEnv {
     vec
 }
 
-/// Actions for step `t`: pseudo-random, the same for every run.
-fn actions(space: &Space, n: usize, t: usize) -> (Vec<usize>, Vec<f32>) {
-    let hash = |i: usize| ((t * 7919 + i * 104_729) % 1000) as f32 / 1000.0;
-    match space {
-        Space::Discrete(k) => ((0..n).map(|i| (t * 31 + i * 17) % k).collect(), Vec::new()),
-        Space::Box(b) => {
-            let d = b.dim();
-            let values = (0..n * d)
-                .map(|j| b.low[j % d] + (b.high[j % d] - b.low[j % d]) * hash(j))
-                .collect();
-            (Vec::new(), values)
-        }
-        other => panic!("no case here has the action space {other}"),
-    }
-}
-
-/// Every step's output and the final snapshot, with floats as bit patterns so that `-0.0` and
-/// `0.0` (or two NaNs) are told apart.
+/// [`common::trajectory`] and the final snapshot.
 fn trajectory(vec: &mut VecEnv, steps: usize) -> (Vec<String>, String) {
-    let n = vec.num_envs();
-    let space = vec.action_space().clone();
-    let mut out = vec![format!("{:?}", bits(vec.reset(Some(11)).expect("reset")))];
-    for t in 0..steps {
-        let (discrete, continuous) = actions(&space, n, t);
-        let step = match space {
-            Space::Discrete(_) => vec.step(VecActions::Discrete(&discrete)),
-            Space::Box(_) => vec.step(VecActions::Continuous(&continuous)),
-            other => panic!("no case here has the action space {other}"),
-        };
-        out.push(describe(step.expect("step")));
-    }
+    let out = common::trajectory(vec, steps);
     let snapshot = serde_json::to_string(&vec.snapshot()).expect("snapshot");
     (out, snapshot)
-}
-
-fn bits(values: &[f32]) -> Vec<u32> {
-    values.iter().map(|v| v.to_bits()).collect()
-}
-
-fn describe(step: &VecStep) -> String {
-    let rewards: Vec<u64> = step.rewards.iter().map(|r| r.to_bits()).collect();
-    format!(
-        "{:?} {:?} {rewards:?} {:?} {:?} {:?}",
-        bits(&step.obs),
-        bits(&step.next_obs),
-        step.terminated,
-        step.truncated,
-        step.episodes
-    )
 }
 
 #[test]
@@ -116,8 +74,8 @@ fn the_bench_env_is_the_same_on_two_threads_and_resumes_from_a_snapshot_on_anoth
     resumed.restore(&one.snapshot()).expect("restore");
     let a = [0.5f32, -0.5].repeat(4);
     for t in 0..50 {
-        let x = describe(one.step(VecActions::Continuous(&a)).expect("step"));
-        let y = describe(resumed.step(VecActions::Continuous(&a)).expect("step"));
+        let x = common::describe(one.step(VecActions::Continuous(&a)).expect("step"));
+        let y = common::describe(resumed.step(VecActions::Continuous(&a)).expect("step"));
         assert_eq!(x, y, "step {t} after restoring on two threads");
     }
 }
