@@ -36,15 +36,19 @@ sed -i "s|path = \"../..\"|path = \"$repo\"|" "$project/Cargo.toml"
 sed -i "s|path = \"../../../policy\"|path = \"$repo/policy\"|" "$project/deploy/Cargo.toml"
 grep -q "path = \"$repo\"" "$project/Cargo.toml" || fail "could not point Cargo.toml at $repo"
 grep -q "path = \"$repo/policy\"" "$project/deploy/Cargo.toml" || fail "could not point deploy/Cargo.toml at $repo/policy"
-# The repository's lock file as a starting point, so the copy builds the same versions (and
-# reuses them from the shared target directory); cargo adds the template's own packages.
-cp "$repo/Cargo.lock" "$project/Cargo.lock"
-
-# The one setup step.
+# The one setup step (it also starts the project's Cargo.lock from the repository's).
 "$repo/scripts/setup.sh" --project "$project"
 cd "$project"
 echo "check_template: building $project (target dir $CARGO_TARGET_DIR)" >&2
 cargo build --release --workspace
+
+# Every package the project shares with rlpg has rlpg's version (without the lock file setup.sh
+# starts from, cargo picks the newest compatible versions: 23 of 177 differed in issue #30).
+packages() { awk '/^name = /{n=$3} /^version = /{print n, $3}' "$1" | tr -d '"' | sort -u; }
+packages "$repo/Cargo.lock" >"$work/ours"
+packages Cargo.lock >"$work/theirs"
+differ=$(join <(cut -d' ' -f1 "$work/ours" | sort -u) <(sort "$work/theirs") | sort | comm -23 - "$work/ours")
+[ -z "$differ" ] || fail "the project resolved other versions than rlpg's Cargo.lock: $differ"
 
 expect 0 cargo run --release -q -- train configs/grid_reach.toml --quiet
 run=$(echo "$out" | tail -1)

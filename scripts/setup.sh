@@ -24,6 +24,10 @@
 # direct dependent of torch-sys sees where libtorch is. Rerunning updates the block in place; a
 # config.toml that already sets `[env]` or that target's table outside the block is left alone
 # (the script says what to add by hand). RUSTFLAGS in the environment overrides config rustflags.
+# A project without a Cargo.lock gets a copy of this repository's: cargo keeps every entry that
+# still fits and resolves only the project's own packages, so rlpg and its dependencies build
+# with the versions rlpg is tested with (on its own, cargo would pick the newest semver-compatible
+# ones). A project with a Cargo.lock keeps it; the script prints how to take rlpg's versions.
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
@@ -218,6 +222,17 @@ $block"
   mv "$config.tmp.$$" "$config"
   echo "setup.sh: $config now points the project at libtorch $TORCH_VERSION ($variant)" >&2
 }
+# Starts the project's Cargo.lock from this repository's (see the header).
+pin_project_versions() {
+  local lock="$project/Cargo.lock"
+  if [ -f "$lock" ]; then
+    echo "setup.sh: $lock exists and is kept; to build with the versions rlpg is tested with, replace it with $repo/Cargo.lock (cargo then resolves only your own packages)" >&2
+  else
+    cp "$repo/Cargo.lock" "$lock"
+    echo "setup.sh: $lock starts from rlpg's, so rlpg's dependencies keep the versions it is tested with; commit it" >&2
+  fi
+}
 if [ -n "$project" ]; then
   configure_project
+  pin_project_versions
 fi

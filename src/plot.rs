@@ -5,9 +5,13 @@
 //!    searched for run directories at any depth. Event files are read with rlpg's own reader
 //!    ([`read_scalars`]); a run's files are concatenated in name order (a resumed run adds one).
 //! 2. **Groups.** Each run's `config.toml` is read as plain TOML (so plotting never needs the
-//!    env to be registered or the config to be valid for this build): runs are grouped by
-//!    `(env, agent)`, or by the value of [`PlotOptions::group_by`] (a dotted key such as
-//!    `pathwise.estimator`).
+//!    env to be registered or the config to be valid for this build): runs are grouped by every
+//!    setting that differs between them except the seed and the bookkeeping settings that do not
+//!    change what a run learns ([`BOOKKEEPING_KEYS`]), so a group holds the seeds of one setting
+//!    (a sweep's grid points are groups of their own); or by the values of the dotted keys of
+//!    [`PlotOptions::group_by`] (such as `pathwise.estimator`), averaging over the rest. A
+//!    group's size is given in seeds (distinct `seed` values), and in runs as well when some
+//!    runs share a seed.
 //! 3. **Series.** The metric's points of each run, x = global env step, or wall-clock seconds
 //!    since the run's first scalar ([`XAxis::Seconds`]; a resumed run's pause counts too),
 //!    smoothed by a trailing moving average of [`PlotOptions::smooth`] points, then linearly
@@ -74,8 +78,9 @@ pub struct PlotOptions {
     pub x: XAxis,
     /// Trailing moving-average window, in logged points (1: no smoothing).
     pub smooth: usize,
-    /// Group runs by this dotted config key instead of by `(env, agent)`.
-    pub group_by: Option<String>,
+    /// Group runs by the values of these dotted config keys (averaging over every other
+    /// setting) instead of by every setting that differs.
+    pub group_by: Vec<String>,
     /// Also write the aggregated series here as CSV.
     pub csv: Option<PathBuf>,
     /// Number of x values each group's curve is evaluated at (at least 2).
@@ -93,7 +98,7 @@ impl PlotOptions {
             metric: "charts/episodic_return".to_owned(),
             x: XAxis::Steps,
             smooth: 1,
-            group_by: None,
+            group_by: Vec::new(),
             csv: None,
             points: 100,
             log_x: false,
@@ -161,10 +166,14 @@ pub enum PlotError {
 /// One plotted curve.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupSeries {
-    /// The legend label without the seed count: `env / agent`, or `key = value`.
+    /// The legend label without the seed count: `env / agent` and each other setting that tells
+    /// the groups apart (`env / agent, key = value, ...`), or `key = value, ...` of the keys
+    /// grouped by.
     pub label: String,
     /// The runs averaged, in path order.
     pub runs: Vec<PathBuf>,
+    /// The distinct seeds among them (runs without a `seed` count as one each).
+    pub seeds: usize,
     /// The x values.
     pub x: Vec<f64>,
     /// Mean over runs at each x.
@@ -173,6 +182,19 @@ pub struct GroupSeries {
     pub low: Vec<f64>,
     /// Upper end of the 95% bootstrap interval of the mean at each x.
     pub high: Vec<f64>,
+}
+
+impl GroupSeries {
+    /// How many seeds the group averages, and how many runs when that is more: `5 seeds`,
+    /// `1 seed`, `8 runs of 4 seeds`.
+    pub fn size(&self) -> String {
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        if self.runs.len() > self.seeds {
+            format!("{} of {}", plural(self.runs.len(), "run"), plural(self.seeds, "seed"))
+        } else {
+            plural(self.seeds, "seed")
+        }
+    }
 }
 
 /// What [`plot`] drew.
@@ -184,10 +206,24 @@ pub struct PlotSummary {
     pub skipped: Vec<PathBuf>,
 }
 
-/// One run's metric series and its group.
+/// Config keys that do not change what a run learns, left out of the automatic grouping (with
+/// `seed`, which tells the runs of one group apart).
+pub const BOOKKEEPING_KEYS: &[&str] = &[
+    "checkpoint_every",
+    "keep_checkpoints",
+    "checkpoint_replay_buffer",
+    "log_every",
+    "capture_video_every",
+    "env_threads",
+    "torch_threads",
+];
+
+/// One run's metric series and its settings.
 struct Run {
     path: PathBuf,
     group: String,
+    seed: Option<String>,
+    settings: BTreeMap<String, String>,
     points: Vec<(f64, f64)>,
 }
 
@@ -235,9 +271,12 @@ pub fn aggregate(
             skipped.push(dir);
             continue;
         }
-        let group = group_of(&dir, options.group_by.as_deref())?;
-        runs.push(Run { path: dir, group, points: smooth(&points, options.smooth.max(1)) });
+        let settings = settings_of(&dir)?;
+        let seed = settings.get("seed").cloned();
+        let points = smooth(&points, options.smooth.max(1));
+        runs.push(Run { path: dir, group: String::new(), seed, settings, points });
     }
+    label_groups(&mut runs, &options.group_by)?;
     if runs.is_empty() {
         return Err(PlotError::UnknownTag {
             tag: options.metric.clone(),
@@ -315,8 +354,8 @@ fn read_series(
     Ok(points)
 }
 
-/// The group label of the run in `dir`, from its `config.toml`.
-fn group_of(dir: &Path, group_by: Option<&str>) -> Result<String, PlotError> {
+/// The settings of the run in `dir`: its `config.toml` flattened into dotted keys.
+fn settings_of(dir: &Path) -> Result<BTreeMap<String, String>, PlotError> {
     let path = dir.join(CONFIG_FILE);
     let fail = |message: String| PlotError::Config { path: path.clone(), message };
     let text = std::fs::read_to_string(&path)
@@ -324,31 +363,66 @@ fn group_of(dir: &Path, group_by: Option<&str>) -> Result<String, PlotError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| fail(format!("not valid TOML: {}", e.message())))?;
-    let lookup = |key: &str| -> Option<String> {
-        let mut value: Option<&toml::Value> = None;
-        for part in key.split('.') {
-            value = match value {
-                None => table.get(part),
-                Some(v) => v.as_table()?.get(part),
-            };
-        }
-        value.map(|v| match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    };
-    match group_by {
-        Some(key) => {
-            let value =
-                lookup(key).ok_or_else(|| fail(format!("has no key '{key}' to group by")))?;
-            Ok(format!("{key} = {value}"))
-        }
-        None => {
-            let env = lookup("env").ok_or_else(|| fail("has no 'env' key".to_owned()))?;
-            let agent = lookup("agent").ok_or_else(|| fail("has no 'agent' key".to_owned()))?;
-            Ok(format!("{env} / {agent}"))
+    fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+        for (key, value) in table {
+            let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => flatten(&key, inner, out),
+                toml::Value::String(s) => {
+                    out.insert(key, s.clone());
+                }
+                other => {
+                    out.insert(key, other.to_string());
+                }
+            }
         }
     }
+    let mut settings = BTreeMap::new();
+    flatten("", &table, &mut settings);
+    for key in ["env", "agent"] {
+        if !settings.contains_key(key) {
+            return Err(fail(format!("has no '{key}' key")));
+        }
+    }
+    Ok(settings)
+}
+
+/// Sets each run's group label: by the values of `group_by`, or by every setting that differs
+/// between the runs (see the module docs).
+fn label_groups(runs: &mut [Run], group_by: &[String]) -> Result<(), PlotError> {
+    let value = |run: &Run, key: &str| run.settings.get(key).map_or("-", String::as_str).to_owned();
+    if !group_by.is_empty() {
+        for run in runs.iter_mut() {
+            let mut parts = Vec::new();
+            for key in group_by {
+                let Some(v) = run.settings.get(key) else {
+                    return Err(PlotError::Config {
+                        path: run.path.join(CONFIG_FILE),
+                        message: format!("has no key '{key}' to group by"),
+                    });
+                };
+                parts.push(format!("{key} = {v}"));
+            }
+            run.group = parts.join(", ");
+        }
+        return Ok(());
+    }
+    let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.settings.keys()).collect();
+    let differing: Vec<String> = keys
+        .into_iter()
+        .filter(|k| !["env", "agent", "seed"].contains(&k.as_str()))
+        .filter(|k| !BOOKKEEPING_KEYS.contains(&k.as_str()))
+        .filter(|k| runs.iter().any(|r| value(r, k) != value(&runs[0], k)))
+        .cloned()
+        .collect();
+    for run in runs.iter_mut() {
+        let mut label = format!("{} / {}", value(run, "env"), value(run, "agent"));
+        for key in &differing {
+            let _ = write!(label, ", {key} = {}", value(run, key));
+        }
+        run.group = label;
+    }
+    Ok(())
 }
 
 /// Trailing moving average over `window` points (fewer at the start).
@@ -415,7 +489,17 @@ fn combine(label: String, runs: Vec<Run>, points: usize) -> Result<GroupSeries, 
         low.push(percentile(&means, 0.025));
         high.push(percentile(&means, 0.975));
     }
-    Ok(GroupSeries { label, runs: runs.into_iter().map(|r| r.path).collect(), x, mean, low, high })
+    let seed_values: BTreeSet<&str> = runs.iter().filter_map(|r| r.seed.as_deref()).collect();
+    let seeds = seed_values.len() + runs.iter().filter(|r| r.seed.is_none()).count();
+    Ok(GroupSeries {
+        label,
+        runs: runs.into_iter().map(|r| r.path).collect(),
+        seeds,
+        x,
+        mean,
+        low,
+        high,
+    })
 }
 
 /// [`BOOTSTRAP_RESAMPLES`] resamples of `n` indices drawn with replacement, the same for every x
@@ -463,11 +547,7 @@ pub fn to_csv(summary: &PlotSummary, x: XAxis) -> String {
             let _ = writeln!(
                 out,
                 "{label},{},{},{},{},{}",
-                g.runs.len(),
-                g.x[j],
-                g.mean[j],
-                g.low[j],
-                g.high[j]
+                g.seeds, g.x[j], g.mean[j], g.low[j], g.high[j]
             );
         }
     }
@@ -562,8 +642,7 @@ fn draw(summary: &PlotSummary, options: &PlotOptions) -> Result<(), PlotError> {
         chart
             .draw_series(std::iter::once(Polygon::new(band, colour.mix(0.2).filled())))
             .map_err(|e| fail(e.to_string()))?;
-        let seeds = g.runs.len();
-        let label = format!("{} ({seeds} seed{})", g.label, if seeds == 1 { "" } else { "s" });
+        let label = format!("{} ({})", g.label, g.size());
         chart
             .draw_series(LineSeries::new(
                 g.x.iter().zip(&g.mean).map(|(&x, &y)| (to_axis(x), y)),

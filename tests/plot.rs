@@ -114,7 +114,7 @@ fn smoothing_is_a_trailing_moving_average_and_group_by_reads_any_config_key() {
     let options = PlotOptions {
         smooth: 2,
         points: 4,
-        group_by: Some("pathwise.estimator".to_owned()),
+        group_by: vec!["pathwise.estimator".to_owned()],
         ..PlotOptions::new("unused.png")
     };
     let summary = aggregate(&[&dir], &options).expect("aggregate");
@@ -122,6 +122,62 @@ fn smoothing_is_a_trailing_moving_average_and_group_by_reads_any_config_key() {
     assert_eq!(labels, ["pathwise.estimator = sac", "pathwise.estimator = td3"]);
     assert_eq!(summary.groups[0].mean, vec![0.0, 5.0, 15.0, 35.0], "window of 2 points");
     assert_eq!(summary.groups[1].mean, vec![4.0; 4]);
+}
+
+#[test]
+fn runs_are_grouped_by_every_setting_that_differs_and_seeds_are_counted_as_seeds() {
+    let dir = Scratch::new("plot-grid");
+    // A sweep: four grid points (learning rate x n_steps) of one seed, and two seeds of one
+    // point; checkpoint_every differs too but changes nothing a run learns.
+    for (i, (lr, n)) in [(1e-3, 8), (1e-3, 16), (3e-4, 8), (3e-4, 16)].into_iter().enumerate() {
+        let extra = format!(
+            "checkpoint_every = {}\n[reinforce]\nlearning_rate = {lr}\nn_steps = {n}\n",
+            100 * i
+        );
+        let sub = dir.join(format!("point{i}"));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        write_run(
+            &sub,
+            "CartPole-v1",
+            "reinforce",
+            7,
+            &extra,
+            RET,
+            &[(0, i as f64), (10, i as f64)],
+        );
+    }
+    let extra = "[reinforce]\nlearning_rate = 1e-3\nn_steps = 8\n";
+    write_run(&dir, "CartPole-v1", "reinforce", 8, extra, RET, &[(0, 10.0), (10, 10.0)]);
+    let summary = aggregate(&[&dir], &PlotOptions { points: 2, ..PlotOptions::new("x.png") })
+        .expect("aggregate");
+    let groups: Vec<(String, String)> =
+        summary.groups.iter().map(|g| (g.label.clone(), g.size())).collect();
+    let label = |lr: &str, n: u32| {
+        format!("CartPole-v1 / reinforce, reinforce.learning_rate = {lr}, reinforce.n_steps = {n}")
+    };
+    assert_eq!(
+        groups,
+        [
+            (label("0.0003", 16), "1 seed".to_owned()),
+            (label("0.0003", 8), "1 seed".to_owned()),
+            (label("0.001", 16), "1 seed".to_owned()),
+            (label("0.001", 8), "2 seeds".to_owned()),
+        ]
+    );
+    // Grouped by one key, the other is averaged over, and the seeds are still seeds: two runs
+    // of seed 7 and one of seed 8 are 3 runs of 2 seeds.
+    let options = PlotOptions {
+        points: 2,
+        group_by: vec!["reinforce.learning_rate".to_owned()],
+        ..PlotOptions::new("x.png")
+    };
+    let summary = aggregate(&[&dir], &options).expect("aggregate");
+    let sizes: Vec<String> = summary.groups.iter().map(|g| g.size()).collect();
+    assert_eq!(sizes, ["2 runs of 1 seed", "3 runs of 2 seeds"]);
+    assert!(
+        rlpg::plot::to_csv(&summary, rlpg::plot::XAxis::Steps).contains(",2,0,"),
+        "seeds column"
+    );
 }
 
 #[test]
@@ -172,7 +228,7 @@ fn bad_input_is_one_clear_line() {
     );
 
     let options =
-        PlotOptions { group_by: Some("ppo.clip".to_owned()), ..PlotOptions::new("x.png") };
+        PlotOptions { group_by: vec!["ppo.clip".to_owned()], ..PlotOptions::new("x.png") };
     let err = one_line(aggregate(std::slice::from_ref(&runs), &options).expect_err("no such key"));
     assert_eq!(
         err,

@@ -105,7 +105,7 @@ fn a_grid_times_seeds_runs_as_labelled_run_directories_with_a_table() {
     ]);
     assert!(plotted.status.success(), "plot: {}", text(&plotted.stderr));
     assert_eq!(
-        text(&plotted.stdout).lines().filter(|l| l.contains("2 seed(s)")).count(),
+        text(&plotted.stdout).lines().filter(|l| l.contains(": 2 seeds,")).count(),
         2,
         "{}",
         text(&plotted.stdout)

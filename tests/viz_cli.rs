@@ -102,7 +102,7 @@ fn training_records_videos_and_the_smoothed_return_and_eval_replays_its_episodes
         csv.to_str().expect("utf-8"),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("CartPole-v1 / reinforce: 1 seed(s)"), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("CartPole-v1 / reinforce: 1 seed,"), "{}", text(&o.stdout));
     assert!(std::fs::read_to_string(&csv).expect("csv").starts_with("group,seeds,step,"));
     let o = rlpg(&["plot", &run_s, "--out", "x.png", "--metric", "nope"]);
     assert_eq!(o.status.code(), Some(2));

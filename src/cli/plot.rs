@@ -32,10 +32,12 @@ pub(super) struct PlotArgs {
     /// Trailing moving average over this many logged points before averaging seeds (1: none).
     #[arg(long, default_value_t = 1, value_name = "N")]
     smooth: usize,
-    /// Group runs by this dotted config key (e.g. pathwise.estimator) instead of by
-    /// (env, agent).
-    #[arg(long, value_name = "KEY")]
-    group_by: Option<String>,
+    /// Group runs by the values of these dotted config keys (e.g. pathwise.estimator; repeat or
+    /// separate with commas), averaging over every other setting. Without it, runs are grouped
+    /// by every setting that differs between them except the seed (and bookkeeping such as
+    /// checkpoint_every), so each curve averages the seeds of one setting.
+    #[arg(long, value_name = "KEY", value_delimiter = ',')]
+    group_by: Vec<String>,
     /// Also write the aggregated series (group, seeds, x, mean, 95% CI) as CSV.
     #[arg(long, value_name = "FILE.csv")]
     csv: Option<PathBuf>,
@@ -68,9 +70,9 @@ pub(super) fn run(args: PlotArgs) -> Result<(), PlotError> {
         let last = g.mean.last().copied().unwrap_or(f64::NAN);
         let (lo, hi) = (g.low.last().copied(), g.high.last().copied());
         println!(
-            "{}: {} seed(s), final mean {last:.1} (95% CI {:.1} .. {:.1})",
+            "{}: {}, final mean {last:.1} (95% CI {:.1} .. {:.1})",
             g.label,
-            g.runs.len(),
+            g.size(),
             lo.unwrap_or(f64::NAN),
             hi.unwrap_or(f64::NAN)
         );
