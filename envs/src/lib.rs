@@ -32,6 +32,7 @@
 //! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
 //! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`], [`EnvThreads`] | lockstep envs with same-step autoreset, stepped on one thread or several |
 //! | `step_pool` | (private) | the persistent threads that step a vector env's envs |
+//! | `async_vec_env` | [`AsyncVecEnv`], [`AsyncBatch`] | asynchronous batches (EnvPool's `send`/`recv`): act on whichever envs are ready |
 //! | `registry` | [`Registry`], [`EnvEntry`], [`MakeEnv`], [`SendFactory`], [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing; built-ins plus a program's own; which envs are `Send` |
 //! | `check` | [`check_env`], [`CheckReport`] | contract checks for user environments |
 //! | `validate` | (private) | output checks shared by `VecEnv` and `check_env` |
@@ -72,6 +73,7 @@
 #![deny(missing_docs)]
 
 mod action_buf;
+mod async_vec_env;
 mod check;
 mod classic;
 mod core;
@@ -92,6 +94,7 @@ mod vec_env;
 mod wrappers;
 
 pub use crate::action_buf::ActionBuf;
+pub use crate::async_vec_env::{AsyncBatch, AsyncVecEnv};
 pub use crate::check::{CLIP_OBS_TOL, CheckReport, check_env};
 pub use crate::classic::acrobot::Acrobot;
 pub use crate::classic::cartpole::CartPole;

@@ -738,6 +738,37 @@ impl VecEnv {
         self.envs.len()
     }
 
+    /// `VecEnv[<env id> x <n>]`, the name its errors carry.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The observation-normalisation clip, if normalisation is on.
+    pub fn obs_clip(&self) -> Option<f32> {
+        self.normalization.as_ref().map(|n| n.clip)
+    }
+
+    /// The envs, for an [`crate::AsyncVecEnv`]: only envs given as `Send` that run no Python
+    /// code in this process may step on its threads (an error says why not).
+    pub(crate) fn into_send_envs(mut self) -> Result<Vec<Box<dyn Env>>, EnvError> {
+        if self.remote.is_some() {
+            return Err(EnvError::Other {
+                env: self.id.clone(),
+                message: "asynchronous batches step envs of this process on threads; these envs \
+                          step in worker processes (env_workers)"
+                    .to_owned(),
+            });
+        }
+        if let Some(env) = self.envs.first() {
+            check_threadable(&**env, self.send, EnvThreads::Count(2)).map_err(|e| {
+                EnvError::Other { env: env.id().to_owned(), message: format!("async_batch: {e}") }
+            })?;
+        }
+        // Stops the pool first: its threads never touch the envs between jobs anyway.
+        self.pool = None;
+        Ok(std::mem::take(&mut self.envs))
+    }
+
     /// The observation space shared by all envs.
     pub fn observation_space(&self) -> &Space {
         &self.observation_space
@@ -1301,6 +1332,32 @@ struct NormalizationSnapshot {
 }
 
 impl VecEnvSnapshot {
+    /// A snapshot without env states (resuming from it resets the envs) of envs whose raw
+    /// observations to act on next are `obs`, with their running episode statistics and, if
+    /// normalisation is on, its statistics and clip.
+    pub(crate) fn without_env_states_of(
+        obs: &[f32],
+        episode_returns: &[f64],
+        episode_lengths: &[usize],
+        normalization: Option<(&RunningMeanStd, f32)>,
+    ) -> Self {
+        Self {
+            envs: vec![None; episode_returns.len()],
+            obs: obs.to_vec(),
+            next_obs: obs.to_vec(),
+            episode_returns: episode_returns.to_vec(),
+            episode_lengths: episode_lengths.to_vec(),
+            ready: true,
+            normalization: normalization.map(|(rms, clip)| NormalizationSnapshot {
+                rms: rms.clone(),
+                clip,
+                training: true,
+                raw_obs: obs.to_vec(),
+                raw_next_obs: obs.to_vec(),
+            }),
+        }
+    }
+
     /// Number of environments.
     pub fn num_envs(&self) -> usize {
         self.envs.len()

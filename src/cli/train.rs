@@ -176,6 +176,7 @@ fn print_trained(trained: &crate::run::TrainedRun, json: bool) -> Result<(), Run
             "seconds_to_target": s.reached_target.map(|(_, seconds)| seconds),
             "env_threads": s.env_threads,
             "env_workers": s.env_workers,
+            "async_batch": s.async_batch,
             "phase_seconds": s.phase_seconds,
         });
         println!("{}", to_json(&out, "training summary as JSON")?);

@@ -175,6 +175,14 @@ pub struct Config {
     /// takes longer is stopped and the run ends with an error naming the env and its step.
     #[serde(default = "defaults::env_worker_timeout")]
     pub env_worker_timeout: f64,
+    /// Asynchronous batches, as EnvPool's: when above 0, the envs step on `env_threads`
+    /// threads of their own (`"auto"` or 0: one per core) and the agent acts on, and learns
+    /// from, whichever `async_batch` envs finished their step first, while the others step. For
+    /// envs whose step time varies; it must divide `num_envs`. Runs are then not reproducible
+    /// (and checkpoints hold no env states: a resumed run restarts its envs). Off-policy agents
+    /// only (`pathwise`). 0 (the default): lockstep.
+    #[serde(default)]
+    pub async_batch: usize,
     /// libtorch intra-op threads (>= 1). One is fastest for networks this small on a few cores:
     /// more threads cost more in synchronization than they gain.
     #[serde(default = "defaults::torch_threads")]
@@ -299,6 +307,7 @@ impl Config {
             env_threads: EnvThreads::default(),
             env_workers: 0,
             env_worker_timeout: defaults::env_worker_timeout(),
+            async_batch: 0,
             torch_threads: defaults::torch_threads(),
             device: DeviceSetting::default(),
             normalize_obs: defaults::normalize_obs(),

@@ -50,6 +50,7 @@ impl Config {
             }
         }
         self.check_stepping()?;
+        self.check_async_batch()?;
         if self.torch_threads < 1 {
             return Err(invalid(
                 "torch_threads",
@@ -198,6 +199,41 @@ impl Config {
         Ok(())
     }
 
+    /// `async_batch`: a divisor of `num_envs`, for the pathwise agent without pink noise, envs
+    /// stepped in this process.
+    fn check_async_batch(&self) -> Result<(), ConfigError> {
+        let (batch, n) = (self.async_batch, self.num_envs);
+        if batch == 0 {
+            return Ok(());
+        }
+        let problem = if batch > n || n % batch != 0 {
+            format!("must divide num_envs ({n}) and be at most it, got {batch}")
+        } else if self.agent != AgentKind::Pathwise {
+            format!(
+                "asynchronous batches are for off-policy agents (agent = \"pathwise\"): the \
+                 {} agent's rollouts follow each env through time, and a batch holds whichever \
+                 envs were ready; set async_batch = 0",
+                self.agent
+            )
+        } else if self.pathwise.exploration == rlpg_agents::Exploration::Pink {
+            "pathwise.exploration = \"pink\" follows each env through time, and a batch holds \
+             whichever envs were ready; use \"gaussian\" exploration or async_batch = 0"
+                .to_owned()
+        } else if self.env_workers > 0 {
+            "asynchronous batches step envs of this process on threads; with env_workers the \
+             envs step in worker processes (set one of them to 0)"
+                .to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(invalid("async_batch", problem))
+    }
+
+    /// The rows of the agent's batches: `async_batch` envs when asynchronous, else `num_envs`.
+    pub fn agent_rows(&self) -> usize {
+        if self.async_batch > 0 { self.async_batch } else { self.num_envs }
+    }
+
     /// How the run's environments step: `env_threads`, `env_workers`, `env_worker_timeout`.
     pub fn stepping(&self) -> Stepping {
         let timeout = Duration::try_from_secs_f64(self.env_worker_timeout);
@@ -223,7 +259,7 @@ impl Config {
     /// `pathwise.learning_starts`.
     fn check_agent_sections(&self, action_space: Option<&Space>) -> Result<(), ConfigError> {
         let chosen =
-            SettingsContext { num_envs: Some(self.num_envs), action_space, env: &self.env };
+            SettingsContext { num_envs: Some(self.agent_rows()), action_space, env: &self.env };
         let context =
             |agent| if self.agent == agent { chosen } else { SettingsContext::RANGES_ONLY };
         let checks = [

@@ -45,14 +45,14 @@ pub fn build_agent_on(
             &config.reinforce,
             observation_space,
             action_space,
-            config.num_envs,
+            config.agent_rows(),
             device,
         )?),
         AgentKind::Pathwise => Box::new(rlpg_agents::Pathwise::new_on(
             &config.pathwise,
             observation_space,
             action_space,
-            config.num_envs,
+            config.agent_rows(),
             device,
         )?),
     })

@@ -76,7 +76,9 @@ impl MakeEnv for Envs<'_> {
     }
 }
 
-/// The built-in environment `config.env` as an [`EnvFactory`]-compatible closure.
+/// The built-in environment `config.env` as an [`EnvFactory`]-compatible closure. It makes
+/// `Box<dyn Env>`, which steps on one thread; for `env_threads`, pass the registry's entry
+/// instead (`Registry::builtin().get(id)`), which makes `Send` envs.
 pub fn registry_factory(config: &Config) -> impl Fn() -> Result<Box<dyn Env>, EnvError> + '_ {
     move || rlpg_envs::make(&config.env)
 }

@@ -73,6 +73,7 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         total_timesteps: config.total_timesteps,
         num_envs: config.num_envs,
         stepping: config.stepping(),
+        async_batch: config.async_batch,
         normalize_obs: config.normalize_obs,
         eval_every: config.eval_every,
         eval_episodes: config.eval_episodes,
@@ -348,6 +349,7 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "steps_per_second": summary.steps_per_second,
         "env_threads": summary.env_threads,
         "env_workers": summary.env_workers,
+        "async_batch": summary.async_batch,
         "phase_seconds": summary.phase_seconds,
         "evals": summary.evals,
         "reached_target": summary.reached_target.map(|(steps, seconds)| {

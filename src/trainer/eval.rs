@@ -2,9 +2,7 @@
 //! environments seeded apart from the training ones.
 
 use rlpg_agents::{ActMode, Agent};
-use rlpg_envs::{
-    DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, Stepping, VecActions, VecEnv,
-};
+use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, Stepping, VecActions};
 use tch::Tensor;
 
 use super::{
@@ -82,21 +80,16 @@ pub const VIDEO_OPTIONS: GifOptions = GifOptions { fps: 30, downscale: 2 };
 pub const VIDEO_MAX_STEPS: usize = 1000;
 
 /// [`evaluate`] for the training loop: `settings.eval_episodes` episodes, seeded apart from the
-/// training envs, normalised with `train_env`'s current statistics.
+/// training envs, normalised with the training envs' current statistics `rms`, stepped on
+/// `threads` threads.
 pub(super) fn run_eval(
     agent: &mut dyn Agent,
     factory: EnvFactory<'_>,
     settings: &LoopSettings,
-    train_env: &VecEnv,
+    rms: Option<&RunningMeanStd>,
+    threads: EnvThreads,
 ) -> Result<EvalResult, TrainError> {
-    let rms = train_env.obs_rms().map(|r| (r, OBS_CLIP));
-    // The training envs' thread count, which `auto` has decided by now or soon will: evaluation
-    // steps the same envs.
-    let threads = match train_env.threads() {
-        1 if train_env.is_remote() => EnvThreads::default(),
-        1 => settings.stepping.threads,
-        n => EnvThreads::Count(n),
-    };
+    let rms = rms.map(|r| (r, OBS_CLIP));
     let (seed, episodes) = (eval_seed(settings), settings.eval_episodes);
     evaluate_on(agent, factory, episodes, seed, rms, threads)
 }
@@ -113,13 +106,12 @@ pub(super) fn record_video(
     agent: &mut dyn Agent,
     factory: EnvFactory<'_>,
     settings: &LoopSettings,
-    train_env: &VecEnv,
+    rms: Option<&RunningMeanStd>,
     step: u64,
     sink: &mut dyn ScalarSink,
 ) -> Result<(), TrainError> {
     let mut env = factory.make().map_err(env_err(step))?;
     let mut gif = GifEncoder::new(VIDEO_OPTIONS);
-    let rms = train_env.obs_rms();
     record_agent_episode(agent, env.as_mut(), rms, eval_seed(settings), VIDEO_MAX_STEPS, &mut gif)
         .map_err(|source| TrainError::Video { step, source })?;
     let gif = gif.finish().map_err(|source| TrainError::Video { step, source })?;

@@ -36,7 +36,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Agent, AgentError, Transition};
-use rlpg_envs::{EnvError, MakeEnv, RunningMeanStd, Stepping, VecEnv, VecEnvSnapshot};
+use rlpg_envs::{
+    AsyncVecEnv, EnvError, EnvThreads, EpisodeRecord, MakeEnv, RunningMeanStd, Stepping, VecEnv,
+    VecEnvSnapshot,
+};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -191,6 +194,11 @@ pub struct LoopSettings {
     /// How the environments step: threads, worker processes (results do not depend on it;
     /// see [`Stepping`]).
     pub stepping: Stepping,
+    /// Asynchronous batches (`async_batch`): when above 0, the agent acts on (and learns from)
+    /// whichever this many envs finished their step first, while the others step on
+    /// [`Stepping::threads`] threads of their own ([`AsyncVecEnv`]). The agent must have been
+    /// built for this many rows. Runs are then not reproducible. 0: lockstep.
+    pub async_batch: usize,
     /// Normalise observations with running statistics.
     pub normalize_obs: bool,
     /// Environment steps between deterministic evaluations (0: only at the end).
@@ -264,6 +272,8 @@ pub struct TrainSummary {
     pub env_threads: usize,
     /// Worker processes that stepped the environments (0: they stepped in this process).
     pub env_workers: usize,
+    /// Envs per asynchronous batch (0: lockstep).
+    pub async_batch: usize,
     /// Where the training time went (over every session of a resumed run).
     pub phase_seconds: PhaseSeconds,
 }
@@ -592,6 +602,7 @@ fn train_loop_inner(
     let mut session = Session { saver, warn, settings };
     let n = settings.num_envs;
     let mut vec = make_vec_env(factory, n, &settings.stepping).map_err(env_err(0))?;
+    let async_batch = settings.async_batch;
     if settings.normalize_obs {
         vec.enable_obs_normalization(OBS_CLIP);
     }
@@ -608,9 +619,22 @@ fn train_loop_inner(
             point.state
         }
     };
-    let mut obs = vec.obs().to_vec();
+    let mut envs = if async_batch > 0 {
+        let threads = match settings.stepping.threads.resolve(n) {
+            1 if settings.stepping.threads != EnvThreads::Count(1) => rlpg_envs::cores().min(n),
+            threads => threads,
+        };
+        let step = state.global_step;
+        let mut envs = AsyncVecEnv::new(vec, async_batch, threads).map_err(env_err(step))?;
+        // The envs restart here: asynchronous runs keep no env states in checkpoints.
+        let seed = if fresh { settings.seed } else { step_seed(settings.seed, step) as u64 };
+        envs.reset(Some(seed)).map_err(env_err(step))?;
+        TrainEnvs::Async { envs, actions: None }
+    } else {
+        TrainEnvs::Lockstep { obs: vec.obs().to_vec(), vec }
+    };
     if fresh {
-        let snapshot = vec.snapshot();
+        let snapshot = envs.snapshot();
         session.save(SaveReason::Start, &state, agent, &snapshot, None, sink)?;
     }
 
@@ -630,23 +654,25 @@ fn train_loop_inner(
         // See the module docs: every step draws from a generator seeded by (seed, step), which
         // is what makes a resumed run continue exactly.
         tch::manual_seed(step_seed(settings.seed, state.global_step));
-        let obs_t = Tensor::from_slice(&obs).view([n as i64, obs_dim as i64]);
-        let acting = Instant::now();
-        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
-        let env_actions = adapter.convert(&actions)?;
-        let stepping = Instant::now();
-        let stepped = vec.step(env_actions);
+        let phases = &mut state.phase_seconds;
+        let stepped = match &mut envs {
+            TrainEnvs::Lockstep { vec, obs } => {
+                lockstep_step(vec, obs, agent, &mut adapter, phases, obs_dim)
+            }
+            TrainEnvs::Async { envs, actions } => {
+                async_step(envs, actions, agent, &mut adapter, phases, obs_dim)
+            }
+        };
         let learning = Instant::now();
-        state.phase_seconds.act += (stepping - acting).as_secs_f64();
-        state.phase_seconds.env += (learning - stepping).as_secs_f64();
-        let step = match stepped {
-            Ok(step) => step,
-            Err(source) => {
+        let (actions, step) = match stepped {
+            Ok(stepped) => stepped,
+            Err(StepError::Train(error)) => return Err(error),
+            Err(StepError::Env(source)) => {
                 let error = TrainError::Env { step: state.global_step, source };
                 // The envs are mid-step (some stepped, some not): keep everything else and let
                 // a resume reset them. The normalisation statistics are still those of the last
                 // completed step (they change only once every env has stepped).
-                let snapshot = vec.snapshot().without_env_states();
+                let snapshot = envs.snapshot().without_env_states();
                 state.train_seconds += last_tick.elapsed().as_secs_f64();
                 // The environment's error is what the user must see; a failed save is secondary
                 // and reported through the warning channel.
@@ -658,15 +684,16 @@ fn train_loop_inner(
                 return Err(error);
             }
         };
-        let global_step = state.global_step + n as u64;
+        let rows = step.rewards.len() as u64;
+        let global_step = state.global_step + rows;
 
         let transition = Transition {
-            obs: &obs,
+            obs: step.obs,
             actions: &actions,
-            rewards: &step.rewards,
-            terminated: &step.terminated,
-            truncated: &step.truncated,
-            next_obs: &step.next_obs,
+            rewards: step.rewards,
+            terminated: step.terminated,
+            truncated: step.truncated,
+            next_obs: step.next_obs,
         };
         let metrics = agent
             .observe(&transition)
@@ -678,7 +705,7 @@ fn train_loop_inner(
                 sink.scalar(tag, value, global_step).map_err(io_err("writing metrics"))?;
             }
         }
-        for ep in &step.episodes {
+        for ep in step.episodes {
             state.episodes += 1;
             sink.scalar("charts/episodic_return", ep.ret, global_step)
                 .map_err(io_err("writing metrics"))?;
@@ -686,7 +713,9 @@ fn train_loop_inner(
                 .map_err(io_err("writing metrics"))?;
             state.push_return(ep.ret);
         }
-        obs.copy_from_slice(&step.obs);
+        if let TrainEnvs::Lockstep { vec, obs } = &mut envs {
+            obs.copy_from_slice(vec.obs());
+        }
 
         if global_step >= state.next_log {
             state.next_log = advance(state.next_log, settings.log_every.max(1), global_step);
@@ -709,7 +738,7 @@ fn train_loop_inner(
         }
         if global_step >= state.next_eval && global_step < settings.total_timesteps {
             state.next_eval = advance(state.next_eval, settings.eval_every, global_step);
-            let result = run_eval(agent, factory, settings, &vec)?;
+            let result = run_eval(agent, factory, settings, envs.obs_rms(), envs.eval_threads())?;
             sink.scalar(EVAL_MEAN_RETURN, result.mean_return, global_step)
                 .map_err(io_err("writing metrics"))?;
             state.evals.push((global_step, result.mean_return));
@@ -720,7 +749,7 @@ fn train_loop_inner(
             }
             if state.best_eval.is_none_or(|(_, best)| result.mean_return > best) {
                 state.best_eval = Some((global_step, result.mean_return));
-                let snapshot = vec.snapshot();
+                let snapshot = envs.snapshot();
                 let ret = Some(result.mean_return);
                 session.save(SaveReason::NewBest, &state, agent, &snapshot, ret, sink)?;
             }
@@ -729,21 +758,21 @@ fn train_loop_inner(
         }
         let every = settings.capture_video_every;
         if every > 0
-            && global_step / every > (global_step - n as u64) / every
+            && global_step / every > (global_step - rows) / every
             && global_step < settings.total_timesteps
         {
-            record_video(agent, factory, settings, &vec, global_step, sink)?;
+            record_video(agent, factory, settings, envs.obs_rms(), global_step, sink)?;
             last_video = Some(global_step);
             window_start = (Instant::now(), global_step);
         }
         if global_step >= state.next_checkpoint && global_step < settings.total_timesteps {
             state.next_checkpoint =
                 advance(state.next_checkpoint, settings.checkpoint_every, global_step);
-            let snapshot = vec.snapshot();
+            let snapshot = envs.snapshot();
             session.save(SaveReason::Interval, &state, agent, &snapshot, None, sink)?;
         }
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
-            let snapshot = vec.snapshot();
+            let snapshot = envs.snapshot();
             session.save(SaveReason::Interrupted, &state, agent, &snapshot, None, sink)?;
             if let Some(bar) = progress {
                 bar.abandon();
@@ -762,7 +791,7 @@ fn train_loop_inner(
     let final_eval = match last_eval {
         Some((step, result)) if step == global_step => result,
         _ => {
-            let result = run_eval(agent, factory, settings, &vec)?;
+            let result = run_eval(agent, factory, settings, envs.obs_rms(), envs.eval_threads())?;
             sink.scalar(EVAL_MEAN_RETURN, result.mean_return, global_step)
                 .map_err(io_err("writing metrics"))?;
             state.evals.push((global_step, result.mean_return));
@@ -770,14 +799,14 @@ fn train_loop_inner(
         }
     };
     if settings.capture_video_every > 0 && last_video != Some(global_step) {
-        record_video(agent, factory, settings, &vec, global_step, sink)?;
+        record_video(agent, factory, settings, envs.obs_rms(), global_step, sink)?;
     }
     if reached_target.is_none()
         && matches!(target, Some(Target::Eval(t)) if final_eval.mean_return >= t)
     {
         reached_target = Some((global_step, state.train_seconds));
     }
-    let snapshot = vec.snapshot();
+    let snapshot = envs.snapshot();
     let ret = Some(final_eval.mean_return);
     if state.best_eval.is_none_or(|(_, best)| final_eval.mean_return > best) {
         state.best_eval = Some((global_step, final_eval.mean_return));
@@ -788,7 +817,7 @@ fn train_loop_inner(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    *final_rms = vec.obs_rms().cloned();
+    *final_rms = envs.obs_rms().cloned();
     Ok(LoopOutcome::Finished(TrainSummary {
         steps: global_step,
         episodes: state.episodes,
@@ -797,10 +826,160 @@ fn train_loop_inner(
         steps_per_second: global_step as f64 / state.train_seconds.max(1e-9),
         evals: state.evals,
         reached_target,
-        env_threads: vec.threads(),
-        env_workers: vec.workers(),
+        env_threads: envs.threads(),
+        env_workers: envs.workers(),
+        async_batch: settings.async_batch,
         phase_seconds: state.phase_seconds,
     }))
+}
+
+/// The training envs: stepped in lockstep, or in asynchronous batches.
+enum TrainEnvs {
+    /// A [`VecEnv`], and the observations the agent acts on next.
+    Lockstep { vec: VecEnv, obs: Vec<f32> },
+    /// An [`AsyncVecEnv`], and each env's last action (rows by env index), from which a batch's
+    /// transitions take their actions.
+    Async { envs: AsyncVecEnv, actions: Option<Tensor> },
+}
+
+impl TrainEnvs {
+    /// What a checkpoint holds of the envs (asynchronous ones: no env states).
+    fn snapshot(&self) -> VecEnvSnapshot {
+        match self {
+            TrainEnvs::Lockstep { vec, .. } => vec.snapshot(),
+            TrainEnvs::Async { envs, .. } => envs.snapshot(),
+        }
+    }
+
+    fn obs_rms(&self) -> Option<&RunningMeanStd> {
+        match self {
+            TrainEnvs::Lockstep { vec, .. } => vec.obs_rms(),
+            TrainEnvs::Async { envs, .. } => envs.obs_rms(),
+        }
+    }
+
+    fn threads(&self) -> usize {
+        match self {
+            TrainEnvs::Lockstep { vec, .. } => vec.threads(),
+            TrainEnvs::Async { envs, .. } => envs.threads(),
+        }
+    }
+
+    fn workers(&self) -> usize {
+        match self {
+            TrainEnvs::Lockstep { vec, .. } => vec.workers(),
+            TrainEnvs::Async { .. } => 0,
+        }
+    }
+
+    /// The threads evaluation envs step on: as many as the training envs use in this process
+    /// (`auto` has decided by now, or soon will; evaluation steps the same envs).
+    fn eval_threads(&self) -> EnvThreads {
+        match self {
+            TrainEnvs::Lockstep { vec, .. } if vec.is_remote() => EnvThreads::default(),
+            TrainEnvs::Lockstep { vec, .. } if vec.threads() == 1 => vec.threads_setting(),
+            _ => EnvThreads::Count(self.threads()),
+        }
+    }
+}
+
+/// What one step gave the agent to learn from: its transition's rows (all envs in lockstep, a
+/// batch asynchronously) and the episodes it ended.
+struct StepRows<'a> {
+    obs: &'a [f32],
+    rewards: &'a [f64],
+    terminated: &'a [bool],
+    truncated: &'a [bool],
+    next_obs: &'a [f32],
+    episodes: &'a [EpisodeRecord],
+}
+
+/// Why a step failed: an environment (the loop checkpoints before reporting it) or the loop.
+enum StepError {
+    Env(EnvError),
+    Train(TrainError),
+}
+
+/// One lockstep step: the agent acts on `obs`, every env steps. Returns the actions.
+fn lockstep_step<'e>(
+    vec: &'e mut VecEnv,
+    obs: &'e [f32],
+    agent: &mut dyn Agent,
+    adapter: &mut ActionAdapter,
+    phases: &mut PhaseSeconds,
+    obs_dim: usize,
+) -> Result<(Tensor, StepRows<'e>), StepError> {
+    let acting = Instant::now();
+    let obs_t = Tensor::from_slice(obs).view([(obs.len() / obs_dim) as i64, obs_dim as i64]);
+    let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
+    let env_actions = adapter.convert(&actions).map_err(|e| StepError::Train(e.into()))?;
+    let stepping = Instant::now();
+    phases.act += (stepping - acting).as_secs_f64();
+    let stepped = vec.step(env_actions);
+    phases.env += stepping.elapsed().as_secs_f64();
+    let step = stepped.map_err(StepError::Env)?;
+    let rows = StepRows {
+        obs,
+        rewards: &step.rewards,
+        terminated: &step.terminated,
+        truncated: &step.truncated,
+        next_obs: &step.next_obs,
+        episodes: &step.episodes,
+    };
+    Ok((actions, rows))
+}
+
+/// The next asynchronous batch that stepped. The agent acts on every batch as it arrives (the
+/// batches of reset envs too) and the actions are sent before this returns, so that the envs
+/// step while the agent learns from the batch. Returns the actions the batch's envs stepped
+/// with (taken from `last`, each env's last action).
+fn async_step<'e>(
+    envs: &'e mut AsyncVecEnv,
+    last: &mut Option<Tensor>,
+    agent: &mut dyn Agent,
+    adapter: &mut ActionAdapter,
+    phases: &mut PhaseSeconds,
+    obs_dim: usize,
+) -> Result<(Tensor, StepRows<'e>), StepError> {
+    let n = envs.num_envs() as i64;
+    loop {
+        let waiting = Instant::now();
+        let batch = envs.recv().map_err(StepError::Env)?;
+        let acting = Instant::now();
+        phases.env += (acting - waiting).as_secs_f64();
+        let rows = batch.envs.len() as i64;
+        let obs_t = Tensor::from_slice(&batch.obs).view([rows, obs_dim as i64]);
+        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
+        let ids: Vec<i64> = batch.envs.iter().map(|&i| i as i64).collect();
+        let ids = Tensor::from_slice(&ids);
+        let stepped = batch.stepped;
+        let torch = |e: tch::TchError| StepError::Train(e.into());
+        let taken = match last {
+            Some(last) if stepped => Some(last.f_index_select(0, &ids).map_err(torch)?),
+            _ => None,
+        };
+        let store = last.get_or_insert_with(|| {
+            let mut size = actions.size();
+            size[0] = n;
+            Tensor::zeros(size.as_slice(), (actions.kind(), actions.device()))
+        });
+        tch::no_grad(|| store.f_index_copy_(0, &ids, &actions).map(drop)).map_err(torch)?;
+        let env_actions = adapter.convert(&actions).map_err(|e| StepError::Train(e.into()))?;
+        envs.send(env_actions).map_err(StepError::Env)?;
+        phases.act += acting.elapsed().as_secs_f64();
+        if let Some(taken) = taken {
+            let batch = envs.last_batch();
+            let rows = StepRows {
+                obs: &batch.prev_obs,
+                rewards: &batch.rewards,
+                terminated: &batch.terminated,
+                truncated: &batch.truncated,
+                next_obs: &batch.next_obs,
+                episodes: &batch.episodes,
+            };
+            return Ok((taken, rows));
+        }
+    }
 }
 
 /// The next multiple-of-`every` point after `now`, from the point `due` that was just reached.
@@ -848,7 +1027,8 @@ fn restore_envs(
                     .to_owned()
             } else {
                 "the checkpoint holds no environment states: its environments cannot save their \
-                 state, or it was written after an env fault"
+                 state, it was written after an env fault, or during asynchronous batches \
+                 (async_batch)"
                     .to_owned()
             };
             session.warn(&format!(
@@ -903,6 +1083,7 @@ mod tests {
             total_timesteps: 1,
             num_envs: 1,
             stepping: Stepping::default(),
+            async_batch: 0,
             normalize_obs: false,
             eval_every: 0,
             eval_episodes: 1,
