@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use crate::core::{Action, Env, EnvError, Space, StepInfo};
 use crate::running_mean_std::RunningMeanStd;
 use crate::validate::{Origin, check_observation, check_reward};
-use crate::vec_env::{VecActions, VecEnv, VecEnvSnapshot};
+use crate::vec_env::{VecActions, VecEnv, VecEnvSnapshot, VecStep};
 use crate::wrappers::episode_statistics::EpisodeRecord;
 use crate::wrappers::normalize::DEFAULT_NORM_EPSILON;
 
@@ -125,25 +125,15 @@ pub struct AsyncBatch {
     /// The envs of the batch (indices in the vector env), in the order they finished.
     pub envs: Vec<usize>,
     /// Whether the envs stepped: `false` for the batches right after [`AsyncVecEnv::reset`],
-    /// whose envs have only been reset (the fields below describe no step then).
+    /// whose envs have only been reset (`step` then holds only their first observations).
     pub stepped: bool,
     /// `[batch * obs_dim]` the observation each env acted on in the step (normalised if
     /// normalisation is on): the transition's `obs`.
     pub prev_obs: Vec<f32>,
-    /// `[batch * obs_dim]` the observation to act on next (the new episode's first where one
-    /// ended), as [`crate::VecStep::obs`].
-    pub obs: Vec<f32>,
-    /// `[batch * obs_dim]` the observation the step led to (the final one where an episode
-    /// ended), as [`crate::VecStep::next_obs`].
-    pub next_obs: Vec<f32>,
-    /// `[batch]` rewards of the step.
-    pub rewards: Vec<f64>,
-    /// `[batch]` true ends of the task.
-    pub terminated: Vec<bool>,
-    /// `[batch]` time-limit ends.
-    pub truncated: Vec<bool>,
-    /// Episodes that ended on the step (`env` is the index in the vector env).
-    pub episodes: Vec<EpisodeRecord>,
+    /// The step of the batch's envs, one row per env in the batch's order, with
+    /// [`VecStep`]'s conventions (same-step autoreset); its episodes name envs by their index in
+    /// the vector env.
+    pub step: VecStep,
 }
 
 /// `n` environments stepped asynchronously on threads of their own: [`AsyncVecEnv::recv`]
@@ -414,15 +404,16 @@ impl AsyncVecEnv {
     /// [`VecEnv`] checks them, and the observations to act on.
     fn collect(&mut self, ids: Vec<usize>, stepped: bool) -> Result<(), EnvError> {
         let d = self.obs_dim;
-        let out = &mut self.out;
-        for v in [&mut out.prev_obs, &mut out.obs, &mut out.next_obs] {
+        let AsyncBatch { envs, stepped: was_stepped, prev_obs, step: out } = &mut self.out;
+        prev_obs.clear();
+        for v in [&mut out.obs, &mut out.next_obs] {
             v.clear();
         }
         out.rewards.clear();
         out.terminated.clear();
         out.truncated.clear();
         out.episodes.clear();
-        out.stepped = stepped;
+        *was_stepped = stepped;
         for &i in &ids {
             let row = i * d..(i + 1) * d;
             if stepped {
@@ -436,7 +427,7 @@ impl AsyncVecEnv {
                 check_observation(env, space, &slot.next_obs, Origin::Step(length))
                     .and_then(|()| check_reward(env, info.reward, Origin::Step(length)))
                     .map_err(|e| e.in_vec_env(i))?;
-                out.prev_obs.extend_from_slice(&self.acted_on[row.clone()]);
+                prev_obs.extend_from_slice(&self.acted_on[row.clone()]);
                 out.next_obs.extend_from_slice(&slot.next_obs);
                 out.rewards.push(info.reward);
                 out.terminated.push(info.terminated);
@@ -467,7 +458,7 @@ impl AsyncVecEnv {
             let raw = out.next_obs.clone();
             rms.normalize(&raw, &mut out.next_obs, DEFAULT_NORM_EPSILON, *clip);
         }
-        out.envs = ids;
+        *envs = ids;
         Ok(())
     }
 
@@ -514,7 +505,8 @@ impl AsyncVecEnv {
                 }
             }
             // The transition's `obs`: what the env acts on, as the caller saw it.
-            self.acted_on[i * d..(i + 1) * d].copy_from_slice(&self.out.obs[k * d..(k + 1) * d]);
+            let acted_on = &self.out.step.obs[k * d..(k + 1) * d];
+            self.acted_on[i * d..(i + 1) * d].copy_from_slice(acted_on);
         }
         self.outstanding += self.held.len();
         lock(&self.shared.queues).todo.extend(self.held.drain(..));

@@ -69,6 +69,23 @@ fn with_step_number(error: EnvError, t: usize) -> EnvError {
     }
 }
 
+/// The error of the step of env `envs.len()` that failed with `e`, tagged with its index and
+/// step number; or, if one of the envs before it (`envs`, which stepped) returned an invalid
+/// observation or reward, that env's error: the lowest index is named.
+#[cold]
+#[inline(never)]
+fn step_failure(
+    envs: &[Box<dyn Env>],
+    space: &Space,
+    out: &VecStep,
+    episode_lengths: &[usize],
+    e: EnvError,
+) -> EnvError {
+    let i = envs.len();
+    let err = with_step_number(e, episode_lengths[i] + 1).in_vec_env(i);
+    first_error(envs, space, &out.next_obs, &out.rewards, episode_lengths, err)
+}
+
 /// The fast checks and the detailed ones disagree: a bug in this module, reported rather than
 /// panicking.
 #[cold]
@@ -939,15 +956,8 @@ impl VecEnv {
             let step = match env.step_into(action, row) {
                 Ok(step) => step,
                 Err(e) => {
-                    let err = with_step_number(e, lengths[i] + 1).in_vec_env(i);
-                    return Err(first_error(
-                        &self.envs[..i],
-                        &self.observation_space,
-                        &out.next_obs,
-                        &out.rewards,
-                        &self.episode_lengths,
-                        err,
-                    ));
+                    let (envs, space) = (&self.envs[..i], &self.observation_space);
+                    return Err(step_failure(envs, space, out, &self.episode_lengths, e));
                 }
             };
             rewards[i] = step.reward;
@@ -1008,15 +1018,8 @@ impl VecEnv {
         for i in 0..n {
             if let Some(e) = self.errors[i].take() {
                 self.errors.iter_mut().for_each(|e| *e = None);
-                let err = with_step_number(e, self.episode_lengths[i] + 1).in_vec_env(i);
-                return Err(first_error(
-                    &self.envs[..i],
-                    &self.observation_space,
-                    &out.next_obs,
-                    &out.rewards,
-                    &self.episode_lengths,
-                    err,
-                ));
+                let (envs, space) = (&self.envs[..i], &self.observation_space);
+                return Err(step_failure(envs, space, out, &self.episode_lengths, e));
             }
             let step = self.infos[i];
             out.rewards[i] = step.reward;

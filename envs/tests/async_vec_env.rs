@@ -64,10 +64,10 @@ fn run_async(envs: &mut AsyncVecEnv, steps: usize) -> (Vec<Vec<Record>>, Vec<Vec
                 records[i].push((
                     bits(&batch.prev_obs[row.clone()]),
                     a.map(f32::to_bits),
-                    batch.rewards[k].to_bits(),
-                    bits(&batch.next_obs[row]),
-                    batch.terminated[k],
-                    batch.truncated[k],
+                    batch.step.rewards[k].to_bits(),
+                    bits(&batch.step.next_obs[row]),
+                    batch.step.terminated[k],
+                    batch.step.truncated[k],
                 ));
             }
         }

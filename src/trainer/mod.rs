@@ -948,7 +948,7 @@ fn async_step<'e>(
         let acting = Instant::now();
         phases.env += (acting - waiting).as_secs_f64();
         let rows = batch.envs.len() as i64;
-        let obs_t = Tensor::from_slice(&batch.obs).view([rows, obs_dim as i64]);
+        let obs_t = Tensor::from_slice(&batch.step.obs).view([rows, obs_dim as i64]);
         let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
         let ids: Vec<i64> = batch.envs.iter().map(|&i| i as i64).collect();
         let ids = Tensor::from_slice(&ids);
@@ -969,13 +969,14 @@ fn async_step<'e>(
         phases.act += acting.elapsed().as_secs_f64();
         if let Some(taken) = taken {
             let batch = envs.last_batch();
+            let step = &batch.step;
             let rows = StepRows {
                 obs: &batch.prev_obs,
-                rewards: &batch.rewards,
-                terminated: &batch.terminated,
-                truncated: &batch.truncated,
-                next_obs: &batch.next_obs,
-                episodes: &batch.episodes,
+                rewards: &step.rewards,
+                terminated: &step.terminated,
+                truncated: &step.truncated,
+                next_obs: &step.next_obs,
+                episodes: &step.episodes,
             };
             return Ok((taken, rows));
         }
