@@ -209,9 +209,10 @@ pub struct VecEnv {
     pool: Option<StepPool>,
     /// What [`VecEnv::set_threads`] was last asked for.
     threads_setting: EnvThreads,
-    /// While [`EnvThreads::Auto`] is measuring the step cost: steps timed so far and their
-    /// total time.
-    auto_probe: Option<(u32, Duration)>,
+    /// While [`EnvThreads::Auto`] is measuring.
+    auto_probe: Option<AutoProbe>,
+    /// What it measured (see [`VecEnv::auto_measurement`]).
+    auto_measured: Option<(Duration, Option<(usize, Duration)>)>,
     /// Scratch for threaded and remote steps: each env's result, written by the task of its
     /// index (or by the remote envs).
     infos: Vec<StepInfo>,
@@ -266,6 +267,29 @@ pub(crate) trait RemoteEnvs: Send {
     ) -> Result<(), EnvError>;
 }
 
+/// [`EnvThreads::Auto`]'s measurement in progress: of one thread, then maybe of several.
+#[derive(Clone, Copy, Debug, Default)]
+struct AutoProbe {
+    /// The mean step time on one thread, once measured (the threads are being timed then).
+    one_thread: Option<Duration>,
+    steps: u32,
+    total: Duration,
+}
+
+impl AutoProbe {
+    /// Counts a step that took `elapsed`: the mean of the measured steps once there are
+    /// [`EnvThreads::AUTO_PROBE_STEPS`] of them after as many warm-up steps.
+    fn time(&mut self, elapsed: Duration) -> Option<Duration> {
+        self.steps += 1;
+        if self.steps <= EnvThreads::AUTO_PROBE_STEPS {
+            return None;
+        }
+        self.total += elapsed;
+        (self.steps == 2 * EnvThreads::AUTO_PROBE_STEPS)
+            .then(|| self.total / EnvThreads::AUTO_PROBE_STEPS)
+    }
+}
+
 /// How many threads step the environments of a [`VecEnv`] (the `env_threads` setting): written
 /// in configs as an integer (`0`: one per core) or `"auto"`.
 ///
@@ -278,10 +302,11 @@ pub enum EnvThreads {
     /// This many threads, the caller's included (`0`: one per core). At most one per env is
     /// used. More than one needs `Send` envs ([`VecEnv::new_send`]).
     Count(usize),
-    /// Step on one thread for the first [`EnvThreads::AUTO_PROBE_STEPS`] steps and time them;
-    /// then use one thread per core (at most one per env) if a step of all envs took at least
-    /// [`EnvThreads::AUTO_MIN_STEP`], else stay on one thread. Envs that are not `Send`, or
-    /// that run Python code, stay on one thread.
+    /// Measure, then choose: after [`EnvThreads::AUTO_PROBE_STEPS`] warm-up steps on one
+    /// thread, time as many; if a step of all envs took at least [`EnvThreads::AUTO_MIN_STEP`],
+    /// time as many on one thread per core (at most one per env) and keep whichever was faster
+    /// ([`EnvThreads::auto_choice`]): on a machine whose other cores are busy, threads can be
+    /// slower than one. Envs that are not `Send`, or that run Python code, stay on one thread.
     Auto,
 }
 
@@ -296,8 +321,17 @@ impl EnvThreads {
     /// warm caches and lazy initialisation up).
     pub const AUTO_PROBE_STEPS: u32 = 32;
 
-    /// The mean time of a step of all envs from which [`EnvThreads::Auto`] uses threads.
+    /// The mean time of a step of all envs from which [`EnvThreads::Auto`] tries threads.
     pub const AUTO_MIN_STEP: Duration = Duration::from_micros(40);
+
+    /// What [`EnvThreads::Auto`] decides from the mean time of a step of all envs on one thread
+    /// and, if it tried them, on `threads` threads: the thread count to keep.
+    pub fn auto_choice(one: Duration, tried: Option<(usize, Duration)>) -> usize {
+        match tried {
+            Some((threads, time)) if one >= Self::AUTO_MIN_STEP && time < one => threads,
+            _ => 1,
+        }
+    }
 
     /// The threads this setting asks for on this machine, given `num_envs` envs: a count (`0`
     /// resolved to the number of cores), at most one per env; `Auto` counts as one until it
@@ -601,6 +635,7 @@ impl VecEnv {
             pool: None,
             threads_setting: EnvThreads::default(),
             auto_probe: None,
+            auto_measured: None,
             infos: vec![StepInfo { reward: 0.0, terminated: false, truncated: false }; n],
             errors: vec![None; n],
             remote: None,
@@ -689,7 +724,8 @@ impl VecEnv {
             });
         }
         self.threads_setting = threads;
-        self.auto_probe = (threads == EnvThreads::Auto).then_some((0, Duration::ZERO));
+        self.auto_probe = (threads == EnvThreads::Auto).then(AutoProbe::default);
+        self.auto_measured = None;
         self.start_threads(wanted)
     }
 
@@ -730,24 +766,40 @@ impl VecEnv {
     /// With [`EnvThreads::Auto`]: counts a step that took `elapsed` and, once enough are timed,
     /// decides.
     fn probe_step_cost(&mut self, elapsed: Duration) {
-        let Some((steps, total)) = &mut self.auto_probe else { return };
-        *steps += 1;
-        // The first AUTO_PROBE_STEPS steps warm up and are not counted.
-        if *steps <= EnvThreads::AUTO_PROBE_STEPS {
-            return;
-        }
-        *total += elapsed;
-        if *steps < 2 * EnvThreads::AUTO_PROBE_STEPS {
-            return;
-        }
-        let mean = *total / EnvThreads::AUTO_PROBE_STEPS;
-        self.auto_probe = None;
         let threads = EnvThreads::Count(0).resolve(self.envs.len());
+        let current = self.threads();
+        let Some(probe) = &mut self.auto_probe else { return };
+        let Some(mean) = probe.time(elapsed) else { return };
+        let one_thread = probe.one_thread;
         let threadable = self.remote.is_none() && self.check_threadable(EnvThreads::Auto).is_ok();
-        if mean >= EnvThreads::AUTO_MIN_STEP && threads > 1 && threadable {
-            // A pool that cannot start leaves the envs on one thread, which is still correct.
-            let _ = self.start_threads(threads);
+        let probe = self.auto_probe.get_or_insert_default();
+        match one_thread {
+            // One thread measured: try threads if the step is costly enough.
+            None if mean >= EnvThreads::AUTO_MIN_STEP && threads > 1 && threadable => {
+                *probe = AutoProbe { one_thread: Some(mean), ..AutoProbe::default() };
+                if self.start_threads(threads).is_err() {
+                    // A pool that cannot start leaves the envs on one thread, still correct.
+                    self.auto_probe = None;
+                }
+            }
+            None => {
+                self.auto_probe = None;
+                self.auto_measured = Some((mean, None));
+            }
+            Some(one) => {
+                let keep = EnvThreads::auto_choice(one, Some((current, mean)));
+                self.auto_probe = None;
+                self.auto_measured = Some((one, Some((current, mean))));
+                // Back to one thread cannot fail.
+                let _ = self.start_threads(keep);
+            }
         }
+    }
+
+    /// What [`EnvThreads::Auto`] measured, once it decided: the mean time of a step of all envs
+    /// on one thread and, if it tried them, the thread count it tried and its mean step time.
+    pub fn auto_measurement(&self) -> Option<(Duration, Option<(usize, Duration)>)> {
+        self.auto_measured
     }
 
     /// Number of environments.

@@ -270,18 +270,33 @@ fn envs_not_known_to_be_send_refuse_threads_with_a_clear_error_and_run_on_one() 
 }
 
 #[test]
-fn auto_decides_from_the_measured_step_cost() {
-    // CartPole steps cost nanoseconds: one thread. The bench env (~50 µs a step, 4 envs): threads,
-    // on a machine with more than one core.
+fn auto_keeps_what_it_measured_faster_and_changes_no_result() {
+    // The decision from measured mean step times of all envs.
+    let us = Duration::from_micros;
+    assert_eq!(EnvThreads::auto_choice(us(5), None), 1, "cheap steps: not tried");
+    assert_eq!(EnvThreads::auto_choice(us(400), Some((2, us(220)))), 2, "threads were faster");
+    assert_eq!(EnvThreads::auto_choice(us(400), Some((2, us(450)))), 1, "busy cores: slower");
+    assert_eq!(EnvThreads::auto_choice(us(30), Some((2, us(20)))), 1, "below the bar");
+    // CartPole steps cost nanoseconds: one thread, never tried.
     let mut cheap = vec_of("CartPole-v1", 4, EnvThreads::Auto);
     trajectory(&mut cheap, 200);
     assert_eq!(cheap.threads(), 1);
     assert_eq!(cheap.threads_setting(), EnvThreads::Auto);
+    // The bench env (~50 µs a step, 4 envs): measured on one thread, then on one per core, and
+    // the faster kept; whatever it keeps, the results are those of one thread.
     let mut costly = vec_of(POINT_REACH_ID, 4, EnvThreads::Auto);
     assert_eq!(costly.threads(), 1, "auto starts on one thread");
-    let before = trajectory(&mut vec_of(POINT_REACH_ID, 4, EnvThreads::Count(1)), 80);
-    let after = trajectory(&mut costly, 80);
-    assert_eq!(before, after, "the switch changes nothing in the results");
-    let expected = rlpg_envs::cores().min(4);
-    assert_eq!(costly.threads(), expected, "after 64 steps of ~200 µs, auto uses every core");
+    let steps = 4 * EnvThreads::AUTO_PROBE_STEPS as usize + 10;
+    let reference = trajectory(&mut vec_of(POINT_REACH_ID, 4, EnvThreads::Count(1)), steps);
+    assert_eq!(trajectory(&mut costly, steps), reference, "auto changed the results");
+    let cores = rlpg_envs::cores().min(4);
+    let (one, tried) = costly.auto_measurement().expect("auto has decided");
+    assert!(one >= EnvThreads::AUTO_MIN_STEP, "a step of 4 bench envs took {one:?}");
+    if cores > 1 {
+        let (threads, time) = tried.expect("threads were tried");
+        assert_eq!(threads, cores);
+        let kept = if time < one { cores } else { 1 };
+        assert_eq!(costly.threads(), kept, "one thread {one:?}, {threads} threads {time:?}");
+    }
+    assert!(cheap.auto_measurement().is_some_and(|(_, tried)| tried.is_none()));
 }

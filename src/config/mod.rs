@@ -159,8 +159,8 @@ pub struct Config {
     #[serde(default = "defaults::num_envs")]
     pub num_envs: usize,
     /// Threads that step the environments: a number (`0`: one per core; at most one per env is
-    /// used) or `"auto"` (one thread, or one per core when a step of all envs measures at least
-    /// 40 µs). The results are the same bit for bit whatever it is, so it may change when
+    /// used) or `"auto"` (when a step of all envs measures at least 40 µs on one thread, one per
+    /// core is timed too and the faster kept). The results are the same bit for bit whatever it is, so it may change when
     /// resuming. Pays off for envs whose step costs tens of microseconds or more; needs envs
     /// that are `Send` and run no Python code.
     #[serde(default)]
