@@ -2,6 +2,8 @@
 
 use tch::Tensor;
 
+use crate::backend::BackendKind;
+
 /// How [`Agent::act`] should choose actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActMode {
@@ -11,15 +13,116 @@ pub enum ActMode {
     Deterministic,
 }
 
+/// A batch of actions, one row per environment, as an agent chose them: indices for discrete
+/// spaces, floats for boxes (possibly outside the bounds; the trainer clips what it sends to
+/// the environment, and the agent learns from what it chose).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Actions {
+    /// `width` indices per row (1 for `Discrete(n)`).
+    Indices {
+        /// `[rows * width]`, row-major.
+        values: Vec<i64>,
+        /// Indices per row.
+        width: usize,
+    },
+    /// `width` floats per row (the box's dimension).
+    Floats {
+        /// `[rows * width]`, row-major.
+        values: Vec<f32>,
+        /// Floats per row.
+        width: usize,
+    },
+}
+
+impl Default for Actions {
+    fn default() -> Self {
+        Actions::Indices { values: Vec::new(), width: 1 }
+    }
+}
+
+impl Actions {
+    /// Rows (environments) in the batch.
+    pub fn rows(&self) -> usize {
+        match self {
+            Actions::Indices { values, width } => values.len() / (*width).max(1),
+            Actions::Floats { values, width } => values.len() / (*width).max(1),
+        }
+    }
+
+    /// Values per row.
+    pub fn width(&self) -> usize {
+        match self {
+            Actions::Indices { width, .. } | Actions::Floats { width, .. } => *width,
+        }
+    }
+
+    /// Makes this a batch of `rows × width` indices (zeros, reusing the allocation) and returns
+    /// them to be written.
+    pub fn indices(&mut self, rows: usize, width: usize) -> &mut [i64] {
+        if !matches!(self, Actions::Indices { .. }) {
+            *self = Actions::Indices { values: Vec::new(), width };
+        }
+        match self {
+            Actions::Indices { values, width: w } => {
+                *w = width;
+                values.clear();
+                values.resize(rows * width, 0);
+                values
+            }
+            Actions::Floats { .. } => unreachable!("just made indices"),
+        }
+    }
+
+    /// Makes this a batch of `rows × width` floats (zeros, reusing the allocation) and returns
+    /// them to be written.
+    pub fn floats(&mut self, rows: usize, width: usize) -> &mut [f32] {
+        if !matches!(self, Actions::Floats { .. }) {
+            *self = Actions::Floats { values: Vec::new(), width };
+        }
+        match self {
+            Actions::Floats { values, width: w } => {
+                *w = width;
+                values.clear();
+                values.resize(rows * width, 0.0);
+                values
+            }
+            Actions::Indices { .. } => unreachable!("just made floats"),
+        }
+    }
+
+    /// The batch as a tensor: `Int64 [rows]` for one index per row, `Int64 [rows, width]` for
+    /// several, `Float [rows, width]` for floats (for checkpoints and tests).
+    pub fn to_tensor(&self) -> Tensor {
+        match self {
+            Actions::Indices { values, width: 1 } => Tensor::from_slice(values),
+            Actions::Indices { values, width } => {
+                Tensor::from_slice(values).view([-1, *width as i64])
+            }
+            Actions::Floats { values, width } => Tensor::from_slice(values).view([-1, *width as i64]),
+        }
+    }
+}
+
+impl std::fmt::Display for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actions::Indices { width, .. } => {
+                write!(f, "{} rows of {width} indices", self.rows())
+            }
+            Actions::Floats { width, .. } => write!(f, "{} rows of {width} floats", self.rows()),
+        }
+    }
+}
+
 /// One lockstep step of `n` environments, as the agent needs it for learning.
 ///
 /// All slices are row-major with one row per environment.
 pub struct Transition<'a> {
     /// `[n, obs_dim]` observations the actions were chosen from.
     pub obs: &'a [f32],
-    /// The actions exactly as [`Agent::act`] returned them (before any clipping to the action
+    /// The actions exactly as [`Agent::act`] chose them (before any clipping to the action
     /// bounds done for the environment).
-    pub actions: &'a Tensor,
+    pub actions: &'a Actions,
     /// `[n]` rewards.
     pub rewards: &'a [f64],
     /// `[n]` true ends of the task: never bootstrap past these.
@@ -66,10 +169,15 @@ pub trait Agent {
     /// Short name used in run directory names and messages, e.g. `"reinforce"`.
     fn name(&self) -> &'static str;
 
-    /// Actions for a batch of observations `obs` of shape `[n, obs_dim]`. Discrete policies return
-    /// an `Int64` tensor `[n]`; continuous ones a `Float` tensor `[n, act_dim]` (possibly outside
-    /// the action bounds; the trainer clips what it sends to the environment).
-    fn act(&mut self, obs: &Tensor, mode: ActMode) -> Tensor;
+    /// Which backend the agent's updates (and acting) run on, chosen once at construction
+    /// (its `backend` setting).
+    fn backend(&self) -> BackendKind;
+
+    /// Actions for a batch of observations `obs` (`[n, obs_dim]` row-major) into `actions`:
+    /// one index per row for discrete policies, `act_dim` floats per row for continuous ones
+    /// (possibly outside the action bounds; the trainer clips what it sends to the
+    /// environment). Errors on observations of the wrong width and in the backend.
+    fn act(&mut self, obs: &[f32], mode: ActMode, actions: &mut Actions) -> Result<(), AgentError>;
 
     /// Records one step of experience; returns the metrics of an update if one happened.
     fn observe(&mut self, transition: &Transition<'_>) -> Result<Option<Metrics>, AgentError>;

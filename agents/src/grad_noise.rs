@@ -21,14 +21,11 @@
 //! chunk are, along a trajectory) the formula still holds per chunk: `variance` is then the
 //! variance of the mean of `K` independent chunk estimates, which is what the update uses.
 //!
-//! The chunk gradients reuse the update's forward pass (one backward pass per chunk, keeping the
-//! graph) and draw no random numbers, so switching diagnostics on changes the cost of an update
+//! The chunk gradients reuse the update's forward pass (one backward pass per chunk, on either
+//! backend) and draw no random numbers, so switching diagnostics on changes the cost of an update
 //! but never the training run.
 
-use tch::Tensor;
-
 use crate::agent::AgentError;
-use crate::optim::FlatParams;
 
 /// Noise statistics of one minibatch gradient (see the [module docs](self)).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,83 +42,90 @@ impl GradNoise {
     pub fn metrics(self) -> [(&'static str, f64); 2] {
         [("grad/variance", self.variance), ("grad/snr", self.snr)]
     }
-}
 
-/// Gradient-noise statistics of `params` from `chunk_losses`, a `[K]` tensor whose entry `k` is
-/// the mean loss over chunk `k` (attached to the graph), and the chunk sizes `sizes` (`K`
-/// entries, each ≥ 1). Keeps the graph, so the caller can still differentiate the full loss.
-///
-/// Errors when there are fewer than two chunks, when the sizes do not match the losses, or in
-/// libtorch.
-pub fn grad_noise(
-    params: &FlatParams,
-    chunk_losses: &Tensor,
-    sizes: &[i64],
-) -> Result<GradNoise, AgentError> {
-    let k = sizes.len();
-    let shape = chunk_losses.size();
-    if k < 2 || shape != [k as i64] || sizes.iter().any(|&n| n < 1) {
-        return Err(AgentError::Invalid(format!(
-            "gradient diagnostics need at least 2 chunks of at least one sample each, with one \
-             loss per chunk; got {shape:?} losses for chunk sizes {sizes:?}"
-        )));
-    }
-    let grads = (0..k)
-        .map(|i| params.grad_keeping_graph(&chunk_losses.get(i as i64)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let grads = Tensor::f_stack(&grads, 0)?.f_to_kind(tch::Kind::Double)?;
-    let weights =
-        Tensor::from_slice(sizes).f_to_kind(tch::Kind::Double)?.f_to_device(grads.device())?;
-    let batch: i64 = sizes.iter().sum();
-    tch::no_grad(|| {
-        let weights = weights.view([k as i64, 1]);
-        let mean =
-            (&grads * &weights).f_sum_dim_intlist(0, false, tch::Kind::Double)? / batch as f64;
-        let deviations =
-            (&grads - &mean).f_square()?.f_sum_dim_intlist(1, false, tch::Kind::Double)?;
-        let trace =
-            (deviations * weights.view([-1])).f_sum(tch::Kind::Double)?.f_double_value(&[])?
-                / (k - 1) as f64;
-        let variance = trace / batch as f64;
-        let squared_norm = mean.f_square()?.f_sum(tch::Kind::Double)?.f_double_value(&[])?;
+    /// The statistics of chunk gradients `grads` (entry `k`: the gradient of chunk `k`'s mean
+    /// loss, all of one length) with chunk sizes `sizes` (each ≥ 1), computed in `f64`.
+    ///
+    /// Errors when there are fewer than two chunks, when the sizes do not match the gradients,
+    /// or when the gradients differ in length.
+    pub fn from_chunks(grads: &[Vec<f32>], sizes: &[usize]) -> Result<Self, AgentError> {
+        let k = sizes.len();
+        let p = grads.first().map_or(0, Vec::len);
+        if k < 2 || grads.len() != k || sizes.contains(&0) || grads.iter().any(|g| g.len() != p) {
+            return Err(AgentError::Invalid(format!(
+                "gradient diagnostics need at least 2 chunks of at least one sample each, with \
+                 one gradient per chunk; got {} gradients for chunk sizes {sizes:?}",
+                grads.len()
+            )));
+        }
+        let batch: usize = sizes.iter().sum();
+        let mut mean = vec![0.0f64; p];
+        for (g, &n) in grads.iter().zip(sizes) {
+            for (m, &v) in mean.iter_mut().zip(g) {
+                *m += n as f64 * f64::from(v);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= batch as f64);
+        let weighted_deviations: f64 = grads
+            .iter()
+            .zip(sizes)
+            .map(|(g, &n)| {
+                let d2: f64 = g.iter().zip(&mean).map(|(&v, m)| (f64::from(v) - m).powi(2)).sum();
+                n as f64 * d2
+            })
+            .sum();
+        let variance = weighted_deviations / (k - 1) as f64 / batch as f64;
+        let squared_norm: f64 = mean.iter().map(|m| m * m).sum();
         let snr = if variance > 0.0 {
             ((squared_norm - variance).max(0.0) / variance).sqrt()
         } else {
             f64::INFINITY
         };
         Ok(GradNoise { variance, snr })
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use tch::{Device, Kind, nn};
-
     use super::*;
 
-    /// A store with one parameter vector `θ` of length `p`, and its flat view.
-    fn linear_params(p: i64) -> (nn::VarStore, Tensor, FlatParams) {
-        let store = nn::VarStore::new(Device::Cpu);
-        let theta = store.root().zeros("theta", &[p]);
-        let params = FlatParams::new(&store).expect("one variable");
-        (store, theta, params)
+    /// Per-sample gradients `x_i` (rows of `xs`, `p` wide): chunk `k`'s gradient is the mean
+    /// of its rows.
+    fn chunk_grads(xs: &[f64], p: usize, sizes: &[usize]) -> Vec<Vec<f32>> {
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&n| {
+                let g = (0..p)
+                    .map(|j| ((start..start + n).map(|i| xs[i * p + j]).sum::<f64>() / n as f64) as f32)
+                    .collect();
+                start += n;
+                g
+            })
+            .collect()
     }
 
-    /// Per-sample losses `θ · x_i`: the gradient of sample `i` is exactly `x_i`.
-    fn chunk_means(theta: &Tensor, xs: &Tensor, sizes: &[i64]) -> Tensor {
-        let per_sample = xs.matmul(theta);
-        let chunks = per_sample.split_with_sizes(sizes, 0);
-        Tensor::stack(&chunks.iter().map(|c| c.mean(None)).collect::<Vec<_>>(), 0)
+    /// A deterministic standard normal stream (Box-Muller over an LCG).
+    fn normals(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut uniform = || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                let (u, v) = (uniform(), uniform());
+                (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+            })
+            .collect()
     }
 
     #[test]
     fn matches_the_formula_on_known_per_sample_gradients() {
-        let (_store, theta, params) = linear_params(2);
         // Chunks of unequal size; per-sample gradients are the rows.
         let rows = [[1.0, 0.0], [3.0, 2.0], [0.0, 1.0], [2.0, 2.0], [4.0, -1.0], [1.0, 1.0]];
-        let sizes = [1i64, 2, 3];
-        let xs = Tensor::from_slice(&rows.concat()).view([6, 2]).to_kind(Kind::Float);
-        let noise = grad_noise(&params, &chunk_means(&theta, &xs, &sizes), &sizes).unwrap();
+        let sizes = [1usize, 2, 3];
+        let noise = GradNoise::from_chunks(&chunk_grads(&rows.concat(), 2, &sizes), &sizes).unwrap();
 
         // By hand: chunk means g_k, full mean ĝ, weighted squared deviations.
         let g: [[f64; 2]; 3] = [[1.0, 0.0], [1.5, 1.5], [7.0 / 3.0, 2.0 / 3.0]];
@@ -142,17 +146,14 @@ mod tests {
     fn estimates_the_variance_and_snr_of_iid_gradients() {
         // Per-sample gradients x_i ~ N(μ, I) in p dimensions: tr Var(ĝ) = p / B and
         // SNR = ‖μ‖ / sqrt(p / B). Averaged over repetitions, the estimates match.
-        tch::manual_seed(7);
-        let (p, chunks, per_chunk) = (50i64, 8usize, 32i64);
-        let batch = chunks as i64 * per_chunk;
-        let (_store, theta, params) = linear_params(p);
-        let mu = Tensor::full([p], 0.05, (Kind::Float, Device::Cpu));
+        let (p, chunks, per_chunk) = (50usize, 8usize, 32usize);
+        let batch = chunks * per_chunk;
         let sizes = vec![per_chunk; chunks];
         let reps = 400;
         let (mut variance, mut snr_squared) = (0.0, 0.0);
-        for _ in 0..reps {
-            let xs = Tensor::randn([batch, p], (Kind::Float, Device::Cpu)) + &mu;
-            let noise = grad_noise(&params, &chunk_means(&theta, &xs, &sizes), &sizes).unwrap();
+        for rep in 0..reps {
+            let xs: Vec<f64> = normals(batch * p, rep as u64 + 1).iter().map(|x| x + 0.05).collect();
+            let noise = GradNoise::from_chunks(&chunk_grads(&xs, p, &sizes), &sizes).unwrap();
             variance += noise.variance / reps as f64;
             snr_squared += noise.snr * noise.snr / reps as f64;
         }
@@ -173,28 +174,24 @@ mod tests {
 
     #[test]
     fn pure_noise_reads_near_zero_and_a_constant_gradient_reads_infinite() {
-        tch::manual_seed(3);
-        let (_store, theta, params) = linear_params(200);
-        let sizes = vec![16i64; 8];
-        let xs = Tensor::randn([128, 200], (Kind::Float, Device::Cpu));
-        let noise = grad_noise(&params, &chunk_means(&theta, &xs, &sizes), &sizes).unwrap();
+        let sizes = vec![16usize; 8];
+        let xs = normals(128 * 200, 3);
+        let noise = GradNoise::from_chunks(&chunk_grads(&xs, 200, &sizes), &sizes).unwrap();
         // A plug-in ‖ĝ‖ / sqrt(variance) would read about 1 here.
         assert!(noise.snr < 0.75, "zero-mean gradients: {noise:?}");
 
-        let same = Tensor::ones([128, 200], (Kind::Float, Device::Cpu));
-        let noise = grad_noise(&params, &chunk_means(&theta, &same, &sizes), &sizes).unwrap();
+        let same = vec![1.0; 128 * 200];
+        let noise = GradNoise::from_chunks(&chunk_grads(&same, 200, &sizes), &sizes).unwrap();
         assert_eq!(noise.variance, 0.0);
         assert_eq!(noise.snr, f64::INFINITY);
     }
 
     #[test]
     fn rejects_a_single_chunk_or_mismatched_sizes() {
-        let (_store, theta, params) = linear_params(2);
-        let xs = Tensor::ones([4, 2], (Kind::Float, Device::Cpu));
-        let one = chunk_means(&theta, &xs, &[4]);
-        assert!(matches!(grad_noise(&params, &one, &[4]), Err(AgentError::Invalid(_))));
-        let two = chunk_means(&theta, &xs, &[2, 2]);
-        let err = grad_noise(&params, &two, &[1, 1, 2]).unwrap_err();
+        let one = chunk_grads(&[1.0; 8], 2, &[4]);
+        assert!(matches!(GradNoise::from_chunks(&one, &[4]), Err(AgentError::Invalid(_))));
+        let two = chunk_grads(&[1.0; 8], 2, &[2, 2]);
+        let err = GradNoise::from_chunks(&two, &[1, 1, 2]).unwrap_err();
         assert!(err.to_string().contains("at least 2 chunks"), "{err}");
     }
 }

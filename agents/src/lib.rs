@@ -13,7 +13,7 @@
 #![deny(missing_docs)]
 
 mod agent;
-mod dense;
+pub mod backend;
 pub mod distributions;
 pub mod grad_noise;
 pub mod networks;
@@ -26,7 +26,8 @@ pub mod rollout;
 mod scaffold;
 mod settings;
 
-pub use agent::{ActMode, Agent, AgentError, Metrics, Transition};
+pub use agent::{ActMode, Actions, Agent, AgentError, Metrics, Transition};
+pub use backend::{BackendChoice, BackendKind};
 pub use pathwise::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
 pub use probe::PolicyProbe;
 pub use reinforce::{Reinforce, ReinforceConfig};

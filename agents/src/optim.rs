@@ -36,6 +36,8 @@ const SQRT_FLOOR: f64 = 1e-30;
 pub struct FlatParams {
     /// The trainable variables, sorted by name.
     vars: Vec<Tensor>,
+    /// The variables' names, in the same order.
+    names: Vec<String>,
     /// Where each variable lives in the buffer, in the same order.
     segments: Vec<Segment>,
     /// For each variable, whether it is a column-major matrix (see [`FlatParams::new`]).
@@ -60,6 +62,7 @@ impl FlatParams {
         let flat = Tensor::f_zeros([numel as i64], (Kind::Float, store.device()))?;
         let mut offset = 0i64;
         let mut vars = Vec::with_capacity(named.len());
+        let mut names = Vec::with_capacity(named.len());
         let mut segments = Vec::with_capacity(named.len());
         let mut column_major = Vec::with_capacity(named.len());
         tch::no_grad(|| -> Result<(), AgentError> {
@@ -84,8 +87,8 @@ impl FlatParams {
                 // an autograd leaf, so the layers holding it now read from `flat`.
                 var.f_set_data(&view)?;
                 vars.push(var);
+                names.push(name);
                 segments.push(Segment {
-                    name,
                     offset: offset as usize,
                     shape: size.iter().map(|&d| d as usize).collect(),
                     column_major: transposed,
@@ -95,12 +98,22 @@ impl FlatParams {
             }
             Ok(())
         })?;
-        Ok(Self { vars, segments, column_major, flat })
+        Ok(Self { vars, names, segments, column_major, flat })
     }
 
     /// Where the variable `name` lives in the buffer, if this buffer holds it.
     pub(crate) fn segment(&self, name: &str) -> Option<&Segment> {
-        self.segments.iter().find(|s| s.name == name)
+        self.names.iter().position(|n| n == name).map(|i| &self.segments[i])
+    }
+
+    /// The variable `name` (an autograd leaf sharing the buffer), if this buffer holds it.
+    pub(crate) fn var(&self, name: &str) -> Option<&Tensor> {
+        self.names.iter().position(|n| n == name).map(|i| &self.vars[i])
+    }
+
+    /// A handle on the buffer that reads its current values later (see [`SharedValues`]).
+    pub(crate) fn shared(&self) -> SharedValues {
+        SharedValues(self.flat.shallow_clone())
     }
 
     /// The buffer's values as plain memory, for arithmetic done outside libtorch. Errors unless
@@ -170,18 +183,25 @@ impl FlatParams {
 }
 
 /// Where one variable lives in a [`FlatParams`] buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Segment {
-    /// The variable's name in its store.
-    pub(crate) name: String,
-    /// Index of its first value in the buffer.
-    pub(crate) offset: usize,
-    /// Its shape.
-    pub(crate) shape: Vec<usize>,
-    /// Whether a matrix is stored column-major (transposed) rather than row-major.
-    pub(crate) column_major: bool,
-}
+pub(crate) use rlpg_kernel::Segment;
 
+/// A second handle on a [`FlatParams`] buffer (sharing its storage, which it keeps alive), from
+/// which the CPU kernel reads the parameters again in a backward pass.
+#[derive(Debug)]
+pub(crate) struct SharedValues(Tensor);
+
+impl SharedValues {
+    /// The buffer's current values. Errors unless it is on the CPU.
+    pub(crate) fn values(&self) -> Result<&[f32], AgentError> {
+        let (ptr, len) = cpu_f32_parts(&self.0)?;
+        // SAFETY: `cpu_f32_parts` checked that `len` contiguous floats start at `ptr`, and this
+        // handle keeps the storage alive. Rust writes to the buffer only through
+        // `FlatParams::cpu_values_mut` (an optimizer or Polyak step, which take `&mut` of the
+        // network), and the kernel never holds this slice across one: it reads it within a
+        // forward or backward pass, which runs between steps on the same thread.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+    }
+}
 /// Where the values of `t` start and how many there are, after checking that `t` is a
 /// contiguous `Float` tensor on the CPU (a dangling, aligned pointer when it is empty).
 fn cpu_f32_parts(t: &Tensor) -> Result<(*mut f32, usize), AgentError> {
@@ -246,6 +266,17 @@ pub fn clip_grad_norm(grad: Tensor, max_norm: f64) -> Result<(Tensor, f64), Agen
     } else {
         Ok((grad, norm))
     }
+}
+
+/// [`clip_grad_norm`] on a plain-memory gradient, in place: the same norm (accumulated in
+/// `f64`) and the same scale `max_norm / (norm + 1e-6)`. Returns the norm before clipping.
+pub(crate) fn clip_grad_norm_cpu(grad: &mut [f32], max_norm: f64) -> f64 {
+    let norm = grad.iter().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>().sqrt();
+    if max_norm > 0.0 && norm > max_norm {
+        let scale = (max_norm / (norm + 1e-6)) as f32;
+        grad.iter_mut().for_each(|g| *g *= scale);
+    }
+    norm
 }
 
 /// Adam (Kingma & Ba), as PyTorch computes it, on a [`FlatParams`] buffer.

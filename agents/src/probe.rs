@@ -12,8 +12,10 @@
 use rlpg_envs::Space;
 use tch::{Device, Kind, Tensor};
 
-use crate::distributions::Distribution;
+use crate::backend::{Backend, Torch};
+use crate::distributions::{ActionHead, PolicyDistribution};
 use crate::optim::FlatParams;
+use crate::scaffold::Net;
 
 /// The policy of an agent as a measurable object. See the [module docs](self).
 pub trait PolicyProbe {
@@ -58,10 +60,15 @@ pub(crate) fn gaussian_noise(rows: usize, dim: usize) -> Tensor {
     Tensor::randn([rows as i64, dim as i64], (Kind::Float, Device::Cpu))
 }
 
-/// What a probe does with a policy distribution over `space`, shared by the agents.
+/// What a probe does with a score-function policy over `space`: its distributions through the
+/// libtorch backend (autograd), whatever backend trains the agent.
 pub(crate) struct ProbeOps<'a> {
     /// The agent's action space (its distribution's support).
     pub(crate) space: &'a Space,
+    /// The policy's head.
+    pub(crate) head: &'a ActionHead,
+    /// The policy network.
+    pub(crate) policy: &'a Net,
 }
 
 impl ProbeOps<'_> {
@@ -70,22 +77,24 @@ impl ProbeOps<'_> {
     pub(crate) fn draw(&self, rows: usize) -> Tensor {
         match self.space {
             Space::Discrete(_) => Tensor::rand([rows as i64, 1], (Kind::Float, Device::Cpu)),
-            _ => gaussian_noise(rows, self.space.flat_dim()),
+            Space::Box(b) => gaussian_noise(rows, b.dim()),
         }
     }
 
-    /// The sampled action of `dist` for `noise`: inverse-CDF sampling of the categorical from
-    /// one uniform, the Gaussian families from their noise.
-    pub(crate) fn act(&self, dist: &dyn Distribution, noise: &Tensor) -> Tensor {
-        match self.space {
-            Space::Discrete(n) => {
-                // Not under `no_grad`: a categorical caches its log-probabilities on first use,
-                // and a cache filled without gradients would cut `log_prob` from the parameters.
-                let rows = noise.size()[0];
-                let log_probs: Vec<Tensor> = (0..*n as i64)
-                    .map(|a| dist.log_prob(&Tensor::full([rows], a, (Kind::Int64, Device::Cpu))))
-                    .collect();
-                let cdf = Tensor::stack(&log_probs, 1).detach().exp().cumsum(1, Kind::Float);
+    /// The policy's distributions at `obs`, differentiable in its parameters.
+    fn distribution(&self, b: &mut Torch, obs: &Tensor) -> PolicyDistribution<Torch> {
+        let outputs = b.mlp(self.policy, 0, obs);
+        self.head.distribution(b, self.policy, &outputs)
+    }
+
+    /// The sampled action for `noise`: inverse-CDF sampling of the categorical from one
+    /// uniform per row (`Int64 [rows]`), the Gaussian from its noise (`Float [rows, d]`).
+    pub(crate) fn act(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
+        let mut b = Torch::new(obs.device());
+        match self.distribution(&mut b, obs) {
+            PolicyDistribution::Categorical(d) => {
+                let n = d.log_probs.size()[1];
+                let cdf = d.log_probs.detach().exp().cumsum(1, Kind::Float);
                 // The action is the number of cumulative probabilities below the uniform,
                 // capped at the last action (rounding can leave the total just under 1).
                 let below = cdf.lt_tensor(noise).to_kind(Kind::Int64).sum_dim_intlist(
@@ -93,19 +102,35 @@ impl ProbeOps<'_> {
                     false,
                     Kind::Int64,
                 );
-                below.clamp_max(*n as i64 - 1)
+                below.clamp_max(n - 1)
             }
-            _ => tch::no_grad(|| dist.sample_from_noise(noise).unwrap_or_else(|| dist.sample())),
+            PolicyDistribution::Gaussian(d) => d.rsample_from_noise(&mut b, noise).detach(),
         }
     }
 
-    /// `log π(a)` of [`ProbeOps::act`]'s action, differentiable in the parameters.
-    pub(crate) fn log_prob(&self, dist: &dyn Distribution, noise: &Tensor) -> Tensor {
-        match self.space {
-            Space::Discrete(_) => dist.log_prob(&self.act(dist, noise)),
-            _ => dist
-                .log_prob_from_noise(noise)
-                .unwrap_or_else(|| dist.log_prob(&self.act(dist, noise))),
+    /// `log π(a)`, `[rows]`, of [`ProbeOps::act`]'s action, differentiable in the parameters.
+    pub(crate) fn log_prob(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
+        let mut b = Torch::new(obs.device());
+        let log_prob = match self.distribution(&mut b, obs) {
+            PolicyDistribution::Categorical(d) => {
+                let actions = self.act(obs, noise);
+                d.log_probs.gather(1, &actions.view([-1, 1]), false)
+            }
+            PolicyDistribution::Gaussian(d) => {
+                let actions = d.rsample_from_noise(&mut b, noise).detach();
+                d.log_prob(&mut b, &actions)
+            }
+        };
+        log_prob.view([-1])
+    }
+
+    /// The reparameterized action for `noise` (a Gaussian's `mean + std · noise`,
+    /// differentiable), or `None` for a categorical policy.
+    pub(crate) fn reparameterized(&self, obs: &Tensor, noise: &Tensor) -> Option<Tensor> {
+        let mut b = Torch::new(obs.device());
+        match self.distribution(&mut b, obs) {
+            PolicyDistribution::Categorical(_) => None,
+            PolicyDistribution::Gaussian(d) => Some(d.rsample_from_noise(&mut b, noise)),
         }
     }
 }

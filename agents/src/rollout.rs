@@ -12,7 +12,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::agent::{AgentError, Transition};
+use crate::agent::{Actions, AgentError, Transition};
 
 /// Advantages and the returns the value function regresses on, one per stored step, step-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,7 +37,9 @@ pub struct RolloutBuffer {
     obs_dim: usize,
     obs: Vec<f32>,
     next_obs: Vec<f32>,
-    actions: Vec<Tensor>,
+    actions: Actions,
+    /// Steps stored.
+    steps: usize,
     rewards: Vec<f64>,
     terminated: Vec<bool>,
     truncated: Vec<bool>,
@@ -54,7 +56,8 @@ impl RolloutBuffer {
             obs_dim,
             obs: Vec::with_capacity(n * obs_dim),
             next_obs: Vec::with_capacity(n * obs_dim),
-            actions: Vec::with_capacity(n_steps),
+            actions: Actions::default(),
+            steps: 0,
             rewards: Vec::with_capacity(n),
             terminated: Vec::with_capacity(n),
             truncated: Vec::with_capacity(n),
@@ -84,37 +87,73 @@ impl RolloutBuffer {
         check("rewards", t.rewards.len(), n)?;
         check("terminated", t.terminated.len(), n)?;
         check("truncated", t.truncated.len(), n)?;
-        let action_rows = t.actions.size().first().copied().unwrap_or(0);
-        check("actions", action_rows as usize, n)?;
+        check("actions", t.actions.rows(), n)?;
+        self.append_actions(t.actions)?;
         self.obs.extend_from_slice(t.obs);
         self.next_obs.extend_from_slice(t.next_obs);
-        self.actions.push(t.actions.detach());
+        self.steps += 1;
         self.rewards.extend_from_slice(t.rewards);
         self.terminated.extend_from_slice(t.terminated);
         self.truncated.extend_from_slice(t.truncated);
         Ok(())
     }
 
+    /// Appends one step's actions (the first step fixes their kind and width).
+    fn append_actions(&mut self, actions: &Actions) -> Result<(), AgentError> {
+        let held = self.actions.to_string();
+        let mismatch = || {
+            AgentError::Invalid(format!("transition actions are {actions}; this rollout holds {held}"))
+        };
+        if self.steps == 0 {
+            match actions {
+                Actions::Indices { width, .. } => {
+                    self.actions.indices(0, *width);
+                }
+                Actions::Floats { width, .. } => {
+                    self.actions.floats(0, *width);
+                }
+            }
+        }
+        match (&mut self.actions, actions) {
+            (Actions::Indices { values, width }, Actions::Indices { values: new, width: w })
+                if width == w =>
+            {
+                values.extend_from_slice(new)
+            }
+            (Actions::Floats { values, width }, Actions::Floats { values: new, width: w })
+                if width == w =>
+            {
+                values.extend_from_slice(new)
+            }
+            _ => return Err(mismatch()),
+        }
+        Ok(())
+    }
+
     /// Number of steps stored.
     pub fn len(&self) -> usize {
-        self.actions.len()
+        self.steps
     }
 
     /// Whether no step is stored.
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
+        self.steps == 0
     }
 
     /// Whether all `n_steps` steps are stored.
     pub fn is_full(&self) -> bool {
-        self.actions.len() == self.n_steps
+        self.steps == self.n_steps
     }
 
     /// Forgets every stored step, keeping the allocations.
     pub fn clear(&mut self) {
         self.obs.clear();
         self.next_obs.clear();
-        self.actions.clear();
+        match &mut self.actions {
+            Actions::Indices { values, .. } => values.clear(),
+            Actions::Floats { values, .. } => values.clear(),
+        }
+        self.steps = 0;
         self.rewards.clear();
         self.terminated.clear();
         self.truncated.clear();
@@ -173,7 +212,7 @@ impl RolloutBuffer {
                 (format!("{prefix}/rewards"), Tensor::from_slice(&self.rewards)),
                 (format!("{prefix}/terminated"), Tensor::from_slice(&self.terminated)),
                 (format!("{prefix}/truncated"), Tensor::from_slice(&self.truncated)),
-                (format!("{prefix}/actions"), self.actions().copy()),
+                (format!("{prefix}/actions"), self.actions.to_tensor()),
             ]);
         }
         state
@@ -223,26 +262,39 @@ impl RolloutBuffer {
         let terminated = Vec::<bool>::try_from(&read("terminated", Kind::Bool, rows)?)?;
         let truncated = Vec::<bool>::try_from(&read("truncated", Kind::Bool, rows)?)?;
         let actions = get("actions")?;
-        if actions.size().first().copied() != Some(rows as i64) {
-            return Err(AgentError::Invalid(format!(
-                "checkpoint tensor '{prefix}/actions' has shape {:?}, expected {rows} rows",
+        let bad_actions = || {
+            AgentError::Invalid(format!(
+                "checkpoint tensor '{prefix}/actions' is {:?} {:?}, expected {rows} rows of \
+                 Int64 indices or Float values",
+                actions.kind(),
                 actions.size()
-            )));
+            ))
+        };
+        let size = actions.size();
+        if size.first().copied() != Some(rows as i64) || size.len() > 2 {
+            return Err(bad_actions());
         }
+        let width = size.get(1).copied().unwrap_or(1).max(0) as usize;
+        let flat = actions.f_flatten(0, -1)?;
+        let loaded = match actions.kind() {
+            Kind::Int64 => Actions::Indices { values: Vec::<i64>::try_from(&flat)?, width },
+            Kind::Float => Actions::Floats { values: Vec::<f32>::try_from(&flat)?, width },
+            _ => return Err(bad_actions()),
+        };
         self.clear();
         self.obs = obs;
         self.next_obs = next_obs;
         self.rewards = rewards;
         self.terminated = terminated;
         self.truncated = truncated;
-        self.actions = actions.f_split(n as i64, 0)?.into_iter().map(|a| a.copy()).collect();
+        self.actions = loaded;
+        self.steps = steps;
         Ok(())
     }
 
-    /// The stored actions joined into one tensor, `[len * n_envs]` (discrete) or
-    /// `[len * n_envs, act_dim]` (continuous), step-major like everything else.
-    pub fn actions(&self) -> Tensor {
-        Tensor::cat(&self.actions, 0)
+    /// The stored actions, `len * n_envs` rows, step-major like everything else.
+    pub fn actions(&self) -> &Actions {
+        &self.actions
     }
 
     /// Advantages and returns of the stored steps given `values[i] = V(obs_i)` and

@@ -1,13 +1,17 @@
 //! What every agent is built from besides its algorithm, written once: a network with its
-//! flat parameters and optimizer ([`Net`]), the finiteness guard on losses and gradient norms
+//! flat parameters, MLPs and optimizer ([`Net`]), the finiteness guard on losses and gradient norms
 //! ([`Finite`]), the checks on the run an agent is built for ([`obs_dim`]), and the checkpoint
 //! plumbing (variables by name, "does not belong" and counter decoding).
 
+use std::sync::Arc;
+
 use rlpg_envs::Space;
-use tch::{Kind, Tensor, nn};
+use rlpg_kernel::DenseMlp;
+use tch::{Kind, Tensor, nn, nn::Module};
 
 use crate::agent::AgentError;
-use crate::optim::{Adam, FlatParams, clip_grad_norm, column_major, find};
+use crate::networks::Mlp;
+use crate::optim::{Adam, FlatParams, column_major, find};
 
 /// How a [`Net`]'s weight matrices are laid out in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,90 +24,102 @@ pub(crate) enum Layout {
     ColumnMajor,
 }
 
-/// A network, the store holding its variables, their flat view, and what steps them: an
-/// [`Adam`] for a trained network, `()` for a target network that only follows another.
+/// One MLP of a network: its libtorch module (the libtorch backend's forward pass) and its
+/// layout in the network's flat buffer (the kernel's).
 #[derive(Debug)]
-pub(crate) struct Net<M, O = Adam> {
+pub(crate) struct NetMlp {
+    module: Mlp,
+    pub(crate) dense: Arc<DenseMlp>,
+}
+
+impl NetMlp {
+    /// The libtorch forward pass.
+    pub(crate) fn forward_tensor(&self, x: &Tensor) -> Tensor {
+        self.module.forward(x)
+    }
+}
+
+/// A network: the store of its variables, their flat buffer, the MLPs read from it, and what
+/// steps it: an [`Adam`] for a trained network, `()` for a target network that only follows
+/// another.
+#[derive(Debug)]
+pub(crate) struct Net<O = Adam> {
+    /// The network's number within its agent (the kernel tracks which values depend on which
+    /// network by it): distinct for every network of an agent, below 64.
+    pub(crate) id: u8,
     /// The store of the network's variables (named as in checkpoints, under the network's
     /// prefix).
     pub(crate) store: nn::VarStore,
-    /// The network itself.
-    pub(crate) module: M,
-    /// The variables' values in one buffer, shared with the network.
+    /// The variables' values in one buffer, shared with the MLPs.
     pub(crate) params: FlatParams,
     /// The optimizer, or `()` for a target network.
     pub(crate) opt: O,
+    /// The MLPs, in the order the build function returned them.
+    pub(crate) mlps: Vec<NetMlp>,
 }
 
-/// Builds `module` in a fresh store on `device` with `build`, lays it out and flattens its
+/// What a build function returns: each MLP with the prefix of its variables in the store
+/// (`""` at the root, `"q1."` under `q1`).
+pub(crate) type Mlps = Vec<(&'static str, Mlp)>;
+
+/// Builds the MLPs in a fresh store on `device` with `build`, lays them out and flattens their
 /// parameters.
-fn build<M>(
+fn build(
     layout: Layout,
     device: tch::Device,
-    build: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>,
-) -> Result<(nn::VarStore, M, FlatParams), AgentError> {
+    build: impl FnOnce(&nn::Path<'_>) -> Result<Mlps, AgentError>,
+) -> Result<(nn::VarStore, Vec<NetMlp>, FlatParams), AgentError> {
     let store = nn::VarStore::new(device);
-    let module = build(&store.root())?;
+    let modules = build(&store.root())?;
     if layout == Layout::ColumnMajor {
         column_major(&store)?;
     }
     let params = FlatParams::new(&store)?;
-    Ok((store, module, params))
+    let lookup = |name: &str| params.segment(name).cloned();
+    let mlps = modules
+        .into_iter()
+        .map(|(prefix, module)| {
+            let dense = DenseMlp::find(&lookup, prefix, module.activation())
+                .map_err(|e| AgentError::Invalid(e.to_string()))?;
+            Ok(NetMlp { module, dense: Arc::new(dense) })
+        })
+        .collect::<Result<Vec<_>, AgentError>>()?;
+    Ok((store, mlps, params))
 }
 
-impl<M> Net<M> {
-    /// A trained network built by `build` on `device` (weights drawn from tch's generator for
-    /// that device), with Adam at learning rate `lr` (its moments on the same device).
+impl Net {
+    /// A trained network number `id` built by `build` on `device` (weights drawn from tch's
+    /// generator for that device), with Adam at learning rate `lr` (its moments on the same
+    /// device).
     pub(crate) fn trained(
+        id: u8,
         layout: Layout,
         lr: f64,
         device: tch::Device,
-        build_module: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>,
+        build_mlps: impl FnOnce(&nn::Path<'_>) -> Result<Mlps, AgentError>,
     ) -> Result<Self, AgentError> {
-        let (store, module, params) = build(layout, device, build_module)?;
+        let (store, mlps, params) = build(layout, device, build_mlps)?;
         let opt = Adam::new(&params, lr)?;
-        Ok(Self { store, module, params, opt })
-    }
-
-    /// One Adam step on `loss`, its gradient's global norm clipped to `max_grad_norm` (0: no
-    /// clipping). Returns the norm before clipping, which must be finite (`guard` names it
-    /// `norm_tag` otherwise, and no step is taken). Only this network's parameters get a
-    /// gradient: other networks the loss flows through are left unchanged.
-    pub(crate) fn step(
-        &mut self,
-        loss: &Tensor,
-        max_grad_norm: f64,
-        guard: Finite,
-        norm_tag: &str,
-    ) -> Result<f64, AgentError> {
-        let grad = self.params.grad(loss)?;
-        let (grad, norm) = clip_grad_norm(grad, max_grad_norm)?;
-        guard.check(norm_tag, norm)?;
-        self.opt.step(&mut self.params, &grad)?;
-        Ok(norm)
+        Ok(Self { id, store, params, opt, mlps })
     }
 }
 
-impl<M> Net<M, ()> {
-    /// A target network: built by `build` like `source`, on its device, and starting as its
-    /// copy.
+impl Net<()> {
+    /// A target network number `id`: built by `build` like `source`, on its device, and
+    /// starting as its copy.
     pub(crate) fn target_of<O>(
-        source: &Net<M, O>,
+        id: u8,
+        source: &Net<O>,
         layout: Layout,
-        build_module: impl FnOnce(&nn::Path<'_>) -> Result<M, AgentError>,
+        build_mlps: impl FnOnce(&nn::Path<'_>) -> Result<Mlps, AgentError>,
     ) -> Result<Self, AgentError> {
-        let (store, module, mut params) = build(layout, source.store.device(), build_module)?;
+        let (store, mlps, mut params) = build(layout, source.store.device(), build_mlps)?;
         params.copy_from(&source.params)?;
-        Ok(Self { store, module, params, opt: () })
-    }
-
-    /// Polyak averaging toward `source`: `θ ← (1 − τ) θ + τ θ_source`.
-    pub(crate) fn follow<O>(&mut self, source: &Net<M, O>, tau: f64) -> Result<(), AgentError> {
-        self.params.polyak_toward(&source.params, tau)
+        Ok(Self { id, store, params, opt: (), mlps })
     }
 }
 
-impl<M, O> Net<M, O> {
+impl<O> Net<O> {
     /// Every variable, named `{prefix}/{variable}` as in checkpoints, sharing storage with the
     /// network.
     pub(crate) fn variables(&self, prefix: &str) -> Vec<(String, Tensor)> {
@@ -131,11 +147,6 @@ impl Finite {
             let (agent, update) = (self.agent, self.update);
             Err(AgentError::NonFinite { agent, quantity: quantity.to_owned(), value, update })
         }
-    }
-
-    /// The value of scalar tensor `t`, or a [`AgentError::NonFinite`] naming `quantity`.
-    pub(crate) fn scalar(self, quantity: &str, t: &Tensor) -> Result<f64, AgentError> {
-        self.check(quantity, t.f_double_value(&[])?)
     }
 }
 

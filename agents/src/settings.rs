@@ -14,7 +14,6 @@ use std::fmt;
 
 use rlpg_envs::Space;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 use crate::agent::AgentError;
 
@@ -160,112 +159,10 @@ impl WeightInit {
     }
 }
 
-/// The nonlinearity between hidden layers of a network. Written in lowercase in configs
-/// (`"tanh"`, `"relu"`, `"elu"`, `"leaky_relu"`, `"silu"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// Hyperbolic tangent; the usual choice for small policy-gradient networks.
-    Tanh,
-    /// Rectified linear unit `max(0, x)`.
-    Relu,
-    /// Exponential linear unit (alpha = 1).
-    Elu,
-    /// Leaky ReLU with negative slope 0.01.
-    LeakyRelu,
-    /// Sigmoid-weighted linear unit `x * sigmoid(x)` (swish).
-    Silu,
-}
-
-impl Activation {
-    /// Applies the nonlinearity elementwise.
-    pub fn apply(self, xs: &Tensor) -> Tensor {
-        match self {
-            Activation::Tanh => fast_tanh(xs),
-            Activation::Relu => xs.relu(),
-            Activation::Elu => xs.elu(),
-            Activation::LeakyRelu => xs.leaky_relu(),
-            Activation::Silu => xs.silu(),
-        }
-    }
-
-    /// The same nonlinearity on one number, for inference in plain Rust
-    /// ([`crate::networks::MlpSnapshot`]); agrees with [`Activation::apply`] up to rounding.
-    #[inline]
-    pub fn apply_f32(self, x: f32) -> f32 {
-        match self {
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => x.max(0.0),
-            Activation::Elu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    x.exp_m1()
-                }
-            }
-            Activation::LeakyRelu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    0.01 * x
-                }
-            }
-            Activation::Silu => x / (1.0 + (-x).exp()),
-        }
-    }
-
-    /// The slope of [`Activation::apply_f32`] at `x`, given also its value `y` there (what
-    /// autograd's backward pass uses for each): for the hand-written backward passes of
-    /// `crate::dense`.
-    #[inline]
-    pub(crate) fn derivative_f32(self, x: f32, y: f32) -> f32 {
-        match self {
-            Activation::Tanh => 1.0 - y * y,
-            // libtorch passes the gradient where the output is positive.
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Elu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    x.exp()
-                }
-            }
-            Activation::LeakyRelu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.01
-                }
-            }
-            Activation::Silu => {
-                let s = 1.0 / (1.0 + (-x).exp());
-                s * (1.0 + x * (1.0 - s))
-            }
-        }
-    }
-}
-
-/// Tensors with at least this many elements take the sigmoid route in [`fast_tanh`].
-const TANH_VIA_SIGMOID_MIN_NUMEL: i64 = 4096;
-
-/// `tanh(x)`, computed as `2 sigmoid(2x) - 1` on large tensors. libtorch's CPU tanh kernel costs
-/// about 2.6 ns per element against 0.7 ns for the four-operation sigmoid identity (measured on
-/// `[256, 64]` batches: 42 µs against 18 µs), and tanh layers dominated the update; on the small
-/// batches of acting the single kernel's lower overhead wins (crossover near 4096 elements).
-/// Both forms agree up to rounding (~1e-7) and so do their gradients.
-fn fast_tanh(xs: &Tensor) -> Tensor {
-    if xs.numel() as i64 >= TANH_VIA_SIGMOID_MIN_NUMEL {
-        (xs * 2.0).sigmoid() * 2.0 - 1.0
-    } else {
-        xs.tanh()
-    }
-}
+/// The nonlinearity between hidden layers of a network, written in lowercase in configs
+/// (`"tanh"`, `"relu"`, `"elu"`, `"leaky_relu"`, `"silu"`). Defined by `rlpg-kernel`, whose
+/// plain-Rust passes compute it; its libtorch face is [`crate::networks::activation_tensor`].
+pub use rlpg_kernel::Activation;
 
 /// `value` must be finite and strictly positive (learning rates and the like).
 pub(crate) fn check_positive(key: &str, value: f64) -> Result<(), InvalidSetting> {
@@ -335,6 +232,7 @@ pub(crate) fn check_hidden_sizes(key: &str, sizes: &[usize]) -> Result<(), Inval
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Tensor;
 
     #[test]
     fn invalid_setting_displays_key_then_message() {
@@ -360,7 +258,7 @@ mod tests {
     fn tanh_takes_the_same_values_and_gradients_on_both_routes() {
         let x = Tensor::linspace(-12.0, 12.0, 8192, (tch::Kind::Float, tch::Device::Cpu))
             .set_requires_grad(true);
-        let fast = Activation::Tanh.apply(&x);
+        let fast = crate::networks::activation_tensor(Activation::Tanh, &x);
         let exact = x.tanh();
         let max_diff = (&fast - &exact).abs().max().double_value(&[]);
         assert!(max_diff < 1e-6, "sigmoid-route tanh differs by {max_diff}");

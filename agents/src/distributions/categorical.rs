@@ -1,90 +1,56 @@
 //! The categorical distribution over `0..n`, parameterized by unnormalized logits.
 
-use std::cell::OnceCell;
+use super::entropy_of;
+use crate::agent::AgentError;
+use crate::backend::Ops;
 
-use tch::{Kind, Tensor};
-
-use super::{Distribution, DistributionError, sum_last};
-
-/// A batch of categorical distributions over `0..n`, from logits of shape `[batch, n]`.
+/// A batch of categorical distributions over `0..n`, one per row of `[rows, n]` logits.
 ///
-/// Actions are `Int64` tensors of shape `[batch]`.
+/// Actions are indices, one per row. There is no reparameterized sample: a pathwise agent
+/// relaxes the categorical instead ([`super::GumbelSoftmax`]).
 #[derive(Debug)]
-pub struct Categorical {
-    logits: Tensor,
-    /// `log_softmax(logits)`, computed on first use: acting only samples and never needs it.
-    log_probs: OnceCell<Tensor>,
+pub struct Categorical<B: Ops> {
+    /// `log_softmax(logits)`, `[rows, n]`.
+    pub log_probs: B::M,
 }
 
-impl Categorical {
-    /// The distributions with probabilities `softmax(logits)` along the last dimension.
-    pub fn from_logits(logits: &Tensor) -> Self {
-        Self { logits: logits.shallow_clone(), log_probs: OnceCell::new() }
+impl<B: Ops> Categorical<B> {
+    /// The distributions with probabilities `softmax(logits)` along each row.
+    pub fn from_logits(b: &mut B, logits: &B::M) -> Self {
+        Self { log_probs: b.log_softmax(logits) }
     }
 
-    /// Log-probabilities of every action, `[batch, n]`.
-    pub fn log_probs(&self) -> &Tensor {
-        self.log_probs.get_or_init(|| self.logits.log_softmax(-1, None))
+    /// Probabilities of every action, `[rows, n]`.
+    pub fn probs(&self, b: &mut B) -> B::M {
+        b.exp(&self.log_probs)
     }
 
-    /// Probabilities of every action, `[batch, n]`.
-    pub fn probs(&self) -> Tensor {
-        self.logits.softmax(-1, None)
-    }
-}
-
-/// [`Categorical::sample`]'s rule for one row of logits in plain Rust: the number of
-/// cumulative softmax probabilities `<= u`, at most the last action.
-pub(super) fn inverse_cdf(logits: &[f32], u: f32) -> i64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-    let mut cdf = 0.0f32;
-    let mut below = 0i64;
-    for &l in logits {
-        cdf += (l - max).exp() / total;
-        if cdf <= u {
-            below += 1;
-        }
-    }
-    below.min(logits.len() as i64 - 1)
-}
-
-impl Distribution for Categorical {
-    fn sample(&self) -> Tensor {
-        // Inverse-CDF sampling: the action is the number of cumulative probabilities <= u for
-        // u ~ U[0, 1). One uniform per row and six small tensor operations: acting calls this
-        // once per env step, and it costs about a third of `multinomial`.
-        tch::no_grad(|| {
-            let cdf = self.logits.softmax(-1, None).cumsum(-1, None);
-            let n = cdf.size().last().copied().unwrap_or(1);
-            let u = cdf.narrow(-1, n - 1, 1).rand_like();
-            // The last cumulative sum can round to just below 1, so u may exceed it; the count
-            // is then n, which stands for the last action.
-            cdf.le_tensor(&u).sum_dim_intlist(-1, false, Kind::Int64).clamp_max(n - 1)
-        })
+    /// `log π(a)` of one action index per row, `[rows, 1]`.
+    pub fn log_prob(&self, b: &mut B, actions: &[usize]) -> B::M {
+        b.gather_cols(&self.log_probs, actions)
     }
 
-    fn rsample(&self) -> Result<Tensor, DistributionError> {
-        Err(DistributionError::NotReparameterizable { family: "Categorical" })
+    /// The exact entropy of each row, `[rows, 1]`.
+    pub fn entropy(&self, b: &mut B) -> B::M {
+        entropy_of(b, &self.log_probs)
     }
 
-    fn log_prob(&self, actions: &Tensor) -> Tensor {
-        // Actions may have been stored in another integer or float kind; gather needs Int64.
-        let index = if actions.kind() == Kind::Int64 {
-            actions.unsqueeze(-1)
-        } else {
-            actions.to_kind(Kind::Int64).unsqueeze(-1)
-        };
-        self.log_probs().gather(-1, &index, false).squeeze_dim(-1)
+    /// One action per row, by the inverse CDF of one uniform draw per row (drawn here): the
+    /// rule acting uses (`rlpg_kernel::heads::inverse_cdf`).
+    pub fn sample(&self, b: &mut B) -> Result<Vec<usize>, AgentError> {
+        let (rows, n) = b.shape(&self.log_probs);
+        let (mut logits, mut u) = (Vec::new(), Vec::new());
+        b.to_host(&self.log_probs, &mut logits)?;
+        let draws = b.uniform(rows, 1)?;
+        b.to_host(&draws, &mut u)?;
+        Ok(logits.chunks_exact(n.max(1)).zip(u).map(|(row, u)| rlpg_kernel::heads::inverse_cdf(row, u)).collect())
     }
 
-    fn entropy(&self) -> Option<Tensor> {
-        // log_softmax of finite logits is finite, so p * log p is 0 (not NaN) where p underflows.
-        let log_probs = self.log_probs();
-        Some(-sum_last(&(log_probs.exp() * log_probs)))
-    }
-
-    fn mode(&self) -> Tensor {
-        self.logits.argmax(-1, false)
+    /// The most probable action of each row (the first on ties).
+    pub fn mode(&self, b: &mut B) -> Result<Vec<usize>, AgentError> {
+        let (_, n) = b.shape(&self.log_probs);
+        let mut lp = Vec::new();
+        b.to_host(&self.log_probs, &mut lp)?;
+        Ok(lp.chunks_exact(n.max(1)).map(rlpg_kernel::heads::argmax).collect())
     }
 }

@@ -1,87 +1,55 @@
 //! The Gaussian with diagonal covariance.
 
-use tch::Tensor;
+use super::HALF_LN_2PI;
+use crate::backend::Ops;
 
-use super::{Distribution, DistributionError, HALF_LN_2PI, sum_last};
-
-/// A batch of Gaussians with diagonal covariance, `N(mean, diag(exp(log_std)^2))`.
+/// A batch of Gaussians with diagonal covariance, `N(mean, diag(exp(log_std)²))`.
 ///
-/// Actions are float tensors `[batch, dim]`; they are unbounded.
+/// `mean` is `[rows, d]`; `log_std` is `[rows, d]` (a network output) or `[1, d]` (one
+/// state-independent parameter, broadcast over the rows). Actions are `[rows, d]`, unbounded.
 #[derive(Debug)]
-pub struct DiagGaussian {
-    mean: Tensor,
-    log_std: Tensor,
-    std: Tensor,
+pub struct DiagGaussian<B: Ops> {
+    /// The means, `[rows, d]`.
+    pub mean: B::M,
+    /// The log standard deviations, `[rows, d]` or `[1, d]`.
+    pub log_std: B::M,
 }
 
-impl DiagGaussian {
-    /// The Gaussians with the given `mean` `[batch, dim]` and `log_std`, either `[batch, dim]`
-    /// (a network output) or `[dim]` (one state-independent parameter, broadcast over the batch).
-    pub fn new(mean: Tensor, log_std: &Tensor) -> Self {
-        let log_std = log_std.expand_as(&mean);
-        let std = log_std.exp();
-        Self { mean, log_std, std }
+impl<B: Ops> DiagGaussian<B> {
+    /// The Gaussians with the given parameters.
+    pub fn new(mean: B::M, log_std: B::M) -> Self {
+        Self { mean, log_std }
     }
 
-    /// The means, `[batch, dim]`.
-    pub fn mean(&self) -> &Tensor {
-        &self.mean
+    /// `mean + std · eps` for standard normal noise `eps` `[rows, d]`: a sample that is a
+    /// differentiable function of the parameters (the reparameterization).
+    pub fn rsample_from_noise(&self, b: &mut B, eps: &B::M) -> B::M {
+        let std = b.exp(&self.log_std);
+        let scaled = b.mul(&std, eps);
+        b.add(&self.mean, &scaled)
     }
 
-    /// The log standard deviations, `[batch, dim]`.
-    pub fn log_std(&self) -> &Tensor {
-        &self.log_std
+    /// `log N(x)` per dimension, `[rows, d]` (not yet summed).
+    pub fn log_density(&self, b: &mut B, x: &B::M) -> B::M {
+        let std = b.exp(&self.log_std);
+        let centred = b.sub(x, &self.mean);
+        let z = b.div(&centred, &std);
+        let z2 = b.square(&z);
+        let half = b.scale(&z2, -0.5);
+        let minus_log_std = b.sub(&half, &self.log_std);
+        b.shift(&minus_log_std, -HALF_LN_2PI)
     }
 
-    /// The standard deviations, `[batch, dim]`.
-    pub fn std(&self) -> &Tensor {
-        &self.std
+    /// `log π(a)` of actions `[rows, d]`, summed over dimensions: `[rows, 1]`.
+    pub fn log_prob(&self, b: &mut B, actions: &B::M) -> B::M {
+        let density = self.log_density(b, actions);
+        b.sum_cols(&density)
     }
 
-    /// `mean + std * ε` with `ε ~ N(0, I)`: differentiable in `mean` and `std`.
-    pub(super) fn reparameterized(&self) -> Tensor {
-        &self.mean + &self.std * self.mean.randn_like()
-    }
-
-    /// Per-dimension log-density, `[batch, dim]` (not yet summed).
-    pub(super) fn log_density(&self, x: &Tensor) -> Tensor {
-        let z = (x - &self.mean) / &self.std;
-        z.square() * -0.5 - &self.log_std - HALF_LN_2PI
-    }
-}
-
-impl Distribution for DiagGaussian {
-    fn sample(&self) -> Tensor {
-        tch::no_grad(|| self.reparameterized())
-    }
-
-    fn rsample(&self) -> Result<Tensor, DistributionError> {
-        Ok(self.reparameterized())
-    }
-
-    fn sample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
-        Some(tch::no_grad(|| &self.mean + &self.std * eps))
-    }
-
-    fn rsample_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
-        Some(&self.mean + &self.std * eps)
-    }
-
-    fn log_prob_from_noise(&self, eps: &Tensor) -> Option<Tensor> {
-        let actions = (&self.mean + &self.std * eps).detach();
-        Some(self.log_prob(&actions))
-    }
-
-    fn log_prob(&self, actions: &Tensor) -> Tensor {
-        sum_last(&self.log_density(actions))
-    }
-
-    fn entropy(&self) -> Option<Tensor> {
-        // Per dimension: 0.5 * ln(2πe σ²) = 0.5 + 0.5 ln(2π) + ln σ.
-        Some(sum_last(&(&self.log_std + (0.5 + HALF_LN_2PI))))
-    }
-
-    fn mode(&self) -> Tensor {
-        self.mean.shallow_clone()
+    /// The exact entropy, `Σ_j (½ + ½ ln 2π + log σ_j)`: `[rows, 1]`, or `[1, 1]` when the
+    /// log-std is a state-independent parameter (the same in every row).
+    pub fn entropy(&self, b: &mut B) -> B::M {
+        let per_dim = b.shift(&self.log_std, 0.5 + HALF_LN_2PI);
+        b.sum_cols(&per_dim)
     }
 }

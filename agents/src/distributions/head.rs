@@ -1,29 +1,23 @@
-//! The factory from an action space to a distribution: how many outputs a policy network needs,
-//! and how those outputs become a [`Distribution`].
+//! The score-function policy's head: from an action space to a distribution family, how many
+//! outputs the network needs, and how those outputs become a distribution (in the backends) or
+//! an action for the environment (on the host, for acting).
 
 use rlpg_envs::Space;
-use tch::{Tensor, nn};
+use rlpg_kernel::heads::{argmax, clamp_log_std, inverse_cdf};
+use tch::nn;
 
-use super::{
-    ActionBounds, Categorical, DiagGaussian, Distribution, DistributionError, SquashedGaussian,
-};
+use super::{Categorical, DiagGaussian, DistributionError};
+use crate::agent::{Actions, AgentError};
+use crate::backend::{Backend, Ops};
+use crate::scaffold::Net;
 
-/// Lowest log standard deviation a state-dependent Gaussian head can output (as in SB3 and SAC):
-/// below it the density is so peaked that log-probabilities overflow.
-pub const LOG_STD_MIN: f64 = -20.0;
-/// Highest log standard deviation a state-dependent Gaussian head can output: `e² ≈ 7.4`, wider
-/// than any normalized action range needs.
-pub const LOG_STD_MAX: f64 = 2.0;
-
-/// Which distribution family a policy uses.
+/// Which distribution family a score-function policy uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DistributionKind {
     /// [`Categorical`], for `Discrete` spaces.
     Categorical,
-    /// [`DiagGaussian`], for `Box` spaces when actions need not be bounded by the distribution.
+    /// [`DiagGaussian`], for `Box` spaces (actions unbounded; the trainer clips them).
     DiagGaussian,
-    /// [`SquashedGaussian`], for `Box` spaces with finite bounds.
-    SquashedGaussian,
 }
 
 impl DistributionKind {
@@ -48,31 +42,62 @@ pub enum LogStd {
         init: f64,
     },
     /// The network outputs a log standard deviation per state and dimension, clamped to
-    /// [`LOG_STD_MIN`, `LOG_STD_MAX`] (SAC's choice).
+    /// [`super::LOG_STD_MIN`, `super::LOG_STD_MAX`] (SAC's choice).
     StateDependent,
 }
 
-/// The family with what it needs beyond the network outputs.
-#[derive(Debug)]
-enum Family {
-    Categorical,
-    DiagGaussian,
-    SquashedGaussian(ActionBounds),
-}
+/// Name of the learned state-independent log-std in its network.
+const LOG_STD: &str = "log_std";
 
 /// Turns the raw outputs of a policy network into action distributions.
 ///
-/// Built from the action space; owns the state-independent log-std parameter when there is one
-/// (registered as `log_std` under the path it was built with, so optimizers and checkpoints see
-/// it like any network weight).
-#[derive(Debug)]
+/// Built from the action space; creates the state-independent log-std parameter when there is
+/// one (registered as `log_std` under the path it was built with, so optimizers and checkpoints
+/// see it like any network weight).
+#[derive(Clone, Debug)]
 pub struct ActionHead {
-    family: Family,
-    /// Number of actions (Categorical) or action dimensions (Gaussians).
+    kind: DistributionKind,
+    /// Number of actions (Categorical) or action dimensions (Gaussian).
     size: usize,
-    /// The learned state-independent log-std, `[dim]`; `None` for Categorical or when the
-    /// network outputs it.
-    log_std: Option<Tensor>,
+    /// A learned state-independent log-std (otherwise the network outputs it).
+    log_std_parameter: bool,
+}
+
+/// A batch of a score-function policy's distributions.
+#[derive(Debug)]
+pub enum PolicyDistribution<B: Ops> {
+    /// Over `Discrete(n)`.
+    Categorical(Categorical<B>),
+    /// Over a box.
+    Gaussian(DiagGaussian<B>),
+}
+
+impl<B: Ops> PolicyDistribution<B> {
+    /// `log π(a|s)` of the given actions, `[rows, 1]`.
+    pub fn log_prob(&self, b: &mut B, actions: &Actions) -> Result<B::M, AgentError> {
+        match (self, actions) {
+            (PolicyDistribution::Categorical(d), Actions::Indices { values, width: 1 }) => {
+                let index: Vec<usize> = values.iter().map(|&a| a as usize).collect();
+                Ok(d.log_prob(b, &index))
+            }
+            (PolicyDistribution::Gaussian(d), Actions::Floats { values, width }) => {
+                let x = b.constant(values.len() / width.max(&1), *width, values)?;
+                Ok(d.log_prob(b, &x))
+            }
+            (_, actions) => Err(AgentError::Invalid(format!(
+                "actions of shape {actions} do not fit this policy's distribution"
+            ))),
+        }
+    }
+
+    /// The exact entropy, `[rows, 1]` (or `[1, 1]` for a Gaussian with a state-independent
+    /// log-std, the same in every row).
+    pub fn entropy(&self, b: &mut B) -> B::M {
+        match self {
+            PolicyDistribution::Categorical(d) => d.entropy(b),
+            PolicyDistribution::Gaussian(d) => d.entropy(b),
+        }
+    }
 }
 
 impl ActionHead {
@@ -80,7 +105,7 @@ impl ActionHead {
     /// `path`. `log_std` is ignored for Categorical.
     ///
     /// Errors when `kind` cannot represent the space (a Gaussian for `Discrete`, Categorical for
-    /// `Box`, a squashed Gaussian for a box with an infinite bound) or the space is empty.
+    /// `Box`) or the space is empty.
     pub fn new(
         path: &nn::Path<'_>,
         action_space: &Space,
@@ -92,17 +117,14 @@ impl ActionHead {
             space: action_space.to_string(),
             reason: reason.to_owned(),
         };
-        let (family, size) = match (kind, action_space) {
-            (DistributionKind::Categorical, Space::Discrete(n)) => (Family::Categorical, *n),
-            (DistributionKind::DiagGaussian, Space::Box(b)) => (Family::DiagGaussian, b.dim()),
-            (DistributionKind::SquashedGaussian, Space::Box(b)) => {
-                (Family::SquashedGaussian(ActionBounds::new(b)?.to_device(path.device())), b.dim())
-            }
+        let size = match (kind, action_space) {
+            (DistributionKind::Categorical, Space::Discrete(n)) => *n,
+            (DistributionKind::DiagGaussian, Space::Box(b)) => b.dim(),
             (DistributionKind::Categorical, Space::Box(_)) => {
                 return Err(unsupported("Categorical needs a Discrete action space"));
             }
-            (_, Space::Discrete(_)) => {
-                return Err(unsupported("Gaussian families need a Box action space"));
+            (DistributionKind::DiagGaussian, Space::Discrete(_)) => {
+                return Err(unsupported("a Gaussian needs a Box action space"));
             }
             (_, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
                 return Err(unsupported("no policy head acts in this space yet (issue #30)"));
@@ -111,140 +133,112 @@ impl ActionHead {
         if size == 0 {
             return Err(unsupported("the action space is empty"));
         }
-        let log_std = match (&family, log_std) {
-            (Family::Categorical, _) | (_, LogStd::StateDependent) => None,
-            (_, LogStd::Parameter { init }) => {
-                Some(path.var("log_std", &[size as i64], nn::Init::Const(init)))
+        let log_std_parameter = match (kind, log_std) {
+            (DistributionKind::DiagGaussian, LogStd::Parameter { init }) => {
+                let _ = path.var(LOG_STD, &[size as i64], nn::Init::Const(init));
+                true
             }
+            _ => false,
         };
-        Ok(Self { family, size, log_std })
+        Ok(Self { kind, size, log_std_parameter })
     }
 
     /// The distribution family.
     pub fn kind(&self) -> DistributionKind {
-        match self.family {
-            Family::Categorical => DistributionKind::Categorical,
-            Family::DiagGaussian => DistributionKind::DiagGaussian,
-            Family::SquashedGaussian(_) => DistributionKind::SquashedGaussian,
-        }
+        self.kind
     }
 
     /// How many outputs per state the policy network must produce: `n` logits for
     /// Categorical, `dim` means for a Gaussian with a state-independent log-std, `2 * dim`
     /// (means, then log-stds) for a state-dependent one.
     pub fn num_params(&self) -> usize {
-        match (&self.family, &self.log_std) {
-            (Family::Categorical, _) | (_, Some(_)) => self.size,
-            (_, None) => 2 * self.size,
+        match self.kind {
+            DistributionKind::DiagGaussian if !self.log_std_parameter => 2 * self.size,
+            _ => self.size,
         }
     }
 
-    /// The learned state-independent log standard deviation `[dim]`, if this head has one.
-    pub fn log_std_parameter(&self) -> Option<&Tensor> {
-        self.log_std.as_ref()
+    /// Whether the log-std is a learned state-independent parameter.
+    pub fn has_log_std_parameter(&self) -> bool {
+        self.log_std_parameter
     }
 
-    /// The distributions for network outputs `params` of shape `[batch, num_params()]`.
-    pub fn distribution(&self, params: &Tensor) -> Box<dyn Distribution> {
-        match &self.family {
-            Family::Categorical => Box::new(Categorical::from_logits(params)),
-            Family::DiagGaussian => {
-                let (mean, log_std) = self.split_gaussian(params);
-                Box::new(DiagGaussian::new(mean, &log_std))
+    /// The distributions for the network outputs `outputs` (`[rows, num_params()]`) of the
+    /// policy network `net`.
+    pub(crate) fn distribution<B: Backend>(
+        &self,
+        b: &mut B,
+        net: &Net,
+        outputs: &B::M,
+    ) -> PolicyDistribution<B> {
+        match self.kind {
+            DistributionKind::Categorical => {
+                PolicyDistribution::Categorical(Categorical::from_logits(b, outputs))
             }
-            Family::SquashedGaussian(bounds) => {
-                let (mean, log_std) = self.split_gaussian(params);
-                Box::new(SquashedGaussian::new(mean, &log_std, bounds))
+            DistributionKind::DiagGaussian => {
+                let d = self.size;
+                let (mean, log_std) = if self.log_std_parameter {
+                    (b.alias(outputs), b.param(net, LOG_STD))
+                } else {
+                    let mean = b.cols(outputs, 0, d);
+                    let raw = b.cols(outputs, d, d);
+                    (mean, b.clamp(&raw, super::LOG_STD_MIN.into(), super::LOG_STD_MAX.into()))
+                };
+                PolicyDistribution::Gaussian(DiagGaussian::new(mean, log_std))
             }
         }
     }
 
-    /// Actions for network outputs `outputs` (`[rows, num_params()]` row-major, from
-    /// [`crate::networks::MlpSnapshot::forward`]) computed in plain Rust, for acting on small
-    /// batches where each tensor operation's fixed cost dominates. The same rules as the
-    /// distributions' `sample` and `mode`, drawing the same random numbers from tch's generator
-    /// (one uniform per row for Categorical, one standard normal per action dimension for
-    /// DiagGaussian), so actions match theirs up to float rounding in the probabilities.
-    ///
-    /// Returns `None` for the squashed Gaussian, which acts through its tensor distribution.
-    pub fn act_from_outputs(&self, outputs: &[f32], deterministic: bool) -> Option<Tensor> {
+    /// Noise columns per row that exploring draws: one uniform per row for Categorical (the
+    /// inverse CDF), one standard normal per dimension for a Gaussian.
+    pub(crate) fn noise_cols(&self) -> (usize, bool) {
+        match self.kind {
+            DistributionKind::Categorical => (1, false),
+            DistributionKind::DiagGaussian => (self.size, true),
+        }
+    }
+
+    /// Actions for the environment from network outputs `outputs` (`[rows, num_params()]`
+    /// row-major) on the host: the mode, or with `noise` (as [`ActionHead::noise_cols`] says) a
+    /// sample, the rule of the distributions' own sampling. `log_std` is the learned parameter
+    /// when there is one.
+    pub(crate) fn act(
+        &self,
+        outputs: &[f32],
+        log_std: Option<&[f32]>,
+        noise: Option<&[f32]>,
+        out: &mut Actions,
+    ) {
         let width = self.num_params();
         let rows = outputs.len() / width;
-        match &self.family {
-            Family::Categorical => {
-                let uniforms = if deterministic {
-                    None
-                } else {
-                    Some(draws(Tensor::rand([rows as i64, 1], CPU_FLOAT))?)
-                };
-                let actions: Vec<i64> = outputs
-                    .chunks_exact(width)
-                    .enumerate()
-                    .map(|(row, logits)| match &uniforms {
-                        Some(u) => super::categorical::inverse_cdf(logits, u[row]),
-                        None => first_argmax(logits),
-                    })
-                    .collect();
-                Some(Tensor::from_slice(&actions))
-            }
-            Family::DiagGaussian => {
-                let d = self.size;
-                // The means; exploring adds `std * ε` to each.
-                let mut actions: Vec<f32> =
-                    outputs.chunks_exact(width).flat_map(|p| p[..d].iter().copied()).collect();
-                if !deterministic {
-                    let eps = draws(Tensor::randn([rows as i64, d as i64], CPU_FLOAT))?;
-                    let param_log_std = match &self.log_std {
-                        Some(p) => Some(draws(p.shallow_clone())?),
-                        None => None,
+        match self.kind {
+            DistributionKind::Categorical => {
+                let values = out.indices(rows, 1);
+                for (row, logits) in outputs.chunks_exact(width).enumerate() {
+                    let a = match noise {
+                        Some(u) => inverse_cdf(logits, u[row]),
+                        None => argmax(logits),
                     };
-                    for (row, params) in outputs.chunks_exact(width).enumerate() {
-                        for j in 0..d {
-                            let log_std = match &param_log_std {
+                    values[row] = a as i64;
+                }
+            }
+            DistributionKind::DiagGaussian => {
+                let d = self.size;
+                let values = out.floats(rows, d);
+                for (row, params) in outputs.chunks_exact(width).enumerate() {
+                    for j in 0..d {
+                        let mut a = params[j];
+                        if let Some(eps) = noise {
+                            let log_std = match log_std {
                                 Some(p) => p[j],
-                                None => params[d + j].clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32),
+                                None => clamp_log_std(params[d + j]),
                             };
-                            actions[row * d + j] += log_std.exp() * eps[row * d + j];
+                            a += log_std.exp() * eps[row * d + j];
                         }
+                        values[row * d + j] = a;
                     }
                 }
-                Some(Tensor::from_slice(&actions).view([rows as i64, d as i64]))
-            }
-            Family::SquashedGaussian(_) => None,
-        }
-    }
-
-    /// Splits Gaussian parameters into the mean and the log-std (the learned parameter, or the
-    /// second half of the outputs, clamped).
-    fn split_gaussian(&self, params: &Tensor) -> (Tensor, Tensor) {
-        match &self.log_std {
-            Some(log_std) => (params.shallow_clone(), log_std.shallow_clone()),
-            None => {
-                let d = self.size as i64;
-                let log_std = params.narrow(-1, d, d).clamp(LOG_STD_MIN, LOG_STD_MAX);
-                (params.narrow(-1, 0, d), log_std)
             }
         }
     }
-}
-
-/// Float tensors on the CPU, as the random draws of acting are made.
-const CPU_FLOAT: (tch::Kind, tch::Device) = (tch::Kind::Float, tch::Device::Cpu);
-
-/// The values of `t` as a flat vector (`None` if libtorch cannot convert them, in which case
-/// the caller acts through the tensor distributions instead).
-fn draws(t: Tensor) -> Option<Vec<f32>> {
-    // The learned log-std lives on the training device; acting reads it on the CPU.
-    Vec::<f32>::try_from(&t.to_device(tch::Device::Cpu).flatten(0, -1)).ok()
-}
-
-/// The index of the first largest value (as `argmax` breaks ties).
-fn first_argmax(values: &[f32]) -> i64 {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best as i64
 }

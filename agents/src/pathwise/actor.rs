@@ -6,11 +6,14 @@
 //! (or relaxed one-hot) row of `n` floats.
 
 use rlpg_envs::{BoxSpace, Space};
-use tch::{Device, Kind, Tensor, nn, nn::Module};
+use rlpg_kernel::heads::{argmax, clamp_log_std, gumbel_max, log_softmax_in_place};
+use tch::{Device, Kind, Tensor, nn};
 
-use crate::agent::{ActMode, AgentError};
-use crate::distributions::{ActionHead, Distribution, DistributionKind, GumbelSoftmax, LogStd};
+use crate::agent::{Actions, AgentError};
+use crate::backend::{Backend, Ops, Unary};
+use crate::distributions::{GumbelSoftmax, LOG_STD_MAX, LOG_STD_MIN, SquashedGaussian};
 use crate::networks::{LayerInit, Mlp};
+use crate::scaffold::{Mlps, Net};
 use crate::settings::Activation;
 
 /// How the agent's actions relate to the environment's.
@@ -21,13 +24,11 @@ pub(crate) enum ActionCoding {
         /// Environment bounds.
         space: BoxSpace,
         /// `(high + low) / 2`, `[d]`.
-        loc: Tensor,
+        loc: Vec<f32>,
         /// `(high − low) / 2`, `[d]`.
-        scale: Tensor,
-        /// `loc` and `1 / scale` as floats, to encode stored actions without tensor operations.
-        loc_v: Vec<f32>,
-        /// See `loc_v`.
-        inv_scale_v: Vec<f32>,
+        scale: Vec<f32>,
+        /// `1 / scale`.
+        inv_scale: Vec<f32>,
     },
     /// `Discrete(n)`: the environment takes an index, the critic its one-hot.
     Discrete {
@@ -61,16 +62,15 @@ impl ActionCoding {
                         b.low[i], b.high[i]
                     )));
                 }
+                // In f64, so that wide or very narrow boxes keep what precision f32 has.
                 let half = |i: usize| ((f64::from(b.high[i]) - f64::from(b.low[i])) / 2.0) as f32;
                 let mid = |i: usize| ((f64::from(b.high[i]) + f64::from(b.low[i])) / 2.0) as f32;
-                let loc_v: Vec<f32> = (0..b.dim()).map(mid).collect();
-                let scale_v: Vec<f32> = (0..b.dim()).map(half).collect();
+                let scale: Vec<f32> = (0..b.dim()).map(half).collect();
                 Ok(Self::Box {
                     space: b.clone(),
-                    loc: Tensor::from_slice(&loc_v),
-                    scale: Tensor::from_slice(&scale_v),
-                    inv_scale_v: scale_v.iter().map(|s| 1.0 / s).collect(),
-                    loc_v,
+                    loc: (0..b.dim()).map(mid).collect(),
+                    inv_scale: scale.iter().map(|s| 1.0 / s).collect(),
+                    scale,
                 })
             }
         }
@@ -84,128 +84,88 @@ impl ActionCoding {
         }
     }
 
-    /// The environment's form of the agent's actions from [`Actor::act`]: rescaled `Float
-    /// [n, d]` for a box, the `Int64 [n]` indices unchanged for a discrete space.
-    pub(crate) fn to_env(&self, actions: Tensor) -> Tensor {
-        match self {
-            Self::Box { loc, scale, .. } => actions * scale + loc,
-            Self::Discrete { .. } => actions,
-        }
-    }
-
-    /// `n` actions drawn uniformly from the environment's action space, in its form.
-    pub(crate) fn random(&self, n: usize) -> Tensor {
+    /// `rows` actions drawn uniformly from the environment's action space, in its form, into
+    /// `out` (from tch's generator: `rand` on a box, `randint` on a discrete space).
+    pub(crate) fn random(&self, rows: usize, out: &mut Actions) -> Result<(), AgentError> {
         match self {
             Self::Box { loc, scale, space, .. } => {
-                let u = Tensor::rand([n as i64, space.dim() as i64], (Kind::Float, Device::Cpu));
-                (u * 2.0 - 1.0) * scale + loc
+                let d = space.dim();
+                let u = Tensor::f_rand([rows as i64, d as i64], (Kind::Float, Device::Cpu))?;
+                let values = out.floats(rows, d);
+                u.f_copy_data(values, rows * d)?;
+                for (i, a) in values.iter_mut().enumerate() {
+                    *a = (*a * 2.0 - 1.0) * scale[i % d] + loc[i % d];
+                }
             }
-            Self::Discrete { n: k } => {
-                Tensor::randint(*k as i64, [n as i64], (Kind::Int64, Device::Cpu))
+            Self::Discrete { n } => {
+                let a = Tensor::f_randint(*n as i64, [rows as i64], (Kind::Int64, Device::Cpu))?;
+                a.f_copy_data(out.indices(rows, 1), rows)?;
             }
         }
+        Ok(())
     }
 
-    /// Appends the critic's encoding of `count` environment-form actions to `out`: `y ∈ [−1, 1]`
-    /// for a box, one-hot rows for a discrete space. `i64_scratch` is reused for indices.
+    /// The critic's encoding of `count` environment-form actions into `out`: `y ∈ [−1, 1]` for
+    /// a box, one-hot rows for a discrete space.
     pub(crate) fn encode(
         &self,
-        actions: &Tensor,
+        actions: &Actions,
         count: usize,
         out: &mut Vec<f32>,
-        i64_scratch: &mut Vec<i64>,
     ) -> Result<(), AgentError> {
         let shape_error = || {
             AgentError::Invalid(format!(
-                "transition actions have shape {:?} and kind {:?}; expected {} as returned by act",
-                actions.size(),
-                actions.kind(),
+                "transition actions are {actions}; expected {} as returned by act",
                 match self {
-                    Self::Box { space, .. } => format!("Float [{count}, {}]", space.dim()),
-                    Self::Discrete { .. } => format!("Int64 [{count}]"),
+                    Self::Box { space, .. } => format!("{count} rows of {} floats", space.dim()),
+                    Self::Discrete { .. } => format!("{count} rows of 1 index"),
                 }
             ))
         };
         out.clear();
-        match self {
-            Self::Box { space, loc_v, inv_scale_v, .. } => {
+        match (self, actions) {
+            (Self::Box { space, loc, inv_scale, .. }, Actions::Floats { values, width }) => {
                 let d = space.dim();
-                if actions.numel() != count * d || !actions.is_floating_point() {
+                if *width != d || values.len() != count * d {
                     return Err(shape_error());
                 }
-                out.resize(count * d, 0.0);
-                actions.to_kind(Kind::Float).f_copy_data(out, count * d)?;
-                for (i, a) in out.iter_mut().enumerate() {
-                    *a = (*a - loc_v[i % d]) * inv_scale_v[i % d];
-                }
+                out.extend(values.iter().enumerate().map(|(i, &a)| (a - loc[i % d]) * inv_scale[i % d]));
             }
-            Self::Discrete { n } => {
-                if actions.numel() != count || actions.kind() != Kind::Int64 {
+            (Self::Discrete { n }, Actions::Indices { values, width: 1 }) => {
+                if values.len() != count {
                     return Err(shape_error());
                 }
-                i64_scratch.resize(count, 0);
-                actions.f_copy_data(i64_scratch, count)?;
                 out.resize(count * n, 0.0);
-                for (row, &a) in i64_scratch.iter().enumerate() {
+                for (row, &a) in values.iter().enumerate() {
                     let a = usize::try_from(a).ok().filter(|&a| a < *n).ok_or_else(|| {
                         AgentError::Invalid(format!("action {a} is outside Discrete({n})"))
                     })?;
                     out[row * n + a] = 1.0;
                 }
             }
+            _ => return Err(shape_error()),
         }
         Ok(())
     }
 }
 
 /// What turns the actor network's outputs into actions.
-#[derive(Debug)]
-enum Head {
-    /// SAC on a box: a tanh-squashed Gaussian with state-dependent std on `[−1, 1]^d`.
-    Squashed(ActionHead),
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ActorHead {
+    /// SAC on a box: a tanh-squashed Gaussian with state-dependent std on `[−1, 1]^d` (the
+    /// outputs are `d` means, then `d` raw log-stds).
+    Squashed {
+        /// Action dimensions.
+        d: usize,
+    },
     /// SAC on a discrete space: Gumbel-softmax over `n` logits, bounded to `±logit_bound`
     /// when it is > 0.
-    Relaxed { temperature: f64, straight_through: bool, logit_bound: f64 },
+    Relaxed { n: usize, temperature: f64, straight_through: bool, logit_bound: f64 },
     /// TD3: `tanh` of the outputs, a deterministic action in `[−1, 1]^d`.
-    Deterministic,
-}
-
-/// The actor's policy at a batch of observations.
-enum Policy {
-    /// A squashed Gaussian (through the shared [`Distribution`] interface).
-    Squashed(Box<dyn Distribution>),
-    /// A Gumbel-softmax relaxed categorical, with the [`logit_overshoot`] of its raw logits when
-    /// they are bounded.
-    Relaxed(GumbelSoftmax, Option<Tensor>),
-    /// Deterministic actions in `[−1, 1]^d`.
-    Deterministic(Tensor),
-}
-
-impl Policy {
-    /// The deterministic action: the distribution's mode, or the deterministic action itself.
-    fn mode(self) -> Tensor {
-        match self {
-            Policy::Squashed(d) => d.mode(),
-            Policy::Relaxed(d, _) => d.mode(),
-            Policy::Deterministic(a) => a,
-        }
-    }
-}
-
-/// A batch of actions from the policy with its entropy term.
-#[derive(Debug)]
-pub(crate) struct PolicySample {
-    /// `[batch, action_dim]` actions in the critic's encoding; differentiable in the actor's
-    /// parameters when drawn by [`Actor::rsample`].
-    pub(crate) actions: Tensor,
-    /// `[batch]` the per-state estimate of `−H(π(·|s))` that SAC's objective penalizes:
-    /// `log π(a|s)` of the sampled action, or the exact `−H` where the family has a closed form
-    /// (the categorical), which carries no sampling noise. Zeros for a deterministic actor,
-    /// whose objective (TD3) has no entropy term.
-    pub(crate) neg_entropy: Tensor,
-    /// `[batch]` the [`logit_overshoot`] penalty of a bounded discrete actor, added to its loss
-    /// (from [`Actor::rsample`] only); `None` otherwise.
-    pub(crate) logit_penalty: Option<Tensor>,
+    Deterministic {
+        /// Action dimensions.
+        d: usize,
+    },
 }
 
 /// How the actor is built: the parts of the settings it needs.
@@ -228,45 +188,45 @@ pub(crate) struct ActorSpec<'a> {
     pub(crate) init: LayerInit,
 }
 
-/// The actor: an MLP from observations to a policy over the critic's action encoding.
-#[derive(Debug)]
-pub(crate) struct Actor {
-    body: Mlp,
-    head: Head,
+/// The actor's policy at a batch of observations.
+pub(crate) enum ActorPolicy<B: Ops> {
+    /// A squashed Gaussian.
+    Squashed(SquashedGaussian<B>),
+    /// A Gumbel-softmax relaxed categorical, with the [`logit_overshoot`] of its raw logits when
+    /// they are bounded.
+    Relaxed(GumbelSoftmax<B>, Option<B::M>),
+    /// Deterministic actions in `[−1, 1]^d`.
+    Deterministic(B::M),
 }
 
-impl Actor {
-    /// An actor under `path` for `obs_dim` observations and actions coded by `coding`:
-    /// deterministic (TD3) or stochastic (SAC: squashed Gaussian for a box, Gumbel-softmax for a
-    /// discrete space).
-    pub(crate) fn new(
-        path: &nn::Path<'_>,
-        obs_dim: usize,
-        coding: &ActionCoding,
-        spec: &ActorSpec<'_>,
-    ) -> Result<Self, AgentError> {
-        let (head, outputs) = match (coding, spec.deterministic) {
-            (ActionCoding::Box { space, .. }, true) => (Head::Deterministic, space.dim()),
-            (ActionCoding::Box { space, .. }, false) => {
-                // The distribution lives on the unit box; the coding rescales for the env.
-                let unit = Space::Box(BoxSpace::uniform(space.dim(), -1.0, 1.0));
-                let head = ActionHead::new(
-                    path,
-                    &unit,
-                    DistributionKind::SquashedGaussian,
-                    LogStd::StateDependent,
-                )?;
-                let outputs = head.num_params();
-                (Head::Squashed(head), outputs)
-            }
-            (ActionCoding::Discrete { n }, false) => (
-                Head::Relaxed {
-                    temperature: spec.temperature,
-                    straight_through: spec.straight_through,
-                    logit_bound: spec.logit_bound,
-                },
-                *n,
-            ),
+/// A batch of actions from the policy with its entropy term.
+pub(crate) struct PolicySample<B: Ops> {
+    /// `[rows, action_dim]` actions in the critic's encoding; differentiable in the actor's
+    /// parameters when drawn by [`ActorHead::rsample`].
+    pub(crate) actions: B::M,
+    /// `[rows, 1]` the per-state estimate of `−H(π(·|s))` that SAC's objective penalizes:
+    /// `log π(a|s)` of the sampled action, or the exact `−H` where the family has a closed form
+    /// (the categorical), which carries no sampling noise. `None` for a deterministic actor,
+    /// whose objective (TD3) has no entropy term.
+    pub(crate) neg_entropy: Option<B::M>,
+    /// `[rows, 1]` the [`logit_overshoot`] penalty of a bounded discrete actor, added to its
+    /// loss (from [`ActorHead::rsample`] only); `None` otherwise.
+    pub(crate) logit_penalty: Option<B::M>,
+}
+
+impl ActorHead {
+    /// The head for actions coded by `coding`: deterministic (TD3) or stochastic (SAC: squashed
+    /// Gaussian for a box, Gumbel-softmax for a discrete space).
+    pub(crate) fn new(coding: &ActionCoding, spec: &ActorSpec<'_>) -> Result<Self, AgentError> {
+        Ok(match (coding, spec.deterministic) {
+            (ActionCoding::Box { space, .. }, true) => Self::Deterministic { d: space.dim() },
+            (ActionCoding::Box { space, .. }, false) => Self::Squashed { d: space.dim() },
+            (ActionCoding::Discrete { n }, false) => Self::Relaxed {
+                n: *n,
+                temperature: spec.temperature,
+                straight_through: spec.straight_through,
+                logit_bound: spec.logit_bound,
+            },
             (ActionCoding::Discrete { n }, true) => {
                 return Err(AgentError::Invalid(format!(
                     "a deterministic actor (estimator td3) needs a Box action space, got \
@@ -274,115 +234,167 @@ impl Actor {
                      Gumbel-softmax"
                 )));
             }
-        };
-        let body = Mlp::new(path, obs_dim, spec.hidden, outputs, spec.activation, spec.init);
-        Ok(Self { body, head })
-    }
-
-    /// The policy at `obs`.
-    fn policy(&self, obs: &Tensor) -> Policy {
-        let outputs = self.body.forward(obs);
-        match &self.head {
-            Head::Squashed(head) => Policy::Squashed(head.distribution(&outputs)),
-            Head::Relaxed { temperature, straight_through, logit_bound } => {
-                let logits = bounded_logits(&outputs, *logit_bound);
-                let overshoot =
-                    (*logit_bound > 0.0).then(|| logit_overshoot(&outputs, *logit_bound));
-                let d = GumbelSoftmax::from_logits(&logits, *temperature, *straight_through);
-                Policy::Relaxed(d, overshoot)
-            }
-            Head::Deterministic => Policy::Deterministic(outputs.tanh()),
-        }
-    }
-
-    /// The squashed Gaussian on `[−1, 1]^d` at `obs` of a stochastic actor on a box (SAC), with
-    /// gradients; `None` for the other actors.
-    pub(crate) fn squashed(&self, obs: &Tensor) -> Option<Box<dyn Distribution>> {
-        match self.policy(obs) {
-            Policy::Squashed(d) => Some(d),
-            Policy::Relaxed(..) | Policy::Deterministic(_) => None,
-        }
-    }
-
-    /// The deterministic action at `obs` (the policy's mode), differentiable: `y ∈ [−1, 1]`
-    /// floats for a box, `Int64` indices for a discrete space.
-    pub(crate) fn mode(&self, obs: &Tensor) -> Tensor {
-        self.policy(obs).mode()
-    }
-
-    /// Actions for the environment in the agent's form (`y ∈ [−1, 1]` floats or `Int64`
-    /// indices), without gradients. Exploring, a deterministic actor adds Gaussian noise of std
-    /// `exploration_noise` (clipped back into the box) and a stochastic one samples. `eps`,
-    /// when given (`[batch, dim]`, Box actions), is the standard normal noise to explore with
-    /// instead of fresh i.i.d. draws (temporally correlated exploration).
-    pub(crate) fn act(
-        &self,
-        obs: &Tensor,
-        mode: ActMode,
-        exploration_noise: f64,
-        eps: Option<&Tensor>,
-    ) -> Tensor {
-        tch::no_grad(|| match (mode, self.policy(obs)) {
-            (ActMode::Deterministic, policy) => policy.mode(),
-            (ActMode::Explore, Policy::Squashed(d)) => {
-                eps.and_then(|eps| d.sample_from_noise(eps)).unwrap_or_else(|| d.sample())
-            }
-            (ActMode::Explore, Policy::Relaxed(d, _)) => d.sample(),
-            (ActMode::Explore, Policy::Deterministic(a)) => {
-                let noise = match eps {
-                    Some(eps) => eps * exploration_noise,
-                    None => a.randn_like() * exploration_noise,
-                };
-                (&a + noise).clamp(-1.0, 1.0)
-            }
         })
+    }
+
+    /// Outputs the actor network needs.
+    pub(crate) fn outputs(&self) -> usize {
+        match *self {
+            Self::Squashed { d } => 2 * d,
+            Self::Relaxed { n, .. } => n,
+            Self::Deterministic { d } => d,
+        }
+    }
+
+    /// The actor network's MLP for `obs_dim` observations under `path`.
+    pub(crate) fn build(&self, path: &nn::Path<'_>, obs_dim: usize, spec: &ActorSpec<'_>) -> Mlps {
+        let outputs = self.outputs();
+        vec![("", Mlp::new(path, obs_dim, spec.hidden, outputs, spec.activation, spec.init))]
+    }
+
+    /// The policy of actor network `net` at `obs`.
+    pub(crate) fn policy<B: Backend, O>(&self, b: &mut B, net: &Net<O>, obs: &B::M) -> ActorPolicy<B> {
+        let outputs = b.mlp(net, 0, obs);
+        match *self {
+            Self::Squashed { d } => {
+                let mean = b.cols(&outputs, 0, d);
+                let raw = b.cols(&outputs, d, d);
+                let log_std = b.clamp(&raw, LOG_STD_MIN.into(), LOG_STD_MAX.into());
+                ActorPolicy::Squashed(SquashedGaussian::new(mean, log_std))
+            }
+            Self::Relaxed { temperature, straight_through, logit_bound, .. } => {
+                let (logits, overshoot) = if logit_bound > 0.0 {
+                    let (logits, overshoot) = bounded_logits(b, &outputs, logit_bound);
+                    (logits, Some(overshoot))
+                } else {
+                    (outputs, None)
+                };
+                let d = GumbelSoftmax::from_logits(b, &logits, temperature, straight_through);
+                ActorPolicy::Relaxed(d, overshoot)
+            }
+            Self::Deterministic { .. } => ActorPolicy::Deterministic(b.tanh(&outputs)),
+        }
     }
 
     /// A reparameterized sample at `obs` for the actor loss, differentiable in the actor's
-    /// parameters.
-    pub(crate) fn rsample(&self, obs: &Tensor) -> Result<PolicySample, AgentError> {
-        Ok(match self.policy(obs) {
-            Policy::Squashed(d) => {
-                let (actions, log_prob) = d.rsample_with_log_prob()?;
-                PolicySample { actions, neg_entropy: log_prob, logit_penalty: None }
+    /// parameters, with fresh noise: `rows × d` normals (box) or `rows × n` uniforms
+    /// (discrete).
+    pub(crate) fn rsample<B: Backend>(
+        &self,
+        b: &mut B,
+        net: &Net,
+        obs: &B::M,
+    ) -> Result<PolicySample<B>, AgentError> {
+        let (rows, _) = b.shape(obs);
+        Ok(match self.policy(b, net, obs) {
+            ActorPolicy::Squashed(d) => {
+                let eps = b.normal(rows, self.action_dim())?;
+                let (actions, log_prob) = d.rsample_with_log_prob(b, &eps);
+                PolicySample { actions, neg_entropy: Some(log_prob), logit_penalty: None }
             }
-            Policy::Relaxed(d, overshoot) => PolicySample {
-                actions: d.rsample()?,
-                neg_entropy: -d.categorical_entropy(),
-                logit_penalty: overshoot,
-            },
-            Policy::Deterministic(actions) => deterministic_sample(actions),
+            ActorPolicy::Relaxed(d, overshoot) => {
+                let u = b.uniform(rows, self.action_dim())?;
+                let actions = d.rsample(b, &u);
+                let entropy = d.entropy(b);
+                PolicySample { actions, neg_entropy: Some(b.neg(&entropy)), logit_penalty: overshoot }
+            }
+            ActorPolicy::Deterministic(actions) => {
+                PolicySample { actions, neg_entropy: None, logit_penalty: None }
+            }
         })
     }
 
-    /// For a discrete policy, the probabilities and log-probabilities of every action at `obs`
-    /// (`[batch, n]` each, without gradients), from which a soft value is an exact expectation;
-    /// `None` for a box.
-    pub(crate) fn action_probs(&self, obs: &Tensor) -> Option<(Tensor, Tensor)> {
-        tch::no_grad(|| match self.policy(obs) {
-            Policy::Relaxed(d, _) => Some((d.probs(), d.log_probs().shallow_clone())),
-            Policy::Squashed(_) | Policy::Deterministic(_) => None,
-        })
-    }
-
-    /// A sample at next observations for the TD target, without gradients. Discrete actions
+    /// A sample at next observations for the TD target (call under `no_grad`). Discrete actions
     /// are hard one-hots (an exact categorical sample), the inputs the critic is trained on;
-    /// the others as in [`Actor::rsample`].
-    pub(crate) fn sample_for_target(&self, obs: &Tensor) -> Result<PolicySample, AgentError> {
-        tch::no_grad(|| {
-            Ok(match self.policy(obs) {
-                Policy::Squashed(d) => {
-                    let (actions, log_prob) = d.rsample_with_log_prob()?;
-                    PolicySample { actions, neg_entropy: log_prob, logit_penalty: None }
+    /// the others as in [`ActorHead::rsample`].
+    pub(crate) fn sample_for_target<B: Backend>(
+        &self,
+        b: &mut B,
+        net: &Net,
+        obs: &B::M,
+    ) -> Result<PolicySample<B>, AgentError> {
+        let (rows, _) = b.shape(obs);
+        match self.policy(b, net, obs) {
+            ActorPolicy::Relaxed(d, _) => {
+                let u = b.uniform(rows, self.action_dim())?;
+                let actions = d.one_hot_sample(b, &u);
+                let entropy = d.entropy(b);
+                Ok(PolicySample { actions, neg_entropy: Some(b.neg(&entropy)), logit_penalty: None })
+            }
+            _ => self.rsample(b, net, obs),
+        }
+    }
+
+    /// Floats per action in the critic's encoding.
+    pub(crate) fn action_dim(&self) -> usize {
+        match *self {
+            Self::Squashed { d } | Self::Deterministic { d } => d,
+            Self::Relaxed { n, .. } => n,
+        }
+    }
+
+    /// What exploring draws per row: `(columns, normal)`; discrete heads draw uniforms for
+    /// the Gumbel-max trick, the others standard normals.
+    pub(crate) fn noise(&self) -> (usize, bool) {
+        match *self {
+            Self::Relaxed { n, .. } => (n, false),
+            Self::Squashed { d } | Self::Deterministic { d } => (d, true),
+        }
+    }
+
+    /// The agent's-form actions (`y ∈ [−1, 1]` floats or indices) from the actor's outputs on
+    /// the host: the mode, or exploring with `noise` (as [`ActorHead::noise`] says; TD3 scales
+    /// its normals by `exploration_noise`). The rule of the distributions' own sampling, from
+    /// the same draws. `scratch` is working memory.
+    pub(crate) fn act(
+        &self,
+        outputs: &[f32],
+        noise: Option<&[f32]>,
+        exploration_noise: f64,
+        scratch: &mut Vec<f32>,
+        out: &mut Actions,
+    ) {
+        let width = self.outputs();
+        let rows = outputs.len() / width;
+        match *self {
+            Self::Squashed { d } => {
+                let values = out.floats(rows, d);
+                for (row, o) in outputs.chunks_exact(width).enumerate() {
+                    for j in 0..d {
+                        let u = match noise {
+                            Some(eps) => o[j] + clamp_log_std(o[d + j]).exp() * eps[row * d + j],
+                            None => o[j],
+                        };
+                        values[row * d + j] = u.tanh();
+                    }
                 }
-                Policy::Relaxed(d, _) => PolicySample {
-                    actions: d.one_hot(&d.sample()),
-                    neg_entropy: -d.categorical_entropy(),
-                    logit_penalty: None,
-                },
-                Policy::Deterministic(actions) => deterministic_sample(actions),
-            })
-        })
+            }
+            Self::Deterministic { d } => {
+                let values = out.floats(rows, d);
+                for (row, o) in outputs.chunks_exact(width).enumerate() {
+                    for j in 0..d {
+                        let mu = o[j].tanh();
+                        values[row * d + j] = match noise {
+                            Some(eps) => (mu + eps[row * d + j] * exploration_noise as f32).clamp(-1.0, 1.0),
+                            None => mu,
+                        };
+                    }
+                }
+            }
+            Self::Relaxed { n, logit_bound, .. } => {
+                let values = out.indices(rows, 1);
+                for (row, o) in outputs.chunks_exact(width).enumerate() {
+                    scratch.clear();
+                    scratch.extend_from_slice(o);
+                    rlpg_kernel::heads::bound_logits_in_place(scratch, logit_bound as f32);
+                    log_softmax_in_place(scratch);
+                    values[row] = match noise {
+                        Some(u) => gumbel_max(scratch, &u[row * n..(row + 1) * n]),
+                        None => argmax(scratch),
+                    } as i64;
+                }
+            }
+        }
     }
 }
 
@@ -390,30 +402,29 @@ impl Actor {
 /// `bound · tanh(· / bound)`, so that logits differ by at most `2 · bound` and no softmax
 /// probability can round to exactly 0 or 1 in f32 (with `n` actions the smallest is at least
 /// `e^(−2·bound) / n`). Centring matters: bounding each logit alone lets all of them saturate at
-/// `+bound` together, a uniform policy with no gradient. `bound = 0` returns `raw` unchanged.
+/// `+bound` together, a uniform policy with no gradient. Returned with the
+/// [`logit_overshoot`] penalty of the same raw logits.
 ///
 /// A `tanh` alone only moves the problem: raw logits keep drifting past the bound, where its
-/// gradient vanishes; [`logit_overshoot`] is the penalty that keeps them inside.
-pub(crate) fn bounded_logits(raw: &Tensor, bound: f64) -> Tensor {
-    if bound > 0.0 { (centred(raw) / bound).tanh() * bound } else { raw.shallow_clone() }
+/// gradient vanishes; the overshoot is the penalty that keeps them inside.
+pub(crate) fn bounded_logits<B: Ops>(b: &mut B, raw: &B::M, bound: f64) -> (B::M, B::M) {
+    let (_, n) = b.shape(raw);
+    let sum = b.sum_cols(raw);
+    let mean = b.scale(&sum, 1.0 / n as f64);
+    let centred = b.sub(raw, &mean);
+    let scaled = b.scale(&centred, 1.0 / bound);
+    let squashed = b.tanh(&scaled);
+    let logits = b.scale(&squashed, bound);
+    (logits, logit_overshoot(b, &centred, bound))
 }
 
-/// `Σ_i max(|c_i| − bound, 0)²` per row of the centred raw logits `c`, `[batch]`: zero inside
+/// `Σ_i max(|c_i| − bound, 0)²` per row of the centred raw logits `c`, `[rows, 1]`: zero inside
 /// the bound, and a restoring gradient that grows with the overshoot outside it, so that the raw
 /// logits stay where [`bounded_logits`]' `tanh` still passes gradient.
-pub(crate) fn logit_overshoot(raw: &Tensor, bound: f64) -> Tensor {
-    let excess = (centred(raw).abs() - bound).relu();
-    (&excess * &excess).sum_dim_intlist(-1, false, None)
-}
-
-/// `raw` minus its row mean (the softmax is unchanged).
-fn centred(raw: &Tensor) -> Tensor {
-    raw - raw.mean_dim(-1, true, None)
-}
-
-/// A deterministic actor's actions with a zero entropy term.
-fn deterministic_sample(actions: Tensor) -> PolicySample {
-    let batch = actions.size().first().copied().unwrap_or(0);
-    let neg_entropy = Tensor::zeros([batch], (Kind::Float, actions.device()));
-    PolicySample { actions, neg_entropy, logit_penalty: None }
+pub(crate) fn logit_overshoot<B: Ops>(b: &mut B, centred: &B::M, bound: f64) -> B::M {
+    let magnitude = b.unary(Unary::Abs, centred);
+    let beyond = b.shift(&magnitude, -bound);
+    let excess = b.unary(Unary::Relu, &beyond);
+    let squared = b.square(&excess);
+    b.sum_cols(&squared)
 }

@@ -1,20 +1,22 @@
 //! The pathwise agent's algorithm, top to bottom: construction, acting and observing, the
 //! update (critic target, critic step, actor step), and, in one place, what SAC and TD3 do
-//! differently ([`Variant`]). The module docs of [`super`] give the maths.
+//! differently ([`Variant`]). Written once over the compute backends ([`crate::backend`]); the
+//! module docs of [`super`] give the maths.
 
 use rlpg_envs::Space;
-use tch::{Device, Kind, Reduction, Tensor, nn};
+use tch::{Device, Tensor};
 
-use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
-use crate::grad_noise::grad_noise;
+use crate::agent::{ActMode, Actions, Agent, AgentError, Metrics, Transition};
+use crate::backend::coverage::AgentKind;
+use crate::backend::{self, AnyBackend, Backend, BackendKind, Torch, with_backend};
+use crate::grad_noise::GradNoise;
 use crate::optim::{FlatParams, ScalarAdam};
 use crate::probe::{PolicyProbe, gaussian_noise};
-use crate::replay::{ReplayBuffer, ReplaySample};
+use crate::replay::ReplayBuffer;
 use crate::scaffold::{Finite, Layout, Net, obs_dim};
 use crate::settings::SettingsContext;
 
-use super::actor::{ActionCoding, Actor, ActorSpec, PolicySample};
-use super::cpu::CpuUpdate;
+use super::actor::{ActionCoding, ActorHead, ActorPolicy, ActorSpec, PolicySample};
 use super::critic::{ActionInput, TwinCritic};
 use super::exploration::PinkNoise;
 use super::settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};
@@ -22,6 +24,12 @@ use super::state::MetricSums;
 
 /// Agent name used in messages and run directories.
 pub(super) const NAME: &str = "pathwise";
+
+/// The networks' numbers within the agent (see [`Net::id`]).
+const ACTOR: u8 = 0;
+const CRITIC: u8 = 1;
+const CRITIC_TARGET: u8 = 2;
+const ACTOR_TARGET: u8 = 3;
 
 /// Slices of a minibatch the actor gradient's noise is estimated from (`grad_diagnostics`).
 const GRAD_NOISE_SLICES: usize = 8;
@@ -33,12 +41,23 @@ const DISCRETE_TARGET_ENTROPY_FRACTION: f64 = 0.5;
 /// the (private) `pathwise` module.
 #[derive(Debug)]
 pub struct Pathwise {
+    /// Where the update and acting are computed, chosen once (`backend` setting).
+    backend: AnyBackend,
+    pub(super) core: Core,
+}
+
+/// Everything but the backend: what the generic update and acting work on.
+#[derive(Debug)]
+pub(super) struct Core {
     pub(super) cfg: PathwiseConfig,
     pub(super) num_envs: usize,
+    obs_dim: usize,
     pub(super) coding: ActionCoding,
-    pub(super) actor: Net<Actor>,
-    pub(super) critic: Net<TwinCritic>,
-    pub(super) critic_target: Net<TwinCritic, ()>,
+    head: ActorHead,
+    critic_shape: TwinCritic,
+    pub(super) actor: Net,
+    pub(super) critic: Net,
+    pub(super) critic_target: Net<()>,
     /// What makes this SAC or TD3.
     pub(super) variant: Variant,
     pub(super) replay: ReplayBuffer,
@@ -52,330 +71,21 @@ pub struct Pathwise {
     pub(super) steps_since_metrics: usize,
     /// The exploring actions' noise generator (`exploration = "pink"`); `None`: i.i.d. draws.
     pub(super) pink: Option<PinkNoise>,
-    encoded_actions: Vec<f32>,
-    action_indices: Vec<i64>,
-    /// The update written out in plain Rust where it applies (see `super::cpu`); `None`: the
-    /// tensor code.
-    cpu: Option<CpuUpdate>,
-    /// Where the networks, the replay buffer and the optimizer state live; observations
-    /// arrive from the CPU and actions go back there.
-    device: Device,
+    host: Host,
 }
 
-impl Pathwise {
-    /// A new agent for `num_envs` environments with the given spaces. Weights are drawn from
-    /// tch's global generator, so calling `tch::manual_seed` first makes construction (and every
-    /// later sample and minibatch) reproducible. Runs on the CPU ([`Pathwise::new_on`] takes a
-    /// device).
-    ///
-    /// Errors on settings [`PathwiseConfig::validate`] refuses for these spaces and `num_envs`,
-    /// an empty observation space, `num_envs == 0`, or a `Box` action space without finite
-    /// bounds.
-    pub fn new(
-        cfg: &PathwiseConfig,
-        observation_space: &Space,
-        action_space: &Space,
-        num_envs: usize,
-    ) -> Result<Self, AgentError> {
-        Self::new_on(cfg, observation_space, action_space, num_envs, Device::Cpu)
-    }
-
-    /// [`Pathwise::new`] with the networks, the replay buffer (so minibatches are gathered
-    /// where they are used) and the optimizer state on `device`. [`Agent::act`] still takes
-    /// and returns CPU tensors, and checkpoints hold CPU tensors, so an agent saved on one
-    /// device loads on another.
-    pub fn new_on(
-        cfg: &PathwiseConfig,
-        observation_space: &Space,
-        action_space: &Space,
-        num_envs: usize,
-        device: Device,
-    ) -> Result<Self, AgentError> {
-        let obs_dim = obs_dim(num_envs, observation_space)?;
-        cfg.validate(&SettingsContext::run(num_envs, action_space))?;
-        let coding = ActionCoding::new(action_space)?;
-        let act_dim = coding.dim();
-        let init = cfg.layer_init.layer_init();
-        let spec = ActorSpec {
-            deterministic: cfg.estimator == Estimator::Td3,
-            hidden: &cfg.actor_hidden,
-            activation: cfg.activation,
-            temperature: cfg.gumbel_temperature,
-            straight_through: cfg.straight_through,
-            logit_bound: cfg.logit_bound,
-            init,
-        };
-        let build_actor = |p: &nn::Path<'_>| Actor::new(p, obs_dim, &coding, &spec);
-        let input = match (&coding, cfg.discrete_critic) {
-            (ActionCoding::Discrete { .. }, DiscreteCritic::PerAction) => ActionInput::PerAction,
-            _ => ActionInput::Concatenated,
-        };
-        let build_critic = |p: &nn::Path<'_>| {
-            Ok(TwinCritic::new(
-                p,
-                obs_dim,
-                act_dim,
-                input,
-                &cfg.critic_hidden,
-                cfg.activation,
-                init,
-            ))
-        };
-
-        // Classic-control inputs are 3 or 4 wide: column-major weights keep MKL on its fast
-        // products for the first layer's gradients (see `optim::column_major`).
-        let layout = Layout::ColumnMajor;
-        // Built in this order (actor, TD3's target actor, critic, target critic), which fixes
-        // the draws from the generator.
-        let actor = Net::trained(layout, cfg.actor_learning_rate, device, build_actor)?;
-        let variant = match cfg.estimator {
-            Estimator::Td3 => {
-                Variant::Td3 { target_actor: Net::target_of(&actor, layout, build_actor)? }
-            }
-            Estimator::Sac => Variant::Sac(Temperature {
-                log_alpha: cfg.alpha.ln(),
-                target_entropy: cfg.target_entropy.unwrap_or(match action_space {
-                    Space::Discrete(n) => DISCRETE_TARGET_ENTROPY_FRACTION * (*n as f64).ln(),
-                    _ => -(action_space.flat_dim() as f64),
-                }),
-                max_log_alpha: if cfg.max_alpha > 0.0 { cfg.max_alpha.ln() } else { f64::INFINITY },
-                opt: cfg.autotune_alpha.then(|| ScalarAdam::new(cfg.alpha_learning_rate)),
-            }),
-        };
-        let critic = Net::trained(layout, cfg.critic_learning_rate, device, build_critic)?;
-        let critic_target = Net::target_of(&critic, layout, build_critic)?;
-        let cpu =
-            CpuUpdate::new(cfg, input, &coding, obs_dim, &actor.params, &critic.params, device)?;
-
-        Ok(Self {
-            cfg: cfg.clone(),
-            num_envs,
-            replay: ReplayBuffer::new_on(cfg.buffer_size, obs_dim, act_dim, device)?,
-            coding,
-            actor,
-            critic,
-            critic_target,
-            variant,
-            env_steps: 0,
-            updates: 0,
-            update_credit: 0.0,
-            metrics: MetricSums::default(),
-            steps_since_metrics: 0,
-            pink: (cfg.exploration == Exploration::Pink).then(|| PinkNoise::new(num_envs, act_dim)),
-            encoded_actions: Vec::new(),
-            action_indices: Vec::new(),
-            cpu,
-            device,
-        })
-    }
-
-    /// The settings the agent was built with.
-    pub fn config(&self) -> &PathwiseConfig {
-        &self.cfg
-    }
-
-    /// The current entropy temperature α (0 for TD3, which has no entropy term).
-    pub fn alpha(&self) -> f64 {
-        self.variant.alpha()
-    }
-
-    /// Critic updates done so far.
-    pub fn updates(&self) -> u64 {
-        self.updates
-    }
-
-    /// Transitions stored in the replay buffer.
-    pub fn replay_len(&self) -> usize {
-        self.replay.len()
-    }
-
-    /// Whether updates run the plain-Rust code of `super::cpu` (SAC on the CPU without
-    /// gradient diagnostics, with per-action critics for discrete actions) rather than the
-    /// tensor code.
-    pub fn uses_cpu_update(&self) -> bool {
-        self.cpu.is_some()
-    }
-
-    /// Makes every later update run the tensor code, as on other devices and settings: for
-    /// benchmarks and tests that compare the two. The tensor code differentiates with autograd;
-    /// the plain-Rust code computes the same update up to float rounding, several times faster
-    /// at classic-control sizes.
-    pub fn use_tensor_update(&mut self) {
-        self.cpu = None;
-    }
-
-    /// The guard on this update's losses and gradient norms.
-    pub(super) fn finite(&self) -> Finite {
-        Finite { agent: NAME, update: self.updates }
-    }
-
-    /// Runs one full update (critic, and actor, temperature and targets when due) on a
-    /// minibatch from the replay buffer, whatever the schedule says. Used by `observe`, and by
-    /// benchmarks that time updates alone. Errors when the buffer is empty.
-    pub fn update(&mut self) -> Result<(), AgentError> {
-        if let Some(mut cpu) = self.cpu.take() {
-            let result = cpu.update(self);
-            self.cpu = Some(cpu);
-            return result;
-        }
-        let batch = self.replay.sample(self.cfg.batch_size)?;
-        self.update_on(&batch)
-    }
-
-    /// The update on `batch`.
-    fn update_on(&mut self, batch: &ReplaySample) -> Result<(), AgentError> {
-        let alpha = self.alpha();
-        let target = self.td_target(batch, alpha)?;
-        self.critic_step(batch, &target)?;
-        self.updates += 1;
-        // TD3's delayed policy updates: the actor, the temperature and the targets move once
-        // every `policy_delay` critic updates.
-        if self.updates % self.cfg.policy_delay as u64 == 0 {
-            let sample = self.actor_step(&batch.obs, alpha)?;
-            let neg_entropy = tch::no_grad(|| sample.neg_entropy.mean(None).double_value(&[]));
-            let guard = self.finite();
-            self.variant.after_actor_step(
-                &self.actor,
-                neg_entropy,
-                &self.cfg,
-                &mut self.metrics,
-                guard,
-            )?;
-            self.critic_target.follow(&self.critic, self.cfg.tau)?;
-        }
-        Ok(())
-    }
-
-    /// The critics' regression target for `batch`, `r + γ (1 − terminated) · V'(s')` (no
-    /// gradients).
-    pub(super) fn td_target(&self, batch: &ReplaySample, alpha: f64) -> Result<Tensor, AgentError> {
-        tch::no_grad(|| {
-            let next_value = self.variant.next_value(self, &batch.next_obs, alpha)?;
-            Ok(bootstrapped_target(&batch.rewards, &batch.terminated, &next_value, self.cfg.gamma))
-        })
-    }
-
-    /// SAC's soft value of `obs` estimated with the policy `sample` drawn there:
-    /// `min(Q1', Q2')(s, a) − α log π(a|s)` under the target critics (no gradients).
-    pub(super) fn soft_value(&self, obs: &Tensor, sample: &PolicySample, alpha: f64) -> Tensor {
-        tch::no_grad(|| {
-            let (q1, q2) =
-                self.critic_target.module.forward(&Tensor::cat(&[obs, &sample.actions], 1));
-            q1.minimum(&q2) - &sample.neg_entropy * alpha
-        })
-    }
-
-    /// SAC-discrete's exact soft value of `obs` under a categorical policy (Christodoulou 2019):
-    /// `Σ_a π(a|s) (min(Q1', Q2')(s, onehot a) − α log π(a|s))`, the target critics evaluated on
-    /// all `n` one-hot actions, instead of one sampled action. `probs` and `log_probs` are
-    /// `[batch, n]`; no gradients.
-    fn expected_soft_value(
-        &self,
-        obs: &Tensor,
-        probs: &Tensor,
-        log_probs: &Tensor,
-        alpha: f64,
-    ) -> Tensor {
-        tch::no_grad(|| {
-            let (batch, n) = (probs.size()[0], probs.size()[1]);
-            let critic = &self.critic_target.module;
-            let (q1, q2) = critic.every_action(obs).unwrap_or_else(|| {
-                let obs_dim = obs.size()[1];
-                // Row b·n + a pairs state b with the one-hot of action a.
-                let states =
-                    obs.unsqueeze(1).expand([batch, n, obs_dim], false).reshape([-1, obs_dim]);
-                let one_hots = Tensor::eye(n, (probs.kind(), probs.device()))
-                    .unsqueeze(0)
-                    .expand([batch, n, n], false)
-                    .reshape([-1, n]);
-                let (q1, q2) = critic.forward(&Tensor::cat(&[&states, &one_hots], 1));
-                (q1.view([batch, n]), q2.view([batch, n]))
-            });
-            let q = q1.minimum(&q2);
-            (probs * (q - log_probs * alpha)).sum_dim_intlist(-1, false, None)
-        })
-    }
-
-    /// One Adam step of both critics toward `target`, with one optimizer on the sum of their
-    /// squared errors.
-    pub(super) fn critic_step(
-        &mut self,
-        batch: &ReplaySample,
-        target: &Tensor,
-    ) -> Result<(), AgentError> {
-        let guard = self.finite();
-        let (q1, q2) = self.critic.module.forward(&batch.obs_actions);
-        let qf1_loss = q1.mse_loss(target, Reduction::Mean);
-        let qf2_loss = q2.mse_loss(target, Reduction::Mean);
-        let qf1 = guard.scalar("losses/qf1_loss", &qf1_loss)?;
-        let qf2 = guard.scalar("losses/qf2_loss", &qf2_loss)?;
-        let norm = self.critic.step(
-            &(qf1_loss + qf2_loss),
-            self.cfg.max_grad_norm,
-            guard,
-            "losses/critic_grad_norm",
-        )?;
-        let q1_mean = tch::no_grad(|| q1.mean(None).double_value(&[]));
-        self.metrics.add("losses/qf1_loss", qf1);
-        self.metrics.add("losses/qf2_loss", qf2);
-        self.metrics.add("losses/qf1_values", q1_mean);
-        self.metrics.add("losses/critic_grad_norm", norm);
-        Ok(())
-    }
-
-    /// One Adam step of the actor through the (unchanged) critic at observations `obs`. Returns
-    /// the reparameterized sample it was taken on, for the temperature step.
-    pub(super) fn actor_step(
-        &mut self,
-        obs: &Tensor,
-        alpha: f64,
-    ) -> Result<PolicySample, AgentError> {
-        let guard = self.finite();
-        let sample = self.actor.module.rsample(obs)?;
-        // Column-major, so that the gradient into the critic's narrow first layer takes MKL's
-        // fast product (see `optim::column_major`).
-        let obs_actions = Tensor::cat(&[obs.tr(), sample.actions.tr()], 0).tr();
-        let sample_losses =
-            self.variant.actor_sample_losses(&self.critic.module, &obs_actions, &sample, alpha);
-        let sample_losses = match &sample.logit_penalty {
-            Some(penalty) => sample_losses + penalty,
-            None => sample_losses,
-        };
-        let actor_loss = sample_losses.mean(None);
-        let loss_value = guard.scalar("losses/actor_loss", &actor_loss)?;
-        // Once per metrics window: the first actor step after the last report.
-        if self.cfg.grad_diagnostics && !self.metrics.contains("grad/variance") {
-            let rows = sample_losses.size()[0];
-            let slices = (GRAD_NOISE_SLICES as i64).min(rows);
-            let sizes: Vec<i64> =
-                (0..slices).map(|k| (k + 1) * rows / slices - k * rows / slices).collect();
-            let slice_losses = sample_losses.view([-1]).split_with_sizes(&sizes, 0);
-            let means: Vec<Tensor> = slice_losses.iter().map(|l| l.mean(None)).collect();
-            let noise = grad_noise(&self.actor.params, &Tensor::stack(&means, 0), &sizes)?;
-            guard.check("grad/variance", noise.variance)?;
-            for (tag, value) in noise.metrics() {
-                self.metrics.add(tag, value);
-            }
-        }
-        // Differentiates with respect to the actor's parameters only: the gradient flows through
-        // the critic into the action, but the critic's weights get none and its optimizer is not
-        // involved.
-        let norm = self.actor.step(
-            &actor_loss,
-            self.cfg.max_grad_norm,
-            guard,
-            "losses/actor_grad_norm",
-        )?;
-        self.metrics.add("losses/actor_loss", loss_value);
-        self.metrics.add("losses/actor_grad_norm", norm);
-        Ok(sample)
-    }
+/// Host-side working memory, reused from call to call.
+#[derive(Debug, Default)]
+struct Host {
+    encoded: Vec<f32>,
+    outputs: Vec<f32>,
+    noise: Vec<f32>,
+    row: Vec<f32>,
+    grads: Vec<Vec<f32>>,
 }
 
 /// What makes the agent SAC or TD3; the replay buffer, the twin critics, their targets and the
-/// update schedule are shared. SAC on a discrete space differs from SAC on a box only inside the
-/// actor (Gumbel-softmax instead of a squashed Gaussian), the critic's action input, and the
-/// optional exact expectation in [`Variant::next_value`].
+/// update schedule are shared.
 #[derive(Debug)]
 pub(super) enum Variant {
     /// SAC: a stochastic actor and an entropy temperature.
@@ -383,7 +93,7 @@ pub(super) enum Variant {
     /// TD3: a deterministic actor and a target copy of it, Polyak-averaged like the critics'.
     Td3 {
         /// The target actor.
-        target_actor: Net<Actor, ()>,
+        target_actor: Net<()>,
     },
 }
 
@@ -406,70 +116,406 @@ impl Variant {
             Variant::Td3 { .. } => 0.0,
         }
     }
+}
 
-    /// `V'(s')` of the TD target at `next_obs` (no gradients).
-    fn next_value(
-        &self,
-        agent: &Pathwise,
-        next_obs: &Tensor,
-        alpha: f64,
-    ) -> Result<Tensor, AgentError> {
-        let cfg = &agent.cfg;
-        let actor = &agent.actor.module;
-        match self {
-            // TD3: the smoothed target actor's action, no entropy term.
-            Variant::Td3 { target_actor } => {
-                let mu = target_actor.module.mode(next_obs);
-                let a = smoothed_target_action(&mu, cfg.policy_noise, cfg.noise_clip);
-                let (q1, q2) = agent.critic_target.module.forward(&Tensor::cat(&[next_obs, &a], 1));
-                Ok(q1.minimum(&q2))
+impl Pathwise {
+    /// A new agent for `num_envs` environments with the given spaces. Weights are drawn from
+    /// tch's global generator, so calling `tch::manual_seed` first makes construction (and every
+    /// later sample and minibatch) reproducible. Runs on the CPU ([`Pathwise::new_on`] takes a
+    /// device).
+    ///
+    /// Errors on settings [`PathwiseConfig::validate`] refuses for these spaces and `num_envs`,
+    /// an empty observation space, `num_envs == 0`, a `Box` action space without finite
+    /// bounds, or `backend = "kernel"` with something the kernel does not run.
+    pub fn new(
+        cfg: &PathwiseConfig,
+        observation_space: &Space,
+        action_space: &Space,
+        num_envs: usize,
+    ) -> Result<Self, AgentError> {
+        Self::new_on(cfg, observation_space, action_space, num_envs, Device::Cpu)
+    }
+
+    /// [`Pathwise::new`] with the networks, the replay buffer (so minibatches are gathered
+    /// where they are used) and the optimizer state on `device` (the kernel backend needs the
+    /// CPU). [`Agent::act`] takes and returns host values and checkpoints hold CPU tensors, so
+    /// an agent saved on one device or backend loads on another.
+    pub fn new_on(
+        cfg: &PathwiseConfig,
+        observation_space: &Space,
+        action_space: &Space,
+        num_envs: usize,
+        device: Device,
+    ) -> Result<Self, AgentError> {
+        let obs_dim = obs_dim(num_envs, observation_space)?;
+        cfg.validate(&SettingsContext::run(num_envs, action_space))?;
+        let settings = serde_json::to_value(cfg)
+            .map_err(|e| AgentError::Invalid(format!("settings do not serialize: {e}")))?;
+        let kind = backend::resolve(cfg.backend, AgentKind::Pathwise, &settings, device)?;
+        let coding = ActionCoding::new(action_space)?;
+        let act_dim = coding.dim();
+        let spec = ActorSpec {
+            deterministic: cfg.estimator == Estimator::Td3,
+            hidden: &cfg.actor_hidden,
+            activation: cfg.activation,
+            temperature: cfg.gumbel_temperature,
+            straight_through: cfg.straight_through,
+            logit_bound: cfg.logit_bound,
+            init: cfg.layer_init.layer_init(),
+        };
+        let head = ActorHead::new(&coding, &spec)?;
+        let input = match (&coding, cfg.discrete_critic) {
+            (ActionCoding::Discrete { .. }, DiscreteCritic::PerAction) => ActionInput::PerAction,
+            _ => ActionInput::Concatenated,
+        };
+        let critic_shape = TwinCritic { input, obs_dim, act_dim };
+        let build_actor = |p: &tch::nn::Path<'_>| Ok(head.build(p, obs_dim, &spec));
+        let build_critic = |p: &tch::nn::Path<'_>| {
+            Ok(critic_shape.build(p, &cfg.critic_hidden, cfg.activation, spec.init))
+        };
+
+        // Classic-control inputs are 3 or 4 wide: column-major weights keep MKL on its fast
+        // products for the first layer's gradients (see `optim::column_major`).
+        let layout = Layout::ColumnMajor;
+        // Built in this order (actor, TD3's target actor, critic, target critic), which fixes
+        // the draws from the generator.
+        let actor = Net::trained(ACTOR, layout, cfg.actor_learning_rate, device, build_actor)?;
+        let variant = match cfg.estimator {
+            Estimator::Td3 => Variant::Td3 {
+                target_actor: Net::target_of(ACTOR_TARGET, &actor, layout, build_actor)?,
+            },
+            Estimator::Sac => Variant::Sac(Temperature {
+                log_alpha: cfg.alpha.ln(),
+                target_entropy: cfg.target_entropy.unwrap_or(match action_space {
+                    Space::Discrete(n) => DISCRETE_TARGET_ENTROPY_FRACTION * (*n as f64).ln(),
+                    _ => -(action_space.flat_dim() as f64),
+                }),
+                max_log_alpha: if cfg.max_alpha > 0.0 { cfg.max_alpha.ln() } else { f64::INFINITY },
+                opt: cfg.autotune_alpha.then(|| ScalarAdam::new(cfg.alpha_learning_rate)),
+            }),
+        };
+        let critic = Net::trained(CRITIC, layout, cfg.critic_learning_rate, device, build_critic)?;
+        let critic_target = Net::target_of(CRITIC_TARGET, &critic, layout, build_critic)?;
+        Ok(Self {
+            backend: AnyBackend::new(kind, device),
+            core: Core {
+                cfg: cfg.clone(),
+                num_envs,
+                obs_dim,
+                replay: ReplayBuffer::new_on(cfg.buffer_size, obs_dim, act_dim, device)?,
+                coding,
+                head,
+                critic_shape,
+                actor,
+                critic,
+                critic_target,
+                variant,
+                env_steps: 0,
+                updates: 0,
+                update_credit: 0.0,
+                metrics: MetricSums::default(),
+                steps_since_metrics: 0,
+                pink: (cfg.exploration == Exploration::Pink)
+                    .then(|| PinkNoise::new(num_envs, act_dim)),
+                host: Host::default(),
+            },
+        })
+    }
+
+    /// The settings the agent was built with.
+    pub fn config(&self) -> &PathwiseConfig {
+        &self.core.cfg
+    }
+
+    /// The current entropy temperature α (0 for TD3, which has no entropy term).
+    pub fn alpha(&self) -> f64 {
+        self.core.variant.alpha()
+    }
+
+    /// Critic updates done so far.
+    pub fn updates(&self) -> u64 {
+        self.core.updates
+    }
+
+    /// Transitions stored in the replay buffer.
+    pub fn replay_len(&self) -> usize {
+        self.core.replay.len()
+    }
+
+    /// Runs one full update (critic, and actor, temperature and targets when due) on a
+    /// minibatch from the replay buffer, whatever the schedule says. Used by `observe`, and by
+    /// benchmarks that time updates alone. Errors when the buffer is empty.
+    pub fn update(&mut self) -> Result<(), AgentError> {
+        let core = &mut self.core;
+        with_backend!(&mut self.backend, b => core.update(b))
+    }
+}
+
+impl Core {
+    /// The guard on this update's losses and gradient norms.
+    pub(super) fn finite(&self) -> Finite {
+        Finite { agent: NAME, update: self.updates }
+    }
+
+    /// Actions for observations `obs` into `out`, in the environment's form.
+    fn act<B: Backend>(
+        &mut self,
+        b: &mut B,
+        obs: &[f32],
+        mode: ActMode,
+        out: &mut Actions,
+    ) -> Result<(), AgentError> {
+        let rows = crate::reinforce::rows_of(obs, self.obs_dim)?;
+        if mode == ActMode::Explore && self.env_steps < self.cfg.learning_starts as u64 {
+            return self.coding.random(rows, out);
+        }
+        b.begin();
+        let x = b.constant(rows, self.obs_dim, obs)?;
+        let outputs = b.no_grad(|b| b.mlp(&self.actor, 0, &x));
+        b.to_host(&outputs, &mut self.host.outputs)?;
+        let noise = match (mode, &mut self.pink) {
+            (ActMode::Deterministic, _) => None,
+            (ActMode::Explore, Some(pink)) => {
+                pink.next_into(&mut self.host.noise);
+                if self.host.noise.len() != rows * self.head.action_dim() {
+                    return Err(AgentError::Invalid(format!(
+                        "pink exploration noise is kept for {} envs; got {rows} observations",
+                        self.num_envs
+                    )));
+                }
+                Some(self.host.noise.as_slice())
             }
-            // SAC: on a discrete space with `expected_discrete_value`, the exact expectation
-            // over the n actions; otherwise (a box, or a discrete space by default) the current
-            // actor's sample and its entropy term.
+            (ActMode::Explore, None) => {
+                let (cols, normal) = self.head.noise();
+                let draws = if normal { b.normal(rows, cols)? } else { b.uniform(rows, cols)? };
+                b.to_host(&draws, &mut self.host.noise)?;
+                Some(self.host.noise.as_slice())
+            }
+        };
+        let explore_std = self.cfg.exploration_noise;
+        self.head.act(&self.host.outputs, noise, explore_std, &mut self.host.row, out);
+        // A box action from [−1, 1] to the environment's bounds.
+        if let (ActionCoding::Box { loc, scale, .. }, Actions::Floats { values, width }) =
+            (&self.coding, &mut *out)
+        {
+            let d = *width;
+            for (i, a) in values.iter_mut().enumerate() {
+                *a = *a * scale[i % d] + loc[i % d];
+            }
+        }
+        Ok(())
+    }
+
+    /// One full update on a minibatch from the replay buffer.
+    fn update<B: Backend>(&mut self, b: &mut B) -> Result<(), AgentError> {
+        b.begin();
+        let (od, ad) = (self.obs_dim, self.coding.dim());
+        let rows = b.tensor(&self.replay.sample_rows(self.cfg.batch_size)?)?;
+        // Rows are `obs | action | reward | terminated | next_obs`.
+        let obs = b.cols(&rows, 0, od);
+        let actions = b.cols(&rows, od, ad);
+        let rewards = b.cols(&rows, od + ad, 1);
+        let terminated = b.cols(&rows, od + ad + 1, 1);
+        let next_obs = b.cols(&rows, od + ad + 2, od);
+
+        let alpha = self.variant.alpha();
+        let target = self.td_target(b, &rewards, &terminated, &next_obs, alpha)?;
+        self.critic_step(b, &obs, &actions, &target)?;
+        self.updates += 1;
+        // TD3's delayed policy updates: the actor, the temperature and the targets move once
+        // every `policy_delay` critic updates.
+        if self.updates % self.cfg.policy_delay as u64 == 0 {
+            let neg_entropy = self.actor_step(b, &obs, alpha)?;
+            self.after_actor_step(b, neg_entropy)?;
+            b.polyak(&mut self.critic_target, &self.critic, self.cfg.tau)?;
+        }
+        Ok(())
+    }
+
+    /// The critics' regression target `r + γ (1 − terminated) · V'(s')` (no gradients).
+    ///
+    /// Only `terminated` masks the bootstrap. A truncated transition (a time limit) is stored
+    /// like any other: its `next_obs` is the episode's final observation, whose value counts,
+    /// because the episode could have gone on from there.
+    fn td_target<B: Backend>(
+        &self,
+        b: &mut B,
+        rewards: &B::M,
+        terminated: &B::M,
+        next_obs: &B::M,
+        alpha: f64,
+    ) -> Result<B::M, AgentError> {
+        b.no_grad(|b| {
+            let next_value = self.next_value(b, next_obs, alpha)?;
+            let gamma = self.cfg.gamma;
+            let keep = b.scale(terminated, -gamma);
+            let discount = b.shift(&keep, gamma);
+            let bootstrap = b.mul(&next_value, &discount);
+            Ok(b.add(rewards, &bootstrap))
+        })
+    }
+
+    /// `V'(s')` of the TD target at `next_obs`.
+    fn next_value<B: Backend>(
+        &self,
+        b: &mut B,
+        next_obs: &B::M,
+        alpha: f64,
+    ) -> Result<B::M, AgentError> {
+        let target = &self.critic_target;
+        match &self.variant {
+            // TD3: the smoothed target actor's action, no entropy term. Target policy
+            // smoothing: `clip(μ'(s') + clip(ε, −c, c), −1, 1)`, `ε ~ N(0, policy_noise²)`, so
+            // the target averages the critic over a small neighbourhood of the target action
+            // instead of exploiting a narrow peak.
+            Variant::Td3 { target_actor } => {
+                let ActorPolicy::Deterministic(mu) = self.head.policy(b, target_actor, next_obs)
+                else {
+                    return Err(AgentError::Invalid("TD3's actor is deterministic".into()));
+                };
+                let (rows, d) = b.shape(&mu);
+                let eps = b.normal(rows, d)?;
+                let (noise, clip) = (self.cfg.policy_noise, self.cfg.noise_clip);
+                let scaled = b.scale(&eps, noise);
+                let clipped = b.clamp(&scaled, -clip, clip);
+                let moved = b.add(&mu, &clipped);
+                let a = b.clamp(&moved, -1.0, 1.0);
+                let (q1, q2) = self.critic_shape.values(b, target, next_obs, &a);
+                Ok(b.minimum(&q1, &q2))
+            }
+            // SAC on a discrete space with `expected_discrete_value`: the exact expectation over
+            // the n actions (SAC-discrete, Christodoulou 2019),
+            // `Σ_a π(a|s') (min(Q1', Q2')(s', a) − α log π(a|s'))`.
+            Variant::Sac(_) if self.cfg.expected_discrete_value => {
+                let ActorPolicy::Relaxed(d, _) = self.head.policy(b, &self.actor, next_obs) else {
+                    return Err(AgentError::Invalid(
+                        "expected_discrete_value needs a discrete action space".into(),
+                    ));
+                };
+                let (q1, q2) = self.critic_shape.every_action(b, target, next_obs)?;
+                let q = b.minimum(&q1, &q2);
+                let entropy_term = b.scale(&d.log_probs, alpha);
+                let soft = b.sub(&q, &entropy_term);
+                let probs = d.probs(b);
+                let weighted = b.mul(&probs, &soft);
+                Ok(b.sum_cols(&weighted))
+            }
+            // SAC otherwise: the current actor's sample and its entropy term,
+            // `min(Q1', Q2')(s', a') − α log π(a'|s')`.
             Variant::Sac(_) => {
-                match cfg.expected_discrete_value.then(|| actor.action_probs(next_obs)).flatten() {
-                    Some((probs, log_probs)) => {
-                        Ok(agent.expected_soft_value(next_obs, &probs, &log_probs, alpha))
+                let sample = self.head.sample_for_target(b, &self.actor, next_obs)?;
+                let (q1, q2) = self.critic_shape.values(b, target, next_obs, &sample.actions);
+                let q = b.minimum(&q1, &q2);
+                match &sample.neg_entropy {
+                    Some(neg_entropy) => {
+                        let term = b.scale(neg_entropy, alpha);
+                        Ok(b.sub(&q, &term))
                     }
-                    None => {
-                        let sample = actor.sample_for_target(next_obs)?;
-                        Ok(agent.soft_value(next_obs, &sample, alpha))
-                    }
+                    None => Ok(q),
                 }
             }
         }
     }
 
-    /// The actor loss of each sample at the `[obs, action]` rows `obs_actions`: SAC's
-    /// `α log π(a|s) − min(Q1, Q2)(s, a)`, TD3's `−Q1(s, μ(s))`.
-    fn actor_sample_losses(
-        &self,
-        critic: &TwinCritic,
-        obs_actions: &Tensor,
-        sample: &PolicySample,
+    /// One Adam step of both critics toward `target`, with one optimizer on the sum of their
+    /// squared errors.
+    fn critic_step<B: Backend>(
+        &mut self,
+        b: &mut B,
+        obs: &B::M,
+        actions: &B::M,
+        target: &B::M,
+    ) -> Result<(), AgentError> {
+        let guard = self.finite();
+        let (q1, q2) = self.critic_shape.values(b, &self.critic, obs, actions);
+        let mse = |b: &mut B, q: &B::M| {
+            let error = b.sub(q, target);
+            let squared = b.square(&error);
+            b.mean(&squared)
+        };
+        let qf1_loss = mse(b, &q1);
+        let qf2_loss = mse(b, &q2);
+        let qf1 = guard.check("losses/qf1_loss", b.scalar(&qf1_loss)?)?;
+        let qf2 = guard.check("losses/qf2_loss", b.scalar(&qf2_loss)?)?;
+        let loss = b.add(&qf1_loss, &qf2_loss);
+        let max_norm = self.cfg.max_grad_norm;
+        let norm = b.step(&loss, &mut self.critic, max_norm, guard, "losses/critic_grad_norm")?;
+        let q1_mean = b.host_mean(&q1)?;
+        self.metrics.add("losses/qf1_loss", qf1);
+        self.metrics.add("losses/qf2_loss", qf2);
+        self.metrics.add("losses/qf1_values", q1_mean);
+        self.metrics.add("losses/critic_grad_norm", norm);
+        Ok(())
+    }
+
+    /// One Adam step of the actor through the (unchanged) critic at observations `obs`:
+    /// SAC's loss `α log π(a|s) − min(Q1, Q2)(s, a)`, TD3's `−Q1(s, μ(s))`, per sample, plus a
+    /// bounded discrete actor's logit penalty. Returns the mean `−H` estimate of the sample it
+    /// was taken on (0 for TD3), for the temperature step.
+    fn actor_step<B: Backend>(
+        &mut self,
+        b: &mut B,
+        obs: &B::M,
         alpha: f64,
-    ) -> Tensor {
-        match self {
-            Variant::Sac(_) => {
-                let (q1, q2) = critic.forward(obs_actions);
-                &sample.neg_entropy * alpha - q1.minimum(&q2)
+    ) -> Result<f64, AgentError> {
+        let guard = self.finite();
+        let sample: PolicySample<B> = self.head.rsample(b, &self.actor, obs)?;
+        // The gradient flows through the critic into the action; the critic's weights get none
+        // (the step below differentiates with respect to the actor only).
+        let mut sample_losses = match (&self.variant, &sample.neg_entropy) {
+            (Variant::Sac(_), Some(neg_entropy)) => {
+                let (q1, q2) = self.critic_shape.values(b, &self.critic, obs, &sample.actions);
+                let q = b.minimum(&q1, &q2);
+                let entropy_term = b.scale(neg_entropy, alpha);
+                b.sub(&entropy_term, &q)
             }
-            Variant::Td3 { .. } => -critic.q1(obs_actions),
+            _ => {
+                let q1 = self.critic_shape.q1(b, &self.critic, obs, &sample.actions);
+                b.neg(&q1)
+            }
+        };
+        if let Some(penalty) = &sample.logit_penalty {
+            sample_losses = b.add(&sample_losses, penalty);
+        }
+        let actor_loss = b.mean(&sample_losses);
+        let loss_value = guard.check("losses/actor_loss", b.scalar(&actor_loss)?)?;
+        // Once per metrics window: the first actor step after the last report.
+        if self.cfg.grad_diagnostics && !self.metrics.contains("grad/variance") {
+            let (rows, _) = b.shape(&sample_losses);
+            let slices = GRAD_NOISE_SLICES.min(rows);
+            let sizes: Vec<usize> =
+                (0..slices).map(|k| (k + 1) * rows / slices - k * rows / slices).collect();
+            self.host.grads.resize_with(slices, Vec::new);
+            let mut start = 0;
+            for (grad, &size) in self.host.grads.iter_mut().zip(&sizes) {
+                let index: Vec<usize> = (start..start + size).collect();
+                start += size;
+                let slice = b.select_rows(&sample_losses, &index);
+                let slice_loss = b.mean(&slice);
+                b.gradient(&slice_loss, &self.actor, grad)?;
+            }
+            let noise = GradNoise::from_chunks(&self.host.grads, &sizes)?;
+            guard.check("grad/variance", noise.variance)?;
+            for (tag, value) in noise.metrics() {
+                self.metrics.add(tag, value);
+            }
+        }
+        let max_norm = self.cfg.max_grad_norm;
+        let norm =
+            b.step(&actor_loss, &mut self.actor, max_norm, guard, "losses/actor_grad_norm")?;
+        self.metrics.add("losses/actor_loss", loss_value);
+        self.metrics.add("losses/actor_grad_norm", norm);
+        match &sample.neg_entropy {
+            Some(neg_entropy) => b.host_mean(neg_entropy),
+            None => Ok(0.0),
         }
     }
 
     /// What follows an actor step: SAC's temperature step (with `autotune_alpha`) on the mean
     /// `neg_entropy` of the actor's sample, TD3's target actor moving toward the actor.
-    pub(super) fn after_actor_step(
-        &mut self,
-        actor: &Net<Actor>,
-        neg_entropy: f64,
-        cfg: &PathwiseConfig,
-        metrics: &mut MetricSums,
-        guard: Finite,
-    ) -> Result<(), AgentError> {
-        match self {
+    fn after_actor_step<B: Backend>(&mut self, b: &mut B, neg_entropy: f64) -> Result<(), AgentError> {
+        let guard = self.finite();
+        match &mut self.variant {
             Variant::Sac(temperature) => {
                 // `log α` steps on `−log α · (log π + target_entropy)`, raising α when the
                 // policy's entropy is below target.
@@ -482,80 +528,21 @@ impl Variant {
                 }
                 guard.check("losses/alpha_loss", alpha_loss)?;
                 guard.check("losses/alpha", temperature.log_alpha)?;
-                metrics.add("losses/entropy", -neg_entropy);
-                metrics.add("losses/alpha", temperature.log_alpha.exp());
-                metrics.add("losses/alpha_loss", alpha_loss);
+                self.metrics.add("losses/entropy", -neg_entropy);
+                self.metrics.add("losses/alpha", temperature.log_alpha.exp());
+                self.metrics.add("losses/alpha_loss", alpha_loss);
             }
-            Variant::Td3 { target_actor } => target_actor.follow(actor, cfg.tau)?,
+            Variant::Td3 { target_actor } => b.polyak(target_actor, &self.actor, self.cfg.tau)?,
         }
         Ok(())
     }
-}
 
-/// The TD target `r + γ (1 − terminated) · next_value`, rowwise.
-///
-/// Only `terminated` masks the bootstrap. A truncated transition (a time limit) is not passed in
-/// at all: its `next_value` is the value of the episode's final observation, and it counts, because
-/// the episode could have gone on from there.
-pub(crate) fn bootstrapped_target(
-    rewards: &Tensor,
-    terminated: &Tensor,
-    next_value: &Tensor,
-    gamma: f64,
-) -> Tensor {
-    rewards + next_value * (terminated * -gamma + gamma)
-}
-
-/// [`bootstrapped_target`] of one transition, in the same order of operations.
-pub(crate) fn bootstrapped_target_value(
-    reward: f32,
-    terminated: f32,
-    next_value: f32,
-    gamma: f64,
-) -> f32 {
-    let gamma = gamma as f32;
-    reward + next_value * (terminated * -gamma + gamma)
-}
-
-/// TD3's target policy smoothing: `clip(μ'(s') + clip(ε, −c, c), −1, 1)` with
-/// `ε ~ N(0, policy_noise²)`, so the target averages the critic over a small neighbourhood of
-/// the target action instead of exploiting a narrow peak.
-pub(crate) fn smoothed_target_action(mu: &Tensor, policy_noise: f64, noise_clip: f64) -> Tensor {
-    let noise = (mu.randn_like() * policy_noise).clamp(-noise_clip, noise_clip);
-    (mu + noise).clamp(-1.0, 1.0)
-}
-
-impl Agent for Pathwise {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn act(&mut self, obs: &Tensor, mode: ActMode) -> Tensor {
-        if mode == ActMode::Explore && self.env_steps < self.cfg.learning_starts as u64 {
-            let n = obs.size().first().copied().unwrap_or(0).max(0) as usize;
-            return self.coding.random(n);
-        }
-        let eps = match (&mut self.pink, mode) {
-            (Some(pink), ActMode::Explore) => Some(pink.next().to_device(self.device)),
-            _ => None,
-        };
-        // The plain-Rust code acts where it updates: the same draws (or the same pink noise) as
-        // the tensor code below, without its dozen tensor operations per step. An observation
-        // tensor it cannot read falls through to the tensor code, which reports it as it always
-        // has.
-        if let Some(cpu) = &mut self.cpu {
-            let explore = mode == ActMode::Explore;
-            if let Ok(actions) = cpu.act(&self.actor.params, obs, explore, eps.as_ref()) {
-                return tch::no_grad(|| self.coding.to_env(actions));
-            }
-        }
-        let obs = obs.to_device(self.device);
-        let actions = self.actor.module.act(&obs, mode, self.cfg.exploration_noise, eps.as_ref());
-        // Actions go back to the CPU, where the environments (and the action coding) are.
-        tch::no_grad(|| self.coding.to_env(actions.to_device(Device::Cpu)))
-    }
-
-    fn observe(&mut self, t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
+    /// Stores one step of the environments and runs the updates the schedule owes.
+    fn observe<B: Backend>(
+        &mut self,
+        b: &mut B,
+        t: &Transition<'_>,
+    ) -> Result<Option<Metrics>, AgentError> {
         let n = t.rewards.len();
         if n != self.num_envs {
             return Err(AgentError::Invalid(format!(
@@ -563,10 +550,10 @@ impl Agent for Pathwise {
                 self.num_envs
             )));
         }
-        self.coding.encode(t.actions, n, &mut self.encoded_actions, &mut self.action_indices)?;
+        self.coding.encode(t.actions, n, &mut self.host.encoded)?;
         // `truncated` is deliberately not stored: a truncated transition bootstraps from its
         // final observation like any other.
-        self.replay.push(t.obs, &self.encoded_actions, t.rewards, t.terminated, t.next_obs)?;
+        self.replay.push(t.obs, &self.host.encoded, t.rewards, t.terminated, t.next_obs)?;
         self.env_steps += n as u64;
         if let Some(pink) = &mut self.pink {
             let ended = t.terminated.iter().zip(t.truncated).map(|(&a, &b)| a || b);
@@ -578,7 +565,7 @@ impl Agent for Pathwise {
             self.update_credit += self.cfg.updates_per_step * n as f64;
             while self.update_credit >= 1.0 {
                 self.update_credit -= 1.0;
-                self.update()?;
+                self.update(b)?;
             }
         }
         self.steps_since_metrics += n;
@@ -589,6 +576,26 @@ impl Agent for Pathwise {
             }
         }
         Ok(None)
+    }
+}
+
+impl Agent for Pathwise {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn backend(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    fn act(&mut self, obs: &[f32], mode: ActMode, actions: &mut Actions) -> Result<(), AgentError> {
+        let core = &mut self.core;
+        with_backend!(&mut self.backend, b => core.act(b, obs, mode, actions))
+    }
+
+    fn observe(&mut self, t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
+        let core = &mut self.core;
+        with_backend!(&mut self.backend, b => core.observe(b, t))
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
@@ -611,36 +618,59 @@ impl Agent for Pathwise {
         // SAC on a box: a squashed Gaussian driven by Gaussian noise. TD3's exploring policy
         // (a clipped Gaussian around a deterministic action) and the Gumbel-softmax actor are
         // not offered.
-        let sac = matches!(self.variant, Variant::Sac(_));
-        (sac && matches!(self.coding, ActionCoding::Box { .. })).then_some(self as &dyn PolicyProbe)
+        matches!(self.core.head, ActorHead::Squashed { .. }).then_some(self as &dyn PolicyProbe)
+    }
+}
+
+impl Pathwise {
+    /// The squashed Gaussian at `obs` through libtorch (autograd), for the probe.
+    fn squashed(&self, b: &mut Torch, obs: &Tensor) -> Option<crate::distributions::SquashedGaussian<Torch>> {
+        match self.core.head.policy(b, &self.core.actor, obs) {
+            ActorPolicy::Squashed(d) => Some(d),
+            _ => None,
+        }
     }
 }
 
 /// SAC's exploring policy on a box, with `min(Q1, Q2)` (what its actor maximizes) as critic.
+/// Measured through libtorch (autograd), whatever backend trains the agent.
 impl PolicyProbe for Pathwise {
     fn policy_parameters(&self) -> &FlatParams {
-        &self.actor.params
+        &self.core.actor.params
     }
 
     fn draw_noise(&self, rows: usize) -> Tensor {
-        gaussian_noise(rows, self.coding.dim())
+        gaussian_noise(rows, self.core.coding.dim())
     }
 
     fn act_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
         tch::no_grad(|| {
-            let y = self.reparameterized_action(obs, noise);
-            self.coding.to_env(y.unwrap_or_else(|| self.actor.module.mode(obs)))
+            let y = self.reparameterized_action(obs, noise).unwrap_or_else(|| obs.zeros_like());
+            match &self.core.coding {
+                ActionCoding::Box { loc, scale, .. } => {
+                    y * Tensor::from_slice(scale) + Tensor::from_slice(loc)
+                }
+                ActionCoding::Discrete { .. } => y,
+            }
         })
     }
 
     fn log_prob_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
-        let dist = self.actor.module.squashed(obs);
-        dist.and_then(|d| d.log_prob_from_noise(noise))
-            .unwrap_or_else(|| Tensor::zeros([obs.size()[0]], (Kind::Float, Device::Cpu)))
+        let mut b = Torch::new(obs.device());
+        match self.squashed(&mut b, obs) {
+            Some(d) => {
+                // The pre-squash value held fixed: log π(a) with the sampled action fixed.
+                let u = d.base.rsample_from_noise(&mut b, noise).detach();
+                d.log_prob_of_pre_squash(&mut b, &u).view([-1])
+            }
+            None => Tensor::zeros([obs.size()[0]], (tch::Kind::Float, Device::Cpu)),
+        }
     }
 
     fn reparameterized_action(&self, obs: &Tensor, noise: &Tensor) -> Option<Tensor> {
-        self.actor.module.squashed(obs)?.rsample_from_noise(noise)
+        let mut b = Torch::new(obs.device());
+        let d = self.squashed(&mut b, obs)?;
+        Some(d.rsample_with_log_prob(&mut b, noise).0)
     }
 
     fn value(&self, _obs: &Tensor) -> Option<Tensor> {
@@ -648,15 +678,16 @@ impl PolicyProbe for Pathwise {
     }
 
     fn critic(&self, obs: &Tensor, actions: &Tensor) -> Option<Tensor> {
-        let (q1, q2) = self.critic.module.forward(&Tensor::cat(&[obs, actions], 1));
-        Some(q1.minimum(&q2))
+        let mut b = Torch::new(obs.device());
+        let (q1, q2) = self.core.critic_shape.values(&mut b, &self.core.critic, obs, actions);
+        Some(q1.minimum(&q2).view([-1]))
     }
 
     fn gamma(&self) -> f64 {
-        self.cfg.gamma
+        self.core.cfg.gamma
     }
 
     fn batch_samples(&self) -> usize {
-        self.cfg.batch_size
+        self.core.cfg.batch_size
     }
 }

@@ -1,6 +1,6 @@
 //! The twin action-value critics `Q1(s, a)`, `Q2(s, a)` (Fujimoto et al. 2018): two independent
-//! MLPs whose minimum is used for targets, to counter the overestimation a single maximized
-//! critic accumulates.
+//! MLPs (`q1`, `q2` in one network) whose minimum is used for targets, to counter the
+//! overestimation a single maximized critic accumulates.
 //!
 //! A critic takes the action in one of two ways ([`ActionInput`]):
 //! - **concatenated**: an MLP of the row `(s, a)` with one output (what `Box` actions use);
@@ -11,9 +11,11 @@
 //!   their values in each state. A concatenated MLP's slope at a one-hot is whatever its
 //!   first layer extrapolates, which it was never trained to get right.
 
-use tch::{Tensor, nn, nn::Module};
+use tch::nn;
 
+use crate::backend::Backend;
 use crate::networks::{LayerInit, Mlp};
+use crate::scaffold::{Mlps, Net};
 use crate::settings::Activation;
 
 /// How a critic takes its action input; see the module documentation.
@@ -25,132 +27,95 @@ pub(crate) enum ActionInput {
     PerAction,
 }
 
-/// Two Q-networks with parameters `q1/…` and `q2/…` under the path they were built with.
-#[derive(Debug)]
+/// The shape of the twin critics.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct TwinCritic {
-    q1: Mlp,
-    q2: Mlp,
-    input: ActionInput,
-    obs_dim: i64,
-    act_dim: i64,
+    pub(crate) input: ActionInput,
+    pub(crate) obs_dim: usize,
+    pub(crate) act_dim: usize,
 }
 
 impl TwinCritic {
-    /// Twin critics of `obs_dim` observations and `act_dim` action inputs through `hidden`
-    /// layers.
-    pub(crate) fn new(
+    /// The two MLPs `q1` and `q2` under `path`, through `hidden` layers.
+    pub(crate) fn build(
+        &self,
         path: &nn::Path<'_>,
-        obs_dim: usize,
-        act_dim: usize,
-        input: ActionInput,
         hidden: &[usize],
         activation: Activation,
         init: LayerInit,
-    ) -> Self {
-        let (in_dim, out_dim) = match input {
-            ActionInput::Concatenated => (obs_dim + act_dim, 1),
-            ActionInput::PerAction => (obs_dim, act_dim),
+    ) -> Mlps {
+        let (in_dim, out_dim) = match self.input {
+            ActionInput::Concatenated => (self.obs_dim + self.act_dim, 1),
+            ActionInput::PerAction => (self.obs_dim, self.act_dim),
         };
         let mlp = |name: &str| Mlp::new(&(path / name), in_dim, hidden, out_dim, activation, init);
-        Self {
-            q1: mlp("q1"),
-            q2: mlp("q2"),
-            input,
-            obs_dim: obs_dim as i64,
-            act_dim: act_dim as i64,
-        }
+        vec![("q1.", mlp("q1")), ("q2.", mlp("q2"))]
     }
 
-    /// `(Q1, Q2)` of `[batch, obs_dim + act_dim]` state-action rows, each `[batch]`.
-    pub(crate) fn forward(&self, obs_actions: &Tensor) -> (Tensor, Tensor) {
-        (self.value(&self.q1, obs_actions), self.value(&self.q2, obs_actions))
-    }
-
-    /// `Q1` alone, `[batch]` (what TD3's actor maximizes).
-    pub(crate) fn q1(&self, obs_actions: &Tensor) -> Tensor {
-        self.value(&self.q1, obs_actions)
-    }
-
-    /// `(Q1, Q2)` of every one-hot action at `[batch, obs_dim]` observations, each
-    /// `[batch, act_dim]`: one forward pass for a per-action critic, `None` for a concatenated
-    /// one.
-    pub(crate) fn every_action(&self, obs: &Tensor) -> Option<(Tensor, Tensor)> {
-        (self.input == ActionInput::PerAction).then(|| (self.q1.forward(obs), self.q2.forward(obs)))
-    }
-
-    /// One network's value of state-action rows, `[batch]`.
-    fn value(&self, q: &Mlp, obs_actions: &Tensor) -> Tensor {
+    /// `(Q1, Q2)` of observations `obs` `[rows, obs_dim]` and actions `actions`
+    /// `[rows, act_dim]` in the critic's encoding, each `[rows, 1]`.
+    pub(crate) fn values<B: Backend, O>(
+        &self,
+        b: &mut B,
+        net: &Net<O>,
+        obs: &B::M,
+        actions: &B::M,
+    ) -> (B::M, B::M) {
         match self.input {
-            ActionInput::Concatenated => q.forward(obs_actions).squeeze_dim(-1),
+            ActionInput::Concatenated => {
+                let x = b.concat_cols(obs, actions);
+                (b.mlp(net, 0, &x), b.mlp(net, 1, &x))
+            }
             ActionInput::PerAction => {
-                let obs = obs_actions.narrow(1, 0, self.obs_dim);
-                let actions = obs_actions.narrow(1, self.obs_dim, self.act_dim);
-                (q.forward(&obs) * actions).sum_dim_intlist(-1, false, None)
+                let q1 = b.mlp(net, 0, obs);
+                let q2 = b.mlp(net, 1, obs);
+                let w1 = b.mul(&q1, actions);
+                let w2 = b.mul(&q2, actions);
+                (b.sum_cols(&w1), b.sum_cols(&w2))
             }
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::{Device, Kind};
-
-    fn critic(input: ActionInput, seed: i64) -> (nn::VarStore, TwinCritic) {
-        tch::manual_seed(seed);
-        let store = nn::VarStore::new(Device::Cpu);
-        let critic = TwinCritic::new(
-            &store.root(),
-            4,
-            3,
-            input,
-            &[16, 16],
-            Activation::Tanh,
-            LayerInit::Pytorch,
-        );
-        (store, critic)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).abs().max().double_value(&[])
-    }
-
-    #[test]
-    fn a_per_action_critic_is_linear_in_the_action_with_the_action_values_as_slope() {
-        let (_store, critic) = critic(ActionInput::PerAction, 1);
-        let obs = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
-        let (q1_all, q2_all) = critic.every_action(&obs).expect("a per-action critic");
-        assert_eq!(q1_all.size(), vec![5, 3]);
-        // On every one-hot, Q is that action's output.
-        for a in 0..3 {
-            let one_hot = Tensor::zeros([5, 3], (Kind::Float, Device::Cpu));
-            let _ = one_hot.narrow(1, a, 1).fill_(1.0);
-            let (q1, q2) = critic.forward(&Tensor::cat(&[&obs, &one_hot], 1));
-            assert_eq!(max_abs_diff(&q1, &q1_all.select(1, a)), 0.0, "Q1 at action {a}");
-            assert_eq!(max_abs_diff(&q2, &q2_all.select(1, a)), 0.0, "Q2 at action {a}");
-            assert_eq!(max_abs_diff(&critic.q1(&Tensor::cat(&[&obs, &one_hot], 1)), &q1), 0.0);
+    /// `Q1` alone, `[rows, 1]` (what TD3's actor maximizes).
+    pub(crate) fn q1<B: Backend, O>(&self, b: &mut B, net: &Net<O>, obs: &B::M, actions: &B::M) -> B::M {
+        match self.input {
+            ActionInput::Concatenated => {
+                let x = b.concat_cols(obs, actions);
+                b.mlp(net, 0, &x)
+            }
+            ActionInput::PerAction => {
+                let q1 = b.mlp(net, 0, obs);
+                let w1 = b.mul(&q1, actions);
+                b.sum_cols(&w1)
+            }
         }
-        // At a relaxed action y, Q = Σ_a y_a q_a(s), and ∂Q/∂y = q(s): the slope a relaxed
-        // sample's gradient follows is exactly the values of the actions.
-        let y = Tensor::rand([5, 3], (Kind::Float, Device::Cpu))
-            .softmax(-1, None)
-            .set_requires_grad(true);
-        let (q1, _) = critic.forward(&Tensor::cat(&[&obs, &y], 1));
-        let by_hand = (&q1_all * &y).sum_dim_intlist(-1, false, None);
-        assert!(max_abs_diff(&q1, &by_hand) < 1e-6);
-        let slope = Tensor::run_backward(&[q1.sum(None)], &[&y], false, false).remove(0);
-        assert!(max_abs_diff(&slope, &q1_all) < 1e-6, "dQ/dy {slope:?} vs q(s) {q1_all:?}");
     }
 
-    #[test]
-    fn a_concatenated_critic_has_one_output_and_no_per_action_values() {
-        let (_store, critic) = critic(ActionInput::Concatenated, 2);
-        let obs = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
-        assert!(critic.every_action(&obs).is_none());
-        let y = Tensor::zeros([5, 3], (Kind::Float, Device::Cpu));
-        let _ = y.narrow(1, 0, 1).fill_(1.0);
-        let (q1, q2) = critic.forward(&Tensor::cat(&[&obs, &y], 1));
-        assert_eq!((q1.size(), q2.size()), (vec![5], vec![5]));
-        assert!(max_abs_diff(&q1, &q2) > 0.0, "the twins share weights");
+    /// `(Q1, Q2)` of every one-hot action at `[rows, obs_dim]` observations, each
+    /// `[rows, act_dim]`: one forward pass for a per-action critic, the `rows × act_dim` pairs
+    /// of states and one-hots for a concatenated one.
+    pub(crate) fn every_action<B: Backend, O>(
+        &self,
+        b: &mut B,
+        net: &Net<O>,
+        obs: &B::M,
+    ) -> Result<(B::M, B::M), crate::AgentError> {
+        match self.input {
+            ActionInput::PerAction => Ok((b.mlp(net, 0, obs), b.mlp(net, 1, obs))),
+            ActionInput::Concatenated => {
+                let (rows, _) = b.shape(obs);
+                let n = self.act_dim;
+                // Row r·n + a pairs state r with the one-hot of action a.
+                let states: Vec<usize> = (0..rows * n).map(|i| i / n).collect();
+                let states = b.select_rows(obs, &states);
+                let mut eye = vec![0.0f32; rows * n * n];
+                for i in 0..rows * n {
+                    eye[i * n + i % n] = 1.0;
+                }
+                let one_hots = b.constant(rows * n, n, &eye)?;
+                let (q1, q2) = self.values(b, net, &states, &one_hots);
+                Ok((b.reshape(&q1, rows, n), b.reshape(&q2, rows, n)))
+            }
+        }
     }
 }

@@ -51,15 +51,15 @@ impl PinkNoise {
         }
     }
 
-    /// The next noise, `Float [num_envs, width]`, each value standard normal.
-    pub(super) fn next(&mut self) -> Tensor {
+    /// The next noise into `out`, `[num_envs, width]` row-major, each value standard normal.
+    pub(super) fn next_into(&mut self, out: &mut Vec<f32>) {
         let n = self.rows.len();
         let options = (Kind::Double, Device::Cpu);
         let normals = to_vec(&Tensor::randn([n as i64], options));
         let uniforms = to_vec(&Tensor::rand([n as i64], options));
         let per_env = self.width * PINK_OCTAVES;
         let scale = (PINK_OCTAVES as f64).sqrt().recip();
-        let mut out = Vec::with_capacity(self.fresh.len() * self.width);
+        out.clear();
         for (i, row) in self.rows.iter_mut().enumerate() {
             let octave = i % PINK_OCTAVES;
             // Row k is redrawn with probability 2^-k (row 0 always).
@@ -71,7 +71,6 @@ impl PinkNoise {
             out.push((sequence.iter().sum::<f64>() * scale) as f32);
         }
         self.fresh.iter_mut().for_each(|f| *f = false);
-        Tensor::from_slice(&out).view([self.fresh.len() as i64, self.width as i64])
     }
 
     /// Env `env`'s episode ended: its next value starts a new, independent sequence.
@@ -129,9 +128,12 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..count {
             let draws: Vec<Vec<f64>> = (0..len)
-                .map(|_| Vec::<f64>::try_from(noise.next().to_kind(Kind::Double).view([-1])))
-                .collect::<Result<_, _>>()
-                .expect("noise values");
+                .map(|_| {
+                    let mut values = Vec::new();
+                    noise.next_into(&mut values);
+                    values.iter().map(|&v| f64::from(v)).collect()
+                })
+                .collect();
             out.extend((0..8).map(|j| draws.iter().map(|d| d[j]).collect::<Vec<f64>>()));
             (0..2).for_each(|env| noise.episode_ended(env));
         }
@@ -190,8 +192,9 @@ mod tests {
     #[test]
     fn saved_state_restores_the_generator_and_bad_state_is_refused() {
         let mut noise = PinkNoise::new(3, 2);
+        let mut values = Vec::new();
         for _ in 0..50 {
-            let _ = noise.next();
+            noise.next_into(&mut values);
         }
         noise.episode_ended(1);
         let state = noise.state();

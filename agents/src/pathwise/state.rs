@@ -56,10 +56,10 @@ impl Pathwise {
     /// `critic`, `critic_target` or, for TD3, `actor_target`), sharing storage with the network,
     /// sorted by name.
     fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut named = self.actor.variables("actor");
-        named.extend(self.critic.variables("critic"));
-        named.extend(self.critic_target.variables("critic_target"));
-        if let Variant::Td3 { target_actor } = &self.variant {
+        let mut named = self.core.actor.variables("actor");
+        named.extend(self.core.critic.variables("critic"));
+        named.extend(self.core.critic_target.variables("critic_target"));
+        if let Variant::Td3 { target_actor } = &self.core.variant {
             named.extend(target_actor.variables("actor_target"));
         }
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -70,9 +70,9 @@ impl Pathwise {
     fn checkpoint_layout(&self) -> Vec<TensorLayout> {
         let mut layout: Vec<TensorLayout> =
             self.parameters().into_iter().map(|(n, t)| (n, Kind::Float, t.size())).collect();
-        layout.extend(self.actor.opt.state_layout(ACTOR_ADAM));
-        layout.extend(self.critic.opt.state_layout(CRITIC_ADAM));
-        if let Variant::Sac(temperature) = &self.variant {
+        layout.extend(self.core.actor.opt.state_layout(ACTOR_ADAM));
+        layout.extend(self.core.critic.opt.state_layout(CRITIC_ADAM));
+        if let Variant::Sac(temperature) = &self.core.variant {
             layout.push((LOG_ALPHA.to_owned(), Kind::Double, vec![1]));
             if temperature.opt.is_some() {
                 layout.extend(ScalarAdam::state_layout(ALPHA_ADAM));
@@ -86,9 +86,9 @@ impl Pathwise {
     pub(super) fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> =
             self.parameters().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
-        named.extend(self.actor.opt.state(ACTOR_ADAM));
-        named.extend(self.critic.opt.state(CRITIC_ADAM));
-        if let Variant::Sac(temperature) = &self.variant {
+        named.extend(self.core.actor.opt.state(ACTOR_ADAM));
+        named.extend(self.core.critic.opt.state(CRITIC_ADAM));
+        if let Variant::Sac(temperature) = &self.core.variant {
             named.push((LOG_ALPHA.to_owned(), Tensor::from_slice(&[temperature.log_alpha])));
             if let Some(opt) = &temperature.opt {
                 named.extend(opt.state(ALPHA_ADAM));
@@ -105,7 +105,7 @@ impl Pathwise {
         tensors: &[(String, Tensor)],
     ) -> Result<(), AgentError> {
         check_checkpoint(NAME, tensors, &self.checkpoint_layout())?;
-        let log_alpha = match &self.variant {
+        let log_alpha = match &self.core.variant {
             Variant::Sac(_) => {
                 let v = find(tensors, LOG_ALPHA, Kind::Double, &[1])?.f_double_value(&[0])?;
                 if !v.is_finite() {
@@ -118,9 +118,9 @@ impl Pathwise {
             Variant::Td3 { .. } => None,
         };
         copy_variables(self.parameters(), tensors)?;
-        self.actor.opt.load_state(ACTOR_ADAM, tensors)?;
-        self.critic.opt.load_state(CRITIC_ADAM, tensors)?;
-        if let (Variant::Sac(temperature), Some(v)) = (&mut self.variant, log_alpha) {
+        self.core.actor.opt.load_state(ACTOR_ADAM, tensors)?;
+        self.core.critic.opt.load_state(CRITIC_ADAM, tensors)?;
+        if let (Variant::Sac(temperature), Some(v)) = (&mut self.core.variant, log_alpha) {
             temperature.log_alpha = v;
             if let Some(opt) = &mut temperature.opt {
                 opt.load_state(ALPHA_ADAM, tensors)?;
@@ -132,16 +132,16 @@ impl Pathwise {
     /// [`Agent::training_state`](crate::Agent::training_state): the replay buffer when
     /// `include_replay`, the schedule's counters and the metric sums.
     pub(super) fn schedule_state(&self, include_replay: bool) -> Vec<(String, Tensor)> {
-        let mut state = if include_replay { self.replay.state_tensors(REPLAY) } else { Vec::new() };
-        state.push((ENV_STEPS.to_owned(), counter_tensor(self.env_steps)));
-        state.push((UPDATES.to_owned(), counter_tensor(self.updates)));
+        let mut state = if include_replay { self.core.replay.state_tensors(REPLAY) } else { Vec::new() };
+        state.push((ENV_STEPS.to_owned(), counter_tensor(self.core.env_steps)));
+        state.push((UPDATES.to_owned(), counter_tensor(self.core.updates)));
         state.push((
             STEPS_SINCE_METRICS.to_owned(),
-            counter_tensor(self.steps_since_metrics as u64),
+            counter_tensor(self.core.steps_since_metrics as u64),
         ));
-        state.push((UPDATE_CREDIT.to_owned(), Tensor::from_slice(&[self.update_credit])));
-        state.extend(self.metrics.state());
-        if let Some(pink) = &self.pink {
+        state.push((UPDATE_CREDIT.to_owned(), Tensor::from_slice(&[self.core.update_credit])));
+        state.extend(self.core.metrics.state());
+        if let Some(pink) = &self.core.pink {
             state.extend(pink.state());
         }
         state
@@ -160,7 +160,7 @@ impl Pathwise {
                 || n.starts_with(&metrics_prefix)
                 || counters.contains(&n)
                 || n == UPDATE_CREDIT
-                || (self.pink.is_some() && PinkNoise::owns(n))
+                || (self.core.pink.is_some() && PinkNoise::owns(n))
         })?;
         let [env_steps, updates, since_metrics] = [
             counter(tensors, ENV_STEPS)?,
@@ -175,7 +175,7 @@ impl Pathwise {
         }
         let metrics = MetricSums::from_state(tensors)?;
         // Checked before anything changes: a pink generator loads into a copy first.
-        let pink = match &self.pink {
+        let pink = match &self.core.pink {
             Some(current) => {
                 let mut pink = current.clone();
                 pink.load_state(tensors)?;
@@ -183,13 +183,13 @@ impl Pathwise {
             }
             None => None,
         };
-        self.replay.load_state_tensors(REPLAY, tensors)?;
-        self.pink = pink;
-        self.metrics = metrics;
-        self.env_steps = env_steps;
-        self.updates = updates;
-        self.steps_since_metrics = since_metrics as usize;
-        self.update_credit = credit;
+        self.core.replay.load_state_tensors(REPLAY, tensors)?;
+        self.core.pink = pink;
+        self.core.metrics = metrics;
+        self.core.env_steps = env_steps;
+        self.core.updates = updates;
+        self.core.steps_since_metrics = since_metrics as usize;
+        self.core.update_credit = credit;
         Ok(())
     }
 }

@@ -1,13 +1,17 @@
 //! The REINFORCE agent's algorithm, top to bottom: construction, the update (advantages, one
-//! policy step, the value fit) and acting and observing.
+//! policy step, the value fit), and acting and observing. The update is written once over the
+//! compute backends ([`crate::backend`]): the same text runs on libtorch and on the CPU kernel.
 
 use rlpg_envs::Space;
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Tensor};
 
-use crate::agent::{ActMode, Agent, AgentError, Metrics, Transition};
-use crate::distributions::{DistributionKind, LogStd};
-use crate::grad_noise::{GradNoise, grad_noise};
-use crate::networks::{MlpSnapshot, MlpSpec, PolicyNetwork, ValueNetwork};
+use crate::agent::{ActMode, Actions, Agent, AgentError, Metrics, Transition};
+use crate::backend::coverage::AgentKind;
+use crate::backend::{self, AnyBackend, Backend, BackendKind, with_backend};
+use crate::distributions::{ActionHead, DistributionKind, LogStd};
+use crate::grad_noise::GradNoise;
+use crate::networks::{MlpSpec, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN};
+use crate::networks::Mlp;
 use crate::optim::FlatParams;
 use crate::probe::{PolicyProbe, ProbeOps};
 use crate::rollout::RolloutBuffer;
@@ -19,13 +23,16 @@ use super::settings::ReinforceConfig;
 /// Agent name used in messages and run directories.
 pub(super) const NAME: &str = "reinforce";
 
+/// The networks' numbers within the agent (see [`Net::id`]).
+const POLICY: u8 = 0;
+const VALUE: u8 = 1;
+
 /// Added to the advantages' standard deviation before dividing, so that a batch of equal
 /// advantages is not divided by zero.
 const ADVANTAGE_STD_EPS: f64 = 1e-8;
 
 /// Shifts and scales `xs` in place to zero mean and unit (sample) standard deviation. A batch of
-/// one is only centred. Done on the CPU vector rather than as tensor operations because the
-/// batch is small and each tensor operation has a fixed cost.
+/// one is only centred.
 pub(super) fn normalize(xs: &mut [f32]) {
     let n = xs.len() as f64;
     let mean = xs.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
@@ -61,30 +68,45 @@ pub(super) fn normalize(xs: &mut [f32]) {
 /// non-finite loss or gradient norm is reported as [`AgentError::NonFinite`] naming it, before
 /// the optimizer step it belongs to is taken; the rollout is dropped either way.
 ///
-/// Both networks are stepped by [`crate::optim`]'s flat-buffer Adam. Checkpoints hold the
-/// networks and both optimizers' state ([`Agent::named_tensors`]: `policy/…`, `value/…`,
-/// `policy_adam/…`, `value_adam/…`) and the partial rollout with the update counter
-/// ([`Agent::training_state`]: `rollout/…`, `updates`), so a resumed run continues exactly.
+/// Checkpoints hold the networks and both optimizers' state ([`Agent::named_tensors`]:
+/// `policy/…`, `value/…`, `policy_adam/…`, `value_adam/…`) and the partial rollout with the
+/// update counter ([`Agent::training_state`]: `rollout/…`, `updates`), so a resumed run
+/// continues exactly, on either backend.
 #[derive(Debug)]
 pub struct Reinforce {
+    /// Where the update and acting are computed, chosen once (`backend` setting).
+    backend: AnyBackend,
+    pub(super) core: Core,
+}
+
+/// Everything but the backend: what the generic update and acting work on.
+#[derive(Debug)]
+pub(super) struct Core {
     pub(super) cfg: ReinforceConfig,
     obs_dim: usize,
+    /// How the policy's outputs become a distribution.
+    head: ActionHead,
     /// The policy (log-std included) and its optimizer.
-    pub(super) policy: Net<PolicyNetwork>,
-    /// The policy body's weights as of the last step, for acting in plain Rust.
-    pub(super) acting: MlpSnapshot,
-    /// Working memory of `acting`.
-    act_scratch: [Vec<f32>; 2],
+    pub(super) policy: Net,
     /// The value network (the baseline) and its optimizer.
-    pub(super) value: Net<ValueNetwork>,
+    pub(super) value: Net,
     pub(super) buffer: RolloutBuffer,
     pub(super) updates: u64,
-    /// Where the networks, the update's batch and the optimizer state live. The rollout is
-    /// collected on the CPU and moved here once per update; acting runs on the CPU from
-    /// `acting` whatever the device.
-    device: Device,
     /// The action space, for [`Agent::probe`].
     action_space: Space,
+    /// Host copies reused from call to call.
+    host: Host,
+}
+
+/// Host-side working memory.
+#[derive(Debug, Default)]
+struct Host {
+    outputs: Vec<f32>,
+    noise: Vec<f32>,
+    log_std: Vec<f32>,
+    values: Vec<f32>,
+    next_values: Vec<f32>,
+    grads: Vec<Vec<f32>>,
 }
 
 impl Reinforce {
@@ -93,8 +115,8 @@ impl Reinforce {
     /// later sample) reproducible. Runs on the CPU ([`Reinforce::new_on`] takes a device).
     ///
     /// Errors on settings [`ReinforceConfig::validate`] refuses for these spaces and `num_envs`
-    /// (such as more value minibatches than samples per update), an empty observation space or
-    /// `num_envs == 0`.
+    /// (such as more value minibatches than samples per update), an empty observation space,
+    /// `num_envs == 0`, or `backend = "kernel"` with something the kernel does not run.
     pub fn new(
         cfg: &ReinforceConfig,
         observation_space: &Space,
@@ -105,8 +127,9 @@ impl Reinforce {
     }
 
     /// [`Reinforce::new`] with the networks, the update batches and the optimizer state on
-    /// `device`. [`Agent::act`] still takes and returns CPU tensors, and checkpoints hold CPU
-    /// tensors, so an agent saved on one device loads on another.
+    /// `device` (the kernel backend needs the CPU). [`Agent::act`] takes and returns host
+    /// values and checkpoints hold CPU tensors, so an agent saved on one device or backend
+    /// loads on another.
     pub fn new_on(
         cfg: &ReinforceConfig,
         observation_space: &Space,
@@ -116,6 +139,9 @@ impl Reinforce {
     ) -> Result<Self, AgentError> {
         let obs_dim = obs_dim(num_envs, observation_space)?;
         cfg.validate(&SettingsContext::run(num_envs, action_space))?;
+        let settings = serde_json::to_value(cfg)
+            .map_err(|e| AgentError::Invalid(format!("settings do not serialize: {e}")))?;
+        let kind = backend::resolve(cfg.backend, AgentKind::Reinforce, &settings, device)?;
         let spec = MlpSpec {
             hidden: cfg.hidden.clone(),
             activation: cfg.activation,
@@ -128,109 +154,163 @@ impl Reinforce {
         };
         // The policy first, then the value network: this order fixes the draws from the
         // generator.
-        let policy = Net::trained(Layout::AsBuilt, cfg.learning_rate, device, |p| {
+        let mut head = None;
+        let policy = Net::trained(POLICY, Layout::AsBuilt, cfg.learning_rate, device, |p| {
             let kind = DistributionKind::for_score_function(action_space);
-            Ok(PolicyNetwork::new(p, obs_dim, action_space, kind, log_std, &spec)?)
+            let built = ActionHead::new(p, action_space, kind, log_std)?;
+            let outputs = built.num_params();
+            head = Some(built);
+            let init = spec.init(POLICY_OUTPUT_GAIN);
+            Ok(vec![("", Mlp::new(p, obs_dim, &spec.hidden, outputs, spec.activation, init))])
         })?;
-        let value = Net::trained(Layout::AsBuilt, cfg.value_learning_rate, device, |p| {
-            Ok(ValueNetwork::new(p, obs_dim, &spec))
+        let head = head.ok_or_else(|| AgentError::Invalid("the policy head was not built".into()))?;
+        let value = Net::trained(VALUE, Layout::AsBuilt, cfg.value_learning_rate, device, |p| {
+            let init = spec.init(VALUE_OUTPUT_GAIN);
+            Ok(vec![("", Mlp::new(p, obs_dim, &spec.hidden, 1, spec.activation, init))])
         })?;
         Ok(Self {
-            cfg: cfg.clone(),
-            obs_dim,
-            acting: policy.module.snapshot()?,
-            act_scratch: [Vec::new(), Vec::new()],
-            policy,
-            value,
-            buffer: RolloutBuffer::new(cfg.n_steps, num_envs, obs_dim),
-            updates: 0,
-            device,
-            action_space: action_space.clone(),
+            backend: AnyBackend::new(kind, device),
+            core: Core {
+                cfg: cfg.clone(),
+                obs_dim,
+                head,
+                policy,
+                value,
+                buffer: RolloutBuffer::new(cfg.n_steps, num_envs, obs_dim),
+                updates: 0,
+                action_space: action_space.clone(),
+                host: Host::default(),
+            },
         })
     }
 
     /// The settings the agent was built with.
     pub fn config(&self) -> &ReinforceConfig {
-        &self.cfg
+        &self.core.cfg
     }
 
-    /// `V(s)` for observations `[n, obs_dim]`, without gradients.
+    /// `V(s)` for observations `[n, obs_dim]` (libtorch's forward pass, without gradients).
     pub fn value(&self, obs: &Tensor) -> Tensor {
-        tch::no_grad(|| self.value.module.forward(obs))
+        tch::no_grad(|| self.core.value.mlps[0].forward_tensor(obs).squeeze_dim(-1))
     }
+}
 
+impl Core {
     /// The guard on this update's losses and gradient norms.
     fn finite(&self) -> Finite {
         Finite { agent: NAME, update: self.updates }
     }
 
+    /// Actions for observations `obs` into `out`: one forward pass of the policy, then the
+    /// head's rule on the host (its mode, or a sample from noise drawn here).
+    fn act<B: Backend>(
+        &mut self,
+        b: &mut B,
+        obs: &[f32],
+        mode: ActMode,
+        out: &mut Actions,
+    ) -> Result<(), AgentError> {
+        let rows = rows_of(obs, self.obs_dim)?;
+        b.begin();
+        let x = b.constant(rows, self.obs_dim, obs)?;
+        let outputs = b.no_grad(|b| b.mlp(&self.policy, 0, &x));
+        b.to_host(&outputs, &mut self.host.outputs)?;
+        let noise = match mode {
+            ActMode::Deterministic => None,
+            ActMode::Explore => {
+                let (cols, normal) = self.head.noise_cols();
+                let draws = if normal { b.normal(rows, cols)? } else { b.uniform(rows, cols)? };
+                b.to_host(&draws, &mut self.host.noise)?;
+                Some(self.host.noise.as_slice())
+            }
+        };
+        let log_std = if self.head.has_log_std_parameter() {
+            let p = b.param(&self.policy, "log_std");
+            b.to_host(&p, &mut self.host.log_std)?;
+            Some(self.host.log_std.as_slice())
+        } else {
+            None
+        };
+        self.head.act(&self.host.outputs, log_std, noise, out);
+        Ok(())
+    }
+
     /// The update on a full buffer.
-    fn update(&mut self) -> Result<Metrics, AgentError> {
+    fn update<B: Backend>(&mut self, b: &mut B) -> Result<Metrics, AgentError> {
         let guard = self.finite();
-        let buffer = &self.buffer;
-        let batch = (buffer.len() * buffer.n_envs()) as i64;
-        let obs_dim = self.obs_dim as i64;
-        // The rollout crosses to the device once per update (a no-op on the CPU).
-        let device = self.device;
-        let obs = Tensor::from_slice(buffer.obs()).view([batch, obs_dim]).f_to_device(device)?;
-        let actions = buffer.actions().f_to_device(device)?;
+        b.begin();
+        let (steps, envs) = (self.buffer.len(), self.buffer.n_envs());
+        let batch = steps * envs;
+        let obs = b.constant(batch, self.obs_dim, self.buffer.obs())?;
 
         // V(s) and V(next_obs) of the whole rollout, with the value network that was current
-        // while the rollout was collected. V(s) keeps its graph: a full-batch first value step
-        // regresses exactly these predictions, so it reuses the forward pass.
-        let predicted = self.value.module.forward(&obs);
-        let values = Vec::<f32>::try_from(&predicted.detach().f_to_device(Device::Cpu)?)?;
-        let next_values = tch::no_grad(|| {
-            let next_obs =
-                Tensor::from_slice(buffer.next_obs()).view([batch, obs_dim]).f_to_device(device)?;
-            Vec::<f32>::try_from(&self.value.module.forward(&next_obs).f_to_device(Device::Cpu)?)
-        })?;
+        // while the rollout was collected. V(s) stays differentiable: a full-batch first value
+        // step regresses exactly these predictions, so it reuses the forward pass.
+        let predicted = b.mlp(&self.value, 0, &obs);
+        b.to_host(&predicted, &mut self.host.values)?;
+        let next_obs = b.constant(batch, self.obs_dim, self.buffer.next_obs())?;
+        let next_values = b.no_grad(|b| b.mlp(&self.value, 0, &next_obs));
+        b.to_host(&next_values, &mut self.host.next_values)?;
+        let (gamma, lambda) = (self.cfg.gamma, self.cfg.gae_lambda);
         let mut estimates =
-            buffer.advantages(&values, &next_values, self.cfg.gamma, self.cfg.gae_lambda);
-        let explained_variance = explained_variance(&values, &estimates.returns);
+            self.buffer.advantages(&self.host.values, &self.host.next_values, gamma, lambda);
+        let explained_variance = explained_variance(&self.host.values, &estimates.returns);
         if self.cfg.normalize_advantages {
             normalize(&mut estimates.advantages);
         }
-        let returns = Tensor::from_slice(&estimates.returns).f_to_device(device)?;
-        let advantages = Tensor::from_slice(&estimates.advantages).f_to_device(device)?;
+        let returns = b.constant(batch, 1, &estimates.returns)?;
+        let advantages = b.constant(batch, 1, &estimates.advantages)?;
 
         // Policy: one score-function gradient step.
-        let dist = self.policy.module.distribution(&obs);
-        let log_prob = dist.log_prob(&actions);
-        let entropy = dist.entropy().ok_or_else(|| {
-            AgentError::Invalid("the policy distribution has no closed-form entropy".into())
-        })?;
-        let score_terms = -(&log_prob * &advantages);
+        let outputs = b.mlp(&self.policy, 0, &obs);
+        let dist = self.head.distribution(b, &self.policy, &outputs);
+        let log_prob = dist.log_prob(b, self.buffer.actions())?;
+        let entropy = dist.entropy(b);
+        let weighted = b.mul(&log_prob, &advantages);
+        let score_terms = b.neg(&weighted);
         // Per sample: the score-function term and the entropy bonus.
-        let sample_losses = &score_terms - &entropy * self.cfg.ent_coef;
-        let policy_loss = score_terms.mean(None);
-        let policy_loss_value = guard.scalar("losses/policy_loss", &policy_loss)?;
-        let entropy_value = guard.scalar("losses/entropy", &entropy.mean(None))?;
-        let loss = sample_losses.mean(None);
+        let bonus = b.scale(&entropy, self.cfg.ent_coef);
+        let sample_losses = b.sub(&score_terms, &bonus);
+        let policy_loss = b.mean(&score_terms);
+        let policy_loss_value = guard.check("losses/policy_loss", b.scalar(&policy_loss)?)?;
+        let mean_entropy = b.mean(&entropy);
+        let entropy_value = guard.check("losses/entropy", b.scalar(&mean_entropy)?)?;
+        let loss = b.mean(&sample_losses);
         let noise = if self.cfg.grad_diagnostics {
-            // One chunk per env: rows are step-major, so env e's samples are column e.
-            let (steps, envs) = (buffer.len() as i64, buffer.n_envs() as i64);
-            let per_env = sample_losses.view([steps, envs]).mean_dim(0, false, Kind::Float);
-            let noise = grad_noise(&self.policy.params, &per_env, &vec![steps; envs as usize])?;
+            // One chunk per env: rows are step-major, so env e's samples are rows e, e + envs, …
+            self.host.grads.resize_with(envs, Vec::new);
+            for (e, grad) in self.host.grads.iter_mut().enumerate() {
+                let rows: Vec<usize> = (0..steps).map(|t| t * envs + e).collect();
+                let chunk = b.select_rows(&sample_losses, &rows);
+                let chunk_loss = b.mean(&chunk);
+                b.gradient(&chunk_loss, &self.policy, grad)?;
+            }
+            let noise = GradNoise::from_chunks(&self.host.grads, &vec![steps; envs])?;
             guard.check("grad/variance", noise.variance)?;
             Some(noise)
         } else {
             None
         };
-        let grad_norm =
-            self.policy.step(&loss, self.cfg.max_grad_norm, guard, "losses/grad_norm")?;
-        self.acting = self.policy.module.snapshot()?;
+        let max_norm = self.cfg.max_grad_norm;
+        let grad_norm = b.step(&loss, &mut self.policy, max_norm, guard, "losses/grad_norm")?;
 
         // KL(old || new) on the batch, by the low-variance estimator (r − 1) − log r with
         // r = π_new / π_old, which is non-negative for every sample.
-        let approx_kl = tch::no_grad(|| {
-            let log_ratio =
-                self.policy.module.distribution(&obs).log_prob(&actions) - log_prob.detach();
-            ((log_ratio.exp() - 1.0) - &log_ratio).mean(None).double_value(&[])
-        });
+        let approx_kl = b.no_grad(|b| -> Result<f64, AgentError> {
+            let outputs = b.mlp(&self.policy, 0, &obs);
+            let dist = self.head.distribution(b, &self.policy, &outputs);
+            let new_log_prob = dist.log_prob(b, self.buffer.actions())?;
+            let old = b.detach(&log_prob);
+            let log_ratio = b.sub(&new_log_prob, &old);
+            let ratio = b.exp(&log_ratio);
+            let ratio_minus_one = b.shift(&ratio, -1.0);
+            let kl = b.sub(&ratio_minus_one, &log_ratio);
+            let mean = b.mean(&kl);
+            b.scalar(&mean)
+        })?;
         guard.check("losses/approx_kl", approx_kl)?;
 
-        let value_loss = self.fit_value(&obs, &returns, predicted)?;
+        let value_loss = self.fit_value(b, &obs, &returns, predicted)?;
         self.updates += 1;
         let mut metrics = vec![
             ("losses/policy_loss", policy_loss_value),
@@ -245,47 +325,61 @@ impl Reinforce {
     }
 
     /// Regresses `V(s)` on `returns`; returns the mean squared error over all minibatch steps.
-    /// `predicted` is `V(obs)` from the current network, with its graph.
-    fn fit_value(
+    /// `predicted` is `V(obs)` from the current network, still differentiable.
+    fn fit_value<B: Backend>(
         &mut self,
-        obs: &Tensor,
-        returns: &Tensor,
-        predicted: Tensor,
+        b: &mut B,
+        obs: &B::M,
+        returns: &B::M,
+        predicted: B::M,
     ) -> Result<f64, AgentError> {
         let guard = self.finite();
         let mut reusable = Some(predicted);
-        let batch = returns.size()[0];
-        let minibatches = self.cfg.value_minibatches as i64;
-        let minibatch_size = (batch + minibatches - 1) / minibatches;
+        let (batch, _) = b.shape(returns);
+        let minibatches = self.cfg.value_minibatches;
+        let minibatch_size = batch.div_ceil(minibatches);
         let mut loss_sum = 0.0;
         let mut steps = 0usize;
         for _ in 0..self.cfg.value_epochs {
-            // Full-batch steps need no shuffling; otherwise randperm draws from tch's global
-            // generator, so `manual_seed` fixes the minibatch order too.
-            let index_sets: Vec<Option<Tensor>> = if minibatches == 1 {
-                vec![None]
-            } else {
-                let order = Tensor::randperm(batch, (Kind::Int64, self.device));
-                order.split(minibatch_size, 0).into_iter().map(Some).collect()
+            // Full-batch steps need no shuffling; otherwise the permutation comes from tch's
+            // global generator, so `manual_seed` fixes the minibatch order too.
+            let order = if minibatches == 1 { None } else { Some(b.permutation(batch)?) };
+            let chunks: Vec<Option<&[usize]>> = match &order {
+                None => vec![None],
+                Some(order) => order.chunks(minibatch_size).map(Some).collect(),
             };
-            for index in index_sets {
-                let (prediction, target) = match (&index, reusable.take()) {
-                    (None, Some(predicted)) => (predicted, returns.shallow_clone()),
-                    (None, None) => (self.value.module.forward(obs), returns.shallow_clone()),
-                    (Some(idx), _) => (
-                        self.value.module.forward(&obs.index_select(0, idx)),
-                        returns.index_select(0, idx),
-                    ),
+            for index in chunks {
+                let (prediction, target) = match (index, reusable.take()) {
+                    (None, Some(predicted)) => (predicted, b.alias(returns)),
+                    (None, None) => (b.mlp(&self.value, 0, obs), b.alias(returns)),
+                    (Some(rows), _) => {
+                        let x = b.select_rows(obs, rows);
+                        (b.mlp(&self.value, 0, &x), b.select_rows(returns, rows))
+                    }
                 };
-                let loss = prediction.mse_loss(&target, Reduction::Mean);
-                let loss_value = guard.scalar("losses/value_loss", &loss)?;
-                self.value.step(&loss, self.cfg.max_grad_norm, guard, "value_grad_norm")?;
+                let error = b.sub(&prediction, &target);
+                let squared = b.square(&error);
+                let loss = b.mean(&squared);
+                let loss_value = guard.check("losses/value_loss", b.scalar(&loss)?)?;
+                let max_norm = self.cfg.max_grad_norm;
+                b.step(&loss, &mut self.value, max_norm, guard, "value_grad_norm")?;
                 loss_sum += loss_value;
                 steps += 1;
             }
         }
         Ok(loss_sum / steps as f64)
     }
+}
+
+/// Rows of observations `obs` of `width` floats each; errors unless they fill whole rows.
+pub(crate) fn rows_of(obs: &[f32], width: usize) -> Result<usize, AgentError> {
+    if obs.is_empty() || width == 0 || obs.len() % width != 0 {
+        return Err(AgentError::Invalid(format!(
+            "{} observation values do not fill rows of {width}",
+            obs.len()
+        )));
+    }
+    Ok(obs.len() / width)
 }
 
 /// `1 − Var(returns − values) / Var(returns)`: 1 when the value function predicts the returns
@@ -311,39 +405,24 @@ impl Agent for Reinforce {
         NAME
     }
 
-    fn act(&mut self, obs: &Tensor, mode: ActMode) -> Tensor {
-        // The plain-Rust forward pass (see `MlpSnapshot`): a few µs instead of libtorch's
-        // per-operation cost on batches this small. Anything it does not handle (a squashed
-        // Gaussian, observations that are not f32 rows) takes the tensor path below.
-        if let Ok(input) = Vec::<f32>::try_from(&obs.flatten(0, -1)) {
-            if !input.is_empty() && input.len() % self.obs_dim == 0 {
-                let outputs = self.acting.forward(&input, &mut self.act_scratch);
-                let deterministic = mode == ActMode::Deterministic;
-                if let Some(actions) =
-                    self.policy.module.head().act_from_outputs(outputs, deterministic)
-                {
-                    return actions;
-                }
-            }
-        }
-        tch::no_grad(|| {
-            let dist = self.policy.module.distribution(&obs.to_device(self.device));
-            let actions = match mode {
-                ActMode::Explore => dist.sample(),
-                ActMode::Deterministic => dist.mode(),
-            };
-            actions.to_device(Device::Cpu)
-        })
+    fn backend(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    fn act(&mut self, obs: &[f32], mode: ActMode, actions: &mut Actions) -> Result<(), AgentError> {
+        let core = &mut self.core;
+        with_backend!(&mut self.backend, b => core.act(b, obs, mode, actions))
     }
 
     fn observe(&mut self, transition: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
-        self.buffer.push(transition)?;
-        if !self.buffer.is_full() {
+        self.core.buffer.push(transition)?;
+        if !self.core.buffer.is_full() {
             return Ok(None);
         }
-        let metrics = self.update();
+        let core = &mut self.core;
+        let metrics = with_backend!(&mut self.backend, b => core.update(b));
         // Whatever the outcome, the rollout was collected by the previous policy: start anew.
-        self.buffer.clear();
+        self.core.buffer.clear();
         metrics.map(Some)
     }
 
@@ -372,9 +451,10 @@ impl Agent for Reinforce {
 }
 
 /// The policy as the agent samples it, with the value network as its baseline; no critic.
+/// Measured through libtorch (autograd), whatever backend trains the agent.
 impl PolicyProbe for Reinforce {
     fn policy_parameters(&self) -> &FlatParams {
-        &self.policy.params
+        &self.core.policy.params
     }
 
     fn draw_noise(&self, rows: usize) -> Tensor {
@@ -382,17 +462,15 @@ impl PolicyProbe for Reinforce {
     }
 
     fn act_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
-        let dist = tch::no_grad(|| self.policy.module.distribution(obs));
-        self.probe_ops().act(dist.as_ref(), noise)
+        tch::no_grad(|| self.probe_ops().act(obs, noise))
     }
 
     fn log_prob_from_noise(&self, obs: &Tensor, noise: &Tensor) -> Tensor {
-        let dist = self.policy.module.distribution(obs);
-        self.probe_ops().log_prob(dist.as_ref(), noise)
+        self.probe_ops().log_prob(obs, noise)
     }
 
     fn reparameterized_action(&self, obs: &Tensor, noise: &Tensor) -> Option<Tensor> {
-        self.policy.module.distribution(obs).rsample_from_noise(noise)
+        self.probe_ops().reparameterized(obs, noise)
     }
 
     fn value(&self, obs: &Tensor) -> Option<Tensor> {
@@ -404,16 +482,16 @@ impl PolicyProbe for Reinforce {
     }
 
     fn gamma(&self) -> f64 {
-        self.cfg.gamma
+        self.core.cfg.gamma
     }
 
     fn batch_samples(&self) -> usize {
-        self.cfg.n_steps * self.buffer.n_envs()
+        self.core.cfg.n_steps * self.core.buffer.n_envs()
     }
 }
 
 impl Reinforce {
     fn probe_ops(&self) -> ProbeOps<'_> {
-        ProbeOps { space: &self.action_space }
+        ProbeOps { space: &self.core.action_space, head: &self.core.head, policy: &self.core.policy }
     }
 }

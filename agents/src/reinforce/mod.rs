@@ -12,4 +12,5 @@ mod state;
 mod tests;
 
 pub use agent::Reinforce;
+pub(crate) use agent::rows_of;
 pub use settings::ReinforceConfig;

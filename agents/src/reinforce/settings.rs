@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendChoice;
+
 use crate::settings::{
     ActionKind, ActionSpecific, Activation, InvalidSetting, SettingsContext, check_action_specific,
     check_at_least_one, check_discount, check_finite, check_hidden_sizes, check_non_negative,
@@ -52,6 +54,11 @@ pub struct ReinforceConfig {
     /// `num_envs >= 2`). Costs one extra backward pass per env per update; never changes the
     /// run.
     pub grad_diagnostics: bool,
+    /// Where updates and acting are computed: "kernel" (plain Rust on the CPU, no libtorch
+    /// operation per step), "libtorch" (tensors and autograd, any device) or "auto" (the kernel
+    /// on the CPU wherever it covers the settings, libtorch otherwise). Both compute the same
+    /// update from the same random draws, up to float rounding; the run records which ran.
+    pub backend: BackendChoice,
 }
 
 impl Default for ReinforceConfig {
@@ -73,6 +80,7 @@ impl Default for ReinforceConfig {
             log_std_init: 0.0,
             state_dependent_std: false,
             grad_diagnostics: false,
+            backend: BackendChoice::Auto,
         }
     }
 }

@@ -24,8 +24,8 @@ impl Reinforce {
     /// Both networks' parameters by checkpoint name (`policy/…`, the log-std included, and
     /// `value/…`), as the live variables.
     fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut named = self.policy.variables("policy");
-        named.extend(self.value.variables("value"));
+        let mut named = self.core.policy.variables("policy");
+        named.extend(self.core.value.variables("value"));
         named
     }
 
@@ -34,8 +34,8 @@ impl Reinforce {
     pub(super) fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> =
             self.parameters().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
-        named.extend(self.policy.opt.state(POLICY_ADAM));
-        named.extend(self.value.opt.state(VALUE_ADAM));
+        named.extend(self.core.policy.opt.state(POLICY_ADAM));
+        named.extend(self.core.value.opt.state(VALUE_ADAM));
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named
     }
@@ -48,21 +48,20 @@ impl Reinforce {
     ) -> Result<(), AgentError> {
         let mut layout: Vec<TensorLayout> =
             self.parameters().into_iter().map(|(n, t)| (n, Kind::Float, t.size())).collect();
-        layout.extend(self.policy.opt.state_layout(POLICY_ADAM));
-        layout.extend(self.value.opt.state_layout(VALUE_ADAM));
+        layout.extend(self.core.policy.opt.state_layout(POLICY_ADAM));
+        layout.extend(self.core.value.opt.state_layout(VALUE_ADAM));
         check_checkpoint(NAME, tensors, &layout)?;
         copy_variables(self.parameters(), tensors)?;
-        self.policy.opt.load_state(POLICY_ADAM, tensors)?;
-        self.value.opt.load_state(VALUE_ADAM, tensors)?;
-        self.acting = self.policy.module.snapshot()?;
+        self.core.policy.opt.load_state(POLICY_ADAM, tensors)?;
+        self.core.value.opt.load_state(VALUE_ADAM, tensors)?;
         Ok(())
     }
 
     /// [`Agent::training_state`](crate::Agent::training_state): the partial rollout and the
     /// update counter.
     pub(super) fn rollout_state(&self) -> Vec<(String, Tensor)> {
-        let mut state = self.buffer.state_tensors(ROLLOUT);
-        state.push((UPDATES.to_owned(), counter_tensor(self.updates)));
+        let mut state = self.core.buffer.state_tensors(ROLLOUT);
+        state.push((UPDATES.to_owned(), counter_tensor(self.core.updates)));
         state
     }
 
@@ -77,8 +76,8 @@ impl Reinforce {
             n == UPDATES || n.starts_with(&rollout_prefix)
         })?;
         let updates = counter(tensors, UPDATES)?;
-        self.buffer.load_state_tensors(ROLLOUT, tensors)?;
-        self.updates = updates;
+        self.core.buffer.load_state_tensors(ROLLOUT, tensors)?;
+        self.core.updates = updates;
         Ok(())
     }
 }
