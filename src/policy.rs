@@ -178,7 +178,7 @@ impl Policy {
             for (w, b, activation) in &self.layers {
                 h = h.f_linear(w, Some(b))?;
                 if let Some(a) = activation {
-                    h = a.apply(&h);
+                    h = rlpg_agents::networks::activation_tensor(*a, &h);
                 }
             }
             Ok::<Tensor, tch::TchError>(h)

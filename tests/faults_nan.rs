@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rlpg::agents::{ActMode, Agent, AgentError, Metrics, Transition};
+use rlpg::agents::{ActMode, Actions, Agent, AgentError, BackendKind, Metrics, Transition};
 use rlpg::checkpoint::{Checkpoint, step_checkpoints};
 use rlpg::run::{loop_settings, registry_factory};
 use rlpg::trainer::{
@@ -102,8 +102,14 @@ impl Agent for Poisoned {
     fn name(&self) -> &'static str {
         "poisoned"
     }
-    fn act(&mut self, obs: &Tensor, _mode: ActMode) -> Tensor {
-        Tensor::randint(2, [obs.size()[0]], (Kind::Int64, Device::Cpu))
+    fn backend(&self) -> BackendKind {
+        BackendKind::Libtorch
+    }
+    fn act(&mut self, obs: &[f32], _mode: ActMode, out: &mut Actions) -> Result<(), AgentError> {
+        let rows = obs.len() / 4;
+        let draws = Tensor::randint(2, [rows as i64], (Kind::Int64, Device::Cpu));
+        draws.f_copy_data(out.indices(rows, 1), rows)?;
+        Ok(())
     }
     fn observe(&mut self, _t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
         self.observed += 1;

@@ -15,7 +15,6 @@ use rlpg::run::{
 use rlpg::trainer::{ActionAdapter, OBS_CLIP};
 use rlpg::{AgentKind, Config, Policy};
 use rlpg_envs::VecActions;
-use tch::Tensor;
 
 mod common;
 use common::Scratch;
@@ -140,8 +139,9 @@ fn eval_actions(config: &Config, run_dir: &Path, obs: &[f32]) -> Vec<ActionBuf> 
         rms.normalize(obs, &mut input, rlpg_envs::DEFAULT_NORM_EPSILON, OBS_CLIP);
     }
     let rows = obs.len() / dim;
-    let t = Tensor::from_slice(&input).view([rows as i64, dim as i64]);
-    let actions = tch::no_grad(|| agent.act(&t, ActMode::Deterministic));
+    let _ = dim;
+    let mut actions = rlpg_agents::Actions::default();
+    agent.act(&input, ActMode::Deterministic, &mut actions).expect("act");
     let mut adapter = ActionAdapter::new(probe.action_space());
     match adapter.convert(&actions).expect("convert") {
         VecActions::Discrete(a) => a.iter().map(|&i| ActionBuf::Discrete(i)).collect(),

@@ -90,6 +90,62 @@ impl Actions {
         }
     }
 
+    /// `rows` of this batch, in that order, into `out` (same kind and width).
+    pub fn select_rows(&self, rows: &[usize], out: &mut Actions) {
+        fn pick<T: Copy>(values: &[T], width: usize, rows: &[usize], out: &mut Vec<T>) {
+            out.clear();
+            for &r in rows {
+                out.extend_from_slice(&values[r * width..(r + 1) * width]);
+            }
+        }
+        match self {
+            Actions::Indices { values, width } => {
+                out.indices(0, *width);
+                if let Actions::Indices { values: o, .. } = out {
+                    pick(values, *width, rows, o);
+                }
+            }
+            Actions::Floats { values, width } => {
+                out.floats(0, *width);
+                if let Actions::Floats { values: o, .. } = out {
+                    pick(values, *width, rows, o);
+                }
+            }
+        }
+    }
+
+    /// Writes row `k` of `src` into row `rows[k]` of this batch, which holds `total` rows
+    /// (made of `src`'s kind and width, zeros elsewhere, when it is not already).
+    pub fn set_rows(&mut self, rows: &[usize], src: &Actions, total: usize) {
+        let width = src.width();
+        let fits = std::mem::discriminant(self) == std::mem::discriminant(src)
+            && self.width() == width
+            && self.rows() == total;
+        if !fits {
+            match src {
+                Actions::Indices { .. } => {
+                    self.indices(total, width);
+                }
+                Actions::Floats { .. } => {
+                    self.floats(total, width);
+                }
+            }
+        }
+        match (self, src) {
+            (Actions::Indices { values, .. }, Actions::Indices { values: s, .. }) => {
+                for (k, &r) in rows.iter().enumerate() {
+                    values[r * width..(r + 1) * width].copy_from_slice(&s[k * width..(k + 1) * width]);
+                }
+            }
+            (Actions::Floats { values, .. }, Actions::Floats { values: s, .. }) => {
+                for (k, &r) in rows.iter().enumerate() {
+                    values[r * width..(r + 1) * width].copy_from_slice(&s[k * width..(k + 1) * width]);
+                }
+            }
+            _ => unreachable!("made of src's kind above"),
+        }
+    }
+
     /// The batch as a tensor: `Int64 [rows]` for one index per row, `Int64 [rows, width]` for
     /// several, `Float [rows, width]` for floats (for checkpoints and tests).
     pub fn to_tensor(&self) -> Tensor {
@@ -98,7 +154,9 @@ impl Actions {
             Actions::Indices { values, width } => {
                 Tensor::from_slice(values).view([-1, *width as i64])
             }
-            Actions::Floats { values, width } => Tensor::from_slice(values).view([-1, *width as i64]),
+            Actions::Floats { values, width } => {
+                Tensor::from_slice(values).view([-1, *width as i64])
+            }
         }
     }
 }

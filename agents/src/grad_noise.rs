@@ -97,7 +97,9 @@ mod tests {
             .iter()
             .map(|&n| {
                 let g = (0..p)
-                    .map(|j| ((start..start + n).map(|i| xs[i * p + j]).sum::<f64>() / n as f64) as f32)
+                    .map(|j| {
+                        ((start..start + n).map(|i| xs[i * p + j]).sum::<f64>() / n as f64) as f32
+                    })
                     .collect();
                 start += n;
                 g
@@ -125,7 +127,8 @@ mod tests {
         // Chunks of unequal size; per-sample gradients are the rows.
         let rows = [[1.0, 0.0], [3.0, 2.0], [0.0, 1.0], [2.0, 2.0], [4.0, -1.0], [1.0, 1.0]];
         let sizes = [1usize, 2, 3];
-        let noise = GradNoise::from_chunks(&chunk_grads(&rows.concat(), 2, &sizes), &sizes).unwrap();
+        let noise =
+            GradNoise::from_chunks(&chunk_grads(&rows.concat(), 2, &sizes), &sizes).unwrap();
 
         // By hand: chunk means g_k, full mean ĝ, weighted squared deviations.
         let g: [[f64; 2]; 3] = [[1.0, 0.0], [1.5, 1.5], [7.0 / 3.0, 2.0 / 3.0]];
@@ -152,7 +155,8 @@ mod tests {
         let reps = 400;
         let (mut variance, mut snr_squared) = (0.0, 0.0);
         for rep in 0..reps {
-            let xs: Vec<f64> = normals(batch * p, rep as u64 + 1).iter().map(|x| x + 0.05).collect();
+            let xs: Vec<f64> =
+                normals(batch * p, rep as u64 + 1).iter().map(|x| x + 0.05).collect();
             let noise = GradNoise::from_chunks(&chunk_grads(&xs, p, &sizes), &sizes).unwrap();
             variance += noise.variance / reps as f64;
             snr_squared += noise.snr * noise.snr / reps as f64;

@@ -102,7 +102,9 @@ impl RolloutBuffer {
     fn append_actions(&mut self, actions: &Actions) -> Result<(), AgentError> {
         let held = self.actions.to_string();
         let mismatch = || {
-            AgentError::Invalid(format!("transition actions are {actions}; this rollout holds {held}"))
+            AgentError::Invalid(format!(
+                "transition actions are {actions}; this rollout holds {held}"
+            ))
         };
         if self.steps == 0 {
             match actions {

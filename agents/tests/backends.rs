@@ -53,11 +53,13 @@ fn build(case: &Case, backend: &str, seed: i64) -> Result<Box<dyn Agent>, String
     tch::manual_seed(seed);
     let agent: Box<dyn Agent> = match case.agent {
         AgentKind::Reinforce => {
-            let cfg: ReinforceConfig = serde_json::from_value(settings).map_err(|e| e.to_string())?;
+            let cfg: ReinforceConfig =
+                serde_json::from_value(settings).map_err(|e| e.to_string())?;
             Box::new(Reinforce::new(&cfg, &obs, &act, case.num_envs).map_err(|e| e.to_string())?)
         }
         AgentKind::Pathwise => {
-            let cfg: PathwiseConfig = serde_json::from_value(settings).map_err(|e| e.to_string())?;
+            let cfg: PathwiseConfig =
+                serde_json::from_value(settings).map_err(|e| e.to_string())?;
             Box::new(Pathwise::new(&cfg, &obs, &act, case.num_envs).map_err(|e| e.to_string())?)
         }
     };
@@ -71,7 +73,8 @@ fn state(agent: &dyn Agent) -> BTreeMap<String, (Vec<i64>, Vec<f64>)> {
         .into_iter()
         .map(|(n, t)| {
             let shape = t.size();
-            let values = Vec::<f64>::try_from(&t.to_kind(Kind::Double).reshape([-1])).expect("values");
+            let values =
+                Vec::<f64>::try_from(&t.to_kind(Kind::Double).reshape([-1])).expect("values");
             (n, (shape, values))
         })
         .collect()
@@ -112,7 +115,9 @@ fn compare_moments(
     net: &str,
     moment: &str,
 ) {
-    for ((name, k), (_, t)) in per_tensor(kernel, net, moment).iter().zip(per_tensor(torch, net, moment)) {
+    for ((name, k), (_, t)) in
+        per_tensor(kernel, net, moment).iter().zip(per_tensor(torch, net, moment))
+    {
         let diff: Vec<f64> = k.iter().zip(&t).map(|(a, b)| a - b).collect();
         let (err, scale) = (norm(&diff), norm(&t));
         assert!(
@@ -136,13 +141,21 @@ impl Stream {
     fn next(&mut self) -> (Vec<f32>, Actions, Vec<f64>, Vec<bool>, Vec<bool>, Vec<f32>) {
         let (obs_dim, n) = if self.discrete { (4, self.num_envs) } else { (3, self.num_envs) };
         let s = self.step as f32;
-        let obs: Vec<f32> = (0..n * obs_dim).map(|i| ((s * 0.37 + i as f32 * 1.3).sin()) * 2.0).collect();
-        let next: Vec<f32> = (0..n * obs_dim).map(|i| ((s * 0.37 + i as f32 * 1.1 + 0.5).cos()) * 2.0).collect();
+        let obs: Vec<f32> =
+            (0..n * obs_dim).map(|i| ((s * 0.37 + i as f32 * 1.3).sin()) * 2.0).collect();
+        let next: Vec<f32> =
+            (0..n * obs_dim).map(|i| ((s * 0.37 + i as f32 * 1.1 + 0.5).cos()) * 2.0).collect();
         let actions = if self.discrete {
-            Actions::Indices { values: (0..n).map(|e| ((self.step * 7 + e * 3) % 3) as i64).collect(), width: 1 }
+            Actions::Indices {
+                values: (0..n).map(|e| ((self.step * 7 + e * 3) % 3) as i64).collect(),
+                width: 1,
+            }
         } else {
             // A box action slightly outside the bounds now and then (the agent keeps what it chose).
-            Actions::Floats { values: (0..n * 2).map(|i| ((s * 0.71 + i as f32).sin()) * 1.9).collect(), width: 2 }
+            Actions::Floats {
+                values: (0..n * 2).map(|i| ((s * 0.71 + i as f32).sin()) * 1.9).collect(),
+                width: 2,
+            }
         };
         let rewards: Vec<f64> = (0..n).map(|e| f64::from((s * 0.3 + e as f32).cos())).collect();
         let terminated: Vec<bool> = (0..n).map(|e| (self.step + e) % 11 == 10).collect();
@@ -175,17 +188,28 @@ fn push_log_std_past_the_clamp(agent: &mut dyn Agent, case: &Case) {
 /// validation alike on both backends).
 fn run(case: &Case) -> bool {
     let seed = 17;
-    let (mut kernel, mut torch) = match (build(case, "kernel", seed), build(case, "libtorch", seed)) {
+    let (mut kernel, mut torch) = match (build(case, "kernel", seed), build(case, "libtorch", seed))
+    {
         (Ok(k), Ok(t)) => (k, t),
         (Err(k), Err(t)) => {
             assert_eq!(k, t, "{}: the backends refuse differently", case.name);
             return false;
         }
-        (k, t) => panic!("{}: one backend refused: kernel {:?}, libtorch {:?}", case.name, k.err(), t.err()),
+        (k, t) => panic!(
+            "{}: one backend refused: kernel {:?}, libtorch {:?}",
+            case.name,
+            k.err(),
+            t.err()
+        ),
     };
     assert_eq!(kernel.backend().name(), "kernel");
     assert_eq!(torch.backend().name(), "libtorch");
-    assert_eq!(state(kernel.as_ref()), state(torch.as_ref()), "{}: construction differs", case.name);
+    assert_eq!(
+        state(kernel.as_ref()),
+        state(torch.as_ref()),
+        "{}: construction differs",
+        case.name
+    );
     if case.clamp {
         push_log_std_past_the_clamp(kernel.as_mut(), case);
         push_log_std_past_the_clamp(torch.as_mut(), case);
@@ -239,9 +263,16 @@ fn run(case: &Case) -> bool {
             _ => panic!("{}: one backend reported metrics and the other did not", case.name),
         }
         let (sk, st) = (state(kernel.as_ref()), state(torch.as_ref()));
-        let steps = |s: &BTreeMap<String, (Vec<i64>, Vec<f64>)>, net: &str| s[&format!("{net}_adam/steps")].1[0];
+        let steps = |s: &BTreeMap<String, (Vec<i64>, Vec<f64>)>, net: &str| {
+            s[&format!("{net}_adam/steps")].1[0]
+        };
         for (i, net) in nets.iter().enumerate() {
-            assert_eq!(steps(&sk, net), steps(&st, net), "{}: {net} stepped differently", case.name);
+            assert_eq!(
+                steps(&sk, net),
+                steps(&st, net),
+                "{}: {net} stepped differently",
+                case.name
+            );
             if !compared_first[i] && steps(&sk, net) >= 1.0 {
                 // One step of Adam from zero moments: exp_avg = (1 − β₁) g exactly. A network
                 // that steps several times per update (the value network's epochs) is compared
@@ -301,7 +332,12 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
                 let mut settings = defaults(row.agent);
                 settings[row.key] = serde_json::from_str(value).expect("a JSON literal");
                 cases.push(Case {
-                    name: format!("{:?} {} = {value} ({})", row.agent, row.key, if discrete { "discrete" } else { "box" }),
+                    name: format!(
+                        "{:?} {} = {value} ({})",
+                        row.agent,
+                        row.key,
+                        if discrete { "discrete" } else { "box" }
+                    ),
                     agent: row.agent,
                     settings,
                     discrete,
@@ -323,21 +359,68 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
     };
     for discrete in [true, false] {
         let d = if discrete { "discrete" } else { "box" };
-        cases.push(Case { name: format!("Reinforce num_envs = 3 ({d})"), agent: AgentKind::Reinforce, settings: with(AgentKind::Reinforce, serde_json::json!({"grad_diagnostics": true, "value_minibatches": 2})), discrete, num_envs: 3, clamp: false });
-        cases.push(Case { name: format!("Pathwise num_envs = 3, updates_per_step = 1.5 ({d})"), agent: AgentKind::Pathwise, settings: with(AgentKind::Pathwise, serde_json::json!({"updates_per_step": 1.5})), discrete, num_envs: 3, clamp: false });
+        cases.push(Case {
+            name: format!("Reinforce num_envs = 3 ({d})"),
+            agent: AgentKind::Reinforce,
+            settings: with(
+                AgentKind::Reinforce,
+                serde_json::json!({"grad_diagnostics": true, "value_minibatches": 2}),
+            ),
+            discrete,
+            num_envs: 3,
+            clamp: false,
+        });
+        cases.push(Case {
+            name: format!("Pathwise num_envs = 3, updates_per_step = 1.5 ({d})"),
+            agent: AgentKind::Pathwise,
+            settings: with(AgentKind::Pathwise, serde_json::json!({"updates_per_step": 1.5})),
+            discrete,
+            num_envs: 3,
+            clamp: false,
+        });
     }
-    cases.push(Case { name: "Reinforce state-dependent std with an active clamp".into(), agent: AgentKind::Reinforce, settings: with(AgentKind::Reinforce, serde_json::json!({"state_dependent_std": true})), discrete: false, num_envs: 2, clamp: true });
-    cases.push(Case { name: "Pathwise squashed Gaussian with an active clamp".into(), agent: AgentKind::Pathwise, settings: defaults(AgentKind::Pathwise), discrete: false, num_envs: 1, clamp: true });
+    cases.push(Case {
+        name: "Reinforce state-dependent std with an active clamp".into(),
+        agent: AgentKind::Reinforce,
+        settings: with(AgentKind::Reinforce, serde_json::json!({"state_dependent_std": true})),
+        discrete: false,
+        num_envs: 2,
+        clamp: true,
+    });
+    cases.push(Case {
+        name: "Pathwise squashed Gaussian with an active clamp".into(),
+        agent: AgentKind::Pathwise,
+        settings: defaults(AgentKind::Pathwise),
+        discrete: false,
+        num_envs: 1,
+        clamp: true,
+    });
     cases.push(Case { name: "Pathwise TD3, policy_delay 2, clipping, max_alpha".into(), agent: AgentKind::Pathwise, settings: with(AgentKind::Pathwise, serde_json::json!({"estimator": "td3", "policy_delay": 2, "max_grad_norm": 0.01, "activation": "tanh"})), discrete: false, num_envs: 2, clamp: false });
-    cases.push(Case { name: "Pathwise SAC capped alpha, relu, clipping".into(), agent: AgentKind::Pathwise, settings: with(AgentKind::Pathwise, serde_json::json!({"max_alpha": 1.0, "alpha": 1.0, "max_grad_norm": 0.01})), discrete: false, num_envs: 1, clamp: false });
+    cases.push(Case {
+        name: "Pathwise SAC capped alpha, relu, clipping".into(),
+        agent: AgentKind::Pathwise,
+        settings: with(
+            AgentKind::Pathwise,
+            serde_json::json!({"max_alpha": 1.0, "alpha": 1.0, "max_grad_norm": 0.01}),
+        ),
+        discrete: false,
+        num_envs: 1,
+        clamp: false,
+    });
     for discrete in [true, false] {
         cases.push(Case {
-            name: format!("Pathwise at Stable-Baselines3's sizes ({})", if discrete { "discrete" } else { "box" }),
+            name: format!(
+                "Pathwise at Stable-Baselines3's sizes ({})",
+                if discrete { "discrete" } else { "box" }
+            ),
             agent: AgentKind::Pathwise,
-            settings: with(AgentKind::Pathwise, serde_json::json!({
-                "actor_hidden": [256, 256], "critic_hidden": [256, 256], "batch_size": 256,
-                "learning_starts": 256, "activation": "relu"
-            })),
+            settings: with(
+                AgentKind::Pathwise,
+                serde_json::json!({
+                    "actor_hidden": [256, 256], "critic_hidden": [256, 256], "batch_size": 256,
+                    "learning_starts": 256, "activation": "relu"
+                }),
+            ),
             discrete,
             num_envs: 1,
             clamp: false,
@@ -350,5 +433,8 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
         }
     }
     assert!(ran * 10 >= cases.len() * 8, "only {ran} of {} cases applied", cases.len());
-    eprintln!("{ran} of {} cases compared (the rest are settings for the other action space)", cases.len());
+    eprintln!(
+        "{ran} of {} cases compared (the rest are settings for the other action space)",
+        cases.len()
+    );
 }

@@ -10,7 +10,8 @@
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use rlpg_agents::distributions::{Categorical, DiagGaussian, Distribution, GumbelSoftmax};
+use rlpg_agents::backend::{Ops, Torch};
+use rlpg_agents::distributions::{Categorical, DiagGaussian, GumbelSoftmax};
 
 use super::theory::{self, ParameterTheory};
 
@@ -203,10 +204,10 @@ impl Problem {
                     .into(),
             ),
             Model::Categorical { logits, .. } => {
+                let _ = logits;
                 // Ask the agents' Categorical itself rather than restating its limits here.
-                let probe = Tensor::zeros([1, logits.len() as i64], OPTIONS);
-                match Categorical::from_logits(&probe).rsample() {
-                    Ok(_) => Support::Applies,
+                match Categorical::<Torch>::reparameterization() {
+                    Ok(()) => Support::Applies,
                     Err(e) => Support::Impossible(e.to_string()),
                 }
             }
@@ -230,20 +231,25 @@ impl Problem {
     pub fn score_batch(&self, m: i64) -> ScoreBatch {
         match &self.model {
             Model::Gaussian { mu, sigma, f } => {
+                let mut b = torch();
                 let (mu_leaf, sigma_leaf, dist) = gaussian_leaves(*mu, *sigma, m);
-                let x = dist.sample();
-                let log_prob = dist.log_prob(&x);
+                let eps = b.normal(m as usize, 1).expect("draws");
+                let x = dist.rsample_from_noise(&mut b, &eps).detach();
+                let log_prob = dist.log_prob(&mut b, &x);
                 let scores = grads_per_sample(&log_prob, &[&mu_leaf, &sigma_leaf]);
                 let fx = tch::no_grad(|| apply_gaussian_f(*f, &x));
                 ScoreBatch { f: fx, scores }
             }
             Model::Categorical { logits, values } => {
+                let mut b = torch();
                 let logits_leaf = categorical_leaf(logits, m);
-                let dist = Categorical::from_logits(&logits_leaf);
-                let x = dist.sample();
-                let log_prob = dist.log_prob(&x);
+                let dist = Categorical::from_logits(&mut b, &logits_leaf);
+                let x = dist.sample(&mut b).expect("a categorical sample");
+                let log_prob = dist.log_prob(&mut b, &x);
                 let scores = grads_per_sample(&log_prob, &[&logits_leaf]);
-                let fx = values_tensor(values).index_select(0, &x).unsqueeze(1);
+                let index: Vec<i64> = x.iter().map(|&a| a as i64).collect();
+                let fx =
+                    values_tensor(values).index_select(0, &Tensor::from_slice(&index)).unsqueeze(1);
                 ScoreBatch { f: fx, scores }
             }
         }
@@ -254,8 +260,10 @@ impl Problem {
     pub fn pathwise_batch(&self, m: i64) -> Option<Tensor> {
         match &self.model {
             Model::Gaussian { mu, sigma, f } => {
+                let mut b = torch();
                 let (mu_leaf, sigma_leaf, dist) = gaussian_leaves(*mu, *sigma, m);
-                let x = dist.rsample().ok()?;
+                let eps = b.normal(m as usize, 1).ok()?;
+                let x = dist.rsample_from_noise(&mut b, &eps);
                 Some(grads_per_sample(&apply_gaussian_f(*f, &x), &[&mu_leaf, &sigma_leaf]))
             }
             Model::Categorical { .. } => None,
@@ -273,9 +281,12 @@ impl Problem {
         match &self.model {
             Model::Gaussian { .. } => None,
             Model::Categorical { logits, values } => {
+                let mut b = torch();
                 let logits_leaf = categorical_leaf(logits, m);
-                let dist = GumbelSoftmax::from_logits(&logits_leaf, temperature, straight_through);
-                let y = dist.rsample().ok()?;
+                let dist =
+                    GumbelSoftmax::from_logits(&mut b, &logits_leaf, temperature, straight_through);
+                let u = b.uniform(m as usize, logits.len()).ok()?;
+                let y = dist.rsample(&mut b, &u);
                 Some(grads_per_sample(&relaxed_f(&y, &values_tensor(values)), &[&logits_leaf]))
             }
         }
@@ -299,12 +310,18 @@ fn values_tensor(values: &[f64]) -> Tensor {
     Tensor::from_slice(values).to_kind(OPTIONS.0)
 }
 
+/// The agents' distributions run here through their libtorch backend, whose autograd gives
+/// the per-sample gradients.
+fn torch() -> Torch {
+    Torch::new(OPTIONS.1)
+}
+
 /// One `(μ, σ)` leaf per sample, `[m, 1]` each, and the agents' Gaussian over them.
-fn gaussian_leaves(mu: f64, sigma: f64, m: i64) -> (Tensor, Tensor, DiagGaussian) {
+fn gaussian_leaves(mu: f64, sigma: f64, m: i64) -> (Tensor, Tensor, DiagGaussian<Torch>) {
     let mu_leaf = Tensor::full([m, 1], mu, OPTIONS).set_requires_grad(true);
     let sigma_leaf = Tensor::full([m, 1], sigma, OPTIONS).set_requires_grad(true);
     // DiagGaussian is parameterized by log σ; differentiating through the log gives ∂/∂σ.
-    let dist = DiagGaussian::new(mu_leaf.shallow_clone(), &sigma_leaf.log());
+    let dist = DiagGaussian::new(mu_leaf.shallow_clone(), sigma_leaf.log());
     (mu_leaf, sigma_leaf, dist)
 }
 
@@ -354,7 +371,9 @@ mod tests {
         // d/dμ of (x − c)² for x = μ + σε is 2(x − c): check sample by sample.
         tch::manual_seed(3);
         let (mu, sigma, dist) = gaussian_leaves(0.5, 2.0, 64);
-        let x = dist.rsample().expect("DiagGaussian has rsample");
+        let mut b = torch();
+        let eps = b.normal(64, 1).expect("draws");
+        let x = dist.rsample_from_noise(&mut b, &eps);
         let grads = grads_per_sample(
             &apply_gaussian_f(GaussianF::Quadratic { c: 1.0 }, &x),
             &[&mu, &sigma],

@@ -3,7 +3,8 @@
 
 use std::sync::Mutex;
 
-use rlpg_agents::distributions::{Distribution, GumbelSoftmax};
+use rlpg_agents::backend::{Ops, Torch};
+use rlpg_agents::distributions::GumbelSoftmax;
 use rlpg_gradlab::{
     Estimator, GradlabError, GradlabOptions, ProblemKind, Report, plot, relaxed_f, run,
 };
@@ -199,9 +200,9 @@ fn relaxed_grads(seed: i64, straight_through: bool, critic: impl Fn(&Tensor) -> 
     tch::manual_seed(seed);
     let logits = Tensor::from_slice(&[0.5f32, 0.0, -0.5, 1.0]).unsqueeze(0).repeat([256, 1]);
     let logits = logits.set_requires_grad(true);
-    let y = GumbelSoftmax::from_logits(&logits, 0.7, straight_through)
-        .rsample()
-        .expect("the relaxation has rsample");
+    let mut b = Torch::new(tch::Device::Cpu);
+    let u = b.uniform(256, 4).expect("draws");
+    let y = GumbelSoftmax::from_logits(&mut b, &logits, 0.7, straight_through).rsample(&mut b, &u);
     let total = critic(&y).sum(Kind::Float);
     Tensor::run_backward(&[total], &[&logits], false, false).remove(0)
 }

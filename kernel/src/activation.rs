@@ -21,8 +21,13 @@ pub enum Activation {
 
 impl Activation {
     /// Every activation, in declaration order (for tests and documentation).
-    pub const ALL: [Activation; 5] =
-        [Activation::Tanh, Activation::Relu, Activation::Elu, Activation::LeakyRelu, Activation::Silu];
+    pub const ALL: [Activation; 5] = [
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Elu,
+        Activation::LeakyRelu,
+        Activation::Silu,
+    ];
 
     /// The name settings and manifests use.
     pub fn name(self) -> &'static str {

@@ -140,7 +140,8 @@ mod tests {
                 for k in 0..av.cols {
                     s += f64::from(a[av.at(i, k)]) * f64::from(b[bv.at(k, j)]);
                 }
-                let old = if beta == 0.0 { 0.0 } else { f64::from(beta) * f64::from(c[cv.at(i, j)]) };
+                let old =
+                    if beta == 0.0 { 0.0 } else { f64::from(beta) * f64::from(c[cv.at(i, j)]) };
                 c[cv.at(i, j)] = (s + old) as f32;
             }
         }

@@ -307,7 +307,11 @@ mod tests {
             let b = &segments[&format!("{name}.bias")];
             let (out, inp) = (w.shape[0], w.shape[1]);
             let at = |o: usize, k: usize| {
-                if w.column_major { theta[w.offset + o + k * out] } else { theta[w.offset + o * inp + k] }
+                if w.column_major {
+                    theta[w.offset + o + k * out]
+                } else {
+                    theta[w.offset + o * inp + k]
+                }
             };
             h = (0..out)
                 .map(|o| {
@@ -348,7 +352,10 @@ mod tests {
                 down[i] -= 1e-3;
                 let fd = (loss(&up, &x) - loss(&down, &x)) / 2e-3;
                 let got = f64::from(grad[i]) - 1.0;
-                assert!((got - fd).abs() < 1e-3, "column-major {column_major}: param {i}: {got} vs {fd}");
+                assert!(
+                    (got - fd).abs() < 1e-3,
+                    "column-major {column_major}: param {i}: {got} vs {fd}"
+                );
             }
             for k in 0..3 {
                 let (mut up, mut down) = (x, x);

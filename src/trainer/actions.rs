@@ -1,9 +1,9 @@
-//! From the agent's action tensor to the actions an environment accepts.
+//! From the agent's actions to the actions an environment accepts.
 
+use rlpg_agents::{Actions, AgentError};
 use rlpg_envs::{Space, VecActions};
-use tch::{Kind, Tensor};
 
-/// Converts the agent's action tensor into what the environments accept: discrete indices, or
+/// Converts the agent's actions into what the environments accept: discrete indices, or
 /// continuous vectors clipped into the action bounds (the agent keeps its unclipped actions for
 /// learning, as Stable-Baselines3 does).
 pub struct ActionAdapter {
@@ -18,21 +18,22 @@ impl ActionAdapter {
         Self { space: space.clone(), discrete: Vec::new(), continuous: Vec::new() }
     }
 
-    /// The env actions for `actions` (`Int64 [n]` or `Float [n, dim]`).
-    pub fn convert(&mut self, actions: &Tensor) -> Result<VecActions<'_>, tch::TchError> {
-        match &self.space {
-            Space::Discrete(_) => {
-                let flat = actions.to_kind(Kind::Int64).flatten(0, -1);
-                let idx: Vec<i64> = Vec::try_from(&flat)?;
+    /// The env actions for the agent's `actions` (one index per row for a discrete space, the
+    /// box's dimension of floats per row for a box). Errors when their form does not fit the
+    /// action space.
+    pub fn convert(&mut self, actions: &Actions) -> Result<VecActions<'_>, AgentError> {
+        match (&self.space, actions) {
+            (Space::Discrete(_), Actions::Indices { values, width: 1 }) => {
                 self.discrete.clear();
                 // A negative index cannot come from a categorical sample; map it to an index the
                 // env rejects with its own message rather than wrapping around.
-                self.discrete.extend(idx.iter().map(|&a| usize::try_from(a).unwrap_or(usize::MAX)));
+                self.discrete
+                    .extend(values.iter().map(|&a| usize::try_from(a).unwrap_or(usize::MAX)));
                 Ok(VecActions::Discrete(&self.discrete))
             }
-            Space::Box(b) => {
-                let flat = actions.to_kind(Kind::Float).flatten(0, -1);
-                self.continuous = Vec::try_from(&flat)?;
+            (Space::Box(b), Actions::Floats { values, width }) if *width == b.dim() => {
+                self.continuous.clear();
+                self.continuous.extend_from_slice(values);
                 let dim = b.dim();
                 for (i, a) in self.continuous.iter_mut().enumerate() {
                     let (lo, hi) = (b.low[i % dim], b.high[i % dim]);
@@ -45,11 +46,8 @@ impl ActionAdapter {
                 }
                 Ok(VecActions::Continuous(&self.continuous))
             }
-            // No agent acts in these spaces yet (building one fails first), and the vector env
-            // cannot step them yet.
-            Space::MultiDiscrete(_) | Space::MultiBinary(_) => Err(tch::TchError::Kind(format!(
-                "no agent acts in the action space {} yet",
-                self.space
+            (space, actions) => Err(AgentError::Invalid(format!(
+                "the agent's actions are {actions}, which do not fit the action space {space}"
             ))),
         }
     }

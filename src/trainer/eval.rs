@@ -1,9 +1,8 @@
 //! Deterministic evaluation and evaluation videos: the agent acting outside training, on fresh
 //! environments seeded apart from the training ones.
 
-use rlpg_agents::{ActMode, Agent};
+use rlpg_agents::{ActMode, Actions, Agent};
 use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, Stepping, VecActions};
-use tch::Tensor;
 
 use super::{
     ActionAdapter, EnvFactory, EvalResult, LoopSettings, OBS_CLIP, ScalarSink, TrainError, env_err,
@@ -44,15 +43,15 @@ fn evaluate_on(
         vec.set_obs_rms(rms.clone()).map_err(env_err(0))?;
         vec.set_obs_normalization_training(false);
     }
-    let obs_dim = vec.obs_dim();
     let mut adapter = ActionAdapter::new(vec.action_space());
     let mut obs = vec.reset(Some(seed)).map_err(env_err(0))?.to_vec();
     let mut returns: Vec<Option<f64>> = vec![None; episodes];
     let mut steps = 0u64;
+    let mut actions = Actions::default();
+    let agent_err = |step: u64| move |source| TrainError::Agent { step, source };
     while returns.iter().any(Option::is_none) {
-        let obs_t = Tensor::from_slice(&obs).view([episodes as i64, obs_dim as i64]);
-        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
-        let env_actions = adapter.convert(&actions)?;
+        agent.act(&obs, ActMode::Deterministic, &mut actions).map_err(agent_err(steps))?;
+        let env_actions = adapter.convert(&actions).map_err(agent_err(steps))?;
         let step = vec.step(env_actions).map_err(env_err(steps))?;
         steps += episodes as u64;
         for ep in &step.episodes {
@@ -133,7 +132,8 @@ pub fn record_agent_episode(
     let obs_dim = env.observation_space().flat_dim();
     let mut adapter = ActionAdapter::new(env.action_space());
     let mut normalized = vec![0.0f32; obs_dim];
-    let act = |obs: &[f32]| -> Result<OwnedAction, tch::TchError> {
+    let mut actions = Actions::default();
+    let act = |obs: &[f32]| -> Result<OwnedAction, rlpg_agents::AgentError> {
         let input = match obs_rms {
             Some(rms) => {
                 rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
@@ -141,8 +141,7 @@ pub fn record_agent_episode(
             }
             None => obs,
         };
-        let obs_t = Tensor::from_slice(input).view([1, obs.len() as i64]);
-        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Deterministic));
+        agent.act(input, ActMode::Deterministic, &mut actions)?;
         Ok(match adapter.convert(&actions)? {
             VecActions::Discrete(a) => OwnedAction::Discrete(a[0]),
             VecActions::Continuous(x) => OwnedAction::Continuous(x.to_vec()),

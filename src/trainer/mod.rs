@@ -35,7 +35,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rlpg_agents::{ActMode, Agent, AgentError, Transition};
+use rlpg_agents::{ActMode, Actions, Agent, AgentError, Transition};
 use rlpg_envs::{
     AsyncVecEnv, EnvError, EnvThreads, EpisodeRecord, MakeEnv, RunningMeanStd, Stepping, VecEnv,
     VecEnvSnapshot,
@@ -606,7 +606,7 @@ fn train_loop_inner(
     if settings.normalize_obs {
         vec.enable_obs_normalization(OBS_CLIP);
     }
-    let obs_dim = vec.obs_dim();
+
     let mut adapter = ActionAdapter::new(vec.action_space());
     let fresh = resume.is_none();
     let mut state = match resume {
@@ -649,6 +649,7 @@ fn train_loop_inner(
     let mut last_video = None;
     let target = settings.stop_at.or(settings.record_target);
     let stops = settings.stop_at.is_some();
+    let mut actions = Actions::default();
 
     while state.global_step < settings.total_timesteps && !(stops && reached_target.is_some()) {
         // See the module docs: every step draws from a generator seeded by (seed, step), which
@@ -657,16 +658,19 @@ fn train_loop_inner(
         let phases = &mut state.phase_seconds;
         let stepped = match &mut envs {
             TrainEnvs::Lockstep { vec, obs } => {
-                lockstep_step(vec, obs, agent, &mut adapter, phases, obs_dim)
+                lockstep_step(vec, obs, agent, &mut adapter, phases, &mut actions)
             }
-            TrainEnvs::Async { envs, actions } => {
-                async_step(envs, actions, agent, &mut adapter, phases, obs_dim)
+            TrainEnvs::Async { envs, actions: last } => {
+                async_step(envs, last, agent, &mut adapter, phases, &mut actions)
             }
         };
         let learning = Instant::now();
-        let (actions, step) = match stepped {
+        let step = match stepped {
             Ok(stepped) => stepped,
             Err(StepError::Train(error)) => return Err(error),
+            Err(StepError::Agent(source)) => {
+                return Err(TrainError::Agent { step: state.global_step, source });
+            }
             Err(StepError::Env(source)) => {
                 let error = TrainError::Env { step: state.global_step, source };
                 // The envs are mid-step (some stepped, some not): keep everything else and let
@@ -839,7 +843,7 @@ enum TrainEnvs {
     Lockstep { vec: VecEnv, obs: Vec<f32> },
     /// An [`AsyncVecEnv`], and each env's last action (rows by env index), from which a batch's
     /// transitions take their actions.
-    Async { envs: AsyncVecEnv, actions: Option<Tensor> },
+    Async { envs: AsyncVecEnv, actions: Option<Actions> },
 }
 
 impl TrainEnvs {
@@ -894,9 +898,11 @@ struct StepRows<'a> {
     episodes: &'a [EpisodeRecord],
 }
 
-/// Why a step failed: an environment (the loop checkpoints before reporting it) or the loop.
+/// Why a step failed: an environment (the loop checkpoints before reporting it), the agent
+/// acting, or the loop.
 enum StepError {
     Env(EnvError),
+    Agent(AgentError),
     Train(TrainError),
 }
 
@@ -907,12 +913,11 @@ fn lockstep_step<'e>(
     agent: &mut dyn Agent,
     adapter: &mut ActionAdapter,
     phases: &mut PhaseSeconds,
-    obs_dim: usize,
-) -> Result<(Tensor, StepRows<'e>), StepError> {
+    actions: &mut Actions,
+) -> Result<StepRows<'e>, StepError> {
     let acting = Instant::now();
-    let obs_t = Tensor::from_slice(obs).view([(obs.len() / obs_dim) as i64, obs_dim as i64]);
-    let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
-    let env_actions = adapter.convert(&actions).map_err(|e| StepError::Train(e.into()))?;
+    agent.act(obs, ActMode::Explore, actions).map_err(StepError::Agent)?;
+    let env_actions = adapter.convert(actions).map_err(StepError::Agent)?;
     let stepping = Instant::now();
     phases.act += (stepping - acting).as_secs_f64();
     let stepped = vec.step(env_actions);
@@ -926,7 +931,7 @@ fn lockstep_step<'e>(
         next_obs: &step.next_obs,
         episodes: &step.episodes,
     };
-    Ok((actions, rows))
+    Ok(rows)
 }
 
 /// The next asynchronous batch that stepped. The agent acts on every batch as it arrives (the
@@ -935,39 +940,34 @@ fn lockstep_step<'e>(
 /// with (taken from `last`, each env's last action).
 fn async_step<'e>(
     envs: &'e mut AsyncVecEnv,
-    last: &mut Option<Tensor>,
+    last: &mut Option<Actions>,
     agent: &mut dyn Agent,
     adapter: &mut ActionAdapter,
     phases: &mut PhaseSeconds,
-    obs_dim: usize,
-) -> Result<(Tensor, StepRows<'e>), StepError> {
-    let n = envs.num_envs() as i64;
+    taken: &mut Actions,
+) -> Result<StepRows<'e>, StepError> {
+    let n = envs.num_envs();
+    let mut actions = Actions::default();
     loop {
         let waiting = Instant::now();
         let batch = envs.recv().map_err(StepError::Env)?;
         let acting = Instant::now();
         phases.env += (acting - waiting).as_secs_f64();
-        let rows = batch.envs.len() as i64;
-        let obs_t = Tensor::from_slice(&batch.step.obs).view([rows, obs_dim as i64]);
-        let actions = tch::no_grad(|| agent.act(&obs_t, ActMode::Explore));
-        let ids: Vec<i64> = batch.envs.iter().map(|&i| i as i64).collect();
-        let ids = Tensor::from_slice(&ids);
+        agent.act(&batch.step.obs, ActMode::Explore, &mut actions).map_err(StepError::Agent)?;
+        let ids = batch.envs.clone();
         let stepped = batch.stepped;
-        let torch = |e: tch::TchError| StepError::Train(e.into());
-        let taken = match last {
-            Some(last) if stepped => Some(last.f_index_select(0, &ids).map_err(torch)?),
-            _ => None,
+        let learn = match last {
+            Some(last) if stepped => {
+                last.select_rows(&ids, taken);
+                true
+            }
+            _ => false,
         };
-        let store = last.get_or_insert_with(|| {
-            let mut size = actions.size();
-            size[0] = n;
-            Tensor::zeros(size.as_slice(), (actions.kind(), actions.device()))
-        });
-        tch::no_grad(|| store.f_index_copy_(0, &ids, &actions).map(drop)).map_err(torch)?;
-        let env_actions = adapter.convert(&actions).map_err(|e| StepError::Train(e.into()))?;
+        last.get_or_insert_with(Actions::default).set_rows(&ids, &actions, n);
+        let env_actions = adapter.convert(&actions).map_err(StepError::Agent)?;
         envs.send(env_actions).map_err(StepError::Env)?;
         phases.act += acting.elapsed().as_secs_f64();
-        if let Some(taken) = taken {
+        if learn {
             let batch = envs.last_batch();
             let step = &batch.step;
             let rows = StepRows {
@@ -978,7 +978,7 @@ fn async_step<'e>(
                 next_obs: &step.next_obs,
                 episodes: &step.episodes,
             };
-            return Ok((taken, rows));
+            return Ok(rows);
         }
     }
 }

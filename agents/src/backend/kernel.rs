@@ -31,18 +31,53 @@ enum Op {
     /// Data, a random draw, a detached value: no inputs.
     Leaf,
     /// An MLP of network `net` at input `x`; its activations are in `traces[trace]`.
-    Mlp { x: Var, net: u8, theta: SharedValues, mlp: Arc<DenseMlp>, trace: usize },
+    Mlp {
+        x: Var,
+        net: u8,
+        theta: SharedValues,
+        mlp: Arc<DenseMlp>,
+        trace: usize,
+    },
     /// A parameter vector of network `net`, `[1, len]`, at `offset` in its buffer.
-    Param { net: u8, offset: usize },
-    Unary { op: Unary, x: Var },
-    Binary { op: Binary, a: Var, b: Var },
-    Rowwise { op: Rowwise, x: Var },
-    Cols { x: Var, start: usize },
-    Reshape { x: Var },
-    Concat { a: Var, b: Var },
-    Gather { x: Var, index: Vec<usize> },
-    Rows { x: Var, index: Vec<usize> },
-    Mean { x: Var },
+    Param {
+        net: u8,
+        offset: usize,
+    },
+    Unary {
+        op: Unary,
+        x: Var,
+    },
+    Binary {
+        op: Binary,
+        a: Var,
+        b: Var,
+    },
+    Rowwise {
+        op: Rowwise,
+        x: Var,
+    },
+    Cols {
+        x: Var,
+        start: usize,
+    },
+    Reshape {
+        x: Var,
+    },
+    Concat {
+        a: Var,
+        b: Var,
+    },
+    Gather {
+        x: Var,
+        index: Vec<usize>,
+    },
+    Rows {
+        x: Var,
+        index: Vec<usize>,
+    },
+    Mean {
+        x: Var,
+    },
 }
 
 #[derive(Debug)]
@@ -210,7 +245,8 @@ impl Kernel {
                 Op::Binary { op, a, b } => {
                     let (na, nb) = (&nodes[a.0 as usize], &nodes[b.0 as usize]);
                     let (want_a, want_b) = (wants(*a), wants(*b));
-                    let same = na.rows == rows && na.cols == cols && nb.rows == rows && nb.cols == cols;
+                    let same =
+                        na.rows == rows && na.cols == cols && nb.rows == rows && nb.cols == cols;
                     if want_a {
                         let ga = acc(grads, free, nodes, *a);
                         for i in 0..rows {
@@ -219,9 +255,13 @@ impl Kernel {
                                 let (ia, ib) = if same {
                                     (e, e)
                                 } else {
-                                    (broadcast_at(na.rows, na.cols, i, j), broadcast_at(nb.rows, nb.cols, i, j))
+                                    (
+                                        broadcast_at(na.rows, na.cols, i, j),
+                                        broadcast_at(nb.rows, nb.cols, i, j),
+                                    )
                                 };
-                                ga[ia] += g[e] * op.slopes(na.value[ia], nb.value[ib], node.value[e]).0;
+                                ga[ia] +=
+                                    g[e] * op.slopes(na.value[ia], nb.value[ib], node.value[e]).0;
                             }
                         }
                     }
@@ -233,9 +273,13 @@ impl Kernel {
                                 let (ia, ib) = if same {
                                     (e, e)
                                 } else {
-                                    (broadcast_at(na.rows, na.cols, i, j), broadcast_at(nb.rows, nb.cols, i, j))
+                                    (
+                                        broadcast_at(na.rows, na.cols, i, j),
+                                        broadcast_at(nb.rows, nb.cols, i, j),
+                                    )
                                 };
-                                gb[ib] += g[e] * op.slopes(na.value[ia], nb.value[ib], node.value[e]).1;
+                                gb[ib] +=
+                                    g[e] * op.slopes(na.value[ia], nb.value[ib], node.value[e]).1;
                             }
                         }
                     }
@@ -265,7 +309,9 @@ impl Kernel {
                         let gx = acc(grads, free, nodes, *x);
                         for r in 0..rows {
                             let dst = &mut gx[r * in_cols + start..r * in_cols + start + cols];
-                            dst.iter_mut().zip(&g[r * cols..(r + 1) * cols]).for_each(|(a, &b)| *a += b);
+                            dst.iter_mut()
+                                .zip(&g[r * cols..(r + 1) * cols])
+                                .for_each(|(a, &b)| *a += b);
                         }
                     }
                 }
@@ -296,7 +342,9 @@ impl Kernel {
                         let gx = acc(grads, free, nodes, *x);
                         for (k, &r) in index.iter().enumerate() {
                             let dst = &mut gx[r * cols..(r + 1) * cols];
-                            dst.iter_mut().zip(&g[k * cols..(k + 1) * cols]).for_each(|(a, &b)| *a += b);
+                            dst.iter_mut()
+                                .zip(&g[k * cols..(k + 1) * cols])
+                                .for_each(|(a, &b)| *a += b);
                         }
                     }
                 }
@@ -314,7 +362,8 @@ impl Kernel {
     }
 }
 
-impl Ops for Kernel {    type M = Var;
+impl Ops for Kernel {
+    type M = Var;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Kernel
@@ -526,7 +575,6 @@ impl Ops for Kernel {    type M = Var;
         out.extend_from_slice(&self.node(*x).value);
         Ok(())
     }
-
 }
 
 impl Backend for Kernel {
@@ -587,7 +635,12 @@ impl Backend for Kernel {
         result
     }
 
-    fn polyak<O>(&mut self, target: &mut Net<()>, source: &Net<O>, tau: f64) -> Result<(), AgentError> {
+    fn polyak<O>(
+        &mut self,
+        target: &mut Net<()>,
+        source: &Net<O>,
+        tau: f64,
+    ) -> Result<(), AgentError> {
         let source = source.params.cpu_values()?;
         let target = target.params.cpu_values_mut()?;
         if source.len() != target.len() {
@@ -603,5 +656,4 @@ impl Backend for Kernel {
         }
         Ok(())
     }
-
 }

@@ -290,7 +290,8 @@ pub(crate) trait Backend: Ops + Sized {
     /// The gradient of the `[1, 1]` `loss` with respect to every parameter of `net`, flattened
     /// as its buffer is, into `out`. Other networks the loss flows through get none. The
     /// computation stays differentiable (several gradients can be taken from one loss).
-    fn gradient(&mut self, loss: &Self::M, net: &Net, out: &mut Vec<f32>) -> Result<(), AgentError>;
+    fn gradient(&mut self, loss: &Self::M, net: &Net, out: &mut Vec<f32>)
+    -> Result<(), AgentError>;
 
     /// One optimizer step of `net` on `loss`: its gradient (only `net`'s parameters), the
     /// global norm clipped to `max_grad_norm` (0: no clipping), Adam. Returns the norm before
@@ -305,7 +306,12 @@ pub(crate) trait Backend: Ops + Sized {
     ) -> Result<f64, AgentError>;
 
     /// Polyak averaging of a target network toward `source`: `θ ← (1 − τ) θ + τ θ_source`.
-    fn polyak<O>(&mut self, target: &mut Net<()>, source: &Net<O>, tau: f64) -> Result<(), AgentError>;
+    fn polyak<O>(
+        &mut self,
+        target: &mut Net<()>,
+        source: &Net<O>,
+        tau: f64,
+    ) -> Result<(), AgentError>;
 }
 
 /// One of the two backends, owned by an agent.

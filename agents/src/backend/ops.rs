@@ -313,12 +313,21 @@ mod tests {
             let x = Tensor::from_slice(&xs).set_requires_grad(true);
             let y = op.tensor(&x);
             let grad = Tensor::run_backward(&[y.sum(Kind::Float)], &[&x], false, false).remove(0);
-            let (y, grad) = (Vec::<f32>::try_from(&y.detach()).unwrap(), Vec::<f32>::try_from(&grad).unwrap());
+            let (y, grad) =
+                (Vec::<f32>::try_from(&y.detach()).unwrap(), Vec::<f32>::try_from(&grad).unwrap());
             for (i, &x) in xs.iter().enumerate() {
                 let v = op.value(x);
-                assert!((v - y[i]).abs() <= 1e-6 * (1.0 + y[i].abs()), "{op:?}({x}): {v} vs {}", y[i]);
+                assert!(
+                    (v - y[i]).abs() <= 1e-6 * (1.0 + y[i].abs()),
+                    "{op:?}({x}): {v} vs {}",
+                    y[i]
+                );
                 let s = op.slope(x, v);
-                assert!((s - grad[i]).abs() <= 1e-5 * (1.0 + grad[i].abs()), "{op:?}'({x}): {s} vs {}", grad[i]);
+                assert!(
+                    (s - grad[i]).abs() <= 1e-5 * (1.0 + grad[i].abs()),
+                    "{op:?}'({x}): {s} vs {}",
+                    grad[i]
+                );
             }
         }
     }
@@ -327,18 +336,28 @@ mod tests {
     fn each_binary_primitive_agrees_with_its_tensor_face_and_autograd() {
         let a = [0.5f32, -1.0, 2.0, 3.0];
         let b = [1.5f32, -2.0, 2.0, 0.25];
-        for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Minimum, Binary::Maximum] {
+        for op in
+            [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Minimum, Binary::Maximum]
+        {
             let ta = Tensor::from_slice(&a).set_requires_grad(true);
             let tb = Tensor::from_slice(&b).set_requires_grad(true);
             let c = op.tensor(&ta, &tb);
             let grads = Tensor::run_backward(&[c.sum(Kind::Float)], &[&ta, &tb], false, false);
             let c = Vec::<f32>::try_from(&c.detach()).unwrap();
-            let (ga, gb) = (Vec::<f32>::try_from(&grads[0]).unwrap(), Vec::<f32>::try_from(&grads[1]).unwrap());
+            let (ga, gb) = (
+                Vec::<f32>::try_from(&grads[0]).unwrap(),
+                Vec::<f32>::try_from(&grads[1]).unwrap(),
+            );
             for i in 0..a.len() {
                 let v = op.value(a[i], b[i]);
                 assert!((v - c[i]).abs() < 1e-6, "{op:?}: {v} vs {}", c[i]);
                 let (da, db) = op.slopes(a[i], b[i], v);
-                assert!((da - ga[i]).abs() < 1e-6 && (db - gb[i]).abs() < 1e-6, "{op:?} at {i}: ({da}, {db}) vs ({}, {})", ga[i], gb[i]);
+                assert!(
+                    (da - ga[i]).abs() < 1e-6 && (db - gb[i]).abs() < 1e-6,
+                    "{op:?} at {i}: ({da}, {db}) vs ({}, {})",
+                    ga[i],
+                    gb[i]
+                );
             }
         }
     }
@@ -350,8 +369,10 @@ mod tests {
         for op in [Rowwise::LogSoftmax, Rowwise::Softmax, Rowwise::Sum] {
             let x = Tensor::from_slice(&xs).view([2, 3]).set_requires_grad(true);
             let y = op.tensor(&x);
-            let w = Tensor::from_slice(&weights[..2 * op.out_cols(3)]).view([2, op.out_cols(3) as i64]);
-            let grad = Tensor::run_backward(&[(&y * &w).sum(Kind::Float)], &[&x], false, false).remove(0);
+            let w =
+                Tensor::from_slice(&weights[..2 * op.out_cols(3)]).view([2, op.out_cols(3) as i64]);
+            let grad =
+                Tensor::run_backward(&[(&y * &w).sum(Kind::Float)], &[&x], false, false).remove(0);
             let y = Vec::<f32>::try_from(&y.detach().view([-1])).unwrap();
             let grad = Vec::<f32>::try_from(&grad.view([-1])).unwrap();
             let oc = op.out_cols(3);
@@ -364,7 +385,10 @@ mod tests {
                 let mut dx = vec![0.0; 3];
                 op.backward(&v, &weights[r * oc..r * oc + oc], &mut dx);
                 for j in 0..3 {
-                    assert!((dx[j] - grad[r * 3 + j]).abs() < 1e-5, "{op:?} gradient {dx:?} vs {grad:?}");
+                    assert!(
+                        (dx[j] - grad[r * 3 + j]).abs() < 1e-5,
+                        "{op:?} gradient {dx:?} vs {grad:?}"
+                    );
                 }
             }
         }

@@ -26,7 +26,8 @@ impl Torch {
     }
 }
 
-impl Ops for Torch {    type M = Tensor;
+impl Ops for Torch {
+    type M = Tensor;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Libtorch
@@ -132,7 +133,6 @@ impl Ops for Torch {    type M = Tensor;
         values.f_contiguous()?.f_copy_data(out, n)?;
         Ok(())
     }
-
 }
 
 impl Backend for Torch {
@@ -167,8 +167,12 @@ impl Backend for Torch {
         Ok(norm)
     }
 
-    fn polyak<O>(&mut self, target: &mut Net<()>, source: &Net<O>, tau: f64) -> Result<(), AgentError> {
+    fn polyak<O>(
+        &mut self,
+        target: &mut Net<()>,
+        source: &Net<O>,
+        tau: f64,
+    ) -> Result<(), AgentError> {
         target.params.polyak_toward(&source.params, tau)
     }
-
 }

@@ -1,6 +1,6 @@
 //! The categorical distribution over `0..n`, parameterized by unnormalized logits.
 
-use super::entropy_of;
+use super::{DistributionError, entropy_of};
 use crate::agent::AgentError;
 use crate::backend::Ops;
 
@@ -15,6 +15,12 @@ pub struct Categorical<B: Ops> {
 }
 
 impl<B: Ops> Categorical<B> {
+    /// Whether samples are a differentiable function of the parameters: never for a
+    /// categorical, whose samples are integers (the error says what to use instead).
+    pub fn reparameterization() -> Result<(), DistributionError> {
+        Err(DistributionError::NotReparameterizable { family: "Categorical" })
+    }
+
     /// The distributions with probabilities `softmax(logits)` along each row.
     pub fn from_logits(b: &mut B, logits: &B::M) -> Self {
         Self { log_probs: b.log_softmax(logits) }
@@ -43,7 +49,11 @@ impl<B: Ops> Categorical<B> {
         b.to_host(&self.log_probs, &mut logits)?;
         let draws = b.uniform(rows, 1)?;
         b.to_host(&draws, &mut u)?;
-        Ok(logits.chunks_exact(n.max(1)).zip(u).map(|(row, u)| rlpg_kernel::heads::inverse_cdf(row, u)).collect())
+        Ok(logits
+            .chunks_exact(n.max(1))
+            .zip(u)
+            .map(|(row, u)| rlpg_kernel::heads::inverse_cdf(row, u))
+            .collect())
     }
 
     /// The most probable action of each row (the first on ties).

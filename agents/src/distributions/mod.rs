@@ -38,9 +38,19 @@ pub use squashed_gaussian::SquashedGaussian;
 /// `0.5 * ln(2π)`, the constant of the Gaussian log-density per dimension.
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 
-/// Why a distribution could not be built for an action space.
+/// Why a distribution could not be built or could not perform an operation.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DistributionError {
+    /// A reparameterized sample was asked of a family whose samples are not a differentiable
+    /// function of its parameters.
+    #[error(
+        "{family} has no reparameterized sample (rsample); use a score-function agent or a \
+         relaxed distribution"
+    )]
+    NotReparameterizable {
+        /// The distribution family, e.g. `"Categorical"`.
+        family: &'static str,
+    },
     /// The distribution kind cannot represent actions of this space.
     #[error("{kind:?} cannot represent actions of the space {space}: {reason}")]
     UnsupportedSpace {

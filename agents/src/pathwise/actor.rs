@@ -129,7 +129,9 @@ impl ActionCoding {
                 if *width != d || values.len() != count * d {
                     return Err(shape_error());
                 }
-                out.extend(values.iter().enumerate().map(|(i, &a)| (a - loc[i % d]) * inv_scale[i % d]));
+                out.extend(
+                    values.iter().enumerate().map(|(i, &a)| (a - loc[i % d]) * inv_scale[i % d]),
+                );
             }
             (Self::Discrete { n }, Actions::Indices { values, width: 1 }) => {
                 if values.len() != count {
@@ -253,7 +255,12 @@ impl ActorHead {
     }
 
     /// The policy of actor network `net` at `obs`.
-    pub(crate) fn policy<B: Backend, O>(&self, b: &mut B, net: &Net<O>, obs: &B::M) -> ActorPolicy<B> {
+    pub(crate) fn policy<B: Backend, O>(
+        &self,
+        b: &mut B,
+        net: &Net<O>,
+        obs: &B::M,
+    ) -> ActorPolicy<B> {
         let outputs = b.mlp(net, 0, obs);
         match *self {
             Self::Squashed { d } => {
@@ -296,7 +303,11 @@ impl ActorHead {
                 let u = b.uniform(rows, self.action_dim())?;
                 let actions = d.rsample(b, &u);
                 let entropy = d.entropy(b);
-                PolicySample { actions, neg_entropy: Some(b.neg(&entropy)), logit_penalty: overshoot }
+                PolicySample {
+                    actions,
+                    neg_entropy: Some(b.neg(&entropy)),
+                    logit_penalty: overshoot,
+                }
             }
             ActorPolicy::Deterministic(actions) => {
                 PolicySample { actions, neg_entropy: None, logit_penalty: None }
@@ -319,7 +330,11 @@ impl ActorHead {
                 let u = b.uniform(rows, self.action_dim())?;
                 let actions = d.one_hot_sample(b, &u);
                 let entropy = d.entropy(b);
-                Ok(PolicySample { actions, neg_entropy: Some(b.neg(&entropy)), logit_penalty: None })
+                Ok(PolicySample {
+                    actions,
+                    neg_entropy: Some(b.neg(&entropy)),
+                    logit_penalty: None,
+                })
             }
             _ => self.rsample(b, net, obs),
         }
@@ -375,7 +390,9 @@ impl ActorHead {
                     for j in 0..d {
                         let mu = o[j].tanh();
                         values[row * d + j] = match noise {
-                            Some(eps) => (mu + eps[row * d + j] * exploration_noise as f32).clamp(-1.0, 1.0),
+                            Some(eps) => {
+                                (mu + eps[row * d + j] * exploration_noise as f32).clamp(-1.0, 1.0)
+                            }
                             None => mu,
                         };
                     }

@@ -513,7 +513,11 @@ impl Core {
 
     /// What follows an actor step: SAC's temperature step (with `autotune_alpha`) on the mean
     /// `neg_entropy` of the actor's sample, TD3's target actor moving toward the actor.
-    fn after_actor_step<B: Backend>(&mut self, b: &mut B, neg_entropy: f64) -> Result<(), AgentError> {
+    fn after_actor_step<B: Backend>(
+        &mut self,
+        b: &mut B,
+        neg_entropy: f64,
+    ) -> Result<(), AgentError> {
         let guard = self.finite();
         match &mut self.variant {
             Variant::Sac(temperature) => {
@@ -624,7 +628,11 @@ impl Agent for Pathwise {
 
 impl Pathwise {
     /// The squashed Gaussian at `obs` through libtorch (autograd), for the probe.
-    fn squashed(&self, b: &mut Torch, obs: &Tensor) -> Option<crate::distributions::SquashedGaussian<Torch>> {
+    fn squashed(
+        &self,
+        b: &mut Torch,
+        obs: &Tensor,
+    ) -> Option<crate::distributions::SquashedGaussian<Torch>> {
         match self.core.head.policy(b, &self.core.actor, obs) {
             ActorPolicy::Squashed(d) => Some(d),
             _ => None,

@@ -77,7 +77,13 @@ impl TwinCritic {
     }
 
     /// `Q1` alone, `[rows, 1]` (what TD3's actor maximizes).
-    pub(crate) fn q1<B: Backend, O>(&self, b: &mut B, net: &Net<O>, obs: &B::M, actions: &B::M) -> B::M {
+    pub(crate) fn q1<B: Backend, O>(
+        &self,
+        b: &mut B,
+        net: &Net<O>,
+        obs: &B::M,
+        actions: &B::M,
+    ) -> B::M {
         match self.input {
             ActionInput::Concatenated => {
                 let x = b.concat_cols(obs, actions);

@@ -55,8 +55,8 @@ mod critic;
 mod exploration;
 mod settings;
 mod state;
-// #[cfg(test)]
-// mod tests;
+#[cfg(test)]
+mod tests;
 
 pub use agent::Pathwise;
 pub use settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};

@@ -132,7 +132,8 @@ impl Pathwise {
     /// [`Agent::training_state`](crate::Agent::training_state): the replay buffer when
     /// `include_replay`, the schedule's counters and the metric sums.
     pub(super) fn schedule_state(&self, include_replay: bool) -> Vec<(String, Tensor)> {
-        let mut state = if include_replay { self.core.replay.state_tensors(REPLAY) } else { Vec::new() };
+        let mut state =
+            if include_replay { self.core.replay.state_tensors(REPLAY) } else { Vec::new() };
         state.push((ENV_STEPS.to_owned(), counter_tensor(self.core.env_steps)));
         state.push((UPDATES.to_owned(), counter_tensor(self.core.updates)));
         state.push((

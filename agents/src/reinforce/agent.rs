@@ -10,8 +10,8 @@ use crate::backend::coverage::AgentKind;
 use crate::backend::{self, AnyBackend, Backend, BackendKind, with_backend};
 use crate::distributions::{ActionHead, DistributionKind, LogStd};
 use crate::grad_noise::GradNoise;
-use crate::networks::{MlpSpec, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN};
 use crate::networks::Mlp;
+use crate::networks::{MlpSpec, POLICY_OUTPUT_GAIN, VALUE_OUTPUT_GAIN};
 use crate::optim::FlatParams;
 use crate::probe::{PolicyProbe, ProbeOps};
 use crate::rollout::RolloutBuffer;
@@ -163,7 +163,8 @@ impl Reinforce {
             let init = spec.init(POLICY_OUTPUT_GAIN);
             Ok(vec![("", Mlp::new(p, obs_dim, &spec.hidden, outputs, spec.activation, init))])
         })?;
-        let head = head.ok_or_else(|| AgentError::Invalid("the policy head was not built".into()))?;
+        let head =
+            head.ok_or_else(|| AgentError::Invalid("the policy head was not built".into()))?;
         let value = Net::trained(VALUE, Layout::AsBuilt, cfg.value_learning_rate, device, |p| {
             let init = spec.init(VALUE_OUTPUT_GAIN);
             Ok(vec![("", Mlp::new(p, obs_dim, &spec.hidden, 1, spec.activation, init))])
@@ -492,6 +493,10 @@ impl PolicyProbe for Reinforce {
 
 impl Reinforce {
     fn probe_ops(&self) -> ProbeOps<'_> {
-        ProbeOps { space: &self.core.action_space, head: &self.core.head, policy: &self.core.policy }
+        ProbeOps {
+            space: &self.core.action_space,
+            head: &self.core.head,
+            policy: &self.core.policy,
+        }
     }
 }
