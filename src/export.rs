@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use rlpg_agents::Estimator;
 use rlpg_envs::{DEFAULT_NORM_EPSILON, Space};
 use rlpg_policy::manifest::{
-    ActionSpace, ActionSpec, Activation, FORMAT, Head, Layer, Manifest, Normalization,
-    ObservationSpec, Rescale, Source, VERSION,
+    ActionSpace, ActionSpec, FORMAT, Head, Layer, Manifest, Normalization, ObservationSpec,
+    Rescale, Source, VERSION,
 };
 use rlpg_policy::{Export, NamedTensor};
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::AgentKind;
@@ -114,7 +114,7 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
             ("actor/", &config.pathwise.actor_hidden, config.pathwise.activation)
         }
     };
-    let activation = activation_of(activation);
+
     let (head, rescale) = match (config.agent, &action_space) {
         (AgentKind::Reinforce, Space::Discrete(_)) => (Head::Categorical, None),
         (AgentKind::Reinforce, Space::Box(_)) => {
@@ -210,32 +210,4 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
         action: ActionSpec { space: ActionSpace::from(&action_space), rescale },
     };
     Export::new(manifest, tensors, path).map_err(|e| mismatch(e.to_string()).into())
-}
-
-/// The manifest's name of an agent activation.
-fn activation_of(activation: rlpg_agents::Activation) -> Activation {
-    match activation {
-        rlpg_agents::Activation::Tanh => Activation::Tanh,
-        rlpg_agents::Activation::Relu => Activation::Relu,
-        rlpg_agents::Activation::Elu => Activation::Elu,
-        rlpg_agents::Activation::LeakyRelu => Activation::LeakyRelu,
-        rlpg_agents::Activation::Silu => Activation::Silu,
-    }
-}
-
-/// The agents' activation for a manifest's.
-pub(crate) fn agent_activation(activation: Activation) -> rlpg_agents::Activation {
-    match activation {
-        Activation::Tanh => rlpg_agents::Activation::Tanh,
-        Activation::Relu => rlpg_agents::Activation::Relu,
-        Activation::Elu => rlpg_agents::Activation::Elu,
-        Activation::LeakyRelu => rlpg_agents::Activation::LeakyRelu,
-        Activation::Silu => rlpg_agents::Activation::Silu,
-    }
-}
-
-/// A tensor of `values` with `shape`.
-pub(crate) fn tensor_of(values: &[f32], shape: &[usize]) -> Tensor {
-    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_slice(values).view(shape.as_slice())
 }

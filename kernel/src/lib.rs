@@ -22,4 +22,4 @@ pub mod heads;
 pub mod mlp;
 
 pub use activation::Activation;
-pub use mlp::{DenseMlp, LayoutError, Segment, Trace};
+pub use mlp::{DenseMlp, LayerSpec, LayoutError, Segment, Trace};

@@ -39,6 +39,17 @@ impl std::fmt::Display for LayoutError {
 
 impl std::error::Error for LayoutError {}
 
+/// Where one layer `y = act(x·Wᵀ + b)` lives in a buffer, and its activation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// The weight `W`, `[out, in]` (row- or column-major).
+    pub weight: Segment,
+    /// Offset of the `out` biases.
+    pub bias: usize,
+    /// The nonlinearity after the layer (`None`: linear, as an output layer is).
+    pub activation: Option<Activation>,
+}
+
 /// Where one linear layer `y = x·Wᵀ + b` (`W` is `[out, in]`) lives in the buffer.
 #[derive(Clone, Debug)]
 struct Layer {
@@ -46,6 +57,7 @@ struct Layer {
     weight_t: View,
     /// Offset of the `out` biases.
     bias: usize,
+    activation: Option<Activation>,
 }
 
 impl Layer {
@@ -62,7 +74,6 @@ impl Layer {
 #[derive(Clone, Debug)]
 pub struct DenseMlp {
     layers: Vec<Layer>,
-    activation: Activation,
 }
 
 /// A forward pass's intermediate values, kept for the backward pass, and the backward pass's
@@ -70,9 +81,9 @@ pub struct DenseMlp {
 #[derive(Debug, Default)]
 pub struct Trace {
     rows: usize,
-    /// Each layer's pre-activation `x·Wᵀ + b`, `[rows, out]`; the last is the output.
+    /// Each layer's pre-activation `x·Wᵀ + b`, `[rows, out]`.
     pre: Vec<Vec<f32>>,
-    /// Each hidden layer's activation, `[rows, out]`.
+    /// Each layer's activation `act(pre)`, `[rows, out]` (empty for a linear layer).
     post: Vec<Vec<f32>>,
     /// The gradient with respect to the current layer's output, and the next one's.
     grad: [Vec<f32>; 2],
@@ -81,7 +92,16 @@ pub struct Trace {
 impl Trace {
     /// The output of the last forward pass, `[rows, out_dim]` row-major.
     pub fn output(&self) -> &[f32] {
-        self.pre.last().map_or(&[], |v| v.as_slice())
+        self.layer_output(self.pre.len().saturating_sub(1))
+    }
+
+    /// Layer `l`'s output: its activation, or its pre-activation for a linear layer.
+    fn layer_output(&self, l: usize) -> &[f32] {
+        match (self.post.get(l), self.pre.get(l)) {
+            (Some(post), _) if !post.is_empty() => post,
+            (_, Some(pre)) => pre,
+            _ => &[],
+        }
     }
 
     /// Rows of the last forward pass.
@@ -101,47 +121,66 @@ impl DenseMlp {
         activation: Activation,
     ) -> Result<Self, LayoutError> {
         let missing = |name: &str| LayoutError(format!("no parameter '{name}' in the buffer"));
-        let layer = |name: &str| -> Result<Layer, LayoutError> {
-            let weight_name = format!("{prefix}{name}.weight");
-            let bias_name = format!("{prefix}{name}.bias");
-            let w = lookup(&weight_name).ok_or_else(|| missing(&weight_name))?;
-            let b = lookup(&bias_name).ok_or_else(|| missing(&bias_name))?;
+        let layer =
+            |name: &str, activation: Option<Activation>| -> Result<LayerSpec, LayoutError> {
+                let weight_name = format!("{prefix}{name}.weight");
+                let bias_name = format!("{prefix}{name}.bias");
+                let weight = lookup(&weight_name).ok_or_else(|| missing(&weight_name))?;
+                let bias = lookup(&bias_name).ok_or_else(|| missing(&bias_name))?;
+                if bias.shape.len() != 1 || weight.shape.first() != bias.shape.first() {
+                    return Err(LayoutError(format!(
+                        "parameter '{bias_name}' has shape {:?}, expected [{}]",
+                        bias.shape,
+                        weight.shape.first().copied().unwrap_or(0)
+                    )));
+                }
+                Ok(LayerSpec { weight, bias: bias.offset, activation })
+            };
+        let mut layers = Vec::new();
+        while lookup(&format!("{prefix}fc{}.weight", layers.len())).is_some() {
+            layers.push(layer(&format!("fc{}", layers.len()), Some(activation))?);
+        }
+        layers.push(layer("out", None)?);
+        Self::from_layers(&layers).map_err(|e| LayoutError(format!("'{prefix}': {e}")))
+    }
+
+    /// The MLP of `layers`, input side first. Errors on a weight that is not a matrix, an
+    /// empty list, or layers that do not chain.
+    pub fn from_layers(layers: &[LayerSpec]) -> Result<Self, LayoutError> {
+        if layers.is_empty() {
+            return Err(LayoutError("an MLP needs at least one layer".into()));
+        }
+        let mut built = Vec::with_capacity(layers.len());
+        for (i, spec) in layers.iter().enumerate() {
+            let w = &spec.weight;
             let (out, inp) = match w.shape.as_slice() {
                 [out, inp] => (*out, *inp),
                 shape => {
                     return Err(LayoutError(format!(
-                        "parameter '{weight_name}' has shape {shape:?}, expected a matrix"
+                        "the weight of layer {i} has shape {shape:?}, expected a matrix"
                     )));
                 }
             };
-            if b.shape != [out] {
-                return Err(LayoutError(format!(
-                    "parameter '{bias_name}' has shape {:?}, expected [{out}]",
-                    b.shape
-                )));
-            }
             // `W` [out, in] row-major is at `o·in + i`; column-major, at `o + i·out`.
             let weight = if w.column_major {
                 View { offset: w.offset, rows: out, cols: inp, row_stride: 1, col_stride: out }
             } else {
                 View { offset: w.offset, rows: out, cols: inp, row_stride: inp, col_stride: 1 }
             };
-            Ok(Layer { weight_t: weight.t(), bias: b.offset })
-        };
-        let mut layers = Vec::new();
-        while lookup(&format!("{prefix}fc{}.weight", layers.len())).is_some() {
-            layers.push(layer(&format!("fc{}", layers.len()))?);
+            built.push(Layer {
+                weight_t: weight.t(),
+                bias: spec.bias,
+                activation: spec.activation,
+            });
         }
-        layers.push(layer("out")?);
-        if let Some(i) = (1..layers.len()).find(|&i| layers[i].in_dim() != layers[i - 1].out_dim())
-        {
+        if let Some(i) = (1..built.len()).find(|&i| built[i].in_dim() != built[i - 1].out_dim()) {
             return Err(LayoutError(format!(
-                "layer {i} of '{prefix}' takes {} inputs but the layer before gives {}",
-                layers[i].in_dim(),
-                layers[i - 1].out_dim()
+                "layer {i} takes {} inputs but the layer before gives {}",
+                built[i].in_dim(),
+                built[i - 1].out_dim()
             )));
         }
-        Ok(Self { layers, activation })
+        Ok(Self { layers: built })
     }
 
     /// Inputs per row.
@@ -152,11 +191,6 @@ impl DenseMlp {
     /// Outputs per row.
     pub fn out_dim(&self) -> usize {
         self.layers[self.layers.len() - 1].out_dim()
-    }
-
-    /// The hidden nonlinearity.
-    pub fn activation(&self) -> Activation {
-        self.activation
     }
 
     /// One past the largest buffer index the layout reads: a buffer shorter than this cannot be
@@ -188,7 +222,7 @@ impl DenseMlp {
         let depth = self.layers.len();
         trace.rows = rows;
         trace.pre.resize_with(depth, Vec::new);
-        trace.post.resize_with(depth - 1, Vec::new);
+        trace.post.resize_with(depth, Vec::new);
         for (l, layer) in self.layers.iter().enumerate() {
             let out = layer.out_dim();
             let mut pre = std::mem::take(&mut trace.pre[l]);
@@ -197,13 +231,16 @@ impl DenseMlp {
             for _ in 0..rows {
                 pre.extend_from_slice(bias);
             }
-            let input = if l == 0 { x } else { trace.post[l - 1].as_slice() };
+            let input = if l == 0 { x } else { trace.layer_output(l - 1) };
             let iv = View::dense(rows, layer.in_dim());
             gemm(input, iv, theta, layer.weight_t, 1.0, &mut pre, View::dense(rows, out));
-            if l + 1 < depth {
-                let post = &mut trace.post[l];
-                post.resize(pre.len(), 0.0);
-                self.activation.apply_slice(&pre, post);
+            let post = &mut trace.post[l];
+            match layer.activation {
+                Some(activation) => {
+                    post.resize(pre.len(), 0.0);
+                    activation.apply_slice(&pre, post);
+                }
+                None => post.clear(),
             }
             trace.pre[l] = pre;
         }
@@ -232,14 +269,24 @@ impl DenseMlp {
         if let Some(grad) = &grad {
             assert_eq!(grad.len(), theta.len(), "gradient buffer length");
         }
-        let [g, next] = &mut trace.grad;
+        let Trace { pre, post, grad: [g, next], .. } = trace;
         g.clear();
         g.extend_from_slice(d_out);
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let (inp, out) = (layer.in_dim(), layer.out_dim());
+            // Through this layer's activation, to its pre-activation.
+            if let Some(activation) = layer.activation {
+                activation.backward_slice(&pre[l], &post[l], g);
+            }
+            let input: &[f32] = if l == 0 {
+                x
+            } else if post[l - 1].is_empty() {
+                &pre[l - 1]
+            } else {
+                &post[l - 1]
+            };
             if let Some(grad) = grad.as_deref_mut() {
-                let input = if l == 0 { x } else { trace.post[l - 1].as_slice() };
                 // ∂L/∂Wᵀ += inputᵀ · g, where Wᵀ's values are.
                 let iv = View::dense(rows, inp).t();
                 gemm(input, iv, g, View::dense(rows, out), 1.0, grad, layer.weight_t);
@@ -266,8 +313,6 @@ impl DenseMlp {
                 }
                 break;
             }
-            // Through the previous layer's activation.
-            self.activation.backward_slice(&trace.pre[l - 1], &trace.post[l - 1], next);
             std::mem::swap(g, next);
         }
     }

@@ -73,7 +73,7 @@ fn run() -> Result<(), String> {
 
 /// `dir/check.safetensors`: the observations and rlpg-policy's actions for them.
 fn write_check(dir: &Path, export: &Export, obs: &[f32]) -> Result<(), String> {
-    let policy = Policy::from_export(export);
+    let policy = Policy::from_export(export).expect("a checked export");
     let actions = policy.act_batch(obs).map_err(|e| e.to_string())?;
     let rows = actions.len();
     let (dtype, shape, bytes): (Dtype, Vec<usize>, Vec<u8>) = match actions.first() {

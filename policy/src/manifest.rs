@@ -32,10 +32,9 @@ pub const FORMAT: &str = "rlpg-policy";
 /// The manifest version this crate writes and reads.
 pub const VERSION: u32 = 1;
 
-/// Lowest log standard deviation of a state-dependent Gaussian head (rlpg-agents' clamp).
-pub const LOG_STD_MIN: f32 = -20.0;
-/// Highest log standard deviation of a state-dependent Gaussian head (rlpg-agents' clamp).
-pub const LOG_STD_MAX: f32 = 2.0;
+/// Lowest and highest log standard deviation of a state-dependent Gaussian head (the clamp
+/// rlpg trains with).
+pub use rlpg_kernel::heads::{LOG_STD_MAX, LOG_STD_MIN};
 
 /// The contents of `policy.json`. See the [module docs](self) for what each part computes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,47 +103,10 @@ pub struct Normalization {
     pub clip: f32,
 }
 
-/// The nonlinearity after a hidden layer (rlpg-agents' `Activation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// `tanh(x)`.
-    Tanh,
-    /// `max(0, x)`.
-    Relu,
-    /// `x` for `x > 0`, `eˣ − 1` otherwise.
-    Elu,
-    /// `x` for `x > 0`, `0.01 x` otherwise.
-    LeakyRelu,
-    /// `x · sigmoid(x)`.
-    Silu,
-}
-
-impl Activation {
-    /// The nonlinearity of one number (the formulas of rlpg-agents' plain-Rust forward pass).
-    #[inline]
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => x.max(0.0),
-            Activation::Elu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    x.exp_m1()
-                }
-            }
-            Activation::LeakyRelu => {
-                if x > 0.0 {
-                    x
-                } else {
-                    0.01 * x
-                }
-            }
-            Activation::Silu => x / (1.0 + (-x).exp()),
-        }
-    }
-}
+/// The nonlinearity after a hidden layer: `tanh`, `relu`, `elu` (`x` for `x > 0`, `eˣ − 1`
+/// otherwise), `leaky_relu` (`x` for `x > 0`, `0.01 x` otherwise) or `silu` (`x · sigmoid(x)`),
+/// computed by `rlpg-kernel`, the code rlpg trains with.
+pub use rlpg_kernel::Activation;
 
 /// One linear layer: `y = act(x · Wᵀ + b)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,24 +1,17 @@
-//! [`Policy`]: an export loaded for acting, in plain Rust.
+//! [`Policy`]: an export loaded for acting, in plain Rust, with the network forward pass and
+//! the heads' arithmetic rlpg trains with (`rlpg-kernel`).
 
 use std::path::Path;
 
 use rlpg_envs::{ActionBuf, Space};
+use rlpg_kernel::heads::{
+    argmax, bound_logits_in_place, clamp_log_std, inverse_cdf, log_softmax_in_place,
+};
+use rlpg_kernel::{DenseMlp, LayerSpec, Segment, Trace};
 
 use crate::PolicyError;
 use crate::export::Export;
-use crate::manifest::{Activation, Head, Manifest};
-
-/// One linear layer with its weights transposed to `[in, out]` row-major, so that the inner
-/// loop runs over contiguous outputs (the layout of rlpg-agents' plain-Rust forward pass, whose
-/// summation order it repeats).
-#[derive(Clone, Debug)]
-struct Dense {
-    in_dim: usize,
-    out_dim: usize,
-    weight_t: Vec<f32>,
-    bias: Vec<f32>,
-    activation: Option<Activation>,
-}
+use crate::manifest::{Head, Manifest};
 
 /// Frozen observation statistics: `sqrt(var + epsilon)` precomputed (the square root is
 /// correctly rounded, so this is the same number the formula gives at each call).
@@ -29,32 +22,24 @@ struct Normalizer {
     clip: f32,
 }
 
-/// How outputs become the head's action.
-#[derive(Clone, Debug)]
-enum HeadOp {
-    /// First index of the largest output.
-    Argmax,
-    /// The first `dim` outputs.
-    Mean { dim: usize },
-    /// `tanh` of the first `dim` outputs.
-    TanhMean { dim: usize },
-    /// Logits bounded when `bound > 0`, `log_softmax`, first index of the largest.
-    BoundedArgmax { bound: f32 },
-}
-
 /// A trained policy loaded from an export directory, acting without libtorch.
 ///
 /// [`Policy::act`] takes a raw observation (as the environment returns it: normalisation, if
 /// the run used it, is applied inside) and returns the deterministic action (the mode of the
-/// policy) in the environment's action space, exactly as `rlpg eval` steps the environment.
-/// `Policy` is immutable and `Sync`: one instance can serve several threads.
+/// policy) in the environment's action space, exactly as `rlpg eval` steps the environment;
+/// [`Policy::sample`] draws from the policy as training explored, from a seed. The network runs
+/// on `rlpg-kernel`'s MLP, the code rlpg's CPU kernel trains with. `Policy` is immutable and
+/// `Sync`: one instance can serve several threads.
 #[derive(Clone, Debug)]
 pub struct Policy {
     manifest: Manifest,
     obs_dim: usize,
     normalizer: Option<Normalizer>,
-    layers: Vec<Dense>,
-    head: HeadOp,
+    /// Every layer's weight (`[out, in]` row-major) and bias, one after the other.
+    theta: Vec<f32>,
+    mlp: DenseMlp,
+    /// A Gaussian head's state-independent log-std.
+    log_std: Option<Vec<f32>>,
     space: Space,
     /// `(loc, scale)` of a squashed head.
     rescale: Option<(Vec<f32>, Vec<f32>)>,
@@ -65,60 +50,57 @@ impl Policy {
     /// writes them). Errors name the file and what is wrong: a missing or damaged file, a
     /// manifest of an unknown format or version, a tensor missing or of the wrong shape.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, PolicyError> {
-        Ok(Self::from_export(&Export::read(dir.as_ref())?))
+        Self::from_export(&Export::read(dir.as_ref())?)
     }
 
     /// The policy of an export already in memory (see [`Export::new`], which checks it).
-    pub fn from_export(export: &Export) -> Self {
+    /// Errors when its layers do not chain into one network.
+    pub fn from_export(export: &Export) -> Result<Self, PolicyError> {
         let manifest = &export.manifest;
         // `Export` is checked on construction: every tensor below exists with its shape.
         let values = |name: &str| export.tensor(name).map(|t| t.values.clone()).unwrap_or_default();
-        let layers = manifest
-            .layers
-            .iter()
-            .map(|layer| {
-                let w = values(&layer.weight);
-                let (rows, cols) = (layer.outputs, layer.inputs);
-                let mut weight_t = vec![0.0; rows * cols];
-                for r in 0..rows {
-                    for c in 0..cols {
-                        weight_t[c * rows + r] = w.get(r * cols + c).copied().unwrap_or(0.0);
-                    }
-                }
-                Dense {
-                    in_dim: cols,
-                    out_dim: rows,
-                    weight_t,
-                    bias: values(&layer.bias),
-                    activation: layer.activation,
-                }
-            })
-            .collect();
+        let mut theta = Vec::new();
+        let mut layers = Vec::with_capacity(manifest.layers.len());
+        for layer in &manifest.layers {
+            let weight = Segment {
+                offset: theta.len(),
+                shape: vec![layer.outputs, layer.inputs],
+                column_major: false,
+            };
+            theta.extend(values(&layer.weight));
+            let bias = theta.len();
+            theta.extend(values(&layer.bias));
+            layers.push(LayerSpec { weight, bias, activation: layer.activation });
+        }
+        let mlp = DenseMlp::from_layers(&layers).map_err(|e| PolicyError::Manifest {
+            path: crate::MANIFEST_FILE.into(),
+            what: format!("the layers do not form one network: {e}"),
+        })?;
+        if mlp.extent() > theta.len() {
+            return Err(PolicyError::Manifest {
+                path: crate::MANIFEST_FILE.into(),
+                what: "the layers' tensors are shorter than their shapes".into(),
+            });
+        }
         let normalizer = manifest.observation.normalization.as_ref().map(|n| Normalizer {
             mean: n.mean.clone(),
             std: n.var.iter().map(|v| (v + n.epsilon).sqrt()).collect(),
             clip: n.clip,
         });
-        let dim = manifest.action.space.dim();
-        let head = match &manifest.head {
-            Head::Categorical => HeadOp::Argmax,
-            // The agent's mode is the argmax of `log_softmax` of the (bounded) logits; the
-            // subtraction can round two close logits to a tie, so it is repeated here.
-            Head::GumbelSoftmax { logit_bound, .. } => {
-                HeadOp::BoundedArgmax { bound: *logit_bound }
-            }
-            Head::Gaussian { .. } => HeadOp::Mean { dim },
-            Head::SquashedGaussian | Head::DeterministicTanh { .. } => HeadOp::TanhMean { dim },
+        let log_std = match &manifest.head {
+            Head::Gaussian { log_std: Some(name) } => Some(values(name)),
+            _ => None,
         };
-        Self {
+        Ok(Self {
             obs_dim: manifest.observation.dim,
             normalizer,
-            layers,
-            head,
+            theta,
+            mlp,
+            log_std,
             space: manifest.action.space.to_space(),
             rescale: manifest.action.rescale.as_ref().map(|r| (r.loc.clone(), r.scale.clone())),
             manifest: manifest.clone(),
-        }
+        })
     }
 
     /// Floats per observation.
@@ -138,13 +120,7 @@ impl Policy {
 
     /// The deterministic action for one raw observation of [`Policy::obs_dim`] floats.
     pub fn act(&self, obs: &[f32]) -> Result<ActionBuf, PolicyError> {
-        if obs.len() != self.obs_dim {
-            return Err(PolicyError::ObservationLength {
-                expected: self.obs_dim,
-                got: obs.len(),
-                batch: false,
-            });
-        }
+        self.check_single(obs)?;
         let mut actions = self.act_batch(obs)?;
         Ok(actions.pop().unwrap_or(ActionBuf::Discrete(0)))
     }
@@ -152,73 +128,122 @@ impl Policy {
     /// The deterministic actions for a batch of raw observations, row-major (`rows ×`
     /// [`Policy::obs_dim`] floats), one action per row.
     pub fn act_batch(&self, obs: &[f32]) -> Result<Vec<ActionBuf>, PolicyError> {
-        if obs.len() % self.obs_dim != 0 {
+        self.actions(obs, None)
+    }
+
+    /// One action drawn from the policy for one raw observation; see [`Policy::sample_batch`].
+    pub fn sample(&self, obs: &[f32], seed: u64) -> Result<ActionBuf, PolicyError> {
+        self.check_single(obs)?;
+        let mut actions = self.sample_batch(obs, seed)?;
+        Ok(actions.pop().unwrap_or(ActionBuf::Discrete(0)))
+    }
+
+    /// Actions drawn from the policy (as the agent explores: a categorical sample; the
+    /// Gaussian's mean plus `std · ε`, clipped; the squashed Gaussian's `tanh(mean + std · ε)`
+    /// rescaled; TD3's action plus Gaussian noise of std `exploration_noise`, clipped to the
+    /// box), from a generator seeded with `seed`: the same seed gives the same actions.
+    pub fn sample_batch(&self, obs: &[f32], seed: u64) -> Result<Vec<ActionBuf>, PolicyError> {
+        self.actions(obs, Some(&mut SplitMix(seed)))
+    }
+
+    fn check_single(&self, obs: &[f32]) -> Result<(), PolicyError> {
+        if obs.len() == self.obs_dim {
+            Ok(())
+        } else {
+            Err(PolicyError::ObservationLength {
+                expected: self.obs_dim,
+                got: obs.len(),
+                batch: false,
+            })
+        }
+    }
+
+    /// The actions for raw observations: the mode, or with `rng` a sample.
+    fn actions(
+        &self,
+        obs: &[f32],
+        rng: Option<&mut SplitMix>,
+    ) -> Result<Vec<ActionBuf>, PolicyError> {
+        if self.obs_dim == 0 || obs.len() % self.obs_dim != 0 {
             return Err(PolicyError::ObservationLength {
                 expected: self.obs_dim,
                 got: obs.len(),
                 batch: true,
             });
         }
-        let mut scratch = [Vec::new(), Vec::new()];
-        let outputs = self.outputs(obs, &mut scratch);
-        let width = self.layers.last().map_or(1, |l| l.out_dim);
-        Ok(outputs.chunks_exact(width).map(|row| self.head_action(row)).collect())
+        let rows = obs.len() / self.obs_dim;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let mut input = Vec::with_capacity(obs.len());
+        self.normalize(obs, &mut input);
+        let mut trace = Trace::default();
+        let outputs = self.mlp.forward(&self.theta, &input, rows, &mut trace);
+        let width = self.mlp.out_dim();
+        let mut rng = rng;
+        let mut scratch = Vec::new();
+        Ok(outputs
+            .chunks_exact(width)
+            .map(|row| self.head_action(row, rng.as_deref_mut(), &mut scratch))
+            .collect())
     }
 
-    /// The network's raw outputs for normalised observations `[rows, obs_dim]`.
-    fn outputs<'a>(&self, obs: &[f32], scratch: &'a mut [Vec<f32>; 2]) -> &'a [f32] {
-        let [a, b] = scratch;
-        a.clear();
+    /// Raw observations normalised as training did (or copied), into `out`.
+    fn normalize(&self, obs: &[f32], out: &mut Vec<f32>) {
         match &self.normalizer {
-            None => a.extend_from_slice(obs),
-            Some(n) => a.extend(obs.chunks_exact(self.obs_dim).flat_map(|row| {
-                row.iter()
-                    .zip(n.mean.iter().zip(&n.std))
-                    .map(|(&x, (&m, &s))| ((f64::from(x) - m) / s) as f32)
+            None => out.extend_from_slice(obs),
+            Some(n) => out.extend(obs.chunks_exact(self.obs_dim).flat_map(|row| {
+                row.iter().zip(n.mean.iter().zip(&n.std)).map(|(&x, (&m, &s))| {
+                    // `clamp` would panic on a NaN clip; the manifest's clip is checked > 0.
+                    (((f64::from(x) - m) / s) as f32).clamp(-n.clip, n.clip)
+                })
             })),
         }
-        if let Some(n) = &self.normalizer {
-            for z in a.iter_mut() {
-                // `clamp` would panic on a NaN clip; the manifest's clip is checked > 0.
-                *z = z.clamp(-n.clip, n.clip);
-            }
-        }
-        let rows = obs.len() / self.obs_dim;
-        let (mut current, mut next) = (a, b);
-        for layer in &self.layers {
-            next.clear();
-            next.resize(rows * layer.out_dim, 0.0);
-            for (x, y) in
-                current.chunks_exact(layer.in_dim).zip(next.chunks_exact_mut(layer.out_dim))
-            {
-                y.copy_from_slice(&layer.bias);
-                for (&xk, w) in x.iter().zip(layer.weight_t.chunks_exact(layer.out_dim)) {
-                    if xk != 0.0 {
-                        for (yj, &wj) in y.iter_mut().zip(w) {
-                            *yj += xk * wj;
-                        }
-                    }
-                }
-                if let Some(activation) = layer.activation {
-                    for yj in y.iter_mut() {
-                        *yj = activation.apply(*yj);
-                    }
-                }
-            }
-            std::mem::swap(&mut current, &mut next);
-        }
-        current
     }
 
-    /// The action for one row of outputs, post-processed into the action space.
-    fn head_action(&self, outputs: &[f32]) -> ActionBuf {
-        let mut y: Vec<f32> = match self.head {
-            HeadOp::Argmax => return ActionBuf::Discrete(first_argmax(outputs)),
-            HeadOp::BoundedArgmax { bound } => {
-                return ActionBuf::Discrete(first_argmax(&log_softmax(&bounded(outputs, bound))));
+    /// The action for one row of outputs (the mode, or with `rng` a sample), post-processed
+    /// into the action space.
+    fn head_action(
+        &self,
+        outputs: &[f32],
+        rng: Option<&mut SplitMix>,
+        scratch: &mut Vec<f32>,
+    ) -> ActionBuf {
+        let d = self.manifest.action.space.dim();
+        let mut y: Vec<f32> = match (&self.manifest.head, rng) {
+            (Head::Categorical, None) => return ActionBuf::Discrete(argmax(outputs)),
+            (Head::Categorical, Some(rng)) => {
+                return ActionBuf::Discrete(inverse_cdf(outputs, rng.uniform() as f32));
             }
-            HeadOp::Mean { dim } => outputs[..dim].to_vec(),
-            HeadOp::TanhMean { dim } => outputs[..dim].iter().map(|u| u.tanh()).collect(),
+            (Head::GumbelSoftmax { logit_bound, .. }, rng) => {
+                scratch.clear();
+                scratch.extend_from_slice(outputs);
+                bound_logits_in_place(scratch, *logit_bound);
+                // The agent's mode is the argmax of `log_softmax` of the (bounded) logits; the
+                // subtraction can round two close logits to a tie, so it is repeated here.
+                log_softmax_in_place(scratch);
+                return ActionBuf::Discrete(match rng {
+                    None => argmax(scratch),
+                    Some(rng) => inverse_cdf(scratch, rng.uniform() as f32),
+                });
+            }
+            (Head::Gaussian { .. }, None) => outputs[..d].to_vec(),
+            (Head::Gaussian { .. }, Some(rng)) => (0..d)
+                .map(|j| outputs[j] + self.log_std_at(outputs, j, d).exp() * rng.normal() as f32)
+                .collect(),
+            (Head::SquashedGaussian, None) => outputs[..d].iter().map(|u| u.tanh()).collect(),
+            (Head::SquashedGaussian, Some(rng)) => (0..d)
+                .map(|j| {
+                    (outputs[j] + self.log_std_at(outputs, j, d).exp() * rng.normal() as f32).tanh()
+                })
+                .collect(),
+            (Head::DeterministicTanh { .. }, None) => {
+                outputs[..d].iter().map(|u| u.tanh()).collect()
+            }
+            (Head::DeterministicTanh { exploration_noise }, Some(rng)) => outputs[..d]
+                .iter()
+                .map(|u| (u.tanh() + (rng.normal() * exploration_noise) as f32).clamp(-1.0, 1.0))
+                .collect(),
         };
         if let Some((loc, scale)) = &self.rescale {
             for ((a, &l), &s) in y.iter_mut().zip(loc).zip(scale) {
@@ -237,32 +262,37 @@ impl Policy {
         }
         ActionBuf::Continuous(y)
     }
-}
 
-/// `bound · tanh((r − mean(r)) / bound)`, or `r` for `bound = 0` (rlpg-agents' bounded logits).
-fn bounded(raw: &[f32], bound: f32) -> Vec<f32> {
-    if bound <= 0.0 {
-        return raw.to_vec();
-    }
-    let mean = raw.iter().sum::<f32>() / raw.len() as f32;
-    raw.iter().map(|r| ((r - mean) / bound).tanh() * bound).collect()
-}
-
-/// `x − logsumexp(x)`, as libtorch computes it (`x − max − ln Σ exp(x − max)`).
-fn log_softmax(x: &[f32]) -> Vec<f32> {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
-    let lse = sum.ln();
-    x.iter().map(|v| v - max - lse).collect()
-}
-
-/// The index of the first largest value (as `argmax` breaks ties).
-fn first_argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
+    /// A Gaussian head's log-std of dimension `j`: the parameter, or output `d + j` clamped.
+    fn log_std_at(&self, outputs: &[f32], j: usize, d: usize) -> f32 {
+        match &self.log_std {
+            Some(p) => p[j],
+            None => clamp_log_std(outputs[d + j]),
         }
     }
-    best
+}
+
+/// SplitMix64, the seeded generator of [`Policy::sample_batch`].
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u = 1.0 - self.uniform();
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
 }
