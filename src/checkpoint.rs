@@ -87,6 +87,10 @@ pub struct CheckpointMeta {
     pub spaces: Option<EnvSpaces>,
     /// How libtorch's random numbers continue ([`TORCH_RNG_SCHEME`]).
     pub torch_rng: String,
+    /// The backend the agent ran on when it was written (`libtorch` or `kernel`; `None` in
+    /// checkpoints written before it was recorded). Informational: either backend resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     /// FNV-1a 64 (hex) of every tensor's name, dtype, shape and bytes, in name order.
     pub checksum: String,
 }
@@ -604,6 +608,7 @@ impl CheckpointSaver for RunCheckpoints {
                 envs: point.envs.clone(),
                 spaces: self.spaces.clone(),
                 torch_rng: TORCH_RNG_SCHEME.to_owned(),
+                backend: Some(point.backend.name().to_owned()),
                 checksum: String::new(),
             },
             agent: copy(point.agent_tensors),

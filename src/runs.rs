@@ -59,6 +59,9 @@ pub struct RunInfo {
     pub total_timesteps: Option<u64>,
     /// The best evaluation return recorded in its newest loadable checkpoint.
     pub best_eval: Option<f64>,
+    /// The backend its agent ran on (`libtorch` or `kernel`), from its newest loadable
+    /// checkpoint.
+    pub backend: Option<String>,
     /// Complete, resumable, failed or broken.
     #[serde(flatten)]
     pub status: RunStatus,
@@ -93,6 +96,7 @@ pub fn inspect_run(dir: &Path) -> RunInfo {
         steps: 0,
         total_timesteps: None,
         best_eval: None,
+        backend: None,
         status: RunStatus::Resumable,
     };
     let config_path = dir.join(CONFIG_FILE);
@@ -131,6 +135,7 @@ pub fn inspect_run(dir: &Path) -> RunInfo {
         Some(meta) => {
             info.steps = meta.step;
             info.best_eval = meta.loop_state.best_eval.map(|(_, r)| r);
+            info.backend = meta.backend.clone();
             info.status =
                 if meta.loop_state.finished { RunStatus::Complete } else { RunStatus::Resumable };
         }
@@ -161,7 +166,7 @@ fn recorded_failure(dir: &Path) -> Option<String> {
 
 /// The runs as an aligned text table, one run per line after a header.
 pub fn to_table(runs: &[RunInfo]) -> String {
-    let rows: Vec<[String; 7]> = runs
+    let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|r| {
             let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
@@ -180,21 +185,22 @@ pub fn to_table(runs: &[RunInfo]) -> String {
                 or_dash(r.seed.map(|s| s.to_string())),
                 steps,
                 or_dash(r.best_eval.map(|b| format!("{b:.2}"))),
+                or_dash(r.backend.clone()),
                 r.status.to_string(),
             ]
         })
         .collect();
-    let header = ["run", "env", "agent", "seed", "steps", "best_eval", "status"];
+    let header = ["run", "env", "agent", "seed", "steps", "best_eval", "backend", "status"];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 7]| {
+    let line = |cells: [&str; 8]| {
         let mut out = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 6 {
+            if i == 7 {
                 out.push_str(cell);
             } else {
                 out.push_str(&format!("{cell:<w$}  "));
@@ -204,7 +210,7 @@ pub fn to_table(runs: &[RunInfo]) -> String {
     };
     let mut text = line(header);
     for row in &rows {
-        text.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5], &row[6]]));
+        text.push_str(&line(row.each_ref().map(String::as_str)));
     }
     text
 }

@@ -55,8 +55,9 @@ impl View {
     }
 }
 
-/// Products with at most this many rows run as plain loops instead of packed sgemm.
-const SMALL_ROWS: usize = 4;
+/// Products with at most this many rows run as plain loops instead of packed sgemm, when the
+/// loops can run along contiguous memory.
+const SMALL_ROWS: usize = 8;
 
 /// `c ← a · b + beta · c` for matrices inside slices. With `beta = 0`, `c`'s previous values
 /// are ignored (NaN included).
@@ -69,7 +70,11 @@ pub fn gemm(a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], 
     if cv.rows == 0 || cv.cols == 0 {
         return;
     }
-    if av.rows <= SMALL_ROWS {
+    // A few rows (acting on a few observations): plain loops along whichever stride of `b` is
+    // contiguous, instead of packing all of `b` for a handful of multiply-adds per element.
+    let rows_contiguous = bv.col_stride == 1 && cv.col_stride == 1;
+    let cols_contiguous = bv.row_stride == 1 && av.col_stride == 1;
+    if av.rows <= SMALL_ROWS && (rows_contiguous || cols_contiguous) {
         small(a, av, b, bv, beta, c, cv);
         return;
     }
@@ -118,15 +123,28 @@ fn small(a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], cv:
                 }
             }
         } else {
+            // c[i, j] += ⟨a[i, :], b[:, j]⟩, both contiguous.
+            let row = &a[av.at(i, 0)..av.at(i, 0) + av.cols];
             for j in 0..cv.cols {
-                let mut sum = 0.0f32;
-                for k in 0..av.cols {
-                    sum += a[av.at(i, k)] * b[bv.at(k, j)];
-                }
-                c[cv.at(i, j)] += sum;
+                let start = bv.at(0, j);
+                let column = &b[start..start + bv.rows];
+                c[cv.at(i, j)] += dot(row, column);
             }
         }
     }
+}
+
+/// `⟨x, y⟩` over eight running sums (so the loop vectorizes), added up at the end.
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (xs, ys) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xs.remainder().iter().zip(ys.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in xs.zip(ys) {
+        for k in 0..8 {
+            lanes[k] += a[k] * b[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -296,9 +296,8 @@ impl Config {
         observation_space: &Space,
         action_space: &Space,
     ) -> Result<(), ConfigError> {
-        if let Err(message) = self.device.resolve() {
-            return Err(invalid("device", message));
-        }
+        let device = self.device.resolve().map_err(|message| invalid("device", message))?;
+        self.check_backend(device)?;
         let env = &self.env;
         if self.normalize_obs && !matches!(observation_space, Space::Box(_)) {
             return Err(invalid(
@@ -310,6 +309,33 @@ impl Config {
             ));
         }
         self.check_agent_sections(Some(action_space))
+    }
+}
+
+impl Config {
+    /// The chosen agent's `backend` against the device and the kernel's coverage table (the
+    /// check its constructor makes): `"kernel"` with an option the kernel does not compute, or
+    /// on a GPU, is an error naming `{agent}.backend`.
+    fn check_backend(&self, device: tch::Device) -> Result<(), ConfigError> {
+        use rlpg_agents::backend::{coverage, resolve};
+        let (section, choice, kind, settings) = match self.agent {
+            AgentKind::Reinforce => (
+                "reinforce",
+                self.reinforce.backend,
+                coverage::AgentKind::Reinforce,
+                serde_json::to_value(&self.reinforce),
+            ),
+            AgentKind::Pathwise => (
+                "pathwise",
+                self.pathwise.backend,
+                coverage::AgentKind::Pathwise,
+                serde_json::to_value(&self.pathwise),
+            ),
+        };
+        let settings = settings.map_err(|e| invalid(section, format!("cannot serialize: {e}")))?;
+        resolve(choice, kind, &settings, device)
+            .map(|_| ())
+            .map_err(|e| invalid(&format!("{section}.{}", e.key), e.message))
     }
 }
 

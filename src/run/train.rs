@@ -272,9 +272,10 @@ pub(super) fn run_session(
     };
     let header = if fresh {
         // The resolved config (Text dashboard) and the HParams session start, once per run.
+        let hparams = config_hparams(config, agent.backend());
         logger
-            .text("config", &config_markdown(config), 0)
-            .and_then(|()| logger.hparams_start(&config_hparams(config)))
+            .text("config", &config_markdown(&hparams), 0)
+            .and_then(|()| logger.hparams_start(&hparams))
     } else {
         Ok(())
     };
@@ -350,6 +351,7 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "env_threads": summary.env_threads,
         "env_workers": summary.env_workers,
         "async_batch": summary.async_batch,
+        "backend": summary.backend.name(),
         "phase_seconds": summary.phase_seconds,
         "evals": summary.evals,
         "reached_target": summary.reached_target.map(|(steps, seconds)| {

@@ -1,13 +1,16 @@
 //! What TensorBoard shows about a run besides its curves: the resolved config as a Markdown
 //! table (Text dashboard) and as HParams hyperparameters (HParams dashboard).
 
+use rlpg_agents::BackendKind;
+
 use super::HParamValue;
 use crate::Config;
 
 /// The resolved config as flat `(key, value)` pairs: the top-level settings, then the chosen
-/// agent's section as `section.key` (the other agents' sections are left out). Lists and other
-/// non-scalar values become their JSON text.
-pub fn config_hparams(config: &Config) -> Vec<(String, HParamValue)> {
+/// agent's section as `section.key` (the other agents' sections are left out), then
+/// `backend`, the backend the agent's `backend` setting resolved to (`libtorch` or `kernel`).
+/// Lists and other non-scalar values become their JSON text.
+pub fn config_hparams(config: &Config, backend: BackendKind) -> Vec<(String, HParamValue)> {
     let mut out = Vec::new();
     let Ok(serde_json::Value::Object(root)) = serde_json::to_value(config) else {
         return out;
@@ -25,6 +28,7 @@ pub fn config_hparams(config: &Config) -> Vec<(String, HParamValue)> {
             value => out.push((key.clone(), hparam_value(value))),
         }
     }
+    out.push(("backend".to_owned(), HParamValue::Text(backend.name().to_owned())));
     out
 }
 
@@ -42,10 +46,10 @@ fn hparam_value(value: &serde_json::Value) -> HParamValue {
 }
 
 /// The resolved config as a two-column Markdown table (`| key | value |`), as CleanRL writes
-/// its `hyperparameters` text: one row per [`config_hparams`] entry.
-pub fn config_markdown(config: &Config) -> String {
+/// its `hyperparameters` text: one row per entry of `hparams` ([`config_hparams`]).
+pub fn config_markdown(hparams: &[(String, HParamValue)]) -> String {
     let mut text = String::from("| key | value |\n|-----|-------|\n");
-    for (key, value) in config_hparams(config) {
+    for (key, value) in hparams.iter().cloned() {
         let value = match value {
             HParamValue::Number(x) => format!("{x}"),
             HParamValue::Text(t) => t,
@@ -65,13 +69,15 @@ mod tests {
     #[test]
     fn the_table_lists_top_level_keys_and_only_the_chosen_agents_section() {
         let config = Config::new("CartPole-v1", AgentKind::Reinforce);
-        let table = config_markdown(&config);
+        let hparams = config_hparams(&config, BackendKind::Kernel);
+        let table = config_markdown(&hparams);
         assert!(table.starts_with("| key | value |\n|-----|-------|\n"), "{table}");
         assert!(table.contains("| env | CartPole-v1 |\n"), "{table}");
         assert!(table.contains("| agent | reinforce |\n"), "{table}");
         assert!(table.contains("| reinforce.hidden | [64,64] |\n"), "{table}");
         assert!(!table.contains("pathwise."), "{table}");
-        let hparams = config_hparams(&config);
+        assert!(table.contains("| reinforce.backend | auto |\n"), "{table}");
+        assert!(table.ends_with("| backend | kernel |\n"), "{table}");
         let seed = hparams.iter().find(|(k, _)| k == "seed").map(|(_, v)| v.clone());
         assert_eq!(seed, Some(HParamValue::Number(config.seed as f64)));
         let norm = hparams.iter().find(|(k, _)| k == "normalize_obs").map(|(_, v)| v.clone());

@@ -276,6 +276,8 @@ pub struct TrainSummary {
     pub async_batch: usize,
     /// Where the training time went (over every session of a resumed run).
     pub phase_seconds: PhaseSeconds,
+    /// The backend the agent's updates and acting ran on (its `backend` setting resolved).
+    pub backend: rlpg_agents::BackendKind,
 }
 
 fn env_err(step: u64) -> impl FnOnce(EnvError) -> TrainError {
@@ -426,6 +428,8 @@ pub struct SavePoint<'a> {
     /// The evaluation done at this very step, if one was (for [`SaveReason::NewBest`] and
     /// [`SaveReason::Final`]).
     pub eval_return: Option<f64>,
+    /// The backend the agent runs on.
+    pub backend: rlpg_agents::BackendKind,
 }
 
 /// Writes the checkpoints the loop asks for (the run directory's implementation is in
@@ -569,6 +573,7 @@ impl Session<'_, '_> {
             training_tensors: &training_tensors,
             envs,
             eval_return,
+            backend: agent.backend(),
         };
         saver.save(&point).map_err(|message| TrainError::Checkpoint { step, message })
     }
@@ -828,6 +833,7 @@ fn train_loop_inner(
         recent_mean_return: state.recent_mean(),
         final_eval,
         steps_per_second: global_step as f64 / state.train_seconds.max(1e-9),
+        backend: agent.backend(),
         evals: state.evals,
         reached_target,
         env_threads: envs.threads(),

@@ -87,16 +87,17 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
-/// The backend `choice` resolves to on `device` for a run whose settings are `settings`
-/// (checked against [`coverage`] for `agent`): `auto` takes the kernel when the device is the
-/// CPU and the kernel covers every setting; `kernel` insists and errors naming the first
-/// setting it does not cover; `libtorch` always takes libtorch.
-pub(crate) fn resolve(
+/// The backend `choice` resolves to on `device` for an agent whose settings are `settings`
+/// (its section serialized, checked against [`coverage`] for `agent`): `auto` takes the kernel
+/// when the device is the CPU and the kernel covers every setting; `kernel` insists, and is an
+/// error naming `backend` otherwise; `libtorch` always takes libtorch. The agents' constructors
+/// and the config loader both call this, so a run is refused before anything is written.
+pub fn resolve(
     choice: BackendChoice,
     agent: coverage::AgentKind,
     settings: &serde_json::Value,
     device: Device,
-) -> Result<BackendKind, AgentError> {
+) -> Result<BackendKind, crate::InvalidSetting> {
     let refusal = if device != Device::Cpu {
         Some(format!("the kernel runs on the CPU only, and the device is {device:?}"))
     } else {
@@ -109,8 +110,7 @@ pub(crate) fn resolve(
         (BackendChoice::Kernel, Some(why)) => Err(crate::InvalidSetting::new(
             "backend",
             format!("\"kernel\" cannot run this agent: {why}; use \"auto\" or \"libtorch\""),
-        )
-        .into()),
+        )),
     }
 }
 
