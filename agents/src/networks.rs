@@ -161,50 +161,80 @@ fn fast_tanh(xs: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::{FlatParams, column_major};
+    use rlpg_kernel::{DenseMlp, Trace};
     use tch::{Device, Kind};
 
+    const ACTIVATIONS: [Activation; 5] = [
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Elu,
+        Activation::LeakyRelu,
+        Activation::Silu,
+    ];
+
+    /// The kernel's view of `mlp`'s parameters, moved into a flat buffer as agents do.
+    fn flat(vs: &nn::VarStore, activation: Activation) -> (FlatParams, DenseMlp) {
+        let params = FlatParams::new(vs).expect("flat parameters");
+        let lookup = |name: &str| params.segment(name).cloned();
+        let dense = DenseMlp::find(&lookup, "", activation).expect("layout");
+        (params, dense)
+    }
+
     #[test]
-    fn snapshot_forward_matches_the_tensor_forward_for_every_activation() {
-        for activation in [
-            Activation::Tanh,
-            Activation::Relu,
-            Activation::Elu,
-            Activation::LeakyRelu,
-            Activation::Silu,
-        ] {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let mlp = Mlp::new(&vs.root(), 5, &[64, 32], 3, activation, LayerInit::Pytorch);
-            let x = Tensor::randn([9, 5], (Kind::Float, Device::Cpu)) * 2.0;
-            let expected =
-                Vec::<f32>::try_from(&tch::no_grad(|| mlp.forward(&x)).view([-1])).expect("floats");
-            let input = Vec::<f32>::try_from(&x.view([-1])).expect("floats");
-            let snapshot = mlp.snapshot().expect("snapshot");
-            assert_eq!((snapshot.in_dim(), snapshot.out_dim()), (5, 3));
-            let mut scratch = [Vec::new(), Vec::new()];
-            let got = snapshot.forward(&input, &mut scratch);
-            assert_eq!(got.len(), expected.len());
-            for (g, e) in got.iter().zip(&expected) {
-                assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{activation:?}: {g} vs {e}");
+    fn the_kernels_forward_matches_the_tensor_forward_for_every_activation_and_layout() {
+        // Both layouts agents use: as built (REINFORCE) and column-major (the pathwise agent),
+        // and batches on both sides of `fast_tanh`'s switch to the sigmoid form.
+        for activation in ACTIVATIONS {
+            for column in [false, true] {
+                for rows in [9, 200] {
+                    let vs = nn::VarStore::new(Device::Cpu);
+                    let mlp = Mlp::new(&vs.root(), 5, &[64, 32], 3, activation, LayerInit::Pytorch);
+                    if column {
+                        column_major(&vs).expect("column-major");
+                    }
+                    let (params, dense) = flat(&vs, activation);
+                    assert_eq!((dense.in_dim(), dense.out_dim()), (5, 3));
+                    let x = Tensor::randn([rows, 5], (Kind::Float, Device::Cpu)) * 2.0;
+                    let expected =
+                        Vec::<f32>::try_from(&tch::no_grad(|| mlp.forward(&x)).view([-1]))
+                            .expect("floats");
+                    let input = Vec::<f32>::try_from(&x.view([-1])).expect("floats");
+                    let theta = params.cpu_values().expect("CPU values");
+                    let mut trace = Trace::default();
+                    let got = dense.forward(theta, &input, rows as usize, &mut trace);
+                    assert_eq!(got.len(), expected.len());
+                    for (g, e) in got.iter().zip(&expected) {
+                        assert!(
+                            (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                            "{activation:?}, column-major {column}, {rows} rows: {g} vs {e}"
+                        );
+                    }
+                }
             }
         }
     }
 
     #[test]
-    fn a_snapshot_is_a_copy_that_a_new_snapshot_refreshes() {
+    fn the_kernel_reads_the_live_parameters_not_a_copy() {
+        // The kernel's MLP is a layout over the network's own buffer: writing the variables
+        // (a load, an optimizer step) is what its next forward pass sees.
         let vs = nn::VarStore::new(Device::Cpu);
-        let mlp = Mlp::new(&vs.root(), 2, &[4], 1, Activation::Relu, LayerInit::Pytorch);
-        let before = mlp.snapshot().expect("snapshot");
+        let _mlp = Mlp::new(&vs.root(), 2, &[4], 1, Activation::Relu, LayerInit::Pytorch);
+        let (params, dense) = flat(&vs, Activation::Relu);
+        let mut trace = Trace::default();
+        let before =
+            dense.forward(params.cpu_values().expect("CPU"), &[1.0, 1.0], 1, &mut trace).to_vec();
         tch::no_grad(|| {
             for (_, mut v) in vs.variables() {
                 let _ = v.fill_(0.5);
             }
         });
-        let mut scratch = [Vec::new(), Vec::new()];
-        let old = before.forward(&[1.0, 1.0], &mut scratch).to_vec();
-        let new = mlp.snapshot().expect("snapshot").forward(&[1.0, 1.0], &mut scratch).to_vec();
+        let after =
+            dense.forward(params.cpu_values().expect("CPU"), &[1.0, 1.0], 1, &mut trace).to_vec();
         // 4 hidden units of relu(0.5 + 0.5 + 0.5) = 1.5, then 4 * 0.5 * 1.5 + 0.5.
-        assert_eq!(new, [3.5]);
-        assert_ne!(old, new, "the old snapshot must not see the new weights");
+        assert_eq!(after, [3.5]);
+        assert_ne!(before, after, "the forward pass must see the new weights");
     }
 
     fn spec(orthogonal_init: bool) -> MlpSpec {
@@ -254,15 +284,10 @@ mod tests {
     fn orthogonal_init_gives_scaled_orthonormal_rows_and_zero_biases() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let _policy = PolicyNetwork::new(
-            &vs.root(),
-            4,
-            &Space::Discrete(2),
-            DistributionKind::Categorical,
-            LogStd::StateDependent,
-            &spec(true),
-        )
-        .unwrap();
+        // A policy as REINFORCE builds it for Discrete(2) with orthogonal_init.
+        let orthogonal = spec(true);
+        let init = orthogonal.init(POLICY_OUTPUT_GAIN);
+        let _policy = Mlp::new(&vs.root(), 4, &orthogonal.hidden, 2, orthogonal.activation, init);
         let vars = vs.variables();
         // fc1.weight is [32, 64]: fewer rows than columns, so its rows are orthonormal * gain.
         let w = &vars["fc1.weight"];
@@ -278,25 +303,7 @@ mod tests {
             let max = vars[name].abs().max().double_value(&[]);
             assert_eq!(max, 0.0, "{name} should start at zero, max |b| = {max}");
         }
-    }
-
-    #[test]
-    fn policy_outputs_match_the_head_and_value_is_one_number_per_state() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let space = Space::Box(rlpg_envs::BoxSpace::uniform(3, -1.0, 1.0));
-        let policy = PolicyNetwork::new(
-            &(vs.root() / "policy"),
-            5,
-            &space,
-            DistributionKind::SquashedGaussian,
-            LogStd::StateDependent,
-            &spec(false),
-        )
-        .unwrap();
-        assert_eq!(policy.head().num_params(), 6, "state-dependent std doubles the outputs");
-        let obs = Tensor::randn([7, 5], (Kind::Float, Device::Cpu));
-        assert_eq!(policy.distribution(&obs).sample().size(), vec![7, 3]);
-        let value = ValueNetwork::new(&(vs.root() / "value"), 5, &spec(true));
-        assert_eq!(value.forward(&obs).size(), vec![7]);
+        // Without orthogonal_init the spec asks for PyTorch's default.
+        assert_eq!(spec(false).init(1.0), LayerInit::Pytorch);
     }
 }

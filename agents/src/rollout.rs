@@ -397,6 +397,11 @@ pub fn generalized_advantages(steps: &StepRecord<'_>, gamma: f64, gae_lambda: f6
 mod tests {
     use super::*;
 
+    /// One index per row.
+    fn indices(values: &[i64]) -> Actions {
+        Actions::Indices { values: values.to_vec(), width: 1 }
+    }
+
     /// One env over five steps (γ = 0.5) exercising each end of an episode:
     /// step 1 terminates, step 3 is truncated, step 4 is cut by the end of the rollout.
     fn five_steps<'a>(values: &'a [f32], next_values: &'a [f32]) -> StepRecord<'a> {
@@ -475,7 +480,7 @@ mod tests {
         let mut buffer = RolloutBuffer::new(2, 2, 1);
         for t in 0..2 {
             let obs = [t as f32, 10.0 + t as f32];
-            let actions = Tensor::from_slice(&[t as i64, 1 - t as i64]);
+            let actions = indices(&[t as i64, 1 - t as i64]);
             buffer
                 .push(&Transition {
                     obs: &obs,
@@ -490,10 +495,8 @@ mod tests {
         assert!(buffer.is_full());
         assert_eq!(buffer.obs(), [0.0, 10.0, 1.0, 11.0]);
         assert_eq!(buffer.terminated(), [false, false, false, true]);
-        let actions = buffer.actions();
-        assert_eq!(actions.kind(), Kind::Int64);
-        assert_eq!(Vec::<i64>::try_from(&actions).unwrap(), [0, 1, 1, 0]);
-        let extra = Tensor::from_slice(&[0i64, 0]);
+        assert_eq!(buffer.actions(), &indices(&[0, 1, 1, 0]));
+        let extra = indices(&[0, 0]);
         let full = buffer.push(&Transition {
             obs: &[0.0; 2],
             actions: &extra,
@@ -510,7 +513,7 @@ mod tests {
     #[test]
     fn buffer_rejects_a_transition_with_the_wrong_number_of_envs() {
         let mut buffer = RolloutBuffer::new(4, 2, 3);
-        let actions = Tensor::from_slice(&[0i64, 1]);
+        let actions = indices(&[0, 1]);
         let err = buffer
             .push(&Transition {
                 obs: &[0.0; 6],
@@ -525,12 +528,45 @@ mod tests {
     }
 
     #[test]
+    fn float_actions_round_trip_and_a_change_of_kind_or_width_is_refused() {
+        let mut buffer = RolloutBuffer::new(3, 2, 1);
+        fn step(actions: &Actions) -> Transition<'_> {
+            Transition {
+                obs: &[0.0, 1.0],
+                actions,
+                rewards: &[0.0, 1.0],
+                terminated: &[false, false],
+                truncated: &[false, false],
+                next_obs: &[1.0, 2.0],
+            }
+        }
+        let floats = Actions::Floats { values: vec![0.5, -1.5, 2.0, 0.25], width: 2 };
+        buffer.push(&step(&floats)).expect("push");
+        let err = buffer.push(&step(&indices(&[0, 1]))).expect_err("indices after floats");
+        assert!(
+            err.to_string().contains(
+                "transition actions are 2 rows of 1 indices; this rollout \
+                 holds 2 rows of 2 floats"
+            ),
+            "{err}"
+        );
+        let narrow = Actions::Floats { values: vec![0.5, 1.0], width: 1 };
+        let err = buffer.push(&step(&narrow)).expect_err("a narrower action");
+        assert!(err.to_string().contains("2 rows of 1 floats"), "{err}");
+        assert_eq!(buffer.len(), 1, "a refused step must not be stored");
+        let state = buffer.state_tensors("rollout");
+        let mut copy = RolloutBuffer::new(3, 2, 1);
+        copy.load_state_tensors("rollout", &state).expect("load");
+        assert_eq!(copy.actions(), &floats);
+    }
+
+    #[test]
     fn a_partial_rollout_round_trips_through_its_state_tensors() {
         let mut buffer = RolloutBuffer::new(4, 2, 3);
         for t in 0..3 {
             let obs: Vec<f32> = (0..6).map(|i| (t * 6 + i) as f32).collect();
             let next_obs: Vec<f32> = obs.iter().map(|x| x + 0.5).collect();
-            let actions = Tensor::from_slice(&[t as i64, 1 - t as i64]);
+            let actions = indices(&[t as i64, 1 - t as i64]);
             buffer
                 .push(&Transition {
                     obs: &obs,
@@ -549,8 +585,7 @@ mod tests {
         assert_eq!((copy.obs(), copy.next_obs()), (buffer.obs(), buffer.next_obs()));
         assert_eq!((copy.rewards(), copy.terminated()), (buffer.rewards(), buffer.terminated()));
         assert_eq!(copy.truncated(), buffer.truncated());
-        assert_eq!(copy.actions().kind(), Kind::Int64);
-        assert_eq!(Vec::<i64>::try_from(&copy.actions()).unwrap(), [0, 1, 1, 0, 2, -1]);
+        assert_eq!(copy.actions(), &indices(&[0, 1, 1, 0, 2, -1]));
 
         let mut empty = RolloutBuffer::new(4, 2, 3);
         empty.load_state_tensors("rollout", &empty.state_tensors("rollout")).expect("load");

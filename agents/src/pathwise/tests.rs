@@ -1,16 +1,19 @@
-//! Tests of the pathwise agent: its settings, targets, steps, schedule and saved state.
+//! Tests of the pathwise agent: its settings, the backend it runs on, the bounded-logits head,
+//! its schedule, acting and saved state. The update's arithmetic (TD targets by hand, which
+//! network each step moves) is tested through the public interface in
+//! `agents/tests/pathwise_update.rs`, where it can hold libtorch's generator for itself; the
+//! two backends' equality, tensor by tensor, in `agents/tests/backends.rs`.
 
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Device, Kind, Tensor};
 
-use crate::agent::{ActMode, Agent, AgentError, Transition};
+use crate::agent::{ActMode, Actions, Agent, AgentError, Transition};
+use crate::backend::{BackendChoice, BackendKind, Kernel, Ops, Torch};
 use crate::distributions::GumbelSoftmax;
-use crate::optim::FlatParams;
-use crate::replay::ReplaySample;
 use crate::settings::{SettingsContext, WeightInit};
 
 use super::actor;
-use super::agent::{NAME, Variant, bootstrapped_target, smoothed_target_action};
+use super::agent::NAME;
 use super::settings::MAX_LOGIT_BOUND;
 use super::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
 
@@ -33,12 +36,51 @@ fn fill(agent: &mut Pathwise, n: usize) {
         let x = i as f32 / n as f32;
         let obs = [x.cos(), x.sin(), x];
         let next = [x.sin(), x.cos(), -x];
-        agent.replay.push(&obs, &[2.0 * x - 1.0], &[-f64::from(x)], &[i % 7 == 0], &next).unwrap();
+        let replay = &mut agent.core.replay;
+        replay.push(&obs, &[2.0 * x - 1.0], &[-f64::from(x)], &[i % 7 == 0], &next).unwrap();
     }
+}
+
+/// The actions `agent` takes at observations `obs` (rows of 3).
+fn act(agent: &mut Pathwise, obs: &[f32], mode: ActMode) -> Actions {
+    let mut actions = Actions::default();
+    agent.act(obs, mode, &mut actions).expect("act");
+    actions
+}
+
+/// Float actions' values.
+fn floats(actions: &Actions) -> &[f32] {
+    match actions {
+        Actions::Floats { values, .. } => values,
+        other => panic!("expected float actions, got {other}"),
+    }
+}
+
+/// Index actions' values.
+fn indices(actions: &Actions) -> &[i64] {
+    match actions {
+        Actions::Indices { values, .. } => values,
+        other => panic!("expected indices, got {other}"),
+    }
+}
+
+/// One float action per row.
+fn box_action(a: f32) -> Actions {
+    Actions::Floats { values: vec![a], width: 1 }
+}
+
+/// One index per row.
+fn index_action(a: i64) -> Actions {
+    Actions::Indices { values: vec![a], width: 1 }
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
+}
+
+/// A copy of a network's flat parameters.
+fn snapshot(params: &crate::optim::FlatParams) -> Tensor {
+    params.values().copy()
 }
 
 #[test]
@@ -55,6 +97,11 @@ fn defaults_are_valid_and_round_trip_through_serde() {
     );
     assert!(serde_json::from_str::<PathwiseConfig>(r#"{"tua": 0.01}"#).is_err());
     assert!(serde_json::from_str::<PathwiseConfig>(r#"{"estimator": "ddpg"}"#).is_err());
+    let kernel: PathwiseConfig = serde_json::from_str(r#"{"backend": "kernel"}"#).unwrap();
+    assert_eq!(kernel.backend, BackendChoice::Kernel);
+    let err = serde_json::from_str::<PathwiseConfig>(r#"{"backend": "cpu"}"#).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("cpu") && err.contains("libtorch") && err.contains("kernel"), "{err}");
 }
 
 #[test]
@@ -108,95 +155,91 @@ fn discrete_agent(cfg: &PathwiseConfig, seed: i64) -> Pathwise {
         let mut one_hot = [0.0f32; 3];
         one_hot[i % 3] = 1.0;
         let (obs, next) = ([x, -x, 2.0 * x], [x.sin(), x.cos(), -x]);
-        agent.replay.push(&obs, &one_hot, &[f64::from(x) + 1.0], &[i % 2 == 0], &next).unwrap();
+        let replay = &mut agent.core.replay;
+        replay.push(&obs, &one_hot, &[f64::from(x) + 1.0], &[i % 2 == 0], &next).unwrap();
     }
     agent
 }
 
-#[test]
-fn discrete_soft_targets_are_the_exact_expectation_over_actions() {
-    for discrete_critic in [DiscreteCritic::PerAction, DiscreteCritic::Concatenated] {
-        exact_expectation_over_actions(discrete_critic);
-    }
-}
-
-fn exact_expectation_over_actions(discrete_critic: DiscreteCritic) {
-    let cfg = PathwiseConfig {
-        gamma: 0.9,
-        expected_discrete_value: true,
-        discrete_critic,
-        ..PathwiseConfig::default()
-    };
-    let agent = discrete_agent(&cfg, 3);
-    let batch = agent.replay.get(&Tensor::arange(8, (Kind::Int64, Device::Cpu))).unwrap();
-    let alpha = 0.7;
-    let target = Vec::<f32>::try_from(&agent.td_target(&batch, alpha).unwrap()).unwrap();
-    // By hand, row by row: the target critics at each one-hot, the policy's probabilities.
-    let (probs, log_probs) = agent.actor.module.action_probs(&batch.next_obs).unwrap();
-    for row in 0..8i64 {
-        let next = batch.next_obs.get(row);
-        let mut value = 0.0;
-        for a in 0..3i64 {
-            let mut one_hot = [0.0f32; 3];
-            one_hot[a as usize] = 1.0;
-            let input = Tensor::cat(&[&next, &Tensor::from_slice(&one_hot)], 0).view([1, 6]);
-            let (q1, q2) = tch::no_grad(|| agent.critic_target.module.forward(&input));
-            let q = q1.double_value(&[0]).min(q2.double_value(&[0]));
-            let (p, lp) = (probs.double_value(&[row, a]), log_probs.double_value(&[row, a]));
-            value += p * (q - alpha * lp);
-        }
-        let reward = batch.rewards.double_value(&[row]);
-        let terminated = batch.terminated.double_value(&[row]);
-        assert_eq!(terminated, if row % 2 == 0 { 1.0 } else { 0.0 }, "row {row} flag");
-        let expected = reward + 0.9 * (1.0 - terminated) * value;
-        let got = f64::from(target[row as usize]);
+/// The bounded-logits head's values on one backend: the logits stay within the bound, the
+/// probabilities strictly inside (0, 1), a row of huge equal-signed logits keeps its ranking
+/// (not flattened to uniform), small logits keep their policy, and the overshoot penalty is 0
+/// inside the bound. Returns nothing; panics naming the backend.
+fn bounded_logits_values<B: Ops>(b: &mut B, raw: &B::M) {
+    let name = b.kind();
+    let mut host = Vec::new();
+    for bound in [3.0, MAX_LOGIT_BOUND] {
+        let (logits, _) = actor::bounded_logits(b, raw, bound);
+        b.to_host(&logits, &mut host).unwrap();
+        let max_abs = host.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(f64::from(max_abs) <= bound, "{name}, bound {bound}: a logit reached {max_abs}");
+        let d = GumbelSoftmax::from_logits(b, &logits, 1.0, true);
+        let probs = d.probs(b);
+        b.to_host(&probs, &mut host).unwrap();
+        let lo = host.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = host.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert!(lo > 0.0 && hi < 1.0, "{name}, bound {bound}: probabilities in [{lo}, {hi}]");
+        let entropy = d.entropy(b);
+        b.to_host(&entropy, &mut host).unwrap();
+        let second = f64::from(host[1]);
         assert!(
-            (got - expected).abs() < 1e-5,
-            "row {row} (terminated {terminated}): target {got}, hand-computed {expected}"
+            second < 0.5 * 3f64.ln(),
+            "{name}, bound {bound}: row 2 is near uniform ({second})"
         );
     }
-    // The expectation has no sampling noise: the same batch gives the same targets.
-    let again = Vec::<f32>::try_from(&agent.td_target(&batch, alpha).unwrap()).unwrap();
-    assert_eq!(target, again, "discrete soft targets must be deterministic");
+    // Inside the bound there is no penalty, and small logits keep their policy.
+    let small = b.constant(1, 3, &[0.1, -0.2, 0.05]).unwrap();
+    let (_, overshoot) = actor::bounded_logits(b, &small, 1.0);
+    assert_eq!(b.scalar(&overshoot).unwrap(), 0.0, "{name}: a penalty inside the bound");
+    let (logits, _) = actor::bounded_logits(b, &small, 8.0);
+    let (bounded, plain) = (b.softmax(&logits), b.softmax(&small));
+    let (mut p, mut q) = (Vec::new(), Vec::new());
+    b.to_host(&bounded, &mut p).unwrap();
+    b.to_host(&plain, &mut q).unwrap();
+    let moved = p.iter().zip(&q).map(|(a, c)| (a - c).abs()).fold(0.0f32, f32::max);
+    assert!(
+        moved < 1e-4,
+        "{name}: a bound of 8 moved the probabilities of small logits by {moved}"
+    );
+    // Without a bound the same raw logits saturate: the probabilities are exactly 0 and 1.
+    let probs = b.softmax(raw);
+    b.to_host(&probs, &mut host).unwrap();
+    assert_eq!(host.iter().copied().fold(0.0f32, f32::max), 1.0, "{name}: unbounded logits");
+}
+
+/// Huge raw logits, and a row whose logits are all huge and equal-signed (bounding each logit
+/// alone would squash it to a uniform policy).
+const RAW_LOGITS: [f32; 6] = [1e4, -1e4, 0.0, 3e5, 2e5, 2.5e5];
+
+#[test]
+fn bounded_logits_keep_probabilities_inside_on_both_backends() {
+    let mut kernel = Kernel::default();
+    let raw = kernel.constant(2, 3, &RAW_LOGITS).unwrap();
+    bounded_logits_values(&mut kernel, &raw);
+    let mut torch = Torch::new(Device::Cpu);
+    let raw = torch.constant(2, 3, &RAW_LOGITS).unwrap();
+    bounded_logits_values(&mut torch, &raw);
 }
 
 #[test]
-fn bounded_logits_keep_probabilities_inside_and_the_overshoot_pulls_back() {
-    // Huge raw logits, and a row whose logits are all huge and equal-signed (bounding each
-    // logit alone would squash it to a uniform policy).
-    let raw = Tensor::from_slice(&[1e4f32, -1e4, 0.0, 3e5, 2e5, 2.5e5])
-        .view([2, 3])
-        .set_requires_grad(true);
+fn the_logit_overshoot_pulls_every_raw_logit_past_the_bound_back() {
+    // Past the bound a descent step on the overshoot moves every raw logit back (autograd of the
+    // libtorch face; the kernel's slopes of the same primitives are checked against autograd in
+    // `backend::ops` and the agent's whole gradient in `tests/backends.rs`).
+    let mut b = Torch::new(Device::Cpu);
+    let raw = Tensor::from_slice(&RAW_LOGITS).view([2, 3]).set_requires_grad(true);
     for bound in [3.0, MAX_LOGIT_BOUND] {
-        let logits = actor::bounded_logits(&raw, bound);
-        let max_abs = logits.abs().max().double_value(&[]);
-        assert!(max_abs <= bound, "bound {bound}: a logit reached {max_abs}");
-        let d = GumbelSoftmax::from_logits(&logits, 1.0, true);
-        let probs = d.probs();
-        let (lo, hi) = (probs.min().double_value(&[]), probs.max().double_value(&[]));
-        assert!(lo > 0.0 && hi < 1.0, "bound {bound}: probabilities in [{lo}, {hi}]");
-        let second = d.categorical_entropy().double_value(&[1]);
-        assert!(second < 0.5 * 3f64.ln(), "bound {bound}: row 2 is near uniform ({second})");
-        // Past the bound a descent step on the overshoot moves every raw logit back.
-        let overshoot = actor::logit_overshoot(&raw, bound).sum(None);
-        let grad = Tensor::run_backward(&[&overshoot], &[&raw], false, false).remove(0);
+        let (_, overshoot) = actor::bounded_logits(&mut b, &raw, bound);
+        let total = overshoot.sum(Kind::Float);
+        let grad = Tensor::run_backward(&[&total], &[&raw], false, false).remove(0);
         let centred = &raw - raw.mean_dim(-1, true, None);
         let outward = (&grad * &centred).gt(0.0).logical_and(&centred.abs().gt(bound));
         let pulled = outward.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
         // Rows centre on 0: the ±1e4 and ±5e4 logits (four of six) are past the bound.
         assert_eq!(pulled, 4.0, "bound {bound}: overshoot gradient {grad:?}");
+        let inside = grad.abs().gt(0.0).logical_and(&centred.abs().le(bound));
+        assert_eq!(inside.sum(Kind::Int64).int64_value(&[]), 0, "a gradient inside the bound");
     }
-    // Inside the bound there is no penalty, and small logits keep their policy.
-    let small = Tensor::from_slice(&[0.1f32, -0.2, 0.05]).view([1, 3]);
-    assert_eq!(actor::logit_overshoot(&small, 1.0).double_value(&[0]), 0.0);
-    let moved = max_abs_diff(
-        &actor::bounded_logits(&small, 8.0).softmax(-1, None),
-        &small.softmax(-1, None),
-    );
-    assert!(moved < 1e-4, "a bound of 8 moved the probabilities of small logits by {moved}");
-    // Without a bound the same raw logits saturate: the probabilities are exactly 0 and 1.
-    let probs = actor::bounded_logits(&raw, 0.0).softmax(-1, None);
-    assert_eq!(probs.max().double_value(&[]), 1.0, "unbounded logits should saturate");
 }
 
 #[test]
@@ -234,6 +277,9 @@ fn construction_rejects_what_the_agent_cannot_handle() {
     assert!(err(Pathwise::new(&never, &obs, &act, 1)).starts_with("learning_starts: "));
     let unbounded = Space::Box(BoxSpace::uniform(1, f32::NEG_INFINITY, f32::INFINITY));
     assert!(err(Pathwise::new(&cfg, &obs, &unbounded, 1)).contains("finite bounds"));
+    let half_bounded = Space::Box(BoxSpace::new(vec![-1.0, f32::NEG_INFINITY], vec![1.0, 0.0]));
+    let message = err(Pathwise::new(&cfg, &obs, &half_bounded, 1));
+    assert!(message.contains("dimension 1"), "the unbounded dimension is not named: {message}");
     let td3 = PathwiseConfig { estimator: Estimator::Td3, ..cfg.clone() };
     assert!(
         err(Pathwise::new(&td3, &obs, &Space::Discrete(2), 1))
@@ -243,167 +289,67 @@ fn construction_rejects_what_the_agent_cannot_handle() {
 }
 
 #[test]
-fn bootstrapped_target_masks_terminated_rows_only() {
-    let rewards = Tensor::from_slice(&[1.0f32, 1.0, -2.0, 0.5]);
-    let terminated = Tensor::from_slice(&[0.0f32, 1.0, 0.0, 1.0]);
-    let next_value = Tensor::from_slice(&[10.0f32, 10.0, -4.0, 100.0]);
-    let target = bootstrapped_target(&rewards, &terminated, &next_value, 0.9);
-    // By hand: 1 + 0.9·10, 1 (terminated), −2 + 0.9·(−4), 0.5 (terminated).
-    let expected = Tensor::from_slice(&[10.0f32, 1.0, -5.6, 0.5]);
-    assert!(
-        max_abs_diff(&target, &expected) < 1e-5,
-        "targets {target:?} differ from the hand-computed {expected:?}"
-    );
-}
-
-/// Three transitions from the same state: one ordinary, one cut by a time limit
-/// (truncated, not terminated) and one true end. Returns the agent and the stored batch.
-fn three_kinds_of_ends(cfg: &PathwiseConfig) -> (Pathwise, ReplaySample) {
-    let cfg = PathwiseConfig { learning_starts: 1_000, ..cfg.clone() };
-    let mut agent = agent(&cfg, 3);
-    let obs = [0.6f32, 0.8, 0.5];
-    let next = [0.8f32, 0.6, -1.5];
-    for (truncated, terminated) in [(false, false), (true, false), (false, true)] {
-        let actions = Tensor::from_slice(&[1.0f32]).view([1, 1]);
-        agent
-            .observe(&Transition {
-                obs: &obs,
-                actions: &actions,
-                rewards: &[-3.0],
-                terminated: &[terminated],
-                truncated: &[truncated],
-                next_obs: &next,
-            })
-            .unwrap();
-    }
-    let batch = agent.replay.get(&Tensor::from_slice(&[0i64, 1, 2])).unwrap();
-    (agent, batch)
-}
-
-#[test]
-fn td3_target_bootstraps_through_truncation_and_stops_at_termination() {
-    let cfg = PathwiseConfig {
-        estimator: Estimator::Td3,
-        policy_noise: 0.0,
-        gamma: 0.9,
-        ..PathwiseConfig::default()
-    };
-    let (agent, batch) = three_kinds_of_ends(&cfg);
-    let stored: Vec<f32> = Vec::try_from(&batch.terminated).unwrap();
-    assert_eq!(stored, [0.0, 0.0, 1.0], "only the true end may be stored as terminated");
-    let target: Vec<f32> = Vec::try_from(&agent.td_target(&batch, 0.0).unwrap()).unwrap();
-    // By hand: y = r + γ · min(Q1', Q2')(s', μ'(s')) for the first two rows, y = r for the last.
-    let next = Tensor::from_slice(&[0.8f32, 0.6, -1.5]).view([1, 3]);
-    let next_value = tch::no_grad(|| {
-        let Variant::Td3 { target_actor } = &agent.variant else { panic!("not TD3") };
-        let mu = target_actor.module.mode(&next);
-        let (q1, q2) = agent.critic_target.module.forward(&Tensor::cat(&[&next, &mu], 1));
-        q1.minimum(&q2).double_value(&[0])
-    });
-    let bootstrapped = -3.0 + 0.9 * next_value;
-    for (row, expected) in [(0, bootstrapped), (1, bootstrapped), (2, -3.0)] {
-        assert!(
-            (f64::from(target[row]) - expected).abs() < 1e-5,
-            "row {row}: target {} but by hand {expected} (next value {next_value})",
-            target[row]
-        );
-    }
-}
-
-#[test]
-fn sac_soft_value_subtracts_the_entropy_term_under_the_target_critics() {
-    let cfg = PathwiseConfig::default();
-    let (agent, batch) = three_kinds_of_ends(&cfg);
-    let alpha = 0.3;
-    let sample = agent.actor.module.sample_for_target(&batch.next_obs).unwrap();
-    let value = agent.soft_value(&batch.next_obs, &sample, alpha);
-    let (q1, q2) = tch::no_grad(|| {
-        agent.critic_target.module.forward(&Tensor::cat(&[&batch.next_obs, &sample.actions], 1))
-    });
-    for row in 0..3 {
-        let min_q = q1.double_value(&[row]).min(q2.double_value(&[row]));
-        let log_prob = sample.neg_entropy.double_value(&[row]);
-        let expected = min_q - alpha * log_prob;
-        let got = value.double_value(&[row]);
-        assert!(
-            (got - expected).abs() < 1e-5,
-            "row {row}: soft value {got}, by hand min Q {min_q} − {alpha}·{log_prob}"
-        );
-    }
-    // The sampled action's log-probability, not a constant, is what is subtracted.
-    let spread =
-        sample.neg_entropy.max().double_value(&[]) - sample.neg_entropy.min().double_value(&[]);
-    assert!(spread > 0.0, "three independent samples gave identical log-probabilities");
-}
-
-fn snapshot(params: &FlatParams) -> Tensor {
-    params.values().copy()
-}
-
-#[test]
-fn actor_step_changes_the_actor_and_leaves_the_critics_unchanged() {
-    let concatenated = PathwiseConfig {
-        discrete_critic: DiscreteCritic::Concatenated,
-        ..PathwiseConfig::default()
-    };
-    let filled = |cfg: &PathwiseConfig| {
-        let mut agent = agent(cfg, 5);
-        fill(&mut agent, 64);
-        agent
-    };
-    let agents = [
-        ("sac", filled(&PathwiseConfig::default())),
-        ("td3", filled(&PathwiseConfig { estimator: Estimator::Td3, ..PathwiseConfig::default() })),
-        ("discrete, per-action critic", discrete_agent(&PathwiseConfig::default(), 5)),
-        ("discrete, concatenated critic", discrete_agent(&concatenated, 5)),
+fn the_backend_setting_is_honoured_and_auto_takes_the_kernel_for_every_option() {
+    // Every option of the agent is in the kernel's coverage table, so `auto` takes the kernel
+    // on the CPU whatever the settings; `libtorch` and `kernel` are taken as asked.
+    let sac = PathwiseConfig::default();
+    let configs = [
+        ("sac", sac.clone(), false),
+        ("td3", PathwiseConfig { estimator: Estimator::Td3, ..sac.clone() }, false),
+        ("pink", PathwiseConfig { exploration: Exploration::Pink, ..sac.clone() }, false),
+        ("discrete", sac.clone(), true),
+        (
+            "concatenated",
+            PathwiseConfig { discrete_critic: DiscreteCritic::Concatenated, ..sac.clone() },
+            true,
+        ),
+        ("diagnostics", PathwiseConfig { grad_diagnostics: true, ..sac.clone() }, true),
     ];
-    for (estimator, mut agent) in agents {
-        let batch = agent.replay.sample(32).unwrap();
-        let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
-        let critic_target = snapshot(&agent.critic_target.params);
-        agent.actor_step(&batch.obs, 0.2).unwrap();
-        let moved = max_abs_diff(&actor, agent.actor.params.values());
-        assert!(moved > 1e-6, "{estimator}: the actor step left the actor unchanged");
-        let critic_moved = max_abs_diff(&critic, agent.critic.params.values());
-        assert_eq!(critic_moved, 0.0, "{estimator}: the actor step changed the critic");
-        let target_moved = max_abs_diff(&critic_target, agent.critic_target.params.values());
-        assert_eq!(target_moved, 0.0, "{estimator}: the actor step changed the target");
-        // The critics' own parameters carry no gradient from the actor loss either.
-        let stray = agent.critic.store.trainable_variables().iter().any(|v| v.grad().defined());
-        assert!(!stray, "{estimator}: the actor loss left gradients on the critic");
+    for (name, cfg, discrete) in configs {
+        for (choice, want) in [
+            (BackendChoice::Auto, BackendKind::Kernel),
+            (BackendChoice::Libtorch, BackendKind::Libtorch),
+            (BackendChoice::Kernel, BackendKind::Kernel),
+        ] {
+            let cfg = PathwiseConfig { backend: choice, ..cfg.clone() };
+            let agent = if discrete { discrete_agent(&cfg, 1) } else { agent(&cfg, 1) };
+            assert_eq!(agent.backend(), want, "{name} with backend = {choice}");
+        }
     }
+    // The kernel runs on the CPU only: asking for it on another device is refused, naming the
+    // setting (before anything is built there, so this holds without a GPU too).
+    let (obs, act) = pendulum_spaces();
+    let kernel = PathwiseConfig { backend: BackendChoice::Kernel, ..sac };
+    let err = Pathwise::new_on(&kernel, &obs, &act, 1, Device::Cuda(0)).unwrap_err().to_string();
+    assert!(err.starts_with("backend: ") && err.contains("CPU"), "{err}");
 }
 
 #[test]
-fn critic_step_changes_the_critics_and_leaves_the_actor_unchanged() {
-    let mut agent = agent(&PathwiseConfig::default(), 6);
-    fill(&mut agent, 64);
-    let batch = agent.replay.sample(32).unwrap();
-    let (actor, critic) = (snapshot(&agent.actor.params), snapshot(&agent.critic.params));
-    let target = agent.td_target(&batch, 0.2).unwrap();
-    agent.critic_step(&batch, &target).unwrap();
-    assert!(max_abs_diff(&critic, agent.critic.params.values()) > 1e-6, "critic did not move");
-    assert_eq!(max_abs_diff(&actor, agent.actor.params.values()), 0.0, "actor moved");
-}
-
-#[test]
-fn td3_smoothing_noise_is_clipped_and_actions_stay_in_the_box() {
-    tch::manual_seed(0);
-    let mu = Tensor::from_slice(&[-1.0f32, -0.3, 0.0, 0.9]).view([4, 1]).repeat([5000, 1]);
-    let a = smoothed_target_action(&mu, 10.0, 0.5);
-    let shift = (&a - &mu).abs().max().double_value(&[]);
-    assert!(shift <= 0.5 + 1e-6, "noise beyond the clip: |a − μ| up to {shift}");
-    let (lo, hi) = (a.min().double_value(&[]), a.max().double_value(&[]));
-    assert!(lo >= -1.0 && hi <= 1.0, "smoothed actions leave [−1, 1]: [{lo}, {hi}]");
-    // With noise std 10 the clip binds almost always: μ = −0.3 lands on −0.8 or 0.2.
-    let middle = a.reshape([5000, 4]).select(1, 1);
-    let on_edges = ((&middle + 0.8).abs().lt(1e-5).logical_or(&(&middle - 0.2).abs().lt(1e-5)))
-        .to_kind(Kind::Float)
-        .mean(None)
-        .double_value(&[]);
-    assert!(on_edges > 0.9, "only {on_edges} of large noises were clipped to ±0.5");
-    let no_noise = smoothed_target_action(&mu, 0.0, 0.5);
-    assert_eq!(max_abs_diff(&no_noise, &mu), 0.0, "zero policy noise must return μ");
+fn the_actor_loss_leaves_no_gradient_on_the_critics_parameters() {
+    // libtorch's autograd would accumulate one into `.grad` if the actor step differentiated
+    // the critic's weights; the kernel computes none by construction (its tape follows only
+    // the actor's bit), and `tests/pathwise_update.rs` checks on both backends that the actor
+    // step leaves the critic's values alone.
+    for (name, cfg, discrete) in [
+        ("sac", PathwiseConfig::default(), false),
+        ("td3", PathwiseConfig { estimator: Estimator::Td3, ..PathwiseConfig::default() }, false),
+        ("discrete", PathwiseConfig::default(), true),
+    ] {
+        let cfg = PathwiseConfig { backend: BackendChoice::Libtorch, policy_delay: 1, ..cfg };
+        let mut agent = if discrete {
+            discrete_agent(&cfg, 5)
+        } else {
+            let mut agent = agent(&cfg, 5);
+            fill(&mut agent, 64);
+            agent
+        };
+        agent.update().unwrap();
+        assert_eq!(agent.core.actor.opt.steps(), 1, "{name}: the actor did not step");
+        for net in [&agent.core.critic.store, &agent.core.critic_target.store] {
+            let stray = net.trainable_variables().iter().any(|v| v.grad().defined());
+            assert!(!stray, "{name}: the update left gradients on a critic");
+        }
+    }
 }
 
 #[test]
@@ -420,7 +366,7 @@ fn updates_follow_learning_starts_and_the_update_to_data_ratio() {
     let obs = [0.0f32, 1.0, 0.0, 1.0, 0.0, 0.0];
     let mut counts = Vec::new();
     for _ in 0..10 {
-        let actions = agent.act(&Tensor::from_slice(&obs).view([2, 3]), ActMode::Explore);
+        let actions = act(&mut agent, &obs, ActMode::Explore);
         agent
             .observe(&Transition {
                 obs: &obs,
@@ -443,27 +389,33 @@ fn acting_is_uniform_before_learning_starts_and_in_the_env_form_after() {
     tch::manual_seed(1);
     let cfg = PathwiseConfig { learning_starts: 5, ..PathwiseConfig::default() };
     let mut agent = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
-    let obs = Tensor::zeros([4000, 3], (Kind::Float, Device::Cpu));
-    let random = agent.act(&obs, ActMode::Explore);
-    assert_eq!(random.size(), vec![4000, 1]);
-    let (lo, hi, mean) = (
-        random.min().double_value(&[]),
-        random.max().double_value(&[]),
-        random.mean(None).double_value(&[]),
-    );
+    let obs = vec![0.0f32; 4000 * 3];
+    let random = act(&mut agent, &obs, ActMode::Explore);
+    assert_eq!((random.rows(), random.width()), (4000, 1));
+    let values = floats(&random);
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
     assert!(lo >= -2.0 && hi <= 2.0 && lo < -1.9 && hi > 1.9, "not uniform on [−2, 2]");
     assert!(mean.abs() < 0.1, "uniform actions on [−2, 2] average {mean}");
     // Deterministic acting uses the policy even before learning starts.
-    let a = agent.act(&obs, ActMode::Deterministic);
-    assert_eq!(max_abs_diff(&a, &a.narrow(0, 0, 1).expand_as(&a)), 0.0, "one state, one mode");
+    let a = act(&mut agent, &obs, ActMode::Deterministic);
+    let a = floats(&a);
+    assert!(a.iter().all(|&v| v == a[0]), "one state, one mode");
+    assert!((-2.0..=2.0).contains(&a[0]), "the mode {} is outside the bounds", a[0]);
 
     let mut discrete = Pathwise::new(&cfg, &obs_space, &Space::Discrete(3), 1).unwrap();
     for mode in [ActMode::Explore, ActMode::Deterministic] {
-        let a = discrete.act(&obs, mode);
-        assert_eq!((a.kind(), a.size()), (Kind::Int64, vec![4000]), "{mode:?}");
-        let (lo, hi) = (a.min().int64_value(&[]), a.max().int64_value(&[]));
-        assert!(lo >= 0 && hi <= 2, "{mode:?} actions outside 0..3: [{lo}, {hi}]");
+        let a = act(&mut discrete, &obs, mode);
+        assert_eq!((a.rows(), a.width()), (4000, 1), "{mode:?}");
+        let a = indices(&a);
+        let (lo, hi) = (a.iter().min().unwrap(), a.iter().max().unwrap());
+        assert!(*lo >= 0 && *hi <= 2, "{mode:?} actions outside 0..3: [{lo}, {hi}]");
     }
+    // Observations that do not fill whole rows are refused, naming the width.
+    let mut out = Actions::default();
+    let err = agent.act(&[0.0; 4], ActMode::Deterministic, &mut out).unwrap_err().to_string();
+    assert!(err.contains("do not fill rows of 3"), "{err}");
 }
 
 #[test]
@@ -483,7 +435,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
         metrics = agent
             .observe(&Transition {
                 obs: &obs,
-                actions: &Tensor::from_slice(&[a]),
+                actions: &index_action(a),
                 rewards: &[1.0],
                 terminated: &[false],
                 truncated: &[false],
@@ -491,7 +443,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
             })
             .unwrap();
     }
-    let stored = agent.replay.get(&Tensor::from_slice(&[0i64, 1, 2])).unwrap().actions;
+    let stored = agent.core.replay.get(&Tensor::from_slice(&[0i64, 1, 2])).unwrap().actions;
     let expected =
         Tensor::from_slice(&[0.0f32, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).view([3, 3]);
     assert_eq!(max_abs_diff(&stored, &expected), 0.0, "stored actions {stored:?}");
@@ -508,13 +460,26 @@ fn discrete_actions_are_stored_one_hot_and_train() {
     }
     let bad = agent.observe(&Transition {
         obs: &obs,
-        actions: &Tensor::from_slice(&[3i64]),
+        actions: &index_action(3),
         rewards: &[1.0],
         terminated: &[false],
         truncated: &[false],
         next_obs: &obs,
     });
     assert!(bad.unwrap_err().to_string().contains("outside Discrete(3)"));
+    // Float actions for a discrete space are refused, naming what was expected.
+    let err = agent
+        .observe(&Transition {
+            obs: &obs,
+            actions: &box_action(0.5),
+            rewards: &[1.0],
+            terminated: &[false],
+            truncated: &[false],
+            next_obs: &obs,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 rows of 1 floats") && err.contains("1 rows of 1 index"), "{err}");
 }
 
 #[test]
@@ -524,7 +489,7 @@ fn a_non_finite_reward_is_reported_by_the_loss_it_poisons() {
     let err = agent
         .observe(&Transition {
             obs: &obs,
-            actions: &Tensor::from_slice(&[0.5f32]).view([1, 1]),
+            actions: &box_action(0.5),
             rewards: &[f64::NAN],
             terminated: &[false],
             truncated: &[false],
@@ -536,6 +501,31 @@ fn a_non_finite_reward_is_reported_by_the_loss_it_poisons() {
             assert_eq!((agent, quantity.as_str()), (NAME, "losses/qf1_loss"));
         }
         other => panic!("expected NonFinite, got {other}"),
+    }
+}
+
+#[test]
+fn a_non_finite_loss_is_refused_before_any_step_on_either_backend() {
+    for backend in [BackendChoice::Kernel, BackendChoice::Libtorch] {
+        let cfg = PathwiseConfig { learning_starts: 1_000_000, backend, ..Default::default() };
+        let mut agent = discrete_agent(&cfg, 2);
+        agent
+            .core
+            .replay
+            .push(&[0.0, 0.0, 0.0], &[1.0, 0.0, 0.0], &[f64::NAN], &[false], &[0.0; 3])
+            .unwrap();
+        let (critic, actor) =
+            (snapshot(&agent.core.critic.params), snapshot(&agent.core.actor.params));
+        // With 9 transitions and 128 draws, the poisoned one is drawn.
+        let err = agent.update().unwrap_err();
+        match err {
+            AgentError::NonFinite { quantity, .. } => assert_eq!(quantity, "losses/qf1_loss"),
+            other => panic!("{backend}: expected NonFinite, got {other}"),
+        }
+        let moved = max_abs_diff(&critic, agent.core.critic.params.values());
+        assert_eq!(moved, 0.0, "{backend}: the critic moved");
+        assert_eq!(max_abs_diff(&actor, agent.core.actor.params.values()), 0.0, "{backend}");
+        assert_eq!(agent.core.critic.opt.steps(), 0, "{backend}: the critic's Adam stepped");
     }
 }
 
@@ -568,8 +558,8 @@ fn checkpoints_round_trip_and_bad_ones_leave_the_agent_intact() {
         assert_eq!(names.contains(&"alpha_adam/moments"), sac);
         assert_eq!(names.iter().any(|n| n.starts_with("actor_target/")), !sac);
 
-        let obs = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
-        let before = dest.act(&obs, ActMode::Deterministic);
+        let obs: Vec<f32> = (0..15).map(|i| ((i as f32) * 0.7).sin() * 2.0).collect();
+        let before = act(&mut dest, &obs, ActMode::Deterministic);
         let copy = || saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         let mut missing: Vec<(String, Tensor)> = copy();
         missing.retain(|(n, _)| n != "critic_adam/steps");
@@ -582,13 +572,15 @@ fn checkpoints_round_trip_and_bad_ones_leave_the_agent_intact() {
         let mut stray: Vec<(String, Tensor)> = copy();
         stray.push(("critic/q3.out.bias".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu))));
         assert!(dest.load_named_tensors(&stray).unwrap_err().to_string().contains("q3"));
-        let after = dest.act(&obs, ActMode::Deterministic);
-        assert_eq!(max_abs_diff(&before, &after), 0.0, "a refused checkpoint changed the agent");
+        let after = act(&mut dest, &obs, ActMode::Deterministic);
+        assert_eq!(before, after, "a refused checkpoint changed the agent");
 
         dest.load_named_tensors(&saved).unwrap();
-        let (a, b) =
-            (source.act(&obs, ActMode::Deterministic), dest.act(&obs, ActMode::Deterministic));
-        assert_eq!(max_abs_diff(&a, &b), 0.0, "{estimator:?}: loaded agent acts differently");
+        let (a, b) = (
+            act(&mut source, &obs, ActMode::Deterministic),
+            act(&mut dest, &obs, ActMode::Deterministic),
+        );
+        assert_eq!(a, b, "{estimator:?}: loaded agent acts differently");
         assert!((dest.alpha() - source.alpha()).abs() < 1e-12);
         let restored = dest.named_tensors();
         assert_eq!(restored.len(), saved.len());
@@ -608,11 +600,10 @@ fn training_state_restores_the_replay_buffer_and_the_schedule() {
     let mut source = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
     let obs = [0.0f32, 1.0, 0.5];
     let step = |agent: &mut Pathwise| {
-        let actions = Tensor::from_slice(&[0.25f32]).view([1, 1]);
         agent
             .observe(&Transition {
                 obs: &obs,
-                actions: &actions,
+                actions: &box_action(0.25),
                 rewards: &[-1.0],
                 terminated: &[false],
                 truncated: &[false],
@@ -623,17 +614,20 @@ fn training_state_restores_the_replay_buffer_and_the_schedule() {
     for _ in 0..7 {
         step(&mut source);
     }
-    assert_eq!((source.updates(), source.update_credit), (2, 0.0), "4 transitions → 2 updates");
+    assert_eq!(
+        (source.updates(), source.core.update_credit),
+        (2, 0.0),
+        "4 transitions → 2 updates"
+    );
     step(&mut source);
-    assert_eq!(source.update_credit, 0.5, "an odd transition leaves half an update owed");
+    assert_eq!(source.core.update_credit, 0.5, "an odd transition leaves half an update owed");
 
     let mut dest = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
     dest.load_named_tensors(&source.named_tensors()).unwrap();
     dest.load_training_state(&source.training_state(true).unwrap()).unwrap();
-    assert_eq!(
-        (dest.env_steps, dest.updates, dest.update_credit, dest.replay_len()),
-        (source.env_steps, source.updates, source.update_credit, source.replay_len())
-    );
+    let schedule = |a: &Pathwise| (a.core.env_steps, a.core.updates, a.core.update_credit);
+    assert_eq!(schedule(&dest), schedule(&source));
+    assert_eq!(dest.replay_len(), source.replay_len());
     for ((n, x), (_, y)) in
         source.training_state(true).unwrap().iter().zip(&dest.training_state(true).unwrap())
     {
@@ -657,8 +651,11 @@ fn training_state_restores_the_replay_buffer_and_the_schedule() {
     // The metric sums since the last report carry over, in order.
     let mut sums = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
     sums.load_training_state(&source.training_state(false).unwrap()).unwrap();
-    assert!(!source.metrics.sums.is_empty(), "the source has unreported metrics");
-    assert_eq!(sums.metrics.sums, source.metrics.sums, "metric sums differ after loading");
+    assert!(!source.core.metrics.sums.is_empty(), "the source has unreported metrics");
+    assert_eq!(
+        sums.core.metrics.sums, source.core.metrics.sums,
+        "metric sums differ after loading"
+    );
 
     let mut bad = source.training_state(false).unwrap();
     bad.push(("rollout/obs".into(), Tensor::zeros([1], (Kind::Float, Device::Cpu))));
@@ -688,13 +685,14 @@ fn pink_exploration_is_box_only_correlates_actions_and_resumes_exactly() {
 
     // One state, many steps: the squashed pre-tanh actions follow the noise, so consecutive
     // actions correlate under pink noise and not under Gaussian noise.
-    let obs = Tensor::from_slice(&[0.0f32, 1.0, 0.5]).view([1, 3]);
+    let obs = [0.0f32, 1.0, 0.5];
     let lag1 = |exploration: Exploration| {
         tch::manual_seed(2);
         let cfg = PathwiseConfig { exploration, ..cfg.clone() };
         let mut agent = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
-        let a: Vec<f64> =
-            (0..4000).map(|_| agent.act(&obs, ActMode::Explore).double_value(&[0, 0])).collect();
+        let a: Vec<f64> = (0..4000)
+            .map(|_| f64::from(floats(&act(&mut agent, &obs, ActMode::Explore))[0]))
+            .collect();
         let mean = a.iter().sum::<f64>() / a.len() as f64;
         let var = a.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
         a.windows(2).map(|w| (w[0] - mean) * (w[1] - mean)).sum::<f64>() / var
@@ -706,7 +704,7 @@ fn pink_exploration_is_box_only_correlates_actions_and_resumes_exactly() {
     tch::manual_seed(3);
     let mut source = Pathwise::new(&cfg, &obs_space, &act_space, 1).unwrap();
     for _ in 0..30 {
-        let _ = source.act(&obs, ActMode::Explore);
+        let _ = act(&mut source, &obs, ActMode::Explore);
     }
     let state = source.training_state(false).unwrap();
     assert!(state.iter().any(|(n, _)| n.starts_with("exploration/")), "no generator state");
@@ -716,6 +714,10 @@ fn pink_exploration_is_box_only_correlates_actions_and_resumes_exactly() {
     for ((n, x), (_, y)) in state.iter().zip(&dest.training_state(false).unwrap()) {
         assert_eq!(max_abs_diff(x, y), 0.0, "training state '{n}' not restored");
     }
+    // Acting with several rows when the generator is kept for one env is an error.
+    let mut out = Actions::default();
+    let err = dest.act(&[0.0; 6], ActMode::Explore, &mut out).unwrap_err().to_string();
+    assert!(err.contains("pink exploration noise is kept for 1 envs"), "{err}");
     // A Gaussian agent's training state has no generator, and refuses one.
     let gaussian = PathwiseConfig { exploration: Exploration::Gaussian, ..cfg.clone() };
     let mut plain = Pathwise::new(&gaussian, &obs_space, &act_space, 1).unwrap();
@@ -747,37 +749,4 @@ fn layer_init_sets_how_wide_the_actors_and_critics_weights_start() {
         }
         assert_eq!(seen, 5, "{init:?}: the weights looked for");
     }
-}
-
-#[test]
-fn the_plain_rust_update_applies_only_where_it_computes_the_same_update() {
-    let sac = PathwiseConfig::default();
-    assert!(discrete_agent(&sac, 1).uses_cpu_update());
-    let concatenated =
-        PathwiseConfig { discrete_critic: DiscreteCritic::Concatenated, ..sac.clone() };
-    assert!(!discrete_agent(&concatenated, 1).uses_cpu_update());
-    let diagnostics = PathwiseConfig { grad_diagnostics: true, ..sac.clone() };
-    assert!(!discrete_agent(&diagnostics, 1).uses_cpu_update());
-    assert!(agent(&sac, 1).uses_cpu_update(), "SAC on a Box");
-    let td3 = PathwiseConfig { estimator: Estimator::Td3, ..sac.clone() };
-    assert!(!agent(&td3, 1).uses_cpu_update(), "TD3 takes the tensor code");
-}
-
-#[test]
-fn the_plain_rust_update_refuses_a_non_finite_loss_and_changes_nothing() {
-    let cfg = PathwiseConfig { learning_starts: 1_000_000, ..PathwiseConfig::default() };
-    let mut agent = discrete_agent(&cfg, 2);
-    assert!(agent.uses_cpu_update());
-    agent
-        .replay
-        .push(&[0.0, 0.0, 0.0], &[1.0, 0.0, 0.0], &[f64::NAN], &[false], &[0.0; 3])
-        .unwrap();
-    let before = snapshot(&agent.critic.params);
-    // With 9 transitions and 256 draws, the poisoned one is drawn.
-    let err = agent.update().unwrap_err();
-    match err {
-        AgentError::NonFinite { quantity, .. } => assert_eq!(quantity, "losses/qf1_loss"),
-        other => panic!("expected NonFinite, got {other}"),
-    }
-    assert_eq!(max_abs_diff(&before, agent.critic.params.values()), 0.0, "the critic moved");
 }
