@@ -1,11 +1,13 @@
-//! Gumbel-softmax: hard samples follow the categorical, relaxed samples live on the simplex and
-//! approach one-hots as the temperature falls, and the straight-through sample is hard forward
-//! with the relaxed gradient backward.
+//! Gumbel-softmax on both backends: hard samples follow the categorical, relaxed samples live on
+//! the simplex and approach one-hots as the temperature falls, the straight-through sample is
+//! hard forward with the relaxed gradient backward, and the log-probabilities, entropy and mode
+//! are the categorical's.
 
-use rlpg_agents::distributions::{Distribution, GumbelSoftmax};
 use std::sync::{Mutex, MutexGuard};
 
-use tch::{Kind, Tensor};
+use rlpg_agents::backend::{Kernel, Ops, Torch};
+use rlpg_agents::distributions::GumbelSoftmax;
+use tch::{Device, Kind, Tensor};
 
 /// libtorch's generator is global and tests run in parallel threads: tests that seed it or draw
 /// from it hold this lock so that another test's draws cannot interleave with theirs.
@@ -18,90 +20,167 @@ fn rng() -> MutexGuard<'static, ()> {
 const PROBS: [f32; 4] = [0.1, 0.2, 0.3, 0.4];
 
 /// `rows` copies of the logits `ln PROBS`.
-fn logits(rows: i64) -> Tensor {
-    Tensor::from_slice(&PROBS).log().view([1, 4]).repeat([rows, 1])
+fn logits<B: Ops>(b: &mut B, rows: usize) -> B::M {
+    let row: Vec<f32> = PROBS.iter().map(|p| p.ln()).collect();
+    b.constant(rows, 4, &row.repeat(rows)).unwrap()
 }
 
-#[test]
-fn hard_samples_follow_the_categorical_probabilities() {
+fn host<B: Ops>(b: &mut B, x: &B::M) -> Vec<f32> {
+    let mut out = Vec::new();
+    b.to_host(x, &mut out).unwrap();
+    out
+}
+
+/// The index of the largest value of each row of 4.
+fn argmax_rows(values: &[f32]) -> Vec<usize> {
+    values
+        .chunks(4)
+        .map(|r| (0..4).fold(0, |best, j| if r[j] > r[best] { j } else { best }))
+        .collect()
+}
+
+/// Runs a generic check on the kernel, then on libtorch.
+macro_rules! on_both_backends {
+    ($check:ident) => {{
+        $check(&mut Kernel::default());
+        $check(&mut Torch::new(Device::Cpu));
+    }};
+}
+
+fn hard_samples<B: Ops>(b: &mut B) {
+    let name = b.kind();
     let _rng = rng();
     tch::manual_seed(0);
     let n = 40_000;
-    let d = GumbelSoftmax::from_logits(&logits(n), 1.0, false);
-    let samples = d.sample();
-    assert_eq!((samples.kind(), samples.size()), (Kind::Int64, vec![n]));
-    let counts: Vec<i64> = Vec::try_from(&samples.bincount(None::<Tensor>, 4)).unwrap();
+    let l = logits(b, n);
+    let d = GumbelSoftmax::from_logits(b, &l, 1.0, false);
+    let u = b.uniform(n, 4).unwrap();
+    let hard = d.one_hot_sample(b, &u);
+    let hard = host(b, &hard);
+    assert!(hard.iter().all(|&v| v == 0.0 || v == 1.0), "{name}: not one-hot");
+    let mut counts = [0usize; 4];
+    for a in argmax_rows(&hard) {
+        counts[a] += 1;
+    }
     for (k, (&count, &p)) in counts.iter().zip(&PROBS).enumerate() {
         let freq = count as f64 / n as f64;
         // Binomial std of a frequency: sqrt(p (1 − p) / n) ≤ 0.0025; allow 5 std.
         let tol = 5.0 * (f64::from(p) * (1.0 - f64::from(p)) / n as f64).sqrt();
         assert!(
             (freq - f64::from(p)).abs() < tol,
-            "action {k}: frequency {freq:.4}, probability {p} (tolerance {tol:.4})"
+            "{name}: action {k}: frequency {freq:.4}, probability {p} (tolerance {tol:.4})"
         );
     }
     // The straight-through sample's argmax is an equally exact categorical sample.
-    let st = GumbelSoftmax::from_logits(&logits(n), 0.5, true).rsample().unwrap();
-    let counts: Vec<i64> =
-        Vec::try_from(&st.argmax(-1, false).bincount(None::<Tensor>, 4)).unwrap();
+    let st = GumbelSoftmax::from_logits(b, &l, 0.5, true);
+    let u = b.uniform(n, 4).unwrap();
+    let y = st.rsample(b, &u);
+    let mut counts = [0usize; 4];
+    for a in argmax_rows(&host(b, &y)) {
+        counts[a] += 1;
+    }
     for (k, (&count, &p)) in counts.iter().zip(&PROBS).enumerate() {
         let freq = count as f64 / n as f64;
         assert!(
             (freq - f64::from(p)).abs() < 0.012,
-            "straight-through action {k}: {freq:.4} vs {p}"
+            "{name}: straight-through action {k}: {freq:.4} vs {p}"
         );
+    }
+}
+
+#[test]
+fn hard_samples_follow_the_categorical_probabilities() {
+    on_both_backends!(hard_samples);
+}
+
+fn simplex<B: Ops>(b: &mut B) {
+    let name = b.kind();
+    let _rng = rng();
+    tch::manual_seed(1);
+    for temperature in [0.1, 1.0, 10.0] {
+        let l = logits(b, 1000);
+        let d = GumbelSoftmax::from_logits(b, &l, temperature, false);
+        let u = b.uniform(1000, 4).unwrap();
+        let y = d.rsample(b, &u);
+        assert_eq!(b.shape(&y), (1000, 4));
+        let y = host(b, &y);
+        let min = y.iter().copied().fold(f32::INFINITY, f32::min);
+        let worst = y.chunks(4).map(|r| (r.iter().sum::<f32>() - 1.0).abs()).fold(0.0, f32::max);
+        assert!(min >= 0.0, "{name}, τ = {temperature}: negative component {min}");
+        assert!(worst < 1e-5, "{name}, τ = {temperature}: a row sums to 1 ± {worst}");
     }
 }
 
 #[test]
 fn relaxed_samples_lie_on_the_simplex() {
+    on_both_backends!(simplex);
+}
+
+fn temperatures<B: Ops>(b: &mut B) {
+    let name = b.kind();
     let _rng = rng();
-    tch::manual_seed(1);
-    for temperature in [0.1, 1.0, 10.0] {
-        let y = GumbelSoftmax::from_logits(&logits(1000), temperature, false).rsample().unwrap();
-        assert_eq!(y.size(), vec![1000, 4]);
-        let min = y.min().double_value(&[]);
-        let row_sums = y.sum_dim_intlist(-1, false, None);
-        let worst = (row_sums - 1.0).abs().max().double_value(&[]);
-        assert!(min >= 0.0, "τ = {temperature}: negative component {min}");
-        assert!(worst < 1e-5, "τ = {temperature}: a row sums to 1 ± {worst}");
-    }
+    tch::manual_seed(2);
+    let mut mean_max = |temperature: f64| {
+        let l = logits(b, 2000);
+        let d = GumbelSoftmax::from_logits(b, &l, temperature, false);
+        let u = b.uniform(2000, 4).unwrap();
+        let y = d.rsample(b, &u);
+        let y = host(b, &y);
+        y.chunks(4).map(|r| f64::from(r.iter().copied().fold(0.0, f32::max))).sum::<f64>() / 2000.0
+    };
+    let (cold, warm, hot) = (mean_max(0.01), mean_max(1.0), mean_max(100.0));
+    assert!(cold > 0.99, "{name}, τ = 0.01: the largest component averages {cold}, not ≈ 1");
+    assert!(warm < 0.9 && warm > cold - 0.5, "{name}, τ = 1: largest component averages {warm}");
+    assert!(hot < 0.3, "{name}, τ = 100: samples should be near uniform (0.25), max {hot}");
+    assert!(cold > warm && warm > hot, "{name}: sharpness must fall with temperature");
 }
 
 #[test]
 fn low_temperatures_approach_one_hot_and_high_ones_the_centre() {
+    on_both_backends!(temperatures);
+}
+
+/// The straight-through sample and its relaxed twin from the same uniform draws, on one
+/// backend: `(hard, soft)` forward values.
+fn straight_through_values<B: Ops>(b: &mut B) -> (Vec<f32>, Vec<f32>) {
     let _rng = rng();
-    tch::manual_seed(2);
-    let mean_max = |temperature: f64| {
-        let y = GumbelSoftmax::from_logits(&logits(2000), temperature, false).rsample().unwrap();
-        y.max_dim(-1, false).0.mean(None).double_value(&[])
-    };
-    let (cold, warm, hot) = (mean_max(0.01), mean_max(1.0), mean_max(100.0));
-    assert!(cold > 0.99, "τ = 0.01: the largest component averages {cold}, not ≈ 1");
-    assert!(warm < 0.9 && warm > cold - 0.5, "τ = 1: largest component averages {warm}");
-    assert!(hot < 0.3, "τ = 100: samples should be near uniform (0.25), max averages {hot}");
-    assert!(cold > warm && warm > hot, "sharpness must fall with temperature");
+    tch::manual_seed(3);
+    let u = b.uniform(8, 4).unwrap();
+    let l = logits(b, 8);
+    let hard = GumbelSoftmax::from_logits(b, &l, 0.7, true).rsample(b, &u);
+    let soft = GumbelSoftmax::from_logits(b, &l, 0.7, false).rsample(b, &u);
+    (host(b, &hard), host(b, &soft))
 }
 
 #[test]
 fn straight_through_is_one_hot_forward_with_the_relaxed_gradient() {
+    for (name, (hard, soft)) in [
+        ("kernel", straight_through_values(&mut Kernel::default())),
+        ("libtorch", straight_through_values(&mut Torch::new(Device::Cpu))),
+    ] {
+        let is_one_hot = hard.iter().all(|&v| v == 0.0 || v == 1.0)
+            && hard.chunks(4).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(is_one_hot, "{name}: straight-through forward values are not one-hot: {hard:?}");
+        assert_eq!(argmax_rows(&hard), argmax_rows(&soft), "{name}: the hard sample's choice");
+    }
+    // The gradient (libtorch's autograd of the same text; the kernel's is compared with it in
+    // `tests/backends.rs`): straight-through passes the relaxed sample's.
     let temperature = 0.7;
     let weights = Tensor::from_slice(&[1.0f32, -2.0, 3.0, 0.5]);
-    // The same noise for both samples: the same seed before the same draws.
     let run = |straight_through: bool| {
-        let l = logits(8).set_requires_grad(true);
+        let mut b = Torch::new(Device::Cpu);
+        let l = logits(&mut b, 8).set_requires_grad(true);
         let _rng = rng();
         tch::manual_seed(3);
-        let y = GumbelSoftmax::from_logits(&l, temperature, straight_through).rsample().unwrap();
-        let grad =
-            Tensor::run_backward(&[(&y * &weights).sum(None)], &[&l], false, false).remove(0);
+        let u = b.uniform(8, 4).unwrap();
+        let y = GumbelSoftmax::from_logits(&mut b, &l, temperature, straight_through)
+            .rsample(&mut b, &u);
+        let grad = Tensor::run_backward(&[(&y * &weights).sum(Kind::Float)], &[&l], false, false)
+            .remove(0);
         (y.detach(), grad)
     };
     let (hard, hard_grad) = run(true);
     let (soft, soft_grad) = run(false);
-    let is_one_hot = hard.eq(0.0).logical_or(&hard.eq(1.0)).all().int64_value(&[]) == 1
-        && (hard.sum_dim_intlist(-1, false, None) - 1.0).abs().max().double_value(&[]) < 1e-6;
-    assert!(is_one_hot, "straight-through forward values are not one-hot: {hard:?}");
     let same_choice =
         hard.argmax(-1, false).eq_tensor(&soft.argmax(-1, false)).all().int64_value(&[]);
     assert_eq!(same_choice, 1, "the hard sample is not the argmax of the relaxed one");
@@ -111,14 +190,26 @@ fn straight_through_is_one_hot_forward_with_the_relaxed_gradient() {
     assert!(diff < 1e-5, "straight-through gradient differs from the relaxed one by {diff}");
 }
 
+fn categorical_parts<B: Ops>(b: &mut B) {
+    let name = b.kind();
+    let l = logits(b, 2);
+    let d = GumbelSoftmax::from_logits(b, &l, 1.0, false);
+    let lp = host(b, &d.log_probs);
+    assert!(
+        (lp[3] - 0.4f32.ln()).abs() < 1e-6 && (lp[4] - 0.1f32.ln()).abs() < 1e-6,
+        "{name}: {lp:?}"
+    );
+    let h = d.entropy(b);
+    let h = f64::from(host(b, &h)[0]);
+    let expected: f64 = PROBS.iter().map(|&p| -f64::from(p) * f64::from(p).ln()).sum();
+    assert!((h - expected).abs() < 1e-5, "{name}: entropy {h}, expected {expected}");
+    let probs = d.probs(b);
+    let probs = host(b, &probs);
+    assert!(probs.iter().zip(PROBS.repeat(2)).all(|(p, q)| (p - q).abs() < 1e-6), "{name}");
+    assert_eq!(d.mode(b).unwrap(), [3, 3], "{name}: the most likely action is 3");
+}
+
 #[test]
 fn log_prob_entropy_and_mode_are_the_categoricals() {
-    let d = GumbelSoftmax::from_logits(&logits(2), 1.0, false);
-    let lp: Vec<f32> = Vec::try_from(&d.log_prob(&Tensor::from_slice(&[3i64, 0]))).unwrap();
-    assert!((lp[0] - 0.4f32.ln()).abs() < 1e-6 && (lp[1] - 0.1f32.ln()).abs() < 1e-6, "{lp:?}");
-    let h = d.entropy().unwrap().double_value(&[0]);
-    let expected: f64 = PROBS.iter().map(|&p| -f64::from(p) * f64::from(p).ln()).sum();
-    assert!((h - expected).abs() < 1e-5, "entropy {h}, expected {expected}");
-    let mode: Vec<i64> = Vec::try_from(&d.mode()).unwrap();
-    assert_eq!(mode, [3, 3], "the most likely action is 3");
+    on_both_backends!(categorical_parts);
 }
