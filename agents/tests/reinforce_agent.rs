@@ -1,10 +1,17 @@
-//! The REINFORCE agent through the `Agent` contract: action shapes, the update schedule and its
-//! metrics, learning on one-step bandits (the sign of the score-function gradient), checkpoints,
-//! and the errors it reports.
+//! The REINFORCE agent through the `Agent` contract: action shapes, acting by its policy's
+//! distribution (checked by hand from its weights), the update schedule and its metrics,
+//! learning on one-step bandits (the sign of the score-function gradient), checkpoints (across
+//! backends too), and the errors it reports. Agents run with the default `backend = "auto"`
+//! (the kernel on the CPU) unless a test names both.
 
 use std::sync::Mutex;
 
-use rlpg_agents::{ActMode, Agent, AgentError, Metrics, Reinforce, ReinforceConfig, Transition};
+use rlpg_agents::backend::{Ops, Torch};
+use rlpg_agents::distributions::{LOG_STD_MAX, LOG_STD_MIN};
+use rlpg_agents::{
+    ActMode, Actions, Agent, AgentError, BackendChoice, BackendKind, Metrics, Reinforce,
+    ReinforceConfig, Transition,
+};
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Device, Kind, Tensor};
 
@@ -28,15 +35,44 @@ fn small(n_steps: usize) -> ReinforceConfig {
     ReinforceConfig { n_steps, hidden: vec![16], ..ReinforceConfig::default() }
 }
 
-/// One step of `n` envs in which every episode ends after a single action (a bandit).
+/// Index actions' values.
+fn indices(actions: &Actions) -> &[i64] {
+    match actions {
+        Actions::Indices { values, .. } => values,
+        other => panic!("expected indices, got {other}"),
+    }
+}
+
+/// Float actions' values.
+fn floats(actions: &Actions) -> &[f32] {
+    match actions {
+        Actions::Floats { values, .. } => values,
+        other => panic!("expected floats, got {other}"),
+    }
+}
+
+/// The actions `agent` takes at `obs`.
+fn act(agent: &mut Reinforce, obs: &[f32], mode: ActMode) -> Actions {
+    let mut actions = Actions::default();
+    agent.act(obs, mode, &mut actions).expect("act");
+    actions
+}
+
+/// The reward of a two-armed bandit whose arm 1 pays 1 and arm 0 pays 0.
+fn arm_one_pays(a: &Actions) -> Vec<f64> {
+    indices(a).iter().map(|&x| x as f64).collect()
+}
+
+/// One step of `n` envs in which every episode ends after a single action (a bandit);
+/// observations are one number each.
 fn bandit_step(
     agent: &mut Reinforce,
     obs: &[f32],
-    reward: impl Fn(&Tensor) -> Vec<f64>,
+    reward: impl Fn(&Actions) -> Vec<f64>,
 ) -> Result<Option<Vec<(&'static str, f64)>>, AgentError> {
     let n = obs.len();
-    let obs_t = Tensor::from_slice(obs).view([n as i64, 1]);
-    let actions = agent.act(&obs_t, ActMode::Explore);
+    let mut actions = Actions::default();
+    agent.act(obs, ActMode::Explore, &mut actions)?;
     let rewards = reward(&actions);
     agent.observe(&Transition {
         obs,
@@ -52,23 +88,35 @@ fn bandit_step(
 fn actions_have_the_contracted_kinds_and_shapes() {
     let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     tch::manual_seed(1);
-    let obs = Tensor::zeros([5, 3], (Kind::Float, Device::Cpu));
+    let obs = [0.0f32; 5 * 3];
     let mut discrete = Reinforce::new(&small(4), &obs_space(3), &Space::Discrete(4), 5).unwrap();
     for mode in [ActMode::Explore, ActMode::Deterministic] {
-        let a = discrete.act(&obs, mode);
-        assert_eq!((a.kind(), a.size()), (Kind::Int64, vec![5]), "discrete actions in {mode:?}");
+        let a = act(&mut discrete, &obs, mode);
+        assert!(matches!(a, Actions::Indices { .. }), "discrete actions are indices ({mode:?})");
+        assert_eq!((a.rows(), a.width()), (5, 1), "discrete actions in {mode:?}");
+        assert!(indices(&a).iter().all(|&i| (0..4).contains(&i)), "{mode:?}: {a:?}");
     }
     let mut continuous =
         Reinforce::new(&small(4), &obs_space(3), &Space::Box(BoxSpace::uniform(2, -2.0, 2.0)), 5)
             .unwrap();
     for mode in [ActMode::Explore, ActMode::Deterministic] {
-        let a = continuous.act(&obs, mode);
-        assert_eq!((a.kind(), a.size()), (Kind::Float, vec![5, 2]), "continuous in {mode:?}");
-        assert!(!a.requires_grad(), "act must not record gradients ({mode:?})");
+        let a = act(&mut continuous, &obs, mode);
+        assert!(matches!(a, Actions::Floats { .. }), "continuous actions are floats ({mode:?})");
+        assert_eq!((a.rows(), a.width()), (5, 2), "continuous in {mode:?}");
     }
-    let a = continuous.act(&obs, ActMode::Deterministic);
-    let b = continuous.act(&obs, ActMode::Deterministic);
-    assert!(a.equal(&b), "deterministic actions must not depend on the random stream");
+    // Deterministic acting draws nothing: the generator is where it was.
+    tch::manual_seed(17);
+    let a = act(&mut continuous, &obs, ActMode::Deterministic);
+    let after = Tensor::randn([4], (Kind::Float, Device::Cpu));
+    tch::manual_seed(17);
+    let untouched = Tensor::randn([4], (Kind::Float, Device::Cpu));
+    assert!(after.equal(&untouched), "deterministic acting drew from the generator");
+    let b = act(&mut continuous, &obs, ActMode::Deterministic);
+    assert_eq!(a, b, "deterministic actions must not depend on the random stream");
+    // Observations that do not fill whole rows are refused.
+    let mut out = Actions::default();
+    let err = continuous.act(&[0.0; 4], ActMode::Explore, &mut out).unwrap_err().to_string();
+    assert!(err.contains("do not fill rows of 3"), "{err}");
 }
 
 #[test]
@@ -79,9 +127,7 @@ fn updates_after_every_n_steps_with_the_documented_metrics() {
     let obs = [0.1f32, -0.2, 0.3, 0.9];
     let mut updates_at = Vec::new();
     for step in 1..=9 {
-        let reward =
-            |a: &Tensor| Vec::<i64>::try_from(a).unwrap().iter().map(|&x| x as f64).collect();
-        if let Some(metrics) = bandit_step(&mut agent, &obs, reward).unwrap() {
+        if let Some(metrics) = bandit_step(&mut agent, &obs, arm_one_pays).unwrap() {
             updates_at.push(step);
             let tags: Vec<&str> = metrics.iter().map(|(t, _)| *t).collect();
             assert_eq!(tags, TAGS, "metric tags or their order changed");
@@ -103,14 +149,13 @@ fn learns_the_better_arm_of_a_two_armed_bandit() {
     let mut agent = Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 16).unwrap();
     let obs = [0.5f32; 16];
     // Arm 1 pays 1, arm 0 pays 0.
-    let reward = |a: &Tensor| Vec::<i64>::try_from(a).unwrap().iter().map(|&x| x as f64).collect();
     for _ in 0..4 * 60 {
-        bandit_step(&mut agent, &obs, reward).unwrap();
+        bandit_step(&mut agent, &obs, arm_one_pays).unwrap();
     }
-    let greedy = agent.act(&Tensor::from_slice(&obs).view([16, 1]), ActMode::Deterministic);
-    assert!(greedy.eq(1).all().int64_value(&[]) == 1, "greedy arm should be 1: {greedy}");
-    let sampled = agent.act(&Tensor::from_slice(&obs).view([16, 1]), ActMode::Explore);
-    let share = sampled.to_kind(Kind::Double).mean(None).double_value(&[]);
+    let greedy = act(&mut agent, &obs, ActMode::Deterministic);
+    assert!(indices(&greedy).iter().all(|&a| a == 1), "greedy arm should be 1: {greedy:?}");
+    let sampled = act(&mut agent, &obs, ActMode::Explore);
+    let share = indices(&sampled).iter().sum::<i64>() as f64 / 16.0;
     assert!(share > 0.9, "the policy should pull arm 1 most of the time, share {share}");
 }
 
@@ -123,19 +168,11 @@ fn moves_a_gaussian_policy_towards_the_best_action() {
     let mut agent = Reinforce::new(&cfg, &obs_space(1), &space, 16).unwrap();
     let obs = [0.0f32; 16];
     // Reward −(a − 1)²: the best action is 1, the initial mean is near 0.
-    let reward = |a: &Tensor| {
-        Vec::<f32>::try_from(&a.flatten(0, -1))
-            .unwrap()
-            .iter()
-            .map(|&x| -(x as f64 - 1.0).powi(2))
-            .collect()
-    };
+    let reward = |a: &Actions| floats(a).iter().map(|&x| -(f64::from(x) - 1.0).powi(2)).collect();
     for _ in 0..4 * 80 {
         bandit_step(&mut agent, &obs, reward).unwrap();
     }
-    let mean =
-        agent.act(&Tensor::zeros([1, 1], (Kind::Float, Device::Cpu)), ActMode::Deterministic);
-    let mean = mean.double_value(&[0, 0]);
+    let mean = f64::from(floats(&act(&mut agent, &[0.0], ActMode::Deterministic))[0]);
     assert!((mean - 1.0).abs() < 0.25, "the policy mean should approach 1, got {mean}");
 }
 
@@ -171,17 +208,21 @@ fn checkpoint_round_trip_restores_the_policy_and_rejects_mismatches() {
         "checkpoint names"
     );
 
-    let obs = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+    let obs_t = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+    let obs = Vec::<f32>::try_from(&obs_t.view([-1])).unwrap();
     let mut source = source;
-    let before = target.act(&obs, ActMode::Deterministic);
-    let want = source.act(&obs, ActMode::Deterministic);
-    assert!(!before.equal(&want), "differently seeded agents should differ before loading");
+    let before = act(&mut target, &obs, ActMode::Deterministic);
+    let want = act(&mut source, &obs, ActMode::Deterministic);
+    assert_ne!(before, want, "differently seeded agents should differ before loading");
     target.load_named_tensors(&saved).unwrap();
-    assert!(
-        target.act(&obs, ActMode::Deterministic).equal(&want),
+    assert_eq!(
+        act(&mut target, &obs, ActMode::Deterministic),
+        want,
         "loading must restore the policy"
     );
-    assert!(target.value(&obs).equal(&source.value(&obs)), "loading must restore the value net");
+    let value = source.value(&obs_t);
+    assert_eq!(value.size(), [4], "one value per state");
+    assert!(target.value(&obs_t).equal(&value), "loading must restore the value net");
 
     let missing: Vec<_> = saved
         .iter()
@@ -211,10 +252,9 @@ fn a_loaded_checkpoint_resumes_training_exactly() {
     tch::manual_seed(8);
     let mut source = Reinforce::new(&small(2), &obs_space(1), &Space::Discrete(2), 4).unwrap();
     let obs = [0.3f32, -0.1, 0.7, 0.0];
-    let reward = |a: &Tensor| Vec::<i64>::try_from(a).unwrap().iter().map(|&x| x as f64).collect();
     // Two updates, then one step of a new rollout still waiting in the buffer.
     for _ in 0..5 {
-        bandit_step(&mut source, &obs, reward).unwrap();
+        bandit_step(&mut source, &obs, arm_one_pays).unwrap();
     }
     tch::manual_seed(9);
     let mut resumed = Reinforce::new(&small(2), &obs_space(1), &Space::Discrete(2), 4).unwrap();
@@ -222,7 +262,7 @@ fn a_loaded_checkpoint_resumes_training_exactly() {
     resumed.load_training_state(&source.training_state(false).unwrap()).unwrap();
     // The same next step for both completes the rollout: the updates must agree exactly, which
     // needs the optimizer moments and step counts, the weights, and the partial rollout.
-    let actions = Tensor::from_slice(&[1i64, 0, 1, 1]);
+    let actions = Actions::Indices { values: vec![1, 0, 1, 1], width: 1 };
     for agent in [&mut source, &mut resumed] {
         let metrics = agent
             .observe(&Transition {
@@ -285,7 +325,7 @@ fn construction_and_observation_errors_name_the_problem() {
     assert!(err.to_string().contains("num_envs"), "unexpected error: {err}");
 
     let mut agent = Reinforce::new(&small(2), &obs_space(2), &Space::Discrete(2), 2).unwrap();
-    let actions = Tensor::from_slice(&[0i64, 1]);
+    let actions = Actions::Indices { values: vec![0, 1], width: 1 };
     let err = agent
         .observe(&Transition {
             obs: &[0.0; 3],
@@ -297,6 +337,20 @@ fn construction_and_observation_errors_name_the_problem() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("obs has 3 values, expected 4"), "unexpected error: {err}");
+    // Actions of the wrong kind for the policy: refused by the update they would poison, naming
+    // their shape (the rollout is dropped, as after any failed update).
+    let mut agent = Reinforce::new(&small(1), &obs_space(2), &Space::Discrete(2), 2).unwrap();
+    let err = agent
+        .observe(&Transition {
+            obs: &[0.0; 4],
+            actions: &Actions::Floats { values: vec![0.5, 1.0], width: 1 },
+            rewards: &[0.0; 2],
+            terminated: &[false; 2],
+            truncated: &[false; 2],
+            next_obs: &[0.0; 4],
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("2 rows of 1 floats"), "unexpected error: {err}");
 }
 
 /// Drives `updates` updates of a one-step Gaussian bandit (reward −(a − 1)²) with `num_envs`
@@ -310,10 +364,7 @@ fn gaussian_bandit_run(
     let space = Space::Box(BoxSpace::uniform(1, -2.0, 2.0));
     let mut agent = Reinforce::new(cfg, &obs_space(1), &space, num_envs).unwrap();
     let obs = vec![0.25f32; num_envs];
-    let reward = |a: &Tensor| {
-        let a = Vec::<f32>::try_from(&a.flatten(0, -1)).unwrap();
-        a.iter().map(|&x| -(f64::from(x) - 1.0).powi(2)).collect()
-    };
+    let reward = |a: &Actions| floats(a).iter().map(|&x| -(f64::from(x) - 1.0).powi(2)).collect();
     let mut metrics = Vec::new();
     while metrics.len() < updates {
         if let Some(m) = bandit_step(&mut agent, &obs, reward).unwrap() {
@@ -377,4 +428,254 @@ fn gradient_diagnostics_need_two_envs() {
          num_envs = 1"
     );
     assert!(Reinforce::new(&cfg, &obs_space(1), &Space::Discrete(2), 2).is_ok());
+}
+
+/// The MLP under `prefix` (`fc0, …, out`, ReLU between, the default activation) at each row of
+/// `x`, by the book in `f64` from the checkpoint's weights (`[out, in]`).
+fn mlp(tensors: &[(String, Tensor)], prefix: &str, x: &[f32], in_dim: usize) -> Vec<Vec<f64>> {
+    let get = |name: &str| {
+        let t = &tensors.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name}")).1;
+        let values = Vec::<f64>::try_from(&t.to_kind(Kind::Double).reshape([-1])).unwrap();
+        (t.size(), values)
+    };
+    let has = |name: &str| tensors.iter().any(|(n, _)| n == name);
+    x.chunks(in_dim)
+        .map(|row| {
+            let mut h: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            for layer in 0.. {
+                let hidden = format!("{prefix}fc{layer}");
+                let last = !has(&format!("{hidden}.weight"));
+                let name = if last { format!("{prefix}out") } else { hidden };
+                let (shape, w) = get(&format!("{name}.weight"));
+                let (_, b) = get(&format!("{name}.bias"));
+                let (out, inp) = (shape[0] as usize, shape[1] as usize);
+                let z: Vec<f64> = (0..out)
+                    .map(|o| b[o] + (0..inp).map(|k| w[o * inp + k] * h[k]).sum::<f64>())
+                    .collect();
+                if last {
+                    return z;
+                }
+                h = z.into_iter().map(|v| v.max(0.0)).collect();
+            }
+            unreachable!()
+        })
+        .collect()
+}
+
+/// `n` draws of libtorch's generator seeded with `seed`, as the backends draw them: uniforms
+/// in `[0, 1)` or standard normals, `rows × cols`.
+fn draws(seed: i64, rows: usize, cols: usize, normal: bool) -> Vec<f64> {
+    tch::manual_seed(seed);
+    let mut b = Torch::new(Device::Cpu);
+    let x = if normal { b.normal(rows, cols) } else { b.uniform(rows, cols) }.unwrap();
+    let mut out = Vec::new();
+    b.to_host(&x, &mut out).unwrap();
+    out.iter().map(|&v| f64::from(v)).collect()
+}
+
+#[test]
+fn acting_follows_the_policys_distribution_by_hand_on_both_backends() {
+    // Greedy: the most probable index, or the Gaussian's mean. Exploring: the inverse CDF of one
+    // uniform per row (a categorical sample), or mean + σ ε with one standard normal per
+    // dimension, σ from the learned parameter or the clamped network output.
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let rows = 64;
+    let obs: Vec<f32> = (0..rows * 3).map(|i| ((i as f32) * 0.77).sin() * 3.0).collect();
+    let box2 = Space::Box(BoxSpace::uniform(2, -1.0, 1.0));
+    for backend in [BackendChoice::Kernel, BackendChoice::Libtorch] {
+        let cfg = ReinforceConfig { orthogonal_init: false, backend, ..small(4) };
+        let gaussian = ReinforceConfig { log_std_init: -0.3, ..cfg.clone() };
+        let state_dependent = ReinforceConfig { state_dependent_std: true, ..cfg.clone() };
+        for (name, cfg, space) in [
+            ("categorical", &cfg, Space::Discrete(5)),
+            ("gaussian", &gaussian, box2.clone()),
+            ("state-dependent gaussian", &state_dependent, box2.clone()),
+        ] {
+            let what = format!("{name} on {backend}");
+            tch::manual_seed(31);
+            let mut agent = Reinforce::new(cfg, &obs_space(3), &space, 1).unwrap();
+            if cfg.state_dependent_std {
+                // Half the rows' first log-std past the upper clamp, the other half's second
+                // past the lower one: out.bias holds (means, raw log-stds).
+                let tensors: Vec<(String, Tensor)> = agent
+                    .named_tensors()
+                    .into_iter()
+                    .map(|(n, t)| {
+                        if n == "policy/out.bias" {
+                            (n, Tensor::from_slice(&[0.2f32, -0.1, 2.5, -21.0]))
+                        } else {
+                            (n, t)
+                        }
+                    })
+                    .collect();
+                agent.load_named_tensors(&tensors).unwrap();
+            }
+            let tensors = agent.named_tensors();
+            let outputs = mlp(&tensors, "policy/", &obs, 3);
+            let greedy = act(&mut agent, &obs, ActMode::Deterministic);
+            let seed = 77;
+            match &space {
+                Space::Discrete(n) => {
+                    let u = draws(seed, rows, 1, false);
+                    let explored = {
+                        tch::manual_seed(seed);
+                        act(&mut agent, &obs, ActMode::Explore)
+                    };
+                    for (r, logits) in outputs.iter().enumerate() {
+                        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let best = logits.iter().position(|&l| l == max).unwrap();
+                        assert_eq!(indices(&greedy)[r], best as i64, "{what}: greedy row {r}");
+                        let total: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+                        let mut cumulative = 0.0;
+                        let mut sample = n - 1;
+                        for (k, l) in logits.iter().enumerate() {
+                            cumulative += (l - max).exp() / total;
+                            if u[r] < cumulative {
+                                sample = k;
+                                break;
+                            }
+                        }
+                        assert_eq!(
+                            indices(&explored)[r],
+                            sample as i64,
+                            "{what}: row {r}, u {}",
+                            u[r]
+                        );
+                    }
+                    let distinct =
+                        (0..*n as i64).filter(|a| indices(&explored).contains(a)).count();
+                    assert!(distinct >= 3, "{what}: exploring took only {distinct} actions");
+                }
+                Space::Box(_) => {
+                    let eps = draws(seed, rows, 2, true);
+                    let explored = {
+                        tch::manual_seed(seed);
+                        act(&mut agent, &obs, ActMode::Explore)
+                    };
+                    let parameter = tensors.iter().find(|(n, _)| n == "policy/log_std");
+                    let parameter = parameter.map(|(_, t)| Vec::<f32>::try_from(t).unwrap());
+                    assert_eq!(parameter.is_some(), !cfg.state_dependent_std, "{what}");
+                    for (r, out) in outputs.iter().enumerate() {
+                        for j in 0..2 {
+                            let log_std = match &parameter {
+                                Some(p) => f64::from(p[j]),
+                                None => {
+                                    out[2 + j].clamp(f64::from(LOG_STD_MIN), f64::from(LOG_STD_MAX))
+                                }
+                            };
+                            let (g, e) = (floats(&greedy)[r * 2 + j], floats(&explored)[r * 2 + j]);
+                            let want = out[j] + log_std.exp() * eps[r * 2 + j];
+                            assert!((f64::from(g) - out[j]).abs() < 1e-5, "{what}: greedy {r}.{j}");
+                            assert!(
+                                (f64::from(e) - want).abs() < 1e-5 * (1.0 + want.abs()),
+                                "{what}: row {r}.{j}: {e} vs {want} (log σ {log_std})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_entropy_an_update_reports_is_the_closed_form_of_its_log_std() {
+    // Before the policy step: Σ_j (½ + ½ ln 2π + log σ_j), with σ the learned parameter, or the
+    // network's outputs clamped to [LOG_STD_MIN, LOG_STD_MAX].
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let per_dim = 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let space = Space::Box(BoxSpace::uniform(2, -1.0, 1.0));
+    for backend in [BackendChoice::Kernel, BackendChoice::Libtorch] {
+        let parameter = ReinforceConfig { log_std_init: -0.5, backend, ..small(2) };
+        // A linear policy with zero weights: every state's outputs are out.bias = (means,
+        // raw log-stds), here far past both clamps.
+        let state_dependent =
+            ReinforceConfig { hidden: vec![], state_dependent_std: true, ..parameter.clone() };
+        for (cfg, want) in [
+            (&parameter, 2.0 * (per_dim - 0.5)),
+            (&state_dependent, 2.0 * per_dim + f64::from(LOG_STD_MAX) + f64::from(LOG_STD_MIN)),
+        ] {
+            tch::manual_seed(41);
+            let mut agent = Reinforce::new(cfg, &obs_space(1), &space, 4).unwrap();
+            if cfg.state_dependent_std {
+                let tensors: Vec<(String, Tensor)> = agent
+                    .named_tensors()
+                    .into_iter()
+                    .map(|(n, t)| match n.as_str() {
+                        "policy/out.weight" => (n, t.zeros_like()),
+                        "policy/out.bias" => (n, Tensor::from_slice(&[0.0f32, 0.0, 100.0, -100.0])),
+                        _ => (n, t),
+                    })
+                    .collect();
+                agent.load_named_tensors(&tensors).unwrap();
+            }
+            let reward = |a: &Actions| {
+                floats(a).chunks(2).map(|r| -f64::from(r[0] * r[0] + r[1] * r[1])).collect()
+            };
+            let obs = [0.1f32, -0.4, 0.9, 0.0];
+            let metrics = loop {
+                if let Some(m) = bandit_step(&mut agent, &obs, reward).unwrap() {
+                    break m;
+                }
+            };
+            let entropy = metrics.iter().find(|(t, _)| *t == "losses/entropy").unwrap().1;
+            assert!(
+                (entropy - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "{backend}, state-dependent {}: entropy {entropy}, closed form {want}",
+                cfg.state_dependent_std
+            );
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_moves_between_backends_and_resumes_alike() {
+    // Saved mid-rollout by an agent on one backend, loaded by one on the other: the same
+    // parameters, optimizer state and partial rollout, so the same update up to float rounding.
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let space = Space::Box(BoxSpace::uniform(1, -2.0, 2.0));
+    let obs = [0.3f32, -0.1, 0.7, 0.0];
+    let reward = |a: &Actions| floats(a).iter().map(|&x| -(f64::from(x) - 1.0).powi(2)).collect();
+    for (from, to) in [
+        (BackendChoice::Kernel, BackendChoice::Libtorch),
+        (BackendChoice::Libtorch, BackendChoice::Kernel),
+    ] {
+        let cfg = |backend| ReinforceConfig { backend, value_minibatches: 2, ..small(3) };
+        tch::manual_seed(8);
+        let mut source = Reinforce::new(&cfg(from), &obs_space(1), &space, 4).unwrap();
+        // Two updates, and two steps of the third rollout.
+        for _ in 0..8 {
+            bandit_step(&mut source, &obs, reward).unwrap();
+        }
+        tch::manual_seed(9);
+        let mut resumed = Reinforce::new(&cfg(to), &obs_space(1), &space, 4).unwrap();
+        let kind = |c| {
+            if c == BackendChoice::Kernel { BackendKind::Kernel } else { BackendKind::Libtorch }
+        };
+        assert_eq!((source.backend(), resumed.backend()), (kind(from), kind(to)));
+        resumed.load_named_tensors(&source.named_tensors()).unwrap();
+        resumed.load_training_state(&source.training_state(false).unwrap()).unwrap();
+        let actions = Actions::Floats { values: vec![0.5, 1.5, -0.2, 1.0], width: 1 };
+        for agent in [&mut source, &mut resumed] {
+            tch::manual_seed(10);
+            let metrics = agent
+                .observe(&Transition {
+                    obs: &obs,
+                    actions: &actions,
+                    rewards: &[0.75, 0.75, -1.44, 1.0],
+                    terminated: &[true; 4],
+                    truncated: &[false; 4],
+                    next_obs: &obs,
+                })
+                .unwrap();
+            assert!(metrics.is_some(), "{from} → {to}: the partial rollout should complete");
+        }
+        for ((name, a), (_, b)) in source.named_tensors().iter().zip(resumed.named_tensors().iter())
+        {
+            let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+            let err = (&a - &b).norm().double_value(&[]);
+            let scale = a.norm().double_value(&[]);
+            assert!(err <= 1e-4 * scale + 1e-9, "{from} → {to}: '{name}' differs by {err}");
+        }
+    }
 }
