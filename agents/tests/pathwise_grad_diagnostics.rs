@@ -1,14 +1,18 @@
 //! The pathwise agent's live gradient diagnostics (`grad/variance`, `grad/snr`): reported once per
 //! metrics window, without changing the updates, and zero for the deterministic (TD3) actor when every
 //! state in the minibatch is the same, where SAC's sampled actions still make its gradient noisy.
+//! On both backends: the kernel takes the per-slice gradients from its tape, libtorch from autograd.
 
 use std::sync::Mutex;
 
 use rlpg_agents::{
-    ActMode, Agent, Estimator, Metrics, Pathwise, PathwiseConfig, SettingsContext, Transition,
+    ActMode, Actions, Agent, BackendChoice, Estimator, Metrics, Pathwise, PathwiseConfig,
+    SettingsContext, Transition,
 };
 use rlpg_envs::{BoxSpace, Space};
 use tch::Tensor;
+
+const BACKENDS: [BackendChoice; 2] = [BackendChoice::Kernel, BackendChoice::Libtorch];
 
 /// libtorch's generator is global: runs that are compared hold this lock.
 static RNG: Mutex<()> = Mutex::new(());
@@ -20,9 +24,10 @@ fn spaces() -> (Space, Space) {
     )
 }
 
-fn config(estimator: Estimator, grad_diagnostics: bool) -> PathwiseConfig {
+fn config(estimator: Estimator, grad_diagnostics: bool, backend: BackendChoice) -> PathwiseConfig {
     PathwiseConfig {
         estimator,
+        backend,
         learning_starts: 16,
         batch_size: 32,
         policy_delay: 1,
@@ -44,15 +49,15 @@ fn run(
     tch::manual_seed(5);
     let (obs_space, act_space) = spaces();
     let mut agent = Pathwise::new(cfg, &obs_space, &act_space, 1).unwrap();
-    // Diagnostics need autograd, so a diagnosed agent runs the tensor code; the plain run takes
-    // it too, so that what is compared is the diagnostics alone. (The plain-Rust code SAC runs
-    // otherwise agrees with it up to rounding: tests/pathwise_cpu_update.rs.)
-    agent.use_tensor_update();
     let mut reports = Vec::new();
+    let mut action = Actions::default();
     for i in 0..steps {
         let obs = obs_at(i);
-        let action = agent.act(&Tensor::from_slice(&obs).view([1, 3]), ActMode::Explore);
-        let a = action.double_value(&[0, 0]);
+        agent.act(&obs, ActMode::Explore, &mut action).unwrap();
+        let a = match &action {
+            Actions::Floats { values, .. } => f64::from(values[0]),
+            other => panic!("expected a float action, got {other}"),
+        };
         let report = agent
             .observe(&Transition {
                 obs: &obs,
@@ -80,20 +85,23 @@ fn value(metrics: &Metrics, tag: &str) -> Option<f64> {
 #[test]
 fn diagnostics_are_reported_every_window_and_never_change_the_run() {
     let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for estimator in [Estimator::Sac, Estimator::Td3] {
-        let (plain, params_plain) = run(&config(estimator, false), 120, varied);
-        let (diagnosed, params_diagnosed) = run(&config(estimator, true), 120, varied);
-        assert_eq!(plain.len(), diagnosed.len(), "{estimator:?}");
+    for (estimator, backend) in
+        [Estimator::Sac, Estimator::Td3].into_iter().flat_map(|e| BACKENDS.map(|b| (e, b)))
+    {
+        let (plain, params_plain) = run(&config(estimator, false, backend), 120, varied);
+        let (diagnosed, params_diagnosed) = run(&config(estimator, true, backend), 120, varied);
+        let estimator = format!("{estimator:?} on {backend}");
+        assert_eq!(plain.len(), diagnosed.len(), "{estimator}");
         // Learning starts at 16 transitions and metrics are reported every 20: the windows
         // ending at steps 20, 40, ..., 120 each hold actor updates (policy_delay = 1).
         let with_actor = diagnosed.iter().filter(|m| value(m, "losses/actor_loss").is_some());
-        assert_eq!(with_actor.count(), 6, "{estimator:?}: reports with actor updates");
+        assert_eq!(with_actor.count(), 6, "{estimator}: reports with actor updates");
         let with_grad = diagnosed.iter().filter(|m| value(m, "grad/snr").is_some()).count();
-        assert_eq!(with_grad, 6, "{estimator:?}: reports with gradient diagnostics");
+        assert_eq!(with_grad, 6, "{estimator}: reports with gradient diagnostics");
         for (off, on) in plain.iter().zip(&diagnosed) {
             let without: Metrics =
                 on.iter().filter(|(t, _)| !t.starts_with("grad/")).cloned().collect();
-            assert_eq!(off, &without, "{estimator:?}: diagnostics changed the losses");
+            assert_eq!(off, &without, "{estimator}: diagnostics changed the losses");
             if value(on, "losses/actor_loss").is_some() {
                 let variance = value(on, "grad/variance").expect("grad/variance reported");
                 let snr = value(on, "grad/snr").expect("grad/snr reported");
@@ -101,7 +109,7 @@ fn diagnostics_are_reported_every_window_and_never_change_the_run() {
             }
         }
         for ((name, off), (_, on)) in params_plain.iter().zip(&params_diagnosed) {
-            assert!(off.equal(on), "{estimator:?}: diagnostics changed {name}");
+            assert!(off.equal(on), "{estimator}: diagnostics changed {name}");
         }
     }
 }
@@ -110,22 +118,25 @@ fn diagnostics_are_reported_every_window_and_never_change_the_run() {
 fn a_deterministic_actor_on_one_state_has_no_gradient_noise_and_sac_has_some() {
     let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let one_state = |_| [0.6f32, 0.8, 1.0];
-    let last_report = |estimator| {
-        let (reports, _) = run(&config(estimator, true), 60, one_state);
-        reports.last().cloned().expect("a report after learning started")
-    };
-    let td3 = last_report(Estimator::Td3);
-    let (variance, snr) = (value(&td3, "grad/variance").unwrap(), value(&td3, "grad/snr").unwrap());
-    // Identical per-sample gradients: zero up to rounding.
-    assert!(snr > 1e4, "TD3 on one state: variance {variance}, snr {snr}");
-    let sac = last_report(Estimator::Sac);
-    let snr = value(&sac, "grad/snr").unwrap();
-    assert!(snr < 100.0, "SAC's sampled actions make its gradient noisy: snr {snr}");
+    for backend in BACKENDS {
+        let last_report = |estimator| {
+            let (reports, _) = run(&config(estimator, true, backend), 60, one_state);
+            reports.last().cloned().expect("a report after learning started")
+        };
+        let td3 = last_report(Estimator::Td3);
+        let (variance, snr) =
+            (value(&td3, "grad/variance").unwrap(), value(&td3, "grad/snr").unwrap());
+        // Identical per-sample gradients: zero up to rounding.
+        assert!(snr > 1e4, "TD3 on one state, {backend}: variance {variance}, snr {snr}");
+        let sac = last_report(Estimator::Sac);
+        let snr = value(&sac, "grad/snr").unwrap();
+        assert!(snr < 100.0, "SAC's sampled actions make its gradient noisy, {backend}: snr {snr}");
+    }
 }
 
 #[test]
 fn diagnostics_need_two_samples_per_minibatch() {
-    let cfg = PathwiseConfig { batch_size: 1, ..config(Estimator::Sac, true) };
+    let cfg = PathwiseConfig { batch_size: 1, ..config(Estimator::Sac, true, BackendChoice::Auto) };
     let err = cfg.validate(&SettingsContext::RANGES_ONLY).unwrap_err().to_string();
     assert_eq!(
         err,

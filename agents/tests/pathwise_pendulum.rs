@@ -1,12 +1,14 @@
 //! The pathwise agent learns Pendulum-v1 (SAC and TD3), driven by a minimal loop (act, step the
-//! vector env, observe) like the trainer in the `rlpg` crate.
+//! vector env, observe) like the trainer in the `rlpg` crate, with the default
+//! `backend = "auto"` (the plain-Rust kernel on the CPU).
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rlpg_agents::{ActMode, Agent, Estimator, Pathwise, PathwiseConfig, Transition};
+use rlpg_agents::{
+    ActMode, Actions, Agent, BackendKind, Estimator, Pathwise, PathwiseConfig, Transition,
+};
 use rlpg_envs::{Env, VecActions, VecEnv, make};
-use tch::Tensor;
 
 const ENV: &str = "Pendulum-v1";
 
@@ -21,9 +23,9 @@ fn vec_env(n: usize) -> VecEnv {
 }
 
 /// Clips continuous actions into the bounds and hands them to the env, as the trainer does.
-fn to_env_actions(venv: &VecEnv, actions: &Tensor, buf: &mut Vec<f32>) {
-    let flat = actions.flatten(0, -1);
-    *buf = Vec::<f32>::try_from(&flat).expect("float actions");
+fn to_env_actions(venv: &VecEnv, actions: &Actions, buf: &mut Vec<f32>) {
+    let Actions::Floats { values, .. } = actions else { panic!("Pendulum takes floats") };
+    buf.clone_from(values);
     if let rlpg_envs::Space::Box(b) = venv.action_space() {
         let d = b.dim();
         for (i, a) in buf.iter_mut().enumerate() {
@@ -35,13 +37,12 @@ fn to_env_actions(venv: &VecEnv, actions: &Tensor, buf: &mut Vec<f32>) {
 /// Mean return of `episodes` deterministic episodes, one per env, seeded apart from training.
 fn evaluate(agent: &mut Pathwise, episodes: usize, seed: u64) -> f64 {
     let mut venv = vec_env(episodes);
-    let obs_dim = venv.obs_dim() as i64;
     let mut obs = venv.reset(Some(seed)).unwrap().to_vec();
     let mut returns: Vec<Option<f64>> = vec![None; episodes];
     let mut buf = Vec::new();
+    let mut actions = Actions::default();
     while returns.iter().any(Option::is_none) {
-        let obs_t = Tensor::from_slice(&obs).view([episodes as i64, obs_dim]);
-        let actions = agent.act(&obs_t, ActMode::Deterministic);
+        agent.act(&obs, ActMode::Deterministic, &mut actions).unwrap();
         to_env_actions(&venv, &actions, &mut buf);
         let step = venv.step(VecActions::Continuous(&buf)).unwrap();
         for ep in &step.episodes {
@@ -64,15 +65,15 @@ fn train(
     tch::manual_seed(seed as i64);
     let mut venv = vec_env(1);
     let mut agent = Pathwise::new(cfg, venv.observation_space(), venv.action_space(), 1).unwrap();
-    let obs_dim = venv.obs_dim() as i64;
+    assert_eq!(agent.backend(), BackendKind::Kernel, "auto takes the kernel on the CPU");
     let mut obs = venv.reset(Some(seed)).unwrap().to_vec();
     let mut buf = Vec::new();
     let mut evals = Vec::new();
     let mut train_time = 0.0;
     let mut tick = Instant::now();
+    let mut actions = Actions::default();
     for step in 1..=total {
-        let obs_t = Tensor::from_slice(&obs).view([1, obs_dim]);
-        let actions = agent.act(&obs_t, ActMode::Explore);
+        agent.act(&obs, ActMode::Explore, &mut actions).unwrap();
         to_env_actions(&venv, &actions, &mut buf);
         let s = venv.step(VecActions::Continuous(&buf)).unwrap();
         let metrics = agent

@@ -1,12 +1,12 @@
 //! REINFORCE with a baseline learns CartPole-v1, driven by a minimal trainer loop (act, step the
-//! vector env, observe) like the one in the `rlpg` crate.
+//! vector env, observe) like the one in the `rlpg` crate, with the default `backend = "auto"`
+//! (the plain-Rust kernel on the CPU).
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rlpg_agents::{ActMode, Agent, Reinforce, ReinforceConfig, Transition};
+use rlpg_agents::{ActMode, Actions, Agent, BackendKind, Reinforce, ReinforceConfig, Transition};
 use rlpg_envs::{Env, VecActions, VecEnv, make};
-use tch::Tensor;
 
 /// tch's generator is global: tests in this binary hold this lock so that they do not draw from
 /// each other's seeded streams when run together.
@@ -36,21 +36,20 @@ fn train(cfg: &ReinforceConfig, seed: u64, num_envs: usize, total_steps: usize) 
         (0..num_envs).map(|_| make("CartPole-v1").expect("CartPole-v1 is registered")).collect();
     let mut venv = VecEnv::new(envs).unwrap();
     let mut obs = venv.reset(Some(seed)).unwrap().to_vec();
-    let obs_dim = venv.obs_dim() as i64;
     let mut agent =
         Reinforce::new(cfg, venv.observation_space(), venv.action_space(), num_envs).unwrap();
+    assert_eq!(agent.backend(), BackendKind::Kernel, "auto takes the kernel on the CPU");
     let mut returns = Vec::new();
     let mut solved_at = None;
     let mut updates = 0;
+    let mut actions = Actions::default();
     let mut actions_usize = vec![0usize; num_envs];
-    let mut actions_i64 = vec![0i64; num_envs];
     let start = Instant::now();
     let mut steps = 0;
     while steps < total_steps {
-        let obs_t = Tensor::from_slice(&obs).view([num_envs as i64, obs_dim]);
-        let actions = agent.act(&obs_t, ActMode::Explore);
-        actions.copy_data(&mut actions_i64, num_envs);
-        for (u, &a) in actions_usize.iter_mut().zip(&actions_i64) {
+        agent.act(&obs, ActMode::Explore, &mut actions).unwrap();
+        let Actions::Indices { values, .. } = &actions else { panic!("CartPole takes indices") };
+        for (u, &a) in actions_usize.iter_mut().zip(values) {
             *u = a as usize;
         }
         let step = venv.step(VecActions::Discrete(&actions_usize)).unwrap();
