@@ -1,6 +1,6 @@
 //! The discrete pathwise update (Gumbel-softmax SAC with per-action twin critics) at
-//! `configs/pathwise_cartpole.toml`'s sizes, the tensor code against the plain-Rust code that
-//! replaces it on the CPU (`Pathwise::use_tensor_update` switches an agent back).
+//! `configs/pathwise_cartpole.toml`'s sizes on both backends (the agent's `backend` setting):
+//! `kernel`, what `backend = "auto"` runs on the CPU, against `libtorch` with autograd.
 //!
 //! An iteration is one cycle of `policy_delay = 3` updates: three critic steps and one actor
 //! step. Criterion reports it as a throughput in elements per second, where an element is one
@@ -13,9 +13,10 @@
 //! ```
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rlpg_agents::{Activation, Agent, Pathwise, PathwiseConfig, Transition};
+use rlpg_agents::{
+    Actions, Activation, Agent, BackendChoice, BackendKind, Pathwise, PathwiseConfig, Transition,
+};
 use rlpg_envs::{BoxSpace, Space};
-use tch::Tensor;
 
 /// Minibatch rows, hidden widths, CartPole's observation width and action count.
 const BATCH: u64 = 128;
@@ -40,8 +41,9 @@ fn cycle_flops() -> u64 {
     POLICY_DELAY * update + 3 * forward + backward
 }
 
-/// An agent with `configs/pathwise_cartpole.toml`'s update and 2,000 CartPole-like transitions.
-fn agent(tensor_update: bool) -> Pathwise {
+/// An agent on `backend` with `configs/pathwise_cartpole.toml`'s update and 2,000 CartPole-like
+/// transitions.
+fn agent(backend: BackendChoice) -> Pathwise {
     tch::manual_seed(0);
     let cfg = PathwiseConfig {
         actor_hidden: vec![HIDDEN as usize; 2],
@@ -51,13 +53,11 @@ fn agent(tensor_update: bool) -> Pathwise {
         policy_delay: POLICY_DELAY as usize,
         target_entropy: Some(0.1),
         learning_starts: 1_000_000,
+        backend,
         ..PathwiseConfig::default()
     };
     let obs_space = Space::Box(BoxSpace::uniform(OBS as usize, -5.0, 5.0));
     let mut agent = Pathwise::new(&cfg, &obs_space, &Space::Discrete(2), 1).expect("agent");
-    if tensor_update {
-        agent.use_tensor_update();
-    }
     for i in 0..2000 {
         let t = i as f32 * 0.01;
         let obs = [t.sin(), t.cos(), (t * 3.0).sin(), (t * 5.0).cos()];
@@ -65,7 +65,7 @@ fn agent(tensor_update: bool) -> Pathwise {
         agent
             .observe(&Transition {
                 obs: &obs,
-                actions: &Tensor::from_slice(&[i64::from(i % 3 == 0)]),
+                actions: &Actions::Indices { values: vec![i64::from(i % 3 == 0)], width: 1 },
                 rewards: &[1.0],
                 terminated: &[i % 100 == 99],
                 truncated: &[false],
@@ -80,10 +80,13 @@ fn discrete_update(c: &mut Criterion) {
     tch::set_num_threads(1);
     let mut group = c.benchmark_group("discrete_update");
     group.throughput(Throughput::Elements(cycle_flops()));
-    for (name, tensor_update) in [("tensor", true), ("plain_rust", false)] {
-        let mut agent = agent(tensor_update);
-        assert_eq!(agent.uses_cpu_update(), !tensor_update);
-        group.bench_function(name, |b| {
+    for (choice, kind) in [
+        (BackendChoice::Libtorch, BackendKind::Libtorch),
+        (BackendChoice::Kernel, BackendKind::Kernel),
+    ] {
+        let mut agent = agent(choice);
+        assert_eq!(agent.backend(), kind, "the agent runs on the backend it was asked for");
+        group.bench_function(kind.name(), |b| {
             b.iter(|| {
                 for _ in 0..POLICY_DELAY {
                     agent.update().expect("update");

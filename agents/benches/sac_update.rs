@@ -8,7 +8,10 @@
 //! core is its FLOPs at the core's sgemm rate on those products. Criterion reports every case
 //! as a throughput in elements per second, where an element is one floating-point operation: the
 //! `sgemm/*` cases' `Gelem/s` are the core's GFLOP/s, `update/*`'s the update's achieved rate
-//! counted in the matrix products' FLOPs. Their ratio is the fraction of peak.
+//! counted in the matrix products' FLOPs. Their ratio is the fraction of peak. The update is
+//! timed on both backends (the agent's `backend` setting): `update/sac_sb3_sizes_kernel`, what
+//! `backend = "auto"` runs on the CPU, and `update/sac_sb3_sizes_libtorch`, the same update by
+//! libtorch with autograd.
 //!
 //! Run (one libtorch thread, as every peer number):
 //!
@@ -25,7 +28,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
-use rlpg_agents::{Activation, Agent, Pathwise, PathwiseConfig, Transition};
+use rlpg_agents::{
+    Actions, Activation, Agent, BackendChoice, BackendKind, Pathwise, PathwiseConfig, Transition,
+};
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Device, Kind, Tensor};
 
@@ -69,9 +74,9 @@ fn update_flops() -> u64 {
     target + critic_step + actor_step
 }
 
-/// A SAC agent at SB3's sizes with a replay buffer holding 2,000 Pendulum-like transitions, so
-/// that [`Pathwise::update`] has minibatches to draw.
-fn sac_agent() -> Pathwise {
+/// A SAC agent at SB3's sizes on `backend` with a replay buffer holding 2,000 Pendulum-like
+/// transitions, so that [`Pathwise::update`] has minibatches to draw.
+fn sac_agent(backend: BackendChoice) -> Pathwise {
     tch::manual_seed(0);
     // The update of configs/pathwise_pendulum_sb3.toml (this crate cannot read rlpg's configs).
     let cfg = PathwiseConfig {
@@ -87,6 +92,7 @@ fn sac_agent() -> Pathwise {
         tau: 0.005,
         learning_starts: 1_000_000,
         buffer_size: 1_000_000,
+        backend,
         ..PathwiseConfig::default()
     };
     let obs_space = Space::Box(BoxSpace::new(vec![-1.0, -1.0, -8.0], vec![1.0, 1.0, 8.0]));
@@ -96,7 +102,7 @@ fn sac_agent() -> Pathwise {
         let t = i as f32 * 0.01;
         let obs = [t.cos(), t.sin(), (t * 3.0).sin() * 8.0];
         let next = [(t + 0.05).cos(), (t + 0.05).sin(), (t * 3.0 + 0.1).sin() * 8.0];
-        let actions = Tensor::from_slice(&[(t * 7.0).sin() * 2.0]).view([1, 1]);
+        let actions = Actions::Floats { values: vec![(t * 7.0).sin() * 2.0], width: 1 };
         agent
             .observe(&Transition {
                 obs: &obs,
@@ -118,10 +124,10 @@ enum Role {
     HotShape,
     /// sgemm on a large square: the core's peak.
     Peak,
-    /// The SAC update itself.
+    /// The SAC update on the kernel (what `backend = "auto"` runs on the CPU).
     Update,
-    /// The same update run by the tensor code it replaces on the CPU.
-    TensorUpdate,
+    /// The same update on libtorch with autograd (`backend = "libtorch"`).
+    LibtorchUpdate,
 }
 
 /// One timed case: a name, what it measures, its FLOPs per call, and the call.
@@ -158,29 +164,26 @@ fn sgemm_cases() -> Vec<Case> {
     cases
 }
 
-/// The update as training runs it on the CPU (the plain-Rust code), or with the tensor code
-/// (`Pathwise::use_tensor_update`), for comparison.
-fn update_case(tensor_update: bool) -> Case {
-    let mut agent = sac_agent();
-    if tensor_update {
-        agent.use_tensor_update();
-    }
+/// The update on `backend`, as training runs it.
+fn update_case(backend: BackendKind) -> Case {
+    let (choice, role) = match backend {
+        BackendKind::Kernel => (BackendChoice::Kernel, Role::Update),
+        BackendKind::Libtorch => (BackendChoice::Libtorch, Role::LibtorchUpdate),
+    };
+    let mut agent = sac_agent(choice);
+    assert_eq!(agent.backend(), backend, "the agent runs on the backend it was asked for");
     Case {
-        name: if tensor_update {
-            "update/sac_sb3_sizes_tensor_code"
-        } else {
-            "update/sac_sb3_sizes"
-        }
-        .into(),
-        role: if tensor_update { Role::TensorUpdate } else { Role::Update },
+        name: format!("update/sac_sb3_sizes_{backend}"),
+        role,
         flops: update_flops(),
         run: Box::new(move || agent.update().expect("update")),
     }
 }
 
-/// Every case: the sgemm cases, then the update, then the update with the tensor code.
+/// Every case: the sgemm cases, then the update on the kernel, then on libtorch.
 fn cases() -> Vec<Case> {
-    sgemm_cases().into_iter().chain([update_case(false), update_case(true)]).collect()
+    let updates = [update_case(BackendKind::Kernel), update_case(BackendKind::Libtorch)];
+    sgemm_cases().into_iter().chain(updates).collect()
 }
 
 fn roofline(c: &mut Criterion) {
@@ -240,18 +243,24 @@ fn compare(rounds: usize) {
         let rates = cases.iter().zip(&best_rate).filter(|(case, _)| case.role == role);
         rates.map(|(_, &rate)| rate).fold(0.0, f64::max)
     };
-    let (hot, peak, update_rate) =
-        (best_of(Role::HotShape), best_of(Role::Peak), best_of(Role::Update));
-    let update = cases.iter().position(|case| case.role == Role::Update).expect("an update case");
+    let (hot, peak) = (best_of(Role::HotShape), best_of(Role::Peak));
+    for (role, backend) in [(Role::Update, "kernel"), (Role::LibtorchUpdate, "libtorch")] {
+        let update_rate = best_of(role);
+        let update = cases.iter().position(|case| case.role == role).expect("an update case");
+        println!(
+            "\nupdate on {backend}: {:.1} M FLOPs in matrix products, {:.1} updates/s (fastest \
+             round), {update_rate:.1} GFLOP/s = {:.0}% of the best 256-shape sgemm ({hot:.1} \
+             GFLOP/s), {:.0}% of the 1024-square peak ({:.1} GFLOP/s)",
+            cases[update].flops as f64 / 1e6,
+            1.0 / seconds[update][0],
+            100.0 * update_rate / hot,
+            100.0 * update_rate / peak,
+            peak,
+        );
+    }
     println!(
-        "\nupdate: {:.1} M FLOPs in matrix products, {:.1} updates/s (fastest round), \
-         {update_rate:.1} GFLOP/s = {:.0}% of the best 256-shape sgemm ({hot:.1} GFLOP/s), \
-         {:.0}% of the 1024-square peak ({:.1} GFLOP/s)",
-        cases[update].flops as f64 / 1e6,
-        1.0 / seconds[update][0],
-        100.0 * update_rate / hot,
-        100.0 * update_rate / peak,
-        peak,
+        "\nkernel / libtorch, fastest rounds: {:.2}x",
+        best_of(Role::Update) / best_of(Role::LibtorchUpdate)
     );
 }
 
