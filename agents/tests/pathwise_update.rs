@@ -401,8 +401,8 @@ fn discrete_soft_targets_are_the_exact_expectation_over_actions() {
                     let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
                     let mut value = 0.0;
-                    for a in 0..3 {
-                        let log_p = logits[a] - lse;
+                    for (a, logit) in logits.iter().enumerate() {
+                        let log_p = logit - lse;
                         let min_q = q(&s, "critic_target/q1.", &next, a).min(q(
                             &s,
                             "critic_target/q2.",
