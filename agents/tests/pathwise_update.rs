@@ -183,10 +183,49 @@ fn log_one_minus_tanh_squared(u: f64) -> f64 {
     2.0 * (std::f64::consts::LN_2 - u - softplus(-2.0 * u))
 }
 
+/// For each kind of end: a fresh agent (`cfg`, Pendulum's spaces) storing the transition
+/// `OBS →(action 1, REWARD)→ NEXT` with that end, whose next update (generator seeded with
+/// `seed`, the same for the three) must regress on `y = REWARD + γ (1 − terminated) V'(s')`
+/// with `next_value` computed by hand from the agent's checkpoint (and the context printed on a
+/// failure). Then truncation bootstraps like an ordinary step and termination does not.
+fn check_targets_for_each_end(
+    cfg: &PathwiseConfig,
+    seed: i64,
+    next_value: impl Fn(&State) -> (f64, String),
+) {
+    let backend = cfg.backend;
+    let mut targets = Vec::new();
+    for end in ENDS {
+        let mut agent = fresh(cfg, &pendulum_spaces().1, 3);
+        // Action 1 on [−2, 2]: the critic sees y = 0.5.
+        store(&mut agent, &OBS, &Actions::Floats { values: vec![1.0], width: 1 }, REWARD, end);
+        // Only the true end is stored as terminated.
+        assert_eq!(stored_terminated(&agent, 3, 1), [f64::from(u8::from(end.1))], "{end:?}");
+        let s = state(&agent);
+        let q1 = mlp(&s, "critic/q1.", &concat(&to_f64(&OBS), &[0.5]))[0];
+        let (value, context) = next_value(&s);
+        let expected = REWARD + if end.1 { 0.0 } else { GAMMA * value };
+        let got = target_of_next_update(&mut agent, q1, 0, seed);
+        assert!(
+            (got - expected).abs() < 1e-5,
+            "{backend} {end:?}: target {got}, by hand {expected} ({context})"
+        );
+        targets.push(got);
+    }
+    assert!((targets[0] - targets[1]).abs() < 1e-6, "{backend}: truncation {targets:?}");
+    assert!((targets[2] - REWARD).abs() < 1e-5, "{backend}: termination {targets:?}");
+    assert!((targets[0] - REWARD).abs() > 1e-3, "{backend}: no bootstrap {targets:?}");
+}
+
+/// `min(Q1', Q2')(s', a)` of the target critics, by hand.
+fn target_min_q(s: &State, next: &[f64], a: f64) -> f64 {
+    let input = concat(next, &[a]);
+    mlp(s, "critic_target/q1.", &input)[0].min(mlp(s, "critic_target/q2.", &input)[0])
+}
+
 #[test]
 fn sac_targets_subtract_the_entropy_term_bootstrap_through_truncation_and_stop_at_termination() {
     let _rng = rng();
-    let (_, act_space) = pendulum_spaces();
     for backend in BACKENDS {
         let cfg = PathwiseConfig {
             gamma: GAMMA,
@@ -195,54 +234,30 @@ fn sac_targets_subtract_the_entropy_term_bootstrap_through_truncation_and_stop_a
             backend,
             ..PathwiseConfig::default()
         };
-        let mut targets = Vec::new();
-        for end in ENDS {
-            let mut agent = fresh(&cfg, &act_space, 3);
-            // Action 1 on [−2, 2]: the critic sees y = 0.5.
-            store(&mut agent, &OBS, &Actions::Floats { values: vec![1.0], width: 1 }, REWARD, end);
-            assert_eq!(stored_terminated(&agent, 3, 1), [f64::from(u8::from(end.1))], "{end:?}");
-            let s = state(&agent);
-            let q1 = mlp(&s, "critic/q1.", &concat(&to_f64(&OBS), &[0.5]))[0];
-            // By hand: a' = tanh(u), u = μ + σ ε from the actor at s'; log π(a') by the change
-            // of variables; y = r + γ (1 − d) (min Q'(s', a') − α log π(a')).
-            // The same draws for the three kinds of end, so that they differ only by the end.
-            let seed = 40;
-            let eps = draws_of_the_next_update(seed, 1)[0];
+        let seed = 40;
+        let eps = draws_of_the_next_update(seed, 1)[0];
+        // By hand: a' = tanh(u), u = μ + σ ε from the actor at s'; log π(a') by the change of
+        // variables; V'(s') = min Q'(s', a') − α log π(a').
+        check_targets_for_each_end(&cfg, seed, |s| {
             let next = to_f64(&NEXT);
-            let out = mlp(&s, "actor/", &next);
+            let out = mlp(s, "actor/", &next);
             let log_std = out[1].clamp(f64::from(LOG_STD_MIN), f64::from(LOG_STD_MAX));
             let u = out[0] + log_std.exp() * eps;
-            let a = u.tanh();
             let log_prob = -0.5 * eps * eps
                 - log_std
                 - 0.5 * (2.0 * std::f64::consts::PI).ln()
                 - log_one_minus_tanh_squared(u);
-            let input = concat(&next, &[a]);
-            let min_q = mlp(&s, "critic_target/q1.", &input)[0]
-                .min(mlp(&s, "critic_target/q2.", &input)[0]);
-            let keep = if end.1 { 0.0 } else { 1.0 };
-            let expected = REWARD + GAMMA * keep * (min_q - 0.3 * log_prob);
-            let got = target_of_next_update(&mut agent, q1, 0, seed);
-            assert!(
-                (got - expected).abs() < 1e-5,
-                "{backend} {end:?}: target {got}, by hand {expected} (min Q' {min_q}, log π \
-                 {log_prob})"
-            );
-            if !end.1 {
-                // The sampled action's log-probability is what is subtracted, and it matters.
-                assert!(0.3 * GAMMA * log_prob.abs() > 1e-3, "{backend}: a vanishing entropy term");
-            }
-            targets.push(got);
-        }
-        assert!((targets[0] - targets[1]).abs() < 1e-6, "{backend}: truncation {targets:?}");
-        assert!((targets[2] - REWARD).abs() < 1e-5, "{backend}: termination {targets:?}");
+            // The sampled action's log-probability is what is subtracted, and it matters.
+            assert!(0.3 * GAMMA * log_prob.abs() > 1e-3, "{backend}: a vanishing entropy term");
+            let min_q = target_min_q(s, &next, u.tanh());
+            (min_q - 0.3 * log_prob, format!("min Q' {min_q}, log π {log_prob}"))
+        });
     }
 }
 
 #[test]
 fn td3_targets_bootstrap_through_truncation_and_stop_at_termination() {
     let _rng = rng();
-    let (_, act_space) = pendulum_spaces();
     for backend in BACKENDS {
         let cfg = PathwiseConfig {
             estimator: Estimator::Td3,
@@ -251,31 +266,14 @@ fn td3_targets_bootstrap_through_truncation_and_stop_at_termination() {
             backend,
             ..PathwiseConfig::default()
         };
-        let mut targets = Vec::new();
-        for end in ENDS {
-            let mut agent = fresh(&cfg, &act_space, 3);
-            store(&mut agent, &OBS, &Actions::Floats { values: vec![1.0], width: 1 }, REWARD, end);
-            assert_eq!(stored_terminated(&agent, 3, 1), [f64::from(u8::from(end.1))], "{end:?}");
-            let s = state(&agent);
-            let q1 = mlp(&s, "critic/q1.", &concat(&to_f64(&OBS), &[0.5]))[0];
-            // By hand, without smoothing noise: y = r + γ (1 − d) min Q'(s', μ'(s')) with the
-            // target actor's μ'.
+        // By hand, without smoothing noise: V'(s') = min Q'(s', μ'(s')) with the target actor's
+        // μ'.
+        check_targets_for_each_end(&cfg, 50, |s| {
             let next = to_f64(&NEXT);
-            let mu = mlp(&s, "actor_target/", &next)[0].tanh();
-            let input = concat(&next, &[mu]);
-            let min_q = mlp(&s, "critic_target/q1.", &input)[0]
-                .min(mlp(&s, "critic_target/q2.", &input)[0]);
-            let expected = REWARD + if end.1 { 0.0 } else { GAMMA * min_q };
-            let got = target_of_next_update(&mut agent, q1, 0, 50);
-            assert!(
-                (got - expected).abs() < 1e-5,
-                "{backend} {end:?}: target {got}, by hand {expected} (next value {min_q})"
-            );
-            targets.push(got);
-        }
-        assert!((targets[0] - targets[1]).abs() < 1e-6, "{backend}: truncation {targets:?}");
-        assert!((targets[2] - REWARD).abs() < 1e-5, "{backend}: termination {targets:?}");
-        assert!((targets[0] - REWARD).abs() > 1e-3, "{backend}: no bootstrap {targets:?}");
+            let mu = mlp(s, "actor_target/", &next)[0].tanh();
+            let min_q = target_min_q(s, &next, mu);
+            (min_q, format!("μ' {mu}"))
+        });
     }
 }
 
@@ -321,10 +319,7 @@ fn td3_smoothing_noise_is_clipped_and_target_actions_stay_in_the_box() {
             let q1 = mlp(&s, "critic/q1.", &concat(&to_f64(&OBS), &[0.5]))[0];
             let eps = draws_of_the_next_update(seed, 1)[0];
             let smoothed = (MU + (10.0 * eps).clamp(-0.5, 0.5)).clamp(-1.0, 1.0);
-            let value = |a: f64| {
-                let input = concat(&to_f64(&NEXT), &[a]);
-                mlp(&s, "critic_target/q1.", &input)[0].min(mlp(&s, "critic_target/q2.", &input)[0])
-            };
+            let value = |a: f64| target_min_q(&s, &to_f64(&NEXT), a);
             let expected = REWARD + GAMMA * value(smoothed);
             let got = target_of_next_update(&mut agent, q1, 0, seed);
             assert!(
