@@ -23,6 +23,9 @@ use rlpg_agents::{
 use rlpg_envs::{BoxSpace, Space};
 use tch::{Kind, Tensor};
 
+/// Every tensor of a checkpoint by name: its shape and values.
+type State = BTreeMap<String, (Vec<i64>, Vec<f64>)>;
+
 const REL_TOL: f64 = 1e-4;
 const ABS_TOL: f64 = 1e-9;
 
@@ -67,7 +70,7 @@ fn build(case: &Case, backend: &str, seed: i64) -> Result<Box<dyn Agent>, String
 }
 
 /// Every tensor of `agent`'s checkpoint by name, as `f64` values.
-fn state(agent: &dyn Agent) -> BTreeMap<String, (Vec<i64>, Vec<f64>)> {
+fn state(agent: &dyn Agent) -> State {
     agent
         .named_tensors()
         .into_iter()
@@ -80,13 +83,16 @@ fn state(agent: &dyn Agent) -> BTreeMap<String, (Vec<i64>, Vec<f64>)> {
         .collect()
 }
 
+/// The agent's update counter (cheap to read: its training state without the replay buffer).
+fn updates(agent: &dyn Agent) -> i64 {
+    let state = agent.training_state(false).expect("training state");
+    let (_, t) = state.iter().find(|(n, _)| n == "updates").expect("an update counter");
+    t.int64_value(&[0])
+}
+
 /// The Adam state `{net}_adam/{moment}` split per parameter tensor of `{net}/…` (the flat buffer
 /// holds them in name order).
-fn per_tensor(
-    state: &BTreeMap<String, (Vec<i64>, Vec<f64>)>,
-    net: &str,
-    moment: &str,
-) -> Vec<(String, Vec<f64>)> {
+fn per_tensor(state: &State, net: &str, moment: &str) -> Vec<(String, Vec<f64>)> {
     let flat = &state[&format!("{net}_adam/{moment}")].1;
     let prefix = format!("{net}/");
     let mut offset = 0;
@@ -107,14 +113,7 @@ fn norm(v: &[f64]) -> f64 {
 }
 
 /// Compares `{net}_adam/{moment}` of the two agents tensor by tensor.
-fn compare_moments(
-    case: &str,
-    what: &str,
-    kernel: &BTreeMap<String, (Vec<i64>, Vec<f64>)>,
-    torch: &BTreeMap<String, (Vec<i64>, Vec<f64>)>,
-    net: &str,
-    moment: &str,
-) {
+fn compare_moments(case: &str, what: &str, kernel: &State, torch: &State, net: &str, moment: &str) {
     for ((name, k), (_, t)) in
         per_tensor(kernel, net, moment).iter().zip(per_tensor(torch, net, moment))
     {
@@ -221,6 +220,7 @@ fn run(case: &Case) -> bool {
     let mut compared_first = vec![false; nets.len()];
     let mut stream = Stream { discrete: case.discrete, num_envs: case.num_envs, step: 0 };
     let mut actions = (Actions::default(), Actions::default());
+    let mut last_updates = 0;
     for step in 0..400 {
         let (obs, chosen, rewards, terminated, truncated, next_obs) = stream.next();
         // Acting: the same actions from the same draws.
@@ -262,10 +262,15 @@ fn run(case: &Case) -> bool {
             (None, None) => {}
             _ => panic!("{}: one backend reported metrics and the other did not", case.name),
         }
+        // Optimizer states change only with updates: compare them when some happened.
+        let done = updates(kernel.as_ref());
+        assert_eq!(done, updates(torch.as_ref()), "{}: update counts differ", case.name);
+        if done == last_updates {
+            continue;
+        }
+        last_updates = done;
         let (sk, st) = (state(kernel.as_ref()), state(torch.as_ref()));
-        let steps = |s: &BTreeMap<String, (Vec<i64>, Vec<f64>)>, net: &str| {
-            s[&format!("{net}_adam/steps")].1[0]
-        };
+        let steps = |s: &State, net: &str| s[&format!("{net}_adam/steps")].1[0];
         for (i, net) in nets.iter().enumerate() {
             assert_eq!(
                 steps(&sk, net),

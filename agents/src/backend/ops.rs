@@ -374,7 +374,7 @@ mod tests {
             let grad =
                 Tensor::run_backward(&[(&y * &w).sum(Kind::Float)], &[&x], false, false).remove(0);
             let y = Vec::<f32>::try_from(&y.detach().view([-1])).unwrap();
-            let grad = Vec::<f32>::try_from(&grad.view([-1])).unwrap();
+            let grad = Vec::<f32>::try_from(&grad.reshape([-1])).unwrap();
             let oc = op.out_cols(3);
             for r in 0..2 {
                 let mut v = vec![0.0; oc];

@@ -43,11 +43,10 @@
 //! uniformly random actions) and run `updates_per_step` times per environment transition.
 //!
 //! The code, one file per concern: `settings` ([`PathwiseConfig`] and every rule about it),
-//! `agent` (the algorithm, top to bottom, and in one place what SAC and TD3 do differently),
-//! `actor` and `critic` (the networks), `cpu` (the SAC update written out in plain Rust,
-//! which replaces the tensor code on the CPU where it applies: the same update several times
-//! faster at classic-control sizes), `state` (checkpoint tensors and training state) and
-//! `tests`.
+//! `agent` (the algorithm, top to bottom, written once over the compute backends of
+//! [`crate::backend`], and in one place what SAC and TD3 do differently), `actor` and `critic`
+//! (the networks, the action coding and the actor's heads), `exploration` (pink noise), `state`
+//! (checkpoint tensors and training state) and `tests`.
 
 mod actor;
 mod agent;
