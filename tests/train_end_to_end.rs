@@ -154,12 +154,15 @@ fn reinforce_reaches_minus_250_on_pendulum_on_three_seeds() {
 }
 
 /// The README's claim: pathwise SAC reaches a deterministic evaluation of -200 on Pendulum-v1
-/// after 2k-3k steps (5/5 seeds). Baselines as above (random about -1220). Seeds 1-3, fixed in
-/// advance: all must reach -200 within 3k steps (measured: all at the first evaluation after
-/// learning starts, 2k steps, evaluating -133 to -147).
+/// after 2k-3k steps on most seeds. Measured with `rlpg bench configs/pathwise_pendulum.toml
+/// --seeds 1..15 --target-eval -200` on the kernel (the default backend): 13 of 15 seeds at 2k-3k,
+/// seed 13 at 4k, seed 3 at 6k (libtorch, same seeds 6-15: 7 of 10 within 3k, the others at
+/// 4k-5k; the two backends round differently and trajectories part after some updates).
+/// Baselines as above (random about -1220). Seeds 1-3, fixed in advance: each reaches -200
+/// within 6k steps, and at least two of them within 3k.
 #[test]
-fn pathwise_reaches_minus_200_on_pendulum_within_3k_steps_on_three_seeds() {
-    let config = preset("pathwise_pendulum.toml", &["total_timesteps=3000", "checkpoint_every=0"]);
+fn pathwise_reaches_minus_200_on_pendulum_within_3k_steps_on_two_of_three_seeds() {
+    let config = preset("pathwise_pendulum.toml", &["total_timesteps=6000", "checkpoint_every=0"]);
     let results = steps_to_eval_target(&config, &[1, 2, 3], -200.0);
     eprintln!("pathwise pendulum (untrained eval, steps to -200): {results:?}");
     for (seed, (before, reached)) in [1, 2, 3].iter().zip(&results) {
@@ -168,10 +171,15 @@ fn pathwise_reaches_minus_200_on_pendulum_within_3k_steps_on_three_seeds() {
             "seed {seed}: the untrained policy already evaluates {before:.1}"
         );
         assert!(
-            reached.is_some_and(|s| s <= 3000),
-            "seed {seed}: no evaluation reached -200 within 3k steps (untrained {before:.1})"
+            reached.is_some_and(|s| s <= 6000),
+            "seed {seed}: no evaluation reached -200 within 6k steps (untrained {before:.1})"
         );
     }
+    let within_3k = results.iter().filter(|(_, reached)| reached.is_some_and(|s| s <= 3000));
+    assert!(
+        within_3k.count() >= 2,
+        "fewer than two of seeds 1-3 reached -200 within 3k steps: {results:?}"
+    );
 }
 
 #[test]

@@ -124,6 +124,8 @@ enum Role {
     HotShape,
     /// sgemm on a large square: the core's peak.
     Peak,
+    /// The kernel's own matrix product (`rlpg_kernel::gemm`) at the hot shape.
+    KernelGemm,
     /// The SAC update on the kernel (what `backend = "auto"` runs on the CPU).
     Update,
     /// The same update on libtorch with autograd (`backend = "libtorch"`).
@@ -158,6 +160,28 @@ fn sgemm_cases() -> Vec<Case> {
             flops: mm_flops(n, n, n),
             run: Box::new(move || {
                 let _ = black_box(a.mm(&b));
+            }),
+        });
+    }
+    // The kernel's product on plain memory, in the same three layouts.
+    use rlpg_kernel::gemm::{View, gemm};
+    let n = BATCH as usize;
+    for layout in ["nn", "nt", "tn"] {
+        let a: Vec<f32> = (0..n * n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
+        let b = a.clone();
+        let mut c = vec![0.0f32; n * n];
+        let (av, bv) = match layout {
+            "nt" => (View::dense(n, n), View::dense(n, n).t()),
+            "tn" => (View::dense(n, n).t(), View::dense(n, n)),
+            _ => (View::dense(n, n), View::dense(n, n)),
+        };
+        cases.push(Case {
+            name: format!("kernel_gemm/{n}x{n}x{n}_{layout}"),
+            role: Role::KernelGemm,
+            flops: mm_flops(BATCH, BATCH, BATCH),
+            run: Box::new(move || {
+                gemm(&a, av, &b, bv, 0.0, &mut c, View::dense(n, n));
+                black_box(&c);
             }),
         });
     }

@@ -34,7 +34,9 @@ pub fn resume(run_dir: &Path, options: TrainOptions<'_>) -> Result<RunOutcome, R
 /// anyway; `device` likewise (a run checkpointed on one device continues on another, with
 /// the other device's floating-point rounding). `env_threads` and `env_workers` change nothing but
 /// speed: the environments give the same results bit for bit on any number of threads or
-/// worker processes (and `env_worker_timeout` only how long a worker may take). Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
+/// worker processes (and `env_worker_timeout` only how long a worker may take). The agents'
+/// `backend` likewise: both backends compute the same update from the same checkpoint
+/// (parameters and optimizer state), up to float rounding. Everything else (env, agent, seed, num_envs, normalize_obs, every agent setting,
 /// learning rates included) would make the continued run a different experiment from its
 /// first part, and is refused.
 pub const RESUME_CHANGEABLE: &[&str] = &[
@@ -50,6 +52,8 @@ pub const RESUME_CHANGEABLE: &[&str] = &[
     "env_threads",
     "env_workers",
     "env_worker_timeout",
+    "reinforce.backend",
+    "pathwise.backend",
 ];
 
 /// File in a run directory where every change of settings made on resuming is appended, one
@@ -207,6 +211,8 @@ fn with_changeable_from(saved: &Config, current: &Config) -> Result<Config, RunE
     out.env_threads = current.env_threads;
     out.env_workers = current.env_workers;
     out.env_worker_timeout = current.env_worker_timeout;
+    out.reinforce.backend = current.reinforce.backend;
+    out.pathwise.backend = current.pathwise.backend;
     // Keep this function and the list in step: a key in the list must be copied above.
     let missed: Vec<String> = changed_keys(&out, current)?
         .into_iter()
