@@ -77,7 +77,7 @@ impl ProbeOps<'_> {
     pub(crate) fn draw(&self, rows: usize) -> Tensor {
         match self.space {
             Space::Discrete(_) => Tensor::rand([rows as i64, 1], (Kind::Float, Device::Cpu)),
-            Space::Box(b) => gaussian_noise(rows, b.dim()),
+            _ => gaussian_noise(rows, self.space.flat_dim()),
         }
     }
 

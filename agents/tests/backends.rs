@@ -136,8 +136,18 @@ struct Stream {
     step: usize,
 }
 
+/// One step of the stream, for all envs.
+struct Step {
+    obs: Vec<f32>,
+    actions: Actions,
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    next_obs: Vec<f32>,
+}
+
 impl Stream {
-    fn next(&mut self) -> (Vec<f32>, Actions, Vec<f64>, Vec<bool>, Vec<bool>, Vec<f32>) {
+    fn next(&mut self) -> Step {
         let (obs_dim, n) = if self.discrete { (4, self.num_envs) } else { (3, self.num_envs) };
         let s = self.step as f32;
         let obs: Vec<f32> =
@@ -160,7 +170,7 @@ impl Stream {
         let terminated: Vec<bool> = (0..n).map(|e| (self.step + e) % 11 == 10).collect();
         let truncated: Vec<bool> = (0..n).map(|e| (self.step + 2 * e) % 13 == 12).collect();
         self.step += 1;
-        (obs, actions, rewards, terminated, truncated, next)
+        Step { obs, actions, rewards, terminated, truncated, next_obs: next }
     }
 }
 
@@ -222,7 +232,7 @@ fn run(case: &Case) -> bool {
     let mut actions = (Actions::default(), Actions::default());
     let mut last_updates = 0;
     for step in 0..400 {
-        let (obs, chosen, rewards, terminated, truncated, next_obs) = stream.next();
+        let Step { obs, actions: chosen, rewards, terminated, truncated, next_obs } = stream.next();
         // Acting: the same actions from the same draws.
         for mode in [ActMode::Explore, ActMode::Deterministic] {
             tch::manual_seed(1000 + step as i64);

@@ -459,7 +459,7 @@ fn the_critic_step_moves_only_the_critic_and_the_actor_step_only_the_actor() {
                         Space::Discrete(n) => {
                             Actions::Indices { values: vec![(i % n) as i64], width: 1 }
                         }
-                        Space::Box(_) => Actions::Floats { values: vec![4.0 * x - 2.0], width: 1 },
+                        _ => Actions::Floats { values: vec![4.0 * x - 2.0], width: 1 },
                     };
                     agent
                         .observe(&Transition {

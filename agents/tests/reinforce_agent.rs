@@ -546,7 +546,7 @@ fn acting_follows_the_policys_distribution_by_hand_on_both_backends() {
                         (0..*n as i64).filter(|a| indices(&explored).contains(a)).count();
                     assert!(distinct >= 3, "{what}: exploring took only {distinct} actions");
                 }
-                Space::Box(_) => {
+                _ => {
                     let eps = draws(seed, rows, 2, true);
                     let explored = {
                         tch::manual_seed(seed);

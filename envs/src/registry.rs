@@ -356,7 +356,7 @@ impl EnvEntry {
     }
 
     /// Makes this entry's vector envs with `workers` when `env_workers` asks for worker
-    /// processes (what the Gymnasium bridge's [`crate::gymnasium::entry`] does).
+    /// processes (what the Gymnasium bridge's `gymnasium::entry` does).
     pub fn with_workers(
         mut self,
         workers: impl Fn(usize, &Stepping) -> Result<VecEnv, EnvError> + Send + Sync + 'static,

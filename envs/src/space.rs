@@ -85,7 +85,7 @@ impl Space {
         }
     }
 
-    /// Length of an action mask for this action space ([`Env::action_mask`]), laid out as
+    /// Length of an action mask for this action space ([`crate::Env::action_mask`]), laid out as
     /// sb3-contrib's `MaskablePPO` lays out `action_masks()`: one flag per action of a
     /// `Discrete(n)` (`n`); the flags of each component in turn for a `MultiDiscrete` (`nvec[0]`
     /// flags for component 0's values, then component 1's, ...: `sum(nvec)`); a pair per value of

@@ -90,7 +90,8 @@ struct Node {
     deps: u64,
 }
 
-/// The CPU kernel (see the [module docs](self)).
+/// The CPU kernel: primitives as plain-Rust loops on a tape, differentiated by walking it
+/// backwards (see [`crate::backend`]).
 #[derive(Debug)]
 pub struct Kernel {
     nodes: Vec<Node>,

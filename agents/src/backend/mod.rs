@@ -2,14 +2,15 @@
 //! written once.
 //!
 //! An update (its targets, losses and schedule) is written as a function generic over
-//! [`Backend`]: a small vocabulary of matrix primitives ([`ops`]: elementwise functions,
+//! `Backend` (the public part of its vocabulary is [`Ops`]): a small set of matrix primitives
+//! ([`Unary`], [`Binary`], [`Rowwise`]: elementwise functions,
 //! row-wise softmax and sums, column slices, gathers, reductions), the MLP of a network, random
 //! draws, and a gradient step on one network. Two implementations evaluate it:
 //!
 //! - [`Torch`] (`backend = "libtorch"`): each primitive is a libtorch tensor operation and
 //!   autograd differentiates the loss. Any device; the reference.
 //! - [`Kernel`] (`backend = "kernel"`): each primitive is a plain-Rust loop on the CPU, recorded
-//!   on a tape whose backward pass applies the primitives' slopes ([`ops`]) and the MLPs'
+//!   on a tape whose backward pass applies the primitives' slopes ([`Unary::slope`]) and the MLPs'
 //!   hand-written backward passes (`rlpg_kernel::mlp`). No libtorch operation runs inside an
 //!   update, which at classic-control sizes is most of the time libtorch would spend.
 //!

@@ -8,7 +8,8 @@ use crate::agent::AgentError;
 use crate::optim::clip_grad_norm;
 use crate::scaffold::{Finite, Net};
 
-/// The libtorch backend on one device (see the [module docs](super)).
+/// The libtorch backend on one device: each primitive a tensor operation, gradients by autograd
+/// (see [`crate::backend`]).
 #[derive(Debug)]
 pub struct Torch {
     device: Device,
