@@ -38,7 +38,14 @@ fn check_blow_up(name: &str, preset: &str, sets: &[&str], quantity_prefix: &str)
         err.contains("non-finite") && err.contains(quantity_prefix) && err.contains(" at step "),
         "the message must name the non-finite quantity and the step: {err}"
     );
-    assert!(err.contains("last good checkpoint"), "the message must name the checkpoint: {err}");
+    // A non-finite loss marks the run failed (resuming would replay the same steps into it),
+    // and the message names the last checkpoint written.
+    assert!(
+        err.contains("marked failed")
+            && err.contains("last checkpoint")
+            && err.contains(".safetensors"),
+        "the message must name the checkpoint: {err}"
+    );
     let run_dir: PathBuf = std::fs::read_dir(&root)
         .expect("out root")
         .next()
