@@ -134,12 +134,14 @@ impl Actions {
         match (self, src) {
             (Actions::Indices { values, .. }, Actions::Indices { values: s, .. }) => {
                 for (k, &r) in rows.iter().enumerate() {
-                    values[r * width..(r + 1) * width].copy_from_slice(&s[k * width..(k + 1) * width]);
+                    values[r * width..(r + 1) * width]
+                        .copy_from_slice(&s[k * width..(k + 1) * width]);
                 }
             }
             (Actions::Floats { values, .. }, Actions::Floats { values: s, .. }) => {
                 for (k, &r) in rows.iter().enumerate() {
-                    values[r * width..(r + 1) * width].copy_from_slice(&s[k * width..(k + 1) * width]);
+                    values[r * width..(r + 1) * width]
+                        .copy_from_slice(&s[k * width..(k + 1) * width]);
                 }
             }
             _ => unreachable!("made of src's kind above"),

@@ -237,12 +237,12 @@ impl Program {
     fn failure_advice(&self, error: &TrainError, run_dir: &Path, env: &str) -> String {
         match error {
             TrainError::Env { .. } => format!(
-                ". `{} check-env {env}` checks the environment's contract; once the cause is                  fixed, `{}` continues the run with new episodes",
+                ". `{} check-env {env}` checks the environment's contract; once the cause is fixed, `{}` continues the run with new episodes",
                 self.invoked_as,
                 self.resume_command(run_dir)
             ),
             TrainError::Agent { .. } | TrainError::NonFinite { .. } => {
-                ". Resuming replays the same steps into the same error: train a new run with                  other settings (a smaller learning rate, gradient clipping)"
+                ". Resuming replays the same steps into the same error: train a new run with other settings (a smaller learning rate, gradient clipping)"
                     .to_owned()
             }
             _ => String::new(),

@@ -672,7 +672,6 @@ fn train_loop_inner(
         let learning = Instant::now();
         let step = match stepped {
             Ok(stepped) => stepped,
-            Err(StepError::Train(error)) => return Err(error),
             Err(StepError::Agent(source)) => {
                 return Err(TrainError::Agent { step: state.global_step, source });
             }
@@ -904,12 +903,11 @@ struct StepRows<'a> {
     episodes: &'a [EpisodeRecord],
 }
 
-/// Why a step failed: an environment (the loop checkpoints before reporting it), the agent
-/// acting, or the loop.
+/// Why a step failed: an environment (the loop checkpoints before reporting it) or the agent
+/// acting.
 enum StepError {
     Env(EnvError),
     Agent(AgentError),
-    Train(TrainError),
 }
 
 /// One lockstep step: the agent acts on `obs`, every env steps. Returns the actions.
