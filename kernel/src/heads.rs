@@ -52,19 +52,65 @@ pub fn softmax_in_place(x: &mut [f32]) {
 }
 
 /// A categorical sample from `logits` and one uniform draw `u ∈ [0, 1)` by the inverse CDF: the
-/// number of cumulative probabilities `≤ u`, at most the last action.
+/// number of cumulative probabilities `≤ u`, at most the last action of positive probability
+/// (so a logit of `−∞`, a masked action, is never drawn, even when the rounded cumulative sum
+/// stays below `u`).
 pub fn inverse_cdf(logits: &[f32], u: f32) -> usize {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
     let mut cdf = 0.0f32;
     let mut below = 0usize;
-    for &l in logits {
-        cdf += (l - max).exp() / total;
+    let mut last_possible = 0usize;
+    for (i, &l) in logits.iter().enumerate() {
+        let p = (l - max).exp() / total;
+        if p > 0.0 {
+            last_possible = i;
+        }
+        cdf += p;
         if cdf <= u {
             below += 1;
         }
     }
-    below.min(logits.len().saturating_sub(1))
+    below.min(last_possible)
+}
+
+/// Invalid-action masking of one component's logits (sb3-contrib's `MaskablePPO`): `x ← −∞`
+/// where `allowed` is false, so the disallowed actions' probabilities are exactly 0 and neither
+/// [`argmax`] nor [`inverse_cdf`] can pick them while one action is allowed. The caller checks
+/// that one is (a component with none allowed has no distribution).
+pub fn mask_logits_in_place(logits: &mut [f32], allowed: &[bool]) {
+    for (l, &ok) in logits.iter_mut().zip(allowed) {
+        if !ok {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// `1 / (1 + e^(−x))`, libtorch's `sigmoid` formula (exactly 0 and 1 far out, never NaN for a
+/// finite `x`).
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `P(value = 1)` of a Bernoulli with logit `logit` under a mask pair `[may be 0, may be 1]`
+/// (at least one true): `sigmoid(logit)` when both are allowed, else exactly 0 or 1.
+pub fn bernoulli_probability(logit: f32, allowed: [bool; 2]) -> f32 {
+    match allowed {
+        [true, false] => 0.0,
+        [false, true] => 1.0,
+        _ => sigmoid(logit),
+    }
+}
+
+/// The mode of a Bernoulli with logit `logit` under a mask pair `[may be 0, may be 1]` (at least
+/// one true): 1 where `logit > 0` (SB3's `round(sigmoid(logit))`, a tie at 0.5 giving 0), unless
+/// the mask allows only one value.
+pub fn bernoulli_mode(logit: f32, allowed: [bool; 2]) -> bool {
+    match allowed {
+        [true, false] => false,
+        [false, true] => true,
+        _ => logit > 0.0,
+    }
 }
 
 /// `−ln(−ln u)` with `u` floored at [`UNIFORM_FLOOR`]: a standard Gumbel draw from a uniform one.
@@ -113,6 +159,43 @@ mod tests {
         assert_eq!(inverse_cdf(&logits, 0.2499), 0);
         assert_eq!(inverse_cdf(&logits, 0.2501), 1);
         assert_eq!(inverse_cdf(&logits, 0.9999999), 1);
+    }
+
+    #[test]
+    fn masked_logits_have_probability_zero_and_are_never_drawn_or_chosen() {
+        let mut logits = [3.0f32, 0.5, 9.0, -1.0];
+        mask_logits_in_place(&mut logits, &[true, true, false, false]);
+        assert_eq!(argmax(&logits), 0, "the largest allowed logit, not the masked 9");
+        let mut p = logits;
+        softmax_in_place(&mut p);
+        assert_eq!((p[2], p[3]), (0.0, 0.0), "masked probabilities are exactly 0");
+        assert!((p[0] + p[1] - 1.0).abs() < 1e-6);
+        for k in 0..=1000 {
+            let u = (k as f32 / 1000.0).min(0.999_999_94);
+            assert!(inverse_cdf(&logits, u) < 2, "u = {u} drew a masked action");
+        }
+        // Masked at the end, with u above the rounded total (twelve times 1/12 sums to
+        // 0.9999999 in f32): the last allowed action, not the masked one after it.
+        let mut logits = [0.0f32; 13];
+        logits[12] = f32::NEG_INFINITY;
+        assert_eq!(inverse_cdf(&logits, 0.999_999_94), 11);
+        let logits = [f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY];
+        assert_eq!(inverse_cdf(&logits, 0.0), 1);
+    }
+
+    #[test]
+    fn bernoulli_probability_and_mode_follow_the_logit_and_the_mask() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(2.0) - 0.880_797_1).abs() < 1e-6);
+        assert_eq!(sigmoid(-200.0), 0.0);
+        assert_eq!(sigmoid(200.0), 1.0);
+        assert_eq!(bernoulli_probability(2.0, [true, true]), sigmoid(2.0));
+        assert_eq!(bernoulli_probability(2.0, [true, false]), 0.0);
+        assert_eq!(bernoulli_probability(-2.0, [false, true]), 1.0);
+        assert!(bernoulli_mode(0.1, [true, true]));
+        assert!(!bernoulli_mode(0.0, [true, true]), "a tie at P = 0.5 gives 0");
+        assert!(!bernoulli_mode(5.0, [true, false]));
+        assert!(bernoulli_mode(-5.0, [false, true]));
     }
 
     #[test]
