@@ -207,7 +207,9 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
         observation: ObservationSpec { dim: obs_dim, normalization },
         layers,
         head,
-        action: ActionSpec { space: ActionSpace::from(&action_space), rescale },
+        // No agent trains with masks yet (issue #30 part 2): the mask is declared here once the
+        // checkpoint says the env masked its actions.
+        action: ActionSpec { space: ActionSpace::from(&action_space), rescale, mask: None },
     };
     Export::new(manifest, tensors, path).map_err(|e| mismatch(e.to_string()).into())
 }

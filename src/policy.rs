@@ -4,14 +4,15 @@
 //! [`crate::export`]): the acting network, the observation normalisation, the head and the
 //! action space with its rescaling. [`Policy::act`] takes a raw observation and returns the
 //! action `rlpg eval` sends to the environment; [`Policy::sample_batch`] draws from the policy
-//! with a seed. It is `rlpg_policy::Policy` (no libtorch) loaded from a run or a checkpoint as
+//! with a seed; [`Policy::distribution`] gives the distribution; each also under an action
+//! mask (`*_masked`). It is `rlpg_policy::Policy` (no libtorch) loaded from a run or a checkpoint as
 //! well as from an export directory.
 
 use std::path::Path;
 
 use rlpg_envs::{ActionBuf, Space};
 use rlpg_policy::manifest::Manifest;
-use rlpg_policy::{Export, MANIFEST_FILE, PolicyError};
+use rlpg_policy::{ActionDistribution, Export, MANIFEST_FILE, PolicyError};
 
 use crate::export::export_checkpoint;
 use crate::run::{EnvSource, RunError, default_eval_checkpoint};
@@ -75,9 +76,21 @@ impl Policy {
         self.inner.manifest()
     }
 
+    /// Flags per action mask (`n`, `sum(nvec)`, `2n`; 0 for a `Box`): see
+    /// [`rlpg_policy::Policy::mask_len`].
+    pub fn mask_len(&self) -> usize {
+        self.inner.mask_len()
+    }
+
     /// The deterministic action (the policy's mode) for one raw observation.
     pub fn act(&self, obs: &[f32]) -> Result<ActionBuf, PolicyError> {
         self.inner.act(obs)
+    }
+
+    /// The deterministic action under an action mask, if given (MaskablePPO's `predict` with
+    /// `action_masks`): see [`rlpg_policy::Policy::act_masked`].
+    pub fn act_masked(&self, obs: &[f32], mask: Option<&[bool]>) -> Result<ActionBuf, PolicyError> {
+        self.inner.act_masked(obs, mask)
     }
 
     /// The deterministic actions for raw observations `[rows, obs_dim]` (row-major).
@@ -85,17 +98,76 @@ impl Policy {
         self.inner.act_batch(obs)
     }
 
+    /// [`Policy::act_batch`] under masks, if given (`rows × mask_len` flags).
+    pub fn act_batch_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+    ) -> Result<Vec<ActionBuf>, PolicyError> {
+        self.inner.act_batch_masked(obs, masks)
+    }
+
     /// One action drawn from the policy for one raw observation; see [`Policy::sample_batch`].
     pub fn sample(&self, obs: &[f32], seed: u64) -> Result<ActionBuf, PolicyError> {
         self.inner.sample(obs, seed)
     }
 
-    /// Actions drawn from the policy (as the agent explores: a categorical sample; the
-    /// Gaussian's mean plus `std · ε`, clipped; the squashed Gaussian's `tanh(mean + std · ε)`
-    /// rescaled; TD3's action plus Gaussian noise of std `exploration_noise`, clipped to the
-    /// box), from a generator seeded with `seed`: the same seed gives the same actions. Uses
-    /// its own generator, leaving libtorch's global one untouched.
+    /// [`Policy::sample`] under an action mask, if given: masked choices are never drawn.
+    pub fn sample_masked(
+        &self,
+        obs: &[f32],
+        mask: Option<&[bool]>,
+        seed: u64,
+    ) -> Result<ActionBuf, PolicyError> {
+        self.inner.sample_masked(obs, mask, seed)
+    }
+
+    /// Actions drawn from the policy (as the agent explores: a sample of each categorical or
+    /// Bernoulli; the Gaussian's mean plus `std · ε`, clipped; the squashed Gaussian's
+    /// `tanh(mean + std · ε)` rescaled; TD3's action plus Gaussian noise of std
+    /// `exploration_noise`, clipped to the box), from a generator seeded with `seed`: the same
+    /// seed gives the same actions. Uses its own generator, leaving libtorch's global one
+    /// untouched.
     pub fn sample_batch(&self, obs: &[f32], seed: u64) -> Result<Vec<ActionBuf>, PolicyError> {
         self.inner.sample_batch(obs, seed)
+    }
+
+    /// [`Policy::sample_batch`] under masks, if given (`rows × mask_len` flags).
+    pub fn sample_batch_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        seed: u64,
+    ) -> Result<Vec<ActionBuf>, PolicyError> {
+        self.inner.sample_batch_masked(obs, masks, seed)
+    }
+
+    /// The action distribution for one raw observation (probabilities, or mean and std).
+    pub fn distribution(&self, obs: &[f32]) -> Result<ActionDistribution, PolicyError> {
+        self.inner.distribution(obs)
+    }
+
+    /// [`Policy::distribution`] under an action mask, if given: masked choices have
+    /// probability exactly 0.
+    pub fn distribution_masked(
+        &self,
+        obs: &[f32],
+        mask: Option<&[bool]>,
+    ) -> Result<ActionDistribution, PolicyError> {
+        self.inner.distribution_masked(obs, mask)
+    }
+
+    /// The action distributions for raw observations `[rows, obs_dim]`, one per row.
+    pub fn distribution_batch(&self, obs: &[f32]) -> Result<Vec<ActionDistribution>, PolicyError> {
+        self.inner.distribution_batch(obs)
+    }
+
+    /// [`Policy::distribution_batch`] under masks, if given (`rows × mask_len` flags).
+    pub fn distribution_batch_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+    ) -> Result<Vec<ActionDistribution>, PolicyError> {
+        self.inner.distribution_batch_masked(obs, masks)
     }
 }

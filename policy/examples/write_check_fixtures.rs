@@ -1,8 +1,12 @@
 //! Writes the inputs of the Python/onnxruntime check (`scripts/check_policy_export.py`): for
 //! every head type an export with random weights, and for each export directory given on the
 //! command line a copy of it; each with `check.safetensors` holding random raw observations
-//! (`obs`, `F32 [rows, obs_dim]`) and the actions rlpg-policy takes for them (`action`,
-//! `I64 [rows]` or `F32 [rows, action_dim]`).
+//! (`obs`, `F32 [rows, obs_dim]`), the actions rlpg-policy takes for them (`action`,
+//! `I64 [rows]` for `Discrete`, `I64 [rows, dim]` for `MultiDiscrete`/`MultiBinary`,
+//! `F32 [rows, action_dim]` for a box) and its distribution (`probs`, or `mean` and `std`;
+//! none for a deterministic head). When the policy declares a mask, also random valid masks
+//! (`mask`, `U8 [rows, mask_len]`) and the actions and probabilities under them
+//! (`action_masked`, `probs_masked`).
 //!
 //! ```sh
 //! cargo run --release -p rlpg-policy --example write_check_fixtures -- OUT_DIR [--rows N] [EXPORT_DIR...]
@@ -14,8 +18,8 @@ mod fixtures;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use fixtures::{Rng, cases, export, observations};
-use rlpg_policy::{ActionBuf, Export, Policy};
+use fixtures::{Rng, cases, export, masks, observations};
+use rlpg_policy::{ActionBuf, ActionDistribution, Export, Policy};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn main() -> ExitCode {
@@ -49,7 +53,8 @@ fn run() -> Result<(), String> {
         let dir = out.join(case.name);
         export.write(&dir).map_err(|e| e.to_string())?;
         let obs = observations(&mut rng, rows, case.obs_dim);
-        write_check(&dir, &export, &obs)?;
+        let masks = masks(&mut rng, rows, &case.space);
+        write_check(&dir, &export, &obs, &masks)?;
     }
     for (i, source) in extra.iter().enumerate() {
         let export = Export::read(source).map_err(|e| e.to_string())?;
@@ -65,50 +70,158 @@ fn run() -> Result<(), String> {
                 *x = (n.mean[d] + n.var[d].sqrt() * f64::from(*x) / 3.0 * 2.0) as f32;
             }
         }
-        write_check(&dir, &export, &obs)?;
+        let masks = masks(&mut rng, rows, &export.manifest.action.space);
+        write_check(&dir, &export, &obs, &masks)?;
     }
     println!("{}", out.display());
     Ok(())
 }
 
-/// `dir/check.safetensors`: the observations and rlpg-policy's actions for them.
-fn write_check(dir: &Path, export: &Export, obs: &[f32]) -> Result<(), String> {
-    let policy = Policy::from_export(export).expect("a checked export");
-    let actions = policy.act_batch(obs).map_err(|e| e.to_string())?;
+/// One tensor of `check.safetensors`.
+struct Entry {
+    name: &'static str,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn f32s(name: &'static str, shape: Vec<usize>, values: impl Iterator<Item = f32>) -> Entry {
+    Entry { name, dtype: Dtype::F32, shape, bytes: values.flat_map(f32::to_le_bytes).collect() }
+}
+
+/// Actions as a tensor: `I64 [rows]` (discrete), `I64 [rows, dim]` (multi-discrete and
+/// multi-binary) or `F32 [rows, dim]` (box).
+fn action_entry(name: &'static str, actions: &[ActionBuf]) -> Entry {
     let rows = actions.len();
-    let (dtype, shape, bytes): (Dtype, Vec<usize>, Vec<u8>) = match actions.first() {
-        Some(ActionBuf::Continuous(first)) => {
-            let values: Vec<u8> = actions
+    let ints = |values: Vec<i64>, shape| Entry {
+        name,
+        dtype: Dtype::I64,
+        shape,
+        bytes: values.into_iter().flat_map(i64::to_le_bytes).collect(),
+    };
+    match actions.first() {
+        Some(ActionBuf::Continuous(first)) => f32s(
+            name,
+            vec![rows, first.len()],
+            actions.iter().flat_map(|a| match a {
+                ActionBuf::Continuous(x) => x.clone(),
+                _ => Vec::new(),
+            }),
+        ),
+        Some(ActionBuf::MultiDiscrete(first)) => {
+            let values = actions
                 .iter()
                 .flat_map(|a| match a {
-                    ActionBuf::Continuous(x) => x.clone(),
+                    ActionBuf::MultiDiscrete(x) => x.iter().map(|&v| v as i64).collect(),
                     _ => Vec::new(),
                 })
-                .flat_map(f32::to_le_bytes)
                 .collect();
-            (Dtype::F32, vec![rows, first.len()], values)
+            ints(values, vec![rows, first.len()])
         }
-        _ => {
+        Some(ActionBuf::MultiBinary(first)) => {
             let values = actions
+                .iter()
+                .flat_map(|a| match a {
+                    ActionBuf::MultiBinary(x) => x.iter().map(|&v| i64::from(v)).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            ints(values, vec![rows, first.len()])
+        }
+        _ => ints(
+            actions
                 .iter()
                 .map(|a| match a {
                     ActionBuf::Discrete(i) => *i as i64,
                     _ => -1,
                 })
-                .flat_map(i64::to_le_bytes)
-                .collect();
-            (Dtype::I64, vec![rows], values)
-        }
-    };
-    let obs_bytes: Vec<u8> = obs.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let views = vec![
-        ("action", TensorView::new(dtype, shape, &bytes).map_err(|e| format!("{e:?}"))?),
-        (
-            "obs",
-            TensorView::new(Dtype::F32, vec![rows, policy.obs_dim()], &obs_bytes)
-                .map_err(|e| format!("{e:?}"))?,
+                .collect(),
+            vec![rows],
         ),
+    }
+}
+
+/// The distributions as tensors: `probs` (or `{probs_name}`), or `mean` and `std`.
+fn distribution_entries(probs_name: &'static str, all: &[ActionDistribution]) -> Vec<Entry> {
+    let rows = all.len();
+    let width = |v: &[f32]| v.len();
+    match all.first() {
+        Some(
+            ActionDistribution::Categorical { probs, .. } | ActionDistribution::Bernoulli { probs },
+        ) => vec![f32s(
+            probs_name,
+            vec![rows, width(probs)],
+            all.iter().flat_map(|d| match d {
+                ActionDistribution::Categorical { probs, .. }
+                | ActionDistribution::Bernoulli { probs } => probs.clone(),
+                _ => Vec::new(),
+            }),
+        )],
+        Some(
+            ActionDistribution::Gaussian { mean, .. }
+            | ActionDistribution::SquashedGaussian { mean, .. },
+        ) => {
+            let parts = |pick: fn(&ActionDistribution) -> Vec<f32>| {
+                all.iter().flat_map(pick).collect::<Vec<f32>>().into_iter()
+            };
+            let d = width(mean);
+            vec![
+                f32s(
+                    "mean",
+                    vec![rows, d],
+                    parts(|x| match x {
+                        ActionDistribution::Gaussian { mean, .. }
+                        | ActionDistribution::SquashedGaussian { mean, .. } => mean.clone(),
+                        _ => Vec::new(),
+                    }),
+                ),
+                f32s(
+                    "std",
+                    vec![rows, d],
+                    parts(|x| match x {
+                        ActionDistribution::Gaussian { std, .. }
+                        | ActionDistribution::SquashedGaussian { std, .. } => std.clone(),
+                        _ => Vec::new(),
+                    }),
+                ),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `dir/check.safetensors`: the observations and rlpg-policy's actions and distributions for
+/// them, and with a declared mask the same under `masks`.
+fn write_check(dir: &Path, export: &Export, obs: &[f32], masks: &[bool]) -> Result<(), String> {
+    let policy = Policy::from_export(export).expect("a checked export");
+    let e = |e: rlpg_policy::PolicyError| e.to_string();
+    let actions = policy.act_batch(obs).map_err(e)?;
+    let rows = actions.len();
+    let mut entries = vec![
+        f32s("obs", vec![rows, policy.obs_dim()], obs.iter().copied()),
+        action_entry("action", &actions),
     ];
+    entries.extend(distribution_entries("probs", &policy.distribution_batch(obs).map_err(e)?));
+    if export.manifest.action.mask.is_some() {
+        let masked = policy.act_batch_masked(obs, Some(masks)).map_err(e)?;
+        entries.push(action_entry("action_masked", &masked));
+        let dists = policy.distribution_batch_masked(obs, Some(masks)).map_err(e)?;
+        entries.extend(distribution_entries("probs_masked", &dists));
+        entries.push(Entry {
+            name: "mask",
+            dtype: Dtype::U8,
+            shape: vec![rows, policy.mask_len()],
+            bytes: masks.iter().map(|&m| u8::from(m)).collect(),
+        });
+    }
+    let views = entries
+        .iter()
+        .map(|t| {
+            TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
+                .map(|v| (t.name, v))
+                .map_err(|e| format!("{}: {e:?}", t.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let file = safetensors::tensor::serialize(views, &None).map_err(|e| format!("{e:?}"))?;
     let path = dir.join("check.safetensors");
     std::fs::write(&path, file).map_err(|e| format!("{}: {e}", path.display()))

@@ -163,8 +163,9 @@ impl Export {
     }
 }
 
-/// Parses `policy.json` text read from `path`: the format and version are checked before the
-/// rest, so that a manifest of a newer version is reported as such rather than as a field
+/// Parses `policy.json` text read from `path` (any version from
+/// [`crate::manifest::OLDEST_VERSION`] to [`crate::manifest::VERSION`]): the format and version
+/// are checked before the rest, so that a manifest of a newer version is reported as such rather than as a field
 /// this version does not know.
 pub fn parse_manifest(text: &str, path: &Path) -> Result<Manifest, PolicyError> {
     let manifest_error = |what: String| PolicyError::Manifest { path: path.into(), what };
@@ -179,7 +180,10 @@ pub fn parse_manifest(text: &str, path: &Path) -> Result<Manifest, PolicyError> 
         )));
     }
     match value.get("version").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(crate::manifest::VERSION) => {}
+        Some(v)
+            if (u64::from(crate::manifest::OLDEST_VERSION)
+                ..=u64::from(crate::manifest::VERSION))
+                .contains(&v) => {}
         found => {
             return Err(PolicyError::Version {
                 path: path.into(),

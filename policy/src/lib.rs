@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod export;
+mod head;
 pub mod manifest;
 pub mod onnx;
 mod policy;
@@ -28,6 +29,7 @@ mod policy;
 use std::path::PathBuf;
 
 pub use export::{Export, MANIFEST_FILE, NamedTensor, ONNX_FILE, TENSORS_FILE, parse_manifest};
+pub use head::ActionDistribution;
 pub use manifest::Manifest;
 pub use policy::Policy;
 pub use rlpg_envs::ActionBuf;
@@ -54,8 +56,9 @@ pub enum PolicyError {
     },
     /// `policy.json` has a version this crate does not read.
     #[error(
-        "{}: policy manifest version {found} is not supported; this rlpg-policy reads version {}{}",
+        "{}: policy manifest version {found} is not supported; this rlpg-policy reads versions {} to {}{}",
         path.display(),
+        manifest::OLDEST_VERSION,
         manifest::VERSION,
         if *newer { " (the export is newer: update rlpg-policy)" } else { "" }
     )]
@@ -73,6 +76,16 @@ pub enum PolicyError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        what: String,
+    },
+    /// An action mask that cannot be used: of the wrong length, for a space without masks, or
+    /// allowing no choice for some part of the action.
+    #[error("{}{what}", row.map_or(String::new(), |r| format!("mask of row {r}: ")))]
+    Mask {
+        /// The row of a batch whose mask is wrong (`None` for one observation, or for the
+        /// length of a whole batch).
+        row: Option<usize>,
+        /// What is wrong (names the component and quotes its flags).
         what: String,
     },
     /// An observation (or batch) of the wrong length was passed to `act`.

@@ -10,15 +10,30 @@
 //! 2. **Network** ([`Layer`]s, input side first): `h ← act(h · Wᵀ + b)` with `W` the `[out, in]`
 //!    `f32` tensor named by [`Layer::weight`] (PyTorch's `nn.Linear` layout) and `b` the `[out]`
 //!    tensor named by [`Layer::bias`]; the last layer has no activation.
-//! 3. **Head** ([`Head`]): the deterministic action from the network's outputs (the mode of the
-//!    policy's distribution).
+//! 3. **Head** ([`Head`]): the policy's distribution from the network's outputs, and its mode,
+//!    the deterministic action. Discrete heads read their outputs component by component in the
+//!    layout of the action mask (below).
 //! 4. **Action** ([`ActionSpec`]): for a `Box` space, `a = y · scale + loc` (each in `f32`) when
 //!    [`ActionSpec::rescale`] is given, then `a` clamped into `[low, high]` (a NaN stays NaN);
-//!    for a `Discrete(n)` space the head's index.
+//!    for a `Discrete(n)` space the head's index; for `MultiDiscrete(nvec)` one index per
+//!    component; for `MultiBinary(n)` one 0/1 per value.
+//! 5. **Mask** ([`MaskSpec`], version 2): an action mask is `len` flags (`true` = allowed), laid
+//!    out as sb3-contrib's `MaskablePPO` lays out `action_masks()` and `rlpg_envs::Space::mask_len`
+//!    defines it: `n` flags for `Discrete(n)`; for `MultiDiscrete(nvec)` the `nvec[0]` flags of
+//!    component 0, then component 1's, ... (`sum(nvec)`); for `MultiBinary(n)` a pair per value,
+//!    "may be 0" then "may be 1" (`2n`). A `Box` has no mask. Under a mask, a disallowed
+//!    choice's logit is `−∞` (after the head's own transformation, e.g. the logit bound), so its
+//!    probability is exactly 0 and the greedy action and samples are always allowed; a component
+//!    that allows nothing is an error. [`ActionSpec::mask`] is present when the policy was trained
+//!    with masks; its ONNX graph then takes the mask as an input. Any discrete policy accepts a
+//!    mask in `rlpg_policy::Policy`.
 //!
 //! Readers must refuse a [`Manifest::format`] other than [`FORMAT`] and a [`Manifest::version`]
-//! they do not know ([`VERSION`] is the one this crate writes and reads). Fields added in a later
-//! version bump the version.
+//! they do not know. [`VERSION`] is the one this crate writes; it reads every version from 1
+//! on. Version 1 (rlpg before multi-part actions) has no [`Head::MultiCategorical`],
+//! [`Head::Bernoulli`], no Gumbel-softmax over several components and no [`ActionSpec::mask`];
+//! a version-1 manifest reads and acts exactly as it did. Fields added in a later version bump
+//! the version.
 
 use std::fmt;
 
@@ -29,8 +44,11 @@ use serde::{Deserialize, Serialize};
 
 /// The value of [`Manifest::format`].
 pub const FORMAT: &str = "rlpg-policy";
-/// The manifest version this crate writes and reads.
-pub const VERSION: u32 = 1;
+/// The manifest version this crate writes. It reads every version from [`OLDEST_VERSION`] to
+/// this one.
+pub const VERSION: u32 = 2;
+/// The oldest manifest version this crate reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Lowest and highest log standard deviation of a state-dependent Gaussian head (the clamp
 /// rlpg trains with).
@@ -42,7 +60,8 @@ pub use rlpg_kernel::heads::{LOG_STD_MAX, LOG_STD_MIN};
 pub struct Manifest {
     /// Always [`FORMAT`].
     pub format: String,
-    /// The manifest version, [`VERSION`].
+    /// The manifest version: [`VERSION`] when written by this crate, or an older one
+    /// (from [`OLDEST_VERSION`] on) when read.
     pub version: u32,
     /// Where the policy came from (informational; not needed to act).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,12 +169,32 @@ pub enum Head {
     },
     /// Pathwise SAC on `Discrete(n)` (Gumbel-softmax): the raw outputs `r` are bounded to
     /// `ℓ = L · tanh((r − mean(r)) / L)` when `logit_bound` `L > 0` (else `ℓ = r`); the action is
-    /// the index of the first largest `log_softmax(ℓ)`.
+    /// the index of the first largest `log_softmax(ℓ)`, the probabilities `softmax(ℓ)`. Since
+    /// version 2 it also acts in `MultiDiscrete(nvec)` (`sum(nvec)` outputs) and `MultiBinary(n)`
+    /// (`2n` outputs, "0" then "1" for each value): one such categorical per component, each
+    /// component's outputs bounded on their own.
     GumbelSoftmax {
         /// The logit bound `L` (0: unbounded).
         logit_bound: f32,
         /// The relaxation temperature used in training (not needed to act).
         temperature: f64,
+    },
+    /// Independent categoricals, one per component (version 2): over `MultiDiscrete(nvec)` the
+    /// `sum(nvec)` outputs are the logits of component 0's `nvec[0]` values, then component 1's,
+    /// ... (the mask's layout); each component's action is the index of its first largest
+    /// logit, its probabilities the `softmax` of its logits. Over `MultiBinary(n)`, `nvec` is
+    /// `[2; n]`: logits of "0" then "1" for each value (sb3-contrib's masked Bernoulli).
+    MultiCategorical {
+        /// Number of values of each component (as the space's `nvec`, or `[2; n]`).
+        nvec: Vec<usize>,
+    },
+    /// Independent Bernoullis over `MultiBinary(n)` (version 2): output `i` is the logit `ℓᵢ` of
+    /// value `i` being 1, `P(1) = sigmoid(ℓᵢ)`; the action is 1 where `ℓᵢ > 0` (SB3's
+    /// `round(P(1))`, a tie at `P = 0.5` giving 0). Under a mask whose pair for value `i`
+    /// allows only one of 0 and 1, that value is the action and `P(1)` is exactly 0 or 1.
+    Bernoulli {
+        /// Number of values.
+        n: usize,
     },
 }
 
@@ -168,12 +207,31 @@ impl Head {
             Head::SquashedGaussian => "squashed_gaussian",
             Head::DeterministicTanh { .. } => "deterministic_tanh",
             Head::GumbelSoftmax { .. } => "gumbel_softmax",
+            Head::MultiCategorical { .. } => "multi_categorical",
+            Head::Bernoulli { .. } => "bernoulli",
         }
     }
 
-    /// Whether the head gives an index (discrete actions) rather than a vector.
+    /// Whether the head gives indices or flags (discrete actions, which a mask can restrict)
+    /// rather than a real vector.
     pub fn is_discrete(&self) -> bool {
-        matches!(self, Head::Categorical | Head::GumbelSoftmax { .. })
+        matches!(
+            self,
+            Head::Categorical
+                | Head::GumbelSoftmax { .. }
+                | Head::MultiCategorical { .. }
+                | Head::Bernoulli { .. }
+        )
+    }
+
+    /// The first manifest version that has this head over `space`.
+    fn since(&self, space: &ActionSpace) -> u32 {
+        match (self, space) {
+            (Head::MultiCategorical { .. } | Head::Bernoulli { .. }, _) => 2,
+            (Head::GumbelSoftmax { .. }, ActionSpace::Discrete { .. }) => 1,
+            (Head::GumbelSoftmax { .. }, _) => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -185,6 +243,31 @@ pub struct ActionSpec {
     pub space: ActionSpace,
     /// For a head in `[−1, 1]` (squashed or deterministic tanh): `a = y · scale + loc`.
     pub rescale: Option<Rescale>,
+    /// The action mask the policy was trained with, if any (version 2; see the
+    /// [module docs](self)). Absent for a policy trained without masks, which still accepts
+    /// one in `rlpg_policy::Policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<MaskSpec>,
+}
+
+/// The action mask input: `len` flags, `true` where an action is allowed, component after
+/// component (`components[i]` flags for component `i`); see the [module docs](self).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSpec {
+    /// Flags per mask: `rlpg_envs::Space::mask_len` of the action space.
+    pub len: usize,
+    /// Flags per component, in order: `rlpg_envs::Space::mask_components` (`[n]`, `nvec`, or
+    /// `[2; n]`). They sum to `len`.
+    pub components: Vec<usize>,
+}
+
+impl MaskSpec {
+    /// The mask of `space` (`None` for a `Box`, which has no masks).
+    pub fn of(space: &Space) -> Option<Self> {
+        (space.mask_len() > 0)
+            .then(|| Self { len: space.mask_len(), components: space.mask_components() })
+    }
 }
 
 /// The affine map from `[−1, 1]` onto a box, with `loc = (high + low) / 2` and
@@ -327,9 +410,10 @@ impl Manifest {
         if self.format != FORMAT {
             return Err(format!("format is \"{}\", expected \"{FORMAT}\"", self.format));
         }
-        if self.version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&self.version) {
             return Err(format!(
-                "version {} is not supported (this rlpg-policy reads version {VERSION})",
+                "version {} is not supported (this rlpg-policy reads versions \
+                 {OLDEST_VERSION} to {VERSION})",
                 self.version
             ));
         }
@@ -384,22 +468,60 @@ impl Manifest {
         }
         let outputs = last.outputs;
         let space = &self.action.space;
+        if let Some(problem) = space.to_space().problem() {
+            return Err(format!("action.space: {problem}"));
+        }
+        let since = self.head.since(space);
+        if self.version < since {
+            return Err(format!(
+                "head {} over {space} needs manifest version {since}, this one is version {}",
+                self.head.kind(),
+                self.version
+            ));
+        }
+        let discrete_outputs = |needed: usize| -> Result<(), String> {
+            if outputs != needed {
+                return Err(format!(
+                    "head {} over {space} needs {needed} outputs, the last layer has {outputs}",
+                    self.head.kind()
+                ));
+            }
+            if let Head::GumbelSoftmax { logit_bound, .. } = self.head {
+                if !(logit_bound.is_finite() && logit_bound >= 0.0) {
+                    return Err(format!("head.logit_bound must be >= 0, got {logit_bound}"));
+                }
+            }
+            if self.action.rescale.is_some() {
+                return Err("action.rescale is given for a discrete space".into());
+            }
+            Ok(())
+        };
         match (space, &self.head) {
             (ActionSpace::Discrete { n }, Head::Categorical | Head::GumbelSoftmax { .. }) => {
-                if *n == 0 || outputs != *n {
+                discrete_outputs(*n)?;
+            }
+            (
+                ActionSpace::MultiDiscrete { .. } | ActionSpace::MultiBinary { .. },
+                Head::GumbelSoftmax { .. },
+            ) => discrete_outputs(space.to_space().mask_len())?,
+            (
+                ActionSpace::MultiDiscrete { .. } | ActionSpace::MultiBinary { .. },
+                head @ Head::MultiCategorical { nvec },
+            ) => {
+                let expected = space.to_space().mask_components();
+                if *nvec != expected {
                     return Err(format!(
-                        "head {} over {space} needs {n} outputs, the last layer has {outputs}",
-                        self.head.kind()
+                        "head {} has nvec {nvec:?}, the space {space} needs {expected:?}",
+                        head.kind()
                     ));
                 }
-                if let Head::GumbelSoftmax { logit_bound, .. } = self.head {
-                    if !(logit_bound.is_finite() && logit_bound >= 0.0) {
-                        return Err(format!("head.logit_bound must be >= 0, got {logit_bound}"));
-                    }
+                discrete_outputs(nvec.iter().sum())?;
+            }
+            (ActionSpace::MultiBinary { n }, Head::Bernoulli { n: m }) => {
+                if m != n {
+                    return Err(format!("head bernoulli has n = {m}, the space is {space}"));
                 }
-                if self.action.rescale.is_some() {
-                    return Err("action.rescale is given for a discrete space".into());
-                }
+                discrete_outputs(*n)?;
             }
             (ActionSpace::Box { low, high }, head) if !head.is_discrete() => {
                 let d = low.len();
@@ -455,6 +577,26 @@ impl Manifest {
             }
             (space, head) => {
                 return Err(format!("head {} cannot act in the space {space}", head.kind()));
+            }
+        }
+        if let Some(mask) = &self.action.mask {
+            if self.version < 2 {
+                return Err(format!(
+                    "action.mask needs manifest version 2, this one is version {}",
+                    self.version
+                ));
+            }
+            let space = space.to_space();
+            let expected = MaskSpec::of(&space);
+            if expected.as_ref() != Some(mask) {
+                return Err(match expected {
+                    None => format!("action.mask is given for {space}, which has no masks"),
+                    Some(e) => format!(
+                        "action.mask has len {} and components {:?}, the space {space} needs \
+                         len {} and components {:?}",
+                        mask.len, mask.components, e.len, e.components
+                    ),
+                });
             }
         }
         Ok(())

@@ -1,20 +1,34 @@
-//! The ONNX model of an export: the deterministic policy from raw observation to environment
-//! action in one graph, for any ONNX runtime (Python, C++, C#, JavaScript, ...).
+//! The ONNX model of an export: the policy from raw observation to environment action in one
+//! graph, with its distribution's parameters beside the action, for any ONNX runtime (Python,
+//! C++, C#, JavaScript, ...).
 //!
-//! The graph (opset [`OPSET`], IR version [`IR_VERSION`]) has one input, `obs`
-//! (`float32 [batch, obs_dim]`), and one output, `action`: `int64 [batch]` for a discrete space,
-//! `float32 [batch, action_dim]` for a box; `batch` is a dynamic dimension. Inside, in order:
-//! the observation normalisation in `float64` (`Cast`, `Sub`, `Div`, `Cast`, `Clip`), the layers
+//! The graph (opset [`OPSET`], IR version [`IR_VERSION`]) has the input `obs`
+//! (`float32 [batch, obs_dim]`) and, when the manifest declares an action mask, [`MASK`]
+//! (`bool [batch, mask_len]`, `true` = allowed, in the layout of [`crate::manifest`]); `batch`
+//! is a dynamic dimension. Outputs: `action`, `int64 [batch]` for `Discrete`,
+//! `int64 [batch, dim]` for `MultiDiscrete` and `MultiBinary` (0/1), `float32 [batch, dim]` for
+//! a box; and the distribution: [`PROBS`] for discrete heads (`float32 [batch, mask_len]`, the
+//! probabilities of every choice of every component; `[batch, n]` of `P(1)` for Bernoulli),
+//! [`MEAN`] and [`LOG_STD`] for Gaussian heads (`float32 [batch, dim]`, before the squash for a
+//! squashed Gaussian), nothing more for the deterministic TD3 head. Inside, in order: the
+//! observation normalisation in `float64` (`Cast`, `Sub`, `Div`, `Cast`, `Clip`), the layers
 //! (`Gemm` with `transB = 1` and the activation: `Tanh`, `Relu`, `Elu`, `LeakyRelu`, or
-//! `Sigmoid`·`Mul` for SiLU), the head's mode (`ArgMax`; `Slice` of the means; `Tanh`; for
-//! bounded Gumbel-softmax logits `ReduceMean`, `Sub`, `Div`, `Tanh`, `Mul`, then `LogSoftmax` and
-//! `ArgMax`), and for a box the rescale (`Mul`, `Add`) and the clip into the bounds (`Max`,
-//! `Min`). Each step is the one [`crate::manifest`] describes.
+//! `Sigmoid`·`Mul` for SiLU), the head: per component a `Slice` of the logits, for bounded
+//! Gumbel-softmax logits `ReduceMean`, `Sub`, `Div`, `Tanh`, `Mul`, under a mask `Where(mask,
+//! logits, −∞)`, then `Softmax` and `ArgMax` (after `LogSoftmax` for Gumbel-softmax), joined by
+//! `Concat`; for Bernoulli `Sigmoid` and `Greater(logit, 0)` with the mask's pairs applied by
+//! `Reshape`, `Gather`, `Where`, `And`, `Or`, `Not`; for a box the mean `Slice`, `Tanh`, the
+//! rescale (`Mul`, `Add`) and the clip into the bounds (`Max`, `Min`). Each step is the one
+//! [`crate::manifest`] describes. A mask that allows nothing in a component gives NaN
+//! probabilities there (an ONNX graph cannot raise an error; `rlpg_policy::Policy` does).
 //!
 //! The encoder writes the protobuf wire format directly: the few messages of `onnx.proto`
 //! a model needs (`ModelProto`, `GraphProto`, `NodeProto`, `AttributeProto`, `TensorProto`,
 //! `ValueInfoProto` and the type protos), with their field numbers. Weights are stored as
 //! `raw_data` (little-endian).
+
+use rlpg_envs::Space;
+use rlpg_kernel::heads::{LOG_STD_MAX, LOG_STD_MIN};
 
 use crate::export::Export;
 use crate::manifest::{ActionSpace, Activation, Head};
@@ -30,9 +44,23 @@ pub const OUTPUT: &str = "action";
 /// Name of the dynamic batch dimension.
 pub const BATCH_DIM: &str = "batch";
 
+/// Name of the graph's action-mask input (`bool [batch, mask_len]`), present when the
+/// manifest has `action.mask`.
+pub const MASK: &str = "mask";
+/// Name of the probabilities output of a discrete head (`float32 [batch, mask_len]`, or
+/// `[batch, n]` of `P(1)` for a Bernoulli head).
+pub const PROBS: &str = "probs";
+/// Name of the mean output of a Gaussian head (`float32 [batch, action_dim]`, before the squash
+/// for a squashed Gaussian).
+pub const MEAN: &str = "mean";
+/// Name of the log-std output of a Gaussian head (`float32 [batch, action_dim]`, clamped as
+/// training clamps it).
+pub const LOG_STD: &str = "log_std";
+
 /// ONNX `TensorProto.DataType` values.
 const FLOAT: i64 = 1;
 const INT64: i64 = 7;
+const BOOL: i64 = 9;
 const DOUBLE: i64 = 11;
 
 /// A protobuf message under construction (wire format).
@@ -128,6 +156,12 @@ impl Graph {
         format!("{prefix}_{}", self.names)
     }
 
+    /// An `int64 [len]` initializer under a fresh name `{prefix}_{k}`.
+    fn fresh_i64s(&mut self, prefix: &str, values: &[i64]) -> String {
+        let name = self.fresh(prefix);
+        self.i64s(&name, values)
+    }
+
     /// Adds node `op` on `inputs`; returns the name of its one output.
     fn node(&mut self, op: &str, inputs: &[&str], attrs: &[Attr]) -> String {
         let output = self.fresh(&op.to_lowercase());
@@ -193,7 +227,14 @@ fn value_info(name: &str, elem_type: i64, rest: &[usize]) -> Msg {
     m
 }
 
-/// The ONNX model (`ModelProto` bytes) of `export`'s deterministic policy.
+/// A state-dependent log-std clamped to `[LOG_STD_MIN, LOG_STD_MAX]`.
+fn clamped_log_std(g: &mut Graph, raw: &str) -> String {
+    let lo = g.f32s("log_std_min", &[], &[LOG_STD_MIN]);
+    let hi = g.f32s("log_std_max", &[], &[LOG_STD_MAX]);
+    g.node("Clip", &[raw, &lo, &hi], &[])
+}
+
+/// The ONNX model (`ModelProto` bytes) of `export`'s policy.
 pub fn model_bytes(export: &Export) -> Vec<u8> {
     let manifest = &export.manifest;
     let mut g = Graph::default();
@@ -237,41 +278,116 @@ pub fn model_bytes(export: &Export) -> Vec<u8> {
     }
 
     let outputs = manifest.layers.last().map_or(0, |l| l.outputs);
-    let dim = manifest.action.space.dim();
-    let slice_means = |g: &mut Graph, h: &str| -> String {
-        if outputs == dim {
-            return h.to_owned();
+    let space = manifest.action.space.to_space();
+    let dim = space.flat_dim();
+    let mask = manifest.action.mask.as_ref().map(|_| MASK.to_owned());
+    // Columns `start..end` of `x` (all of it when that is the whole width).
+    let columns = |g: &mut Graph, x: &str, start: usize, end: usize, width: usize| -> String {
+        if start == 0 && end == width {
+            return x.to_owned();
         }
-        let starts = g.i64s("mean_start", &[0]);
-        let ends = g.i64s("mean_end", &[dim as i64]);
-        let axes = g.i64s("mean_axis", &[1]);
-        g.node("Slice", &[h, &starts, &ends, &axes], &[])
+        let starts = g.fresh_i64s("start", &[start as i64]);
+        let ends = g.fresh_i64s("end", &[end as i64]);
+        let axes = g.fresh_i64s("axis", &[1]);
+        g.node("Slice", &[x, &starts, &ends, &axes], &[])
     };
-    let argmax =
-        [Attr::Int("axis", 1), Attr::Int("keepdims", 0), Attr::Int("select_last_index", 0)];
-    let action = match &manifest.head {
-        Head::Categorical => g.node("ArgMax", &[&h], &argmax),
-        Head::GumbelSoftmax { logit_bound, .. } => {
-            let mut logits = h.clone();
-            if *logit_bound > 0.0 {
-                let bound = g.f32s("logit_bound", &[], &[*logit_bound]);
-                let mean = g.node(
-                    "ReduceMean",
-                    &[&logits],
-                    &[Attr::Ints("axes", vec![1]), Attr::Int("keepdims", 1)],
-                );
-                let c = g.node("Sub", &[&logits, &mean], &[]);
-                let c = g.node("Div", &[&c, &bound], &[]);
-                let c = g.node("Tanh", &[&c], &[]);
-                logits = g.node("Mul", &[&c, &bound], &[]);
+    let argmax = |keepdims: i64| {
+        [Attr::Int("axis", 1), Attr::Int("keepdims", keepdims), Attr::Int("select_last_index", 0)]
+    };
+    // (action, [(name, distribution output)]) of the head.
+    let (action, distribution): (String, Vec<(&str, String)>) = match &manifest.head {
+        Head::Categorical | Head::GumbelSoftmax { .. } | Head::MultiCategorical { .. } => {
+            let components = space.mask_components();
+            let mask_len = space.mask_len();
+            let single = matches!(space, Space::Discrete(_));
+            let neg_inf = mask.as_ref().map(|_| g.f32s("masked_logit", &[], &[f32::NEG_INFINITY]));
+            let (mut actions, mut probs) = (Vec::new(), Vec::new());
+            let mut start = 0;
+            for k in components {
+                let mut logits = columns(&mut g, &h, start, start + k, outputs);
+                if let Head::GumbelSoftmax { logit_bound, .. } = manifest.head {
+                    if logit_bound > 0.0 {
+                        let name = g.fresh("logit_bound");
+                        let bound = g.f32s(&name, &[], &[logit_bound]);
+                        let mean = g.node(
+                            "ReduceMean",
+                            &[&logits],
+                            &[Attr::Ints("axes", vec![1]), Attr::Int("keepdims", 1)],
+                        );
+                        let c = g.node("Sub", &[&logits, &mean], &[]);
+                        let c = g.node("Div", &[&c, &bound], &[]);
+                        let c = g.node("Tanh", &[&c], &[]);
+                        logits = g.node("Mul", &[&c, &bound], &[]);
+                    }
+                }
+                if let (Some(mask), Some(neg_inf)) = (&mask, &neg_inf) {
+                    let allowed = columns(&mut g, mask, start, start + k, mask_len);
+                    logits = g.node("Where", &[&allowed, &logits, neg_inf], &[]);
+                }
+                probs.push(g.node("Softmax", &[&logits], &[Attr::Int("axis", 1)]));
+                if matches!(manifest.head, Head::GumbelSoftmax { .. }) {
+                    logits = g.node("LogSoftmax", &[&logits], &[Attr::Int("axis", 1)]);
+                }
+                actions.push(g.node("ArgMax", &[&logits], &argmax(i64::from(!single))));
+                start += k;
             }
-            let log_probs = g.node("LogSoftmax", &[&logits], &[Attr::Int("axis", 1)]);
-            g.node("ArgMax", &[&log_probs], &argmax)
+            let concat = |g: &mut Graph, parts: Vec<String>| -> String {
+                if parts.len() == 1 {
+                    return parts.into_iter().next().unwrap_or_default();
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                g.node("Concat", &refs, &[Attr::Int("axis", 1)])
+            };
+            let action = concat(&mut g, actions);
+            (action, vec![(PROBS, concat(&mut g, probs))])
         }
-        Head::Gaussian { .. } => slice_means(&mut g, &h),
-        Head::SquashedGaussian | Head::DeterministicTanh { .. } => {
-            let means = slice_means(&mut g, &h);
-            g.node("Tanh", &[&means], &[])
+        Head::Bernoulli { n } => {
+            let zero = g.f32s("zero", &[], &[0.0]);
+            let mut p = g.node("Sigmoid", &[&h], &[]);
+            let mut ones = g.node("Greater", &[&h, &zero], &[]);
+            if let Some(mask) = &mask {
+                // [batch, 2n] -> [batch, n, 2]: "may be 0" and "may be 1" of each value.
+                let shape = g.i64s("mask_pairs", &[0, *n as i64, 2]);
+                let pairs = g.node("Reshape", &[mask, &shape], &[]);
+                let first = g.initializer("pair_0", INT64, &[], 0i64.to_le_bytes().to_vec());
+                let second = g.initializer("pair_1", INT64, &[], 1i64.to_le_bytes().to_vec());
+                let may_be_0 = g.node("Gather", &[&pairs, &first], &[Attr::Int("axis", 2)]);
+                let may_be_1 = g.node("Gather", &[&pairs, &second], &[Attr::Int("axis", 2)]);
+                let one = g.f32s("one", &[], &[1.0]);
+                p = g.node("Where", &[&may_be_1, &p, &zero], &[]);
+                p = g.node("Where", &[&may_be_0, &p, &one], &[]);
+                let chosen = g.node("And", &[&ones, &may_be_1], &[]);
+                let forced = g.node("Not", &[&may_be_0], &[]);
+                ones = g.node("Or", &[&chosen, &forced], &[]);
+            }
+            let action = g.node("Cast", &[&ones], &[Attr::Int("to", INT64)]);
+            (action, vec![(PROBS, p)])
+        }
+        Head::Gaussian { log_std } => {
+            let mean = columns(&mut g, &h, 0, dim, outputs);
+            let log_std = match log_std {
+                Some(name) => {
+                    let values = export.tensor(name).map(|t| t.values.as_slice()).unwrap_or(&[]);
+                    let param = g.f32s("log_std_parameter", &[dim], values);
+                    let shape = g.node("Shape", &[&mean], &[]);
+                    g.node("Expand", &[&param, &shape], &[])
+                }
+                None => {
+                    let raw = columns(&mut g, &h, dim, 2 * dim, outputs);
+                    clamped_log_std(&mut g, &raw)
+                }
+            };
+            (mean.clone(), vec![(MEAN, mean), (LOG_STD, log_std)])
+        }
+        Head::SquashedGaussian => {
+            let mean = columns(&mut g, &h, 0, dim, outputs);
+            let raw = columns(&mut g, &h, dim, 2 * dim, outputs);
+            let log_std = clamped_log_std(&mut g, &raw);
+            (g.node("Tanh", &[&mean], &[]), vec![(MEAN, mean), (LOG_STD, log_std)])
+        }
+        Head::DeterministicTanh { .. } => {
+            let mean = columns(&mut g, &h, 0, dim, outputs);
+            (g.node("Tanh", &[&mean], &[]), Vec::new())
         }
     };
     let mut action = action;
@@ -288,6 +404,9 @@ pub fn model_bytes(export: &Export) -> Vec<u8> {
         action = g.node("Min", &[&above, &high], &[]);
     }
     g.node_into("Identity", &[&action], &[], OUTPUT);
+    for (name, value) in &distribution {
+        g.node_into("Identity", &[value], &[], name);
+    }
 
     // GraphProto: node = 1, name = 2, initializer = 5, doc_string = 10, input = 11, output = 12.
     let mut graph = Msg::default();
@@ -303,15 +422,23 @@ pub fn model_bytes(export: &Export) -> Vec<u8> {
         "Deterministic policy exported by rlpg: raw observation in, environment action out.",
     );
     graph.message(11, &value_info(INPUT, FLOAT, &[manifest.observation.dim]));
-    let output = match manifest.action.space {
-        ActionSpace::Discrete { .. } => value_info(OUTPUT, INT64, &[]),
-        ActionSpace::Box { .. } => value_info(OUTPUT, FLOAT, &[dim]),
-        // No head acts in these spaces yet: `Manifest::validate` refuses them before this.
-        ActionSpace::MultiDiscrete { .. } | ActionSpace::MultiBinary { .. } => {
-            value_info(OUTPUT, INT64, &[dim])
-        }
+    if mask.is_some() {
+        graph.message(11, &value_info(MASK, BOOL, &[space.mask_len()]));
+    }
+    let output = match space {
+        Space::Discrete(_) => value_info(OUTPUT, INT64, &[]),
+        Space::Box(_) => value_info(OUTPUT, FLOAT, &[dim]),
+        Space::MultiDiscrete(_) | Space::MultiBinary(_) => value_info(OUTPUT, INT64, &[dim]),
     };
     graph.message(12, &output);
+    for (name, _) in &distribution {
+        let width = match *name {
+            PROBS if matches!(manifest.head, Head::Bernoulli { .. }) => dim,
+            PROBS => space.mask_len(),
+            _ => dim,
+        };
+        graph.message(12, &value_info(name, FLOAT, &[width]));
+    }
 
     // ModelProto: ir_version = 1, producer_name = 2, producer_version = 3, graph = 7,
     // opset_import = 8 (OperatorSetIdProto: domain = 1, version = 2).

@@ -4,13 +4,11 @@
 use std::path::Path;
 
 use rlpg_envs::{ActionBuf, Space};
-use rlpg_kernel::heads::{
-    argmax, bound_logits_in_place, clamp_log_std, inverse_cdf, log_softmax_in_place,
-};
 use rlpg_kernel::{DenseMlp, LayerSpec, Segment, Trace};
 
 use crate::PolicyError;
 use crate::export::Export;
+use crate::head::{ActionDistribution, HeadRule, Query, SplitMix};
 use crate::manifest::{Head, Manifest};
 
 /// Frozen observation statistics: `sqrt(var + epsilon)` precomputed (the square root is
@@ -27,9 +25,14 @@ struct Normalizer {
 /// [`Policy::act`] takes a raw observation (as the environment returns it: normalisation, if
 /// the run used it, is applied inside) and returns the deterministic action (the mode of the
 /// policy) in the environment's action space, exactly as `rlpg eval` steps the environment;
-/// [`Policy::sample`] draws from the policy as training explored, from a seed. The network runs
-/// on `rlpg-kernel`'s MLP, the code rlpg's CPU kernel trains with. `Policy` is immutable and
-/// `Sync`: one instance can serve several threads.
+/// [`Policy::sample`] draws from the policy as training explored, from a seed;
+/// [`Policy::distribution`] gives the distribution itself (probabilities, or mean and std).
+/// Each has a batched form (`*_batch`, rows of observations one after the other) and a masked
+/// form (`*_masked`) that takes an optional action mask for discrete heads, as sb3-contrib's
+/// `MaskablePPO.predict(obs, action_masks=...)` does: [`Policy::mask_len`] flags per
+/// observation, `true` where an action is allowed, laid out as [`crate::manifest`] describes.
+/// The network runs on `rlpg-kernel`'s MLP, the code rlpg's CPU kernel trains with. `Policy`
+/// is immutable and `Sync`: one instance can serve several threads.
 #[derive(Clone, Debug)]
 pub struct Policy {
     manifest: Manifest,
@@ -38,11 +41,8 @@ pub struct Policy {
     /// Every layer's weight (`[out, in]` row-major) and bias, one after the other.
     theta: Vec<f32>,
     mlp: DenseMlp,
-    /// A Gaussian head's state-independent log-std.
-    log_std: Option<Vec<f32>>,
+    head: HeadRule,
     space: Space,
-    /// `(loc, scale)` of a squashed head.
-    rescale: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Policy {
@@ -96,9 +96,8 @@ impl Policy {
             normalizer,
             theta,
             mlp,
-            log_std,
+            head: HeadRule::new(manifest, log_std),
             space: manifest.action.space.to_space(),
-            rescale: manifest.action.rescale.as_ref().map(|r| (r.loc.clone(), r.scale.clone())),
             manifest: manifest.clone(),
         })
     }
@@ -113,6 +112,13 @@ impl Policy {
         &self.space
     }
 
+    /// Flags per action mask (`rlpg_envs::Space::mask_len` of the action space): `n` for
+    /// `Discrete(n)`, `sum(nvec)` for `MultiDiscrete(nvec)`, `2n` for `MultiBinary(n)`, 0 for a
+    /// `Box` (which takes no mask).
+    pub fn mask_len(&self) -> usize {
+        self.space.mask_len()
+    }
+
     /// The manifest the policy was loaded from.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -120,30 +126,119 @@ impl Policy {
 
     /// The deterministic action for one raw observation of [`Policy::obs_dim`] floats.
     pub fn act(&self, obs: &[f32]) -> Result<ActionBuf, PolicyError> {
+        self.act_masked(obs, None)
+    }
+
+    /// The deterministic action for one raw observation under an action mask of
+    /// [`Policy::mask_len`] flags, if given: the most probable allowed choice of each part.
+    /// A mask of the wrong length, a part that allows no choice or a mask for a `Box` is an
+    /// error naming it.
+    pub fn act_masked(&self, obs: &[f32], mask: Option<&[bool]>) -> Result<ActionBuf, PolicyError> {
         self.check_single(obs)?;
-        let mut actions = self.act_batch(obs)?;
-        Ok(actions.pop().unwrap_or(ActionBuf::Discrete(0)))
+        Ok(self.actions(obs, mask, None)?.pop().unwrap_or(ActionBuf::Discrete(0)))
     }
 
     /// The deterministic actions for a batch of raw observations, row-major (`rows ×`
     /// [`Policy::obs_dim`] floats), one action per row.
     pub fn act_batch(&self, obs: &[f32]) -> Result<Vec<ActionBuf>, PolicyError> {
-        self.actions(obs, None)
+        self.actions(obs, None, None)
+    }
+
+    /// [`Policy::act_batch`] under masks, if given: `rows ×` [`Policy::mask_len`] flags, one
+    /// mask per observation. An error names the first row whose mask is not valid.
+    pub fn act_batch_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+    ) -> Result<Vec<ActionBuf>, PolicyError> {
+        self.actions(obs, masks, None)
     }
 
     /// One action drawn from the policy for one raw observation; see [`Policy::sample_batch`].
     pub fn sample(&self, obs: &[f32], seed: u64) -> Result<ActionBuf, PolicyError> {
-        self.check_single(obs)?;
-        let mut actions = self.sample_batch(obs, seed)?;
-        Ok(actions.pop().unwrap_or(ActionBuf::Discrete(0)))
+        self.sample_masked(obs, None, seed)
     }
 
-    /// Actions drawn from the policy (as the agent explores: a categorical sample; the
-    /// Gaussian's mean plus `std · ε`, clipped; the squashed Gaussian's `tanh(mean + std · ε)`
-    /// rescaled; TD3's action plus Gaussian noise of std `exploration_noise`, clipped to the
-    /// box), from a generator seeded with `seed`: the same seed gives the same actions.
+    /// One action drawn from the policy under an action mask, if given (see
+    /// [`Policy::act_masked`]): a disallowed choice has probability 0 and is never drawn.
+    pub fn sample_masked(
+        &self,
+        obs: &[f32],
+        mask: Option<&[bool]>,
+        seed: u64,
+    ) -> Result<ActionBuf, PolicyError> {
+        self.check_single(obs)?;
+        let mut rng = SplitMix(seed);
+        Ok(self.actions(obs, mask, Some(&mut rng))?.pop().unwrap_or(ActionBuf::Discrete(0)))
+    }
+
+    /// Actions drawn from the policy (as the agent explores: a sample of each categorical or
+    /// Bernoulli; the Gaussian's mean plus `std · ε`, clipped; the squashed Gaussian's
+    /// `tanh(mean + std · ε)` rescaled; TD3's action plus Gaussian noise of std
+    /// `exploration_noise`, clipped to the box), from a generator seeded with `seed`: the same
+    /// seed gives the same actions.
     pub fn sample_batch(&self, obs: &[f32], seed: u64) -> Result<Vec<ActionBuf>, PolicyError> {
-        self.actions(obs, Some(&mut SplitMix(seed)))
+        self.actions(obs, None, Some(&mut SplitMix(seed)))
+    }
+
+    /// [`Policy::sample_batch`] under masks, if given (`rows ×` [`Policy::mask_len`] flags).
+    pub fn sample_batch_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        seed: u64,
+    ) -> Result<Vec<ActionBuf>, PolicyError> {
+        self.actions(obs, masks, Some(&mut SplitMix(seed)))
+    }
+
+    /// The policy's action distribution for one raw observation: probabilities for discrete
+    /// heads, mean and std for Gaussian ones (see [`ActionDistribution`]).
+    pub fn distribution(&self, obs: &[f32]) -> Result<ActionDistribution, PolicyError> {
+        self.distribution_masked(obs, None)
+    }
+
+    /// [`Policy::distribution`] under an action mask, if given: disallowed choices have
+    /// probability exactly 0 and the allowed ones of each part sum to 1.
+    pub fn distribution_masked(
+        &self,
+        obs: &[f32],
+        mask: Option<&[bool]>,
+    ) -> Result<ActionDistribution, PolicyError> {
+        self.check_single(obs)?;
+        let mut all = self.distribution_batch_masked(obs, mask)?;
+        all.pop().ok_or(PolicyError::ObservationLength {
+            expected: self.obs_dim,
+            got: obs.len(),
+            batch: false,
+        })
+    }
+
+    /// The action distributions for a batch of raw observations (row-major), one per row.
+    pub fn distribution_batch(&self, obs: &[f32]) -> Result<Vec<ActionDistribution>, PolicyError> {
+        self.distribution_batch_masked(obs, None)
+    }
+
+    /// [`Policy::distribution_batch`] under masks, if given (`rows ×` [`Policy::mask_len`]
+    /// flags).
+    pub fn distribution_batch_masked(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+    ) -> Result<Vec<ActionDistribution>, PolicyError> {
+        let (trace, rows) = self.forward(obs)?;
+        self.check_masks(masks, rows)?;
+        let outputs = trace.output();
+        let width = self.mlp.out_dim();
+        let mask_len = self.mask_len();
+        let mut scratch = Vec::new();
+        Ok(outputs
+            .chunks_exact(width)
+            .enumerate()
+            .map(|(r, row)| {
+                let mask = masks.map(|m| &m[r * mask_len..(r + 1) * mask_len]);
+                self.head.distribution(row, mask, &mut scratch)
+            })
+            .collect())
     }
 
     fn check_single(&self, obs: &[f32]) -> Result<(), PolicyError> {
@@ -158,12 +253,36 @@ impl Policy {
         }
     }
 
-    /// The actions for raw observations: the mode, or with `rng` a sample.
-    fn actions(
-        &self,
-        obs: &[f32],
-        rng: Option<&mut SplitMix>,
-    ) -> Result<Vec<ActionBuf>, PolicyError> {
+    /// Checks `masks` for `rows` observations: the whole length, then each row's mask
+    /// against the space (each part allows a choice).
+    fn check_masks(&self, masks: Option<&[bool]>, rows: usize) -> Result<(), PolicyError> {
+        let Some(masks) = masks else { return Ok(()) };
+        let len = self.mask_len();
+        let batch = rows != 1;
+        if len == 0 || masks.len() != rows * len {
+            if let Some(what) = self.space.mask_problem(masks).filter(|_| !batch || len == 0) {
+                return Err(PolicyError::Mask { row: None, what });
+            }
+            return Err(PolicyError::Mask {
+                row: None,
+                what: format!(
+                    "{} mask flags for {rows} observations, expected {rows} × {len} (the masks                      of {} one after the other)",
+                    masks.len(),
+                    self.space
+                ),
+            });
+        }
+        for (r, mask) in masks.chunks_exact(len).enumerate() {
+            if let Some(what) = self.space.mask_problem(mask) {
+                return Err(PolicyError::Mask { row: batch.then_some(r), what });
+            }
+        }
+        Ok(())
+    }
+
+    /// The network's pass over raw observations (its output is `trace.output()`), and the
+    /// number of rows.
+    fn forward(&self, obs: &[f32]) -> Result<(Trace, usize), PolicyError> {
         if self.obs_dim == 0 || obs.len() % self.obs_dim != 0 {
             return Err(PolicyError::ObservationLength {
                 expected: self.obs_dim,
@@ -172,19 +291,39 @@ impl Policy {
             });
         }
         let rows = obs.len() / self.obs_dim;
-        if rows == 0 {
-            return Ok(Vec::new());
-        }
-        let mut input = Vec::with_capacity(obs.len());
-        self.normalize(obs, &mut input);
         let mut trace = Trace::default();
-        let outputs = self.mlp.forward(&self.theta, &input, rows, &mut trace);
+        if rows > 0 {
+            let mut input = Vec::with_capacity(obs.len());
+            self.normalize(obs, &mut input);
+            self.mlp.forward(&self.theta, &input, rows, &mut trace);
+        }
+        Ok((trace, rows))
+    }
+
+    /// The actions for raw observations under `masks`: the mode, or with `rng` a sample.
+    fn actions(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        mut rng: Option<&mut SplitMix>,
+    ) -> Result<Vec<ActionBuf>, PolicyError> {
+        let (trace, rows) = self.forward(obs)?;
+        self.check_masks(masks, rows)?;
+        let outputs = trace.output();
         let width = self.mlp.out_dim();
-        let mut rng = rng;
+        let mask_len = self.mask_len();
         let mut scratch = Vec::new();
         Ok(outputs
             .chunks_exact(width)
-            .map(|row| self.head_action(row, rng.as_deref_mut(), &mut scratch))
+            .enumerate()
+            .map(|(r, row)| {
+                let mask = masks.map(|m| &m[r * mask_len..(r + 1) * mask_len]);
+                let query = match rng.as_deref_mut() {
+                    None => Query::Mode,
+                    Some(rng) => Query::Sample(rng),
+                };
+                self.head.action(row, mask, query, &mut scratch)
+            })
             .collect())
     }
 
@@ -199,100 +338,5 @@ impl Policy {
                 })
             })),
         }
-    }
-
-    /// The action for one row of outputs (the mode, or with `rng` a sample), post-processed
-    /// into the action space.
-    fn head_action(
-        &self,
-        outputs: &[f32],
-        rng: Option<&mut SplitMix>,
-        scratch: &mut Vec<f32>,
-    ) -> ActionBuf {
-        let d = self.manifest.action.space.dim();
-        let mut y: Vec<f32> = match (&self.manifest.head, rng) {
-            (Head::Categorical, None) => return ActionBuf::Discrete(argmax(outputs)),
-            (Head::Categorical, Some(rng)) => {
-                return ActionBuf::Discrete(inverse_cdf(outputs, rng.uniform() as f32));
-            }
-            (Head::GumbelSoftmax { logit_bound, .. }, rng) => {
-                scratch.clear();
-                scratch.extend_from_slice(outputs);
-                bound_logits_in_place(scratch, *logit_bound);
-                // The agent's mode is the argmax of `log_softmax` of the (bounded) logits; the
-                // subtraction can round two close logits to a tie, so it is repeated here.
-                log_softmax_in_place(scratch);
-                return ActionBuf::Discrete(match rng {
-                    None => argmax(scratch),
-                    Some(rng) => inverse_cdf(scratch, rng.uniform() as f32),
-                });
-            }
-            (Head::Gaussian { .. }, None) => outputs[..d].to_vec(),
-            (Head::Gaussian { .. }, Some(rng)) => (0..d)
-                .map(|j| outputs[j] + self.log_std_at(outputs, j, d).exp() * rng.normal() as f32)
-                .collect(),
-            (Head::SquashedGaussian, None) => outputs[..d].iter().map(|u| u.tanh()).collect(),
-            (Head::SquashedGaussian, Some(rng)) => (0..d)
-                .map(|j| {
-                    (outputs[j] + self.log_std_at(outputs, j, d).exp() * rng.normal() as f32).tanh()
-                })
-                .collect(),
-            (Head::DeterministicTanh { .. }, None) => {
-                outputs[..d].iter().map(|u| u.tanh()).collect()
-            }
-            (Head::DeterministicTanh { exploration_noise }, Some(rng)) => outputs[..d]
-                .iter()
-                .map(|u| (u.tanh() + (rng.normal() * exploration_noise) as f32).clamp(-1.0, 1.0))
-                .collect(),
-        };
-        if let Some((loc, scale)) = &self.rescale {
-            for ((a, &l), &s) in y.iter_mut().zip(loc).zip(scale) {
-                *a = *a * s + l;
-            }
-        }
-        if let Space::Box(b) = &self.space {
-            for ((a, &lo), &hi) in y.iter_mut().zip(&b.low).zip(&b.high) {
-                // NaN stays NaN, as rlpg's trainer leaves it for the env to reject.
-                if *a < lo {
-                    *a = lo;
-                } else if *a > hi {
-                    *a = hi;
-                }
-            }
-        }
-        ActionBuf::Continuous(y)
-    }
-
-    /// A Gaussian head's log-std of dimension `j`: the parameter, or output `d + j` clamped.
-    fn log_std_at(&self, outputs: &[f32], j: usize, d: usize) -> f32 {
-        match &self.log_std {
-            Some(p) => p[j],
-            None => clamp_log_std(outputs[d + j]),
-        }
-    }
-}
-
-/// SplitMix64, the seeded generator of [`Policy::sample_batch`].
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let u = 1.0 - self.uniform();
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 }

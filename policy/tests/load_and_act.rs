@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use fixtures::{Rng, cases, export, observations};
 use rlpg_policy::manifest::{ActionSpace, Activation, Head, Layer, Normalization};
-use rlpg_policy::{ActionBuf, Export, NamedTensor, Policy, PolicyError};
+use rlpg_policy::{ActionBuf, ActionDistribution, Export, NamedTensor, Policy, PolicyError};
 
 /// A fresh, empty directory for one test.
 fn scratch_dir(name: &str) -> PathBuf {
@@ -225,9 +225,9 @@ fn damaged_or_mismatched_exports_are_errors_naming_the_file() {
     let error_of = |dir: &Path| Policy::load(dir).unwrap_err().to_string();
 
     // A manifest of an unknown (newer) version.
-    std::fs::write(&manifest_path, original.replace("\"version\": 1", "\"version\": 2")).unwrap();
+    std::fs::write(&manifest_path, original.replace("\"version\": 2", "\"version\": 3")).unwrap();
     let e = error_of(&dir);
-    assert!(e.contains("policy.json") && e.contains("version 2 is not supported"), "{e}");
+    assert!(e.contains("policy.json") && e.contains("version 3 is not supported"), "{e}");
     assert!(e.contains("update rlpg-policy"), "{e}");
     // Not a manifest at all.
     std::fs::write(&manifest_path, original.replace("rlpg-policy", "something-else")).unwrap();
@@ -283,4 +283,338 @@ fn a_manifest_that_contradicts_itself_is_refused_before_writing() {
     nothing_written(&dir);
     assert!(e.contains("non-finite value"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `F32`/`I64` tensors of a `check.safetensors` file, by name.
+fn read_check(path: &Path) -> std::collections::HashMap<String, (Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("read check file");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, (view.shape().to_vec(), view.data().to_vec())))
+        .collect()
+}
+
+#[test]
+fn a_version_1_export_written_before_multi_part_actions_still_loads_and_acts_as_it_did() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&data).expect("tests/data/v1") {
+        let dir = entry.expect("entry").path();
+        let policy = Policy::load(&dir).expect("a version-1 export loads");
+        assert_eq!(policy.manifest().version, 1, "{}", dir.display());
+        assert_eq!(policy.manifest().action.mask, None);
+        let check = read_check(&dir.join("check.safetensors"));
+        let obs: Vec<f32> = check["obs"]
+            .1
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let actions = policy.act_batch(&obs).expect("act");
+        let (shape, bytes) = &check["action"];
+        // The actions recorded by rlpg-policy when version 1 was current.
+        for (row, action) in actions.iter().enumerate() {
+            match action {
+                ActionBuf::Discrete(a) => {
+                    let b = &bytes[8 * row..8 * row + 8];
+                    let want = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+                    assert_eq!(*a as i64, want, "{}: row {row}", dir.display());
+                }
+                ActionBuf::Continuous(x) => {
+                    let d = shape[1];
+                    for (j, v) in x.iter().enumerate() {
+                        let k = 4 * (row * d + j);
+                        let want = f32::from_le_bytes(bytes[k..k + 4].try_into().expect("4"));
+                        assert!((v - want).abs() <= 1e-6, "{}: row {row}", dir.display());
+                    }
+                }
+                other => panic!("{}: a version-1 policy gave {other}", dir.display()),
+            }
+        }
+        // A version-1 manifest cannot use what version 2 added.
+        let text = std::fs::read_to_string(dir.join("policy.json")).expect("manifest");
+        let mut value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        value["action"]["mask"] = serde_json::json!({"len": 3, "components": [3]});
+        let e = rlpg_policy::parse_manifest(&value.to_string(), Path::new("policy.json"))
+            .and_then(|m| {
+                m.validate()
+                    .map_err(|what| PolicyError::Manifest { path: "policy.json".into(), what })
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs manifest version 2"), "{}: {e}", dir.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "the three version-1 exports in tests/data/v1");
+}
+
+/// A one-layer identity export (`outputs = obs`) of width `width` with `head` over `space`.
+fn identity(width: usize, head: Head, space: ActionSpace) -> Policy {
+    let weight = (0..width * width).map(|i| if i % (width + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    Policy::from_export(&linear(weight, vec![0.0; width], head, space)).expect("a checked export")
+}
+
+fn probs(d: ActionDistribution) -> Vec<f32> {
+    match d {
+        ActionDistribution::Categorical { probs, .. } | ActionDistribution::Bernoulli { probs } => {
+            probs
+        }
+        other => panic!("a discrete distribution, not {other:?}"),
+    }
+}
+
+#[test]
+fn multi_discrete_and_multi_binary_heads_act_and_give_probabilities_under_masks() {
+    // MultiDiscrete([2, 3]): logits [0.1, 0.2 | 3.0, -1.0, 0.5].
+    let p = identity(
+        5,
+        Head::MultiCategorical { nvec: vec![2, 3] },
+        ActionSpace::MultiDiscrete { nvec: vec![2, 3] },
+    );
+    let obs = [0.1f32, 0.2, 3.0, -1.0, 0.5];
+    assert_eq!(p.mask_len(), 5);
+    assert_eq!(p.act(&obs).unwrap(), ActionBuf::MultiDiscrete(vec![1, 0]));
+    let mask = [true, true, false, true, true];
+    assert_eq!(p.act_masked(&obs, Some(&mask)).unwrap(), ActionBuf::MultiDiscrete(vec![1, 2]));
+    let free = probs(p.distribution(&obs).unwrap());
+    let e = |x: f32| x.exp();
+    let expected = [
+        e(0.1) / (e(0.1) + e(0.2)),
+        e(0.2) / (e(0.1) + e(0.2)),
+        e(3.0) / (e(3.0) + e(-1.0) + e(0.5)),
+        e(-1.0) / (e(3.0) + e(-1.0) + e(0.5)),
+        e(0.5) / (e(3.0) + e(-1.0) + e(0.5)),
+    ];
+    for (a, b) in free.iter().zip(expected) {
+        assert!((a - b).abs() < 1e-6, "{free:?} vs {expected:?}");
+    }
+    let masked = probs(p.distribution_masked(&obs, Some(&mask)).unwrap());
+    assert_eq!(masked[2], 0.0, "a masked choice has probability exactly 0");
+    assert!((masked[3] - e(-1.0) / (e(-1.0) + e(0.5))).abs() < 1e-6, "{masked:?}");
+    assert_eq!(masked[..2], free[..2], "an unmasked component is unchanged");
+
+    // MultiBinary(3) as Bernoullis: logits [0.5, -0.5, 0.0].
+    let p = identity(3, Head::Bernoulli { n: 3 }, ActionSpace::MultiBinary { n: 3 });
+    let obs = [0.5f32, -0.5, 0.0];
+    assert_eq!(p.mask_len(), 6);
+    assert_eq!(
+        p.act(&obs).unwrap(),
+        ActionBuf::MultiBinary(vec![true, false, false]),
+        "1 where the logit is > 0; a tie at P = 0.5 gives 0"
+    );
+    let mask = [true, false, true, true, false, true]; // value 0 must be 0, value 2 must be 1
+    assert_eq!(
+        p.act_masked(&obs, Some(&mask)).unwrap(),
+        ActionBuf::MultiBinary(vec![false, false, true])
+    );
+    let masked = probs(p.distribution_masked(&obs, Some(&mask)).unwrap());
+    assert_eq!(masked[0], 0.0);
+    assert_eq!(masked[2], 1.0);
+    assert!((masked[1] - 1.0 / (1.0 + e(0.5))).abs() < 1e-6, "{masked:?}");
+
+    // MultiBinary(2) as two categoricals over ("0", "1"): logits [1, 0 | -1, 2].
+    let p =
+        identity(4, Head::MultiCategorical { nvec: vec![2, 2] }, ActionSpace::MultiBinary { n: 2 });
+    let obs = [1.0f32, 0.0, -1.0, 2.0];
+    assert_eq!(p.act(&obs).unwrap(), ActionBuf::MultiBinary(vec![false, true]));
+    let mask = [false, true, true, false];
+    assert_eq!(p.act_masked(&obs, Some(&mask)).unwrap(), ActionBuf::MultiBinary(vec![true, false]));
+
+    // Gumbel-softmax over MultiDiscrete([3, 2]), each component bounded on its own.
+    let p = identity(
+        5,
+        Head::GumbelSoftmax { logit_bound: 1.0, temperature: 1.0 },
+        ActionSpace::MultiDiscrete { nvec: vec![3, 2] },
+    );
+    let obs = [0.1f32, 0.3, 0.2, 5.0, 4.0];
+    assert_eq!(p.act(&obs).unwrap(), ActionBuf::MultiDiscrete(vec![1, 0]));
+    let mask = [true, false, true, true, true];
+    assert_eq!(p.act_masked(&obs, Some(&mask)).unwrap(), ActionBuf::MultiDiscrete(vec![2, 0]));
+    let d = probs(p.distribution(&obs).unwrap());
+    // Component 1: logits 5 and 4 centred to ±0.5, bounded to ±tanh(0.5).
+    let t = (0.5f32).tanh();
+    assert!((d[3] - e(t) / (e(t) + e(-t))).abs() < 1e-6, "{d:?}");
+}
+
+#[test]
+fn samples_under_a_mask_are_never_masked_and_follow_the_masked_probabilities() {
+    let mut rng = Rng::new(11);
+    for case in cases().into_iter().filter(|c| c.masked) {
+        let export = export(&case, &mut rng);
+        let policy = Policy::from_export(&export).expect("a checked export");
+        let obs = observations(&mut rng, 1, case.obs_dim);
+        let mask = fixtures::masks(&mut rng, 1, &case.space);
+        let space = case.space.to_space();
+        let expected = probs(policy.distribution_masked(&obs, Some(&mask)).unwrap());
+        let mut counts = vec![0usize; expected.len()];
+        let draws = 4000;
+        for seed in 0..draws {
+            let a = policy.sample_masked(&obs, Some(&mask), seed).unwrap();
+            assert!(space.mask_allows(&mask, a.as_action()), "{}: {a} is masked", case.name);
+            match (&a, &policy.manifest().head) {
+                (ActionBuf::MultiBinary(v), Head::Bernoulli { .. }) => {
+                    v.iter().enumerate().filter(|(_, x)| **x).for_each(|(i, _)| counts[i] += 1);
+                }
+                _ => {
+                    let mut start = 0;
+                    let values: Vec<usize> = match &a {
+                        ActionBuf::Discrete(i) => vec![*i],
+                        ActionBuf::MultiDiscrete(v) => v.clone(),
+                        ActionBuf::MultiBinary(v) => v.iter().map(|&b| usize::from(b)).collect(),
+                        ActionBuf::Continuous(_) => panic!("{}: a box action", case.name),
+                    };
+                    for (v, k) in values.iter().zip(space.mask_components()) {
+                        counts[start + v] += 1;
+                        start += k;
+                    }
+                }
+            }
+        }
+        for (i, (&c, &p)) in counts.iter().zip(&expected).enumerate() {
+            let f = c as f64 / draws as f64;
+            assert!(
+                (f - f64::from(p)).abs() < 0.03,
+                "{}: choice {i} drawn with frequency {f}, probability {p}",
+                case.name
+            );
+        }
+        let batch = policy.sample_batch_masked(&obs, Some(&mask), 5).unwrap();
+        assert_eq!(batch, policy.sample_batch_masked(&obs, Some(&mask), 5).unwrap(), "seeded");
+    }
+}
+
+#[test]
+fn a_bad_mask_is_an_error_naming_the_component_or_the_row_never_a_panic() {
+    let p = identity(
+        5,
+        Head::MultiCategorical { nvec: vec![2, 3] },
+        ActionSpace::MultiDiscrete { nvec: vec![2, 3] },
+    );
+    let obs = [0.0f32; 5];
+    let e = p.act_masked(&obs, Some(&[true; 4])).unwrap_err();
+    assert!(matches!(e, PolicyError::Mask { row: None, .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("a mask of 4 flags") && e.to_string().contains("needs 5"),
+        "{e}"
+    );
+    let none_in_1 = [true, false, false, false, false];
+    for e in [
+        p.act_masked(&obs, Some(&none_in_1)).unwrap_err(),
+        p.sample_masked(&obs, Some(&none_in_1), 1).unwrap_err(),
+        p.distribution_masked(&obs, Some(&none_in_1)).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("allows no value of component 1"), "{e}");
+    }
+    let mut masks = vec![true; 4 * 5];
+    masks[3 * 5] = false;
+    masks[3 * 5 + 1] = false;
+    let obs4 = [0.0f32; 20];
+    let e = p.act_batch_masked(&obs4, Some(&masks)).unwrap_err().to_string();
+    assert!(e.starts_with("mask of row 3: ") && e.contains("component 0"), "{e}");
+    let e = p.act_batch_masked(&obs4, Some(&masks[..19])).unwrap_err().to_string();
+    assert!(e.contains("19 mask flags for 4 observations, expected 4 × 5"), "{e}");
+
+    let b = identity(2, Head::Bernoulli { n: 2 }, ActionSpace::MultiBinary { n: 2 });
+    let e = b.act_masked(&[0.0, 0.0], Some(&[true, true, false, false])).unwrap_err();
+    assert!(e.to_string().contains("allows neither 0 nor 1 for value 1"), "{e}");
+
+    let g = identity(
+        2,
+        Head::Gaussian { log_std: Some("log_std".into()) },
+        ActionSpace::Box { low: vec![-1.0; 2], high: vec![1.0; 2] },
+    );
+    let e = g.act_masked(&[0.0, 0.0], Some(&[])).unwrap_err();
+    assert!(e.to_string().contains("has no masks"), "{e}");
+    assert_eq!(g.mask_len(), 0);
+}
+
+#[test]
+fn gaussian_distributions_are_the_mean_and_std_the_actions_come_from() {
+    let mut rng = Rng::new(5);
+    for case in cases().into_iter().filter(|c| matches!(c.space, ActionSpace::Box { .. })) {
+        let policy = Policy::from_export(&export(&case, &mut rng)).expect("a checked export");
+        let obs = observations(&mut rng, 64, case.obs_dim);
+        let acts = policy.act_batch(&obs).unwrap();
+        let dists = policy.distribution_batch(&obs).unwrap();
+        for (row, (a, d)) in acts.iter().zip(&dists).enumerate() {
+            let single = policy.distribution(&obs[row * case.obs_dim..][..case.obs_dim]).unwrap();
+            let ActionBuf::Continuous(a) = a else { panic!("{}: box action", case.name) };
+            let (mode, std) = match (d, &single) {
+                (
+                    ActionDistribution::Gaussian { mean, std },
+                    ActionDistribution::Gaussian { .. },
+                ) => {
+                    let ActionSpace::Box { low, high } = &case.space else { unreachable!() };
+                    let clipped: Vec<f32> = mean
+                        .iter()
+                        .zip(low.iter().zip(high))
+                        .map(|(m, (l, h))| m.max(*l).min(*h))
+                        .collect();
+                    (clipped, std.clone())
+                }
+                (
+                    ActionDistribution::SquashedGaussian { mode, std, .. },
+                    ActionDistribution::SquashedGaussian { .. },
+                ) => (mode.clone(), std.clone()),
+                (
+                    ActionDistribution::Deterministic { action, noise_std },
+                    ActionDistribution::Deterministic { .. },
+                ) => (action.clone(), vec![*noise_std]),
+                other => panic!("{}: {other:?}", case.name),
+            };
+            assert_eq!(&mode, a, "{}: the greedy action is the distribution's mode", case.name);
+            assert!(std.iter().all(|s| *s > 0.0 && s.is_finite()), "{}: {std:?}", case.name);
+        }
+        if let Head::Gaussian { log_std: Some(name) } = &case.head {
+            let export = export(&case, &mut Rng::new(99));
+            let log_std = &export.tensor(name).expect("log_std").values;
+            let p = Policy::from_export(&export).expect("checked");
+            let ActionDistribution::Gaussian { std, .. } =
+                p.distribution(&obs[..case.obs_dim]).unwrap()
+            else {
+                panic!("gaussian")
+            };
+            let want: Vec<f32> = log_std.iter().map(|l| l.exp()).collect();
+            assert_eq!(std, want, "std = exp(log_std)");
+        }
+    }
+}
+
+#[test]
+fn new_heads_must_match_their_space_and_need_manifest_version_2() {
+    let by_name = |name: &str| {
+        let case = cases().into_iter().find(|c| c.name == name).expect("case");
+        export(&case, &mut Rng::new(6))
+    };
+    let refused = |mut e: Export, change: &dyn Fn(&mut rlpg_policy::Manifest)| {
+        change(&mut e.manifest);
+        e.manifest.validate().unwrap_err()
+    };
+    let e = refused(by_name("multi_categorical"), &|m| {
+        m.head = Head::MultiCategorical { nvec: vec![3, 4, 3] }
+    });
+    assert!(
+        e.contains("nvec [3, 4, 3], the space MultiDiscrete([3, 4, 2]) needs [3, 4, 2]"),
+        "{e}"
+    );
+    let e = refused(by_name("multi_categorical"), &|m| m.version = 1);
+    assert!(
+        e.contains("head multi_categorical over MultiDiscrete([3, 4, 2]) needs manifest version 2"),
+        "{e}"
+    );
+    let e = refused(by_name("bernoulli"), &|m| m.head = Head::Bernoulli { n: 3 });
+    assert!(e.contains("head bernoulli has n = 3, the space is MultiBinary(4)"), "{e}");
+    let e = refused(by_name("bernoulli"), &|m| {
+        m.action.mask = Some(rlpg_policy::manifest::MaskSpec { len: 4, components: vec![2, 2] })
+    });
+    assert!(
+        e.contains("action.mask has len 4 and components [2, 2]") && e.contains("len 8"),
+        "{e}"
+    );
+    let e = refused(by_name("gumbel_softmax_multi_binary"), &|m| m.layers[1].outputs = 3);
+    assert!(e.contains("layers[1]") || e.contains("needs 4 outputs"), "{e}");
+    let e = refused(by_name("squashed_gaussian"), &|m| {
+        m.action.mask = Some(rlpg_policy::manifest::MaskSpec { len: 2, components: vec![2] })
+    });
+    assert!(e.contains("has no masks"), "{e}");
 }

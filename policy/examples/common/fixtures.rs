@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use rlpg_policy::manifest::{
-    ActionSpace, ActionSpec, Activation, FORMAT, Head, Layer, Normalization, ObservationSpec,
-    Rescale, VERSION,
+    ActionSpace, ActionSpec, Activation, FORMAT, Head, Layer, MaskSpec, Normalization,
+    ObservationSpec, Rescale, VERSION,
 };
 use rlpg_policy::{Export, Manifest, NamedTensor};
 
@@ -58,6 +58,8 @@ pub struct Case {
     pub space: ActionSpace,
     /// Whether observations are normalised.
     pub normalize: bool,
+    /// Whether the policy declares an action mask (its ONNX graph then takes one).
+    pub masked: bool,
 }
 
 /// Every head type, every activation, with and without normalisation, finite and infinite
@@ -73,6 +75,7 @@ pub fn cases() -> Vec<Case> {
             head: Head::Categorical,
             space: ActionSpace::Discrete { n: 3 },
             normalize: true,
+            masked: false,
         },
         Case {
             name: "gaussian_log_std_parameter",
@@ -82,6 +85,7 @@ pub fn cases() -> Vec<Case> {
             head: Head::Gaussian { log_std: Some("log_std".into()) },
             space: boxed(vec![-2.0, -1.0], vec![2.0, 1.0]),
             normalize: false,
+            masked: false,
         },
         Case {
             name: "gaussian_state_dependent_unbounded",
@@ -91,6 +95,7 @@ pub fn cases() -> Vec<Case> {
             head: Head::Gaussian { log_std: None },
             space: boxed(vec![f32::NEG_INFINITY, -1.0], vec![f32::INFINITY, 1.0]),
             normalize: true,
+            masked: false,
         },
         Case {
             name: "squashed_gaussian",
@@ -100,6 +105,7 @@ pub fn cases() -> Vec<Case> {
             head: Head::SquashedGaussian,
             space: boxed(vec![-2.0, 0.0], vec![2.0, 1.0]),
             normalize: true,
+            masked: false,
         },
         Case {
             name: "deterministic_tanh",
@@ -109,6 +115,7 @@ pub fn cases() -> Vec<Case> {
             head: Head::DeterministicTanh { exploration_noise: 0.1 },
             space: boxed(vec![-2.0], vec![2.0]),
             normalize: false,
+            masked: false,
         },
         Case {
             name: "gumbel_softmax",
@@ -118,6 +125,7 @@ pub fn cases() -> Vec<Case> {
             head: Head::GumbelSoftmax { logit_bound: 0.0, temperature: 1.0 },
             space: ActionSpace::Discrete { n: 2 },
             normalize: false,
+            masked: false,
         },
         Case {
             name: "gumbel_softmax_bounded",
@@ -127,6 +135,87 @@ pub fn cases() -> Vec<Case> {
             head: Head::GumbelSoftmax { logit_bound: 2.0, temperature: 0.5 },
             space: ActionSpace::Discrete { n: 3 },
             normalize: true,
+            masked: false,
+        },
+        Case {
+            name: "categorical_masked",
+            obs_dim: 4,
+            hidden: &[16],
+            activation: Activation::Tanh,
+            head: Head::Categorical,
+            space: ActionSpace::Discrete { n: 4 },
+            normalize: false,
+            masked: true,
+        },
+        Case {
+            name: "multi_categorical",
+            obs_dim: 5,
+            hidden: &[16, 16],
+            activation: Activation::Tanh,
+            head: Head::MultiCategorical { nvec: vec![3, 4, 2] },
+            space: ActionSpace::MultiDiscrete { nvec: vec![3, 4, 2] },
+            normalize: true,
+            masked: true,
+        },
+        Case {
+            name: "multi_categorical_unmasked",
+            obs_dim: 3,
+            hidden: &[12],
+            activation: Activation::Elu,
+            head: Head::MultiCategorical { nvec: vec![4, 1, 3] },
+            space: ActionSpace::MultiDiscrete { nvec: vec![4, 1, 3] },
+            normalize: false,
+            masked: false,
+        },
+        Case {
+            name: "multi_categorical_over_multi_binary",
+            obs_dim: 4,
+            hidden: &[16],
+            activation: Activation::Silu,
+            head: Head::MultiCategorical { nvec: vec![2, 2, 2] },
+            space: ActionSpace::MultiBinary { n: 3 },
+            normalize: false,
+            masked: true,
+        },
+        Case {
+            name: "bernoulli",
+            obs_dim: 4,
+            hidden: &[16, 8],
+            activation: Activation::Tanh,
+            head: Head::Bernoulli { n: 4 },
+            space: ActionSpace::MultiBinary { n: 4 },
+            normalize: true,
+            masked: true,
+        },
+        Case {
+            name: "bernoulli_unmasked",
+            obs_dim: 3,
+            hidden: &[8],
+            activation: Activation::LeakyRelu,
+            head: Head::Bernoulli { n: 2 },
+            space: ActionSpace::MultiBinary { n: 2 },
+            normalize: false,
+            masked: false,
+        },
+        Case {
+            name: "gumbel_softmax_multi_discrete_bounded",
+            obs_dim: 4,
+            hidden: &[16],
+            activation: Activation::Relu,
+            head: Head::GumbelSoftmax { logit_bound: 2.0, temperature: 1.0 },
+            space: ActionSpace::MultiDiscrete { nvec: vec![3, 2] },
+            normalize: false,
+            masked: true,
+        },
+        Case {
+            name: "gumbel_softmax_multi_binary",
+            obs_dim: 3,
+            hidden: &[16],
+            activation: Activation::Tanh,
+            head: Head::GumbelSoftmax { logit_bound: 0.0, temperature: 1.0 },
+            space: ActionSpace::MultiBinary { n: 2 },
+            normalize: true,
+            masked: true,
         },
     ]
 }
@@ -136,9 +225,12 @@ pub fn cases() -> Vec<Case> {
 pub fn export(case: &Case, rng: &mut Rng) -> Export {
     let dim = case.space.dim();
     let outputs = match (&case.space, &case.head) {
-        (ActionSpace::Discrete { n }, _) => *n,
-        (_, Head::Gaussian { log_std: None } | Head::SquashedGaussian) => 2 * dim,
-        _ => dim,
+        (_, Head::Bernoulli { n }) => *n,
+        (ActionSpace::Box { .. }, Head::Gaussian { log_std: None } | Head::SquashedGaussian) => {
+            2 * dim
+        }
+        (ActionSpace::Box { .. }, _) => dim,
+        (space, _) => space.to_space().mask_len(),
     };
     let mut widths = vec![case.obs_dim];
     widths.extend_from_slice(case.hidden);
@@ -190,7 +282,11 @@ pub fn export(case: &Case, rng: &mut Rng) -> Export {
         observation: ObservationSpec { dim: case.obs_dim, normalization },
         layers,
         head: case.head.clone(),
-        action: ActionSpec { space: case.space.clone(), rescale },
+        action: ActionSpec {
+            space: case.space.clone(),
+            rescale,
+            mask: if case.masked { MaskSpec::of(&case.space.to_space()) } else { None },
+        },
     };
     Export::new(manifest, tensors, Path::new(case.name)).expect("a fixture export is valid")
 }
@@ -198,4 +294,23 @@ pub fn export(case: &Case, rng: &mut Rng) -> Export {
 /// `rows` raw observations of `obs_dim` values, spread widely (normal with std 3).
 pub fn observations(rng: &mut Rng, rows: usize, obs_dim: usize) -> Vec<f32> {
     (0..rows * obs_dim).map(|_| (rng.normal() * 3.0) as f32).collect()
+}
+
+/// `rows` random action masks of `space` (`rows × mask_len` flags): each flag allowed with
+/// probability 0.6, and one random choice of any part that would allow none switched on, so
+/// every mask is valid.
+pub fn masks(rng: &mut Rng, rows: usize, space: &ActionSpace) -> Vec<bool> {
+    let space = space.to_space();
+    let mut out = Vec::with_capacity(rows * space.mask_len());
+    for _ in 0..rows {
+        for k in space.mask_components() {
+            let start = out.len();
+            out.extend((0..k).map(|_| rng.uniform() < 0.6));
+            if !out[start..].iter().any(|&f| f) {
+                let pick = ((rng.uniform() * k as f64) as usize).min(k - 1);
+                out[start + pick] = true;
+            }
+        }
+    }
+    out
 }
