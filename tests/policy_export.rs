@@ -1,7 +1,10 @@
 //! A trained policy leaves rlpg: for every agent and action space, `rlpg::Policy` acts as
 //! `rlpg eval` does, the export (`rlpg::export::export_run`) loaded by `rlpg_policy::Policy`
-//! (no libtorch) agrees with it on 10,000 random observations, and damaged or mismatched input
-//! is an error naming the file or the expected length.
+//! (no libtorch) agrees with it and with a libtorch computation of the manifest
+//! (`common/policy_reference.rs`) on 10,000 random observations (greedy actions and
+//! distributions, with and without action masks), as does every head with random weights, and
+//! damaged or mismatched input is an error naming the file or the expected length. (The ONNX
+//! graph is held to rlpg-policy by `scripts/check_policy_export.sh`, on the same heads.)
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,10 @@ use rlpg_envs::VecActions;
 
 mod common;
 use common::Scratch;
+#[path = "../policy/examples/common/fixtures.rs"]
+mod fixtures;
+#[path = "common/policy_reference.rs"]
+mod reference;
 
 /// One combination of agent, estimator and action space, with a short training run.
 struct Combo {
@@ -253,6 +260,27 @@ fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorc
             &policy.act_batch(&obs).expect("act"),
         );
 
+        // ... and with libtorch's computation of the manifest, distributions included, with
+        // and without masks.
+        let export = rlpg::deploy::Export::read(&out).expect("read export");
+        let worst = reference::assert_parity(&combo.name.to_string(), &export, &light, &obs, None);
+        let mut line =
+            format!("{}: rlpg_policy vs libtorch, largest difference {worst:.1e}", combo.name);
+        if light.mask_len() > 0 {
+            let space = rlpg::deploy::manifest::ActionSpace::from(light.action_space());
+            let masks = fixtures::masks(&mut fixtures::Rng::new(3), 10_000, &space);
+            let what = format!("{} masked", combo.name);
+            let worst = reference::assert_parity(&what, &export, &light, &obs, Some(&masks));
+            line += &format!(", masked {worst:.1e}");
+            assert_eq!(
+                policy.act_batch_masked(&obs, Some(&masks)).unwrap(),
+                light.act_batch_masked(&obs, Some(&masks)).unwrap(),
+                "{}: rlpg::Policy under masks",
+                combo.name
+            );
+        }
+        println!("{line}");
+
         // The export loads as rlpg::Policy too, without the env being registered.
         let from_export = Policy::load(&out).expect("rlpg::Policy from the export");
         assert_eq!(
@@ -263,6 +291,25 @@ fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorc
             light.action_space(),
             &registry_factory(&config)().unwrap().action_space().clone()
         );
+    }
+}
+
+#[test]
+fn every_head_with_random_weights_matches_libtorch_with_and_without_masks() {
+    let mut rng = fixtures::Rng::new(2026);
+    for case in fixtures::cases() {
+        let export = fixtures::export(&case, &mut rng);
+        let policy = rlpg::deploy::Policy::from_export(&export).expect("a checked export");
+        let obs = fixtures::observations(&mut rng, 10_000, case.obs_dim);
+        let worst = reference::assert_parity(case.name, &export, &policy, &obs, None);
+        let mut line = format!("{}: largest difference {worst:.1e}", case.name);
+        if policy.mask_len() > 0 {
+            let masks = fixtures::masks(&mut rng, 10_000, &case.space);
+            let what = format!("{} masked", case.name);
+            let worst = reference::assert_parity(&what, &export, &policy, &obs, Some(&masks));
+            line += &format!(", masked {worst:.1e}");
+        }
+        println!("{line}");
     }
 }
 

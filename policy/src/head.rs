@@ -12,7 +12,10 @@ use rlpg_kernel::heads::{
 use crate::manifest::{Head, Manifest};
 
 /// The action distribution of a policy for one observation, in the environment's terms.
+///
+/// Non-exhaustive: heads added later bring variants of their own.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ActionDistribution {
     /// One categorical per component (heads `categorical`, `gumbel_softmax` and
     /// `multi_categorical`): the probabilities of every choice of every component, laid out as
