@@ -263,7 +263,7 @@ fn every_agent_and_space_acts_as_rlpg_eval_and_its_export_agrees_without_libtorc
         // ... and with libtorch's computation of the manifest, distributions included, with
         // and without masks.
         let export = rlpg::deploy::Export::read(&out).expect("read export");
-        let worst = reference::assert_parity(&combo.name.to_string(), &export, &light, &obs, None);
+        let worst = reference::assert_parity(combo.name, &export, &light, &obs, None);
         let mut line =
             format!("{}: rlpg_policy vs libtorch, largest difference {worst:.1e}", combo.name);
         if light.mask_len() > 0 {
