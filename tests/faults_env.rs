@@ -29,7 +29,7 @@ enum Fault {
 
 /// CartPole that misbehaves on its `fail_at`-th step (counted over its whole life).
 struct Faulty {
-    inner: Box<dyn Env>,
+    inner: Box<dyn Env + Send>,
     steps: usize,
     fail_at: usize,
     fault: Fault,
@@ -79,22 +79,31 @@ impl Env for Faulty {
 /// Trains with env 1 of 2 failing on its 100th step (global step 2 * 99 = 198 before it);
 /// checks the error and the checkpoint; resumes with healthy envs.
 fn check_fault(fault: Fault, needles: &[&str]) {
+    check_fault_of(fault, needles, false);
+}
+
+/// [`check_fault`], acting beside learning (`beside`: the pathwise agent, the envs stepping on a
+/// thread of their own, the next step sent before the agent learns from the last).
+fn check_fault_of(fault: Fault, needles: &[&str], beside: bool) {
     let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
-    let mut config = Config::new("CartPole-v1", AgentKind::Reinforce);
+    let agent = if beside { AgentKind::Pathwise } else { AgentKind::Reinforce };
+    let mut config = Config::new("CartPole-v1", agent);
+    config.act_beside_learning = beside;
     config.num_envs = 2;
     config.total_timesteps = 600;
     config.checkpoint_every = 1_000;
     config.eval_every = 0;
     config.eval_episodes = 1;
     let made = AtomicUsize::new(0);
-    let faulty = || {
+    let faulty = SendFactory(|| {
         let index = made.fetch_add(1, Ordering::SeqCst);
-        let inner = rlpg::envs::make("CartPole-v1")?;
-        // The probe is env 0; the training envs are 1 and 2: the second one fails.
-        let fail_at = if index == 2 { 100 } else { usize::MAX };
-        Ok(Box::new(Faulty { inner, steps: 0, fail_at, fault }) as Box<dyn Env>)
-    };
-    let root = Scratch::new(&format!("envfault-{fault:?}"));
+        let inner = rlpg::envs::make_send("CartPole-v1")?;
+        // The probe is env 0 (acting beside learning, made twice: as an env and as a `Send`
+        // env); the training envs come next: the second one fails.
+        let fail_at = if index == 2 + usize::from(beside) { 100 } else { usize::MAX };
+        Ok(Box::new(Faulty { inner, steps: 0, fail_at, fault }) as Box<dyn Env + Send>)
+    });
+    let root = Scratch::new(&format!("envfault-{fault:?}-{beside}"));
     let options = TrainOptions { envs: EnvSource::Factory(&faulty), ..TrainOptions::default() };
     let err = train_with(&config, &root, options).expect_err("the fault must stop training");
     let message = err.to_string();
@@ -122,7 +131,7 @@ fn check_fault(fault: Fault, needles: &[&str]) {
     assert!(message.contains("marked failed"), "{fault:?}: {message}");
 
     // With the env fixed, the run resumes from the fault checkpoint (resetting the envs).
-    let healthy = || rlpg::envs::make("CartPole-v1");
+    let healthy = SendFactory(|| rlpg::envs::make_send("CartPole-v1"));
     let mut warnings = Vec::new();
     let mut warn = |w: &str| warnings.push(w.to_owned());
     let options = TrainOptions {
@@ -155,6 +164,62 @@ fn an_infinite_reward_stops_the_run_after_a_checkpoint() {
 #[test]
 fn an_error_from_step_stops_the_run_after_a_checkpoint() {
     check_fault(Fault::StepError, &["sensor failure: pole angle unreadable"]);
+}
+
+/// The step that fails is stepped on the actor thread, sent before the agent learned from the
+/// step before it: the error comes back with the envs, after that step is learned from, so the
+/// run stops at the same step, with the same checkpoint, as in lockstep, and nothing hangs.
+#[test]
+fn an_error_from_step_acting_beside_learning_stops_the_run_after_a_checkpoint() {
+    check_fault_of(Fault::StepError, &["sensor failure: pole angle unreadable"], true);
+}
+
+/// An env that panics on the actor thread panics the training loop's thread (as it does in
+/// lockstep) instead of leaving it waiting for a step that never comes.
+#[test]
+fn a_panicking_env_acting_beside_learning_panics_the_loop_instead_of_hanging() {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    struct Panics(Box<dyn Env + Send>, usize);
+    impl Env for Panics {
+        fn id(&self) -> &str {
+            "Panics-v0"
+        }
+        fn observation_space(&self) -> &Space {
+            self.0.observation_space()
+        }
+        fn action_space(&self) -> &Space {
+            self.0.action_space()
+        }
+        fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+            self.0.reset(seed)
+        }
+        fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+            self.1 += 1;
+            assert!(self.1 < 50, "simulator crashed on step {}", self.1);
+            self.0.step(action)
+        }
+    }
+    let mut config = Config::new("CartPole-v1", AgentKind::Pathwise);
+    config.act_beside_learning = true;
+    config.num_envs = 2;
+    config.total_timesteps = 600;
+    config.eval_every = 0;
+    config.eval_episodes = 1;
+    let root = Scratch::new("beside-panic");
+    let panics = SendFactory(|| {
+        Ok(Box::new(Panics(rlpg::envs::make_send("CartPole-v1")?, 0)) as Box<dyn Env + Send>)
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let options = TrainOptions { envs: EnvSource::Factory(&panics), ..TrainOptions::default() };
+        train_with(&config, &root, options)
+    }));
+    let payload = result.expect_err("the env's panic reaches the loop's thread");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    assert!(message.contains("simulator crashed on step 50"), "the env's own panic: {message:?}");
 }
 
 /// An env that is not `Send`: CartPole sharing its step counter through an `Rc`.
@@ -215,6 +280,25 @@ fn env_threads_for_envs_that_are_not_send_is_refused_before_the_run_directory_ex
             root.display()
         );
     }
+    // Acting beside learning steps the envs on a thread of their own: refused the same way.
+    config.env_threads = EnvThreads::Count(1);
+    config.agent = AgentKind::Pathwise;
+    config.act_beside_learning = true;
+    for (what, envs) in
+        [("with_local", EnvSource::Registry(&registry)), ("factory", EnvSource::Factory(&factory))]
+    {
+        let options = TrainOptions { envs, ..TrainOptions::default() };
+        let err = train_with(&config, &root, options).expect_err("refused");
+        let message = err.to_string();
+        for needle in ["act_beside_learning", "Shared-v0", "Send"] {
+            assert!(message.contains(needle), "{what}: `{needle}` missing from: {message}");
+        }
+        assert!(err.is_usage_error(), "{what}: a config error: {message}");
+        let left: Vec<_> = std::fs::read_dir(&*root).map(|d| d.count()).into_iter().collect();
+        assert!(left.iter().all(|&n| n == 0), "{what}: something was written");
+    }
+    config.agent = AgentKind::Reinforce;
+    config.act_beside_learning = false;
     // On one thread the same envs train; a SendFactory of Send envs trains on two.
     config.env_threads = EnvThreads::Count(1);
     let options = TrainOptions { envs: EnvSource::Registry(&registry), ..TrainOptions::default() };

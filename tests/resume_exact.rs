@@ -203,6 +203,28 @@ fn pathwise_on_pendulum_resumed_after_learning_started_ends_exactly_as_the_unint
     check_exact_resume("pathwise", &config, 800);
 }
 
+/// Acting beside learning drains its one step in flight before every checkpoint (see
+/// `src/trainer/beside.rs`), so a run resumed from a periodic checkpoint replays the
+/// uninterrupted run exactly too: the actor's draws are seeded from `(seed, step)`.
+#[test]
+fn pathwise_acting_beside_learning_resumed_ends_exactly_as_the_uninterrupted_run() {
+    let mut config = Config::new(POINT_REACH_ID, AgentKind::Pathwise);
+    config.seed = 5;
+    config.num_envs = 4;
+    config.total_timesteps = 1_200;
+    config.checkpoint_every = 400;
+    config.keep_checkpoints = 10;
+    config.eval_every = 600;
+    config.eval_episodes = 1;
+    config.act_beside_learning = true;
+    config.pathwise.learning_starts = 200;
+    config.pathwise.batch_size = 32;
+    config.pathwise.buffer_size = 1_000;
+    config.pathwise.metrics_every = 70;
+    config.validate().expect("valid");
+    check_exact_resume("pathwise-beside", &config, 800);
+}
+
 /// CartPole behind a wrapper that does not implement snapshots, as a user's env may not.
 struct NoSnapshots(Box<dyn Env>);
 

@@ -194,6 +194,32 @@ pub struct Transition<'a> {
     pub next_obs: &'a [f32],
 }
 
+/// A copy of an agent's exploring policy that chooses actions on another thread while the agent
+/// learns (the trainer's `act_beside_learning`). It owns everything it acts with, parameters
+/// included, so the agent and its actor share nothing: the learner brings the actor up to date
+/// by copying [`ActorParams`] ([`Agent::actor_params`]) and handing them over with each step.
+pub trait Actor: Send + std::fmt::Debug {
+    /// Exploring actions for `obs` (`[rows, obs_dim]` row-major) into `actions`, as
+    /// [`Agent::act`] would choose them in [`ActMode::Explore`] with the parameters last
+    /// [`Actor::load`]ed, drawing the noise from a generator seeded with `seed` (so the same
+    /// parameters, observations and seed give the same actions).
+    fn act(&mut self, obs: &[f32], seed: u64, actions: &mut Actions) -> Result<(), AgentError>;
+
+    /// Takes `params` (from [`Agent::actor_params`] of the agent this actor was made from) as
+    /// the policy to act with. Errors on parameters of another shape.
+    fn load(&mut self, params: &ActorParams) -> Result<(), AgentError>;
+}
+
+/// What an [`Actor`] needs of its agent's current policy: the policy network's parameters and
+/// whether the agent still explores with uniformly random actions (before `learning_starts`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActorParams {
+    /// The policy network's parameters, flat, as the agent keeps them.
+    pub(crate) values: Vec<f32>,
+    /// Act uniformly at random (the agent has not started learning).
+    pub(crate) random: bool,
+}
+
 /// Named scalar statistics of one update, tagged as CleanRL and Stable-Baselines3 tag them
 /// (`losses/policy_loss`, `losses/value_loss`, ...). The trainer logs them as they are.
 pub type Metrics = Vec<(&'static str, f64)>;
@@ -241,6 +267,24 @@ pub trait Agent {
 
     /// Records one step of experience; returns the metrics of an update if one happened.
     fn observe(&mut self, transition: &Transition<'_>) -> Result<Option<Metrics>, AgentError>;
+
+    /// An [`Actor`] acting with a copy of this agent's exploring policy on another thread, for
+    /// acting beside learning; `None` for an agent that offers none (the default). The actor
+    /// acts with the parameters of its latest [`Actor::load`]; load [`Agent::actor_params`]
+    /// before its first action.
+    fn actor(&self) -> Option<Result<Box<dyn Actor>, AgentError>> {
+        None
+    }
+
+    /// Copies this agent's current exploring policy into `params` for its [`Actor`] (reusing
+    /// `params`' allocation). The default, for agents without an actor, is an error.
+    fn actor_params(&self, params: &mut ActorParams) -> Result<(), AgentError> {
+        let _ = params;
+        Err(AgentError::Invalid(format!(
+            "the {} agent has no actor to act beside learning",
+            self.name()
+        )))
+    }
 
     /// Every tensor the agent learns or keeps (network parameters, optimizer state where the
     /// agent owns it), by unique name. Used for saving and loading checkpoints.

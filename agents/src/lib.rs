@@ -26,7 +26,7 @@ pub mod rollout;
 mod scaffold;
 mod settings;
 
-pub use agent::{ActMode, Actions, Agent, AgentError, Metrics, Transition};
+pub use agent::{ActMode, Actions, Actor, ActorParams, Agent, AgentError, Metrics, Transition};
 pub use backend::{BackendChoice, BackendKind};
 pub use pathwise::{DiscreteCritic, Estimator, Exploration, Pathwise, PathwiseConfig};
 pub use probe::PolicyProbe;

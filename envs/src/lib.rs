@@ -120,7 +120,8 @@ pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;
 pub use crate::space::{BoxSpace, Space};
 pub use crate::vec_env::{
-    EnvThreads, Stepping, VecActions, VecEnv, VecEnvSnapshot, VecStep, check_threadable, cores,
+    EnvThreads, SendVecEnv, Stepping, VecActions, VecEnv, VecEnvSnapshot, VecStep,
+    check_threadable, cores,
 };
 pub use crate::wrappers::episode_statistics::{
     DEFAULT_EPISODE_BUFFER, EpisodeRecord, RecordEpisodeStatistics,

@@ -647,10 +647,12 @@ impl VecEnv {
     /// their spaces (one per env).
     #[cfg(all(feature = "gymnasium", unix))]
     pub(crate) fn new_remote(
-        stand_ins: Vec<Box<dyn Env>>,
+        stand_ins: Vec<Box<dyn Env + Send>>,
         remote: Box<dyn RemoteEnvs>,
     ) -> Result<Self, EnvError> {
-        let mut vec = Self::new(stand_ins)?;
+        // Stand-ins and remote envs are `Send`: the vector env may move to another thread
+        // (`into_send`); `set_threads` refuses threads for remote envs on its own.
+        let mut vec = Self::new_send(stand_ins)?;
         let n = vec.envs.len();
         vec.remote = Some(Remote {
             envs: remote,
@@ -678,6 +680,19 @@ impl VecEnv {
         let envs = envs.into_iter().map(|env| env as Box<dyn Env>).collect();
         let mut vec = Self::new(envs)?;
         vec.send = true;
+        Ok(vec)
+    }
+
+    /// `n` envs from [`MakeEnv::make_send`] (an env that is not `Send` is an error saying so)
+    /// stepped on `threads` threads: a vector env that may move to another thread
+    /// ([`VecEnv::into_send`]).
+    pub fn make_send<M: MakeEnv + ?Sized>(
+        make: &M,
+        n: usize,
+        threads: EnvThreads,
+    ) -> Result<Self, EnvError> {
+        let mut vec = Self::new_send((0..n).map(|_| make.make_send()).collect::<Result<_, _>>()?)?;
+        vec.set_threads(threads)?;
         Ok(vec)
     }
 
@@ -836,6 +851,25 @@ impl VecEnv {
         // Stops the pool first: its threads never touch the envs between jobs anyway.
         self.pool = None;
         Ok(std::mem::take(&mut self.envs))
+    }
+
+    /// This vector env as one that may move to another thread (the trainer steps it beside the
+    /// learner, `act_beside_learning`): only envs given as `Send` ([`VecEnv::new_send`],
+    /// [`VecEnv::make_send`], the Gymnasium bridge's worker processes) may; otherwise an error
+    /// says why, naming the env and `what` asked for it.
+    pub fn into_send(self, what: &str) -> Result<SendVecEnv, EnvError> {
+        if !self.send {
+            return Err(EnvError::Other {
+                env: self.id.clone(),
+                message: format!(
+                    "{what} steps the envs on a thread of their own, but these envs are not \
+                     known to be Send: they were made as Box<dyn Env> (a factory or registry \
+                     entry for envs that are not Send). Make them as Box<dyn Env + Send> \
+                     (register the env with Registry::with, or wrap a factory in SendFactory)"
+                ),
+            });
+        }
+        Ok(SendVecEnv(self))
     }
 
     /// The observation space shared by all envs.
@@ -1359,6 +1393,72 @@ impl VecEnv {
         );
     }
 }
+/// A [`VecEnv`] that may move to another thread ([`VecEnv::into_send`]): the trainer steps it on
+/// a thread of its own while the agent learns (`act_beside_learning`). It derefs to the vector
+/// env; [`SendVecEnv::into_inner`] gives it back.
+#[derive(Debug)]
+pub struct SendVecEnv(VecEnv);
+
+// SAFETY: `VecEnv` is not `Send` only because of its field `envs: Vec<Box<dyn Env>>`: every other
+// field is `Send`, as `fields_besides_envs_are_send` checks at compile time (it names every field,
+// so a new one must be added there too). `SendVecEnv` is made only by `VecEnv::into_send`, from a
+// vector env whose `send` flag is set: each of its envs was handed over as a
+// `Box<dyn Env + Send>` (`new_send`) and merely coerced to `Box<dyn Env>`, and no method of
+// `VecEnv` puts an env in afterwards. Moving the whole vector env to another thread therefore
+// moves only `Send` values; `SendVecEnv` is not `Sync`, so it is never shared between threads.
+unsafe impl Send for SendVecEnv {}
+
+/// Compile-time proof for `SendVecEnv`'s `Send`: every field of a `VecEnv` but `envs` is `Send`.
+#[allow(dead_code)]
+fn fields_besides_envs_are_send(vec: VecEnv) {
+    fn send<T: Send>(_: T) {}
+    let VecEnv {
+        envs: _,
+        id,
+        observation_space,
+        action_space,
+        obs_dim,
+        act_dim,
+        out,
+        episode_returns,
+        episode_lengths,
+        ready,
+        normalization,
+        python,
+        send: send_flag,
+        pool,
+        threads_setting,
+        auto_probe,
+        auto_measured,
+        infos,
+        errors,
+        remote,
+    } = vec;
+    send((id, observation_space, action_space, obs_dim, act_dim, out, episode_returns));
+    send((episode_lengths, ready, normalization, python, send_flag, pool, threads_setting));
+    send((auto_probe, auto_measured, infos, errors, remote));
+}
+
+impl SendVecEnv {
+    /// The vector env.
+    pub fn into_inner(self) -> VecEnv {
+        self.0
+    }
+}
+
+impl std::ops::Deref for SendVecEnv {
+    type Target = VecEnv;
+    fn deref(&self) -> &VecEnv {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SendVecEnv {
+    fn deref_mut(&mut self) -> &mut VecEnv {
+        &mut self.0
+    }
+}
+
 /// The state of a [`VecEnv`] between two steps, from [`VecEnv::snapshot`]. Serialisable;
 /// observations are stored as `f32` bit patterns so that they round-trip exactly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -177,6 +177,7 @@ fn print_trained(trained: &crate::run::TrainedRun, json: bool) -> Result<(), Run
             "env_threads": s.env_threads,
             "env_workers": s.env_workers,
             "async_batch": s.async_batch,
+            "act_beside_learning": s.act_beside_learning,
             "backend": s.backend.name(),
             "phase_seconds": s.phase_seconds,
         });

@@ -183,6 +183,16 @@ pub struct Config {
     /// only (`pathwise`). 0 (the default): lockstep.
     #[serde(default)]
     pub async_batch: usize,
+    /// Acting beside learning: the envs step, and a copy of the policy chooses their actions,
+    /// on a thread of their own while the agent learns from the previous step, so that stepping
+    /// and learning overlap (one actor thread, one learner). The actions are then one env step
+    /// stale: they come from the policy before it learned from the step just taken. A run stays
+    /// reproducible from its seed (the actor draws from its own generator) but differs from a
+    /// lockstep run, and a run stopped by a signal and resumed differs from one never stopped
+    /// (periodic checkpoints resume exactly). Pathwise agent only, with `Send` envs (every
+    /// registered env; a Gymnasium env with `env_workers`). Default false: lockstep.
+    #[serde(default)]
+    pub act_beside_learning: bool,
     /// libtorch intra-op threads (>= 1). One is fastest for networks this small on a few cores:
     /// more threads cost more in synchronization than they gain.
     #[serde(default = "defaults::torch_threads")]
@@ -308,6 +318,7 @@ impl Config {
             env_workers: 0,
             env_worker_timeout: defaults::env_worker_timeout(),
             async_batch: 0,
+            act_beside_learning: false,
             torch_threads: defaults::torch_threads(),
             device: DeviceSetting::default(),
             normalize_obs: defaults::normalize_obs(),

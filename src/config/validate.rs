@@ -51,6 +51,7 @@ impl Config {
         }
         self.check_stepping()?;
         self.check_async_batch()?;
+        self.check_act_beside_learning()?;
         if self.torch_threads < 1 {
             return Err(invalid(
                 "torch_threads",
@@ -227,6 +228,28 @@ impl Config {
             return Ok(());
         };
         Err(invalid("async_batch", problem))
+    }
+
+    /// `act_beside_learning`: the pathwise agent with i.i.d. exploration noise, in lockstep.
+    fn check_act_beside_learning(&self) -> Result<(), ConfigError> {
+        if !self.act_beside_learning {
+            return Ok(());
+        }
+        let problem = if self.agent != AgentKind::Pathwise {
+            format!(
+                "acting beside learning is for the pathwise agent, whose actor acts on a copy of                  its policy; the {} agent learns from whole rollouts of its current policy: set                  act_beside_learning = false",
+                self.agent
+            )
+        } else if self.pathwise.exploration == rlpg_agents::Exploration::Pink {
+            "pathwise.exploration = \"pink\" keeps each env's noise sequence in the agent, and              the actor acts beside it: use \"gaussian\" exploration or act_beside_learning = false"
+                .to_owned()
+        } else if self.async_batch > 0 {
+            "asynchronous batches already step the envs while the agent learns: set async_batch              = 0 or act_beside_learning = false"
+                .to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(invalid("act_beside_learning", problem))
     }
 
     /// The rows of the agent's batches: `async_batch` envs when asynchronous, else `num_envs`.

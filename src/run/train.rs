@@ -74,6 +74,7 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         num_envs: config.num_envs,
         stepping: config.stepping(),
         async_batch: config.async_batch,
+        act_beside_learning: config.act_beside_learning,
         normalize_obs: config.normalize_obs,
         eval_every: config.eval_every,
         eval_episodes: config.eval_episodes,
@@ -88,28 +89,38 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
 }
 
 /// One env of the run, made to check the config against it before anything is written. When
-/// `env_threads` may step the envs on several threads it is made as the training envs will be,
-/// as a `Send` env, so that envs which cannot be stepped on threads (not `Send`, or running
-/// Python code) are refused here, naming `env_threads`, rather than after the run directory
-/// exists.
+/// `env_threads` may step the envs on several threads, or `act_beside_learning` on a thread of
+/// their own, it is made as the training envs will be, as a `Send` env, so that envs which
+/// cannot be (not `Send`, or for threads running Python code) are refused here, naming the key,
+/// rather than after the run directory exists.
 pub(crate) fn probe_env(
     config: &Config,
     factory: EnvFactory<'_>,
 ) -> Result<Box<dyn Env>, RunError> {
     let probe = factory.make()?;
-    if config.env_threads.resolve(config.num_envs) <= 1 {
+    let threads = config.env_threads.resolve(config.num_envs) > 1;
+    // Acting beside learning steps the envs on a thread of their own (worker processes' envs
+    // are stand-ins, `Send` anyway).
+    let beside = config.act_beside_learning && config.env_workers == 0;
+    if !threads && !beside {
         return Ok(probe);
     }
     drop(probe);
-    let refused = |e: EnvError| {
-        RunError::Config(ConfigError::Invalid {
-            location: None,
-            key: "env_threads".to_owned(),
-            message: e.to_string(),
-        })
+    let refused = |key: &'static str| {
+        move |e: EnvError| {
+            RunError::Config(ConfigError::Invalid {
+                location: None,
+                key: key.to_owned(),
+                message: e.to_string(),
+            })
+        }
     };
-    let probe = factory.make_send().map_err(refused)?;
-    rlpg_envs::check_threadable(&*probe, true, config.env_threads).map_err(refused)?;
+    let key = if threads { "env_threads" } else { "act_beside_learning" };
+    let probe = factory.make_send().map_err(refused(key))?;
+    if threads {
+        rlpg_envs::check_threadable(&*probe, true, config.env_threads)
+            .map_err(refused("env_threads"))?;
+    }
     Ok(probe)
 }
 
@@ -351,6 +362,7 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "env_threads": summary.env_threads,
         "env_workers": summary.env_workers,
         "async_batch": summary.async_batch,
+        "act_beside_learning": summary.act_beside_learning,
         "backend": summary.backend.name(),
         "phase_seconds": summary.phase_seconds,
         "evals": summary.evals,

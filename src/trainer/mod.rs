@@ -46,10 +46,12 @@ use tch::{Kind, Tensor};
 use crate::video::{EncodedGif, VideoError};
 
 mod actions;
+mod beside;
 mod eval;
 mod progress;
 
 pub use actions::ActionAdapter;
+use beside::Beside;
 pub use eval::{VIDEO_MAX_STEPS, VIDEO_OPTIONS, VIDEO_TAG, evaluate, record_agent_episode};
 use eval::{record_video, run_eval};
 pub use progress::human_rate;
@@ -199,6 +201,10 @@ pub struct LoopSettings {
     /// [`Stepping::threads`] threads of their own ([`AsyncVecEnv`]). The agent must have been
     /// built for this many rows. Runs are then not reproducible. 0: lockstep.
     pub async_batch: usize,
+    /// Acting beside learning: the envs step, and the agent's [`rlpg_agents::Actor`] acts, on
+    /// a thread of their own while the agent learns from the previous step; actions are one env
+    /// step stale (see `beside.rs`). Needs `Send` envs and an agent with an actor (pathwise).
+    pub act_beside_learning: bool,
     /// Normalise observations with running statistics.
     pub normalize_obs: bool,
     /// Environment steps between deterministic evaluations (0: only at the end).
@@ -274,6 +280,8 @@ pub struct TrainSummary {
     pub env_workers: usize,
     /// Envs per asynchronous batch (0: lockstep).
     pub async_batch: usize,
+    /// Whether the envs stepped and the agent acted beside its learning.
+    pub act_beside_learning: bool,
     /// Where the training time went (over every session of a resumed run).
     pub phase_seconds: PhaseSeconds,
     /// The backend the agent's updates and acting ran on (its `backend` setting resolved).
@@ -368,7 +376,10 @@ impl LoopState {
 
 /// Where training time goes: seconds spent stepping the environments, choosing actions, and
 /// in the agent's `observe` (storing the transition and, when its schedule says so, updating).
-/// What is left of the training time is the loop's own work (logging, checkpoints).
+/// What is left of the training time is the loop's own work (logging, checkpoints). Acting
+/// beside learning, the env and act phases run on their own thread while the agent learns:
+/// `env` is then the time the loop waited for that thread (the stepping and acting its learning
+/// did not hide), `act` the copying of the policy for the actor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseSeconds {
     /// Stepping the environments (`VecEnv::step`, resets included).
@@ -606,7 +617,13 @@ fn train_loop_inner(
     let LoopControl { saver, stop, resume, warn } = control;
     let mut session = Session { saver, warn, settings };
     let n = settings.num_envs;
-    let mut vec = make_vec_env(factory, n, &settings.stepping).map_err(env_err(0))?;
+    let mut vec = if settings.act_beside_learning && settings.stepping.workers == 0 {
+        // Made as `Send` envs: they will step on the actor thread.
+        VecEnv::make_send(factory, n, settings.stepping.threads)
+    } else {
+        make_vec_env(factory, n, &settings.stepping)
+    }
+    .map_err(env_err(0))?;
     let async_batch = settings.async_batch;
     if settings.normalize_obs {
         vec.enable_obs_normalization(OBS_CLIP);
@@ -624,7 +641,10 @@ fn train_loop_inner(
             point.state
         }
     };
-    let mut envs = if async_batch > 0 {
+    let mut envs = if settings.act_beside_learning {
+        let beside = Beside::new(vec, agent).map_err(|e| e.at(state.global_step))?;
+        TrainEnvs::Beside(Box::new(beside))
+    } else if async_batch > 0 {
         let threads = match settings.stepping.threads.resolve(n) {
             1 if settings.stepping.threads != EnvThreads::Count(1) => rlpg_envs::cores().min(n),
             threads => threads,
@@ -656,7 +676,11 @@ fn train_loop_inner(
     let stops = settings.stop_at.is_some();
     let mut actions = Actions::default();
 
-    while state.global_step < settings.total_timesteps && !(stops && reached_target.is_some()) {
+    // Acting beside learning, a step may be in flight when a stop or a target is met: the loop
+    // goes on until it has learned from that step too.
+    while state.global_step < settings.total_timesteps
+        && (!(stops && reached_target.is_some()) || envs.in_flight())
+    {
         // See the module docs: every step draws from a generator seeded by (seed, step), which
         // is what makes a resumed run continue exactly.
         tch::manual_seed(step_seed(settings.seed, state.global_step));
@@ -667,6 +691,19 @@ fn train_loop_inner(
             }
             TrainEnvs::Async { envs, actions: last } => {
                 async_step(envs, last, agent, &mut adapter, phases, &mut actions)
+            }
+            TrainEnvs::Beside(beside) => {
+                // The next step may start before this one is learned from unless the loop needs
+                // the envs after this one (see beside.rs).
+                let (now, next) = (state.global_step, state.global_step + n as u64);
+                let every = settings.capture_video_every;
+                let prefetch = next < settings.total_timesteps
+                    && next < state.next_eval
+                    && next < state.next_checkpoint
+                    && !(every > 0 && next / every > now / every)
+                    && !(stops && reached_target.is_some())
+                    && !stop.is_some_and(|s| s.load(Ordering::SeqCst));
+                beside_step(beside, agent, settings.seed, now, next, prefetch, phases)
             }
         };
         let learning = Instant::now();
@@ -697,7 +734,7 @@ fn train_loop_inner(
 
         let transition = Transition {
             obs: step.obs,
-            actions: &actions,
+            actions: step.actions,
             rewards: step.rewards,
             terminated: step.terminated,
             truncated: step.truncated,
@@ -779,7 +816,7 @@ fn train_loop_inner(
             let snapshot = envs.snapshot();
             session.save(SaveReason::Interval, &state, agent, &snapshot, None, sink)?;
         }
-        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && !envs.in_flight() {
             let snapshot = envs.snapshot();
             session.save(SaveReason::Interrupted, &state, agent, &snapshot, None, sink)?;
             if let Some(bar) = progress {
@@ -838,6 +875,7 @@ fn train_loop_inner(
         env_threads: envs.threads(),
         env_workers: envs.workers(),
         async_batch: settings.async_batch,
+        act_beside_learning: settings.act_beside_learning,
         phase_seconds: state.phase_seconds,
     }))
 }
@@ -849,44 +887,59 @@ enum TrainEnvs {
     /// An [`AsyncVecEnv`], and each env's last action (rows by env index), from which a batch's
     /// transitions take their actions.
     Async { envs: AsyncVecEnv, actions: Option<Actions> },
+    /// A [`VecEnv`] stepped, and acted on, beside the agent's learning (boxed: it holds two
+    /// steps' rows).
+    Beside(Box<Beside>),
 }
 
 impl TrainEnvs {
+    /// The vector env stepped in lockstep (the envs of an asynchronous one are its own).
+    fn lockstep_vec(&self) -> Option<&VecEnv> {
+        match self {
+            TrainEnvs::Lockstep { vec, .. } => Some(vec),
+            TrainEnvs::Beside(beside) => Some(beside.vec()),
+            TrainEnvs::Async { .. } => None,
+        }
+    }
+
     /// What a checkpoint holds of the envs (asynchronous ones: no env states).
     fn snapshot(&self) -> VecEnvSnapshot {
         match self {
             TrainEnvs::Lockstep { vec, .. } => vec.snapshot(),
+            TrainEnvs::Beside(beside) => beside.vec().snapshot(),
             TrainEnvs::Async { envs, .. } => envs.snapshot(),
         }
     }
 
     fn obs_rms(&self) -> Option<&RunningMeanStd> {
-        match self {
-            TrainEnvs::Lockstep { vec, .. } => vec.obs_rms(),
-            TrainEnvs::Async { envs, .. } => envs.obs_rms(),
+        match (self, self.lockstep_vec()) {
+            (TrainEnvs::Async { envs, .. }, _) => envs.obs_rms(),
+            (_, vec) => vec.and_then(VecEnv::obs_rms),
         }
     }
 
     fn threads(&self) -> usize {
-        match self {
-            TrainEnvs::Lockstep { vec, .. } => vec.threads(),
-            TrainEnvs::Async { envs, .. } => envs.threads(),
+        match (self, self.lockstep_vec()) {
+            (TrainEnvs::Async { envs, .. }, _) => envs.threads(),
+            (_, vec) => vec.map_or(1, VecEnv::threads),
         }
     }
 
     fn workers(&self) -> usize {
-        match self {
-            TrainEnvs::Lockstep { vec, .. } => vec.workers(),
-            TrainEnvs::Async { .. } => 0,
-        }
+        self.lockstep_vec().map_or(0, VecEnv::workers)
+    }
+
+    /// Whether a step is in flight (acting beside learning).
+    fn in_flight(&self) -> bool {
+        matches!(self, TrainEnvs::Beside(beside) if beside.in_flight())
     }
 
     /// The threads evaluation envs step on: as many as the training envs use in this process
     /// (`auto` has decided by now, or soon will; evaluation steps the same envs).
     fn eval_threads(&self) -> EnvThreads {
-        match self {
-            TrainEnvs::Lockstep { vec, .. } if vec.is_remote() => EnvThreads::default(),
-            TrainEnvs::Lockstep { vec, .. } if vec.threads() == 1 => vec.threads_setting(),
+        match self.lockstep_vec() {
+            Some(vec) if vec.is_remote() => EnvThreads::default(),
+            Some(vec) if vec.threads() == 1 => vec.threads_setting(),
             _ => EnvThreads::Count(self.threads()),
         }
     }
@@ -896,6 +949,7 @@ impl TrainEnvs {
 /// batch asynchronously) and the episodes it ended.
 struct StepRows<'a> {
     obs: &'a [f32],
+    actions: &'a Actions,
     rewards: &'a [f64],
     terminated: &'a [bool],
     truncated: &'a [bool],
@@ -910,6 +964,16 @@ enum StepError {
     Agent(AgentError),
 }
 
+impl StepError {
+    /// The training error of this failure at global env step `step`.
+    fn at(self, step: u64) -> TrainError {
+        match self {
+            StepError::Env(source) => TrainError::Env { step, source },
+            StepError::Agent(source) => TrainError::Agent { step, source },
+        }
+    }
+}
+
 /// One lockstep step: the agent acts on `obs`, every env steps. Returns the actions.
 fn lockstep_step<'e>(
     vec: &'e mut VecEnv,
@@ -917,7 +981,7 @@ fn lockstep_step<'e>(
     agent: &mut dyn Agent,
     adapter: &mut ActionAdapter,
     phases: &mut PhaseSeconds,
-    actions: &mut Actions,
+    actions: &'e mut Actions,
 ) -> Result<StepRows<'e>, StepError> {
     let acting = Instant::now();
     agent.act(obs, ActMode::Explore, actions).map_err(StepError::Agent)?;
@@ -929,6 +993,7 @@ fn lockstep_step<'e>(
     let step = stepped.map_err(StepError::Env)?;
     let rows = StepRows {
         obs,
+        actions,
         rewards: &step.rewards,
         terminated: &step.terminated,
         truncated: &step.truncated,
@@ -948,7 +1013,7 @@ fn async_step<'e>(
     agent: &mut dyn Agent,
     adapter: &mut ActionAdapter,
     phases: &mut PhaseSeconds,
-    taken: &mut Actions,
+    taken: &'e mut Actions,
 ) -> Result<StepRows<'e>, StepError> {
     let n = envs.num_envs();
     let mut actions = Actions::default();
@@ -976,6 +1041,7 @@ fn async_step<'e>(
             let step = &batch.step;
             let rows = StepRows {
                 obs: &batch.prev_obs,
+                actions: taken,
                 rewards: &step.rewards,
                 terminated: &step.terminated,
                 truncated: &step.truncated,
@@ -985,6 +1051,42 @@ fn async_step<'e>(
             return Ok(rows);
         }
     }
+}
+
+/// One step acting beside learning: sends the step that starts at env step `now` if none is in
+/// flight (the loop needed the envs after the last one), waits for it, then, if `prefetch`, sends
+/// the step that starts at `next` with the policy as it is now, before the agent learns from this
+/// one. The actor's draws are seeded from `(seed, step)` ([`actor_seed`]).
+fn beside_step<'e>(
+    beside: &'e mut Beside,
+    agent: &dyn Agent,
+    seed: u64,
+    now: u64,
+    next: u64,
+    prefetch: bool,
+    phases: &mut PhaseSeconds,
+) -> Result<StepRows<'e>, StepError> {
+    let start = Instant::now();
+    if !beside.in_flight() {
+        beside.send(agent, actor_seed(seed, now))?;
+    }
+    let sent = Instant::now();
+    let received = beside.recv();
+    let waited = Instant::now();
+    phases.act += (sent - start).as_secs_f64();
+    phases.env += (waited - sent).as_secs_f64();
+    received?;
+    if prefetch {
+        beside.send(agent, actor_seed(seed, next))?;
+        phases.act += waited.elapsed().as_secs_f64();
+    }
+    Ok(beside.rows())
+}
+
+/// The seed of the actor's draws for the step that begins at `global_step` (acting beside
+/// learning): from the same mix as [`step_seed`], salted so that it is not libtorch's seed.
+fn actor_seed(seed: u64, global_step: u64) -> u64 {
+    step_seed(seed ^ 0xac70_b351_de1e_a4b1, global_step) as u64
 }
 
 /// The next multiple-of-`every` point after `now`, from the point `due` that was just reached.
@@ -1089,6 +1191,7 @@ mod tests {
             num_envs: 1,
             stepping: Stepping::default(),
             async_batch: 0,
+            act_beside_learning: false,
             normalize_obs: false,
             eval_every: 0,
             eval_episodes: 1,

@@ -17,7 +17,7 @@ use crate::scaffold::{Mlps, Net};
 use crate::settings::Activation;
 
 /// How the agent's actions relate to the environment's.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum ActionCoding {
     /// `Box` actions: the agent's `y ∈ [−1, 1]^d` is `loc + scale · y` in the environment.
     Box {
@@ -76,6 +76,17 @@ impl ActionCoding {
         }
     }
 
+    /// Box actions from the agent's `[−1, 1]` to the environment's bounds, in place (discrete
+    /// actions are already in the environment's form).
+    pub(crate) fn to_env_form(&self, actions: &mut Actions) {
+        if let (Self::Box { loc, scale, .. }, Actions::Floats { values, width }) = (self, actions) {
+            let d = *width;
+            for (i, a) in values.iter_mut().enumerate() {
+                *a = *a * scale[i % d] + loc[i % d];
+            }
+        }
+    }
+
     /// Floats per action as the critic and the replay buffer see it.
     pub(crate) fn dim(&self) -> usize {
         match self {
@@ -88,14 +99,15 @@ impl ActionCoding {
     /// `out` (from tch's generator: `rand` on a box, `randint` on a discrete space).
     pub(crate) fn random(&self, rows: usize, out: &mut Actions) -> Result<(), AgentError> {
         match self {
-            Self::Box { loc, scale, space, .. } => {
+            Self::Box { space, .. } => {
                 let d = space.dim();
                 let u = Tensor::f_rand([rows as i64, d as i64], (Kind::Float, Device::Cpu))?;
                 let values = out.floats(rows, d);
                 u.f_copy_data(values, rows * d)?;
-                for (i, a) in values.iter_mut().enumerate() {
-                    *a = (*a * 2.0 - 1.0) * scale[i % d] + loc[i % d];
+                for a in values.iter_mut() {
+                    *a = *a * 2.0 - 1.0;
                 }
+                self.to_env_form(out);
             }
             Self::Discrete { n } => {
                 let a = Tensor::f_randint(*n as i64, [rows as i64], (Kind::Int64, Device::Cpu))?;

@@ -6,7 +6,7 @@
 use rlpg_envs::Space;
 use tch::{Device, Tensor};
 
-use crate::agent::{ActMode, Actions, Agent, AgentError, Metrics, Transition};
+use crate::agent::{ActMode, Actions, Actor, ActorParams, Agent, AgentError, Metrics, Transition};
 use crate::backend::coverage::AgentKind;
 use crate::backend::{self, AnyBackend, Backend, BackendKind, Torch, with_backend};
 use crate::grad_noise::GradNoise;
@@ -17,6 +17,7 @@ use crate::scaffold::{Finite, Layout, Net, obs_dim};
 use crate::settings::SettingsContext;
 
 use super::actor::{ActionCoding, ActorHead, ActorPolicy, ActorSpec, PolicySample};
+use super::beside::PathwiseActor;
 use super::critic::{ActionInput, TwinCritic};
 use super::exploration::PinkNoise;
 use super::settings::{DiscreteCritic, Estimator, Exploration, PathwiseConfig};
@@ -51,9 +52,9 @@ pub struct Pathwise {
 pub(super) struct Core {
     pub(super) cfg: PathwiseConfig,
     pub(super) num_envs: usize,
-    obs_dim: usize,
+    pub(super) obs_dim: usize,
     pub(super) coding: ActionCoding,
-    head: ActorHead,
+    pub(super) head: ActorHead,
     critic_shape: TwinCritic,
     pub(super) actor: Net,
     pub(super) critic: Net,
@@ -295,14 +296,7 @@ impl Core {
         let explore_std = self.cfg.exploration_noise;
         self.head.act(&self.host.outputs, noise, explore_std, &mut self.host.row, out);
         // A box action from [−1, 1] to the environment's bounds.
-        if let (ActionCoding::Box { loc, scale, .. }, Actions::Floats { values, width }) =
-            (&self.coding, &mut *out)
-        {
-            let d = *width;
-            for (i, a) in values.iter_mut().enumerate() {
-                *a = *a * scale[i % d] + loc[i % d];
-            }
-        }
+        self.coding.to_env_form(out);
         Ok(())
     }
 
@@ -600,6 +594,14 @@ impl Agent for Pathwise {
     fn observe(&mut self, t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
         let core = &mut self.core;
         with_backend!(&mut self.backend, b => core.observe(b, t))
+    }
+
+    fn actor(&self) -> Option<Result<Box<dyn Actor>, AgentError>> {
+        Some(PathwiseActor::new(&self.core).map(|actor| Box::new(actor) as Box<dyn Actor>))
+    }
+
+    fn actor_params(&self, params: &mut ActorParams) -> Result<(), AgentError> {
+        self.core.actor_params(params)
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {

@@ -46,10 +46,12 @@
 //! `agent` (the algorithm, top to bottom, written once over the compute backends of
 //! [`crate::backend`], and in one place what SAC and TD3 do differently), `actor` and `critic`
 //! (the networks, the action coding and the actor's heads), `exploration` (pink noise), `state`
-//! (checkpoint tensors and training state) and `tests`.
+//! (checkpoint tensors and training state), `beside` (the [`crate::Actor`] that acts on a copy
+//! of the policy while the agent learns) and `tests`.
 
 mod actor;
 mod agent;
+mod beside;
 mod critic;
 mod exploration;
 mod settings;

@@ -60,7 +60,7 @@ pub fn worker_vec_env(
                 id: id.to_owned(),
                 observation_space: observation_space.clone(),
                 action_space: action_space.clone(),
-            }) as Box<dyn Env>
+            }) as Box<dyn Env + Send>
         })
         .collect();
     VecEnv::new_remote(stand_ins, Box::new(pool))
