@@ -174,6 +174,70 @@ fn an_error_from_step_acting_beside_learning_stops_the_run_after_a_checkpoint() 
     check_fault_of(Fault::StepError, &["sensor failure: pole angle unreadable"], true);
 }
 
+/// CartPole whose step number `slow_at` (of its life) takes 100 times longer than a step of
+/// the rest of the run.
+struct Slow(Box<dyn Env + Send>, usize, usize);
+
+impl Env for Slow {
+    fn id(&self) -> &str {
+        "Slow-v0"
+    }
+    fn observation_space(&self) -> &Space {
+        self.0.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.0.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.0.reset(seed)
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        self.1 += 1;
+        if self.1 == self.2 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.0.step(action)
+    }
+    fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+        self.0.snapshot()
+    }
+    fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+        self.0.restore(snapshot)
+    }
+}
+
+/// One step 100 times slower than the rest, acting beside learning: the learner waits for it,
+/// and the run is the run without the slow step, transition for transition (same episodes,
+/// evaluations and final parameters' evaluation).
+#[test]
+fn a_step_a_hundred_times_slower_acting_beside_learning_changes_nothing_but_time() {
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = Config::new("CartPole-v1", AgentKind::Pathwise);
+    config.act_beside_learning = true;
+    config.num_envs = 2;
+    config.total_timesteps = 600;
+    config.eval_every = 300;
+    config.eval_episodes = 2;
+    let root = Scratch::new("beside-slow");
+    let run = |slow_at: usize| {
+        let slow = SendFactory(move || {
+            let inner = rlpg::envs::make_send("CartPole-v1")?;
+            Ok(Box::new(Slow(inner, 0, slow_at)) as Box<dyn Env + Send>)
+        });
+        let options = TrainOptions { envs: EnvSource::Factory(&slow), ..TrainOptions::default() };
+        match train_with(&config, &root, options) {
+            Ok(RunOutcome::Finished(run)) => run.summary,
+            other => panic!("the run finishes: {other:?}"),
+        }
+    };
+    let (reference, slowed) = (run(usize::MAX), run(150));
+    assert_eq!(slowed.steps, 600);
+    assert_eq!(slowed.episodes, reference.episodes, "no transition lost or repeated");
+    assert_eq!(slowed.evals, reference.evals);
+    assert_eq!(slowed.final_eval, reference.final_eval);
+    assert_eq!(slowed.recent_mean_return, reference.recent_mean_return);
+}
+
 /// An env that panics on the actor thread panics the training loop's thread (as it does in
 /// lockstep) instead of leaving it waiting for a step that never comes.
 #[test]

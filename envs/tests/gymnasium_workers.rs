@@ -75,6 +75,26 @@ fn worker_processes_give_the_in_process_results_bit_for_bit() {
     }
 }
 
+/// Worker-process envs may move to another thread (`act_beside_learning` steps them on the
+/// actor thread): stepped there, they give the in-process results bit for bit.
+#[test]
+fn worker_envs_step_on_another_thread_with_the_in_process_results() {
+    let (id, kw) = ("gymnasium:CartPole-v1", serde_json::Map::new());
+    let reference = trajectory(&mut in_process(id, &kw, 4), 120);
+    let vec = in_workers(id, &kw, 4, 2, Duration::from_secs(30));
+    let send = vec.into_send("this test").expect("worker envs are Send");
+    let ours = std::thread::spawn(move || {
+        let mut vec = send.into_inner();
+        trajectory(&mut vec, 120)
+    })
+    .join()
+    .expect("the thread stepping the workers' envs");
+    assert_eq!(reference, ours);
+    // In-process bridge envs made as Box<dyn Env> are not known to be Send: a clear error.
+    let err = in_process(id, &kw, 2).into_send("act_beside_learning").expect_err("not Send");
+    assert!(err.to_string().contains("act_beside_learning") && err.to_string().contains("Send"));
+}
+
 #[test]
 fn a_python_exception_names_the_env_and_quotes_it() {
     // Env 5 of 8 (reset with seed 3 + 5) raises on its 4th step; workers hold envs 0-3 and 4-7.
