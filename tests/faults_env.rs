@@ -238,6 +238,80 @@ fn a_step_a_hundred_times_slower_acting_beside_learning_changes_nothing_but_time
     assert_eq!(slowed.recent_mean_return, reference.recent_mean_return);
 }
 
+/// A stop (Ctrl-C) requested while a step is in flight on the actor thread: the loop learns from
+/// that step too, then checkpoints and stops; the resumed run trains to the end with every step
+/// counted once (one checkpoint per step it stopped at, no step lost or repeated).
+#[test]
+fn a_stop_while_a_step_is_in_flight_learns_from_it_then_checkpoints() {
+    use std::sync::atomic::AtomicBool;
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static ARMED: AtomicBool = AtomicBool::new(true);
+    /// CartPole that requests the stop on its 100th step, from the actor thread, once.
+    struct Stopper(Box<dyn Env + Send>, usize);
+    impl Env for Stopper {
+        fn id(&self) -> &str {
+            "Stopper-v0"
+        }
+        fn observation_space(&self) -> &Space {
+            self.0.observation_space()
+        }
+        fn action_space(&self) -> &Space {
+            self.0.action_space()
+        }
+        fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+            self.0.reset(seed)
+        }
+        fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+            self.1 += 1;
+            if self.1 == 100 && ARMED.swap(false, Ordering::SeqCst) {
+                STOP.store(true, Ordering::SeqCst);
+            }
+            self.0.step(action)
+        }
+        fn snapshot(&self) -> Result<EnvSnapshot, EnvError> {
+            self.0.snapshot()
+        }
+        fn restore(&mut self, snapshot: &EnvSnapshot) -> Result<(), EnvError> {
+            self.0.restore(snapshot)
+        }
+    }
+    let _turn = TORCH.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = Config::new("CartPole-v1", AgentKind::Pathwise);
+    config.act_beside_learning = true;
+    config.num_envs = 2;
+    config.total_timesteps = 600;
+    config.eval_every = 0;
+    config.eval_episodes = 1;
+    let root = Scratch::new("beside-stop");
+    let stopper = SendFactory(|| {
+        Ok(Box::new(Stopper(rlpg::envs::make_send("CartPole-v1")?, 0)) as Box<dyn Env + Send>)
+    });
+    let options = TrainOptions {
+        envs: EnvSource::Factory(&stopper),
+        stop: Some(&STOP),
+        ..TrainOptions::default()
+    };
+    let (run_dir, step) = match train_with(&config, &root, options) {
+        Ok(RunOutcome::Interrupted { run_dir, step }) => (run_dir, step),
+        other => panic!("the stop ends the run with a checkpoint: {other:?}"),
+    };
+    // The training envs' 100th step is the step from global step 198 to 200, sent before the
+    // stop was requested; the loop learns from it, sends no next step, and stops at 200.
+    assert_eq!(step, 200, "stopped at step {step}");
+    let run_dir = run_dir.path().to_owned();
+    let (saved, path) = step_checkpoints(&run_dir).expect("list").pop().expect("a checkpoint");
+    assert_eq!(saved, 200, "a checkpoint at the step it stopped at");
+    let checkpoint = Checkpoint::read(&path).expect("the stop checkpoint loads");
+    assert_eq!(checkpoint.meta.reason, SaveReason::Interrupted);
+    assert!(checkpoint.meta.envs.has_env_states(), "drained: the envs are between two steps");
+    STOP.store(false, Ordering::SeqCst);
+    let options = TrainOptions { envs: EnvSource::Factory(&stopper), ..TrainOptions::default() };
+    match resume(&run_dir, options) {
+        Ok(RunOutcome::Finished(run)) => assert_eq!(run.summary.steps, 600),
+        other => panic!("the resumed run finishes: {other:?}"),
+    }
+}
+
 /// An env that panics on the actor thread panics the training loop's thread (as it does in
 /// lockstep) instead of leaving it waiting for a step that never comes.
 #[test]

@@ -71,10 +71,19 @@ impl Core {
     /// The actor network's parameters and whether acting is still uniformly random, for
     /// [`PathwiseActor`].
     pub(super) fn actor_params(&self, params: &mut ActorParams) -> Result<(), AgentError> {
-        let flat = self.actor.params.values();
-        let n = flat.numel();
-        params.values.resize(n, 0.0);
-        flat.f_to_device(tch::Device::Cpu)?.f_copy_data(&mut params.values, n)?;
+        match self.actor.params.cpu_values() {
+            // On the CPU a plain copy, without a libtorch call per step.
+            Ok(values) => {
+                params.values.clear();
+                params.values.extend_from_slice(values);
+            }
+            Err(_) => {
+                let flat = self.actor.params.values();
+                let n = flat.numel();
+                params.values.resize(n, 0.0);
+                flat.f_to_device(tch::Device::Cpu)?.f_copy_data(&mut params.values, n)?;
+            }
+        }
         params.random = self.env_steps < self.cfg.learning_starts as u64;
         Ok(())
     }
