@@ -136,6 +136,10 @@ impl HeadRule {
                         .collect(),
                 );
             }
+            // The common case, REINFORCE's greedy action without a mask: no copy of the logits.
+            (Head::Categorical, Query::Mode) if mask.is_none() => {
+                return ActionBuf::Discrete(argmax(outputs));
+            }
             (Head::Categorical | Head::GumbelSoftmax { .. } | Head::MultiCategorical { .. }, q) => {
                 let logits = self.logits(outputs, mask, scratch);
                 let mut rng = match q {
