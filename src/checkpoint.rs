@@ -104,12 +104,26 @@ pub struct EnvSpaces {
     pub observation: SpaceSpec,
     /// The action space.
     pub action: SpaceSpec,
+    /// Whether the environment masks its actions (`Env::masks_actions`): the policy was trained
+    /// under masks, so its export declares the mask input. Absent (false) in checkpoints written
+    /// before masks existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masks: bool,
 }
 
 impl EnvSpaces {
-    /// The record of these spaces.
+    /// The record of these spaces (of an environment without action masks).
     pub fn new(observation: &Space, action: &Space) -> Self {
-        Self { observation: SpaceSpec::from(observation), action: SpaceSpec::from(action) }
+        Self {
+            observation: SpaceSpec::from(observation),
+            action: SpaceSpec::from(action),
+            masks: false,
+        }
+    }
+
+    /// The record, saying whether the environment masks its actions.
+    pub fn masked(self, masks: bool) -> Self {
+        Self { masks, ..self }
     }
 
     /// The observation space.

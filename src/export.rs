@@ -7,8 +7,8 @@
 //! Gaussian, the frozen observation statistics when the run normalised observations, the
 //! head that gives the agent's deterministic action and the environment's action space with the
 //! post-processing training applied before stepping it (the pathwise agent's rescale from
-//! `[−1, 1]` to the bounds; the trainer's clip into the bounds). Critics, optimizer state and
-//! buffers stay behind.
+//! `[−1, 1]` to the bounds; the trainer's clip into the bounds), and the action mask when the
+//! environment masked its actions in training. Critics, optimizer state and buffers stay behind.
 //!
 //! The checkpoint is checked as `rlpg eval` checks it (checksum, then the agent its config
 //! builds must accept its tensors), so a damaged or mismatched checkpoint is a
@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use rlpg_agents::Estimator;
 use rlpg_envs::{DEFAULT_NORM_EPSILON, Space};
 use rlpg_policy::manifest::{
-    ActionSpace, ActionSpec, FORMAT, Head, Layer, Manifest, Normalization, ObservationSpec,
-    Rescale, Source, VERSION,
+    ActionSpace, ActionSpec, FORMAT, Head, Layer, Manifest, MaskSpec, Normalization,
+    ObservationSpec, Rescale, Source, VERSION,
 };
 use rlpg_policy::{Export, NamedTensor};
 use tch::Kind;
@@ -71,11 +71,12 @@ pub fn export_run(
 pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, RunError> {
     let checkpoint = Checkpoint::read(path)?;
     let config = checkpoint.config(path)?;
-    let (observation_space, action_space) = match &checkpoint.meta.spaces {
-        Some(spaces) => (spaces.observation_space(), spaces.action_space()),
+    let (observation_space, action_space, masks) = match &checkpoint.meta.spaces {
+        Some(spaces) => (spaces.observation_space(), spaces.action_space(), spaces.masks),
         None => {
             let probe = Envs::resolve(envs, &config)?.make()?;
-            (probe.observation_space().clone(), probe.action_space().clone())
+            let masks = probe.masks_actions();
+            (probe.observation_space().clone(), probe.action_space().clone(), masks)
         }
     };
     // The agent this config builds must accept the checkpoint, exactly as for `rlpg eval`:
@@ -137,11 +138,18 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
             };
             (head, Some(Rescale::of(b)))
         }
-        // The agents refuse these spaces (building the agent above fails first).
-        (_, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
-            return Err(
-                mismatch(format!("no exported policy head acts in {action_space} yet")).into()
-            );
+        // REINFORCE's multi-part heads: `policy/out` gives the logits of every component in
+        // turn (`sum(nvec)`), or one logit of "1" per value of a MultiBinary.
+        (AgentKind::Reinforce, Space::MultiDiscrete(nvec)) => {
+            (Head::MultiCategorical { nvec: nvec.clone() }, None)
+        }
+        (AgentKind::Reinforce, Space::MultiBinary(n)) => (Head::Bernoulli { n: *n }, None),
+        // The pathwise agent refuses these spaces (building the agent above fails first).
+        (AgentKind::Pathwise, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
+            return Err(mismatch(format!(
+                "the pathwise agent's policy over {action_space} cannot be exported yet"
+            ))
+            .into());
         }
     };
 
@@ -207,9 +215,12 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
         observation: ObservationSpec { dim: obs_dim, normalization },
         layers,
         head,
-        // No agent trains with masks yet (issue #30 part 2): the mask is declared here once the
-        // checkpoint says the env masked its actions.
-        action: ActionSpec { space: ActionSpace::from(&action_space), rescale, mask: None },
+        // A policy trained under the env's masks declares the mask (its ONNX graph takes it).
+        action: ActionSpec {
+            space: ActionSpace::from(&action_space),
+            rescale,
+            mask: if masks { MaskSpec::of(&action_space) } else { None },
+        },
     };
     Export::new(manifest, tensors, path).map_err(|e| mismatch(e.to_string()).into())
 }

@@ -88,7 +88,8 @@ pub fn resume_with(
     check_renders(&config, probe.as_mut())?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;
-    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space());
+    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space())
+        .masked(probe.masks_actions());
     drop(probe);
 
     let file_err = |path: &Path, e: std::io::Error| RunError::File {

@@ -214,7 +214,8 @@ pub fn train_with(
     check_renders(config, probe.as_mut())?;
     seed_torch(config);
     let mut agent = build_agent(config, probe.observation_space(), probe.action_space())?;
-    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space());
+    let spaces = EnvSpaces::new(probe.observation_space(), probe.action_space())
+        .masked(probe.masks_actions());
     drop(probe);
 
     let run_dir = RunDir::create_with_config_labelled(out_root, config, options.label)?;
