@@ -385,10 +385,12 @@ fn damaged_or_mismatched_checkpoints_and_bad_observations_are_clear_errors() {
     assert!(e.to_string().contains("not a whole number of observations of 4"), "{e}");
 }
 
-/// Act latency of rlpg_policy (plain Rust) and rlpg::Policy (libtorch) side by side, at batch 1
-/// and 256, on the pathwise Pendulum preset's actor (64x64 relu, squashed Gaussian). Prints
-/// the numbers and leaves the export in `target/policy-latency-export` for the onnxruntime
-/// measurement (`scripts/check_policy_export.sh --latency target/policy-latency-export`).
+/// Act latency of rlpg_policy (plain Rust) and libtorch side by side, at batch 1 and 256, on
+/// the pathwise Pendulum preset's actor (64x64 relu, squashed Gaussian): rlpg_policy's greedy
+/// actions against libtorch's forward pass of the same export (weights loaded once, one thread)
+/// with the squash, rescale and clip. Prints the numbers and leaves the export in
+/// `target/policy-latency-export` for the onnxruntime measurement
+/// (`scripts/check_policy_export.sh --latency target/policy-latency-export`).
 #[test]
 #[ignore = "a measurement, not a check: run with --ignored --nocapture"]
 fn act_latency_side_by_side() {
@@ -403,8 +405,17 @@ fn act_latency_side_by_side() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/policy-latency-export");
     export_run(&run_dir, None, &out, EnvSource::Builtin).expect("export");
     tch::set_num_threads(1);
-    let torch = Policy::load(&run_dir).unwrap();
     let light = rlpg_policy::Policy::load(&out).unwrap();
+    let export = rlpg::deploy::Export::read(&out).unwrap();
+    let net = reference::TorchNet::new(&export);
+    let rescale = export.manifest.action.rescale.clone().expect("a squashed head's rescale");
+    let (scale, loc) =
+        (tch::Tensor::from_slice(&rescale.scale), tch::Tensor::from_slice(&rescale.loc));
+    let torch_act = |obs: &[f32]| -> Vec<f32> {
+        let _guard = tch::no_grad_guard();
+        let y = net.outputs(obs).narrow(1, 0, 1).tanh() * &scale + &loc;
+        Vec::<f32>::try_from(y.clamp(-2.0, 2.0).view(-1)).expect("f32")
+    };
     for batch in [1usize, 256] {
         let obs = random_observations(batch, 3, 1.0, 5);
         let iterations = if batch == 1 { 20_000 } else { 2_000 };
@@ -422,10 +433,10 @@ fn act_latency_side_by_side() {
             std::hint::black_box(light.act_batch(&obs).unwrap());
         });
         let t_torch = time(&|| {
-            std::hint::black_box(torch.act_batch(&obs).unwrap());
+            std::hint::black_box(torch_act(&obs));
         });
         println!(
-            "batch {batch}: rlpg_policy {t_light:.2} us, rlpg::Policy (tch) {t_torch:.2} us, ratio {:.1}x",
+            "batch {batch}: rlpg_policy {t_light:.2} us, libtorch {t_torch:.2} us, ratio {:.1}x",
             t_torch / t_light
         );
     }

@@ -9,6 +9,63 @@ use rlpg::deploy::{ActionDistribution, Export};
 use rlpg::envs::ActionBuf;
 use tch::{Kind, Tensor};
 
+/// An export's tensor as a libtorch tensor of its shape.
+fn export_tensor(export: &Export, name: &str) -> Tensor {
+    let t = export.tensor(name).expect("tensor named in the manifest");
+    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(&t.values).view(shape.as_slice())
+}
+
+/// An export's normalisation and network as libtorch tensors, loaded once.
+pub struct TorchNet {
+    obs_dim: i64,
+    /// `(mean, std, clip)` of the frozen normalisation.
+    normalization: Option<(Tensor, Tensor, f64)>,
+    layers: Vec<(Tensor, Tensor, Option<Activation>)>,
+}
+
+impl TorchNet {
+    /// The network of `export`.
+    pub fn new(export: &Export) -> Self {
+        let m = &export.manifest;
+        let normalization = m.observation.normalization.as_ref().map(|n| {
+            let std = (Tensor::from_slice(&n.var) + n.epsilon).sqrt();
+            (Tensor::from_slice(&n.mean), std, f64::from(n.clip))
+        });
+        let layers = m
+            .layers
+            .iter()
+            .map(|l| {
+                let w = export_tensor(export, &l.weight).tr().contiguous();
+                (w, export_tensor(export, &l.bias), l.activation)
+            })
+            .collect();
+        Self { obs_dim: m.observation.dim as i64, normalization, layers }
+    }
+
+    /// The network's outputs `[rows, out]` for raw observations (normalised first).
+    pub fn outputs(&self, obs: &[f32]) -> Tensor {
+        let rows = obs.len() as i64 / self.obs_dim;
+        let mut h = Tensor::from_slice(obs).view([rows, self.obs_dim]);
+        if let Some((mean, std, clip)) = &self.normalization {
+            let z = ((h.to_kind(Kind::Double) - mean) / std).to_kind(Kind::Float);
+            h = z.clamp(-clip, *clip);
+        }
+        for (w, b, activation) in &self.layers {
+            h = h.matmul(w) + b;
+            h = match activation {
+                None => h,
+                Some(Activation::Tanh) => h.tanh(),
+                Some(Activation::Relu) => h.relu(),
+                Some(Activation::Elu) => h.elu(),
+                Some(Activation::LeakyRelu) => h.leaky_relu(),
+                Some(Activation::Silu) => h.silu(),
+            };
+        }
+        h
+    }
+}
+
 /// Greedy actions and distributions (flattened per row as [`flatten`] does) of `export` for raw
 /// observations `obs` (`rows × obs_dim`), under `masks` (`rows × mask_len`) if given.
 pub fn reference(
@@ -17,31 +74,9 @@ pub fn reference(
     masks: Option<&[bool]>,
 ) -> (Vec<ActionBuf>, Vec<Vec<f32>>) {
     let m = &export.manifest;
-    let tensor = |name: &str| {
-        let t = export.tensor(name).expect("tensor named in the manifest");
-        let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
-        Tensor::from_slice(&t.values).view(shape.as_slice())
-    };
-    let dim = m.observation.dim as i64;
-    let rows = obs.len() as i64 / dim;
-    let mut h = Tensor::from_slice(obs).view([rows, dim]);
-    if let Some(n) = &m.observation.normalization {
-        let mean = Tensor::from_slice(&n.mean);
-        let std = (Tensor::from_slice(&n.var) + n.epsilon).sqrt();
-        let z = ((h.to_kind(Kind::Double) - mean) / std).to_kind(Kind::Float);
-        h = z.clamp(-f64::from(n.clip), f64::from(n.clip));
-    }
-    for layer in &m.layers {
-        h = h.matmul(&tensor(&layer.weight).tr()) + tensor(&layer.bias);
-        h = match layer.activation {
-            None => h,
-            Some(Activation::Tanh) => h.tanh(),
-            Some(Activation::Relu) => h.relu(),
-            Some(Activation::Elu) => h.elu(),
-            Some(Activation::LeakyRelu) => h.leaky_relu(),
-            Some(Activation::Silu) => h.silu(),
-        };
-    }
+    let tensor = |name: &str| export_tensor(export, name);
+    let rows = (obs.len() / m.observation.dim) as i64;
+    let h = TorchNet::new(export).outputs(obs);
     let space = m.action.space.to_space();
     let mask_len = space.mask_len() as i64;
     let mask = masks.map(|flags| {
