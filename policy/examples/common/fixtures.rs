@@ -208,6 +208,16 @@ pub fn cases() -> Vec<Case> {
             masked: true,
         },
         Case {
+            name: "gumbel_softmax_bounded_masked",
+            obs_dim: 3,
+            hidden: &[16],
+            activation: Activation::Tanh,
+            head: Head::GumbelSoftmax { logit_bound: 1.5, temperature: 1.0 },
+            space: ActionSpace::Discrete { n: 3 },
+            normalize: true,
+            masked: true,
+        },
+        Case {
             name: "gumbel_softmax_multi_binary",
             obs_dim: 3,
             hidden: &[16],
