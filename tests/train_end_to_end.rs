@@ -374,6 +374,25 @@ fn pathwise_learns_pendulum_acting_beside_learning_reproducibly() {
     );
 }
 
+/// A library user's loop settings asking for both ways of overlapping stepping with learning:
+/// an error before anything steps, not one silently preferred.
+#[test]
+fn the_loop_refuses_acting_beside_learning_with_asynchronous_batches() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut config = Config::new("Pendulum-v1", AgentKind::Pathwise);
+    config.num_envs = 4;
+    let entry = Registry::builtin().get(&config.env).expect("registered").clone();
+    let probe = entry.make().expect("env");
+    seed_torch(&config);
+    let mut agent =
+        build_agent(&config, probe.observation_space(), probe.action_space()).expect("agent");
+    let mut settings = loop_settings(&config, false);
+    (settings.act_beside_learning, settings.async_batch) = (true, 2);
+    let err = train_loop(agent.as_mut(), &entry, &settings, &mut MemorySink::default())
+        .expect_err("both are refused");
+    assert!(err.to_string().contains("choose one"), "{err}");
+}
+
 /// Asynchronous batches (`async_batch`): the pathwise agent learns Pendulum from whichever half
 /// of the envs finished first, as it does in lockstep. Measured (seed 1, 6k steps, 8 envs on 2
 /// threads): final evaluation -82 in lockstep, -81 with batches of 4; a random policy scores

@@ -641,6 +641,16 @@ fn train_loop_inner(
             point.state
         }
     };
+    if settings.act_beside_learning && async_batch > 0 {
+        return Err(TrainError::Agent {
+            step: state.global_step,
+            source: AgentError::Invalid(
+                "act_beside_learning and async_batch both overlap stepping and learning: choose \
+                 one"
+                .to_owned(),
+            ),
+        });
+    }
     let mut envs = if settings.act_beside_learning {
         let beside = Beside::new(vec, agent).map_err(|e| e.at(state.global_step))?;
         TrainEnvs::Beside(Box::new(beside))
