@@ -29,11 +29,17 @@ pub(super) fn export(args: ExportArgs, envs: EnvSource<'_>, program: &str) -> u8
     let ExportArgs { run_dir, checkpoint, out } = args;
     match export_run(&run_dir, checkpoint.as_deref(), &out, envs) {
         Ok(exported) => {
+            let m = &exported.manifest;
+            let mask = m.action.mask.as_ref().map_or(String::new(), |mask| {
+                format!(", action mask of {} flags (ONNX input `mask`)", mask.len)
+            });
             eprintln!(
-                "{program}: exported {} (step {}) to {}",
+                "{program}: exported {} (step {}) to {}: head {} over {}{mask}",
                 exported.checkpoint.display(),
-                exported.manifest.source.as_ref().map_or(0, |s| s.step),
-                out.display()
+                m.source.as_ref().map_or(0, |s| s.step),
+                out.display(),
+                m.head.kind(),
+                m.action.space,
             );
             for file in &exported.files {
                 println!("{}", file.display());
