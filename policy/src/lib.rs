@@ -5,17 +5,24 @@
 //!
 //! ```no_run
 //! let policy = rlpg_policy::Policy::load("exports/cartpole")?;
-//! let action = policy.act(&[0.01, -0.02, 0.03, 0.04])?; // raw observation, as the env gives it
-//! println!("{action}"); // rlpg_envs::ActionBuf::Discrete(…) or ::Continuous(…)
+//! let obs = [0.01, -0.02, 0.03, 0.04]; // raw observation, as the env gives it
+//! let action = policy.act(&obs)?; // an rlpg_envs::ActionBuf of the env's action space
+//! let probs = policy.distribution(&obs)?; // ActionDistribution::Categorical { probs, .. }
+//! let allowed = policy.act_masked(&obs, Some(&[false, true]))?; // as MaskablePPO's predict
+//! let drawn = policy.sample(&obs, 7)?; // seeded
+//! println!("{action} {allowed} {drawn} {probs:?}");
 //! # Ok::<(), rlpg_policy::PolicyError>(())
 //! ```
 //!
-//! **Owns:** the export format ([`Manifest`], documented in [`manifest`]), reading and writing
-//! export directories ([`Export`]), acting from an export ([`Policy`]) and the ONNX graph of the
-//! same deterministic policy ([`onnx`]), written by a small protobuf encoder of its own.
+//! **Owns:** the export format ([`Manifest`], documented in [`manifest`]: every head and the
+//! action mask), reading and writing export directories ([`Export`]), acting from an export
+//! ([`Policy`]: greedy actions, seeded samples and distributions, each under an optional action
+//! mask) and the ONNX graph of the same policy ([`onnx`]), written by a small protobuf encoder of
+//! its own.
 //!
-//! **Must never depend on:** tch, libtorch or the `rlpg` crate. Its only rlpg dependency is
-//! `rlpg-envs`, for the action space and the owned action type [`ActionBuf`]; an application
+//! **Must never depend on:** tch, libtorch or the `rlpg` crate. Its rlpg dependencies are
+//! `rlpg-envs`, for the action space and the owned action type [`ActionBuf`], and
+//! `rlpg-kernel`, the plain-Rust network and head arithmetic rlpg trains with; an application
 //! that only loads an export and acts stays small (a stripped release binary of
 //! `examples/act.rs` is about a megabyte).
 #![deny(missing_docs)]
