@@ -77,9 +77,39 @@ struct Entry {
     description: &'static str,
     /// Builds the environment wrapped in a [`TimeLimit`] of the given length. The wrapper is
     /// applied to the concrete type, not to a `Box<dyn Env>`, so that a step costs one dynamic
-    /// call rather than two and the environment's step inlines into the wrapper's. Every
-    /// built-in env is `Send`.
-    build: fn(usize) -> Box<dyn Env + Send>,
+    /// call rather than two and the environment's step inlines into the wrapper's.
+    build: Builder,
+}
+
+/// How a built-in env is built: as a `Send` env (every native one), or as one that must stay on
+/// the thread that made it (gym-rs's MountainCar holds SDL handles, which are not `Send`).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "gym-rs"), allow(dead_code))]
+enum Builder {
+    Send(fn(usize) -> Box<dyn Env + Send>),
+    Local(fn(usize) -> Box<dyn Env>),
+}
+
+impl Entry {
+    fn make(&self) -> Box<dyn Env> {
+        match self.build {
+            Builder::Send(build) => build(self.max_episode_steps),
+            Builder::Local(build) => build(self.max_episode_steps),
+        }
+    }
+
+    fn make_send(&self) -> Result<Box<dyn Env + Send>, EnvError> {
+        match self.build {
+            Builder::Send(build) => Ok(build(self.max_episode_steps)),
+            Builder::Local(_) => Err(EnvError::Other {
+                env: self.id.to_owned(),
+                message: "this built-in env is not Send (it holds handles that must stay on \
+                          their thread), so it cannot be stepped on several threads: step it on \
+                          one thread (env_threads = 1)"
+                    .to_owned(),
+            }),
+        }
+    }
 }
 
 const ENTRIES: &[Entry] = &[
@@ -87,56 +117,60 @@ const ENTRIES: &[Entry] = &[
         id: "CartPole-v1",
         max_episode_steps: 500,
         description: "balance a pole on a cart by pushing it left or right (Gymnasium 1.4)",
-        build: |limit| Box::new(TimeLimit::new(CartPole::new(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(CartPole::new(), limit))),
     },
     Entry {
         id: "Pendulum-v1",
         max_episode_steps: 200,
         description: "swing a pendulum up and hold it with a bounded torque (Gymnasium 1.4)",
-        build: |limit| Box::new(TimeLimit::new(Pendulum::new(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(Pendulum::new(), limit))),
     },
     Entry {
         id: "Acrobot-v1",
         max_episode_steps: 500,
         description: "swing the free end of a two-link robot above a line, torque on the elbow only (Gymnasium 1.4)",
-        build: |limit| Box::new(TimeLimit::new(Acrobot::new(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(Acrobot::new(), limit))),
     },
     Entry {
         id: "MountainCar-v0",
         max_episode_steps: 200,
         description: "drive an underpowered car up a hill with three discrete pushes (Gymnasium 1.4)",
-        build: |limit| Box::new(TimeLimit::new(MountainCar::new(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(MountainCar::new(), limit))),
     },
     Entry {
         id: "MountainCarContinuous-v0",
         max_episode_steps: 999,
         description: "drive an underpowered car up a hill with a continuous force, paying for it (Gymnasium 1.4)",
-        build: |limit| Box::new(TimeLimit::new(MountainCarContinuous::new(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(MountainCarContinuous::new(), limit))),
     },
     Entry {
         id: crate::point_reach::POINT_REACH_ID,
         max_episode_steps: 200,
         description: "push a point mass to a goal; each step integrates 2,000 substeps (~50 µs), a stand-in for a costly simulator in benchmarks of env_threads",
-        build: |limit| Box::new(TimeLimit::new(crate::point_reach::PointReach::new(), limit)),
+        build: Builder::Send(|limit| {
+            Box::new(TimeLimit::new(crate::point_reach::PointReach::new(), limit))
+        }),
     },
     Entry {
         id: crate::restock::RESTOCK_ID,
         max_episode_steps: crate::restock::EPISODE_DAYS,
         description: "restock 3 products on 8-unit shelves against random weekly demand; multi-part orders, masks for orders that do not fit (rlpg's own)",
-        build: |limit| Box::new(TimeLimit::new(Restock::new(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(Restock::new(), limit))),
     },
     Entry {
         id: crate::restock::RESTOCK_FLAT_ID,
         max_episode_steps: crate::restock::EPISODE_DAYS,
         description: "Restock-v0 with the order flattened into Discrete(125), over-capacity units clipped and charged (no masks)",
-        build: |limit| Box::new(TimeLimit::new(Restock::flattened(), limit)),
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(Restock::flattened(), limit))),
     },
     #[cfg(feature = "gym-rs")]
     Entry {
         id: crate::gym_rs::MOUNTAIN_CAR_ID,
         max_episode_steps: 200,
         description: "drive an underpowered car up a hill (the gym-rs crate's MountainCar)",
-        build: |limit| Box::new(TimeLimit::new(crate::gym_rs::GymRsEnv::mountain_car(), limit)),
+        build: Builder::Local(|limit| {
+            Box::new(TimeLimit::new(crate::gym_rs::GymRsEnv::mountain_car(), limit))
+        }),
     },
 ];
 
@@ -150,13 +184,12 @@ fn entry(id: &str) -> Result<&'static Entry, EnvError> {
 /// Builds the registered environment `id`, wrapped in its [`TimeLimit`] (the environment itself
 /// never truncates). Unknown ids give [`EnvError::UnknownEnv`] listing the known ones.
 pub fn make(id: &str) -> Result<Box<dyn Env>, EnvError> {
-    make_send(id).map(|env| env as Box<dyn Env>)
+    entry(id).map(Entry::make)
 }
 
 /// [`make`] as a `Send` env, for a vector env stepped on several threads.
 pub fn make_send(id: &str) -> Result<Box<dyn Env + Send>, EnvError> {
-    let entry = entry(id)?;
-    Ok((entry.build)(entry.max_episode_steps))
+    entry(id)?.make_send()
 }
 
 /// Something that builds independent environments of one kind: a [`Registry`]'s [`EnvEntry`],
@@ -245,7 +278,7 @@ pub fn registry() -> Vec<EnvSpec> {
 }
 
 fn to_spec(entry: &Entry) -> EnvSpec {
-    let env = (entry.build)(entry.max_episode_steps);
+    let env = entry.make();
     EnvSpec::of(entry.id, &*env, Some(entry.max_episode_steps), entry.description)
 }
 
@@ -420,12 +453,19 @@ impl EnvEntry {
     fn builtin(entry: &'static Entry) -> Self {
         // Built-in environments are only built through their limit: `None` cannot occur, as no
         // method removes a limit once set, and a limit no episode reaches stands in for it.
-        let build = move |limit: Option<usize>| Ok((entry.build)(limit.unwrap_or(usize::MAX)));
+        let build = match entry.build {
+            Builder::Send(build) => Build::Send(Arc::new(move |limit: Option<usize>| {
+                Ok(build(limit.unwrap_or(usize::MAX)))
+            })),
+            Builder::Local(build) => Build::Local(Arc::new(move |limit: Option<usize>| {
+                Ok(build(limit.unwrap_or(usize::MAX)))
+            })),
+        };
         Self {
             id: entry.id.to_owned(),
             description: entry.description.to_owned(),
             max_episode_steps: Some(entry.max_episode_steps),
-            build: Build::Send(Arc::new(build)),
+            build,
             workers: None,
         }
     }

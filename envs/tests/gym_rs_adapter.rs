@@ -145,3 +145,17 @@ fn gym_rs_mountain_car_steps_bit_for_bit_as_the_native_mountain_car() {
     }
     assert!(compared > 6000, "only {compared} steps compared");
 }
+
+#[test]
+fn mountain_car_steps_on_one_thread_and_threads_are_refused_by_name() {
+    // gym-rs's env holds SDL handles that are not Send: it is made as a local env, and asking
+    // for it as a Send one (env_threads > 1) is an error naming it, not a build failure.
+    let mut env = make(MOUNTAIN_CAR_ID).expect("registered");
+    env.reset(Some(0)).expect("reset");
+    let err = rlpg_envs::make_send(MOUNTAIN_CAR_ID).err().expect("refused");
+    let message = err.to_string();
+    assert!(message.contains(MOUNTAIN_CAR_ID) && message.contains("env_threads = 1"), "{message}");
+    let entry = rlpg_envs::Registry::builtin();
+    let err = entry.make_send(MOUNTAIN_CAR_ID).err().expect("refused");
+    assert!(err.to_string().contains("env_threads = 1"), "{err}");
+}
