@@ -66,7 +66,9 @@ impl Activation {
 
     /// The slope of [`Activation::apply`] at `x`, given also its value `y` there: what
     /// autograd's backward pass uses for each (libtorch passes ReLU's gradient where the output
-    /// is positive, ELU's and leaky ReLU's where the input is).
+    /// is positive, ELU's and leaky ReLU's where the input is). Where
+    /// [`Activation::slope_needs_input`] is false, `x` is not read beyond its sign, which the
+    /// output shares: the output may be passed for it.
     #[inline]
     pub fn derivative(self, x: f32, y: f32) -> f32 {
         match self {
@@ -138,11 +140,33 @@ macro_rules! with_activation {
 pub(crate) use with_activation;
 
 impl Activation {
-    /// `out[i] = apply(x[i])` for every element.
-    pub fn apply_slice(self, x: &[f32], out: &mut [f32]) {
+    /// Whether [`Activation::derivative`] needs the input: for tanh, ReLU and leaky ReLU the
+    /// slope is a function of the output alone (leaky ReLU's output is positive exactly where
+    /// its input is), so a forward pass keeps only the outputs and the backward pass may give
+    /// the output for `x`.
+    pub fn slope_needs_input(self) -> bool {
+        matches!(self, Activation::Elu | Activation::Silu)
+    }
+
+    /// `y[j] = apply(y[j] + bias[j])` for one row `y` of a layer's product: the bias and the
+    /// activation in one pass over memory.
+    #[inline]
+    pub fn bias_apply(self, bias: &[f32], y: &mut [f32]) {
         with_activation!(self, A => {
-            for (y, &z) in out.iter_mut().zip(x) {
-                *y = A.apply(z);
+            for (y, &b) in y.iter_mut().zip(bias) {
+                *y = A.apply(*y + b);
+            }
+        });
+    }
+
+    /// As [`Activation::bias_apply`], also keeping the pre-activation `y[j] + bias[j]` in
+    /// `pre` (for the activations whose slope needs it).
+    #[inline]
+    pub fn bias_apply_keep(self, bias: &[f32], y: &mut [f32], pre: &mut [f32]) {
+        with_activation!(self, A => {
+            for ((y, p), &b) in y.iter_mut().zip(pre.iter_mut()).zip(bias) {
+                *p = *y + b;
+                *y = A.apply(*p);
             }
         });
     }

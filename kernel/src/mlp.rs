@@ -81,10 +81,12 @@ pub struct DenseMlp {
 #[derive(Debug, Default)]
 pub struct Trace {
     rows: usize,
-    /// Each layer's pre-activation `x·Wᵀ + b`, `[rows, out]`.
+    /// Each layer's output `act(x·Wᵀ + b)` (or `x·Wᵀ + b` for a linear layer), `[rows, out]`.
+    out: Vec<Vec<f32>>,
+    /// Each layer's pre-activation `x·Wᵀ + b`, `[rows, out]`, kept only for activations whose
+    /// slope cannot be read off their output ([`Activation::slope_needs_input`]); empty
+    /// otherwise.
     pre: Vec<Vec<f32>>,
-    /// Each layer's activation `act(pre)`, `[rows, out]` (empty for a linear layer).
-    post: Vec<Vec<f32>>,
     /// The gradient with respect to the current layer's output, and the next one's.
     grad: [Vec<f32>; 2],
 }
@@ -92,16 +94,7 @@ pub struct Trace {
 impl Trace {
     /// The output of the last forward pass, `[rows, out_dim]` row-major.
     pub fn output(&self) -> &[f32] {
-        self.layer_output(self.pre.len().saturating_sub(1))
-    }
-
-    /// Layer `l`'s output: its activation, or its pre-activation for a linear layer.
-    fn layer_output(&self, l: usize) -> &[f32] {
-        match (self.post.get(l), self.pre.get(l)) {
-            (Some(post), _) if !post.is_empty() => post,
-            (_, Some(pre)) => pre,
-            _ => &[],
-        }
+        self.out.last().map_or(&[], Vec::as_slice)
     }
 
     /// Rows of the last forward pass.
@@ -221,28 +214,41 @@ impl DenseMlp {
         assert_eq!(x.len(), rows * self.in_dim(), "input is not {rows} rows of {}", self.in_dim());
         let depth = self.layers.len();
         trace.rows = rows;
+        trace.out.resize_with(depth, Vec::new);
         trace.pre.resize_with(depth, Vec::new);
-        trace.post.resize_with(depth, Vec::new);
         for (l, layer) in self.layers.iter().enumerate() {
-            let out = layer.out_dim();
-            let mut pre = std::mem::take(&mut trace.pre[l]);
-            pre.clear();
-            let bias = &theta[layer.bias..layer.bias + out];
-            for _ in 0..rows {
-                pre.extend_from_slice(bias);
-            }
-            let input = if l == 0 { x } else { trace.layer_output(l - 1) };
+            let width = layer.out_dim();
+            let (done, rest) = trace.out.split_at_mut(l);
+            let y = &mut rest[0];
+            // Every value is overwritten (the product ignores what was there), so a buffer of
+            // the right length is reused as it is.
+            y.resize(rows * width, 0.0);
+            let input = if l == 0 { x } else { &done[l - 1] };
             let iv = View::dense(rows, layer.in_dim());
-            gemm(input, iv, theta, layer.weight_t, 1.0, &mut pre, View::dense(rows, out));
-            let post = &mut trace.post[l];
+            gemm(input, iv, theta, layer.weight_t, 0.0, y, View::dense(rows, width));
+            // One pass over the product: the bias, then the activation, in place.
+            let bias = &theta[layer.bias..layer.bias + width];
+            let pre = &mut trace.pre[l];
             match layer.activation {
-                Some(activation) => {
-                    post.resize(pre.len(), 0.0);
-                    activation.apply_slice(&pre, post);
+                Some(activation) if activation.slope_needs_input() => {
+                    pre.resize(rows * width, 0.0);
+                    for (p, y) in pre.chunks_exact_mut(width).zip(y.chunks_exact_mut(width)) {
+                        activation.bias_apply_keep(bias, y, p);
+                    }
                 }
-                None => post.clear(),
+                Some(activation) => {
+                    pre.clear();
+                    for y in y.chunks_exact_mut(width) {
+                        activation.bias_apply(bias, y);
+                    }
+                }
+                None => {
+                    pre.clear();
+                    for y in y.chunks_exact_mut(width) {
+                        y.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
+                    }
+                }
             }
-            trace.pre[l] = pre;
         }
         trace.output()
     }
@@ -269,30 +275,25 @@ impl DenseMlp {
         if let Some(grad) = &grad {
             assert_eq!(grad.len(), theta.len(), "gradient buffer length");
         }
-        let Trace { pre, post, grad: [g, next], .. } = trace;
+        let Trace { out: outputs, pre, grad: [g, next], .. } = trace;
         g.clear();
         g.extend_from_slice(d_out);
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
-            let (inp, out) = (layer.in_dim(), layer.out_dim());
+            let (inp, width) = (layer.in_dim(), layer.out_dim());
             // Through this layer's activation, to its pre-activation.
             if let Some(activation) = layer.activation {
-                activation.backward_slice(&pre[l], &post[l], g);
+                let input = if pre[l].is_empty() { &outputs[l] } else { &pre[l] };
+                activation.backward_slice(input, &outputs[l], g);
             }
-            let input: &[f32] = if l == 0 {
-                x
-            } else if post[l - 1].is_empty() {
-                &pre[l - 1]
-            } else {
-                &post[l - 1]
-            };
+            let input: &[f32] = if l == 0 { x } else { &outputs[l - 1] };
             if let Some(grad) = grad.as_deref_mut() {
                 // ∂L/∂Wᵀ += inputᵀ · g, where Wᵀ's values are.
                 let iv = View::dense(rows, inp).t();
-                gemm(input, iv, g, View::dense(rows, out), 1.0, grad, layer.weight_t);
+                gemm(input, iv, g, View::dense(rows, width), 1.0, grad, layer.weight_t);
                 // ∂L/∂b += the column sums of g.
-                let db = &mut grad[layer.bias..layer.bias + out];
-                for row in g.chunks_exact(out) {
+                let db = &mut grad[layer.bias..layer.bias + width];
+                for row in g.chunks_exact(width) {
                     for (d, &v) in db.iter_mut().zip(row) {
                         *d += v;
                     }
@@ -301,15 +302,14 @@ impl DenseMlp {
             if l == 0 && d_input.is_none() {
                 break;
             }
-            // ∂L/∂(this layer's input) = g · W.
-            next.clear();
+            // ∂L/∂(this layer's input) = g · W (every value overwritten: no clearing).
             next.resize(rows * inp, 0.0);
             let wv = layer.weight_t.t();
-            gemm(g, View::dense(rows, out), theta, wv, 0.0, next, View::dense(rows, inp));
+            gemm(g, View::dense(rows, width), theta, wv, 0.0, next, View::dense(rows, inp));
             if l == 0 {
                 if let Some(d_input) = d_input {
                     d_input.clear();
-                    d_input.extend_from_slice(next);
+                    d_input.extend_from_slice(&next[..rows * inp]);
                 }
                 break;
             }
@@ -344,8 +344,36 @@ mod tests {
         (segments, theta)
     }
 
+    /// `act` by the book, in f64.
+    fn act64(act: Activation, z: f64) -> f64 {
+        match act {
+            Activation::Tanh => z.tanh(),
+            Activation::Relu => z.max(0.0),
+            Activation::Elu => {
+                if z > 0.0 {
+                    z
+                } else {
+                    z.exp_m1()
+                }
+            }
+            Activation::LeakyRelu => {
+                if z > 0.0 {
+                    z
+                } else {
+                    0.01 * z
+                }
+            }
+            Activation::Silu => z / (1.0 + (-z).exp()),
+        }
+    }
+
     /// The forward pass by the book, in f64, weights read as `[out, in]`.
-    fn reference(theta: &[f32], segments: &HashMap<String, Segment>, x: &[f32]) -> Vec<f64> {
+    fn reference(
+        theta: &[f32],
+        segments: &HashMap<String, Segment>,
+        x: &[f32],
+        act: Activation,
+    ) -> Vec<f64> {
         let mut h: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         for (i, name) in ["fc0", "fc1", "out"].iter().enumerate() {
             let w = &segments[&format!("{name}.weight")];
@@ -362,7 +390,7 @@ mod tests {
                 .map(|o| {
                     let z = f64::from(theta[b.offset + o])
                         + (0..inp).map(|k| f64::from(at(o, k)) * h[k]).sum::<f64>();
-                    if i < 2 { z.tanh() } else { z }
+                    if i < 2 { act64(act, z) } else { z }
                 })
                 .collect();
         }
@@ -371,15 +399,17 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition_and_backward_matches_finite_differences() {
-        for column_major in [false, true] {
+        for (column_major, act) in
+            [false, true].into_iter().flat_map(|c| Activation::ALL.map(|a| (c, a)))
+        {
             let (segments, theta) = network(column_major);
             let lookup = |name: &str| segments.get(name).cloned();
-            let mlp = DenseMlp::find(&lookup, "", Activation::Tanh).expect("layout");
+            let mlp = DenseMlp::find(&lookup, "", act).expect("layout");
             assert_eq!((mlp.in_dim(), mlp.out_dim(), mlp.extent()), (3, 2, theta.len()));
             let x = [0.3f32, -0.7, 0.2];
             let mut trace = Trace::default();
             let y = mlp.forward(&theta, &x, 1, &mut trace).to_vec();
-            let want = reference(&theta, &segments, &x);
+            let want = reference(&theta, &segments, &x, act);
             for (a, b) in y.iter().zip(&want) {
                 assert!((f64::from(*a) - b).abs() < 1e-6, "forward {a} vs {b}");
             }
@@ -388,7 +418,7 @@ mod tests {
             let mut d_input = Vec::new();
             mlp.backward(&theta, &x, &mut trace, &[1.0, 2.0], Some(&mut grad), Some(&mut d_input));
             let loss = |theta: &[f32], x: &[f32]| {
-                let y = reference(theta, &segments, x);
+                let y = reference(theta, &segments, x, act);
                 y[0] + 2.0 * y[1]
             };
             for i in 0..theta.len() {
@@ -399,7 +429,7 @@ mod tests {
                 let got = f64::from(grad[i]) - 1.0;
                 assert!(
                     (got - fd).abs() < 1e-3,
-                    "column-major {column_major}: param {i}: {got} vs {fd}"
+                    "{act}, column-major {column_major}: param {i}: {got} vs {fd}"
                 );
             }
             for k in 0..3 {
@@ -407,7 +437,53 @@ mod tests {
                 up[k] += 1e-3;
                 down[k] -= 1e-3;
                 let fd = (loss(&theta, &up) - loss(&theta, &down)) / 2e-3;
-                assert!((f64::from(d_input[k]) - fd).abs() < 1e-3, "input {k}");
+                assert!((f64::from(d_input[k]) - fd).abs() < 1e-3, "{act}: input {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_reused_trace_gives_the_same_passes_at_any_number_of_rows() {
+        // Buffers are reused without clearing: a pass after a larger or smaller one must not
+        // see the values it left behind.
+        for act in Activation::ALL {
+            let (segments, theta) = network(false);
+            let lookup = |name: &str| segments.get(name).cloned();
+            let mlp = DenseMlp::find(&lookup, "", act).expect("layout");
+            let rows: Vec<[f32; 3]> = (0..12)
+                .map(|r| [r as f32 / 6.0 - 1.0, 0.5 - r as f32 / 9.0, 0.1 * r as f32])
+                .collect();
+            let single = |x: &[f32; 3], d: &[f32]| {
+                let mut trace = Trace::default();
+                let y = mlp.forward(&theta, x, 1, &mut trace).to_vec();
+                let mut grad = vec![0.0f32; theta.len()];
+                let mut d_input = Vec::new();
+                mlp.backward(&theta, x, &mut trace, d, Some(&mut grad), Some(&mut d_input));
+                (y, grad, d_input)
+            };
+            let mut trace = Trace::default();
+            for n in [12, 3, 7, 1, 12] {
+                let x: Vec<f32> = rows[..n].iter().flatten().copied().collect();
+                let d: Vec<f32> = (0..2 * n).map(|i| (i % 5) as f32 - 2.0).collect();
+                let y = mlp.forward(&theta, &x, n, &mut trace).to_vec();
+                let mut grad = vec![0.0f32; theta.len()];
+                let mut d_input = Vec::new();
+                mlp.backward(&theta, &x, &mut trace, &d, Some(&mut grad), Some(&mut d_input));
+                let mut grad_sum = vec![0.0f32; theta.len()];
+                for r in 0..n {
+                    let (y1, g1, d1) = single(&rows[r], &d[2 * r..2 * r + 2]);
+                    // One row and many take different product paths (summation orders).
+                    for (a, b) in y[2 * r..2 * r + 2].iter().zip(&y1) {
+                        assert!((a - b).abs() < 1e-6, "{act}: rows {n}, row {r}: {a} vs {b}");
+                    }
+                    for (a, b) in d_input[3 * r..3 * r + 3].iter().zip(&d1) {
+                        assert!((a - b).abs() < 1e-6, "{act}: input gradient {a} vs {b}");
+                    }
+                    grad_sum.iter_mut().zip(&g1).for_each(|(s, g)| *s += g);
+                }
+                for (a, b) in grad.iter().zip(&grad_sum) {
+                    assert!((a - b).abs() < 1e-5, "{act}: rows {n}: gradient {a} vs {b}");
+                }
             }
         }
     }
