@@ -130,7 +130,7 @@ pub fn bench_with_progress(
     let envs = Envs::resolve(envs, config)?;
     let factory: EnvFactory<'_> = &envs;
     let probe = probe_env(config, factory)?;
-    config.validate_against(probe.observation_space(), probe.action_space())?;
+    config.validate_against_env(&*probe)?;
     let mut results = Vec::with_capacity(seeds.len());
     for &seed in seeds {
         let config = Config { seed, ..config.clone() };

@@ -52,7 +52,7 @@ pub mod trainer;
 pub mod truegrad;
 pub mod video;
 
-pub use config::{AgentKind, Config, ConfigError, DeviceSetting, Location, Override};
+pub use config::{AgentKind, Config, ConfigError, DeviceSetting, InfoKeyword, Location, Override};
 pub use policy::Policy;
 pub use rundir::{CONFIG_FILE, RunDir, RunDirError, atomic_write};
 pub use tensorboard::{

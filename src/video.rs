@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use protobuf::{Message, RepeatedField};
-use rlpg_envs::{Action, Env, EnvError, Frame};
+use rlpg_envs::{ActionBuf, Env, EnvError, Frame};
 use tensorboard_proto::event::Event;
 use tensorboard_proto::summary::{Summary, Summary_Image, Summary_Value};
 
@@ -384,25 +384,6 @@ pub fn encode_gif(frames: &[Frame], options: GifOptions) -> Result<EncodedGif, V
     encoder.finish()
 }
 
-/// An action owned by the policy that chose it, for [`record_episode`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum OwnedAction {
-    /// An element of a discrete space.
-    Discrete(usize),
-    /// An element of a box space.
-    Continuous(Vec<f32>),
-}
-
-impl OwnedAction {
-    /// The borrowed [`Action`] to step an env with.
-    pub fn as_action(&self) -> Action<'_> {
-        match self {
-            OwnedAction::Discrete(a) => Action::Discrete(*a),
-            OwnedAction::Continuous(x) => Action::Continuous(x),
-        }
-    }
-}
-
 /// What [`record_episode`] played.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedEpisode {
@@ -427,7 +408,7 @@ pub fn record_episode<E>(
     env: &mut dyn Env,
     seed: Option<u64>,
     max_steps: usize,
-    mut act: impl FnMut(&[f32]) -> Result<OwnedAction, E>,
+    mut act: impl FnMut(&[f32]) -> Result<ActionBuf, E>,
     video: &mut GifEncoder,
 ) -> Result<RecordedEpisode, VideoError>
 where

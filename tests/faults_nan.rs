@@ -46,6 +46,9 @@ fn check_blow_up(name: &str, preset: &str, sets: &[&str], quantity_prefix: &str)
             && err.contains(".safetensors"),
         "the message must name the checkpoint: {err}"
     );
+    // Resuming would replay the same steps into the same error, so it is not what is advised.
+    assert!(err.contains("Resuming replays the same steps"), "{err}");
+    assert!(!err.contains("train --resume") && !err.contains("  "), "{err}");
     let run_dir: PathBuf = std::fs::read_dir(&root)
         .expect("out root")
         .next()

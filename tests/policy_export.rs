@@ -17,7 +17,6 @@ use rlpg::run::{
 };
 use rlpg::trainer::{ActionAdapter, OBS_CLIP};
 use rlpg::{AgentKind, Config, Policy};
-use rlpg_envs::VecActions;
 
 mod common;
 use common::Scratch;
@@ -146,17 +145,12 @@ fn eval_actions(config: &Config, run_dir: &Path, obs: &[f32]) -> Vec<ActionBuf> 
         rms.normalize(obs, &mut input, rlpg_envs::DEFAULT_NORM_EPSILON, OBS_CLIP);
     }
     let rows = obs.len() / dim;
-    let _ = dim;
     let mut actions = rlpg_agents::Actions::default();
     agent.act(&input, ActMode::Deterministic, &mut actions).expect("act");
     let mut adapter = ActionAdapter::new(probe.action_space());
-    match adapter.convert(&actions).expect("convert") {
-        VecActions::Discrete(a) => a.iter().map(|&i| ActionBuf::Discrete(i)).collect(),
-        VecActions::Continuous(x) => {
-            let d = x.len() / rows;
-            x.chunks_exact(d).map(|c| ActionBuf::Continuous(c.to_vec())).collect()
-        }
-    }
+    let width = adapter.width();
+    let converted = adapter.convert(&actions).expect("convert");
+    (0..rows).map(|i| ActionBuf::from(converted.get(i, width).expect("one action a row"))).collect()
 }
 
 /// Asserts two action lists agree: identical indices, vectors within `1e-5` (relative beyond

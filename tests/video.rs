@@ -4,12 +4,10 @@
 use std::time::Instant;
 
 use rlpg::envs::{
-    Action, CartPole, Env, EnvError, EnvSnapshot, Frame, Observation, Space, Step, TimeLimit,
-    render,
+    Action, ActionBuf, CartPole, Env, EnvError, EnvSnapshot, Frame, Observation, Space, Step,
+    TimeLimit, render,
 };
-use rlpg::video::{
-    GifEncoder, GifOptions, OwnedAction, encode_gif, gif_event, gif_summary, record_episode,
-};
+use rlpg::video::{GifEncoder, GifOptions, encode_gif, gif_event, gif_summary, record_episode};
 
 /// CartPole drawn from its observation (the lead gives the real envs their `render`).
 struct RenderedCartPole {
@@ -50,9 +48,9 @@ fn cartpole() -> TimeLimit<RenderedCartPole> {
 }
 
 /// A hand-made controller that balances CartPole for the whole 500 steps.
-fn balance(obs: &[f32]) -> Result<OwnedAction, String> {
+fn balance(obs: &[f32]) -> Result<ActionBuf, String> {
     let push = obs[2] + 0.5 * obs[3] + 0.05 * obs[0] + 0.1 * obs[1];
-    Ok(OwnedAction::Discrete(usize::from(push > 0.0)))
+    Ok(ActionBuf::Discrete(usize::from(push > 0.0)))
 }
 
 /// Decodes a GIF into the full picture shown after each of its frames, as RGB.
@@ -185,7 +183,7 @@ fn record_episode_stops_at_max_steps_and_reports_policy_and_render_errors() {
     let episode = record_episode(&mut env, Some(0), 7, balance, &mut video).expect("record");
     assert_eq!((episode.length, episode.done, video.frames()), (7, false, 8));
 
-    let failing = |_: &[f32]| -> Result<OwnedAction, String> { Err("no checkpoint".into()) };
+    let failing = |_: &[f32]| -> Result<ActionBuf, String> { Err("no checkpoint".into()) };
     let err = record_episode(&mut env, Some(0), 7, failing, &mut video).expect_err("act fails");
     assert_eq!(err.to_string(), "the policy failed to act: no checkpoint");
 

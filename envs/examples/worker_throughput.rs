@@ -76,12 +76,11 @@ fn main() {
     let kwargs = serde_json::Map::new();
     let make = || GymnasiumEnv::new(&id, &kwargs).unwrap_or_else(|e| fail(e));
     let probe = make();
-    let spaces = (probe.observation_space(), probe.action_space());
     let envs = (0..n).map(|_| Box::new(make()) as Box<dyn Env>).collect();
     let mut here = VecEnv::new(envs).unwrap_or_else(|e| fail(e));
     let timeout = Duration::from_secs(60);
     let mut there =
-        worker_vec_env(&id, &kwargs, spaces, n, workers, timeout).unwrap_or_else(|e| fail(e));
+        worker_vec_env(&id, &kwargs, &probe, n, workers, timeout).unwrap_or_else(|e| fail(e));
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let a = throughput(&mut here, seconds);

@@ -491,6 +491,10 @@ impl AsyncVecEnv {
                     self.action_space
                 ))
             }
+            VecActions::MultiDiscrete(_) | VecActions::MultiBinary(_) => Some(format!(
+                "asynchronous batches take Discrete or Box actions, not those of {}",
+                self.action_space
+            )),
             _ => None,
         };
         if let Some(message) = wrong {
@@ -503,6 +507,8 @@ impl AsyncVecEnv {
                 VecActions::Continuous(x) => {
                     slot.continuous.copy_from_slice(&x[k * a..(k + 1) * a])
                 }
+                // Refused above.
+                VecActions::MultiDiscrete(_) | VecActions::MultiBinary(_) => {}
             }
             // The transition's `obs`: what the env acts on, as the caller saw it.
             let acted_on = &self.out.step.obs[k * d..(k + 1) * d];

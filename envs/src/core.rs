@@ -77,6 +77,39 @@ impl fmt::Display for InfoReduce {
     }
 }
 
+/// How one info ([`InfoKey`]) added up over an episode: enough to give it as any [`InfoReduce`].
+/// Steps that did not report it (a NaN value) are left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InfoTotals {
+    /// Sum of the reported values.
+    pub sum: f64,
+    /// Number of steps that reported a value.
+    pub steps: u64,
+    /// The last reported value.
+    pub last: f64,
+}
+
+impl InfoTotals {
+    /// Adds one step's value (NaN: not reported, ignored).
+    #[inline]
+    pub fn add(&mut self, value: f64) {
+        if !value.is_nan() {
+            self.sum += value;
+            self.steps += 1;
+            self.last = value;
+        }
+    }
+
+    /// The episode's value as `reduce` adds it up, or `None` if no step reported it.
+    pub fn value(&self, reduce: InfoReduce) -> Option<f64> {
+        (self.steps > 0).then(|| match reduce {
+            InfoReduce::Sum => self.sum,
+            InfoReduce::Mean => self.sum / self.steps as f64,
+            InfoReduce::Last => self.last,
+        })
+    }
+}
+
 /// One named number that an environment's steps report besides the reward ([`Env::info_keys`]),
 /// with how it adds up over an episode unless the user says otherwise.
 ///

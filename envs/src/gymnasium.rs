@@ -8,8 +8,17 @@
 //!   own `TimeLimit` registered with the id, so `terminated` and `truncated` keep Gymnasium's
 //!   meaning. `reset(Some(seed))` is `env.reset(seed=seed)`.
 //! * `Box` spaces map to [`Space::Box`] (flattened in C order, bounds as `f32`), `Discrete(n,
-//!   start)` to [`Space::Discrete`]`(n)` (rlpg's action `a` is Gymnasium's `start + a`); any other
+//!   start)` to [`Space::Discrete`]`(n)` (rlpg's action `a` is Gymnasium's `start + a`),
+//!   `MultiDiscrete(nvec, start)` to [`Space::MultiDiscrete`] (flattened in C order, each value
+//!   counted from its `start`), `MultiBinary` to [`Space::MultiBinary`] (flattened); any other
 //!   space is an error naming it.
+//! * Action masks: an env with an `action_masks()` method (sb3-contrib's convention, also
+//!   through its `ActionMasker` wrapper) masks actions ([`Env::masks_actions`]); the mask is its
+//!   flat array in MaskablePPO's layout (a tuple of per-component arrays is concatenated), and
+//!   one of the wrong length is an error naming the env and the flags.
+//! * Step infos: the entries of the step's `info` dict named by
+//!   [`GymnasiumEnv::with_info_keys`] (the config's `info_keywords`), as floats; a missing
+//!   entry is "not reported" (NaN), one that is not a number an error naming the key.
 //! * The Python that runs the env is found by [`python_env`]: `RLPG_PYTHON`, else an active
 //!   `VIRTUAL_ENV`, else the venv that `scripts/setup.sh --gymnasium` makes in rlpg's cache. Its
 //!   site-packages are put first on the embedded interpreter's `sys.path`. The interpreter linked
@@ -35,7 +44,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyModule, PyTuple};
 
-use crate::core::{Action, BoxSpace, Env, EnvError, Observation, Space, Step, StepInfo};
+use crate::core::{Action, BoxSpace, Env, EnvError, InfoKey, Observation, Space, Step, StepInfo};
 
 #[cfg(unix)]
 mod workers;
@@ -147,7 +156,62 @@ def space(sp):
         high = np.asarray(sp.high).astype(np.float32).ravel()
         kind = "float32" if sp.dtype == np.float32 else ("float" if np.issubdtype(sp.dtype, np.floating) else "other")
         return ("Box", [float(x) for x in low], [float(x) for x in high], kind)
+    if isinstance(sp, spaces.MultiDiscrete):
+        # Flattened in C order, as Stable-Baselines3 flattens a MultiDiscrete with several axes.
+        return ("MultiDiscrete", [int(x) for x in np.ravel(sp.nvec)], [int(x) for x in np.ravel(sp.start)], "int")
+    if isinstance(sp, spaces.MultiBinary):
+        return ("MultiBinary", int(np.prod(sp.shape)), 0, "int")
     return ("Other", repr(sp), 0, "")
+
+def flat_obs(sp, obs):
+    # A MultiDiscrete or MultiBinary observation as float32 values, a MultiDiscrete's from 0.
+    import numpy as np
+    from gymnasium import spaces
+    a = np.asarray(obs)
+    if isinstance(sp, spaces.MultiDiscrete):
+        a = a - sp.start
+    return np.ascontiguousarray(a, dtype=np.float32).ravel()
+
+def multi_action(sp, values):
+    # rlpg's MultiDiscrete values count from 0: Gymnasium's from `start`.
+    import numpy as np
+    from gymnasium import spaces
+    a = np.asarray(values, dtype=sp.dtype).reshape(sp.shape)
+    if isinstance(sp, spaces.MultiDiscrete):
+        a = a + sp.start
+    return a
+
+def masks_fn(env):
+    # sb3-contrib's convention: the env (or a wrapper such as its ActionMasker) has a method
+    # action_masks(); Gymnasium's wrappers reach it with get_wrapper_attr.
+    try:
+        f = env.get_wrapper_attr("action_masks")
+    except AttributeError:
+        return None
+    return f if callable(f) else None
+
+def flat_mask(mask):
+    # MaskablePPO's flat layout; a tuple of per-component masks (Gymnasium's sample(mask=...))
+    # is concatenated.
+    import numpy as np
+    if isinstance(mask, (tuple, list)) and len(mask) > 0 and np.ndim(mask[0]) > 0:
+        mask = np.concatenate([np.ravel(np.asarray(m)) for m in mask])
+    return [bool(x) for x in np.ravel(np.asarray(mask))]
+
+def info_values(info, names):
+    # The named entries of a step's info dict as floats; NaN for one the step did not report.
+    import numpy as np
+    out = []
+    for name in names:
+        if name not in info:
+            out.append(float("nan"))
+            continue
+        value = info[name]
+        try:
+            out.append(float(np.asarray(value, dtype=np.float64).reshape(())))
+        except Exception:
+            raise ValueError("info[%r] is %r, not a number" % (name, value)) from None
+    return out
 
 def action_buffer(sp):
     import numpy as np
@@ -302,6 +366,8 @@ enum ObsKind {
     Convert,
     /// `Discrete(n, start)`: the integer minus `start`.
     Discrete(i64),
+    /// `MultiDiscrete` (minus its `start`) or `MultiBinary`: converted by the helper.
+    Flat,
 }
 
 /// Whether the episode may be stepped.
@@ -332,6 +398,15 @@ pub struct GymnasiumEnv {
     action_float32: bool,
     max_episode_steps: Option<usize>,
     episode: Episode,
+    py_observation_space: Py<PyAny>,
+    /// The env's `action_masks` method (sb3-contrib's convention), if it has one.
+    masks_fn: Option<Py<PyAny>>,
+    /// The keys of the `info` dict reported as step infos ([`GymnasiumEnv::with_info_keys`]).
+    info_keys: Vec<InfoKey>,
+    /// Their names as a Python list, for the helper.
+    info_names: Option<Py<PyAny>>,
+    /// Their values at the last step.
+    last_infos: Vec<f64>,
 }
 
 impl std::fmt::Debug for GymnasiumEnv {
@@ -375,12 +450,15 @@ impl GymnasiumEnv {
                     .map_err(|e| other(format!("{attr}: {}", describe_err(py, &e))))?;
                 Ok((sp, info))
             };
-            let (_, (kind, a, b, dtype)) = space_of("observation_space")?;
+            let (py_observation_space, (kind, a, b, dtype)) = space_of("observation_space")?;
             let (observation_space, obs_kind) = map_space(&kind, &a, &b)
-                .map(|(space, start)| match (start, dtype.as_str()) {
-                    (Some(start), _) => (space, ObsKind::Discrete(start)),
-                    (None, "float32") => (space, ObsKind::Float32),
-                    (None, _) => (space, ObsKind::Convert),
+                .map(|(space, start)| match (&space, start, dtype.as_str()) {
+                    (Space::MultiDiscrete(_) | Space::MultiBinary(_), _, _) => {
+                        (space, ObsKind::Flat)
+                    }
+                    (_, Some(start), _) => (space, ObsKind::Discrete(start)),
+                    (_, None, "float32") => (space, ObsKind::Float32),
+                    (_, None, _) => (space, ObsKind::Convert),
                 })
                 .map_err(|e| other(format!("observation space {e}")))?;
             let (py_action_space, (kind, a, b, dtype)) = space_of("action_space")?;
@@ -408,6 +486,10 @@ impl GymnasiumEnv {
             let method = |name: &str| {
                 env.getattr(name).map(Bound::unbind).map_err(|e| other(describe_err(py, &e)))
             };
+            let masks_fn = helper
+                .call_method1("masks_fn", (&env,))
+                .map_err(|e| other(describe_err(py, &e)))?;
+            let masks_fn = (!masks_fn.is_none()).then(|| masks_fn.unbind());
             Ok(Self {
                 id: id.to_owned(),
                 step_fn: method("step")?,
@@ -423,8 +505,28 @@ impl GymnasiumEnv {
                 action_buffer,
                 max_episode_steps,
                 episode: Episode::NotReset,
+                py_observation_space: py_observation_space.unbind(),
+                masks_fn,
+                info_keys: Vec::new(),
+                info_names: None,
+                last_infos: Vec::new(),
             })
         })
+    }
+
+    /// This env reporting the entries `keys` of its `info` dict as step infos
+    /// ([`Env::info_keys`]): each step's value as a float (NaN when the step's `info` lacks it;
+    /// a value that is not a number is an error naming the key).
+    pub fn with_info_keys(mut self, keys: &[InfoKey]) -> Self {
+        let names: Vec<&str> = keys.iter().map(|k| k.name.as_ref()).collect();
+        self.info_names = (!keys.is_empty())
+            .then(|| {
+                Python::attach(|py| names.into_pyobject(py).ok().map(|l| l.into_any().unbind()))
+            })
+            .flatten();
+        self.info_keys = keys.to_vec();
+        self.last_infos = vec![f64::NAN; keys.len()];
+        self
     }
 
     /// The time limit Gymnasium registered with the id (its `spec.max_episode_steps`), if any.
@@ -461,6 +563,11 @@ impl GymnasiumEnv {
                     *first = (v - start) as f32;
                 }
             }),
+            ObsKind::Flat => self
+                .helper
+                .bind(py)
+                .call_method1(intern!(py, "flat_obs"), (self.py_observation_space.bind(py), obs))
+                .and_then(|flat| copy(&flat, out)),
         };
         read.map_err(|e| EnvError::InvalidOutput {
             env: self.id.clone(),
@@ -494,11 +601,34 @@ impl GymnasiumEnv {
                     (self.py_action_space.bind(py), x.to_vec()),
                 ),
             },
-            // The bridge maps no Gymnasium space to these (yet), so `contains` refused them.
-            Action::MultiDiscrete(_) | Action::MultiBinary(_) => {
-                Err(pyo3::exceptions::PyTypeError::new_err("not an action of this space"))
-            }
+            Action::MultiDiscrete(values) => self.helper.bind(py).call_method1(
+                intern!(py, "multi_action"),
+                (self.py_action_space.bind(py), values.to_vec()),
+            ),
+            Action::MultiBinary(flags) => self.helper.bind(py).call_method1(
+                intern!(py, "multi_action"),
+                (
+                    self.py_action_space.bind(py),
+                    flags.iter().map(|&f| i64::from(f)).collect::<Vec<_>>(),
+                ),
+            ),
         }
+    }
+
+    /// Reads the step's infos (the entries of `info` named by [`GymnasiumEnv::with_info_keys`]).
+    fn read_infos(&mut self, py: Python<'_>, info: &Bound<'_, PyAny>) -> Result<(), EnvError> {
+        let Some(names) = &self.info_names else { return Ok(()) };
+        let values: Vec<f64> = self
+            .helper
+            .bind(py)
+            .call_method1(intern!(py, "info_values"), (info, names.bind(py)))
+            .and_then(|v| v.extract())
+            .map_err(|e| EnvError::InvalidOutput {
+                env: self.id.clone(),
+                message: format!("step's info: {}", describe_err(py, &e)),
+            })?;
+        self.last_infos.copy_from_slice(&values);
+        Ok(())
     }
 }
 
@@ -515,6 +645,14 @@ fn map_space(
             let start: i64 = b.extract().map_err(|e: PyErr| e.to_string())?;
             Ok((Space::Discrete(n), Some(start)))
         }
+        "MultiDiscrete" => {
+            let nvec: Vec<usize> = a.extract().map_err(|e: PyErr| e.to_string())?;
+            Ok((Space::MultiDiscrete(nvec), None))
+        }
+        "MultiBinary" => {
+            let n: usize = a.extract().map_err(|e: PyErr| e.to_string())?;
+            Ok((Space::MultiBinary(n), None))
+        }
         "Box" => {
             let low: Vec<f32> = a.extract().map_err(|e: PyErr| e.to_string())?;
             let high: Vec<f32> = b.extract().map_err(|e: PyErr| e.to_string())?;
@@ -524,7 +662,8 @@ fn map_space(
             Ok((Space::Box(BoxSpace::new(low, high)), None))
         }
         _ => Err(format!(
-            "{} is not supported: rlpg maps Gymnasium's Box and Discrete spaces only",
+            "{} is not supported: rlpg maps Gymnasium's Box, Discrete, MultiDiscrete and \
+             MultiBinary spaces",
             a
         )),
     }
@@ -545,6 +684,49 @@ impl Env for GymnasiumEnv {
 
     fn runs_python(&self) -> bool {
         true
+    }
+
+    fn masks_actions(&self) -> bool {
+        self.masks_fn.is_some()
+    }
+
+    fn action_mask(&self, mask: &mut [bool]) -> Result<(), EnvError> {
+        let Some(masks_fn) = &self.masks_fn else {
+            mask.fill(true);
+            return Ok(());
+        };
+        let flags: Vec<bool> = Python::attach(|py| {
+            masks_fn
+                .bind(py)
+                .call0()
+                .and_then(|m| self.helper.bind(py).call_method1(intern!(py, "flat_mask"), (m,)))
+                .and_then(|m| m.extract())
+                .map_err(|e| self.python_error(py, "action_masks()", &e))
+        })?;
+        if flags.len() != mask.len() {
+            return Err(EnvError::InvalidOutput {
+                env: self.id.clone(),
+                message: format!(
+                    "action_masks() returned {} flags, but the action space {} needs {} \
+                     (MaskablePPO's layout: one per action of a Discrete, the values of each \
+                     component in turn for a MultiDiscrete, two per value of a MultiBinary): {}",
+                    flags.len(),
+                    self.action_space,
+                    mask.len(),
+                    crate::space::bits(&flags)
+                ),
+            });
+        }
+        mask.copy_from_slice(&flags);
+        Ok(())
+    }
+
+    fn info_keys(&self) -> &[InfoKey] {
+        &self.info_keys
+    }
+
+    fn step_infos(&self, values: &mut [f64]) {
+        values.copy_from_slice(&self.last_infos[..values.len()]);
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
@@ -627,6 +809,7 @@ impl Env for GymnasiumEnv {
                 item(1)?.extract().map_err(|e| self.python_error(py, "step (reward)", &e))?;
             let terminated = item(2)?.is_truthy().map_err(|e| self.python_error(py, "step", &e))?;
             let truncated = item(3)?.is_truthy().map_err(|e| self.python_error(py, "step", &e))?;
+            self.read_infos(py, &item(4)?)?;
             Ok(StepInfo { reward, terminated, truncated })
         })?;
         self.episode = if info.done() { Episode::Over } else { Episode::Running };
@@ -669,11 +852,22 @@ pub fn entry(
     id: &str,
     kwargs: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<crate::EnvEntry, EnvError> {
-    let probe = GymnasiumEnv::new(id, kwargs)?;
+    entry_with_infos(id, kwargs, &[])
+}
+
+/// [`entry`] for envs that report the entries `infos` of their `info` dict as step infos
+/// ([`GymnasiumEnv::with_info_keys`]).
+pub fn entry_with_infos(
+    id: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+    infos: &[InfoKey],
+) -> Result<crate::EnvEntry, EnvError> {
+    let probe = GymnasiumEnv::new(id, kwargs)?.with_info_keys(infos);
     let limit = probe.max_episode_steps();
-    let probe_spaces = (probe.observation_space().clone(), probe.action_space().clone());
+    #[cfg(unix)]
+    let template = workers::WorkerEnv::like(id, &probe);
     drop(probe);
-    let (owned_id, kwargs) = (id.to_owned(), kwargs.clone());
+    let (owned_id, kwargs, infos) = (id.to_owned(), kwargs.clone(), infos.to_vec());
     let mut description = format!("Gymnasium's {}", &id[ID_PREFIX.len()..]);
     if let Some(limit) = limit {
         description.push_str(&format!(" (Gymnasium's own time limit: {limit} steps)"));
@@ -683,22 +877,12 @@ pub fn entry(
     }
     let entry = crate::EnvEntry::try_new(id, {
         let (id, kwargs) = (owned_id.clone(), kwargs.clone());
-        move || GymnasiumEnv::new(&id, &kwargs)
+        move || Ok(GymnasiumEnv::new(&id, &kwargs)?.with_info_keys(&infos))
     })
     .description(description);
     #[cfg(unix)]
-    let entry = {
-        let spaces = (probe_spaces.0, probe_spaces.1);
-        entry.with_workers(move |n, stepping| {
-            worker_vec_env(
-                &owned_id,
-                &kwargs,
-                (&spaces.0, &spaces.1),
-                n,
-                stepping.workers,
-                stepping.worker_timeout,
-            )
-        })
-    };
+    let entry = entry.with_workers(move |n, stepping| {
+        worker_vec_env(&owned_id, &kwargs, &template, n, stepping.workers, stepping.worker_timeout)
+    });
     Ok(entry)
 }

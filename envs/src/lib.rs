@@ -31,6 +31,7 @@
 //! | `render` | [`Frame`], [`render::cartpole`], [`render::pendulum`], [`render::acrobot`], [`render::mountain_car`] | RGB pictures of envs, drawn by a small rasteriser of its own |
 //! | `running_mean_std` | [`RunningMeanStd`] | mergeable, serialisable mean/variance statistics |
 //! | `vec_env` | [`VecEnv`], [`VecActions`], [`VecStep`], [`VecEnvSnapshot`], [`EnvThreads`] | lockstep envs with same-step autoreset, stepped on one thread or several |
+//! | `vec_extras` | (private) | the action masks and step infos a vector env gathers and checks |
 //! | `step_pool` | (private) | the persistent threads that step a vector env's envs |
 //! | `async_vec_env` | [`AsyncVecEnv`], [`AsyncBatch`] | asynchronous batches (EnvPool's `send`/`recv`): act on whichever envs are ready |
 //! | `registry` | [`Registry`], [`EnvEntry`], [`MakeEnv`], [`SendFactory`], [`make`], [`spec`], [`registry()`], [`EnvSpec`] | ids, time limits, listing; built-ins plus a program's own; which envs are `Send` |
@@ -91,6 +92,7 @@ mod space;
 mod step_pool;
 mod validate;
 mod vec_env;
+mod vec_extras;
 mod wrappers;
 
 pub use crate::action_buf::ActionBuf;
@@ -102,7 +104,8 @@ pub use crate::classic::mountain_car::MountainCar;
 pub use crate::classic::mountain_car_continuous::MountainCarContinuous;
 pub use crate::classic::pendulum::Pendulum;
 pub use crate::core::{
-    Action, Env, EnvError, EnvSnapshot, InfoKey, InfoReduce, Observation, Step, StepInfo,
+    Action, Env, EnvError, EnvSnapshot, InfoKey, InfoReduce, InfoTotals, Observation, Step,
+    StepInfo,
 };
 #[cfg(feature = "gym-rs")]
 pub use crate::gym_rs::{GymRsEnv, MOUNTAIN_CAR_ID};

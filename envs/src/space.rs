@@ -168,6 +168,27 @@ impl Space {
         None
     }
 
+    /// Whether `mask` is a valid mask of this space ([`Space::mask_problem`] is `None`), without
+    /// allocating: for the checks of every step.
+    #[inline]
+    pub fn mask_is_valid(&self, mask: &[bool]) -> bool {
+        let parts_allow = |width: usize| mask.chunks_exact(width).all(|c| c.iter().any(|&f| f));
+        mask.len() == self.mask_len()
+            && match self {
+                Space::Box(_) => false,
+                Space::Discrete(_) => mask.iter().any(|&f| f),
+                Space::MultiBinary(_) => parts_allow(2),
+                Space::MultiDiscrete(nvec) => {
+                    let mut start = 0;
+                    nvec.iter().all(|&n| {
+                        let ok = mask[start..start + n].iter().any(|&f| f);
+                        start += n;
+                        ok
+                    })
+                }
+            }
+    }
+
     /// Whether `action` (an element of this space) is allowed by `mask` (a valid mask of this
     /// space, see [`Space::mask_problem`]). Actions of another kind or shape are not.
     pub fn mask_allows(&self, mask: &[bool], action: Action<'_>) -> bool {

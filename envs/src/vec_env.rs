@@ -4,11 +4,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Action, Env, EnvError, EnvSnapshot, Space, StepInfo};
+use crate::core::{Action, Env, EnvError, EnvSnapshot, InfoKey, InfoTotals, Space, StepInfo};
 use crate::registry::MakeEnv;
 use crate::running_mean_std::RunningMeanStd;
 use crate::step_pool::{MAX_TASKS, StepPool};
 use crate::validate::{Origin, check_observation, check_reward};
+use crate::vec_extras::{
+    Extras, add_infos, check_actions_allowed, check_masks, gather_after_reset, gather_after_step,
+};
 use crate::wrappers::episode_statistics::EpisodeRecord;
 use crate::wrappers::normalize::DEFAULT_NORM_EPSILON;
 
@@ -19,6 +22,25 @@ pub enum VecActions<'a> {
     Discrete(&'a [usize]),
     /// `[n * act_dim]` actions of a [`Space::Box`] action space, row-major (one row per env).
     Continuous(&'a [f32]),
+    /// `[n * components]` actions of a [`Space::MultiDiscrete`] action space, row-major.
+    MultiDiscrete(&'a [usize]),
+    /// `[n * values]` actions of a [`Space::MultiBinary`] action space, row-major.
+    MultiBinary(&'a [bool]),
+}
+
+impl<'a> VecActions<'a> {
+    /// The action of env `i`, actions being `width` values each (1 for `Discrete`), or `None`
+    /// past the end.
+    pub fn get(&self, i: usize, width: usize) -> Option<Action<'a>> {
+        let row =
+            |len: usize| (width > 0 && (i + 1) * width <= len).then(|| i * width..(i + 1) * width);
+        match *self {
+            VecActions::Discrete(a) => a.get(i).map(|&a| Action::Discrete(a)),
+            VecActions::Continuous(a) => row(a.len()).map(|r| Action::Continuous(&a[r])),
+            VecActions::MultiDiscrete(a) => row(a.len()).map(|r| Action::MultiDiscrete(&a[r])),
+            VecActions::MultiBinary(a) => row(a.len()).map(|r| Action::MultiBinary(&a[r])),
+        }
+    }
 }
 
 /// The result of one [`VecEnv::step`]: one row per environment.
@@ -45,6 +67,17 @@ pub struct VecStep {
     pub truncated: Vec<bool>,
     /// Episodes that finished on this step, in env order.
     pub episodes: Vec<EpisodeRecord>,
+    /// `[n * mask_len]` which actions the state of each `obs` row allows (after an autoreset,
+    /// the new episode's first state), in the layout of [`Space::mask_len`]; empty when the
+    /// envs declare no masks ([`Env::masks_actions`]). [`VecEnv::step`] refuses an action
+    /// outside its env's mask before stepping anything.
+    pub action_masks: Vec<bool>,
+    /// `[n * k]` the infos of the step just taken, `k` = [`VecEnv::info_keys`]`.len()` per env
+    /// in that order (NaN: not reported by the step).
+    pub infos: Vec<f64>,
+    /// `[episodes.len() * k]` how each info added up over each episode of `episodes`, in the
+    /// same order.
+    pub episode_infos: Vec<InfoTotals>,
 }
 
 /// The error for an observation of `env` that failed the fast checks (length, finiteness).
@@ -183,6 +216,15 @@ struct ObsNormalization {
 ///   true (Pendulum-v1, MountainCarContinuous-v0, as in Gymnasium) clips a finite out-of-bounds
 ///   action into its box and steps. The agents clip or rescale their actions into the space
 ///   before they get here.
+/// * Action masks: when the envs declare them ([`Env::masks_actions`]), the mask of every
+///   state to act on is gathered after each reset and step ([`VecStep::action_masks`],
+///   [`VecEnv::action_masks`]) and checked (every part of an action keeps a choice); `step`
+///   refuses a batch in which an action lies outside its env's mask before any env steps, naming
+///   the env, its step, the action and the mask.
+/// * Step infos ([`Env::info_keys`]): each step's values ([`VecStep::infos`]) and, for each
+///   finished episode, how they added up ([`VecStep::episode_infos`]); an infinite value is an
+///   error naming the env, its step and the info. The totals of episodes in progress are part of
+///   the snapshot.
 /// * Optional observation normalisation ([`VecEnv::enable_obs_normalization`]) with one
 ///   [`RunningMeanStd`] for all envs, as Stable-Baselines3's `VecNormalize`.
 /// * All buffers are allocated up front: a step allocates nothing (unless an error is returned).
@@ -220,6 +262,10 @@ pub struct VecEnv {
     /// Envs stepped elsewhere as one batch (the Gymnasium bridge's worker processes); `envs`
     /// then holds stand-ins that name them and describe their spaces.
     remote: Option<Remote>,
+    /// The envs' action masks and infos (what `out.action_masks` and `out.infos` hold).
+    extras: Extras,
+    /// `[n * k]` the infos of each env's episode in progress, added up.
+    info_totals: Vec<InfoTotals>,
 }
 
 /// The state of [`RemoteEnvs`] kept by the vector env.
@@ -246,12 +292,15 @@ pub(crate) trait RemoteEnvs: Send {
         &mut self,
         seed: Option<u64>,
         obs: &mut [f32],
+        masks: &mut [bool],
         errors: &mut [Option<EnvError>],
     ) -> Result<(), EnvError>;
 
     /// Steps every env with its action: the observation into its `next_obs` row and the rest
     /// into `infos`; an env whose episode ended is reset (continuing its random stream) into its
-    /// `reset_obs` row. An env's own failures go into `step_errors[i]` and `reset_errors[i]`;
+    /// `reset_obs` row. With masks, each env's mask of the state it acts on next (after the
+    /// reset, for one that ended) goes into its row of `masks`, and with step infos their values
+    /// into `env_infos` (both empty otherwise); `reset` writes the masks of the first states. An env's own failures go into `step_errors[i]` and `reset_errors[i]`;
     /// `Err` is a failure of the batch itself. `lengths` are the envs' episode lengths before
     /// the step, for messages.
     #[allow(clippy::too_many_arguments)]
@@ -262,6 +311,7 @@ pub(crate) trait RemoteEnvs: Send {
         next_obs: &mut [f32],
         reset_obs: &mut [f32],
         infos: &mut [StepInfo],
+        masks_and_infos: (&mut [bool], &mut [f64]),
         step_errors: &mut [Option<EnvError>],
         reset_errors: &mut [Option<EnvError>],
     ) -> Result<(), EnvError>;
@@ -529,6 +579,8 @@ fn action_at<'a>(actions: VecActions<'a>, i: usize, act_dim: usize) -> Action<'a
     match actions {
         VecActions::Discrete(a) => Action::Discrete(a[i]),
         VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
+        VecActions::MultiDiscrete(a) => Action::MultiDiscrete(&a[i * act_dim..(i + 1) * act_dim]),
+        VecActions::MultiBinary(a) => Action::MultiBinary(&a[i * act_dim..(i + 1) * act_dim]),
     }
 }
 
@@ -610,6 +662,16 @@ impl VecEnv {
                 ),
             });
         }
+        if let (Space::MultiDiscrete(_) | Space::MultiBinary(_), Some(problem)) =
+            (&action_space, action_space.problem())
+        {
+            return Err(EnvError::Other {
+                env: "VecEnv".to_owned(),
+                message: format!("{} has an unusable action space: {problem}", first.id()),
+            });
+        }
+        let extras = Extras::of(&envs)?;
+        let (mask_len, k) = (extras.mask_len, extras.info_keys.len());
         let id = format!("VecEnv[{} x {n}]", first.id());
         let python = envs.iter().any(|env| env.runs_python());
         Ok(Self {
@@ -625,6 +687,9 @@ impl VecEnv {
                 terminated: vec![false; n],
                 truncated: vec![false; n],
                 episodes: Vec::with_capacity(n),
+                action_masks: vec![true; n * mask_len],
+                infos: vec![f64::NAN; n * k],
+                episode_infos: Vec::with_capacity(n * k),
             },
             episode_returns: vec![0.0; n],
             episode_lengths: vec![0; n],
@@ -639,6 +704,8 @@ impl VecEnv {
             infos: vec![StepInfo { reward: 0.0, terminated: false, truncated: false }; n],
             errors: vec![None; n],
             remote: None,
+            extras,
+            info_totals: vec![InfoTotals::default(); n * k],
             envs,
         })
     }
@@ -908,7 +975,12 @@ impl VecEnv {
         let obs_dim = self.obs_dim;
         let seed_of = |i: usize| seed.map(|s| s.wrapping_add(i as u64));
         if let Some(remote) = &mut self.remote {
-            remote.envs.reset(seed, &mut self.out.obs, &mut self.errors)?;
+            remote.envs.reset(
+                seed,
+                &mut self.out.obs,
+                &mut self.out.action_masks,
+                &mut self.errors,
+            )?;
             first_task_error(&mut self.errors, 0..self.envs.len())?;
             // The same checks as for envs in this process.
             for (i, env) in self.envs.iter().enumerate() {
@@ -933,16 +1005,58 @@ impl VecEnv {
                     .map_err(|e| e.in_vec_env(i))?;
             }
         }
+        self.episode_lengths.fill(0);
+        self.gather_all_masks()?;
         self.out.next_obs.copy_from_slice(&self.out.obs);
         self.out.rewards.fill(0.0);
         self.out.terminated.fill(false);
         self.out.truncated.fill(false);
         self.out.episodes.clear();
+        self.out.infos.fill(f64::NAN);
+        self.out.episode_infos.clear();
+        self.info_totals.fill(InfoTotals::default());
         self.episode_returns.fill(0.0);
-        self.episode_lengths.fill(0);
         self.normalize_outputs();
         self.ready = true;
         Ok(())
+    }
+
+    /// Asks every env for the mask of its current state (after a reset or a restore, where
+    /// `episode_lengths` say how far each episode is) and checks them.
+    fn gather_all_masks(&mut self) -> Result<(), EnvError> {
+        let m = self.extras.mask_len;
+        if m == 0 {
+            return Ok(());
+        }
+        // Envs in worker processes sent their masks with their observations.
+        if self.remote.is_none() {
+            for (i, (env, mask)) in
+                self.envs.iter().zip(self.out.action_masks.chunks_exact_mut(m)).enumerate()
+            {
+                gather_after_reset(&**env, mask).map_err(|e| e.in_vec_env(i))?;
+            }
+        }
+        let lengths = &self.episode_lengths;
+        check_masks(&self.envs, &self.action_space, &self.out.action_masks, m, |i| {
+            if lengths[i] == 0 { Origin::Reset } else { Origin::Step(lengths[i]) }
+        })
+    }
+
+    /// The number of flags of each env's action mask (0 when the envs declare no masks).
+    pub fn mask_len(&self) -> usize {
+        self.extras.mask_len
+    }
+
+    /// `[n * mask_len]` which actions the state of each `obs` row allows (see
+    /// [`VecStep::action_masks`]), or `None` when the envs declare no masks.
+    pub fn action_masks(&self) -> Option<&[bool]> {
+        (self.extras.mask_len > 0).then_some(&self.out.action_masks[..])
+    }
+
+    /// The infos each step reports ([`Env::info_keys`] of the envs), in the order of
+    /// [`VecStep::infos`] and [`VecStep::episode_infos`].
+    pub fn info_keys(&self) -> &[InfoKey] {
+        &self.extras.info_keys
     }
 
     /// Steps all envs in lockstep with automatic reset (see [`VecStep`] for the convention).
@@ -962,6 +1076,15 @@ impl VecEnv {
             return Err(EnvError::NotReset { env: self.id.clone() });
         }
         self.check_actions_shape(actions)?;
+        let act_dim = self.act_dim;
+        check_actions_allowed(
+            &self.envs,
+            &self.action_space,
+            &self.out.action_masks,
+            self.extras.mask_len,
+            &self.episode_lengths,
+            (0..self.envs.len()).map(|i| action_at(actions, i, act_dim)),
+        )?;
         // Set again only once every env has stepped: an error return leaves it false, so the
         // envs, now out of lockstep, must be reset before the next step.
         self.ready = false;
@@ -1005,6 +1128,13 @@ impl VecEnv {
             VecActions::Continuous(_) => {
                 self.step_envs::<0>(std::iter::repeat_n(Action::Continuous(&[]), n))
             }
+            // `VecEnv::new` refused these spaces without components, so `act_dim > 0`.
+            VecActions::MultiDiscrete(a) => {
+                dispatch!(a.chunks_exact(act_dim).map(Action::MultiDiscrete))
+            }
+            VecActions::MultiBinary(a) => {
+                dispatch!(a.chunks_exact(act_dim).map(Action::MultiBinary))
+            }
         }?;
         self.finish_step()?;
         if self.normalization.is_some() {
@@ -1035,11 +1165,17 @@ impl VecEnv {
             (&mut out.rewards[..n], &mut out.terminated[..n], &mut out.truncated[..n]);
         let (returns, lengths) = (&mut self.episode_returns[..n], &mut self.episode_lengths[..n]);
         let all_next = &mut out.next_obs[..n * obs_dim];
+        let (m, k) = (self.extras.mask_len, self.extras.info_keys.len());
+        let (masks, infos) = (&mut out.action_masks, &mut out.infos);
         for (i, (env, action)) in self.envs.iter_mut().zip(actions).enumerate() {
             // The env writes its observation straight into its row: no `Step` to move, copy or
             // drop.
             let row = &mut all_next[i * obs_dim..(i + 1) * obs_dim];
-            let step = match env.step_into(action, row) {
+            let stepped = env.step_into(action, row).and_then(|step| {
+                let (mask, info) = (&mut masks[i * m..(i + 1) * m], &mut infos[i * k..(i + 1) * k]);
+                gather_after_step(&**env, step.done(), mask, info).map(|()| step)
+            });
+            let step = match stepped {
                 Ok(step) => step,
                 Err(e) => {
                     let (envs, space) = (&self.envs[..i], &self.observation_space);
@@ -1078,6 +1214,7 @@ impl VecEnv {
                 &mut self.out.next_obs,
                 &mut remote.reset_obs,
                 &mut self.infos,
+                (&mut self.out.action_masks, &mut self.out.infos),
                 &mut self.errors,
                 &mut remote.reset_errors,
             )?;
@@ -1086,10 +1223,17 @@ impl VecEnv {
             let rows = SharedRows::new(&mut self.out.next_obs, obs_dim);
             let infos = SharedRows::new(&mut self.infos, 1);
             let errors = SharedRows::new(&mut self.errors, 1);
+            let masks = SharedRows::new(&mut self.out.action_masks, self.extras.mask_len);
+            let env_infos = SharedRows::new(&mut self.out.infos, self.extras.info_keys.len());
             pool.run(n, &|i| {
                 // SAFETY: this is the task of index `i`.
                 let (env, row) = unsafe { (envs.get(i), rows.row(i)) };
-                match env.step_into(action_at(actions, i, act_dim), row) {
+                let stepped = env.step_into(action_at(actions, i, act_dim), row).and_then(|info| {
+                    // SAFETY: as above.
+                    let (mask, values) = unsafe { (masks.row(i), env_infos.row(i)) };
+                    gather_after_step(env, info.done(), mask, values).map(|()| info)
+                });
+                match stepped {
                     // SAFETY: as above.
                     Ok(info) => unsafe { infos.row(i)[0] = info },
                     // SAFETY: as above.
@@ -1127,6 +1271,17 @@ impl VecEnv {
     /// then copies `next_obs` to `obs` in one go and resets the envs whose episode ended,
     /// restarting their running sums and writing their first observations over their `obs` rows.
     fn finish_step(&mut self) -> Result<(), EnvError> {
+        self.finish_step_and_reset()?;
+        let (m, lengths) = (self.extras.mask_len, &self.episode_lengths);
+        check_masks(&self.envs, &self.action_space, &self.out.action_masks, m, |i| {
+            if lengths[i] == 0 { Origin::Reset } else { Origin::Step(lengths[i]) }
+        })
+    }
+
+    /// [`VecEnv::finish_step`] but for the check of the masks: checks the outputs, adds the
+    /// step's infos to the episodes' totals (handing over those of the episodes that ended),
+    /// and resets the envs whose episode ended (with the masks of their first states).
+    fn finish_step_and_reset(&mut self) -> Result<(), EnvError> {
         let (n, obs_dim) = (self.envs.len(), self.obs_dim);
         let out = &mut self.out;
         if !(all_finite(&out.next_obs) & all_finite_f64(&out.rewards)) {
@@ -1138,6 +1293,17 @@ impl VecEnv {
                 &self.episode_lengths,
                 internal_error(&self.id),
             ));
+        }
+        let k = self.extras.info_keys.len();
+        out.episode_infos.clear();
+        if k > 0 {
+            let (keys, totals) = (&self.extras.info_keys, &mut self.info_totals);
+            add_infos(&self.envs, keys, &out.infos, totals, &self.episode_lengths)?;
+            for episode in &out.episodes {
+                let row = &mut totals[episode.env * k..(episode.env + 1) * k];
+                out.episode_infos.extend_from_slice(row);
+                row.fill(InfoTotals::default());
+            }
         }
         let (returns, lengths) = (&mut self.episode_returns[..n], &mut self.episode_lengths[..n]);
         for (ret, &reward) in returns.iter_mut().zip(&out.rewards[..n]) {
@@ -1170,20 +1336,29 @@ impl VecEnv {
                 let (envs, space) = (SharedEnvs::new(&mut self.envs), &self.observation_space);
                 let rows = SharedRows::new(&mut out.obs, obs_dim);
                 let errors = SharedRows::new(&mut self.errors, 1);
+                let masks = SharedRows::new(&mut out.action_masks, self.extras.mask_len);
                 let episodes = &out.episodes;
                 pool.run(episodes.len(), &|k| {
                     let i = episodes[k].env;
                     // SAFETY: the episodes name distinct envs, so task `k` alone reaches env `i`.
                     let (env, row, error) = unsafe { (envs.get(i), rows.row(i), errors.row(i)) };
-                    error[0] = autoreset_into(env, space, row).err();
+                    // SAFETY: as above.
+                    let mask = unsafe { masks.row(i) };
+                    error[0] = autoreset_into(env, space, row)
+                        .and_then(|()| gather_after_reset(env, mask))
+                        .err();
                 });
                 first_task_error(&mut self.errors, out.episodes.iter().map(|e| e.env))
             }
             _ => {
+                let m = self.extras.mask_len;
                 for episode in &out.episodes {
                     let (i, env) = (episode.env, &mut self.envs[episode.env]);
                     let row = &mut out.obs[i * obs_dim..(i + 1) * obs_dim];
                     autoreset_into(&mut **env, &self.observation_space, row)
+                        .and_then(|()| {
+                            gather_after_reset(&**env, &mut out.action_masks[i * m..(i + 1) * m])
+                        })
                         .map_err(|e| e.in_vec_env(i))?;
                 }
                 Ok(())
@@ -1192,27 +1367,37 @@ impl VecEnv {
     }
 
     fn check_actions_shape(&self, actions: VecActions<'_>) -> Result<(), EnvError> {
-        let n = self.num_envs();
+        let (n, d) = (self.num_envs(), self.act_dim);
+        let values = |len: usize, what: &str| {
+            (len != n * d).then(|| {
+                format!("{len} {what} given for {n} envs with {d} per action (need {})", n * d)
+            })
+        };
         let problem = match (actions, &self.action_space) {
-            (VecActions::Discrete(a), Space::Discrete(_)) if a.len() != n => {
-                format!("{} discrete actions given for {n} envs", a.len())
+            (VecActions::Discrete(a), Space::Discrete(_)) => {
+                (a.len() != n).then(|| format!("{} discrete actions given for {n} envs", a.len()))
             }
-            (VecActions::Continuous(a), Space::Box(_)) if a.len() != n * self.act_dim => format!(
-                "{} action values given for {n} envs with {}-dimensional actions (need {})",
-                a.len(),
-                self.act_dim,
-                n * self.act_dim
-            ),
-            (VecActions::Discrete(_), Space::Discrete(_))
-            | (VecActions::Continuous(_), Space::Box(_)) => return Ok(()),
-            (VecActions::Discrete(_), space) => {
-                format!("discrete actions given but the action space is {space}")
+            (VecActions::Continuous(a), Space::Box(_)) => values(a.len(), "action values"),
+            (VecActions::MultiDiscrete(a), Space::MultiDiscrete(_)) => {
+                values(a.len(), "multi-discrete components")
             }
-            (VecActions::Continuous(_), space) => {
-                format!("continuous actions given but the action space is {space}")
+            (VecActions::MultiBinary(a), Space::MultiBinary(_)) => {
+                values(a.len(), "multi-binary values")
+            }
+            (actions, space) => {
+                let kind = match actions {
+                    VecActions::Discrete(_) => "discrete",
+                    VecActions::Continuous(_) => "continuous",
+                    VecActions::MultiDiscrete(_) => "multi-discrete",
+                    VecActions::MultiBinary(_) => "multi-binary",
+                };
+                Some(format!("{kind} actions given but the action space is {space}"))
             }
         };
-        Err(EnvError::Other { env: self.id.clone(), message: problem })
+        match problem {
+            None => Ok(()),
+            Some(message) => Err(EnvError::Other { env: self.id.clone(), message }),
+        }
     }
 
     /// Turns on running observation normalisation shared by all envs (Stable-Baselines3's
@@ -1305,6 +1490,7 @@ impl VecEnv {
             episode_returns: self.episode_returns.clone(),
             episode_lengths: self.episode_lengths.clone(),
             ready: self.ready,
+            info_totals: self.info_totals.clone(),
             normalization: self.normalization.as_ref().map(|n| NormalizationSnapshot {
                 rms: n.rms.clone(),
                 clip: n.clip,
@@ -1372,6 +1558,15 @@ impl VecEnv {
             norm.raw_obs.copy_from_slice(&saved.raw_obs);
             norm.raw_next_obs.copy_from_slice(&saved.raw_next_obs);
         }
+        if snapshot.info_totals.len() == self.info_totals.len() {
+            self.info_totals.copy_from_slice(&snapshot.info_totals);
+        } else {
+            self.info_totals.fill(InfoTotals::default());
+        }
+        if snapshot.ready {
+            // The masks are the envs' answer for their restored states.
+            self.gather_all_masks()?;
+        }
         self.ready = snapshot.ready;
         Ok(())
     }
@@ -1433,10 +1628,12 @@ fn fields_besides_envs_are_send(vec: VecEnv) {
         infos,
         errors,
         remote,
+        extras,
+        info_totals,
     } = vec;
     send((id, observation_space, action_space, obs_dim, act_dim, out, episode_returns));
     send((episode_lengths, ready, normalization, python, send_flag, pool, threads_setting));
-    send((auto_probe, auto_measured, infos, errors, remote));
+    send((auto_probe, auto_measured, infos, errors, remote, extras, info_totals));
 }
 
 impl SendVecEnv {
@@ -1471,6 +1668,10 @@ pub struct VecEnvSnapshot {
     episode_returns: Vec<f64>,
     episode_lengths: Vec<usize>,
     ready: bool,
+    /// The infos of the episodes in progress (absent from snapshots of envs without infos,
+    /// and of rlpg before infos: those restore with fresh totals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    info_totals: Vec<InfoTotals>,
     normalization: Option<NormalizationSnapshot>,
 }
 
@@ -1502,6 +1703,8 @@ impl VecEnvSnapshot {
             next_obs: obs.to_vec(),
             episode_returns: episode_returns.to_vec(),
             episode_lengths: episode_lengths.to_vec(),
+            // Asynchronous envs sum no step infos: a resume starts their sums afresh.
+            info_totals: Vec::new(),
             ready: true,
             normalization: normalization.map(|(rms, clip)| NormalizationSnapshot {
                 rms: rms.clone(),

@@ -46,8 +46,7 @@ fn in_workers(
 ) -> VecEnv {
     python_path();
     let probe = GymnasiumEnv::new(id, kw).expect("make");
-    let spaces = (probe.observation_space(), probe.action_space());
-    worker_vec_env(id, kw, spaces, n, workers, timeout).expect("workers start")
+    worker_vec_env(id, kw, &probe, n, workers, timeout).expect("workers start")
 }
 
 fn step(vec: &mut VecEnv, t: usize) -> Result<VecStep, EnvError> {

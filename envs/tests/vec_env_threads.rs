@@ -36,6 +36,8 @@ fn every_thread_count_gives_the_one_thread_results_bit_for_bit() {
         ("Pendulum-v1", 5, 450, true),
         ("Acrobot-v1", 4, 1_100, false),
         ("MountainCarContinuous-v0", 3, 2_100, true),
+        // Multi-part actions, masks and infos.
+        ("Restock-v0", 5, 150, false),
     ];
     for (id, n, steps, normalize) in cases {
         let run = |threads| {

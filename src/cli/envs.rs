@@ -43,9 +43,9 @@ fn print_envs(registry: &Registry, json: bool) -> Result<(), RunError> {
             let mut list = list;
             list.push(serde_json::json!({
                 "id": GYMNASIUM_SYNTAX.0,
-                "observation_space": "Box or Discrete",
-                "action_space": "Box or Discrete",
-                "masks_actions": false,
+                "observation_space": "Box, Discrete, MultiDiscrete or MultiBinary",
+                "action_space": "Box, Discrete, MultiDiscrete or MultiBinary",
+                "masks_actions": "when the env has action_masks()",
                 "infos": [],
                 "max_episode_steps": null,
                 "description": GYMNASIUM_SYNTAX.1,
@@ -67,7 +67,8 @@ fn print_envs(registry: &Registry, json: bool) -> Result<(), RunError> {
 #[cfg(feature = "gymnasium")]
 const GYMNASIUM_SYNTAX: (&str, &str) = (
     "gymnasium:<ID>",
-    "any Gymnasium environment with Box or Discrete spaces, e.g. gymnasium:LunarLander-v3, \
+    "any Gymnasium environment with Box, Discrete, MultiDiscrete or MultiBinary spaces (masked \
+     when it has sb3-contrib's action_masks()), e.g. gymnasium:LunarLander-v3, \
      made by gymnasium.make(ID, **env_kwargs) with Gymnasium's own time limit, in the Python of \
      RLPG_PYTHON, VIRTUAL_ENV or scripts/setup.sh --gymnasium",
 );

@@ -74,14 +74,17 @@ pub(super) fn eval(args: EvalArgs, registry: &Registry, program: &Program) -> Re
             "std_return": result.std_return,
             "episodes": result.returns.len(),
             "returns": result.returns,
+            "infos": result.infos,
             "checkpoint": path,
             "step": step,
             "training_eval_return": meta.eval_return,
         });
         println!("{out}");
     } else {
+        let infos: String =
+            result.infos.iter().map(|(name, v)| format!(", {name} {v:.2}")).collect();
         println!(
-            "mean return {:.2} ± {:.2} over {} episodes",
+            "mean return {:.2} ± {:.2} over {} episodes{infos}",
             result.mean_return,
             result.std_return,
             result.returns.len()

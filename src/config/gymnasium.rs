@@ -15,7 +15,18 @@ pub(crate) const GYMNASIUM_PREFIX: &str = "gymnasium:";
 pub(crate) fn gymnasium_entry(config: &Config) -> Result<EnvEntry, String> {
     #[cfg(feature = "gymnasium")]
     {
-        rlpg_envs::gymnasium::entry(&config.env, &config.env_kwargs_json())
+        // The info keys the config names, each its episode's last value unless said otherwise
+        // (Stable-Baselines3's Monitor logs the value at the episode's end).
+        let infos: Vec<rlpg_envs::InfoKey> = config
+            .info_keywords()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|k| rlpg_envs::InfoKey {
+                name: k.name.into(),
+                reduce: k.reduce.unwrap_or(rlpg_envs::InfoReduce::Last),
+            })
+            .collect();
+        rlpg_envs::gymnasium::entry_with_infos(&config.env, &config.env_kwargs_json(), &infos)
             .map_err(|e| e.to_string())
     }
     #[cfg(not(feature = "gymnasium"))]

@@ -33,9 +33,11 @@
 //! | `validate.rs` | [`Config::validate`] and [`Config::validate_against`] |
 //! | `error.rs` | [`ConfigError`] and its [`Location`] |
 //! | `gymnasium.rs` | env ids `gymnasium:<ID>`: their prefix, the bridge's entry for a config |
+//! | `infos.rs` | `info_keywords` ([`InfoKeyword`]), checked against the env's infos and masks |
 
 mod error;
 mod gymnasium;
+mod infos;
 mod overrides;
 mod resolve;
 mod schema;
@@ -51,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use self::error::one_line;
 pub use self::error::{ConfigError, Location};
 pub(crate) use self::gymnasium::{GYMNASIUM_PREFIX, gymnasium_entry};
+pub use self::infos::InfoKeyword;
 pub use self::overrides::Override;
 use self::resolve::{UnusedSections, resolve};
 use self::schema::{Schema, collect_leaf_keys, collect_null_leaves};
@@ -238,6 +241,14 @@ pub struct Config {
     /// for other envs.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub env_kwargs: toml::Table,
+    /// The environment's step infos to log, by name (its `Env::info_keys`, listed by `rlpg
+    /// envs`; Stable-Baselines3's `Monitor(info_keywords=...)`), e.g. `["lost_sales"]`. Each
+    /// episode's value (the sum, mean or last value over its steps, as the env declares) goes to
+    /// TensorBoard as `infos/<name>`, and the mean over the last 100 episodes to the run's
+    /// summary and `train --json`. A `gymnasium:<ID>` env reports the keys of its `info` dict
+    /// named here, each its episode's last value unless written `name:sum` or `name:mean`.
+    #[serde(default)]
+    pub info_keywords: Vec<String>,
     // Agent sections, one per agent; only the chosen agent's may be written (see
     // `Config::agent_sections`). Adding an agent takes, besides its crate's settings type
     // (`Default`, `PartialEq`, `validate(&SettingsContext) -> Result<(), InvalidSetting>` holding
@@ -330,6 +341,7 @@ impl Config {
             log_every: defaults::log_every(),
             capture_video_every: defaults::capture_video_every(),
             env_kwargs: toml::Table::new(),
+            info_keywords: Vec::new(),
             reinforce: ReinforceConfig::default(),
             pathwise: PathwiseConfig::default(),
         }

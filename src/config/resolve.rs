@@ -228,6 +228,7 @@ fn check_env(
             .map_err(|message| resolver.locate_error(invalid("env", message)))?;
         return config
             .validate_against(&spec.observation_space, &spec.action_space)
+            .and_then(|()| config.validate_env_reports(spec.masks_actions, &spec.info_keys))
             .map_err(|e| resolver.locate_error(e));
     }
     let spec = registry.spec(&config.env).map_err(|e| {
@@ -248,6 +249,7 @@ fn check_env(
     })?;
     config
         .validate_against(&spec.observation_space, &spec.action_space)
+        .and_then(|()| config.validate_env_reports(spec.masks_actions, &spec.info_keys))
         .map_err(|e| resolver.locate_error(e))
 }
 

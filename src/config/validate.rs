@@ -33,6 +33,7 @@ impl Config {
             return Err(invalid("env", "must name an environment, got an empty string"));
         }
         self.check_env_kwargs()?;
+        self.info_keywords()?;
         at_least_one("total_timesteps", self.total_timesteps)?;
         at_least_one("num_envs", self.num_envs as u64)?;
         at_least_one("eval_episodes", self.eval_episodes as u64)?;
@@ -223,6 +224,10 @@ impl Config {
         } else if self.env_workers > 0 {
             "asynchronous batches step envs of this process on threads; with env_workers the \
              envs step in worker processes (set one of them to 0)"
+                .to_owned()
+        } else if !self.info_keywords.is_empty() {
+            "asynchronous batches do not add up the env's step infos; leave info_keywords out \
+             or set async_batch = 0"
                 .to_owned()
         } else {
             return Ok(());

@@ -54,6 +54,7 @@ pub const RESUME_CHANGEABLE: &[&str] = &[
     "env_worker_timeout",
     "reinforce.backend",
     "pathwise.backend",
+    "info_keywords",
 ];
 
 /// File in a run directory where every change of settings made on resuming is appended, one
@@ -84,7 +85,7 @@ pub fn resume_with(
     let envs = Envs::resolve(options.envs, &config)?;
     let factory: EnvFactory<'_> = &envs;
     let mut probe = probe_env(&config, factory)?;
-    config.validate_against(probe.observation_space(), probe.action_space())?;
+    config.validate_against_env(&*probe)?;
     check_renders(&config, probe.as_mut())?;
     seed_torch(&config);
     let mut agent = build_agent(&config, probe.observation_space(), probe.action_space())?;

@@ -33,6 +33,8 @@ pub struct TrainedRun {
 
 /// How [`train_with`] or [`resume`](super::resume) ended without an error.
 #[derive(Debug)]
+// Made once per run: the size of the finished variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum RunOutcome {
     /// Training ran to the end.
     Finished(TrainedRun),
@@ -85,6 +87,11 @@ pub fn loop_settings(config: &Config, progress: bool) -> LoopSettings {
         progress,
         stop_at: None,
         record_target: None,
+        // Checked by `Config::validate`, so every entry parses.
+        info_keywords: config
+            .info_keywords()
+            .map(|keywords| keywords.into_iter().map(|k| k.name).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -210,7 +217,7 @@ pub fn train_with(
     let envs = Envs::resolve(options.envs, config)?;
     let factory: EnvFactory<'_> = &envs;
     let mut probe = probe_env(config, factory)?;
-    config.validate_against(probe.observation_space(), probe.action_space())?;
+    config.validate_against_env(&*probe)?;
     check_renders(config, probe.as_mut())?;
     seed_torch(config);
     let mut agent = build_agent(config, probe.observation_space(), probe.action_space())?;
@@ -357,7 +364,9 @@ fn write_summary(run_dir: &RunDir, summary: &TrainSummary) -> Result<(), RunErro
         "steps": summary.steps,
         "episodes": summary.episodes,
         "recent_mean_return": summary.recent_mean_return,
+        "recent_infos": summary.recent_infos,
         "final_eval_mean_return": summary.final_eval.mean_return,
+        "final_eval_infos": summary.final_eval.infos,
         "final_eval_std_return": summary.final_eval.std_return,
         "steps_per_second": summary.steps_per_second,
         "env_threads": summary.env_threads,

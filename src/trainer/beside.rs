@@ -27,7 +27,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
 use rlpg_agents::{Actions, Actor, ActorParams, Agent, AgentError};
-use rlpg_envs::{EnvError, EpisodeRecord, SendVecEnv, VecEnv};
+use rlpg_envs::{EnvError, EpisodeRecord, InfoTotals, SendVecEnv, VecEnv};
 
 use super::actions::ActionAdapter;
 use super::{StepError, StepRows};
@@ -49,6 +49,7 @@ struct OwnedRows {
     truncated: Vec<bool>,
     next_obs: Vec<f32>,
     episodes: Vec<EpisodeRecord>,
+    episode_infos: Vec<InfoTotals>,
 }
 
 /// A step for the actor thread: act on the envs' observations with `params`, step the envs.
@@ -187,6 +188,7 @@ impl Beside {
             truncated: &r.truncated,
             next_obs: &r.next_obs,
             episodes: &r.episodes,
+            episode_infos: &r.episode_infos,
         }
     }
 
@@ -248,5 +250,6 @@ fn act_and_step(
     rows.truncated.clone_from(&step.truncated);
     rows.next_obs.clone_from(&step.next_obs);
     rows.episodes.clone_from(&step.episodes);
+    rows.episode_infos.clone_from(&step.episode_infos);
     Ok(())
 }

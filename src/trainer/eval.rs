@@ -1,16 +1,14 @@
 //! Deterministic evaluation and evaluation videos: the agent acting outside training, on fresh
 //! environments seeded apart from the training ones.
 
-use rlpg_agents::{ActMode, Actions, Agent};
-use rlpg_envs::{DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, Stepping, VecActions};
+use rlpg_agents::{ActMode, Actions, Agent, AgentError};
+use rlpg_envs::{ActionBuf, DEFAULT_NORM_EPSILON, Env, EnvThreads, RunningMeanStd, Stepping};
 
 use super::{
     ActionAdapter, EnvFactory, EvalResult, LoopSettings, OBS_CLIP, ScalarSink, TrainError, env_err,
     io_err, make_vec_env,
 };
-use crate::video::{
-    GifEncoder, GifOptions, OwnedAction, RecordedEpisode, VideoError, record_episode,
-};
+use crate::video::{GifEncoder, GifOptions, RecordedEpisode, VideoError, record_episode};
 
 /// Runs `episodes` deterministic episodes of `agent` on fresh environments from `factory`, one
 /// episode per environment, env `i` reset with `seed + i`. `obs_rms`, when given, normalises the
@@ -46,6 +44,9 @@ fn evaluate_on(
     let mut adapter = ActionAdapter::new(vec.action_space());
     let mut obs = vec.reset(Some(seed)).map_err(env_err(0))?.to_vec();
     let mut returns: Vec<Option<f64>> = vec![None; episodes];
+    let keys = vec.info_keys().to_vec();
+    // Each info's value in each env's (first) episode.
+    let mut infos: Vec<Vec<f64>> = vec![Vec::new(); keys.len()];
     let mut steps = 0u64;
     let mut actions = Actions::default();
     let agent_err = |step: u64| move |source| TrainError::Agent { step, source };
@@ -54,9 +55,13 @@ fn evaluate_on(
         let env_actions = adapter.convert(&actions).map_err(agent_err(steps))?;
         let step = vec.step(env_actions).map_err(env_err(steps))?;
         steps += episodes as u64;
-        for ep in &step.episodes {
+        for (e, ep) in step.episodes.iter().enumerate() {
             if returns[ep.env].is_none() {
                 returns[ep.env] = Some(ep.ret);
+                for (j, key) in keys.iter().enumerate() {
+                    let totals = step.episode_infos.get(e * keys.len() + j);
+                    infos[j].extend(totals.and_then(|t| t.value(key.reduce)));
+                }
             }
         }
         obs.copy_from_slice(&step.obs);
@@ -64,7 +69,15 @@ fn evaluate_on(
     let returns: Vec<f64> = returns.into_iter().flatten().collect();
     let mean = returns.iter().sum::<f64>() / returns.len() as f64;
     let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64;
-    Ok(EvalResult { mean_return: mean, std_return: var.sqrt(), returns })
+    let infos = keys
+        .iter()
+        .zip(&infos)
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(key, values)| {
+            (key.name.to_string(), values.iter().sum::<f64>() / values.len() as f64)
+        })
+        .collect();
+    Ok(EvalResult { mean_return: mean, std_return: var.sqrt(), returns, infos })
 }
 
 /// Tag of the evaluation videos (TensorBoard's Images dashboard).
@@ -133,7 +146,7 @@ pub fn record_agent_episode(
     let mut adapter = ActionAdapter::new(env.action_space());
     let mut normalized = vec![0.0f32; obs_dim];
     let mut actions = Actions::default();
-    let act = |obs: &[f32]| -> Result<OwnedAction, rlpg_agents::AgentError> {
+    let act = |obs: &[f32]| -> Result<ActionBuf, AgentError> {
         let input = match obs_rms {
             Some(rms) => {
                 rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
@@ -142,9 +155,9 @@ pub fn record_agent_episode(
             None => obs,
         };
         agent.act(input, ActMode::Deterministic, &mut actions)?;
-        Ok(match adapter.convert(&actions)? {
-            VecActions::Discrete(a) => OwnedAction::Discrete(a[0]),
-            VecActions::Continuous(x) => OwnedAction::Continuous(x.to_vec()),
+        let width = adapter.width();
+        adapter.convert(&actions)?.get(0, width).map(ActionBuf::from).ok_or_else(|| {
+            AgentError::Invalid(format!("the agent gave no action of {width} values"))
         })
     };
     record_episode(env, Some(seed), max_steps, act, video)

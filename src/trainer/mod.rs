@@ -32,13 +32,14 @@
 //! Beside the loop: `actions` turns the agent's action tensor into env actions, `eval` runs
 //! deterministic evaluations and renders evaluation videos, `progress` draws the progress bar.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rlpg_agents::{ActMode, Actions, Agent, AgentError, Transition};
 use rlpg_envs::{
-    AsyncVecEnv, EnvError, EnvThreads, EpisodeRecord, MakeEnv, RunningMeanStd, Stepping, VecEnv,
-    VecEnvSnapshot,
+    AsyncVecEnv, EnvError, EnvThreads, EpisodeRecord, InfoReduce, InfoTotals, MakeEnv,
+    RunningMeanStd, Stepping, VecEnv, VecEnvSnapshot,
 };
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -232,6 +233,9 @@ pub struct LoopSettings {
     /// reached are recorded in [`TrainSummary::reached_target`] and training goes on to its
     /// budget (`rlpg train --target-recent`, `rlpg sweep`).
     pub record_target: Option<Target>,
+    /// Names of the env's step infos to log (`info_keywords`): each episode's value goes to
+    /// the sink as `infos/<name>`, the mean of the last 100 to [`TrainSummary::recent_infos`].
+    pub info_keywords: Vec<String>,
 }
 
 /// A return threshold that ends training early.
@@ -253,6 +257,9 @@ pub struct EvalResult {
     pub std_return: f64,
     /// Every episode's return, in env order.
     pub returns: Vec<f64>,
+    /// The mean over the episodes of each info the env reports, each episode's value added up
+    /// as the env declares (infos that no episode reported are left out).
+    pub infos: BTreeMap<String, f64>,
 }
 
 /// What a finished run reports.
@@ -264,6 +271,9 @@ pub struct TrainSummary {
     pub episodes: u64,
     /// Mean return of the last (up to) 100 training episodes.
     pub recent_mean_return: Option<f64>,
+    /// For each logged info ([`LoopSettings::info_keywords`]), its mean over the last (up to)
+    /// 100 training episodes that reported it.
+    pub recent_infos: BTreeMap<String, f64>,
     /// The final deterministic evaluation.
     pub final_eval: EvalResult,
     /// Training throughput, env steps per second of wall time (evaluation excluded).
@@ -319,6 +329,10 @@ pub struct LoopState {
     pub episodes: u64,
     /// Returns of the last (up to 100) training episodes, oldest first.
     pub recent_returns: Vec<f64>,
+    /// The values of each logged info in the last (up to 100) training episodes that reported
+    /// it, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recent_infos: BTreeMap<String, Vec<f64>>,
     /// Step at or after which the next periodic evaluation runs (`u64::MAX`: none).
     pub next_eval: u64,
     /// Step at or after which the next `charts/SPS` point is logged.
@@ -345,6 +359,7 @@ impl LoopState {
             global_step: 0,
             episodes: 0,
             recent_returns: Vec::new(),
+            recent_infos: BTreeMap::new(),
             next_eval: if settings.eval_every > 0 { settings.eval_every } else { u64::MAX },
             next_log: settings.log_every.max(1),
             next_checkpoint: if settings.checkpoint_every > 0 {
@@ -367,11 +382,62 @@ impl LoopState {
     }
 
     fn push_return(&mut self, ret: f64) {
-        if self.recent_returns.len() == RECENT_WINDOW {
-            self.recent_returns.remove(0);
-        }
-        self.recent_returns.push(ret);
+        push_recent(&mut self.recent_returns, ret);
     }
+
+    /// The mean of each logged info's recent window.
+    pub fn recent_infos(&self) -> BTreeMap<String, f64> {
+        self.recent_infos
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(name, v)| (name.clone(), v.iter().sum::<f64>() / v.len() as f64))
+            .collect()
+    }
+}
+
+/// Appends `value` to a window of the last [`RECENT_WINDOW`] values.
+fn push_recent(window: &mut Vec<f64>, value: f64) {
+    if window.len() == RECENT_WINDOW {
+        window.remove(0);
+    }
+    window.push(value);
+}
+
+/// An info the loop logs: its index in the env's infos, its tag, and how it adds up.
+struct LoggedInfo {
+    index: usize,
+    name: String,
+    tag: String,
+    reduce: InfoReduce,
+}
+
+/// The infos of `settings.info_keywords` in the env's infos (`vec.info_keys()`); an error names
+/// one the env does not report.
+fn logged_infos(vec: &VecEnv, settings: &LoopSettings) -> Result<Vec<LoggedInfo>, TrainError> {
+    let keys = vec.info_keys();
+    settings
+        .info_keywords
+        .iter()
+        .map(|name| {
+            let index = keys.iter().position(|k| k.name == *name).ok_or_else(|| {
+                let reported: Vec<&str> = keys.iter().map(|k| k.name.as_ref()).collect();
+                let env = vec.env(0).map_or_else(|| "the env".to_owned(), |e| e.id().to_owned());
+                env_err(0)(EnvError::Other {
+                    env,
+                    message: format!(
+                        "info_keywords names `{name}`, which the env does not report (it reports \
+                         {reported:?})"
+                    ),
+                })
+            })?;
+            Ok(LoggedInfo {
+                index,
+                name: name.clone(),
+                tag: format!("infos/{name}"),
+                reduce: keys[index].reduce,
+            })
+        })
+        .collect()
 }
 
 /// Where training time goes: seconds spent stepping the environments, choosing actions, and
@@ -477,6 +543,8 @@ pub struct LoopControl<'a> {
 
 /// How a controlled run ended.
 #[derive(Debug, Clone)]
+// Made once per run: the size of the finished variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum LoopOutcome {
     /// Training ran to `total_timesteps` (or its target).
     Finished(TrainSummary),
@@ -628,7 +696,8 @@ fn train_loop_inner(
     if settings.normalize_obs {
         vec.enable_obs_normalization(OBS_CLIP);
     }
-
+    let logged = logged_infos(&vec, settings)?;
+    let info_count = vec.info_keys().len();
     let mut adapter = ActionAdapter::new(vec.action_space());
     let fresh = resume.is_none();
     let mut state = match resume {
@@ -760,13 +829,21 @@ fn train_loop_inner(
                 sink.scalar(tag, value, global_step).map_err(io_err("writing metrics"))?;
             }
         }
-        for ep in step.episodes {
+        for (e, ep) in step.episodes.iter().enumerate() {
             state.episodes += 1;
             sink.scalar("charts/episodic_return", ep.ret, global_step)
                 .map_err(io_err("writing metrics"))?;
             sink.scalar("charts/episodic_length", ep.length as f64, global_step)
                 .map_err(io_err("writing metrics"))?;
             state.push_return(ep.ret);
+            for info in &logged {
+                let totals = step.episode_infos.get(e * info_count + info.index);
+                if let Some(value) = totals.and_then(|t| t.value(info.reduce)) {
+                    sink.scalar(&info.tag, value, global_step)
+                        .map_err(io_err("writing metrics"))?;
+                    push_recent(state.recent_infos.entry(info.name.clone()).or_default(), value);
+                }
+            }
         }
         if let TrainEnvs::Lockstep { vec, obs } = &mut envs {
             obs.copy_from_slice(vec.obs());
@@ -877,6 +954,7 @@ fn train_loop_inner(
         steps: global_step,
         episodes: state.episodes,
         recent_mean_return: state.recent_mean(),
+        recent_infos: state.recent_infos(),
         final_eval,
         steps_per_second: global_step as f64 / state.train_seconds.max(1e-9),
         backend: agent.backend(),
@@ -891,6 +969,8 @@ fn train_loop_inner(
 }
 
 /// The training envs: stepped in lockstep, or in asynchronous batches.
+// One per run: the size difference between the variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum TrainEnvs {
     /// A [`VecEnv`], and the observations the agent acts on next.
     Lockstep { vec: VecEnv, obs: Vec<f32> },
@@ -965,6 +1045,8 @@ struct StepRows<'a> {
     truncated: &'a [bool],
     next_obs: &'a [f32],
     episodes: &'a [EpisodeRecord],
+    /// Each finished episode's info totals, `info_keys().len()` per episode.
+    episode_infos: &'a [InfoTotals],
 }
 
 /// Why a step failed: an environment (the loop checkpoints before reporting it) or the agent
@@ -1009,6 +1091,7 @@ fn lockstep_step<'e>(
         truncated: &step.truncated,
         next_obs: &step.next_obs,
         episodes: &step.episodes,
+        episode_infos: &step.episode_infos,
     };
     Ok(rows)
 }
@@ -1057,6 +1140,7 @@ fn async_step<'e>(
                 truncated: &step.truncated,
                 next_obs: &step.next_obs,
                 episodes: &step.episodes,
+                episode_infos: &step.episode_infos,
             };
             return Ok(rows);
         }
@@ -1212,6 +1296,7 @@ mod tests {
             progress: false,
             stop_at: None,
             record_target: None,
+            info_keywords: Vec::new(),
         };
         let mut state = LoopState::start(&settings);
         assert_eq!((state.next_eval, state.next_checkpoint), (u64::MAX, u64::MAX));

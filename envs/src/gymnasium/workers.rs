@@ -28,7 +28,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crate::core::{Action, Env, EnvError, Observation, Space, Step, StepInfo};
+use crate::core::{Action, Env, EnvError, InfoKey, Observation, Space, Step, StepInfo};
 use crate::vec_env::{RemoteEnvs, VecActions, VecEnv};
 
 /// The worker program (run as `python -c`).
@@ -41,40 +41,47 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a closed worker may take to exit before it is killed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// `n` envs `gymnasium.make(ID, **kwargs)` (`id = "gymnasium:<ID>"`, the spaces those of an env
-/// made in this process) in a vector env stepped by `workers` worker processes (at most one per
-/// env), each given `timeout` to answer a step or reset.
+/// `n` envs `gymnasium.make(ID, **kwargs)` (`id = "gymnasium:<ID>"`) in a vector env stepped by
+/// `workers` worker processes (at most one per env), each given `timeout` to answer a step or
+/// reset. `like` is such an env made in this process: the workers' envs have its spaces, masks
+/// and infos ([`super::GymnasiumEnv::with_info_keys`]).
 pub fn worker_vec_env(
     id: &str,
     kwargs: &serde_json::Map<String, serde_json::Value>,
-    spaces: (&Space, &Space),
+    like: &dyn Env,
     n: usize,
     workers: usize,
     timeout: Duration,
 ) -> Result<VecEnv, EnvError> {
-    let (observation_space, action_space) = spaces;
-    let pool = WorkerPool::start(id, kwargs, spaces, n, workers, timeout)?;
-    let stand_ins = (0..n)
-        .map(|_| {
-            Box::new(WorkerEnv {
-                id: id.to_owned(),
-                observation_space: observation_space.clone(),
-                action_space: action_space.clone(),
-            }) as Box<dyn Env + Send>
-        })
-        .collect();
+    let stand_in = WorkerEnv::like(id, like);
+    let pool = WorkerPool::start(id, kwargs, &stand_in, n, workers, timeout)?;
+    let stand_ins = (0..n).map(|_| Box::new(stand_in.clone()) as Box<dyn Env + Send>).collect();
     VecEnv::new_remote(stand_ins, Box::new(pool))
 }
 
-/// What stands for an env of a worker in the vector env: its id and spaces. Stepping it alone
-/// is an error: its vector env steps it, in its worker.
-struct WorkerEnv {
+/// What stands for an env of a worker in the vector env: its id, spaces, masks and infos.
+/// Stepping it alone is an error: its vector env steps it, in its worker.
+#[derive(Clone)]
+pub(super) struct WorkerEnv {
     id: String,
     observation_space: Space,
     action_space: Space,
+    masks_actions: bool,
+    info_keys: Vec<InfoKey>,
 }
 
 impl WorkerEnv {
+    /// A stand-in named `id` for envs like `like`.
+    pub(super) fn like(id: &str, like: &dyn Env) -> Self {
+        Self {
+            id: id.to_owned(),
+            observation_space: like.observation_space().clone(),
+            action_space: like.action_space().clone(),
+            masks_actions: like.masks_actions(),
+            info_keys: like.info_keys().to_vec(),
+        }
+    }
+
     fn not_here(&self) -> EnvError {
         EnvError::Other {
             env: self.id.clone(),
@@ -97,6 +104,15 @@ impl Env for WorkerEnv {
     fn runs_python(&self) -> bool {
         true
     }
+    fn masks_actions(&self) -> bool {
+        self.masks_actions
+    }
+    fn action_mask(&self, _mask: &mut [bool]) -> Result<(), EnvError> {
+        Err(self.not_here())
+    }
+    fn info_keys(&self) -> &[InfoKey] {
+        &self.info_keys
+    }
     fn reset(&mut self, _seed: Option<u64>) -> Result<Observation, EnvError> {
         Err(self.not_here())
     }
@@ -115,12 +131,21 @@ struct Layout {
     rewards: usize,
     flags: usize,
     current: usize,
+    /// `[n * mask_len]` bytes: each env's mask of the state it acts on next.
+    masks: usize,
+    /// `[n * infos]` `f64`s: each env's infos of its last step.
+    infos: usize,
     #[serde(skip)]
     size: usize,
 }
 
 impl Layout {
-    fn new(n: usize, obs_dim: usize, act_dim: usize, workers: usize) -> Self {
+    fn new(
+        n: usize,
+        (obs_dim, act_dim): (usize, usize),
+        (mask_len, infos): (usize, usize),
+        workers: usize,
+    ) -> Self {
         // Every array starts on a cache line of its own.
         let mut end = 0;
         let mut place = |bytes: usize| {
@@ -129,13 +154,27 @@ impl Layout {
             at
         };
         let act_f32 = place(n * act_dim.max(1) * 4);
-        let act_i64 = place(n * 8);
+        // One index per env (Discrete), or per component or value (MultiDiscrete, MultiBinary).
+        let act_i64 = place(n * act_dim.max(1) * 8);
         let next_obs = place(n * obs_dim * 4);
         let reset_obs = place(n * obs_dim * 4);
         let rewards = place(n * 8);
         let flags = place(n);
         let current = place(workers * 8);
-        Self { act_f32, act_i64, next_obs, reset_obs, rewards, flags, current, size: end.max(64) }
+        let masks = place(n * mask_len.max(1));
+        let infos = place(n * infos.max(1) * 8);
+        Self {
+            act_f32,
+            act_i64,
+            next_obs,
+            reset_obs,
+            rewards,
+            flags,
+            current,
+            masks,
+            infos,
+            size: end.max(64),
+        }
     }
 }
 
@@ -256,6 +295,10 @@ struct WorkerPool {
     obs_dim: usize,
     act_dim: usize,
     action_space: Space,
+    /// Flags of each env's action mask (0: no masks).
+    mask_len: usize,
+    /// Infos each step reports.
+    infos: usize,
     timeout: Duration,
     /// Why the pool stopped working (a worker died or hung), if it did.
     broken: Option<EnvError>,
@@ -265,17 +308,20 @@ impl WorkerPool {
     fn start(
         id: &str,
         kwargs: &serde_json::Map<String, serde_json::Value>,
-        (observation_space, action_space): (&Space, &Space),
+        like: &WorkerEnv,
         n: usize,
         workers: usize,
         timeout: Duration,
     ) -> Result<Self, EnvError> {
+        let (observation_space, action_space) = (&like.observation_space, &like.action_space);
+        let mask_len = if like.masks_actions { action_space.mask_len() } else { 0 };
+        let info_names: Vec<&str> = like.info_keys.iter().map(|k| k.name.as_ref()).collect();
         let other = |message: String| EnvError::Other { env: id.to_owned(), message };
         let gym_id = id.strip_prefix(super::ID_PREFIX).unwrap_or(id);
         let python = super::python_env().map_err(other)?;
         let workers = workers.clamp(1, n.max(1));
         let (obs_dim, act_dim) = (observation_space.flat_dim(), action_space.flat_dim());
-        let layout = Layout::new(n, obs_dim, act_dim, workers);
+        let layout = Layout::new(n, (obs_dim, act_dim), (mask_len, info_names.len()), workers);
         let shm = SharedMemory::create(layout.size)
             .map_err(|e| other(format!("cannot create the workers' shared memory: {e}")))?;
         // No worker is at any env yet.
@@ -290,6 +336,8 @@ impl WorkerPool {
             obs_dim,
             act_dim,
             action_space: action_space.clone(),
+            mask_len,
+            infos: info_names.len(),
             timeout,
             broken: None,
         };
@@ -308,6 +356,8 @@ impl WorkerPool {
                 "count": count,
                 "obs_dim": obs_dim,
                 "act_dim": act_dim,
+                "mask_len": mask_len,
+                "info_names": info_names,
                 "worker": w,
                 "workers": workers,
                 "parent": std::process::id(),
@@ -490,9 +540,9 @@ impl WorkerPool {
                 return EnvError::InvalidOutput {
                     env,
                     message: format!(
-                        "{} returned what does not fit Gymnasium's step tuple or the observation \
-                         space ({} values): {}",
-                        failure.during, self.obs_dim, failure.message
+                        "{} returned what does not fit Gymnasium's step tuple, the observation \
+                         space ({} values), the action mask ({} flags) or numeric infos: {}",
+                        failure.during, self.obs_dim, self.mask_len, failure.message
                     ),
                 };
             }
@@ -559,6 +609,7 @@ impl RemoteEnvs for WorkerPool {
         &mut self,
         seed: Option<u64>,
         obs: &mut [f32],
+        masks: &mut [bool],
         errors: &mut [Option<EnvError>],
     ) -> Result<(), EnvError> {
         errors.iter_mut().for_each(|e| *e = None);
@@ -577,6 +628,7 @@ impl RemoteEnvs for WorkerPool {
         // SAFETY: between exchanges; the layout holds `n * obs_dim` values there.
         let rows = unsafe { self.shm.slice::<f32>(self.layout.reset_obs, self.n * self.obs_dim) };
         obs.copy_from_slice(rows);
+        self.read_masks(masks);
         Ok(())
     }
 
@@ -587,6 +639,7 @@ impl RemoteEnvs for WorkerPool {
         next_obs: &mut [f32],
         reset_obs: &mut [f32],
         infos: &mut [StepInfo],
+        (masks, env_infos): (&mut [bool], &mut [f64]),
         step_errors: &mut [Option<EnvError>],
         reset_errors: &mut [Option<EnvError>],
     ) -> Result<(), EnvError> {
@@ -594,14 +647,15 @@ impl RemoteEnvs for WorkerPool {
         reset_errors.iter_mut().for_each(|e| *e = None);
         let (n, act_dim, obs_dim) = (self.n, self.act_dim, self.obs_dim);
         // As in one process, an action outside the space is refused before anything steps.
-        for i in 0..n {
-            let action = match actions {
-                VecActions::Discrete(a) => Action::Discrete(a[i]),
-                VecActions::Continuous(a) => Action::Continuous(&a[i * act_dim..(i + 1) * act_dim]),
+        for (i, error) in step_errors.iter_mut().enumerate().take(n) {
+            let Some(action) = actions.get(i, act_dim) else {
+                return Err(EnvError::Other {
+                    env: self.id.clone(),
+                    message: format!("no action for env {i} of {n}"),
+                });
             };
             if !self.action_space.contains(action) {
-                step_errors[i] =
-                    Some(EnvError::invalid_action(&self.id, action, &self.action_space));
+                *error = Some(EnvError::invalid_action(&self.id, action, &self.action_space));
                 return Ok(());
             }
         }
@@ -610,12 +664,15 @@ impl RemoteEnvs for WorkerPool {
             let (f32s, i64s) = unsafe {
                 (
                     self.shm.slice::<f32>(self.layout.act_f32, n * act_dim.max(1)),
-                    self.shm.slice::<i64>(self.layout.act_i64, n),
+                    self.shm.slice::<i64>(self.layout.act_i64, n * act_dim.max(1)),
                 )
             };
             match actions {
-                VecActions::Discrete(a) => {
+                VecActions::Discrete(a) | VecActions::MultiDiscrete(a) => {
                     i64s.iter_mut().zip(a).for_each(|(x, &a)| *x = a as i64);
+                }
+                VecActions::MultiBinary(a) => {
+                    i64s.iter_mut().zip(a).for_each(|(x, &a)| *x = i64::from(a));
                 }
                 VecActions::Continuous(a) => f32s[..a.len()].copy_from_slice(a),
             }
@@ -654,7 +711,28 @@ impl RemoteEnvs for WorkerPool {
                 reset_obs[row.clone()].copy_from_slice(&first[row]);
             }
         }
+        self.read_masks(masks);
+        if self.infos > 0 {
+            // SAFETY: between exchanges; the layout holds `n * infos` values there.
+            env_infos.copy_from_slice(unsafe {
+                self.shm.slice::<f64>(self.layout.infos, n * self.infos)
+            });
+        }
         Ok(())
+    }
+}
+
+impl WorkerPool {
+    /// The masks the workers wrote (of the states to act on next) into `masks`.
+    fn read_masks(&self, masks: &mut [bool]) {
+        if self.mask_len == 0 {
+            return;
+        }
+        // SAFETY: between exchanges; the layout holds `n * mask_len` bytes there.
+        let bytes = unsafe { self.shm.slice::<u8>(self.layout.masks, self.n * self.mask_len) };
+        for (flag, &byte) in masks.iter_mut().zip(bytes.iter()) {
+            *flag = byte != 0;
+        }
     }
 }
 

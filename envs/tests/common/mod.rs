@@ -3,7 +3,7 @@
 //! what a vector env returned.
 #![allow(dead_code)]
 
-use rlpg_envs::{EnvError, Space, VecActions, VecEnv, VecStep};
+use rlpg_envs::{ActionBuf, EnvError, Space, VecActions, VecEnv, VecStep};
 
 /// Steps `vec` with step `t`'s pseudo-random actions (the same for every run), inside the
 /// action space.
@@ -22,7 +22,42 @@ pub fn step_pseudo_random(vec: &mut VecEnv, t: usize) -> Result<&VecStep, EnvErr
                 .collect();
             vec.step(VecActions::Continuous(&values))
         }
-        other => panic!("no case here has the action space {other}"),
+        space => {
+            // Multi-part actions: each env's drawn uniformly within its mask, from a generator
+            // seeded with `t`.
+            use rand::SeedableRng;
+            let mut rng = rand_pcg::Pcg64::seed_from_u64(t as u64);
+            let m = vec.mask_len();
+            let draws: Vec<_> = (0..n)
+                .map(|i| {
+                    let mask = vec.action_masks().map(|masks| &masks[i * m..(i + 1) * m]);
+                    space.sample(&mut rng, mask).expect("a valid mask")
+                })
+                .collect();
+            match space {
+                Space::MultiDiscrete(_) => {
+                    let flat: Vec<usize> = draws
+                        .iter()
+                        .flat_map(|a| match a {
+                            ActionBuf::MultiDiscrete(v) => v.clone(),
+                            other => panic!("{other} is not multi-discrete"),
+                        })
+                        .collect();
+                    vec.step(VecActions::MultiDiscrete(&flat))
+                }
+                Space::MultiBinary(_) => {
+                    let flat: Vec<bool> = draws
+                        .iter()
+                        .flat_map(|a| match a {
+                            ActionBuf::MultiBinary(v) => v.clone(),
+                            other => panic!("{other} is not multi-binary"),
+                        })
+                        .collect();
+                    vec.step(VecActions::MultiBinary(&flat))
+                }
+                other => panic!("no case here has the action space {other}"),
+            }
+        }
     }
 }
 
@@ -34,13 +69,16 @@ pub fn bits(values: &[f32]) -> Vec<u32> {
 /// Everything a step returned, floats as bit patterns.
 pub fn describe(step: &VecStep) -> String {
     let rewards: Vec<u64> = step.rewards.iter().map(|r| r.to_bits()).collect();
+    let infos: Vec<u64> = step.infos.iter().map(|r| r.to_bits()).collect();
     format!(
-        "{:?} {:?} {rewards:?} {:?} {:?} {:?}",
+        "{:?} {:?} {rewards:?} {:?} {:?} {:?} masks {:?} infos {infos:?} {:?}",
         bits(&step.obs),
         bits(&step.next_obs),
         step.terminated,
         step.truncated,
-        step.episodes
+        step.episodes,
+        step.action_masks,
+        step.episode_infos
     )
 }
 
