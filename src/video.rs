@@ -400,7 +400,8 @@ pub struct RecordedEpisode {
 /// observation, and pushes a rendered frame into `video` after the reset and after every step
 /// (so `length + 1` frames, as Gymnasium's `RecordVideo`). Stops when the episode ends or after
 /// `max_steps` steps. `act` sees the env's own observations: a caller that trained on
-/// normalised observations normalises inside `act`.
+/// normalised observations normalises inside `act`; and, when the env declares action masks
+/// (`Env::masks_actions`), the mask of the state (`None` otherwise).
 ///
 /// Frames go straight into the encoder rather than into a `Vec<Frame>`: a CartPole episode of
 /// 500 raw frames would take 360 MB.
@@ -408,7 +409,7 @@ pub fn record_episode<E>(
     env: &mut dyn Env,
     seed: Option<u64>,
     max_steps: usize,
-    mut act: impl FnMut(&[f32]) -> Result<ActionBuf, E>,
+    mut act: impl FnMut(&[f32], Option<&[bool]>) -> Result<ActionBuf, E>,
     video: &mut GifEncoder,
 ) -> Result<RecordedEpisode, VideoError>
 where
@@ -417,8 +418,15 @@ where
     let mut obs = env.reset(seed)?;
     video.push(&env.render()?)?;
     let mut episode = RecordedEpisode { episode_return: 0.0, length: 0, done: false };
+    let mut mask = vec![true; if env.masks_actions() { env.action_space().mask_len() } else { 0 }];
     while episode.length < max_steps {
-        let action = act(&obs).map_err(|e| VideoError::Act(e.into()))?;
+        let masks = if mask.is_empty() {
+            None
+        } else {
+            env.action_mask(&mut mask)?;
+            Some(&mask[..])
+        };
+        let action = act(&obs, masks).map_err(|e| VideoError::Act(e.into()))?;
         let step = env.step(action.as_action())?;
         episode.episode_return += step.reward;
         episode.length += 1;

@@ -92,7 +92,7 @@ fn an_info_the_env_does_not_report_and_masks_an_agent_cannot_use_are_config_erro
         "{}",
         text(&out.stderr)
     );
-    let out = train(&["env=Restock-v0", "agent=reinforce"]);
+    let out = train(&["env=Restock-v0", "agent=pathwise"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("declares action masks"), "{}", text(&out.stderr));
     assert!(std::fs::read_dir(&dir).map_or(0, |d| d.count()) == 0, "no run directory is made");

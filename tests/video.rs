@@ -48,7 +48,7 @@ fn cartpole() -> TimeLimit<RenderedCartPole> {
 }
 
 /// A hand-made controller that balances CartPole for the whole 500 steps.
-fn balance(obs: &[f32]) -> Result<ActionBuf, String> {
+fn balance(obs: &[f32], _masks: Option<&[bool]>) -> Result<ActionBuf, String> {
     let push = obs[2] + 0.5 * obs[3] + 0.05 * obs[0] + 0.1 * obs[1];
     Ok(ActionBuf::Discrete(usize::from(push > 0.0)))
 }
@@ -183,7 +183,9 @@ fn record_episode_stops_at_max_steps_and_reports_policy_and_render_errors() {
     let episode = record_episode(&mut env, Some(0), 7, balance, &mut video).expect("record");
     assert_eq!((episode.length, episode.done, video.frames()), (7, false, 8));
 
-    let failing = |_: &[f32]| -> Result<ActionBuf, String> { Err("no checkpoint".into()) };
+    let failing = |_: &[f32], _: Option<&[bool]>| -> Result<ActionBuf, String> {
+        Err("no checkpoint".into())
+    };
     let err = record_episode(&mut env, Some(0), 7, failing, &mut video).expect_err("act fails");
     assert_eq!(err.to_string(), "the policy failed to act: no checkpoint");
 

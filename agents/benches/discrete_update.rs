@@ -70,6 +70,7 @@ fn agent(backend: BackendChoice) -> Pathwise {
                 terminated: &[i % 100 == 99],
                 truncated: &[false],
                 next_obs: &next,
+                masks: None,
             })
             .expect("observe");
     }

@@ -111,6 +111,7 @@ fn sac_agent(backend: BackendChoice) -> Pathwise {
                 terminated: &[false],
                 truncated: &[i % 200 == 199],
                 next_obs: &next,
+                masks: None,
             })
             .expect("observe");
     }

@@ -192,6 +192,9 @@ pub struct Transition<'a> {
     /// `[n, obs_dim]` the observation each action led to. For an env whose episode ended on this
     /// step this is the episode's **final** observation, not the first one of the next episode.
     pub next_obs: &'a [f32],
+    /// `[n, mask_len]` the action masks the actions were chosen under ([`Agent::act_masked`]),
+    /// when the envs declare masks: the update evaluates the policy under the same masks.
+    pub masks: Option<&'a [bool]>,
 }
 
 /// A copy of an agent's exploring policy that chooses actions on another thread while the agent
@@ -264,6 +267,27 @@ pub trait Agent {
     /// (possibly outside the action bounds; the trainer clips what it sends to the
     /// environment). Errors on observations of the wrong width and in the backend.
     fn act(&mut self, obs: &[f32], mode: ActMode, actions: &mut Actions) -> Result<(), AgentError>;
+
+    /// [`Agent::act`] within action masks: `masks` (`[n, mask_len]`, the action space's
+    /// `Space::mask_len` layout; `None`: every action allowed) says which choices each row may
+    /// take, and no action outside them is chosen (sb3-contrib's `MaskablePPO` semantics: the
+    /// masked distribution is sampled, or its mode taken). The default accepts no masks: an
+    /// agent that cannot sample within them says so instead of choosing refused actions.
+    fn act_masked(
+        &mut self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        mode: ActMode,
+        actions: &mut Actions,
+    ) -> Result<(), AgentError> {
+        match masks {
+            None => self.act(obs, mode, actions),
+            Some(_) => Err(AgentError::Invalid(format!(
+                "the {} agent cannot act within action masks",
+                self.name()
+            ))),
+        }
+    }
 
     /// Records one step of experience; returns the metrics of an update if one happened.
     fn observe(&mut self, transition: &Transition<'_>) -> Result<Option<Metrics>, AgentError>;

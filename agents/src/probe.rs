@@ -12,7 +12,8 @@
 use rlpg_envs::Space;
 use tch::{Device, Kind, Tensor};
 
-use crate::backend::{Backend, Torch};
+use crate::agent::{Actions, AgentError};
+use crate::backend::{Backend, Ops, Torch};
 use crate::distributions::{ActionHead, PolicyDistribution};
 use crate::optim::FlatParams;
 use crate::scaffold::Net;
@@ -77,6 +78,11 @@ impl ProbeOps<'_> {
     pub(crate) fn draw(&self, rows: usize) -> Tensor {
         match self.space {
             Space::Discrete(_) => Tensor::rand([rows as i64, 1], (Kind::Float, Device::Cpu)),
+            // One uniform per component or value.
+            Space::MultiDiscrete(_) | Space::MultiBinary(_) => {
+                let parts = self.space.mask_components().len() as i64;
+                Tensor::rand([rows as i64, parts], (Kind::Float, Device::Cpu))
+            }
             _ => gaussian_noise(rows, self.space.flat_dim()),
         }
     }
@@ -84,7 +90,20 @@ impl ProbeOps<'_> {
     /// The policy's distributions at `obs`, differentiable in its parameters.
     fn distribution(&self, b: &mut Torch, obs: &Tensor) -> PolicyDistribution<Torch> {
         let outputs = b.mlp(self.policy, 0, obs);
-        self.head.distribution(b, self.policy, &outputs)
+        self.head.distribution(b, self.policy, &outputs, None)
+    }
+
+    /// The sampled multi-part action for uniform `noise` (`[rows, parts]`) by the head's own
+    /// acting rule, as [`Actions`].
+    fn act_multi(&self, obs: &Tensor, noise: &Tensor) -> Result<Actions, AgentError> {
+        let mut b = Torch::new(obs.device());
+        let outputs = tch::no_grad(|| b.mlp(self.policy, 0, obs));
+        let (mut host, mut u) = (Vec::new(), Vec::new());
+        b.to_host(&outputs, &mut host)?;
+        b.to_host(noise, &mut u)?;
+        let mut actions = Actions::default();
+        self.head.act(&host, None, Some(&u), None, &mut actions)?;
+        Ok(actions)
     }
 
     /// The sampled action for `noise`: inverse-CDF sampling of the categorical from one
@@ -105,6 +124,13 @@ impl ProbeOps<'_> {
                 below.clamp_max(n - 1)
             }
             PolicyDistribution::Gaussian(d) => d.rsample_from_noise(&mut b, noise).detach(),
+            PolicyDistribution::MultiCategorical(_) | PolicyDistribution::Bernoulli(_) => {
+                match self.act_multi(obs, noise) {
+                    Ok(actions) => actions.to_tensor(),
+                    // The head's rule fails only on masks, which a probe does not pass.
+                    Err(e) => panic!("a probe's multi-part action: {e}"),
+                }
+            }
         }
     }
 
@@ -120,6 +146,12 @@ impl ProbeOps<'_> {
                 let actions = d.rsample_from_noise(&mut b, noise).detach();
                 d.log_prob(&mut b, &actions)
             }
+            dist @ (PolicyDistribution::MultiCategorical(_) | PolicyDistribution::Bernoulli(_)) => {
+                match self.act_multi(obs, noise).and_then(|a| dist.log_prob(&mut b, &a)) {
+                    Ok(log_prob) => log_prob,
+                    Err(e) => panic!("a probe's multi-part log-probability: {e}"),
+                }
+            }
         };
         log_prob.view([-1])
     }
@@ -129,8 +161,8 @@ impl ProbeOps<'_> {
     pub(crate) fn reparameterized(&self, obs: &Tensor, noise: &Tensor) -> Option<Tensor> {
         let mut b = Torch::new(obs.device());
         match self.distribution(&mut b, obs) {
-            PolicyDistribution::Categorical(_) => None,
             PolicyDistribution::Gaussian(d) => Some(d.rsample_from_noise(&mut b, noise)),
+            _ => None,
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct RolloutBuffer {
     rewards: Vec<f64>,
     terminated: Vec<bool>,
     truncated: Vec<bool>,
+    /// The action masks each action was chosen under, `[len * n_envs * mask_len]` (empty
+    /// without masks; the first step fixes `mask_len`).
+    masks: Vec<bool>,
+    mask_len: usize,
 }
 
 impl RolloutBuffer {
@@ -61,6 +65,8 @@ impl RolloutBuffer {
             rewards: Vec::with_capacity(n),
             terminated: Vec::with_capacity(n),
             truncated: Vec::with_capacity(n),
+            masks: Vec::new(),
+            mask_len: 0,
         }
     }
 
@@ -88,7 +94,25 @@ impl RolloutBuffer {
         check("terminated", t.terminated.len(), n)?;
         check("truncated", t.truncated.len(), n)?;
         check("actions", t.actions.rows(), n)?;
+        let mask_len = match t.masks {
+            Some(m) if m.len() % n == 0 && !m.is_empty() => m.len() / n,
+            Some(m) => {
+                return Err(AgentError::Invalid(format!(
+                    "transition masks have {} flags, which do not fill {n} rows",
+                    m.len()
+                )));
+            }
+            None => 0,
+        };
+        if self.steps > 0 && mask_len != self.mask_len {
+            return Err(AgentError::Invalid(format!(
+                "transition masks have {mask_len} flags a row; this rollout holds {} (0: none)",
+                self.mask_len
+            )));
+        }
         self.append_actions(t.actions)?;
+        self.mask_len = mask_len;
+        self.masks.extend_from_slice(t.masks.unwrap_or_default());
         self.obs.extend_from_slice(t.obs);
         self.next_obs.extend_from_slice(t.next_obs);
         self.steps += 1;
@@ -159,6 +183,7 @@ impl RolloutBuffer {
         self.rewards.clear();
         self.terminated.clear();
         self.truncated.clear();
+        self.masks.clear();
     }
 
     /// Steps per rollout.
@@ -201,10 +226,17 @@ impl RolloutBuffer {
         &self.truncated
     }
 
+    /// The action masks the actions were chosen under, `[len * n_envs * mask_len]`
+    /// step-major, or `None` when the transitions carried none.
+    pub fn masks(&self) -> Option<&[bool]> {
+        (self.mask_len > 0).then_some(&self.masks[..])
+    }
+
     /// The stored steps as named tensors under `prefix`, for checkpoints taken mid-rollout:
     /// `{prefix}/steps` (`Int64 [1]`), and when it is not 0 `{prefix}/obs`, `{prefix}/next_obs`
     /// (`Float`), `{prefix}/rewards` (`Double`), `{prefix}/terminated`, `{prefix}/truncated`
-    /// (`Bool`) and `{prefix}/actions` (as [`RolloutBuffer::actions`]).
+    /// (`Bool`), `{prefix}/actions` (as [`RolloutBuffer::actions`]) and, with masks,
+    /// `{prefix}/masks` (`Bool [len * n_envs, mask_len]`).
     pub fn state_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut state = vec![(format!("{prefix}/steps"), Tensor::from_slice(&[self.len() as i64]))];
         if !self.is_empty() {
@@ -216,6 +248,10 @@ impl RolloutBuffer {
                 (format!("{prefix}/truncated"), Tensor::from_slice(&self.truncated)),
                 (format!("{prefix}/actions"), self.actions.to_tensor()),
             ]);
+            if self.mask_len > 0 {
+                let masks = Tensor::from_slice(&self.masks).view([-1, self.mask_len as i64]);
+                state.push((format!("{prefix}/masks"), masks));
+            }
         }
         state
     }
@@ -283,7 +319,26 @@ impl RolloutBuffer {
             Kind::Float => Actions::Floats { values: Vec::<f32>::try_from(&flat)?, width },
             _ => return Err(bad_actions()),
         };
+        let (masks, mask_len) = match tensors.iter().find(|(n, _)| *n == format!("{prefix}/masks"))
+        {
+            None => (Vec::new(), 0),
+            Some((_, t)) => {
+                let size = t.size();
+                let width = size.get(1).copied().unwrap_or(0).max(0) as usize;
+                if t.kind() != Kind::Bool || size.len() != 2 || size[0] != rows as i64 || width == 0
+                {
+                    return Err(AgentError::Invalid(format!(
+                        "checkpoint tensor '{prefix}/masks' is {:?} {size:?}, expected Bool \
+                         [{rows}, mask length]",
+                        t.kind()
+                    )));
+                }
+                (Vec::<bool>::try_from(&t.f_flatten(0, -1)?)?, width)
+            }
+        };
         self.clear();
+        self.masks = masks;
+        self.mask_len = mask_len;
         self.obs = obs;
         self.next_obs = next_obs;
         self.rewards = rewards;
@@ -489,6 +544,7 @@ mod tests {
                     terminated: &[false, t == 1],
                     truncated: &[t == 1, false],
                     next_obs: &obs,
+                    masks: None,
                 })
                 .unwrap();
         }
@@ -504,6 +560,7 @@ mod tests {
             terminated: &[false; 2],
             truncated: &[false; 2],
             next_obs: &[0.0; 2],
+            masks: None,
         });
         assert!(full.is_err(), "pushing into a full buffer must fail");
         buffer.clear();
@@ -522,6 +579,7 @@ mod tests {
                 terminated: &[false; 2],
                 truncated: &[false; 2],
                 next_obs: &[0.0; 6],
+                masks: None,
             })
             .unwrap_err();
         assert!(err.to_string().contains("rewards has 3 values"), "unexpected error: {err}");
@@ -538,6 +596,7 @@ mod tests {
                 terminated: &[false, false],
                 truncated: &[false, false],
                 next_obs: &[1.0, 2.0],
+                masks: None,
             }
         }
         let floats = Actions::Floats { values: vec![0.5, -1.5, 2.0, 0.25], width: 2 };
@@ -567,6 +626,8 @@ mod tests {
             let obs: Vec<f32> = (0..6).map(|i| (t * 6 + i) as f32).collect();
             let next_obs: Vec<f32> = obs.iter().map(|x| x + 0.5).collect();
             let actions = indices(&[t as i64, 1 - t as i64]);
+            // Two envs, masks of 3 flags each.
+            let masks = [t != 0, true, false, true, t == 1, true];
             buffer
                 .push(&Transition {
                     obs: &obs,
@@ -575,6 +636,7 @@ mod tests {
                     terminated: &[t == 1, false],
                     truncated: &[false, t == 2],
                     next_obs: &next_obs,
+                    masks: Some(&masks),
                 })
                 .expect("push");
         }
@@ -586,6 +648,8 @@ mod tests {
         assert_eq!((copy.rewards(), copy.terminated()), (buffer.rewards(), buffer.terminated()));
         assert_eq!(copy.truncated(), buffer.truncated());
         assert_eq!(copy.actions(), &indices(&[0, 1, 1, 0, 2, -1]));
+        assert_eq!(copy.masks().map(<[bool]>::len), Some(18), "masks of 3 steps, 2 envs, 3 flags");
+        assert_eq!(copy.masks(), buffer.masks());
 
         let mut empty = RolloutBuffer::new(4, 2, 3);
         empty.load_state_tensors("rollout", &empty.state_tensors("rollout")).expect("load");

@@ -254,6 +254,7 @@ fn run(case: &Case) -> bool {
             terminated: &terminated,
             truncated: &truncated,
             next_obs: &next_obs,
+            masks: None,
         };
         tch::manual_seed(seed + step as i64);
         let mk = kernel.observe(&t).unwrap_or_else(|e| panic!("{}: kernel: {e}", case.name));

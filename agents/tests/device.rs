@@ -47,6 +47,7 @@ fn feed(agent: &mut dyn Agent, steps: usize) {
             terminated: &[i % 17 == 16, false],
             truncated: &[false, i % 23 == 22],
             next_obs: &next,
+            masks: None,
         };
         agent.observe(&transition).expect("observe");
     }

@@ -92,6 +92,7 @@ fn train(cfg: &PathwiseConfig, seed: u64, total_steps: usize) -> Run {
                 terminated: &s.terminated,
                 truncated: &s.truncated,
                 next_obs: &s.next_obs,
+                masks: None,
             })
             .unwrap();
         for (tag, v) in metrics.iter().flatten() {

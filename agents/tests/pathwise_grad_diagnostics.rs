@@ -66,6 +66,7 @@ fn run(
                 terminated: &[false],
                 truncated: &[i % 50 == 49],
                 next_obs: &obs_at(i + 1),
+                masks: None,
             })
             .unwrap();
         reports.extend(report);

@@ -84,6 +84,7 @@ fn train(
                 terminated: &s.terminated,
                 truncated: &s.truncated,
                 next_obs: &s.next_obs,
+                masks: None,
             })
             .unwrap();
         if let Some(m) = metrics {

@@ -154,6 +154,7 @@ fn store(agent: &mut Pathwise, obs: &[f32], action: &Actions, reward: f64, end: 
             terminated: &[terminated],
             truncated: &[truncated],
             next_obs: &NEXT,
+            masks: None,
         })
         .expect("observe");
     assert!(metrics.is_none(), "no update before learning_starts");
@@ -385,6 +386,7 @@ fn discrete_soft_targets_are_the_exact_expectation_over_actions() {
                             terminated: &[terminated],
                             truncated: &[false],
                             next_obs: &next,
+                            masks: None,
                         })
                         .unwrap();
                     assert_eq!(stored_terminated(&agent, 3, 3), [f64::from(u8::from(terminated))]);
@@ -469,6 +471,7 @@ fn the_critic_step_moves_only_the_critic_and_the_actor_step_only_the_actor() {
                             terminated: &[i % 7 == 0],
                             truncated: &[i % 11 == 0],
                             next_obs: &[x.sin(), x.cos(), -x],
+                            masks: None,
                         })
                         .unwrap();
                 }
@@ -554,6 +557,7 @@ fn a_checkpoint_moves_between_backends_and_both_continue_alike() {
                     terminated: &[i % 7 == 0],
                     truncated: &[false],
                     next_obs: &[x.sin(), x.cos(), -x],
+                    masks: None,
                 })
                 .unwrap();
         }

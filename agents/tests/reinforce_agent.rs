@@ -81,6 +81,7 @@ fn bandit_step(
         terminated: &vec![true; n],
         truncated: &vec![false; n],
         next_obs: obs,
+        masks: None,
     })
 }
 
@@ -272,6 +273,7 @@ fn a_loaded_checkpoint_resumes_training_exactly() {
                 terminated: &[true; 4],
                 truncated: &[false; 4],
                 next_obs: &obs,
+                masks: None,
             })
             .unwrap();
         assert!(metrics.is_some(), "the restored partial rollout should complete on this step");
@@ -334,6 +336,7 @@ fn construction_and_observation_errors_name_the_problem() {
             terminated: &[false; 2],
             truncated: &[false; 2],
             next_obs: &[0.0; 4],
+            masks: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("obs has 3 values, expected 4"), "unexpected error: {err}");
@@ -348,6 +351,7 @@ fn construction_and_observation_errors_name_the_problem() {
             terminated: &[false; 2],
             truncated: &[false; 2],
             next_obs: &[0.0; 4],
+            masks: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("2 rows of 1 floats"), "unexpected error: {err}");
@@ -666,6 +670,7 @@ fn a_checkpoint_moves_between_backends_and_resumes_alike() {
                     terminated: &[true; 4],
                     truncated: &[false; 4],
                     next_obs: &obs,
+                    masks: None,
                 })
                 .unwrap();
             assert!(metrics.is_some(), "{from} → {to}: the partial rollout should complete");

@@ -71,6 +71,7 @@ fn train(cfg: &ReinforceConfig, seed: u64, num_envs: usize, total_steps: usize) 
                 terminated: &step.terminated,
                 truncated: &step.truncated,
                 next_obs: &step.next_obs,
+                masks: None,
             })
             .unwrap();
         obs.copy_from_slice(&step.obs);

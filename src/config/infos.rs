@@ -101,13 +101,13 @@ impl Config {
                 ));
             }
         }
-        if masks_actions {
+        if masks_actions && self.agent != super::AgentKind::Reinforce {
             return Err(invalid(
                 "agent",
                 format!(
                     "{env} declares action masks (some actions are not allowed in some states), \
                      and agent = \"{}\" cannot sample within them yet; it would choose actions the \
-                     env refuses",
+                     env refuses (agent = \"reinforce\" samples within them)",
                     self.agent
                 ),
             ));

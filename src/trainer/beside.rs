@@ -189,6 +189,9 @@ impl Beside {
             next_obs: &r.next_obs,
             episodes: &r.episodes,
             episode_infos: &r.episode_infos,
+            // Acting beside learning is the pathwise agent's, which takes no masked envs (the
+            // settings refuse them).
+            masks: None,
         }
     }
 

@@ -50,8 +50,12 @@ fn evaluate_on(
     let mut steps = 0u64;
     let mut actions = Actions::default();
     let agent_err = |step: u64| move |source| TrainError::Agent { step, source };
+    // The masks of the states acted on (greedy actions within them), when the envs have masks.
+    let mut masks: Option<Vec<bool>> = vec.action_masks().map(<[bool]>::to_vec);
     while returns.iter().any(Option::is_none) {
-        agent.act(&obs, ActMode::Deterministic, &mut actions).map_err(agent_err(steps))?;
+        agent
+            .act_masked(&obs, masks.as_deref(), ActMode::Deterministic, &mut actions)
+            .map_err(agent_err(steps))?;
         let env_actions = adapter.convert(&actions).map_err(agent_err(steps))?;
         let step = vec.step(env_actions).map_err(env_err(steps))?;
         steps += episodes as u64;
@@ -65,6 +69,9 @@ fn evaluate_on(
             }
         }
         obs.copy_from_slice(&step.obs);
+        if let Some(m) = &mut masks {
+            m.copy_from_slice(&step.action_masks);
+        }
     }
     let returns: Vec<f64> = returns.into_iter().flatten().collect();
     let mean = returns.iter().sum::<f64>() / returns.len() as f64;
@@ -146,7 +153,7 @@ pub fn record_agent_episode(
     let mut adapter = ActionAdapter::new(env.action_space());
     let mut normalized = vec![0.0f32; obs_dim];
     let mut actions = Actions::default();
-    let act = |obs: &[f32]| -> Result<ActionBuf, AgentError> {
+    let act = |obs: &[f32], masks: Option<&[bool]>| -> Result<ActionBuf, AgentError> {
         let input = match obs_rms {
             Some(rms) => {
                 rms.normalize(obs, &mut normalized, DEFAULT_NORM_EPSILON, OBS_CLIP);
@@ -154,7 +161,7 @@ pub fn record_agent_episode(
             }
             None => obs,
         };
-        agent.act(input, ActMode::Deterministic, &mut actions)?;
+        agent.act_masked(input, masks, ActMode::Deterministic, &mut actions)?;
         let width = adapter.width();
         adapter.convert(&actions)?.get(0, width).map(ActionBuf::from).ok_or_else(|| {
             AgentError::Invalid(format!("the agent gave no action of {width} values"))

@@ -735,7 +735,8 @@ fn train_loop_inner(
         envs.reset(Some(seed)).map_err(env_err(step))?;
         TrainEnvs::Async { envs, actions: None }
     } else {
-        TrainEnvs::Lockstep { obs: vec.obs().to_vec(), vec }
+        let masks = vec.action_masks().map(<[bool]>::to_vec);
+        TrainEnvs::Lockstep { obs: vec.obs().to_vec(), masks, vec }
     };
     if fresh {
         let snapshot = envs.snapshot();
@@ -765,8 +766,9 @@ fn train_loop_inner(
         tch::manual_seed(step_seed(settings.seed, state.global_step));
         let phases = &mut state.phase_seconds;
         let stepped = match &mut envs {
-            TrainEnvs::Lockstep { vec, obs } => {
-                lockstep_step(vec, obs, agent, &mut adapter, phases, &mut actions)
+            TrainEnvs::Lockstep { vec, obs, masks } => {
+                let masks = masks.as_deref();
+                lockstep_step(vec, obs, masks, agent, &mut adapter, phases, &mut actions)
             }
             TrainEnvs::Async { envs, actions: last } => {
                 async_step(envs, last, agent, &mut adapter, phases, &mut actions)
@@ -818,6 +820,7 @@ fn train_loop_inner(
             terminated: step.terminated,
             truncated: step.truncated,
             next_obs: step.next_obs,
+            masks: step.masks,
         };
         let metrics = agent
             .observe(&transition)
@@ -845,8 +848,11 @@ fn train_loop_inner(
                 }
             }
         }
-        if let TrainEnvs::Lockstep { vec, obs } = &mut envs {
+        if let TrainEnvs::Lockstep { vec, obs, masks } = &mut envs {
             obs.copy_from_slice(vec.obs());
+            if let (Some(masks), Some(next)) = (masks, vec.action_masks()) {
+                masks.copy_from_slice(next);
+            }
         }
 
         if global_step >= state.next_log {
@@ -972,8 +978,9 @@ fn train_loop_inner(
 // One per run: the size difference between the variants costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 enum TrainEnvs {
-    /// A [`VecEnv`], and the observations the agent acts on next.
-    Lockstep { vec: VecEnv, obs: Vec<f32> },
+    /// A [`VecEnv`], and the observations the agent acts on next with their action masks (when
+    /// the envs declare masks).
+    Lockstep { vec: VecEnv, obs: Vec<f32>, masks: Option<Vec<bool>> },
     /// An [`AsyncVecEnv`], and each env's last action (rows by env index), from which a batch's
     /// transitions take their actions.
     Async { envs: AsyncVecEnv, actions: Option<Actions> },
@@ -1047,6 +1054,8 @@ struct StepRows<'a> {
     episodes: &'a [EpisodeRecord],
     /// Each finished episode's info totals, `info_keys().len()` per episode.
     episode_infos: &'a [InfoTotals],
+    /// The action masks the actions were chosen under, when the envs declare masks.
+    masks: Option<&'a [bool]>,
 }
 
 /// Why a step failed: an environment (the loop checkpoints before reporting it) or the agent
@@ -1070,13 +1079,14 @@ impl StepError {
 fn lockstep_step<'e>(
     vec: &'e mut VecEnv,
     obs: &'e [f32],
+    masks: Option<&'e [bool]>,
     agent: &mut dyn Agent,
     adapter: &mut ActionAdapter,
     phases: &mut PhaseSeconds,
     actions: &'e mut Actions,
 ) -> Result<StepRows<'e>, StepError> {
     let acting = Instant::now();
-    agent.act(obs, ActMode::Explore, actions).map_err(StepError::Agent)?;
+    agent.act_masked(obs, masks, ActMode::Explore, actions).map_err(StepError::Agent)?;
     let env_actions = adapter.convert(actions).map_err(StepError::Agent)?;
     let stepping = Instant::now();
     phases.act += (stepping - acting).as_secs_f64();
@@ -1092,6 +1102,7 @@ fn lockstep_step<'e>(
         next_obs: &step.next_obs,
         episodes: &step.episodes,
         episode_infos: &step.episode_infos,
+        masks,
     };
     Ok(rows)
 }
@@ -1141,6 +1152,8 @@ fn async_step<'e>(
                 next_obs: &step.next_obs,
                 episodes: &step.episodes,
                 episode_infos: &step.episode_infos,
+                // Asynchronous batches take no masked envs (the settings refuse them).
+                masks: None,
             };
             return Ok(rows);
         }

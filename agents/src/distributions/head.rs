@@ -3,10 +3,14 @@
 //! an action for the environment (on the host, for acting).
 
 use rlpg_envs::Space;
-use rlpg_kernel::heads::{argmax, clamp_log_std, inverse_cdf};
+use rlpg_kernel::heads::{
+    argmax, bernoulli_mode, bernoulli_probability, clamp_log_std, inverse_cdf, mask_logits_in_place,
+};
 use tch::nn;
 
-use super::{Categorical, DiagGaussian, DistributionError};
+use super::{
+    Bernoulli, Categorical, DiagGaussian, DistributionError, MASKED_LOGIT, MultiCategorical,
+};
 use crate::agent::{Actions, AgentError};
 use crate::backend::{Backend, Ops};
 use crate::scaffold::Net;
@@ -18,16 +22,23 @@ pub enum DistributionKind {
     Categorical,
     /// [`DiagGaussian`], for `Box` spaces (actions unbounded; the trainer clips them).
     DiagGaussian,
+    /// [`MultiCategorical`], for `MultiDiscrete` spaces: one categorical per component.
+    MultiCategorical,
+    /// [`Bernoulli`], for `MultiBinary` spaces: one Bernoulli per value.
+    Bernoulli,
 }
 
 impl DistributionKind {
     /// The family a score-function agent (REINFORCE) uses for `space`: Categorical for
     /// `Discrete`, DiagGaussian for `Box` (its log-density needs no inverse transform, and the
-    /// trainer clips actions to the bounds).
+    /// trainer clips actions to the bounds), MultiCategorical for `MultiDiscrete`, Bernoulli for
+    /// `MultiBinary`.
     pub fn for_score_function(space: &Space) -> Self {
         match space {
             Space::Box(_) => DistributionKind::DiagGaussian,
-            _ => DistributionKind::Categorical,
+            Space::Discrete(_) => DistributionKind::Categorical,
+            Space::MultiDiscrete(_) => DistributionKind::MultiCategorical,
+            Space::MultiBinary(_) => DistributionKind::Bernoulli,
         }
     }
 }
@@ -57,8 +68,12 @@ const LOG_STD: &str = "log_std";
 #[derive(Clone, Debug)]
 pub struct ActionHead {
     kind: DistributionKind,
-    /// Number of actions (Categorical) or action dimensions (Gaussian).
+    /// Number of actions (Categorical), action dimensions (Gaussian), logits (MultiCategorical:
+    /// `Σ nvec`) or values (Bernoulli).
     size: usize,
+    /// The choices of each part of an action: `[n]` (Categorical), `nvec` (MultiCategorical),
+    /// `[2; n]` (Bernoulli), none (Gaussian); the layout of the masks.
+    parts: Vec<usize>,
     /// A learned state-independent log-std (otherwise the network outputs it).
     log_std_parameter: bool,
 }
@@ -70,6 +85,10 @@ pub enum PolicyDistribution<B: Ops> {
     Categorical(Categorical<B>),
     /// Over a box.
     Gaussian(DiagGaussian<B>),
+    /// Over `MultiDiscrete(nvec)`.
+    MultiCategorical(MultiCategorical<B>),
+    /// Over `MultiBinary(n)`.
+    Bernoulli(Bernoulli<B>),
 }
 
 impl<B: Ops> PolicyDistribution<B> {
@@ -84,6 +103,17 @@ impl<B: Ops> PolicyDistribution<B> {
                 let x = b.constant(values.len() / width.max(&1), *width, values)?;
                 Ok(d.log_prob(b, &x))
             }
+            (PolicyDistribution::MultiCategorical(d), Actions::Indices { values, width })
+                if *width == d.parts.len() =>
+            {
+                let index: Vec<usize> = values.iter().map(|&a| a as usize).collect();
+                Ok(d.log_prob(b, &index))
+            }
+            (PolicyDistribution::Bernoulli(d), Actions::Indices { values, width })
+                if *width == b.shape(&d.logits).1 =>
+            {
+                d.log_prob(b, values)
+            }
             (_, actions) => Err(AgentError::Invalid(format!(
                 "actions of shape {actions} do not fit this policy's distribution"
             ))),
@@ -96,6 +126,8 @@ impl<B: Ops> PolicyDistribution<B> {
         match self {
             PolicyDistribution::Categorical(d) => d.entropy(b),
             PolicyDistribution::Gaussian(d) => d.entropy(b),
+            PolicyDistribution::MultiCategorical(d) => d.entropy(b),
+            PolicyDistribution::Bernoulli(d) => d.entropy(b),
         }
     }
 }
@@ -120,19 +152,25 @@ impl ActionHead {
         let size = match (kind, action_space) {
             (DistributionKind::Categorical, Space::Discrete(n)) => *n,
             (DistributionKind::DiagGaussian, Space::Box(b)) => b.dim(),
-            (DistributionKind::Categorical, Space::Box(_)) => {
-                return Err(unsupported("Categorical needs a Discrete action space"));
-            }
-            (DistributionKind::DiagGaussian, Space::Discrete(_)) => {
+            (DistributionKind::MultiCategorical, Space::MultiDiscrete(nvec)) => nvec.iter().sum(),
+            (DistributionKind::Bernoulli, Space::MultiBinary(n)) => *n,
+            (DistributionKind::DiagGaussian, _) => {
                 return Err(unsupported("a Gaussian needs a Box action space"));
             }
-            (_, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
-                return Err(unsupported("no policy head acts in this space yet (issue #30)"));
+            (DistributionKind::Categorical, _) => {
+                return Err(unsupported("Categorical needs a Discrete action space"));
+            }
+            (DistributionKind::MultiCategorical, _) => {
+                return Err(unsupported("MultiCategorical needs a MultiDiscrete action space"));
+            }
+            (DistributionKind::Bernoulli, _) => {
+                return Err(unsupported("Bernoulli needs a MultiBinary action space"));
             }
         };
-        if size == 0 {
+        if size == 0 || action_space.problem().is_some() {
             return Err(unsupported("the action space is empty"));
         }
+        let parts = action_space.mask_components();
         let log_std_parameter = match (kind, log_std) {
             (DistributionKind::DiagGaussian, LogStd::Parameter { init }) => {
                 let _ = path.var(LOG_STD, &[size as i64], nn::Init::Const(init));
@@ -140,7 +178,7 @@ impl ActionHead {
             }
             _ => false,
         };
-        Ok(Self { kind, size, log_std_parameter })
+        Ok(Self { kind, size, parts, log_std_parameter })
     }
 
     /// The distribution family.
@@ -164,16 +202,26 @@ impl ActionHead {
     }
 
     /// The distributions for the network outputs `outputs` (`[rows, num_params()]`) of the
-    /// policy network `net`.
+    /// policy network `net`, under the masks whose bias ([`ActionHead::mask_bias`]) is
+    /// `mask_bias` when given.
     pub(crate) fn distribution<B: Backend>(
         &self,
         b: &mut B,
         net: &Net,
         outputs: &B::M,
+        mask_bias: Option<&B::M>,
     ) -> PolicyDistribution<B> {
         match self.kind {
             DistributionKind::Categorical => {
-                PolicyDistribution::Categorical(Categorical::from_logits(b, outputs))
+                let masked = mask_bias.map(|bias| b.add(outputs, bias));
+                let logits = masked.as_ref().unwrap_or(outputs);
+                PolicyDistribution::Categorical(Categorical::from_logits(b, logits))
+            }
+            DistributionKind::MultiCategorical => PolicyDistribution::MultiCategorical(
+                MultiCategorical::from_logits(b, outputs, &self.parts, mask_bias),
+            ),
+            DistributionKind::Bernoulli => {
+                PolicyDistribution::Bernoulli(Bernoulli::from_logits(b, outputs, mask_bias))
             }
             DistributionKind::DiagGaussian => {
                 let d = self.size;
@@ -195,31 +243,140 @@ impl ActionHead {
         match self.kind {
             DistributionKind::Categorical => (1, false),
             DistributionKind::DiagGaussian => (self.size, true),
+            // One uniform per component (inverse CDF) or per value.
+            DistributionKind::MultiCategorical | DistributionKind::Bernoulli => {
+                (self.parts.len(), false)
+            }
         }
+    }
+
+    /// Flags per row of an action mask for this head (the action space's
+    /// `Space::mask_len`): 0 for a Gaussian, which takes no masks.
+    pub fn mask_len(&self) -> usize {
+        self.parts.iter().sum()
+    }
+
+    /// The bias the masks `masks` (`[rows, mask_len()]`, the action space's layout) add to the
+    /// logits, `[rows, num_params()]` into `out`: 0 where allowed, [`MASKED_LOGIT`] on a masked
+    /// choice; for a Bernoulli `−|MASKED_LOGIT|` on a value that may only be 0, `+|MASKED_LOGIT|`
+    /// on one that may only be 1. Errors on masks of the wrong length, for a Gaussian, or one
+    /// that allows no choice of some part (a row and part named).
+    pub fn mask_bias(&self, masks: &[bool], out: &mut Vec<f32>) -> Result<(), AgentError> {
+        let m = self.mask_len();
+        if m == 0 || masks.len() % m != 0 {
+            return Err(AgentError::Invalid(format!(
+                "{} mask flags do not fill rows of {m} (the mask length of a {:?} head)",
+                masks.len(),
+                self.kind
+            )));
+        }
+        out.clear();
+        for (row, mask) in masks.chunks_exact(m).enumerate() {
+            let mut start = 0;
+            for (part, &k) in self.parts.iter().enumerate() {
+                let flags = &mask[start..start + k];
+                if !flags.iter().any(|&f| f) {
+                    return Err(AgentError::Invalid(format!(
+                        "the action mask of row {row} allows no choice of part {part} (flags \
+                         {start}..{})",
+                        start + k
+                    )));
+                }
+                match self.kind {
+                    DistributionKind::Bernoulli => out.push(match (flags[0], flags[1]) {
+                        (true, false) => MASKED_LOGIT,
+                        (false, true) => -MASKED_LOGIT,
+                        _ => 0.0,
+                    }),
+                    _ => out.extend(flags.iter().map(|&f| if f { 0.0 } else { MASKED_LOGIT })),
+                }
+                start += k;
+            }
+        }
+        Ok(())
     }
 
     /// Actions for the environment from network outputs `outputs` (`[rows, num_params()]`
     /// row-major) on the host: the mode, or with `noise` (as [`ActionHead::noise_cols`] says) a
     /// sample, the rule of the distributions' own sampling. `log_std` is the learned parameter
     /// when there is one.
+    ///
+    /// With `masks` (`[rows, mask_len()]`), every choice is among those its row's mask allows:
+    /// the most probable allowed one, or a sample of the distribution restricted to them (what
+    /// [`ActionHead::mask_bias`] gives the update). Errors on masks of the wrong length or a mask
+    /// that allows no choice of some part.
     pub(crate) fn act(
         &self,
         outputs: &[f32],
         log_std: Option<&[f32]>,
         noise: Option<&[f32]>,
+        masks: Option<&[bool]>,
         out: &mut Actions,
-    ) {
+    ) -> Result<(), AgentError> {
         let width = self.num_params();
         let rows = outputs.len() / width;
+        let m = self.mask_len();
+        if let Some(masks) = masks
+            && (m == 0 || masks.len() != rows * m)
+        {
+            return Err(AgentError::Invalid(format!(
+                "{} mask flags for {rows} rows of a {:?} head, which needs {m} a row",
+                masks.len(),
+                self.kind
+            )));
+        }
+        let none_allowed = |row: usize, part: usize| {
+            AgentError::Invalid(format!(
+                "the action mask of row {row} allows no choice of part {part}"
+            ))
+        };
         match self.kind {
-            DistributionKind::Categorical => {
-                let values = out.indices(rows, 1);
+            DistributionKind::Categorical | DistributionKind::MultiCategorical => {
+                let k = self.parts.len();
+                let values = out.indices(rows, k);
+                let mut masked = Vec::new();
                 for (row, logits) in outputs.chunks_exact(width).enumerate() {
-                    let a = match noise {
-                        Some(u) => inverse_cdf(logits, u[row]),
-                        None => argmax(logits),
-                    };
-                    values[row] = a as i64;
+                    let mut start = 0;
+                    for (part, &n) in self.parts.iter().enumerate() {
+                        let mut l = &logits[start..start + n];
+                        if let Some(masks) = masks {
+                            // The masked choices' logits become −∞: probability exactly 0.
+                            let mask = &masks[row * m + start..row * m + start + n];
+                            if !mask.iter().any(|&f| f) {
+                                return Err(none_allowed(row, part));
+                            }
+                            masked.clear();
+                            masked.extend_from_slice(l);
+                            mask_logits_in_place(&mut masked, mask);
+                            l = &masked;
+                        }
+                        let a = match noise {
+                            Some(u) => inverse_cdf(l, u[row * k + part]),
+                            None => argmax(l),
+                        };
+                        values[row * k + part] = a as i64;
+                        start += n;
+                    }
+                }
+            }
+            DistributionKind::Bernoulli => {
+                let n = self.size;
+                let values = out.indices(rows, n);
+                for (row, logits) in outputs.chunks_exact(width).enumerate() {
+                    for (j, &l) in logits.iter().enumerate() {
+                        let allowed = match masks {
+                            None => [true, true],
+                            Some(masks) => [masks[row * m + 2 * j], masks[row * m + 2 * j + 1]],
+                        };
+                        if allowed == [false, false] {
+                            return Err(none_allowed(row, j));
+                        }
+                        let one = match noise {
+                            Some(u) => u[row * n + j] < bernoulli_probability(l, allowed),
+                            None => bernoulli_mode(l, allowed),
+                        };
+                        values[row * n + j] = i64::from(one);
+                    }
                 }
             }
             DistributionKind::DiagGaussian => {
@@ -240,5 +397,6 @@ impl ActionHead {
                 }
             }
         }
+        Ok(())
     }
 }

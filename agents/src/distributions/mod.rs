@@ -10,6 +10,13 @@
 //!   variables.
 //! - [`GumbelSoftmax`] for pathwise agents on `Discrete(n)`: the categorical with a relaxed
 //!   (Gumbel-softmax) reparameterization; its samples are points on the simplex.
+//! - [`MultiCategorical`] and [`Bernoulli`] for `MultiDiscrete` and `MultiBinary` spaces in
+//!   score-function agents: independent parts, their log-probabilities and entropies summed.
+//!
+//! Action masks (discrete heads) are an additive bias on the logits ([`MASKED_LOGIT`] on a
+//! masked-out choice, [`ActionHead::mask_bias`]), so sampling, log-probabilities and entropies
+//! are those of the distribution restricted to the allowed choices, as in sb3-contrib's
+//! `MaskablePPO`.
 //!
 //! Shapes: a batch is one row per state; per-action quantities (`log_prob`, `entropy`) are
 //! summed over action dimensions to a `[rows, 1]` column. Sampling draws its noise through
@@ -23,6 +30,7 @@ mod categorical;
 mod diag_gaussian;
 mod gumbel_softmax;
 mod head;
+mod multi;
 mod squashed_gaussian;
 
 use crate::agent::AgentError;
@@ -32,6 +40,7 @@ pub use categorical::Categorical;
 pub use diag_gaussian::DiagGaussian;
 pub use gumbel_softmax::GumbelSoftmax;
 pub use head::{ActionHead, DistributionKind, LogStd, PolicyDistribution};
+pub use multi::{Bernoulli, MASKED_LOGIT, MultiCategorical};
 pub use rlpg_kernel::heads::{LOG_STD_MAX, LOG_STD_MIN};
 pub use squashed_gaussian::SquashedGaussian;
 

@@ -375,6 +375,7 @@ fn updates_follow_learning_starts_and_the_update_to_data_ratio() {
                 terminated: &[false, false],
                 truncated: &[false, false],
                 next_obs: &obs,
+                masks: None,
             })
             .unwrap();
         counts.push(agent.updates());
@@ -440,6 +441,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
                 terminated: &[false],
                 truncated: &[false],
                 next_obs: &obs,
+                masks: None,
             })
             .unwrap();
     }
@@ -465,6 +467,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
         terminated: &[false],
         truncated: &[false],
         next_obs: &obs,
+        masks: None,
     });
     assert!(bad.unwrap_err().to_string().contains("outside Discrete(3)"));
     // Float actions for a discrete space are refused, naming what was expected.
@@ -476,6 +479,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
             terminated: &[false],
             truncated: &[false],
             next_obs: &obs,
+            masks: None,
         })
         .unwrap_err()
         .to_string();
@@ -494,6 +498,7 @@ fn a_non_finite_reward_is_reported_by_the_loss_it_poisons() {
             terminated: &[false],
             truncated: &[false],
             next_obs: &obs,
+            masks: None,
         })
         .unwrap_err();
     match err {
@@ -608,6 +613,7 @@ fn training_state_restores_the_replay_buffer_and_the_schedule() {
                 terminated: &[false],
                 truncated: &[false],
                 next_obs: &obs,
+                masks: None,
             })
             .unwrap();
     };

@@ -107,6 +107,7 @@ struct Host {
     values: Vec<f32>,
     next_values: Vec<f32>,
     grads: Vec<Vec<f32>>,
+    mask_bias: Vec<f32>,
 }
 
 impl Reinforce {
@@ -208,6 +209,7 @@ impl Core {
         &mut self,
         b: &mut B,
         obs: &[f32],
+        masks: Option<&[bool]>,
         mode: ActMode,
         out: &mut Actions,
     ) -> Result<(), AgentError> {
@@ -232,8 +234,17 @@ impl Core {
         } else {
             None
         };
-        self.head.act(&self.host.outputs, log_std, noise, out);
-        Ok(())
+        self.head.act(&self.host.outputs, log_std, noise, masks, out)
+    }
+
+    /// The bias of the rollout's masks on the policy's logits (see
+    /// [`ActionHead::mask_bias`]), `[batch, num_params]`, or `None` without masks.
+    fn rollout_mask_bias<B: Backend>(&mut self, b: &mut B) -> Result<Option<B::M>, AgentError> {
+        let Some(masks) = self.buffer.masks() else { return Ok(None) };
+        self.head.mask_bias(masks, &mut self.host.mask_bias)?;
+        let width = self.head.num_params();
+        let rows = self.host.mask_bias.len() / width.max(1);
+        b.constant(rows, width, &self.host.mask_bias).map(Some)
     }
 
     /// The update on a full buffer.
@@ -262,9 +273,11 @@ impl Core {
         let returns = b.constant(batch, 1, &estimates.returns)?;
         let advantages = b.constant(batch, 1, &estimates.advantages)?;
 
-        // Policy: one score-function gradient step.
+        // Policy: one score-function gradient step, under the masks the actions were chosen
+        // under (MaskablePPO's semantics).
+        let mask_bias = self.rollout_mask_bias(b)?;
         let outputs = b.mlp(&self.policy, 0, &obs);
-        let dist = self.head.distribution(b, &self.policy, &outputs);
+        let dist = self.head.distribution(b, &self.policy, &outputs, mask_bias.as_ref());
         let log_prob = dist.log_prob(b, self.buffer.actions())?;
         let entropy = dist.entropy(b);
         let weighted = b.mul(&log_prob, &advantages);
@@ -299,7 +312,7 @@ impl Core {
         // r = π_new / π_old, which is non-negative for every sample.
         let approx_kl = b.no_grad(|b| -> Result<f64, AgentError> {
             let outputs = b.mlp(&self.policy, 0, &obs);
-            let dist = self.head.distribution(b, &self.policy, &outputs);
+            let dist = self.head.distribution(b, &self.policy, &outputs, mask_bias.as_ref());
             let new_log_prob = dist.log_prob(b, self.buffer.actions())?;
             let old = b.detach(&log_prob);
             let log_ratio = b.sub(&new_log_prob, &old);
@@ -412,7 +425,18 @@ impl Agent for Reinforce {
 
     fn act(&mut self, obs: &[f32], mode: ActMode, actions: &mut Actions) -> Result<(), AgentError> {
         let core = &mut self.core;
-        with_backend!(&mut self.backend, b => core.act(b, obs, mode, actions))
+        with_backend!(&mut self.backend, b => core.act(b, obs, None, mode, actions))
+    }
+
+    fn act_masked(
+        &mut self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        mode: ActMode,
+        actions: &mut Actions,
+    ) -> Result<(), AgentError> {
+        let core = &mut self.core;
+        with_backend!(&mut self.backend, b => core.act(b, obs, masks, mode, actions))
     }
 
     fn observe(&mut self, transition: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {

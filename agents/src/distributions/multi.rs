@@ -1,0 +1,126 @@
+//! Multi-part discrete actions: independent categoricals, one per component of a
+//! `MultiDiscrete(nvec)` ([`MultiCategorical`]), and independent Bernoullis, one per value of a
+//! `MultiBinary(n)` ([`Bernoulli`]). An action's log-probability is the sum of its parts', and
+//! so is the entropy (the parts are independent given the state).
+//!
+//! Masks (sb3-contrib's `MaskablePPO` semantics) enter as an additive bias on the logits, built
+//! on the host by [`super::ActionHead::mask_bias`]: [`MASKED_LOGIT`] on a masked-out choice, so
+//! that its probability is exactly 0 and sampling, log-probabilities and entropies are those of
+//! the distribution restricted to the allowed choices (per component). A Bernoulli whose mask
+//! allows one value only gets the bias `±|MASKED_LOGIT|`: it always takes that value, with
+//! log-probability 0 and entropy 0.
+
+use super::{Categorical, entropy_of};
+use crate::backend::{Ops, Unary};
+
+/// What a mask adds to the logit of a masked-out choice in training (sb3-contrib's
+/// `MaskableCategorical` value): its probability is exactly 0 in `f32`, as with the `−∞` that
+/// acting and deployment use (`rlpg_kernel::heads::mask_logits_in_place`), while the
+/// differentiated arithmetic stays finite (no `−∞ · 0` in an entropy or a gradient).
+pub const MASKED_LOGIT: f32 = -1e8;
+
+/// A batch of independent categoricals, component `i` over `0..nvec[i]`, from `[rows,
+/// Σ nvec]` logits (component 0's first).
+#[derive(Debug)]
+pub struct MultiCategorical<B: Ops> {
+    /// One categorical per component.
+    pub parts: Vec<Categorical<B>>,
+}
+
+impl<B: Ops> MultiCategorical<B> {
+    /// The distributions of `logits` (`[rows, Σ nvec]`), each component's probabilities the
+    /// softmax of its columns; with `mask_bias` (`[rows, Σ nvec]`, see the module docs) added
+    /// to the logits first.
+    pub fn from_logits(b: &mut B, logits: &B::M, nvec: &[usize], mask_bias: Option<&B::M>) -> Self {
+        let masked = mask_bias.map(|bias| b.add(logits, bias));
+        let logits = masked.as_ref().unwrap_or(logits);
+        let mut start = 0;
+        let parts = nvec
+            .iter()
+            .map(|&n| {
+                let cols = b.cols(logits, start, n);
+                start += n;
+                Categorical::from_logits(b, &cols)
+            })
+            .collect();
+        Self { parts }
+    }
+
+    /// `log π(a)` of actions `[rows, components]` (row-major indices), summed over the
+    /// components: `[rows, 1]`.
+    pub fn log_prob(&self, b: &mut B, actions: &[usize]) -> B::M {
+        let k = self.parts.len();
+        let mut total: Option<B::M> = None;
+        let mut column = Vec::with_capacity(actions.len() / k.max(1));
+        for (i, part) in self.parts.iter().enumerate() {
+            column.clear();
+            column.extend(actions.iter().skip(i).step_by(k).copied());
+            let lp = part.log_prob(b, &column);
+            total = Some(match total {
+                None => lp,
+                Some(t) => b.add(&t, &lp),
+            });
+        }
+        total.expect("a MultiDiscrete space has at least one component")
+    }
+
+    /// The exact entropy of each row, the sum of the components' (0 for a component the mask
+    /// leaves one choice): `[rows, 1]`.
+    pub fn entropy(&self, b: &mut B) -> B::M {
+        let mut total: Option<B::M> = None;
+        for part in &self.parts {
+            let h = entropy_of(b, &part.log_probs);
+            total = Some(match total {
+                None => h,
+                Some(t) => b.add(&t, &h),
+            });
+        }
+        total.expect("a MultiDiscrete space has at least one component")
+    }
+}
+
+/// A batch of independent Bernoullis, value `j` being 1 with probability `sigmoid(logits[:, j])`,
+/// from `[rows, n]` logits.
+#[derive(Debug)]
+pub struct Bernoulli<B: Ops> {
+    /// The logits, the mask's bias included, `[rows, n]`.
+    pub logits: B::M,
+}
+
+impl<B: Ops> Bernoulli<B> {
+    /// The distributions of `logits` (`[rows, n]`), with `mask_bias` (`[rows, n]`) added first.
+    pub fn from_logits(b: &mut B, logits: &B::M, mask_bias: Option<&B::M>) -> Self {
+        let logits = match mask_bias {
+            Some(bias) => b.add(logits, bias),
+            None => b.alias(logits),
+        };
+        Self { logits }
+    }
+
+    /// Probabilities of 1, `[rows, n]`.
+    pub fn probs(&self, b: &mut B) -> B::M {
+        b.unary(Unary::Sigmoid, &self.logits)
+    }
+
+    /// `log π(a)` of 0/1 actions `[rows, n]` (row-major), summed over the values: with
+    /// `s = 2a − 1`, `log π(a_j) = −softplus(−s_j · l_j)`; `[rows, 1]`.
+    pub fn log_prob(&self, b: &mut B, actions: &[i64]) -> Result<B::M, crate::AgentError> {
+        let (rows, n) = b.shape(&self.logits);
+        let signs: Vec<f32> = actions.iter().map(|&a| if a != 0 { 1.0 } else { -1.0 }).collect();
+        let s = b.constant(rows, n, &signs)?;
+        let x = b.mul(&s, &self.logits);
+        let minus_x = b.neg(&x);
+        let soft = b.unary(Unary::Softplus, &minus_x);
+        let sum = b.sum_cols(&soft);
+        Ok(b.neg(&sum))
+    }
+
+    /// The exact entropy, `Σ_j softplus(l_j) − sigmoid(l_j) · l_j`: `[rows, 1]`.
+    pub fn entropy(&self, b: &mut B) -> B::M {
+        let soft = b.unary(Unary::Softplus, &self.logits);
+        let p = b.unary(Unary::Sigmoid, &self.logits);
+        let pl = b.mul(&p, &self.logits);
+        let h = b.sub(&soft, &pl);
+        b.sum_cols(&h)
+    }
+}

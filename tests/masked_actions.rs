@@ -1,0 +1,132 @@
+//! Invalid-action masks through the whole training loop: an env whose mask changes at random
+//! every step, and which fails the run on an action its mask rules out (as a real ordering
+//! system would), trained with REINFORCE for a million steps. The agent samples within the masks
+//! (`Agent::act_masked`), the trainer hands every step's masks from the vector env to the agent
+//! and into its rollouts, and the update evaluates the policy under them: any masked action
+//! sampled once ends the run with the env's error. Without masking, a uniform policy over these
+//! spaces picks a masked-out choice in about half of its steps.
+
+use rlpg::envs::{Action, BoxSpace, Env, EnvError, EnvRng, Observation, Space, Step};
+use rlpg::run::{build_agent, loop_settings, seed_torch};
+use rlpg::trainer::{MemorySink, train_loop};
+use rlpg::{AgentKind, Config};
+
+/// A random mask every step, the observation being the mask itself (so the policy can learn to
+/// prefer the allowed choices, which it must not need to).
+struct RandomMasks {
+    action_space: Space,
+    observation_space: Space,
+    mask: Vec<bool>,
+    rng: EnvRng,
+    t: usize,
+}
+
+impl RandomMasks {
+    fn new(action_space: Space) -> Self {
+        let m = action_space.mask_len();
+        Self {
+            observation_space: Space::Box(BoxSpace::uniform(m, 0.0, 1.0)),
+            action_space,
+            mask: vec![true; m],
+            rng: EnvRng::new(),
+            t: 0,
+        }
+    }
+
+    /// Draws the next mask: each flag allowed with probability 1/2, then one random choice of
+    /// every part allowed for sure.
+    fn draw(&mut self) -> Observation {
+        use rlpg::envs::rand::RngExt;
+        let rng = self.rng.stream();
+        for f in &mut self.mask {
+            *f = rng.random_bool(0.5);
+        }
+        let mut start = 0;
+        for k in self.action_space.mask_components() {
+            let keep = rng.random_range(0..k);
+            self.mask[start + keep] = true;
+            start += k;
+        }
+        self.mask.iter().map(|&f| f32::from(u8::from(f))).collect()
+    }
+}
+
+impl Env for RandomMasks {
+    fn id(&self) -> &str {
+        "RandomMasks-v0"
+    }
+    fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+    fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+    fn masks_actions(&self) -> bool {
+        true
+    }
+    fn action_mask(&self, mask: &mut [bool]) -> Result<(), EnvError> {
+        mask.copy_from_slice(&self.mask);
+        Ok(())
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.rng.for_reset(seed);
+        self.t = 0;
+        Ok(self.draw())
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        if !self.action_space.mask_allows(&self.mask, action) {
+            return Err(EnvError::Other {
+                env: self.id().to_owned(),
+                message: format!("step {}: the action {action} is outside the mask", self.t),
+            });
+        }
+        // Rewarded for the first part's highest allowed choice, so that learning has a target.
+        let reward = match action {
+            Action::Discrete(a) | Action::MultiDiscrete(&[a, ..]) => a as f64,
+            Action::MultiBinary(&[a, ..]) => f64::from(u8::from(a)),
+            _ => 0.0,
+        };
+        self.t += 1;
+        let truncated = self.t == 50;
+        Ok(Step { obs: self.draw(), reward, terminated: false, truncated })
+    }
+}
+
+/// Trains REINFORCE for `steps` steps on [`RandomMasks`] over `space`; returns the episodes.
+fn train_within_masks(space: Space, steps: u64) -> u64 {
+    let mut config = Config::new("RandomMasks-v0", AgentKind::Reinforce);
+    config.seed = 3;
+    config.total_timesteps = steps;
+    config.num_envs = 64;
+    config.eval_every = 0;
+    config.eval_episodes = 4;
+    config.reinforce.n_steps = 16;
+    config.reinforce.hidden = vec![32];
+    config.reinforce.value_minibatches = 1;
+    config.reinforce.value_epochs = 1;
+    let factory = move || Ok(Box::new(RandomMasks::new(space.clone())) as Box<dyn Env>);
+    let probe = factory().expect("env");
+    seed_torch(&config);
+    let mut agent =
+        build_agent(&config, probe.observation_space(), probe.action_space()).expect("agent");
+    let mut sink = MemorySink::default();
+    let (summary, _) =
+        train_loop(agent.as_mut(), &factory, &loop_settings(&config, false), &mut sink)
+            .unwrap_or_else(|e| panic!("training within the masks: {e}"));
+    assert_eq!(summary.steps, steps, "64 envs: a multiple of 64 steps");
+    assert!(!sink.values("losses/policy_loss").is_empty(), "the agent updated");
+    summary.episodes
+}
+
+#[test]
+fn no_masked_action_reaches_the_env_in_a_million_multi_discrete_steps() {
+    let episodes = train_within_masks(Space::MultiDiscrete(vec![4, 3, 5]), 1_000_000);
+    // 15,625 steps of each of 64 envs: 312 whole episodes of 50 steps each.
+    assert_eq!(episodes, 312 * 64);
+}
+
+#[test]
+fn no_masked_action_reaches_the_env_for_discrete_and_multi_binary_actions() {
+    train_within_masks(Space::Discrete(6), 64 * 1600);
+    train_within_masks(Space::MultiBinary(4), 64 * 1600);
+}
