@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rlpg::agents::ActMode;
 use rlpg::checkpoint::Checkpoint;
-use rlpg::envs::{ActionBuf, Env, Space};
+use rlpg::envs::{Action, ActionBuf, Env, EnvError, Observation, Space, Step};
 use rlpg::export::export_run;
 use rlpg::run::{
     EnvSource, build_agent, default_eval_checkpoint, evaluate_run, registry_factory, train,
@@ -132,9 +132,22 @@ fn random_observations(rows: usize, dim: usize, scale: f64, seed: u64) -> Vec<f3
 /// The actions `rlpg eval` sends to the env for raw observations `obs`: the checkpoint's agent
 /// acting deterministically on the normalised observations, converted by the trainer's adapter.
 fn eval_actions(config: &Config, run_dir: &Path, obs: &[f32]) -> Vec<ActionBuf> {
+    let probe = registry_factory(config)().expect("env");
+    agent_actions(config, run_dir, probe.as_ref(), obs, None)
+}
+
+/// The greedy actions of the run's checkpointed agent for raw observations `obs` under `masks`
+/// (if given), converted by the trainer's adapter: what `rlpg eval` sends to `probe`'s kind of
+/// env.
+fn agent_actions(
+    config: &Config,
+    run_dir: &Path,
+    probe: &dyn Env,
+    obs: &[f32],
+    masks: Option<&[bool]>,
+) -> Vec<ActionBuf> {
     let path = default_eval_checkpoint(run_dir).expect("checkpoint");
     let checkpoint = Checkpoint::read(&path).expect("read");
-    let probe = registry_factory(config)().expect("env");
     let mut agent =
         build_agent(config, probe.observation_space(), probe.action_space()).expect("agent");
     checkpoint.restore_agent(agent.as_mut(), &path).expect("restore");
@@ -146,7 +159,7 @@ fn eval_actions(config: &Config, run_dir: &Path, obs: &[f32]) -> Vec<ActionBuf> 
     }
     let rows = obs.len() / dim;
     let mut actions = rlpg_agents::Actions::default();
-    agent.act(&input, ActMode::Deterministic, &mut actions).expect("act");
+    agent.act_masked(&input, masks, ActMode::Deterministic, &mut actions).expect("act");
     let mut adapter = ActionAdapter::new(probe.action_space());
     let width = adapter.width();
     let converted = adapter.convert(&actions).expect("convert");
@@ -169,6 +182,9 @@ fn assert_actions_agree(what: &str, got: &[ActionBuf], expected: &[ActionBuf]) {
                     assert!(diff <= 1e-5, "{what}: row {row}: {a:?} vs {b:?}");
                     worst = worst.max(diff);
                 }
+            }
+            _ if std::mem::discriminant(g) == std::mem::discriminant(e) => {
+                assert_eq!(g, e, "{what}: row {row}");
             }
             _ => panic!("{what}: row {row}: {g} and {e} are of different kinds"),
         }
@@ -304,6 +320,183 @@ fn every_head_with_random_weights_matches_libtorch_with_and_without_masks() {
             line += &format!(", masked {worst:.1e}");
         }
         println!("{line}");
+    }
+}
+
+/// A toy env of any discrete action space with a random mask each step: the observation is
+/// four random values and the mask's flags; the reward is the number of parts that take the
+/// highest allowed choice. It fails on a masked action, as a real system would.
+struct MaskedToy {
+    action_space: Space,
+    observation_space: Space,
+    mask: Vec<bool>,
+    rng: rlpg::envs::EnvRng,
+    t: usize,
+}
+
+impl MaskedToy {
+    fn new(action_space: Space) -> Self {
+        let m = action_space.mask_len();
+        Self {
+            observation_space: Space::Box(rlpg::envs::BoxSpace::uniform(m + 4, -5.0, 5.0)),
+            action_space,
+            mask: vec![true; m],
+            rng: rlpg::envs::EnvRng::new(),
+            t: 0,
+        }
+    }
+
+    fn draw(&mut self) -> rlpg::envs::Observation {
+        use rlpg::envs::rand::RngExt;
+        let rng = self.rng.stream();
+        let noise: Vec<f32> = (0..4).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        for f in &mut self.mask {
+            *f = rng.random_bool(0.6);
+        }
+        let mut start = 0;
+        for k in self.action_space.mask_components() {
+            let keep = rng.random_range(0..k);
+            self.mask[start + keep] = true;
+            start += k;
+        }
+        noise.into_iter().chain(self.mask.iter().map(|&f| f32::from(u8::from(f)))).collect()
+    }
+}
+
+impl Env for MaskedToy {
+    fn id(&self) -> &str {
+        "MaskedToy-v0"
+    }
+    fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+    fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+    fn masks_actions(&self) -> bool {
+        true
+    }
+    fn action_mask(&self, mask: &mut [bool]) -> Result<(), EnvError> {
+        mask.copy_from_slice(&self.mask);
+        Ok(())
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<Observation, EnvError> {
+        self.rng.for_reset(seed);
+        self.t = 0;
+        Ok(self.draw())
+    }
+    fn step(&mut self, action: Action<'_>) -> Result<Step, EnvError> {
+        if !self.action_space.mask_allows(&self.mask, action) {
+            return Err(EnvError::Other {
+                env: self.id().to_owned(),
+                message: format!("step {}: the action {action} is outside the mask", self.t),
+            });
+        }
+        let chosen: Vec<usize> = match action {
+            Action::Discrete(a) => vec![a],
+            Action::MultiDiscrete(a) => a.to_vec(),
+            Action::MultiBinary(a) => a.iter().map(|&b| usize::from(b)).collect(),
+            Action::Continuous(_) => Vec::new(),
+        };
+        let mut start = 0;
+        let mut reward = 0.0;
+        for (v, k) in chosen.iter().zip(self.action_space.mask_components()) {
+            let best = (0..k).rev().find(|&c| self.mask[start + c]);
+            reward += f64::from(u8::from(best == Some(*v)));
+            start += k;
+        }
+        self.t += 1;
+        Ok(Step { obs: self.draw(), reward, terminated: false, truncated: self.t == 20 })
+    }
+}
+
+#[test]
+fn masked_multi_part_policies_export_their_mask_and_agree_with_the_agent_and_libtorch() {
+    let root = Scratch::new("policy-masked");
+    let cases = [
+        ("restock_multi_categorical", None),
+        ("toy_multi_discrete", Some(Space::MultiDiscrete(vec![3, 1, 4]))),
+        ("toy_bernoulli", Some(Space::MultiBinary(3))),
+        ("toy_categorical", Some(Space::Discrete(5))),
+    ];
+    for (name, toy) in cases {
+        let env = if toy.is_some() { "MaskedToy-v0" } else { "Restock-v0" };
+        let text = Config::new(env, AgentKind::Reinforce).to_toml_string().expect("toml");
+        let overrides: Vec<rlpg::Override> = [
+            "eval_every=0",
+            "eval_episodes=2",
+            "checkpoint_every=0",
+            "seed=4",
+            "total_timesteps=4096",
+            "normalize_obs=true",
+        ]
+        .iter()
+        .map(|s| rlpg::Override::parse(s).expect("override"))
+        .collect();
+        let config = Config::from_toml_str(&text, name, &overrides).expect("config");
+        let toy_factory = toy.map(|space| {
+            move || -> Result<Box<dyn Env>, EnvError> {
+                Ok(Box::new(MaskedToy::new(space.clone())))
+            }
+        });
+        let make = || -> Box<dyn Env> {
+            match &toy_factory {
+                Some(f) => f().expect("env"),
+                None => registry_factory(&config)().expect("env"),
+            }
+        };
+        let factory: Option<rlpg::trainer::EnvFactory<'_>> =
+            toy_factory.as_ref().map(|f| f as rlpg::trainer::EnvFactory<'_>);
+        let run = train(&config, &root.join(name), factory, false).expect("train");
+        let run_dir = run.run_dir.path().to_owned();
+        let out = root.join(name).join("export");
+        let source = factory.map_or(EnvSource::Builtin, EnvSource::Factory);
+        let exported = export_run(&run_dir, None, &out, source).expect("export");
+        let probe = make();
+        let space = probe.action_space().clone();
+        let mask_spec = rlpg::deploy::manifest::MaskSpec::of(&space);
+        assert!(mask_spec.is_some());
+        assert_eq!(exported.manifest.action.mask, mask_spec, "{name}: the mask is declared");
+        let light = rlpg_policy::Policy::load(&out).expect("load the export");
+        let export = rlpg::deploy::Export::read(&out).expect("read export");
+
+        // The agent's greedy actions (as `rlpg eval` takes them), with and without masks.
+        let dim = light.obs_dim();
+        let manifest_space = rlpg::deploy::manifest::ActionSpace::from(&space);
+        let obs = random_observations(512, dim, 1.0, 8);
+        let masks = fixtures::masks(&mut fixtures::Rng::new(9), 512, &manifest_space);
+        let agent = agent_actions(&config, &run_dir, probe.as_ref(), &obs, Some(&masks));
+        let what = format!("{name}: rlpg_policy vs the agent under masks");
+        assert_actions_agree(&what, &light.act_batch_masked(&obs, Some(&masks)).unwrap(), &agent);
+        let agent = agent_actions(&config, &run_dir, probe.as_ref(), &obs, None);
+        let what = format!("{name}: rlpg_policy vs the agent");
+        assert_actions_agree(&what, &light.act_batch(&obs).unwrap(), &agent);
+
+        // libtorch's computation of the manifest, 10,000 observations, with and without masks.
+        let obs = random_observations(10_000, dim, 2.0, 10);
+        let masks = fixtures::masks(&mut fixtures::Rng::new(11), 10_000, &manifest_space);
+        let free = reference::assert_parity(name, &export, &light, &obs, None);
+        let what = format!("{name} masked");
+        let masked = reference::assert_parity(&what, &export, &light, &obs, Some(&masks));
+        println!(
+            "{name}: rlpg_policy vs libtorch, largest difference {free:.1e}, masked {masked:.1e}"
+        );
+
+        // Samples within the env's own masks are always accepted, over whole episodes.
+        let mut env = make();
+        let mut o = env.reset(Some(1)).expect("reset").to_vec();
+        let mut mask = vec![false; space.mask_len()];
+        for t in 0..300u64 {
+            env.action_mask(&mut mask).expect("mask");
+            let a = light.sample_masked(&o, Some(&mask), t).expect("sample");
+            assert!(space.mask_allows(&mask, a.as_action()), "{name}: step {t}: {a} is masked");
+            let step = env.step(a.as_action()).expect("a masked env accepts the sample");
+            o = if step.terminated || step.truncated {
+                env.reset(Some(t)).expect("reset").to_vec()
+            } else {
+                step.obs.to_vec()
+            };
+        }
     }
 }
 
