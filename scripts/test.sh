@@ -4,7 +4,8 @@
 #   2. the Rust tests of every crate (`cargo test --workspace --release`);
 #   3. the checks that need Python, each in its own pinned venv in the cache made on first use:
 #      exports read by onnxruntime and numpy (scripts/check_policy_export.sh, on random-weight
-#      fixtures of every head type and on a real `rlpg export` of a trained run), and event files
+#      fixtures of every head type and on real `rlpg export`s of a trained pathwise Pendulum run
+#      and a masked REINFORCE Restock-v0 run), and event files
 #      read by TensorBoard itself (scripts/check_tensorboard.sh);
 #   4. examples/custom_env.rs, which asserts what it claims;
 #   5. the custom-env template, copied outside the workspace, built and run there
@@ -36,7 +37,11 @@ run_dir=$(cargo run --quiet --release --bin rlpg -- train configs/pathwise_pendu
   --set total_timesteps=2000 --set eval_every=1000 --set normalize_obs=true --quiet \
   --out "$out/runs" | tail -n 1)
 cargo run --quiet --release --bin rlpg -- export "$run_dir" --out "$out/export"
-scripts/check_policy_export.sh "$out/export"
+masked_run=$(cargo run --quiet --release --bin rlpg -- train configs/reinforce_restock.toml \
+  --set total_timesteps=4096 --set eval_every=0 --set checkpoint_every=0 --quiet \
+  --out "$out/runs" | tail -n 1)
+cargo run --quiet --release --bin rlpg -- export "$masked_run" --out "$out/export-masked"
+scripts/check_policy_export.sh "$out/export" "$out/export-masked"
 
 say "event files read by TensorBoard"
 scripts/check_tensorboard.sh
