@@ -39,6 +39,10 @@ struct Case {
     num_envs: usize,
     /// Push the Gaussian heads' log-std biases past the clamp.
     clamp: bool,
+    /// A multi-part action space instead of [`spaces`]' (with `discrete`'s observations).
+    action: Option<Space>,
+    /// Act and learn within action masks that change every step.
+    masked: bool,
 }
 
 fn spaces(discrete: bool) -> (Space, Space) {
@@ -52,7 +56,10 @@ fn spaces(discrete: bool) -> (Space, Space) {
 fn build(case: &Case, backend: &str, seed: i64) -> Result<Box<dyn Agent>, String> {
     let mut settings = case.settings.clone();
     settings["backend"] = serde_json::json!(backend);
-    let (obs, act) = spaces(case.discrete);
+    let (obs, act) = match &case.action {
+        Some(action) => (spaces(true).0, action.clone()),
+        None => spaces(case.discrete),
+    };
     tch::manual_seed(seed);
     let agent: Box<dyn Agent> = match case.agent {
         AgentKind::Reinforce => {
@@ -134,6 +141,9 @@ struct Stream {
     discrete: bool,
     num_envs: usize,
     step: usize,
+    /// The action space, for discrete spaces (masks and multi-part actions).
+    space: Option<Space>,
+    masked: bool,
 }
 
 /// One step of the stream, for all envs.
@@ -144,6 +154,9 @@ struct Step {
     terminated: Vec<bool>,
     truncated: Vec<bool>,
     next_obs: Vec<f32>,
+    /// Masks the actions are allowed by (each flag a pseudo-random bit, the chosen action's
+    /// always set).
+    masks: Option<Vec<bool>>,
 }
 
 impl Stream {
@@ -154,10 +167,14 @@ impl Stream {
             (0..n * obs_dim).map(|i| ((s * 0.37 + i as f32 * 1.3).sin()) * 2.0).collect();
         let next: Vec<f32> =
             (0..n * obs_dim).map(|i| ((s * 0.37 + i as f32 * 1.1 + 0.5).cos()) * 2.0).collect();
+        let parts = self.space.as_ref().map_or_else(|| vec![3], Space::mask_components);
         let actions = if self.discrete {
+            let k = parts.len();
             Actions::Indices {
-                values: (0..n).map(|e| ((self.step * 7 + e * 3) % 3) as i64).collect(),
-                width: 1,
+                values: (0..n * k)
+                    .map(|i| ((self.step * 7 + i * 3 + i / k) % parts[i % k]) as i64)
+                    .collect(),
+                width: k,
             }
         } else {
             // A box action slightly outside the bounds now and then (the agent keeps what it chose).
@@ -169,8 +186,26 @@ impl Stream {
         let rewards: Vec<f64> = (0..n).map(|e| f64::from((s * 0.3 + e as f32).cos())).collect();
         let terminated: Vec<bool> = (0..n).map(|e| (self.step + e) % 11 == 10).collect();
         let truncated: Vec<bool> = (0..n).map(|e| (self.step + 2 * e) % 13 == 12).collect();
+        let masks = match (&actions, self.masked) {
+            (Actions::Indices { values, width }, true) => {
+                let m: usize = parts.iter().sum();
+                let mut masks = vec![false; n * m];
+                for (i, flag) in masks.iter_mut().enumerate() {
+                    *flag = (self.step * 5 + i * 11 + i / 3) % 3 != 0;
+                }
+                for (e, row) in values.chunks_exact(*width).enumerate() {
+                    let mut start = 0;
+                    for (part, &a) in row.iter().enumerate() {
+                        masks[e * m + start + a as usize] = true;
+                        start += parts[part];
+                    }
+                }
+                Some(masks)
+            }
+            _ => None,
+        };
         self.step += 1;
-        Step { obs, actions, rewards, terminated, truncated, next_obs: next }
+        Step { obs, actions, rewards, terminated, truncated, next_obs: next, masks }
     }
 }
 
@@ -228,17 +263,25 @@ fn run(case: &Case) -> bool {
         AgentKind::Pathwise => &["actor", "critic"],
     };
     let mut compared_first = vec![false; nets.len()];
-    let mut stream = Stream { discrete: case.discrete, num_envs: case.num_envs, step: 0 };
+    let mut stream = Stream {
+        discrete: case.discrete,
+        num_envs: case.num_envs,
+        step: 0,
+        space: case.action.clone().or_else(|| case.discrete.then(|| spaces(true).1)),
+        masked: case.masked,
+    };
     let mut actions = (Actions::default(), Actions::default());
     let mut last_updates = 0;
     for step in 0..400 {
-        let Step { obs, actions: chosen, rewards, terminated, truncated, next_obs } = stream.next();
-        // Acting: the same actions from the same draws.
+        let Step { obs, actions: chosen, rewards, terminated, truncated, next_obs, masks } =
+            stream.next();
+        let masks = masks.as_deref();
+        // Acting: the same actions from the same draws (within the same masks).
         for mode in [ActMode::Explore, ActMode::Deterministic] {
             tch::manual_seed(1000 + step as i64);
-            kernel.act(&obs, mode, &mut actions.0).expect("kernel acts");
+            kernel.act_masked(&obs, masks, mode, &mut actions.0).expect("kernel acts");
             tch::manual_seed(1000 + step as i64);
-            torch.act(&obs, mode, &mut actions.1).expect("libtorch acts");
+            torch.act_masked(&obs, masks, mode, &mut actions.1).expect("libtorch acts");
             match (&actions.0, &actions.1) {
                 (Actions::Floats { values: a, .. }, Actions::Floats { values: b, .. }) => {
                     let err = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
@@ -254,7 +297,7 @@ fn run(case: &Case) -> bool {
             terminated: &terminated,
             truncated: &truncated,
             next_obs: &next_obs,
-            masks: None,
+            masks,
         };
         tch::manual_seed(seed + step as i64);
         let mk = kernel.observe(&t).unwrap_or_else(|e| panic!("{}: kernel: {e}", case.name));
@@ -359,6 +402,8 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
                     discrete,
                     num_envs: 1,
                     clamp: false,
+                    action: None,
+                    masked: false,
                 });
             }
         }
@@ -385,6 +430,8 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
             discrete,
             num_envs: 3,
             clamp: false,
+            action: None,
+            masked: false,
         });
         cases.push(Case {
             name: format!("Pathwise num_envs = 3, updates_per_step = 1.5 ({d})"),
@@ -393,6 +440,8 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
             discrete,
             num_envs: 3,
             clamp: false,
+            action: None,
+            masked: false,
         });
     }
     cases.push(Case {
@@ -402,6 +451,8 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
         discrete: false,
         num_envs: 2,
         clamp: true,
+        action: None,
+        masked: false,
     });
     cases.push(Case {
         name: "Pathwise squashed Gaussian with an active clamp".into(),
@@ -410,8 +461,24 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
         discrete: false,
         num_envs: 1,
         clamp: true,
+        action: None,
+        masked: false,
     });
-    cases.push(Case { name: "Pathwise TD3, policy_delay 2, clipping, max_alpha".into(), agent: AgentKind::Pathwise, settings: with(AgentKind::Pathwise, serde_json::json!({"estimator": "td3", "policy_delay": 2, "max_grad_norm": 0.01, "activation": "tanh"})), discrete: false, num_envs: 2, clamp: false });
+    cases.push(Case {
+        name: "Pathwise TD3, policy_delay 2, clipping, max_alpha".into(),
+        agent: AgentKind::Pathwise,
+        settings: with(
+            AgentKind::Pathwise,
+            serde_json::json!({
+                "estimator": "td3", "policy_delay": 2, "max_grad_norm": 0.01, "activation": "tanh"
+            }),
+        ),
+        discrete: false,
+        num_envs: 2,
+        clamp: false,
+        action: None,
+        masked: false,
+    });
     cases.push(Case {
         name: "Pathwise SAC capped alpha, relu, clipping".into(),
         agent: AgentKind::Pathwise,
@@ -422,6 +489,8 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
         discrete: false,
         num_envs: 1,
         clamp: false,
+        action: None,
+        masked: false,
     });
     for discrete in [true, false] {
         cases.push(Case {
@@ -440,7 +509,29 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
             discrete,
             num_envs: 1,
             clamp: false,
+            action: None,
+            masked: false,
         });
+    }
+    // The multi-part heads and the masks (REINFORCE: independent categoricals, Bernoullis, and
+    // the categorical of a Discrete space, each with and without masks that change every step).
+    for (action, name) in [
+        (Space::Discrete(3), "Discrete(3)"),
+        (Space::MultiDiscrete(vec![3, 2, 4]), "MultiDiscrete([3, 2, 4])"),
+        (Space::MultiBinary(3), "MultiBinary(3)"),
+    ] {
+        for masked in [false, true] {
+            cases.push(Case {
+                name: format!("Reinforce {name}{}", if masked { " within masks" } else { "" }),
+                agent: AgentKind::Reinforce,
+                settings: with(AgentKind::Reinforce, serde_json::json!({"ent_coef": 0.05})),
+                discrete: true,
+                num_envs: 2,
+                clamp: false,
+                action: Some(action.clone()),
+                masked,
+            });
+        }
     }
     let mut ran = 0;
     for case in &cases {
