@@ -185,6 +185,26 @@ fn reinforce_on_cartpole_resumed_mid_rollout_ends_exactly_as_the_uninterrupted_r
 }
 
 #[test]
+fn masked_reinforce_on_restock_resumed_mid_rollout_ends_exactly_as_the_uninterrupted_run() {
+    // Restock-v0: MultiDiscrete actions within masks that change every step, and step infos
+    // logged. The partial rollout in the checkpoint holds its masks, the env snapshots the
+    // state its next mask comes from, and the info sums of the episodes in progress carry over.
+    let mut config = Config::new("Restock-v0", AgentKind::Reinforce);
+    config.seed = 5;
+    config.total_timesteps = 6_000;
+    // 1000 is not a multiple of the 8 x 56-step rollout: checkpoints fall mid-rollout.
+    config.checkpoint_every = 1_000;
+    config.keep_checkpoints = 10;
+    config.eval_every = 2_000;
+    config.eval_episodes = 3;
+    config.info_keywords = vec!["lost_sales".into(), "stock".into()];
+    config.reinforce.n_steps = 56;
+    config.reinforce.value_minibatches = 4;
+    config.validate().expect("valid");
+    check_exact_resume("reinforce-masked", &config, 3_000);
+}
+
+#[test]
 fn pathwise_on_pendulum_resumed_after_learning_started_ends_exactly_as_the_uninterrupted_run() {
     let mut config = Config::new("Pendulum-v1", AgentKind::Pathwise);
     config.seed = 5;
