@@ -276,24 +276,33 @@ impl DenseMlp {
             assert_eq!(grad.len(), theta.len(), "gradient buffer length");
         }
         let Trace { out: outputs, pre, grad: [g, next], .. } = trace;
-        g.clear();
-        g.extend_from_slice(d_out);
+        // The two gradient buffers only grow: each pass works on a prefix (`g[..len]`), and
+        // every value of a prefix is written before it is read, so no pass zeroes memory.
+        let grow = |v: &mut Vec<f32>, len: usize| {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        };
+        let mut len = d_out.len();
+        grow(g, len);
+        g[..len].copy_from_slice(d_out);
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let (inp, width) = (layer.in_dim(), layer.out_dim());
+            let gl = &mut g[..len];
             // Through this layer's activation, to its pre-activation.
             if let Some(activation) = layer.activation {
                 let input = if pre[l].is_empty() { &outputs[l] } else { &pre[l] };
-                activation.backward_slice(input, &outputs[l], g);
+                activation.backward_slice(input, &outputs[l], gl);
             }
             let input: &[f32] = if l == 0 { x } else { &outputs[l - 1] };
             if let Some(grad) = grad.as_deref_mut() {
                 // ∂L/∂Wᵀ += inputᵀ · g, where Wᵀ's values are.
                 let iv = View::dense(rows, inp).t();
-                gemm(input, iv, g, View::dense(rows, width), 1.0, grad, layer.weight_t);
+                gemm(input, iv, gl, View::dense(rows, width), 1.0, grad, layer.weight_t);
                 // ∂L/∂b += the column sums of g.
                 let db = &mut grad[layer.bias..layer.bias + width];
-                for row in g.chunks_exact(width) {
+                for row in gl.chunks_exact(width) {
                     for (d, &v) in db.iter_mut().zip(row) {
                         *d += v;
                     }
@@ -302,18 +311,21 @@ impl DenseMlp {
             if l == 0 && d_input.is_none() {
                 break;
             }
-            // ∂L/∂(this layer's input) = g · W (every value overwritten: no clearing).
-            next.resize(rows * inp, 0.0);
+            // ∂L/∂(this layer's input) = g · W, every value overwritten.
+            let next_len = rows * inp;
+            grow(next, next_len);
             let wv = layer.weight_t.t();
-            gemm(g, View::dense(rows, width), theta, wv, 0.0, next, View::dense(rows, inp));
+            let dv = View::dense(rows, inp);
+            gemm(gl, View::dense(rows, width), theta, wv, 0.0, &mut next[..next_len], dv);
             if l == 0 {
                 if let Some(d_input) = d_input {
                     d_input.clear();
-                    d_input.extend_from_slice(&next[..rows * inp]);
+                    d_input.extend_from_slice(&next[..next_len]);
                 }
                 break;
             }
             std::mem::swap(g, next);
+            len = next_len;
         }
     }
 }
