@@ -248,26 +248,12 @@ impl Kernel {
                     let (want_a, want_b) = (wants(*a), wants(*b));
                     let same =
                         na.rows == rows && na.cols == cols && nb.rows == rows && nb.cols == cols;
-                    if want_a {
-                        let ga = acc(grads, free, nodes, *a);
-                        for i in 0..rows {
-                            for j in 0..cols {
-                                let e = i * cols + j;
-                                let (ia, ib) = if same {
-                                    (e, e)
-                                } else {
-                                    (
-                                        broadcast_at(na.rows, na.cols, i, j),
-                                        broadcast_at(nb.rows, nb.cols, i, j),
-                                    )
-                                };
-                                ga[ia] +=
-                                    g[e] * op.slopes(na.value[ia], nb.value[ib], node.value[e]).0;
-                            }
+                    // Each operand's gradient: the same loop, reading its slope.
+                    for (side, x, wanted) in [(0, *a, want_a), (1, *b, want_b)] {
+                        if !wanted {
+                            continue;
                         }
-                    }
-                    if want_b {
-                        let gb = acc(grads, free, nodes, *b);
+                        let gx = acc(grads, free, nodes, x);
                         for i in 0..rows {
                             for j in 0..cols {
                                 let e = i * cols + j;
@@ -279,8 +265,9 @@ impl Kernel {
                                         broadcast_at(nb.rows, nb.cols, i, j),
                                     )
                                 };
-                                gb[ib] +=
-                                    g[e] * op.slopes(na.value[ia], nb.value[ib], node.value[e]).1;
+                                let (sa, sb) = op.slopes(na.value[ia], nb.value[ib], node.value[e]);
+                                let (at, slope) = if side == 0 { (ia, sa) } else { (ib, sb) };
+                                gx[at] += g[e] * slope;
                             }
                         }
                     }
