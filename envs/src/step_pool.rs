@@ -43,7 +43,8 @@ const TASK_MASK: u64 = (1 << TASK_BITS) - 1;
 type TaskFn<'a> = &'a (dyn Fn(usize) + Sync);
 
 struct Shared {
-    /// `generation << TASK_BITS | next task index` of the current job (generation 0: none yet).
+    /// `generation << TASK_BITS | next task index` of the current job (generation 0: none yet;
+    /// an odd generation with index [`TASK_MASK`]: closed, between two jobs).
     state: AtomicU64,
     /// The current job's number of tasks (written before the generation is published).
     tasks: AtomicUsize,
@@ -171,14 +172,21 @@ impl StepPool {
         // cleared below after every task has finished, and pool threads call it only after
         // claiming a task of this job (see `Shared::work`).
         let erased: TaskFn<'static> = unsafe { std::mem::transmute::<TaskFn<'_>, _>(task) };
-        // SAFETY (exclusive write): no job is running (the previous `run` waited for all its
-        // tasks), so no pool thread reads `job` now: a thread reads it only after claiming a
-        // task, and every claim of the previous generation has finished.
-        unsafe { *shared.job.get() = Some(erased) };
-        shared.tasks.store(tasks, Ordering::Relaxed);
-        shared.done.store(0, Ordering::Relaxed);
-        self.generation += 1;
+        // Two generations per job. The odd one closes the previous job before anything of the
+        // next is written: a pool thread that still holds the previous job's state (every task
+        // claimed) and then reads the next job's larger `tasks` would otherwise win its
+        // compare-and-swap on the unchanged state and run a task of the next job twice. After
+        // this store every such compare-and-swap fails (the state changed), and a thread that
+        // reads the new `tasks` (Acquire, paired with the Release below) also sees this store.
+        self.generation += 2;
         let generation = self.generation;
+        shared.state.store((generation - 1) << TASK_BITS | TASK_MASK, Ordering::SeqCst);
+        // SAFETY (exclusive write): no job is running (the previous `run` waited for all its
+        // tasks) and no task can be claimed now (the state above is closed), so no pool thread
+        // reads `job`: a thread reads it only after claiming a task.
+        unsafe { *shared.job.get() = Some(erased) };
+        shared.tasks.store(tasks, Ordering::Release);
+        shared.done.store(0, Ordering::Relaxed);
         // Publishes the job (Release: `job`, `tasks` and `done` above are visible to a thread
         // that reads this generation). SeqCst pairs with the sleepers' check in `worker`.
         shared.state.store(generation << TASK_BITS, Ordering::SeqCst);
@@ -264,6 +272,8 @@ mod tests {
         let mut pool = StepPool::new(3, "test").expect("threads");
         assert_eq!(pool.threads(), 3);
         let counts: Vec<AtomicUsize> = (0..37).map(|_| AtomicUsize::new(0)).collect();
+        // Jobs of changing sizes back to back: a thread late from one job must never claim a
+        // task of the next (a task run twice shows in its count).
         for job in 0..2_000 {
             let tasks = job % 38;
             pool.run(tasks, &|i| {
