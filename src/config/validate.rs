@@ -242,11 +242,11 @@ impl Config {
         }
         let problem = if self.agent != AgentKind::Pathwise {
             format!(
-                "acting beside learning is for the pathwise agent, whose actor acts on a copy of                  its policy; the {} agent learns from whole rollouts of its current policy: set                  act_beside_learning = false",
+                "acting beside learning is for the pathwise agent, whose actor acts on a copy of its policy; the {} agent learns from whole rollouts of its current policy: set act_beside_learning = false",
                 self.agent
             )
         } else if self.pathwise.exploration == rlpg_agents::Exploration::Pink {
-            "pathwise.exploration = \"pink\" keeps each env's noise sequence in the agent, and              the actor acts beside it: use \"gaussian\" exploration or act_beside_learning = false"
+            "pathwise.exploration = \"pink\" keeps each env's noise sequence in the agent, and the actor acts beside it: use \"gaussian\" exploration or act_beside_learning = false"
                 .to_owned()
         } else if self.async_batch > 0 {
             "asynchronous batches already step the envs while the agent learns: set async_batch              = 0 or act_beside_learning = false"
