@@ -225,18 +225,29 @@ impl Policy {
         obs: &[f32],
         masks: Option<&[bool]>,
     ) -> Result<Vec<ActionDistribution>, PolicyError> {
+        self.per_row(obs, masks, |row, mask, scratch| self.head.distribution(row, mask, scratch))
+    }
+
+    /// The network's outputs for raw observations, each row with its mask (checked first):
+    /// `f(outputs, mask, scratch)` per row, in order.
+    fn per_row<T>(
+        &self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        mut f: impl FnMut(&[f32], Option<&[bool]>, &mut Vec<f32>) -> T,
+    ) -> Result<Vec<T>, PolicyError> {
         let (trace, rows) = self.forward(obs)?;
         self.check_masks(masks, rows)?;
-        let outputs = trace.output();
         let width = self.mlp.out_dim();
         let mask_len = self.mask_len();
         let mut scratch = Vec::new();
-        Ok(outputs
+        Ok(trace
+            .output()
             .chunks_exact(width)
             .enumerate()
             .map(|(r, row)| {
                 let mask = masks.map(|m| &m[r * mask_len..(r + 1) * mask_len]);
-                self.head.distribution(row, mask, &mut scratch)
+                f(row, mask, &mut scratch)
             })
             .collect())
     }
@@ -266,7 +277,7 @@ impl Policy {
             return Err(PolicyError::Mask {
                 row: None,
                 what: format!(
-                    "{} mask flags for {rows} observations, expected {rows} × {len} (the masks                      of {} one after the other)",
+                    "{} mask flags for {rows} observations, expected {rows} × {len} (the masks of {} one after the other)",
                     masks.len(),
                     self.space
                 ),
@@ -307,24 +318,13 @@ impl Policy {
         masks: Option<&[bool]>,
         mut rng: Option<&mut SplitMix>,
     ) -> Result<Vec<ActionBuf>, PolicyError> {
-        let (trace, rows) = self.forward(obs)?;
-        self.check_masks(masks, rows)?;
-        let outputs = trace.output();
-        let width = self.mlp.out_dim();
-        let mask_len = self.mask_len();
-        let mut scratch = Vec::new();
-        Ok(outputs
-            .chunks_exact(width)
-            .enumerate()
-            .map(|(r, row)| {
-                let mask = masks.map(|m| &m[r * mask_len..(r + 1) * mask_len]);
-                let query = match rng.as_deref_mut() {
-                    None => Query::Mode,
-                    Some(rng) => Query::Sample(rng),
-                };
-                self.head.action(row, mask, query, &mut scratch)
-            })
-            .collect())
+        self.per_row(obs, masks, |row, mask, scratch| {
+            let query = match rng.as_deref_mut() {
+                None => Query::Mode,
+                Some(rng) => Query::Sample(rng),
+            };
+            self.head.action(row, mask, query, scratch)
+        })
     }
 
     /// Raw observations normalised as training did (or copied), into `out`.
