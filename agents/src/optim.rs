@@ -355,18 +355,25 @@ impl Adam {
         let inv_sqrt_bias2 = (1.0 / bias2.sqrt()) as f32;
         let (w1, w2) = ((1.0 - BETA1) as f32, (1.0 - BETA2) as f32);
         let floor = SQRT_FLOOR as f32;
-        for (((p, m), v), &g) in theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grad) {
-            // Moments below the floor are flushed to zero. A parameter whose gradient stays zero
-            // (a dead ReLU unit's) has moments decaying geometrically into subnormal numbers,
-            // the first moment within a few hundred steps, and x86 cores take a slow path for
-            // every operation on those (this loop ran 10x slower). The step such a moment would
-            // take is below `lr · 1e-30 / ε`, nothing in f32 arithmetic on the parameters.
-            let flush = |x: f32| if x.abs() < floor { 0.0 } else { x };
-            *m = flush(lerp(*m, g, w1));
-            *v = flush(lerp(*v, g * g, w2));
-            let denom = v.max(floor).sqrt() * inv_sqrt_bias2 + EPS as f32;
-            *p += step * *m / denom;
-        }
+        rlpg_kernel::simd::wide(
+            #[inline(always)]
+            || {
+                for (((p, m), v), &g) in
+                    theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grad)
+                {
+                    // Moments below the floor are flushed to zero. A parameter whose gradient stays zero
+                    // (a dead ReLU unit's) has moments decaying geometrically into subnormal numbers,
+                    // the first moment within a few hundred steps, and x86 cores take a slow path for
+                    // every operation on those (this loop ran 10x slower). The step such a moment would
+                    // take is below `lr · 1e-30 / ε`, nothing in f32 arithmetic on the parameters.
+                    let flush = |x: f32| if x.abs() < floor { 0.0 } else { x };
+                    *m = flush(lerp(*m, g, w1));
+                    *v = flush(lerp(*v, g * g, w2));
+                    let denom = v.max(floor).sqrt() * inv_sqrt_bias2 + EPS as f32;
+                    *p += step * *m / denom;
+                }
+            },
+        );
         Ok(())
     }
 
@@ -419,6 +426,7 @@ impl Adam {
 
 /// `a + w (b − a)` as libtorch's CPU `lerp` computes it in `f32` (from the far end for
 /// `w ≥ 0.5`).
+#[inline]
 pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {
     if w.abs() < 0.5 { a + w * (b - a) } else { b - (b - a) * (1.0 - w) }
 }

@@ -172,6 +172,7 @@ impl Activation {
     }
 
     /// `d[i] *= derivative(x[i], y[i])` for every element: a gradient through the activation.
+    #[inline]
     pub fn backward_slice(self, x: &[f32], y: &[f32], d: &mut [f32]) {
         with_activation!(self, A => {
             for ((d, &x), &y) in d.iter_mut().zip(x).zip(y) {

@@ -2,10 +2,16 @@
 //! live inside slices at any strides (a transpose is a change of strides, never a copy).
 //!
 //! Products with many rows go to `matrixmultiply`'s sgemm (bluss's pure-Rust packed kernels,
-//! about 100 GFLOP/s on one core on 128×64×64 products). Products of one to a few rows (acting
-//! on one observation) skip its packing, which would copy the whole weight matrix for a few
-//! hundred multiply-adds, and run as plain dot products or `axpy` loops along whichever
-//! stride of `b` is contiguous.
+//! which pick AVX-512 or AVX2 micro-kernels at run time: about 150 GFLOP/s on one core of the
+//! development machine on 256-wide products). Products of one to a few rows (acting on one
+//! observation) skip its packing, which would copy the whole weight matrix for a few hundred
+//! multiply-adds, and run as plain dot products or `axpy` loops along whichever stride of `b`
+//! is contiguous, compiled for the CPU's widest vectors ([`crate::simd`]).
+//!
+//! Thin products of many rows (a network's 3- or 4-wide input layer, its 1-wide output) also
+//! run faster as such loops in isolation, but changing how they are summed changes training
+//! trajectories in the last bits, and the update gained only ~3% (measured 2026-12-08): they
+//! stay with sgemm, whose results the learning tests' seeds were measured with.
 
 /// A matrix inside a slice: element `(i, j)` of a `rows × cols` matrix is at
 /// `offset + i·row_stride + j·col_stride`.
@@ -75,7 +81,10 @@ pub fn gemm(a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], 
     let rows_contiguous = bv.col_stride == 1 && cv.col_stride == 1;
     let cols_contiguous = bv.row_stride == 1 && av.col_stride == 1;
     if av.rows <= SMALL_ROWS && (rows_contiguous || cols_contiguous) {
-        small(a, av, b, bv, beta, c, cv);
+        crate::simd::wide(
+            #[inline(always)]
+            || small(a, av, b, bv, beta, c, cv),
+        );
         return;
     }
     let stride = |s: usize| s as isize;
@@ -103,6 +112,7 @@ pub fn gemm(a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], 
 
 /// [`gemm`] for a few rows of `a`: per row, `axpy` along `b`'s rows when they are contiguous,
 /// dot products along its columns otherwise.
+#[inline(always)]
 fn small(a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], cv: View) {
     for i in 0..av.rows {
         for j in 0..cv.cols {
@@ -135,6 +145,7 @@ fn small(a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], cv:
 }
 
 /// `⟨x, y⟩` over eight running sums (so the loop vectorizes), added up at the end.
+#[inline(always)]
 fn dot(x: &[f32], y: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (xs, ys) = (x.chunks_exact(8), y.chunks_exact(8));

@@ -20,6 +20,7 @@ mod activation;
 pub mod gemm;
 pub mod heads;
 pub mod mlp;
+pub mod simd;
 
 pub use activation::Activation;
 pub use mlp::{DenseMlp, LayerSpec, LayoutError, Segment, Trace};

@@ -229,26 +229,29 @@ impl DenseMlp {
             // One pass over the product: the bias, then the activation, in place.
             let bias = &theta[layer.bias..layer.bias + width];
             let pre = &mut trace.pre[l];
-            match layer.activation {
-                Some(activation) if activation.slope_needs_input() => {
-                    pre.resize(rows * width, 0.0);
-                    for (p, y) in pre.chunks_exact_mut(width).zip(y.chunks_exact_mut(width)) {
-                        activation.bias_apply_keep(bias, y, p);
+            crate::simd::wide(
+                #[inline(always)]
+                || match layer.activation {
+                    Some(activation) if activation.slope_needs_input() => {
+                        pre.resize(rows * width, 0.0);
+                        for (p, y) in pre.chunks_exact_mut(width).zip(y.chunks_exact_mut(width)) {
+                            activation.bias_apply_keep(bias, y, p);
+                        }
                     }
-                }
-                Some(activation) => {
-                    pre.clear();
-                    for y in y.chunks_exact_mut(width) {
-                        activation.bias_apply(bias, y);
+                    Some(activation) => {
+                        pre.clear();
+                        for y in y.chunks_exact_mut(width) {
+                            activation.bias_apply(bias, y);
+                        }
                     }
-                }
-                None => {
-                    pre.clear();
-                    for y in y.chunks_exact_mut(width) {
-                        y.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
+                    None => {
+                        pre.clear();
+                        for y in y.chunks_exact_mut(width) {
+                            y.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
+                        }
                     }
-                }
-            }
+                },
+            );
         }
         trace.output()
     }
@@ -293,7 +296,11 @@ impl DenseMlp {
             // Through this layer's activation, to its pre-activation.
             if let Some(activation) = layer.activation {
                 let input = if pre[l].is_empty() { &outputs[l] } else { &pre[l] };
-                activation.backward_slice(input, &outputs[l], gl);
+                let output = &outputs[l];
+                crate::simd::wide(
+                    #[inline(always)]
+                    || activation.backward_slice(input, output, gl),
+                );
             }
             let input: &[f32] = if l == 0 { x } else { &outputs[l - 1] };
             if let Some(grad) = grad.as_deref_mut() {
@@ -302,11 +309,16 @@ impl DenseMlp {
                 gemm(input, iv, gl, View::dense(rows, width), 1.0, grad, layer.weight_t);
                 // ∂L/∂b += the column sums of g.
                 let db = &mut grad[layer.bias..layer.bias + width];
-                for row in gl.chunks_exact(width) {
-                    for (d, &v) in db.iter_mut().zip(row) {
-                        *d += v;
-                    }
-                }
+                crate::simd::wide(
+                    #[inline(always)]
+                    || {
+                        for row in gl.chunks_exact(width) {
+                            for (d, &v) in db.iter_mut().zip(&*row) {
+                                *d += v;
+                            }
+                        }
+                    },
+                );
             }
             if l == 0 && d_input.is_none() {
                 break;

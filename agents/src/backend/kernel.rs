@@ -639,9 +639,14 @@ impl Backend for Kernel {
             )));
         }
         let tau = tau as f32;
-        for (t, &s) in target.iter_mut().zip(source) {
-            *t = lerp(*t, s, tau);
-        }
+        rlpg_kernel::simd::wide(
+            #[inline(always)]
+            || {
+                for (t, &s) in target.iter_mut().zip(source) {
+                    *t = lerp(*t, s, tau);
+                }
+            },
+        );
         Ok(())
     }
 }
