@@ -313,7 +313,7 @@ impl DenseMlp {
                     #[inline(always)]
                     || {
                         for row in gl.chunks_exact(width) {
-                            for (d, &v) in db.iter_mut().zip(&*row) {
+                            for (d, &v) in db.iter_mut().zip(row) {
                                 *d += v;
                             }
                         }
