@@ -41,7 +41,12 @@ masked_run=$(cargo run --quiet --release --bin rlpg -- train configs/reinforce_r
   --set total_timesteps=4096 --set eval_every=0 --set checkpoint_every=0 --quiet \
   --out "$out/runs" | tail -n 1)
 cargo run --quiet --release --bin rlpg -- export "$masked_run" --out "$out/export-masked"
-scripts/check_policy_export.sh "$out/export" "$out/export-masked"
+pathwise_masked_run=$(cargo run --quiet --release --bin rlpg -- train configs/pathwise_restock.toml \
+  --set total_timesteps=600 --set pathwise.learning_starts=100 --set eval_every=0 \
+  --set checkpoint_every=0 --quiet --out "$out/runs" | tail -n 1)
+cargo run --quiet --release --bin rlpg -- export "$pathwise_masked_run" \
+  --out "$out/export-pathwise-masked"
+scripts/check_policy_export.sh "$out/export" "$out/export-masked" "$out/export-pathwise-masked"
 
 say "event files read by TensorBoard"
 scripts/check_tensorboard.sh

@@ -122,7 +122,13 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
             let log_std = (!config.reinforce.state_dependent_std).then(|| "log_std".to_owned());
             (Head::Gaussian { log_std }, None)
         }
-        (AgentKind::Pathwise, Space::Discrete(_)) => (
+        // The pathwise agent's relaxed categoricals: `actor/out` gives the logits of every
+        // component in turn (`n`, `sum(nvec)`, or "0" then "1" for each value of a MultiBinary),
+        // each component's bounded on its own before the mask.
+        (
+            AgentKind::Pathwise,
+            Space::Discrete(_) | Space::MultiDiscrete(_) | Space::MultiBinary(_),
+        ) => (
             Head::GumbelSoftmax {
                 logit_bound: config.pathwise.logit_bound as f32,
                 temperature: config.pathwise.gumbel_temperature,
@@ -144,13 +150,6 @@ pub fn export_checkpoint(path: &Path, envs: EnvSource<'_>) -> Result<Export, Run
             (Head::MultiCategorical { nvec: nvec.clone() }, None)
         }
         (AgentKind::Reinforce, Space::MultiBinary(n)) => (Head::Bernoulli { n: *n }, None),
-        // The pathwise agent refuses these spaces (building the agent above fails first).
-        (AgentKind::Pathwise, Space::MultiDiscrete(_) | Space::MultiBinary(_)) => {
-            return Err(mismatch(format!(
-                "the pathwise agent's policy over {action_space} cannot be exported yet"
-            ))
-            .into());
-        }
     };
 
     let find = |name: &str| -> Result<NamedTensor, CheckpointError> {

@@ -1,8 +1,10 @@
 //! Invalid-action masks through the whole training loop: an env whose mask changes at random
 //! every step, and which fails the run on an action its mask rules out (as a real ordering
-//! system would), trained with REINFORCE for a million steps. The agent samples within the masks
-//! (`Agent::act_masked`), the trainer hands every step's masks from the vector env to the agent
-//! and into its rollouts, and the update evaluates the policy under them: any masked action
+//! system would), trained with REINFORCE for a million steps and with the pathwise agent (SAC,
+//! Gumbel-softmax per component) for 200,000. The agent samples within the masks
+//! (`Agent::act_masked`, its uniformly random warm-up actions too), the trainer hands every
+//! step's masks from the vector env to the agent and into its rollouts or replay buffer (with
+//! the next states' masks), and the update evaluates the policy under them: any masked action
 //! sampled once ends the run with the env's error. Without masking, a uniform policy over these
 //! spaces picks a masked-out choice in about half of its steps.
 
@@ -93,9 +95,9 @@ impl Env for RandomMasks {
     }
 }
 
-/// Trains REINFORCE for `steps` steps on [`RandomMasks`] over `space`; returns the episodes.
-fn train_within_masks(space: Space, steps: u64) -> u64 {
-    let mut config = Config::new("RandomMasks-v0", AgentKind::Reinforce);
+/// Trains `agent` for `steps` steps on [`RandomMasks`] over `space`; returns the episodes.
+fn train_within_masks(agent: AgentKind, space: Space, steps: u64) -> u64 {
+    let mut config = Config::new("RandomMasks-v0", agent);
     config.seed = 3;
     config.total_timesteps = steps;
     config.num_envs = 64;
@@ -105,6 +107,13 @@ fn train_within_masks(space: Space, steps: u64) -> u64 {
     config.reinforce.hidden = vec![32];
     config.reinforce.value_minibatches = 1;
     config.reinforce.value_epochs = 1;
+    // The pathwise agent: a few thousand updates over the run (warm-up actions first).
+    config.pathwise.actor_hidden = vec![32];
+    config.pathwise.critic_hidden = vec![32];
+    config.pathwise.batch_size = 64;
+    config.pathwise.learning_starts = 2048;
+    config.pathwise.updates_per_step = 1.0 / 32.0;
+    config.pathwise.buffer_size = 50_000;
     let factory = move || Ok(Box::new(RandomMasks::new(space.clone())) as Box<dyn Env>);
     let probe = factory().expect("env");
     seed_torch(&config);
@@ -115,21 +124,37 @@ fn train_within_masks(space: Space, steps: u64) -> u64 {
         train_loop(agent.as_mut(), &factory, &loop_settings(&config, false), &mut sink)
             .unwrap_or_else(|e| panic!("training within the masks: {e}"));
     assert_eq!(summary.steps, steps, "64 envs: a multiple of 64 steps");
-    assert!(!sink.values("losses/policy_loss").is_empty(), "the agent updated");
+    let loss = match config.agent {
+        AgentKind::Reinforce => "losses/policy_loss",
+        AgentKind::Pathwise => "losses/actor_loss",
+    };
+    assert!(!sink.values(loss).is_empty(), "the agent updated");
     summary.episodes
 }
 
 #[test]
 fn no_masked_action_reaches_the_env_in_a_million_multi_discrete_steps() {
-    let episodes = train_within_masks(Space::MultiDiscrete(vec![4, 3, 5]), 1_000_000);
+    let episodes =
+        train_within_masks(AgentKind::Reinforce, Space::MultiDiscrete(vec![4, 3, 5]), 1_000_000);
     // 15,625 steps of each of 64 envs: 312 whole episodes of 50 steps each.
     assert_eq!(episodes, 312 * 64);
 }
 
 #[test]
 fn no_masked_action_reaches_the_env_for_discrete_and_multi_binary_actions() {
-    train_within_masks(Space::Discrete(6), 64 * 1600);
-    train_within_masks(Space::MultiBinary(4), 64 * 1600);
+    train_within_masks(AgentKind::Reinforce, Space::Discrete(6), 64 * 1600);
+    train_within_masks(AgentKind::Reinforce, Space::MultiBinary(4), 64 * 1600);
+}
+
+#[test]
+fn no_masked_action_reaches_the_env_from_the_pathwise_agent() {
+    // 3,125 steps of each of 64 envs (62 whole episodes each), about 6,000 updates.
+    let steps = 64 * 3125;
+    let episodes =
+        train_within_masks(AgentKind::Pathwise, Space::MultiDiscrete(vec![4, 3, 5]), steps);
+    assert_eq!(episodes, 62 * 64);
+    train_within_masks(AgentKind::Pathwise, Space::Discrete(6), 64 * 800);
+    train_within_masks(AgentKind::Pathwise, Space::MultiBinary(4), 64 * 800);
 }
 
 /// The shipped masked env learns: REINFORCE with `configs/reinforce_restock.toml` (seed 1, 300k
@@ -151,6 +176,43 @@ fn masked_reinforce_beats_the_restock_heuristic() {
     seed_torch(&config);
     let mut agent =
         build_agent(&config, probe.observation_space(), probe.action_space()).expect("agent");
+    let mut sink = MemorySink::default();
+    let (summary, _) =
+        train_loop(agent.as_mut(), &entry, &loop_settings(&config, false), &mut sink)
+            .unwrap_or_else(|e| panic!("training: {e}"));
+    let eval = &summary.final_eval;
+    eprintln!(
+        "final evaluation {:.1} ± {:.1}, infos {:?}",
+        eval.mean_return, eval.std_return, eval.infos
+    );
+    assert!(eval.mean_return > 140.0, "final evaluation {:.1}, want > 140", eval.mean_return);
+    assert_eq!(eval.infos.get("over_capacity"), Some(&0.0), "{:?}", eval.infos);
+}
+
+/// The pathwise agent learns the shipped masked env: SAC with a Gumbel-softmax per component,
+/// `configs/pathwise_restock.toml` (seed 3, 10,000 steps, the kernel backend), beats the
+/// order-up-to-5 heuristic (about 128 an episode) on its final deterministic evaluation, with
+/// no order ever over capacity. Measured with the preset, evaluations at 5k / 10k / 15k steps:
+/// seed 3 163.2 / 163.6 / 163.5 (the seed tested), seed 2 145.8 / 145.6 / 145.2, seed 1
+/// 126.5 / - / 128.2 (level with the heuristic): one seed of three does not beat it yet
+/// (docs/benchmarks.md).
+#[test]
+fn masked_pathwise_beats_the_restock_heuristic() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/pathwise_restock.toml");
+    let mut config = Config::load(&path, &[]).expect("the preset loads");
+    config.seed = 3;
+    config.total_timesteps = 10_000;
+    config.eval_every = 0;
+    config.checkpoint_every = 0;
+    config.eval_episodes = 20;
+    let entry = Registry::builtin().get(&config.env).expect("registered").clone();
+    let probe = entry.make().expect("env");
+    config.validate_against_env(probe.as_ref()).expect("the preset fits Restock-v0");
+    seed_torch(&config);
+    let mut agent =
+        build_agent(&config, probe.observation_space(), probe.action_space()).expect("agent");
+    assert_eq!(agent.name(), "pathwise");
     let mut sink = MemorySink::default();
     let (summary, _) =
         train_loop(agent.as_mut(), &entry, &loop_settings(&config, false), &mut sink)

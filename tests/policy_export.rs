@@ -413,24 +413,44 @@ impl Env for MaskedToy {
 #[test]
 fn masked_multi_part_policies_export_their_mask_and_agree_with_the_agent_and_libtorch() {
     let root = Scratch::new("policy-masked");
+    // REINFORCE's heads (multi_categorical, bernoulli, categorical) and the pathwise agent's
+    // (gumbel_softmax per component over each space, a bit a two-way one; bounded per component
+    // in some).
+    let (reinforce, pathwise) = (AgentKind::Reinforce, AgentKind::Pathwise);
+    let bounded: &[&str] = &["pathwise.logit_bound=2.0"];
     let cases = [
-        ("restock_multi_categorical", None),
-        ("toy_multi_discrete", Some(Space::MultiDiscrete(vec![3, 1, 4]))),
-        ("toy_bernoulli", Some(Space::MultiBinary(3))),
-        ("toy_categorical", Some(Space::Discrete(5))),
+        ("restock_multi_categorical", reinforce, None, &[][..]),
+        ("toy_multi_discrete", reinforce, Some(Space::MultiDiscrete(vec![3, 1, 4])), &[]),
+        ("toy_bernoulli", reinforce, Some(Space::MultiBinary(3)), &[]),
+        ("toy_categorical", reinforce, Some(Space::Discrete(5)), &[]),
+        ("pathwise_restock_gumbel_softmax", pathwise, None, &[]),
+        (
+            "pathwise_toy_multi_discrete",
+            pathwise,
+            Some(Space::MultiDiscrete(vec![3, 1, 4])),
+            bounded,
+        ),
+        ("pathwise_toy_multi_binary", pathwise, Some(Space::MultiBinary(3)), &[]),
+        ("pathwise_toy_multi_binary_bounded", pathwise, Some(Space::MultiBinary(3)), bounded),
+        ("pathwise_toy_discrete", pathwise, Some(Space::Discrete(5)), bounded),
     ];
-    for (name, toy) in cases {
+    for (name, agent, toy, sets) in cases {
         let env = if toy.is_some() { "MaskedToy-v0" } else { "Restock-v0" };
-        let text = Config::new(env, AgentKind::Reinforce).to_toml_string().expect("toml");
+        let text = Config::new(env, agent).to_toml_string().expect("toml");
+        let steps: &[&str] = match agent {
+            AgentKind::Reinforce => &["total_timesteps=4096"],
+            AgentKind::Pathwise => &["total_timesteps=600", "pathwise.learning_starts=100"],
+        };
         let overrides: Vec<rlpg::Override> = [
             "eval_every=0",
             "eval_episodes=2",
             "checkpoint_every=0",
             "seed=4",
-            "total_timesteps=4096",
             "normalize_obs=true",
         ]
         .iter()
+        .chain(steps)
+        .chain(sets)
         .map(|s| rlpg::Override::parse(s).expect("override"))
         .collect();
         let config = Config::from_toml_str(&text, name, &overrides).expect("config");

@@ -223,6 +223,31 @@ fn pathwise_on_pendulum_resumed_after_learning_started_ends_exactly_as_the_unint
     check_exact_resume("pathwise", &config, 800);
 }
 
+#[test]
+fn masked_pathwise_on_restock_resumed_after_learning_started_ends_exactly_as_the_uninterrupted_run()
+{
+    // Restock-v0 with the pathwise agent: a Gumbel-softmax per component within masks that
+    // change every step. The checkpoints' replay buffer holds both states' masks of every
+    // transition (the TD target's next action is drawn within the next state's), and the warm-up
+    // actions before learning starts are uniform within the masks.
+    let mut config = Config::new("Restock-v0", AgentKind::Pathwise);
+    config.seed = 5;
+    config.num_envs = 2;
+    config.total_timesteps = 1_200;
+    config.checkpoint_every = 400;
+    config.keep_checkpoints = 10;
+    config.eval_every = 600;
+    config.eval_episodes = 2;
+    config.info_keywords = vec!["lost_sales".into()];
+    config.pathwise.learning_starts = 300;
+    config.pathwise.batch_size = 32;
+    config.pathwise.buffer_size = 1_000;
+    config.pathwise.metrics_every = 70;
+    config.pathwise.logit_bound = 3.0;
+    config.validate().expect("valid");
+    check_exact_resume("pathwise-masked", &config, 800);
+}
+
 /// Acting beside learning drains its one step in flight before every checkpoint (see
 /// `src/trainer/beside.rs`), so a run resumed from a periodic checkpoint replays the
 /// uninterrupted run exactly too: the actor's draws are seeded from `(seed, step)`.

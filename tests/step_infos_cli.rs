@@ -92,8 +92,11 @@ fn an_info_the_env_does_not_report_and_masks_an_agent_cannot_use_are_config_erro
         "{}",
         text(&out.stderr)
     );
-    let out = train(&["env=Restock-v0", "agent=pathwise"]);
+    let out = train(&["env=Restock-v0", "agent=pathwise", "act_beside_learning=true"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("declares action masks"), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    for needle in ["act_beside_learning", "declares action masks"] {
+        assert!(err.contains(needle), "{needle:?} missing: {err}");
+    }
     assert!(std::fs::read_dir(&dir).map_or(0, |d| d.count()) == 0, "no run directory is made");
 }

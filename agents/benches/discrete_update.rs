@@ -71,6 +71,7 @@ fn agent(backend: BackendChoice) -> Pathwise {
                 truncated: &[false],
                 next_obs: &next,
                 masks: None,
+                next_masks: None,
             })
             .expect("observe");
     }

@@ -114,6 +114,7 @@ fn sac_agent(backend: BackendChoice) -> Pathwise {
                 truncated: &[i % 200 == 199],
                 next_obs: &next,
                 masks: None,
+                next_masks: None,
             })
             .expect("observe");
     }

@@ -195,6 +195,11 @@ pub struct Transition<'a> {
     /// `[n, mask_len]` the action masks the actions were chosen under ([`Agent::act_masked`]),
     /// when the envs declare masks: the update evaluates the policy under the same masks.
     pub masks: Option<&'a [bool]>,
+    /// `[n, mask_len]` the action masks of the states `next_obs` lead on from, as the vector
+    /// env reports them after the step (for an env whose episode ended, the next episode's
+    /// first state: agents ignore those rows), when the envs declare masks. An off-policy agent
+    /// draws the next action of its TD target within them.
+    pub next_masks: Option<&'a [bool]>,
 }
 
 /// A copy of an agent's exploring policy that chooses actions on another thread while the agent

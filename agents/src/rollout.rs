@@ -545,6 +545,7 @@ mod tests {
                     truncated: &[t == 1, false],
                     next_obs: &obs,
                     masks: None,
+                    next_masks: None,
                 })
                 .unwrap();
         }
@@ -561,6 +562,7 @@ mod tests {
             truncated: &[false; 2],
             next_obs: &[0.0; 2],
             masks: None,
+            next_masks: None,
         });
         assert!(full.is_err(), "pushing into a full buffer must fail");
         buffer.clear();
@@ -580,6 +582,7 @@ mod tests {
                 truncated: &[false; 2],
                 next_obs: &[0.0; 6],
                 masks: None,
+                next_masks: None,
             })
             .unwrap_err();
         assert!(err.to_string().contains("rewards has 3 values"), "unexpected error: {err}");
@@ -597,6 +600,7 @@ mod tests {
                 truncated: &[false, false],
                 next_obs: &[1.0, 2.0],
                 masks: None,
+                next_masks: None,
             }
         }
         let floats = Actions::Floats { values: vec![0.5, -1.5, 2.0, 0.25], width: 2 };
@@ -637,6 +641,7 @@ mod tests {
                     truncated: &[false, t == 2],
                     next_obs: &next_obs,
                     masks: Some(&masks),
+                    next_masks: None,
                 })
                 .expect("push");
         }

@@ -272,10 +272,15 @@ fn run(case: &Case) -> bool {
     };
     let mut actions = (Actions::default(), Actions::default());
     let mut last_updates = 0;
+    let mut following = stream.next();
     for step in 0..400 {
+        // The next step's masks are the masks of this step's next states (as a vector env
+        // reports them after stepping).
+        let current = std::mem::replace(&mut following, stream.next());
         let Step { obs, actions: chosen, rewards, terminated, truncated, next_obs, masks } =
-            stream.next();
+            current;
         let masks = masks.as_deref();
+        let next_masks = following.masks.as_deref();
         // Acting: the same actions from the same draws (within the same masks).
         for mode in [ActMode::Explore, ActMode::Deterministic] {
             tch::manual_seed(1000 + step as i64);
@@ -298,6 +303,7 @@ fn run(case: &Case) -> bool {
             truncated: &truncated,
             next_obs: &next_obs,
             masks,
+            next_masks,
         };
         tch::manual_seed(seed + step as i64);
         let mk = kernel.observe(&t).unwrap_or_else(|e| panic!("{}: kernel: {e}", case.name));
@@ -533,10 +539,54 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
             });
         }
     }
+    // The pathwise agent's relaxed heads over the same spaces (a Gumbel-softmax per component,
+    // a two-way one per bit), with and without masks (in acting, the critic's target at the next
+    // states and the actor loss), and with the per-component logit bound.
+    for (action, name) in [
+        (Space::Discrete(3), "Discrete(3)"),
+        (Space::MultiDiscrete(vec![3, 2, 4]), "MultiDiscrete([3, 2, 4])"),
+        (Space::MultiBinary(3), "MultiBinary(3)"),
+    ] {
+        for (masked, settings) in [
+            (false, serde_json::json!({})),
+            (true, serde_json::json!({})),
+            (true, serde_json::json!({"logit_bound": 2.0, "straight_through": false})),
+            // Discrete(3) only: the multi-part spaces refuse it, alike on both backends.
+            (true, serde_json::json!({"expected_discrete_value": true})),
+        ] {
+            let extra = if settings.as_object().is_some_and(|o| o.is_empty()) {
+                String::new()
+            } else {
+                format!(" {settings}")
+            };
+            cases.push(Case {
+                name: format!(
+                    "Pathwise {name}{}{extra}",
+                    if masked { " within masks" } else { "" }
+                ),
+                agent: AgentKind::Pathwise,
+                settings: with(AgentKind::Pathwise, settings),
+                discrete: true,
+                num_envs: 2,
+                clamp: false,
+                action: Some(action.clone()),
+                masked,
+            });
+        }
+    }
     let mut ran = 0;
     for case in &cases {
         if run(case) {
             ran += 1;
+        } else {
+            // Only a setting for the other kind of action space may be refused: every head
+            // with and without masks must be compared.
+            let multi = case.action.as_ref().is_some_and(|a| a.mask_components().len() > 1);
+            assert!(
+                case.action.is_none() || (multi && case.name.contains("expected_discrete_value")),
+                "{}: refused",
+                case.name
+            );
         }
     }
     assert!(ran * 10 >= cases.len() * 8, "only {ran} of {} cases applied", cases.len());

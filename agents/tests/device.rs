@@ -48,6 +48,7 @@ fn feed(agent: &mut dyn Agent, steps: usize) {
             truncated: &[false, i % 23 == 22],
             next_obs: &next,
             masks: None,
+            next_masks: None,
         };
         agent.observe(&transition).expect("observe");
     }

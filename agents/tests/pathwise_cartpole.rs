@@ -93,6 +93,7 @@ fn train(cfg: &PathwiseConfig, seed: u64, total_steps: usize) -> Run {
                 truncated: &s.truncated,
                 next_obs: &s.next_obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
         for (tag, v) in metrics.iter().flatten() {

@@ -67,6 +67,7 @@ fn run(
                 truncated: &[i % 50 == 49],
                 next_obs: &obs_at(i + 1),
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
         reports.extend(report);

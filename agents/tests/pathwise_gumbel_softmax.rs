@@ -213,3 +213,97 @@ fn categorical_parts<B: Ops>(b: &mut B) {
 fn log_prob_entropy_and_mode_are_the_categoricals() {
     on_both_backends!(categorical_parts);
 }
+
+/// Independent components within masks: nvec `[3, 2, 4]` (the middle one a bit as a two-way
+/// categorical), component 0's middle choice and component 2's first and last masked out with
+/// the additive bias the agents use. Against the closed forms on the host: each component's
+/// probabilities are the softmax over its allowed logits (exactly 0 for a masked choice), the
+/// entropy is the sum of the components' restricted entropies, the mode is each component's
+/// most probable allowed choice, hard and relaxed samples put exactly nothing on masked
+/// choices, each component of a relaxed sample sums to 1, and the Gumbel-max samples follow the
+/// restricted probabilities.
+fn masked_parts<B: Ops>(b: &mut B) {
+    let name = b.kind();
+    let _rng = rng();
+    tch::manual_seed(3);
+    let parts = [3usize, 2, 4];
+    let logits_row = [0.3f32, 2.0, -1.0, 0.5, -0.25, 1.5, 0.2, -0.7, 0.9];
+    let allowed = [true, false, true, true, true, false, true, true, false];
+    let bias_row: Vec<f32> = allowed
+        .iter()
+        .map(|&a| if a { 0.0 } else { rlpg_agents::distributions::MASKED_LOGIT })
+        .collect();
+    // Closed forms, per component.
+    let mut probs = Vec::new();
+    let mut entropy = 0.0f64;
+    let mut modes = Vec::new();
+    let mut start = 0;
+    for &k in &parts {
+        let range = start..start + k;
+        let total: f64 =
+            range.clone().filter(|&i| allowed[i]).map(|i| f64::from(logits_row[i]).exp()).sum();
+        let p: Vec<f64> = range
+            .clone()
+            .map(|i| if allowed[i] { f64::from(logits_row[i]).exp() / total } else { 0.0 })
+            .collect();
+        entropy -= p.iter().filter(|&&q| q > 0.0).map(|q| q * q.ln()).sum::<f64>();
+        modes.push((0..k).fold(0, |best, j| if p[j] > p[best] { j } else { best }));
+        probs.extend(p);
+        start += k;
+    }
+    let n = 40_000;
+    let l = b.constant(n, 9, &logits_row.repeat(n)).unwrap();
+    let bias = b.constant(n, 9, &bias_row.repeat(n)).unwrap();
+    for straight_through in [false, true] {
+        let d = GumbelSoftmax::from_parts(b, &l, &parts, Some(&bias), 0.7, straight_through);
+        assert_eq!(d.parts(), parts);
+        let p = d.probs(b);
+        let p = host(b, &p);
+        for (i, (&got, &want)) in p[..9].iter().zip(&probs).enumerate() {
+            assert!((f64::from(got) - want).abs() < 1e-6, "{name}: p[{i}] {got} vs {want}");
+            if want == 0.0 {
+                assert_eq!(got, 0.0, "{name}: a masked choice must have probability 0");
+            }
+        }
+        let h = d.entropy(b);
+        let h = host(b, &h);
+        assert!((f64::from(h[0]) - entropy).abs() < 1e-5, "{name}: entropy {} vs {entropy}", h[0]);
+        assert_eq!(d.mode(b).unwrap()[..3], modes, "{name}: modes");
+        let u = b.uniform(n, 9).unwrap();
+        let y = d.rsample(b, &u);
+        let y = host(b, &y);
+        let u = b.uniform(n, 9).unwrap();
+        let hard = d.one_hot_sample(b, &u);
+        let hard = host(b, &hard);
+        let mut counts = [0usize; 9];
+        for (row, hard_row) in y.chunks(9).zip(hard.chunks(9)) {
+            let mut start = 0;
+            for &k in &parts {
+                let sum: f32 = row[start..start + k].iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{name}: a component sums to {sum}");
+                let ones = hard_row[start..start + k].iter().filter(|&&v| v == 1.0).count();
+                assert_eq!(ones, 1, "{name}: one hot choice per component");
+                start += k;
+            }
+            for i in 0..9 {
+                if !allowed[i] {
+                    assert_eq!(row[i], 0.0, "{name}: relaxed weight on masked choice {i}");
+                    assert_eq!(hard_row[i], 0.0, "{name}: masked choice {i} sampled");
+                }
+                if hard_row[i] == 1.0 {
+                    counts[i] += 1;
+                }
+            }
+        }
+        for (i, (&count, &p)) in counts.iter().zip(&probs).enumerate() {
+            let freq = count as f64 / n as f64;
+            let tol = 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-9;
+            assert!((freq - p).abs() <= tol, "{name}: choice {i}: frequency {freq:.4} vs {p:.4}");
+        }
+    }
+}
+
+#[test]
+fn masked_independent_parts_match_their_closed_forms() {
+    on_both_backends!(masked_parts);
+}

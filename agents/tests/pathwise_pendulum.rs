@@ -85,6 +85,7 @@ fn train(
                 truncated: &s.truncated,
                 next_obs: &s.next_obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
         if let Some(m) = metrics {

@@ -155,6 +155,7 @@ fn store(agent: &mut Pathwise, obs: &[f32], action: &Actions, reward: f64, end: 
             truncated: &[truncated],
             next_obs: &NEXT,
             masks: None,
+            next_masks: None,
         })
         .expect("observe");
     assert!(metrics.is_none(), "no update before learning_starts");
@@ -387,6 +388,7 @@ fn discrete_soft_targets_are_the_exact_expectation_over_actions() {
                             truncated: &[false],
                             next_obs: &next,
                             masks: None,
+                            next_masks: None,
                         })
                         .unwrap();
                     assert_eq!(stored_terminated(&agent, 3, 3), [f64::from(u8::from(terminated))]);
@@ -472,6 +474,7 @@ fn the_critic_step_moves_only_the_critic_and_the_actor_step_only_the_actor() {
                             truncated: &[i % 11 == 0],
                             next_obs: &[x.sin(), x.cos(), -x],
                             masks: None,
+                            next_masks: None,
                         })
                         .unwrap();
                 }
@@ -558,6 +561,7 @@ fn a_checkpoint_moves_between_backends_and_both_continue_alike() {
                     truncated: &[false],
                     next_obs: &[x.sin(), x.cos(), -x],
                     masks: None,
+                    next_masks: None,
                 })
                 .unwrap();
         }

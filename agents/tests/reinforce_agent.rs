@@ -82,6 +82,7 @@ fn bandit_step(
         truncated: &vec![false; n],
         next_obs: obs,
         masks: None,
+        next_masks: None,
     })
 }
 
@@ -274,6 +275,7 @@ fn a_loaded_checkpoint_resumes_training_exactly() {
                 truncated: &[false; 4],
                 next_obs: &obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
         assert!(metrics.is_some(), "the restored partial rollout should complete on this step");
@@ -337,6 +339,7 @@ fn construction_and_observation_errors_name_the_problem() {
             truncated: &[false; 2],
             next_obs: &[0.0; 4],
             masks: None,
+            next_masks: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("obs has 3 values, expected 4"), "unexpected error: {err}");
@@ -352,6 +355,7 @@ fn construction_and_observation_errors_name_the_problem() {
             truncated: &[false; 2],
             next_obs: &[0.0; 4],
             masks: None,
+            next_masks: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("2 rows of 1 floats"), "unexpected error: {err}");
@@ -671,6 +675,7 @@ fn a_checkpoint_moves_between_backends_and_resumes_alike() {
                     truncated: &[false; 4],
                     next_obs: &obs,
                     masks: None,
+                    next_masks: None,
                 })
                 .unwrap();
             assert!(metrics.is_some(), "{from} → {to}: the partial rollout should complete");

@@ -72,6 +72,7 @@ fn train(cfg: &ReinforceConfig, seed: u64, num_envs: usize, total_steps: usize) 
                 truncated: &step.truncated,
                 next_obs: &step.next_obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
         obs.copy_from_slice(&step.obs);

@@ -62,8 +62,8 @@ impl Config {
 
     /// Checks the settings against what the environment says of itself besides its spaces:
     /// every `info_keywords` entry must be an info it reports ([`Env::info_keys`]; a reduction
-    /// written after the name must be the one the env declares), and the agent must use action
-    /// masks if the env declares them.
+    /// written after the name must be the one the env declares), and an env that declares action
+    /// masks must be stepped where the masks reach the agent (in lockstep).
     pub fn validate_env_reports(
         &self,
         masks_actions: bool,
@@ -101,14 +101,25 @@ impl Config {
                 ));
             }
         }
-        if masks_actions && self.agent != super::AgentKind::Reinforce {
+        // Both agents act within masks (the pathwise agent with SAC; td3 is refused on discrete
+        // actions by the space check). The envs' masks reach the agent in lockstep only.
+        if masks_actions && self.async_batch > 0 {
             return Err(invalid(
-                "agent",
+                "async_batch",
                 format!(
                     "{env} declares action masks (some actions are not allowed in some states), \
-                     and agent = \"{}\" cannot sample within them yet; it would choose actions the \
-                     env refuses (agent = \"reinforce\" samples within them)",
-                    self.agent
+                     and asynchronous batches do not hand the masks to the agent yet: it would \
+                     choose actions the env refuses; set async_batch = 0"
+                ),
+            ));
+        }
+        if masks_actions && self.act_beside_learning {
+            return Err(invalid(
+                "act_beside_learning",
+                format!(
+                    "{env} declares action masks (some actions are not allowed in some states), \
+                     and the actor acting beside learning does not take masks yet: it would \
+                     choose actions the env refuses; set act_beside_learning = false"
                 ),
             ));
         }

@@ -189,9 +189,10 @@ impl Beside {
             next_obs: &r.next_obs,
             episodes: &r.episodes,
             episode_infos: &r.episode_infos,
-            // Acting beside learning is the pathwise agent's, which takes no masked envs (the
-            // settings refuse them).
+            // The settings refuse acting beside learning in masked envs (its actor takes no
+            // masks).
             masks: None,
+            next_masks: None,
         }
     }
 

@@ -821,6 +821,7 @@ fn train_loop_inner(
             truncated: step.truncated,
             next_obs: step.next_obs,
             masks: step.masks,
+            next_masks: step.next_masks,
         };
         let metrics = agent
             .observe(&transition)
@@ -1056,6 +1057,8 @@ struct StepRows<'a> {
     episode_infos: &'a [InfoTotals],
     /// The action masks the actions were chosen under, when the envs declare masks.
     masks: Option<&'a [bool]>,
+    /// The masks the envs reported after the step (see [`Transition::next_masks`]).
+    next_masks: Option<&'a [bool]>,
 }
 
 /// Why a step failed: an environment (the loop checkpoints before reporting it) or the agent
@@ -1103,6 +1106,7 @@ fn lockstep_step<'e>(
         episodes: &step.episodes,
         episode_infos: &step.episode_infos,
         masks,
+        next_masks: masks.map(|_| &step.action_masks[..]),
     };
     Ok(rows)
 }
@@ -1154,6 +1158,7 @@ fn async_step<'e>(
                 episode_infos: &step.episode_infos,
                 // Asynchronous batches take no masked envs (the settings refuse them).
                 masks: None,
+                next_masks: None,
             };
             return Ok(rows);
         }

@@ -262,38 +262,15 @@ impl ActionHead {
     /// on one that may only be 1. Errors on masks of the wrong length, for a Gaussian, or one
     /// that allows no choice of some part (a row and part named).
     pub fn mask_bias(&self, masks: &[bool], out: &mut Vec<f32>) -> Result<(), AgentError> {
-        let m = self.mask_len();
-        if m == 0 || masks.len() % m != 0 {
+        let bernoulli = self.kind == DistributionKind::Bernoulli;
+        if self.mask_len() == 0 {
             return Err(AgentError::Invalid(format!(
-                "{} mask flags do not fill rows of {m} (the mask length of a {:?} head)",
+                "{} mask flags for a {:?} head, which takes no masks",
                 masks.len(),
                 self.kind
             )));
         }
-        out.clear();
-        for (row, mask) in masks.chunks_exact(m).enumerate() {
-            let mut start = 0;
-            for (part, &k) in self.parts.iter().enumerate() {
-                let flags = &mask[start..start + k];
-                if !flags.iter().any(|&f| f) {
-                    return Err(AgentError::Invalid(format!(
-                        "the action mask of row {row} allows no choice of part {part} (flags \
-                         {start}..{})",
-                        start + k
-                    )));
-                }
-                match self.kind {
-                    DistributionKind::Bernoulli => out.push(match (flags[0], flags[1]) {
-                        (true, false) => MASKED_LOGIT,
-                        (false, true) => -MASKED_LOGIT,
-                        _ => 0.0,
-                    }),
-                    _ => out.extend(flags.iter().map(|&f| if f { 0.0 } else { MASKED_LOGIT })),
-                }
-                start += k;
-            }
-        }
-        Ok(())
+        mask_bias_of(&self.parts, bernoulli, masks, out)
     }
 
     /// Actions for the environment from network outputs `outputs` (`[rows, num_params()]`
@@ -399,4 +376,51 @@ impl ActionHead {
         }
         Ok(())
     }
+}
+
+/// The logit bias of action masks `masks` (`[rows, Σ parts]`, the action space's layout, one
+/// part per component) into `out`, `[rows, Σ parts]`: 0 where allowed, [`MASKED_LOGIT`] on a
+/// masked choice; with `bernoulli` (each part a `[may be 0, may be 1]` pair and one logit of "1"
+/// per part), `[rows, parts]`: `−|MASKED_LOGIT|` on a value that may only be 0,
+/// `+|MASKED_LOGIT|` on one that may only be 1. Errors on masks of the wrong length or one that
+/// allows no choice of some part (a row and part named). Shared by the score-function
+/// ([`ActionHead::mask_bias`]) and the pathwise agents' heads.
+pub(crate) fn mask_bias_of(
+    parts: &[usize],
+    bernoulli: bool,
+    masks: &[bool],
+    out: &mut Vec<f32>,
+) -> Result<(), AgentError> {
+    let m: usize = parts.iter().sum();
+    if m == 0 || masks.len() % m != 0 {
+        return Err(AgentError::Invalid(format!(
+            "{} mask flags do not fill rows of {m} (the mask length of the action space)",
+            masks.len()
+        )));
+    }
+    out.clear();
+    for (row, mask) in masks.chunks_exact(m).enumerate() {
+        let mut start = 0;
+        for (part, &k) in parts.iter().enumerate() {
+            let flags = &mask[start..start + k];
+            if !flags.iter().any(|&f| f) {
+                return Err(AgentError::Invalid(format!(
+                    "the action mask of row {row} allows no choice of part {part} (flags \
+                     {start}..{})",
+                    start + k
+                )));
+            }
+            if bernoulli {
+                out.push(match (flags[0], flags[1]) {
+                    (true, false) => MASKED_LOGIT,
+                    (false, true) => -MASKED_LOGIT,
+                    _ => 0.0,
+                });
+            } else {
+                out.extend(flags.iter().map(|&f| if f { 0.0 } else { MASKED_LOGIT }));
+            }
+            start += k;
+        }
+    }
+    Ok(())
 }

@@ -8,8 +8,10 @@
 //! - [`SquashedGaussian`] for pathwise agents on a box: a Gaussian pushed through `tanh` onto
 //!   `(−1, 1)^d` (the agent rescales to the bounds), with its log-density by the change of
 //!   variables.
-//! - [`GumbelSoftmax`] for pathwise agents on `Discrete(n)`: the categorical with a relaxed
-//!   (Gumbel-softmax) reparameterization; its samples are points on the simplex.
+//! - [`GumbelSoftmax`] for pathwise agents on `Discrete(n)`, `MultiDiscrete(nvec)` and
+//!   `MultiBinary(n)`: independent categoricals (one per component, a bit being a two-way one)
+//!   with a relaxed (Gumbel-softmax) reparameterization; its samples are points on the
+//!   simplices of the components.
 //! - [`MultiCategorical`] and [`Bernoulli`] for `MultiDiscrete` and `MultiBinary` spaces in
 //!   score-function agents: independent parts, their log-probabilities and entropies summed.
 //!
@@ -39,6 +41,7 @@ use crate::backend::Ops;
 pub use categorical::Categorical;
 pub use diag_gaussian::DiagGaussian;
 pub use gumbel_softmax::GumbelSoftmax;
+pub(crate) use head::mask_bias_of;
 pub use head::{ActionHead, DistributionKind, LogStd, PolicyDistribution};
 pub use multi::{Bernoulli, MASKED_LOGIT, MultiCategorical};
 pub use rlpg_kernel::heads::{LOG_STD_MAX, LOG_STD_MIN};

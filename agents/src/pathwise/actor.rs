@@ -3,10 +3,16 @@
 //! Inside the agent, actions live where the critic sees them: a `Box` action as `y ∈ [−1, 1]^d`
 //! (rescaled to the bounds only for the environment, as Stable-Baselines3 does, so learning
 //! rates and noise scales do not depend on the bounds), a `Discrete(n)` action as a one-hot
-//! (or relaxed one-hot) row of `n` floats.
+//! (or relaxed one-hot) row of `n` floats, a `MultiDiscrete(nvec)` action as its components'
+//! one-hots side by side (`Σ nvec` floats) and a `MultiBinary(n)` action as `n` two-way one-hots
+//! ("0" then "1" for each value, `2n` floats): the layout of the action masks, in which a
+//! masked-out choice is a column that is always 0.
 
 use rlpg_envs::{BoxSpace, Space};
-use rlpg_kernel::heads::{argmax, clamp_log_std, gumbel_max, log_softmax_in_place};
+use rlpg_kernel::heads::{
+    argmax, bound_logits_in_place, clamp_log_std, gumbel_max, log_softmax_in_place,
+    mask_logits_in_place,
+};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::agent::{Actions, AgentError};
@@ -35,6 +41,12 @@ pub(crate) enum ActionCoding {
         /// Number of actions.
         n: usize,
     },
+    /// `MultiDiscrete(nvec)` or `MultiBinary(n)`: the environment takes an index (or a 0/1 bit)
+    /// per component, the critic the components' one-hots side by side.
+    Multi {
+        /// Choices of each component: `nvec`, or `[2; n]` for a `MultiBinary(n)`.
+        parts: Vec<usize>,
+    },
 }
 
 impl ActionCoding {
@@ -45,9 +57,12 @@ impl ActionCoding {
                 Err(AgentError::Invalid("action space Discrete(0) is empty".into()))
             }
             Space::Discrete(n) => Ok(Self::Discrete { n: *n }),
-            Space::MultiDiscrete(_) | Space::MultiBinary(_) => Err(AgentError::Invalid(format!(
-                "action space {space}: no pathwise policy head acts in it yet (issue #30)"
-            ))),
+            Space::MultiDiscrete(_) | Space::MultiBinary(_) => match space.problem() {
+                Some(problem) => {
+                    Err(AgentError::Invalid(format!("action space {space}: {problem}")))
+                }
+                None => Ok(Self::Multi { parts: space.mask_components() }),
+            },
             Space::Box(b) => {
                 if b.dim() == 0 {
                     return Err(AgentError::Invalid(format!("action space {space} is empty")));
@@ -92,12 +107,58 @@ impl ActionCoding {
         match self {
             Self::Box { space, .. } => space.dim(),
             Self::Discrete { n } => *n,
+            Self::Multi { parts } => parts.iter().sum(),
+        }
+    }
+
+    /// The choices of each component of a discrete action (`[n]` for `Discrete(n)`), in the
+    /// layout of the action masks; empty for a box.
+    pub(crate) fn parts(&self) -> Vec<usize> {
+        match self {
+            Self::Box { .. } => Vec::new(),
+            Self::Discrete { n } => vec![*n],
+            Self::Multi { parts } => parts.clone(),
         }
     }
 
     /// `rows` actions drawn uniformly from the environment's action space, in its form, into
-    /// `out` (from tch's generator: `rand` on a box, `randint` on a discrete space).
-    pub(crate) fn random(&self, rows: usize, out: &mut Actions) -> Result<(), AgentError> {
+    /// `out` (from tch's generator: `rand` on a box, `randint` on a discrete space). With
+    /// `masks` (`[rows, Σ parts]`, checked), each component is uniform over the choices its
+    /// mask allows, from one `rand` draw per component (as for a `MultiDiscrete` or
+    /// `MultiBinary` space without masks).
+    pub(crate) fn random(
+        &self,
+        rows: usize,
+        masks: Option<&[bool]>,
+        out: &mut Actions,
+    ) -> Result<(), AgentError> {
+        let parts = self.parts();
+        if masks.is_some() || matches!(self, Self::Multi { .. }) {
+            let k = parts.len();
+            let m: usize = parts.iter().sum();
+            let u = Tensor::f_rand([rows as i64, k as i64], (Kind::Float, Device::Cpu))?;
+            let mut draws = vec![0.0f32; rows * k];
+            u.f_copy_data(&mut draws, rows * k)?;
+            let values = out.indices(rows, k);
+            for row in 0..rows {
+                let mut start = 0;
+                for (part, &n) in parts.iter().enumerate() {
+                    let allowed = |i: usize| masks.is_none_or(|masks| masks[row * m + start + i]);
+                    let count = (0..n).filter(|&i| allowed(i)).count();
+                    // In f64 and clamped: `u · count` must not round up to `count`.
+                    let pick = ((f64::from(draws[row * k + part]) * count as f64) as usize)
+                        .min(count.saturating_sub(1));
+                    let choice = (0..n).filter(|&i| allowed(i)).nth(pick).ok_or_else(|| {
+                        AgentError::Invalid(format!(
+                            "the action mask of row {row} allows no choice of part {part}"
+                        ))
+                    })?;
+                    values[row * k + part] = choice as i64;
+                    start += n;
+                }
+            }
+            return Ok(());
+        }
         match self {
             Self::Box { space, .. } => {
                 let d = space.dim();
@@ -113,12 +174,13 @@ impl ActionCoding {
                 let a = Tensor::f_randint(*n as i64, [rows as i64], (Kind::Int64, Device::Cpu))?;
                 a.f_copy_data(out.indices(rows, 1), rows)?;
             }
+            Self::Multi { .. } => unreachable!("drawn above"),
         }
         Ok(())
     }
 
     /// The critic's encoding of `count` environment-form actions into `out`: `y ∈ [−1, 1]` for
-    /// a box, one-hot rows for a discrete space.
+    /// a box, one-hot rows for a discrete space (one per component, side by side).
     pub(crate) fn encode(
         &self,
         actions: &Actions,
@@ -131,6 +193,7 @@ impl ActionCoding {
                 match self {
                     Self::Box { space, .. } => format!("{count} rows of {} floats", space.dim()),
                     Self::Discrete { .. } => format!("{count} rows of 1 index"),
+                    Self::Multi { parts } => format!("{count} rows of {} indices", parts.len()),
                 }
             ))
         };
@@ -157,6 +220,25 @@ impl ActionCoding {
                     out[row * n + a] = 1.0;
                 }
             }
+            (Self::Multi { parts }, Actions::Indices { values, width }) => {
+                let (k, m) = (parts.len(), parts.iter().sum::<usize>());
+                if *width != k || values.len() != count * k {
+                    return Err(shape_error());
+                }
+                out.resize(count * m, 0.0);
+                for (row, action) in values.chunks_exact(k).enumerate() {
+                    let mut start = 0;
+                    for (part, (&a, &n)) in action.iter().zip(parts).enumerate() {
+                        let a = usize::try_from(a).ok().filter(|&a| a < n).ok_or_else(|| {
+                            AgentError::Invalid(format!(
+                                "action {a} of component {part} is outside 0..{n}"
+                            ))
+                        })?;
+                        out[row * m + start + a] = 1.0;
+                        start += n;
+                    }
+                }
+            }
             _ => return Err(shape_error()),
         }
         Ok(())
@@ -164,7 +246,7 @@ impl ActionCoding {
 }
 
 /// What turns the actor network's outputs into actions.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum ActorHead {
     /// SAC on a box: a tanh-squashed Gaussian with state-dependent std on `[−1, 1]^d` (the
     /// outputs are `d` means, then `d` raw log-stds).
@@ -172,9 +254,10 @@ pub(crate) enum ActorHead {
         /// Action dimensions.
         d: usize,
     },
-    /// SAC on a discrete space: Gumbel-softmax over `n` logits, bounded to `±logit_bound`
-    /// when it is > 0.
-    Relaxed { n: usize, temperature: f64, straight_through: bool, logit_bound: f64 },
+    /// SAC on a discrete space: Gumbel-softmax over each component's logits (`parts[i]` of
+    /// them, component after component; `[n]` for `Discrete(n)`), each component's bounded to
+    /// `±logit_bound` when it is > 0.
+    Relaxed { parts: Vec<usize>, temperature: f64, straight_through: bool, logit_bound: f64 },
     /// TD3: `tanh` of the outputs, a deterministic action in `[−1, 1]^d`.
     Deterministic {
         /// Action dimensions.
@@ -235,17 +318,18 @@ impl ActorHead {
         Ok(match (coding, spec.deterministic) {
             (ActionCoding::Box { space, .. }, true) => Self::Deterministic { d: space.dim() },
             (ActionCoding::Box { space, .. }, false) => Self::Squashed { d: space.dim() },
-            (ActionCoding::Discrete { n }, false) => Self::Relaxed {
-                n: *n,
+            (ActionCoding::Discrete { .. } | ActionCoding::Multi { .. }, false) => Self::Relaxed {
+                parts: coding.parts(),
                 temperature: spec.temperature,
                 straight_through: spec.straight_through,
                 logit_bound: spec.logit_bound,
             },
-            (ActionCoding::Discrete { n }, true) => {
+            (ActionCoding::Discrete { .. } | ActionCoding::Multi { .. }, true) => {
                 return Err(AgentError::Invalid(format!(
                     "a deterministic actor (estimator td3) needs a Box action space, got \
-                     Discrete({n}); use estimator sac, which relaxes discrete actions with \
-                     Gumbel-softmax"
+                     discrete actions with components {:?}; use estimator sac, which relaxes \
+                     discrete actions with Gumbel-softmax",
+                    coding.parts()
                 )));
             }
         })
@@ -253,10 +337,10 @@ impl ActorHead {
 
     /// Outputs the actor network needs.
     pub(crate) fn outputs(&self) -> usize {
-        match *self {
+        match self {
             Self::Squashed { d } => 2 * d,
-            Self::Relaxed { n, .. } => n,
-            Self::Deterministic { d } => d,
+            Self::Relaxed { parts, .. } => parts.iter().sum(),
+            Self::Deterministic { d } => *d,
         }
     }
 
@@ -266,46 +350,51 @@ impl ActorHead {
         vec![("", Mlp::new(path, obs_dim, spec.hidden, outputs, spec.activation, spec.init))]
     }
 
-    /// The policy of actor network `net` at `obs`.
+    /// The policy of actor network `net` at `obs`, within the masks whose logit bias is
+    /// `mask_bias` (`[rows, outputs()]`, see [`mask_bias`]; discrete heads only, `None`: every
+    /// action allowed). The logit bound applies to the network's outputs, then the mask.
     pub(crate) fn policy<B: Backend, O>(
         &self,
         b: &mut B,
         net: &Net<O>,
         obs: &B::M,
+        mask_bias: Option<&B::M>,
     ) -> ActorPolicy<B> {
         let outputs = b.mlp(net, 0, obs);
-        match *self {
-            Self::Squashed { d } => {
+        match self {
+            &Self::Squashed { d } => {
                 let mean = b.cols(&outputs, 0, d);
                 let raw = b.cols(&outputs, d, d);
                 let log_std = b.clamp(&raw, LOG_STD_MIN.into(), LOG_STD_MAX.into());
                 ActorPolicy::Squashed(SquashedGaussian::new(mean, log_std))
             }
-            Self::Relaxed { temperature, straight_through, logit_bound, .. } => {
-                let (logits, overshoot) = if logit_bound > 0.0 {
-                    let (logits, overshoot) = bounded_logits(b, &outputs, logit_bound);
+            Self::Relaxed { parts, temperature, straight_through, logit_bound } => {
+                let (logits, overshoot) = if *logit_bound > 0.0 {
+                    let (logits, overshoot) = bounded_parts(b, &outputs, parts, *logit_bound);
                     (logits, Some(overshoot))
                 } else {
                     (outputs, None)
                 };
-                let d = GumbelSoftmax::from_logits(b, &logits, temperature, straight_through);
+                let (t, st) = (*temperature, *straight_through);
+                let d = GumbelSoftmax::from_parts(b, &logits, parts, mask_bias, t, st);
                 ActorPolicy::Relaxed(d, overshoot)
             }
             Self::Deterministic { .. } => ActorPolicy::Deterministic(b.tanh(&outputs)),
         }
     }
 
-    /// A reparameterized sample at `obs` for the actor loss, differentiable in the actor's
-    /// parameters, with fresh noise: `rows × d` normals (box) or `rows × n` uniforms
-    /// (discrete).
+    /// A reparameterized sample at `obs` (within the masks of `mask_bias`) for the actor loss,
+    /// differentiable in the actor's parameters, with fresh noise: `rows × d` normals (box) or
+    /// `rows × Σ parts` uniforms (discrete).
     pub(crate) fn rsample<B: Backend>(
         &self,
         b: &mut B,
         net: &Net,
         obs: &B::M,
+        mask_bias: Option<&B::M>,
     ) -> Result<PolicySample<B>, AgentError> {
         let (rows, _) = b.shape(obs);
-        Ok(match self.policy(b, net, obs) {
+        Ok(match self.policy(b, net, obs, mask_bias) {
             ActorPolicy::Squashed(d) => {
                 let eps = b.normal(rows, self.action_dim())?;
                 let (actions, log_prob) = d.rsample_with_log_prob(b, &eps);
@@ -327,17 +416,19 @@ impl ActorHead {
         })
     }
 
-    /// A sample at next observations for the TD target (call under `no_grad`). Discrete actions
-    /// are hard one-hots (an exact categorical sample), the inputs the critic is trained on;
-    /// the others as in [`ActorHead::rsample`].
+    /// A sample at next observations (within the masks of `mask_bias`, the next states') for
+    /// the TD target (call under `no_grad`). Discrete actions are hard one-hots (an exact
+    /// categorical sample of every component), the inputs the critic is trained on; the others
+    /// as in [`ActorHead::rsample`].
     pub(crate) fn sample_for_target<B: Backend>(
         &self,
         b: &mut B,
         net: &Net,
         obs: &B::M,
+        mask_bias: Option<&B::M>,
     ) -> Result<PolicySample<B>, AgentError> {
         let (rows, _) = b.shape(obs);
-        match self.policy(b, net, obs) {
+        match self.policy(b, net, obs, mask_bias) {
             ActorPolicy::Relaxed(d, _) => {
                 let u = b.uniform(rows, self.action_dim())?;
                 let actions = d.one_hot_sample(b, &u);
@@ -348,24 +439,33 @@ impl ActorHead {
                     logit_penalty: None,
                 })
             }
-            _ => self.rsample(b, net, obs),
+            _ => self.rsample(b, net, obs, mask_bias),
         }
     }
 
     /// Floats per action in the critic's encoding.
     pub(crate) fn action_dim(&self) -> usize {
-        match *self {
-            Self::Squashed { d } | Self::Deterministic { d } => d,
-            Self::Relaxed { n, .. } => n,
+        match self {
+            Self::Squashed { d } | Self::Deterministic { d } => *d,
+            Self::Relaxed { parts, .. } => parts.iter().sum(),
         }
     }
 
-    /// What exploring draws per row: `(columns, normal)`; discrete heads draw uniforms for
-    /// the Gumbel-max trick, the others standard normals.
+    /// What exploring draws per row: `(columns, normal)`; discrete heads draw a uniform per
+    /// logit for the Gumbel-max trick, the others standard normals.
     pub(crate) fn noise(&self) -> (usize, bool) {
-        match *self {
-            Self::Relaxed { n, .. } => (n, false),
-            Self::Squashed { d } | Self::Deterministic { d } => (d, true),
+        match self {
+            Self::Relaxed { parts, .. } => (parts.iter().sum(), false),
+            Self::Squashed { d } | Self::Deterministic { d } => (*d, true),
+        }
+    }
+
+    /// Flags per row of an action mask for this head (the action space's `Space::mask_len`);
+    /// 0 for the box heads, which take no masks.
+    pub(crate) fn mask_len(&self) -> usize {
+        match self {
+            Self::Relaxed { parts, .. } => parts.iter().sum(),
+            Self::Squashed { .. } | Self::Deterministic { .. } => 0,
         }
     }
 
@@ -373,10 +473,17 @@ impl ActorHead {
     /// the host: the mode, or exploring with `noise` (as [`ActorHead::noise`] says; TD3 scales
     /// its normals by `exploration_noise`). The rule of the distributions' own sampling, from
     /// the same draws. `scratch` is working memory.
+    ///
+    /// With `masks` (`[rows, mask_len()]`, checked by the caller), a discrete head's every
+    /// choice is one its row's mask allows: masked logits become `−∞` after the logit bound (as
+    /// in deployment), so the mode is the most probable allowed choice and a Gumbel-max sample
+    /// is one of the distribution restricted to the allowed choices (what the update's
+    /// [`MASKED_LOGIT`](crate::distributions::MASKED_LOGIT) bias gives).
     pub(crate) fn act(
         &self,
         outputs: &[f32],
         noise: Option<&[f32]>,
+        masks: Option<&[bool]>,
         exploration_noise: f64,
         scratch: &mut Vec<f32>,
         out: &mut Actions,
@@ -410,21 +517,56 @@ impl ActorHead {
                     }
                 }
             }
-            Self::Relaxed { n, logit_bound, .. } => {
-                let values = out.indices(rows, 1);
+            Self::Relaxed { ref parts, logit_bound, .. } => {
+                let k = parts.len();
+                let values = out.indices(rows, k);
                 for (row, o) in outputs.chunks_exact(width).enumerate() {
-                    scratch.clear();
-                    scratch.extend_from_slice(o);
-                    rlpg_kernel::heads::bound_logits_in_place(scratch, logit_bound as f32);
-                    log_softmax_in_place(scratch);
-                    values[row] = match noise {
-                        Some(u) => gumbel_max(scratch, &u[row * n..(row + 1) * n]),
-                        None => argmax(scratch),
-                    } as i64;
+                    let mut start = 0;
+                    for (part, &n) in parts.iter().enumerate() {
+                        let columns = row * width + start..row * width + start + n;
+                        scratch.clear();
+                        scratch.extend_from_slice(&o[start..start + n]);
+                        bound_logits_in_place(scratch, logit_bound as f32);
+                        if let Some(masks) = masks {
+                            mask_logits_in_place(scratch, &masks[columns.clone()]);
+                        }
+                        log_softmax_in_place(scratch);
+                        values[row * k + part] = match noise {
+                            Some(u) => gumbel_max(scratch, &u[columns]),
+                            None => argmax(scratch),
+                        } as i64;
+                        start += n;
+                    }
                 }
             }
         }
     }
+}
+
+/// [`bounded_logits`] of each component's columns of `raw` (`[rows, Σ parts]`) on its own,
+/// side by side, with the components' [`logit_overshoot`] penalties summed; the same as
+/// `bounded_logits` for one component.
+pub(crate) fn bounded_parts<B: Ops>(
+    b: &mut B,
+    raw: &B::M,
+    parts: &[usize],
+    bound: f64,
+) -> (B::M, B::M) {
+    if parts.len() <= 1 {
+        return bounded_logits(b, raw, bound);
+    }
+    let mut start = 0;
+    let mut out: Option<(B::M, B::M)> = None;
+    for &k in parts {
+        let cols = b.cols(raw, start, k);
+        start += k;
+        let (logits, overshoot) = bounded_logits(b, &cols, bound);
+        out = Some(match out {
+            None => (logits, overshoot),
+            Some((left, total)) => (b.concat_cols(&left, &logits), b.add(&total, &overshoot)),
+        });
+    }
+    out.expect("at least two parts")
 }
 
 /// The actor's logits with their spread bounded: `raw` centred on its row mean, then

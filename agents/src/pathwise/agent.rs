@@ -35,7 +35,12 @@ const ACTOR_TARGET: u8 = 3;
 /// Slices of a minibatch the actor gradient's noise is estimated from (`grad_diagnostics`).
 const GRAD_NOISE_SLICES: usize = 8;
 
-/// Fraction of the uniform policy's entropy `ln n` that SAC aims for on `Discrete(n)` by default.
+/// Fraction of the uniform policy's entropy that SAC aims for on discrete actions by default:
+/// `0.5 · ln n` on `Discrete(n)`, `0.5 · Σ_i ln nvec[i]` on `MultiDiscrete(nvec)` (the entropy
+/// of independent parts adds up), `0.5 · n · ln 2` on `MultiBinary(n)`. Within action masks the
+/// uniform policy is the one over the allowed choices: the target of each state is
+/// `0.5 · Σ_i ln(allowed choices of component i)`, so a state whose mask leaves one choice asks
+/// for no entropy it cannot have.
 const DISCRETE_TARGET_ENTROPY_FRACTION: f64 = 0.5;
 
 /// The pathwise agent (SAC or TD3). The update, with its maths, is documented in the source of
@@ -79,6 +84,9 @@ pub(super) struct Core {
 #[derive(Debug, Default)]
 struct Host {
     encoded: Vec<f32>,
+    /// The masks of a transition's two states as `0.0`/`1.0` flags.
+    masks: Vec<f32>,
+    next_masks: Vec<f32>,
     outputs: Vec<f32>,
     noise: Vec<f32>,
     row: Vec<f32>,
@@ -103,6 +111,9 @@ pub(super) enum Variant {
 pub(super) struct Temperature {
     pub(super) log_alpha: f64,
     target_entropy: f64,
+    /// The default target of a discrete space, which masks scale
+    /// ([`DISCRETE_TARGET_ENTROPY_FRACTION`]); false when `target_entropy` is set.
+    target_follows_masks: bool,
     /// `ln max_alpha`, the cap on `log_alpha` (+∞ without a cap).
     max_log_alpha: f64,
     /// `None` when α is fixed.
@@ -188,9 +199,11 @@ impl Pathwise {
             Estimator::Sac => Variant::Sac(Temperature {
                 log_alpha: cfg.alpha.ln(),
                 target_entropy: cfg.target_entropy.unwrap_or(match action_space {
-                    Space::Discrete(n) => DISCRETE_TARGET_ENTROPY_FRACTION * (*n as f64).ln(),
-                    _ => -(action_space.flat_dim() as f64),
+                    Space::Box(_) => -(action_space.flat_dim() as f64),
+                    _ => DISCRETE_TARGET_ENTROPY_FRACTION * log_choices(&coding.parts(), None),
                 }),
+                target_follows_masks: cfg.target_entropy.is_none()
+                    && !matches!(action_space, Space::Box(_)),
                 max_log_alpha: if cfg.max_alpha > 0.0 { cfg.max_alpha.ln() } else { f64::INFINITY },
                 opt: cfg.autotune_alpha.then(|| ScalarAdam::new(cfg.alpha_learning_rate)),
             }),
@@ -258,17 +271,22 @@ impl Core {
         Finite { agent: NAME, update: self.updates }
     }
 
-    /// Actions for observations `obs` into `out`, in the environment's form.
+    /// Actions for observations `obs` into `out`, in the environment's form, each within its
+    /// row's mask when `masks` (`[rows, mask_len]`) are given.
     fn act<B: Backend>(
         &mut self,
         b: &mut B,
         obs: &[f32],
+        masks: Option<&[bool]>,
         mode: ActMode,
         out: &mut Actions,
     ) -> Result<(), AgentError> {
         let rows = crate::reinforce::rows_of(obs, self.obs_dim)?;
+        if let Some(masks) = masks {
+            self.check_masks(masks, rows)?;
+        }
         if mode == ActMode::Explore && self.env_steps < self.cfg.learning_starts as u64 {
-            return self.coding.random(rows, out);
+            return self.coding.random(rows, masks, out);
         }
         b.begin();
         let x = b.constant(rows, self.obs_dim, obs)?;
@@ -294,33 +312,67 @@ impl Core {
             }
         };
         let explore_std = self.cfg.exploration_noise;
-        self.head.act(&self.host.outputs, noise, explore_std, &mut self.host.row, out);
+        self.head.act(&self.host.outputs, noise, masks, explore_std, &mut self.host.row, out);
         // A box action from [−1, 1] to the environment's bounds.
         self.coding.to_env_form(out);
         Ok(())
     }
 
+    /// Checks `masks` for `rows` states: the head takes masks, they have its length and every
+    /// component of every row keeps a choice (an error names the row and the component).
+    fn check_masks(&mut self, masks: &[bool], rows: usize) -> Result<(), AgentError> {
+        let m = self.head.mask_len();
+        if m == 0 {
+            return Err(AgentError::Invalid(format!(
+                "the pathwise agent's policy over {} actions takes no action masks",
+                self.coding.dim()
+            )));
+        }
+        if masks.len() != rows * m {
+            return Err(AgentError::Invalid(format!(
+                "{} mask flags for {rows} states; the action space needs {m} a state",
+                masks.len()
+            )));
+        }
+        crate::distributions::mask_bias_of(&self.coding.parts(), false, masks, &mut self.host.row)
+    }
+
     /// One full update on a minibatch from the replay buffer.
     fn update<B: Backend>(&mut self, b: &mut B) -> Result<(), AgentError> {
         b.begin();
-        let (od, ad) = (self.obs_dim, self.coding.dim());
+        let (od, ad, md) = (self.obs_dim, self.coding.dim(), self.replay.mask_len());
         let rows = b.tensor(&self.replay.sample_rows(self.cfg.batch_size)?)?;
-        // Rows are `obs | action | reward | terminated | next_obs`.
+        // Rows are `obs | action | reward | terminated | next_obs` (then `mask | next_mask`).
         let obs = b.cols(&rows, 0, od);
         let actions = b.cols(&rows, od, ad);
         let rewards = b.cols(&rows, od + ad, 1);
         let terminated = b.cols(&rows, od + ad + 1, 1);
         let next_obs = b.cols(&rows, od + ad + 2, od);
+        // The masks' logit bias: `(flag − 1) · |MASKED_LOGIT|`, 0 where allowed.
+        let (bias, next_bias, target_entropy) = if md > 0 {
+            let masks = b.cols(&rows, 2 * od + ad + 2, md);
+            let next_masks = b.cols(&rows, 2 * od + ad + 2 + md, md);
+            let target_entropy = self.masked_target_entropy(b, &masks)?;
+            let big = -f64::from(crate::distributions::MASKED_LOGIT);
+            let bias = |b: &mut B, m: &B::M| {
+                let scaled = b.scale(m, big);
+                b.shift(&scaled, -big)
+            };
+            (Some(bias(b, &masks)), Some(bias(b, &next_masks)), target_entropy)
+        } else {
+            (None, None, None)
+        };
 
         let alpha = self.variant.alpha();
-        let target = self.td_target(b, &rewards, &terminated, &next_obs, alpha)?;
+        let target =
+            self.td_target(b, &rewards, &terminated, &next_obs, next_bias.as_ref(), alpha)?;
         self.critic_step(b, &obs, &actions, &target)?;
         self.updates += 1;
         // TD3's delayed policy updates: the actor, the temperature and the targets move once
         // every `policy_delay` critic updates.
         if self.updates % self.cfg.policy_delay as u64 == 0 {
-            let neg_entropy = self.actor_step(b, &obs, alpha)?;
-            self.after_actor_step(b, neg_entropy)?;
+            let neg_entropy = self.actor_step(b, &obs, bias.as_ref(), alpha)?;
+            self.after_actor_step(b, neg_entropy, target_entropy)?;
             b.polyak(&mut self.critic_target, &self.critic, self.cfg.tau)?;
         }
         Ok(())
@@ -337,10 +389,11 @@ impl Core {
         rewards: &B::M,
         terminated: &B::M,
         next_obs: &B::M,
+        next_bias: Option<&B::M>,
         alpha: f64,
     ) -> Result<B::M, AgentError> {
         b.no_grad(|b| {
-            let next_value = self.next_value(b, next_obs, alpha)?;
+            let next_value = self.next_value(b, next_obs, next_bias, alpha)?;
             let gamma = self.cfg.gamma;
             let keep = b.scale(terminated, -gamma);
             let discount = b.shift(&keep, gamma);
@@ -349,11 +402,13 @@ impl Core {
         })
     }
 
-    /// `V'(s')` of the TD target at `next_obs`.
+    /// `V'(s')` of the TD target at `next_obs`, the policy there within the masks of the
+    /// logit bias `next_bias` (the next states' masks) when given.
     fn next_value<B: Backend>(
         &self,
         b: &mut B,
         next_obs: &B::M,
+        next_bias: Option<&B::M>,
         alpha: f64,
     ) -> Result<B::M, AgentError> {
         let target = &self.critic_target;
@@ -363,7 +418,8 @@ impl Core {
             // the target averages the critic over a small neighbourhood of the target action
             // instead of exploiting a narrow peak.
             Variant::Td3 { target_actor } => {
-                let ActorPolicy::Deterministic(mu) = self.head.policy(b, target_actor, next_obs)
+                let ActorPolicy::Deterministic(mu) =
+                    self.head.policy(b, target_actor, next_obs, None)
                 else {
                     return Err(AgentError::Invalid("TD3's actor is deterministic".into()));
                 };
@@ -381,7 +437,9 @@ impl Core {
             // the n actions (SAC-discrete, Christodoulou 2019),
             // `Σ_a π(a|s') (min(Q1', Q2')(s', a) − α log π(a|s'))`.
             Variant::Sac(_) if self.cfg.expected_discrete_value => {
-                let ActorPolicy::Relaxed(d, _) = self.head.policy(b, &self.actor, next_obs) else {
+                let ActorPolicy::Relaxed(d, _) =
+                    self.head.policy(b, &self.actor, next_obs, next_bias)
+                else {
                     return Err(AgentError::Invalid(
                         "expected_discrete_value needs a discrete action space".into(),
                     ));
@@ -397,7 +455,7 @@ impl Core {
             // SAC otherwise: the current actor's sample and its entropy term,
             // `min(Q1', Q2')(s', a') − α log π(a'|s')`.
             Variant::Sac(_) => {
-                let sample = self.head.sample_for_target(b, &self.actor, next_obs)?;
+                let sample = self.head.sample_for_target(b, &self.actor, next_obs, next_bias)?;
                 let (q1, q2) = self.critic_shape.values(b, target, next_obs, &sample.actions);
                 let q = b.minimum(&q1, &q2);
                 match &sample.neg_entropy {
@@ -444,16 +502,18 @@ impl Core {
 
     /// One Adam step of the actor through the (unchanged) critic at observations `obs`:
     /// SAC's loss `α log π(a|s) − min(Q1, Q2)(s, a)`, TD3's `−Q1(s, μ(s))`, per sample, plus a
-    /// bounded discrete actor's logit penalty. Returns the mean `−H` estimate of the sample it
-    /// was taken on (0 for TD3), for the temperature step.
+    /// bounded discrete actor's logit penalty; the policy within the masks of the logit bias
+    /// `bias` when given. Returns the mean `−H` estimate of the sample it was taken on (0 for
+    /// TD3), for the temperature step.
     fn actor_step<B: Backend>(
         &mut self,
         b: &mut B,
         obs: &B::M,
+        bias: Option<&B::M>,
         alpha: f64,
     ) -> Result<f64, AgentError> {
         let guard = self.finite();
-        let sample: PolicySample<B> = self.head.rsample(b, &self.actor, obs)?;
+        let sample: PolicySample<B> = self.head.rsample(b, &self.actor, obs, bias)?;
         // The gradient flows through the critic into the action; the critic's weights get none
         // (the step below differentiates with respect to the actor only).
         let mut sample_losses = match (&self.variant, &sample.neg_entropy) {
@@ -505,19 +565,44 @@ impl Core {
         }
     }
 
+    /// The minibatch's mean default target entropy within its states' masks (`masks`,
+    /// `[rows, mask_len]` flags), `None` when the target does not follow the masks (a target
+    /// set in the settings, or TD3); see [`DISCRETE_TARGET_ENTROPY_FRACTION`].
+    fn masked_target_entropy<B: Backend>(
+        &mut self,
+        b: &mut B,
+        masks: &B::M,
+    ) -> Result<Option<f64>, AgentError> {
+        match &self.variant {
+            Variant::Sac(t) if t.target_follows_masks => {}
+            _ => return Ok(None),
+        }
+        b.to_host(masks, &mut self.host.masks)?;
+        let parts = self.coding.parts();
+        let m: usize = parts.iter().sum();
+        let rows = self.host.masks.len() / m.max(1);
+        let total: f64 =
+            self.host.masks.chunks_exact(m.max(1)).map(|row| log_choices(&parts, Some(row))).sum();
+        Ok(Some(DISCRETE_TARGET_ENTROPY_FRACTION * total / rows.max(1) as f64))
+    }
+
     /// What follows an actor step: SAC's temperature step (with `autotune_alpha`) on the mean
-    /// `neg_entropy` of the actor's sample, TD3's target actor moving toward the actor.
+    /// `neg_entropy` of the actor's sample, toward the target entropy (`target_entropy` when
+    /// the masks set it, see [`Core::masked_target_entropy`]), TD3's target actor moving toward
+    /// the actor.
     fn after_actor_step<B: Backend>(
         &mut self,
         b: &mut B,
         neg_entropy: f64,
+        target_entropy: Option<f64>,
     ) -> Result<(), AgentError> {
         let guard = self.finite();
         match &mut self.variant {
             Variant::Sac(temperature) => {
                 // `log α` steps on `−log α · (log π + target_entropy)`, raising α when the
                 // policy's entropy is below target.
-                let gap = neg_entropy + temperature.target_entropy;
+                let target = target_entropy.unwrap_or(temperature.target_entropy);
+                let gap = neg_entropy + target;
                 let alpha_loss = -temperature.log_alpha * gap;
                 if let Some(opt) = &mut temperature.opt {
                     // d(alpha_loss)/d(log α) = −gap.
@@ -549,9 +634,18 @@ impl Core {
             )));
         }
         self.coding.encode(t.actions, n, &mut self.host.encoded)?;
+        self.transition_masks(t)?;
         // `truncated` is deliberately not stored: a truncated transition bootstraps from its
         // final observation like any other.
-        self.replay.push(t.obs, &self.host.encoded, t.rewards, t.terminated, t.next_obs)?;
+        self.replay.push_masked(
+            t.obs,
+            &self.host.encoded,
+            t.rewards,
+            t.terminated,
+            t.next_obs,
+            &self.host.masks,
+            &self.host.next_masks,
+        )?;
         self.env_steps += n as u64;
         if let Some(pink) = &mut self.pink {
             let ended = t.terminated.iter().zip(t.truncated).map(|(&a, &b)| a || b);
@@ -577,6 +671,81 @@ impl Core {
     }
 }
 
+impl Core {
+    /// The masks of transition `t`'s two states as `0.0`/`1.0` flags into `host.masks` and
+    /// `host.next_masks` (both empty without masks). The first masked transition turns on the
+    /// replay buffer's mask columns (an empty buffer only: a buffer holding unmasked
+    /// transitions refuses masked ones, and the other way round). Where an episode ended, the
+    /// vector env reports the next episode's first mask, not one of the final observation's
+    /// state: the target's next action there is drawn without a mask (a terminated
+    /// transition's is multiplied by 0; a truncated one's final state has no mask to use).
+    fn transition_masks(&mut self, t: &Transition<'_>) -> Result<(), AgentError> {
+        self.host.masks.clear();
+        self.host.next_masks.clear();
+        let n = t.rewards.len();
+        let Some(masks) = t.masks else {
+            if self.replay.mask_len() > 0 {
+                return Err(AgentError::Invalid(
+                    "a transition without action masks, but the agent has learned within masks \
+                     (its replay buffer stores them)"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        };
+        self.check_masks(masks, n)?;
+        let m = self.head.mask_len();
+        let next_masks = t.next_masks.ok_or_else(|| {
+            AgentError::Invalid(
+                "a transition with action masks needs the masks of its next states too \
+                 (Transition::next_masks)"
+                    .into(),
+            )
+        })?;
+        if next_masks.len() != n * m {
+            return Err(AgentError::Invalid(format!(
+                "{} next-state mask flags for {n} transitions; the action space needs {m} each",
+                next_masks.len()
+            )));
+        }
+        if self.replay.mask_len() == 0 {
+            self.replay.enable_masks(m)?;
+        }
+        let flag = |f: bool| f32::from(u8::from(f));
+        self.host.masks.extend(masks.iter().map(|&f| flag(f)));
+        for (i, next) in next_masks.chunks_exact(m).enumerate() {
+            if t.terminated[i] || t.truncated.get(i).copied().unwrap_or(false) {
+                self.host.next_masks.extend(std::iter::repeat_n(1.0, m));
+            } else {
+                self.host.next_masks.extend(next.iter().map(|&f| flag(f)));
+            }
+        }
+        // The next states' masks must leave every component a choice too.
+        crate::distributions::mask_bias_of(
+            &self.coding.parts(),
+            false,
+            next_masks,
+            &mut self.host.row,
+        )
+    }
+}
+
+/// `Σ_i ln(choices of component i)`: the entropy of the uniform policy over the choices `mask`
+/// (`0.0`/`1.0` flags, `Σ parts` of them) allows, or over every choice without a mask.
+fn log_choices(parts: &[usize], mask: Option<&[f32]>) -> f64 {
+    let mut start = 0;
+    let mut total = 0.0;
+    for &k in parts {
+        let allowed = match mask {
+            Some(mask) => mask[start..start + k].iter().filter(|&&f| f > 0.5).count(),
+            None => k,
+        };
+        total += (allowed.max(1) as f64).ln();
+        start += k;
+    }
+    total
+}
+
 impl Agent for Pathwise {
     fn name(&self) -> &'static str {
         NAME
@@ -588,7 +757,18 @@ impl Agent for Pathwise {
 
     fn act(&mut self, obs: &[f32], mode: ActMode, actions: &mut Actions) -> Result<(), AgentError> {
         let core = &mut self.core;
-        with_backend!(&mut self.backend, b => core.act(b, obs, mode, actions))
+        with_backend!(&mut self.backend, b => core.act(b, obs, None, mode, actions))
+    }
+
+    fn act_masked(
+        &mut self,
+        obs: &[f32],
+        masks: Option<&[bool]>,
+        mode: ActMode,
+        actions: &mut Actions,
+    ) -> Result<(), AgentError> {
+        let core = &mut self.core;
+        with_backend!(&mut self.backend, b => core.act(b, obs, masks, mode, actions))
     }
 
     fn observe(&mut self, t: &Transition<'_>) -> Result<Option<Metrics>, AgentError> {
@@ -635,7 +815,7 @@ impl Pathwise {
         b: &mut Torch,
         obs: &Tensor,
     ) -> Option<crate::distributions::SquashedGaussian<Torch>> {
-        match self.core.head.policy(b, &self.core.actor, obs) {
+        match self.core.head.policy(b, &self.core.actor, obs, None) {
             ActorPolicy::Squashed(d) => Some(d),
             _ => None,
         }
@@ -660,7 +840,7 @@ impl PolicyProbe for Pathwise {
                 ActionCoding::Box { loc, scale, .. } => {
                     y * Tensor::from_slice(scale) + Tensor::from_slice(loc)
                 }
-                ActionCoding::Discrete { .. } => y,
+                ActionCoding::Discrete { .. } | ActionCoding::Multi { .. } => y,
             }
         })
     }

@@ -55,7 +55,7 @@ impl PathwiseActor {
         };
         Ok(Self {
             network,
-            head: core.head,
+            head: core.head.clone(),
             coding: core.coding.clone(),
             obs_dim: core.obs_dim,
             exploration_noise: core.cfg.exploration_noise,
@@ -112,7 +112,8 @@ impl Actor for PathwiseActor {
         self.noise.extend((0..rows * cols).map(|_| {
             if normal { rng.sample::<f32, _>(StandardNormal) } else { rng.random::<f32>() }
         }));
-        self.head.act(outputs, Some(&self.noise), self.exploration_noise, &mut self.scratch, out);
+        let noise = Some(self.noise.as_slice());
+        self.head.act(outputs, noise, None, self.exploration_noise, &mut self.scratch, out);
         self.coding.to_env_form(out);
         Ok(())
     }
@@ -144,6 +145,12 @@ fn random_actions(coding: &ActionCoding, rows: usize, rng: &mut impl RngExt, out
         ActionCoding::Discrete { n } => {
             for a in out.indices(rows, 1) {
                 *a = rng.random_range(0..*n as i64);
+            }
+        }
+        ActionCoding::Multi { parts } => {
+            let k = parts.len();
+            for (i, a) in out.indices(rows, k).iter_mut().enumerate() {
+                *a = rng.random_range(0..parts[i % k] as i64);
             }
         }
     }

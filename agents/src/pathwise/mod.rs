@@ -8,7 +8,18 @@
 //!   on `E[α log π(a|s) − min(Q1, Q2)(s, a)]` with the entropy temperature α learned toward a
 //!   target entropy (or fixed). For `Discrete(n)` the critics are by default linear in the
 //!   (relaxed) one-hot, `Q(s, y) = Σ_a y_a q_a(s)` (see `critic`), so that the relaxed
-//!   sample's gradient follows the values of the actions.
+//!   sample's gradient follows the values of the actions. `MultiDiscrete(nvec)` and
+//!   `MultiBinary(n)` actions are a Gumbel-softmax per component (a bit a two-way one, see
+//!   [`crate::distributions::GumbelSoftmax`]), the critics an MLP of the state and the
+//!   components' (relaxed) one-hots concatenated.
+//!
+//! **Action masks** (sb3-contrib's `MaskablePPO` semantics): `act_masked` samples (its warm-up
+//! actions too) and acts greedily within each state's mask; the replay buffer stores with every
+//! transition the masks of both of its states, and the update draws the actor's sample at `s`
+//! within `s`' mask and the TD target's next action at `s'` within `s'`' mask (masked logits
+//! get [`crate::distributions::MASKED_LOGIT`]: probability exactly 0). The default target
+//! entropy follows the masks: half the entropy of the uniform policy over each state's allowed
+//! choices.
 //! - **TD3** (`estimator = "td3"`, Fujimoto et al. 2018): a deterministic `tanh` actor, Gaussian
 //!   exploration noise, clipped noise on the target action ("target policy smoothing") and an
 //!   actor update every `policy_delay` critic updates. It is the zero-variance end of the

@@ -376,6 +376,7 @@ fn updates_follow_learning_starts_and_the_update_to_data_ratio() {
                 truncated: &[false, false],
                 next_obs: &obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
         counts.push(agent.updates());
@@ -442,6 +443,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
                 truncated: &[false],
                 next_obs: &obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
     }
@@ -468,6 +470,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
         truncated: &[false],
         next_obs: &obs,
         masks: None,
+        next_masks: None,
     });
     assert!(bad.unwrap_err().to_string().contains("outside Discrete(3)"));
     // Float actions for a discrete space are refused, naming what was expected.
@@ -480,6 +483,7 @@ fn discrete_actions_are_stored_one_hot_and_train() {
             truncated: &[false],
             next_obs: &obs,
             masks: None,
+            next_masks: None,
         })
         .unwrap_err()
         .to_string();
@@ -499,6 +503,7 @@ fn a_non_finite_reward_is_reported_by_the_loss_it_poisons() {
             truncated: &[false],
             next_obs: &obs,
             masks: None,
+            next_masks: None,
         })
         .unwrap_err();
     match err {
@@ -614,6 +619,7 @@ fn training_state_restores_the_replay_buffer_and_the_schedule() {
                 truncated: &[false],
                 next_obs: &obs,
                 masks: None,
+                next_masks: None,
             })
             .unwrap();
     };
