@@ -44,7 +44,7 @@ impl Activation {
     #[inline]
     pub fn apply(self, x: f32) -> f32 {
         match self {
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => crate::math::tanh(x),
             Activation::Relu => x.max(0.0),
             Activation::Elu => {
                 if x > 0.0 {

@@ -3,8 +3,9 @@
 //! The plain-Rust arithmetic that rlpg trains with on the CPU and deploys with: dense layers
 //! and MLPs read straight from a flat parameter buffer, their forward pass and their
 //! hand-derived backward pass ([`mlp`]), the hidden-layer [`Activation`]s, the matrix product
-//! they are built on ([`gemm`]), and the action heads' arithmetic for acting ([`heads`]: greedy
-//! actions, probabilities, samples from given noise).
+//! they are built on ([`gemm`]), vectorizable elementary functions ([`math`]), loops compiled
+//! for the CPU's widest vectors ([`simd`]), and the action heads' arithmetic for acting
+//! ([`heads`]: greedy actions, probabilities, samples from given noise).
 //!
 //! **Owns:** numerics on plain `f32` slices, nothing else. One text serves two users: the CPU
 //! kernel of `rlpg-agents` (where these passes are one of two backends an update can run on)
@@ -19,6 +20,7 @@
 mod activation;
 pub mod gemm;
 pub mod heads;
+pub mod math;
 pub mod mlp;
 pub mod simd;
 
