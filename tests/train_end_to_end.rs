@@ -132,7 +132,7 @@ fn steps_to_eval_target(config: &Config, seeds: &[u64], target: f64) -> Vec<(f64
 }
 
 /// The README's claim: REINFORCE reaches a deterministic evaluation of -250 on Pendulum-v1 with
-/// its preset (measured 5/5 seeds, after 0.8M-1.1M steps). Baselines, measured: a random policy
+/// its preset (measured 5/5 seeds, after 0.9M-1.1M steps). Baselines, measured: a random policy
 /// evaluates at about -1220 over 10 episodes, the untrained preset policy at -1100 to -1500;
 /// -250 is the claim itself, stricter than half-way (-735). Seeds 1-3, fixed in advance: all
 /// must reach it within 1.2M steps (measured: 0.7M, 0.9M, 0.9M).
@@ -280,18 +280,19 @@ fn reinforce_reaches_minus_100_on_acrobot_on_five_seeds() {
 }
 
 /// The README's claim: REINFORCE reaches a mean return of -110 over the last 100 training
-/// episodes on MountainCar-v0 with its preset (measured: every one of seeds 0-4, at 200k-289k
-/// steps; 4-8 s each). Without learning the car never reaches the flag: -200 every episode.
-/// Seeds 0, 1 and 4, fixed in advance (measured at 200k, 210k and 227k), each within 350k steps,
-/// half as much again as the slowest of them.
+/// episodes on MountainCar-v0 with its preset (measured: every one of seeds 0-4, at 155k-336k
+/// steps; 3-7 s each). Without learning the car never reaches the flag: -200 every episode.
+/// Seeds 0, 1 and 4, fixed in advance (measured at 200k, 210k and 227k; at 336k, 267k and 254k
+/// since the vectorised tanh moved trajectories in the last bits), each within 450k steps, a
+/// third more than the slowest of them.
 #[test]
 fn reinforce_reaches_minus_110_on_mountaincar_on_three_seeds() {
-    let config = preset("reinforce_mountaincar.toml", &["total_timesteps=350000", "eval_every=0"]);
+    let config = preset("reinforce_mountaincar.toml", &["total_timesteps=450000", "eval_every=0"]);
     let seeds = [0, 1, 4];
     let reached = steps_to_target(&config, &seeds, Target::RecentMean(-110.0));
     eprintln!("reinforce mountaincar (steps to mean-100 >= -110): {reached:?}");
     for (seed, steps) in seeds.iter().zip(&reached) {
-        assert!(steps.is_some(), "seed {seed}: mean-100 never reached -110 within 350k steps");
+        assert!(steps.is_some(), "seed {seed}: mean-100 never reached -110 within 450k steps");
     }
 }
 

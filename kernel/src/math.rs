@@ -42,7 +42,10 @@ fn exp_reduced(y: f32) -> f32 {
         * r
         + 5e-1;
     let er = 1.0 + r + r * r * p;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ from the bits of n + 127 + 2²³, whose low mantissa bits are n + 127 (the biased
+    // exponent); shifted into the exponent field (no float-to-int conversion, which would not
+    // vectorize).
+    let two_n = f32::from_bits((n + 8_388_735.0).to_bits() << 23);
     er * two_n
 }
 
