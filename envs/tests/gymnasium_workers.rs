@@ -55,9 +55,11 @@ fn step(vec: &mut VecEnv, t: usize) -> Result<VecStep, EnvError> {
 
 #[test]
 fn worker_processes_give_the_in_process_results_bit_for_bit() {
-    for (id, n, workers, steps) in
-        [("gymnasium:CartPole-v1", 5, 2, 300), ("gymnasium:Pendulum-v1", 8, 3, 420)]
-    {
+    for (id, n, workers, steps) in [
+        ("gymnasium:CartPole-v1", 5, 2, 300),
+        ("gymnasium:Pendulum-v1", 8, 3, 420),
+        ("gymnasium:LunarLander-v3", 8, 2, 300),
+    ] {
         let kw = serde_json::Map::new();
         let reference = trajectory(&mut in_process(id, &kw, n), steps);
         let ended = reference.iter().filter(|s| s.contains("EpisodeRecord")).count();
@@ -107,6 +109,24 @@ fn a_python_exception_names_the_env_and_quotes_it() {
         assert!(text.contains(part), "`{part}` missing from: {text}");
     }
     // An env's own exception leaves the workers running: after a reset the envs step again.
+    vec.reset(Some(100)).expect("reset after the error");
+    step(&mut vec, 0).expect("step after the reset");
+}
+
+#[test]
+fn an_exception_with_a_huge_message_is_reported_cut_short() {
+    // Env 2 of 4 (reset with seed 3 + 2) raises on its 2nd step with a 200 kB message: more
+    // than a worker's error area holds.
+    let kw = kwargs(&[("fault", "raise_long".into()), ("seed", 5.into()), ("at", 2.into())]);
+    let mut vec = in_workers("gymnasium:faulty_envs:Faulty-v0", &kw, 4, 2, Duration::from_secs(30));
+    vec.reset(Some(3)).expect("reset");
+    let err = (0..5).find_map(|t| step(&mut vec, t).err()).expect("the 2nd step fails");
+    let text = err.to_string();
+    assert!(matches!(err, EnvError::InVecEnv { index: 2, .. }), "{err:?}");
+    for part in ["Python exception in step", "RuntimeError", "sensor failure at step 2", "[...]"] {
+        assert!(text.contains(part), "`{part}` missing from: {}", &text[..text.len().min(300)]);
+    }
+    assert!(text.len() < 64 * 1024, "{} bytes", text.len());
     vec.reset(Some(100)).expect("reset after the error");
     step(&mut vec, 0).expect("step after the reset");
 }

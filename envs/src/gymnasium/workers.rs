@@ -6,26 +6,30 @@
 //!   `worker.py`; it makes a contiguous range of the vector env's envs with
 //!   `gymnasium.make(ID, **kwargs)`, exactly as the in-process bridge does, so a seeded run gives
 //!   the same results either way.
-//! * Actions, observations, rewards and end flags pass through one shared-memory file (in
-//!   `/dev/shm` where there is one), mapped by every process, as Gymnasium's `AsyncVectorEnv`
-//!   shares its observations; each step is one short command line to every worker and one reply
-//!   line back, and each worker resets its envs whose episode ended within the same step.
+//! * Commands, actions, observations, rewards, end flags and errors pass through one
+//!   shared-memory file (in `/dev/shm` where there is one), mapped by every process, as
+//!   Gymnasium's `AsyncVectorEnv` shares its observations; each worker resets its envs whose
+//!   episode ended within the same step.
+//! * The hand-over is futexes on words of that memory (Linux): one system call wakes every
+//!   worker for a batch, and the last worker to finish wakes rlpg, so a batch costs one
+//!   wake-up of each process (`worker.py` describes the protocol). A worker that has just
+//!   finished keeps reading for the next command for up to 100 µs before it sleeps, while
+//!   commands have lately come that soon (rlpg stepping in a tight loop).
 //! * A worker that dies is an error naming the env it was stepping and its step; one that does
 //!   not answer within the timeout (`env_worker_timeout`) is stopped and reported the same way;
 //!   a Python exception is an error quoting it, as in one process. After such an error the pool
 //!   is closed: a new vector env starts new workers.
 //! * The workers ignore Ctrl-C (it is for rlpg, which finishes its step and checkpoints), end
-//!   when their parent does (their commands pipe closes; on Linux also by `PR_SET_PDEATHSIG`),
-//!   and are closed, then killed if they do not exit within a second, when the vector env is
-//!   dropped.
+//!   when their parent does (`PR_SET_PDEATHSIG`, and they check each second while idle), and are
+//!   closed, then killed if they do not exit within a second, when the vector env is dropped.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::core::{Action, Env, EnvError, InfoKey, Observation, Space, Step, StepInfo};
@@ -40,6 +44,21 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a closed worker may take to exit before it is killed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often rlpg, waiting for its workers, checks that none has died.
+const DEATH_CHECK: Duration = Duration::from_millis(20);
+
+/// Bytes of each worker's error area (a JSON list of its envs' failures; long messages are cut).
+const ERROR_BYTES: usize = 64 * 1024;
+
+/// Bytes of a line of the control block: each side writes lines of its own.
+const CONTROL_LINE: usize = 64;
+
+/// The commands (`worker.py` has the same numbers).
+const STEP: u32 = 1;
+const RESET_SEEDED: u32 = 2;
+const RESET: u32 = 3;
+const CLOSE: u32 = 4;
 
 /// `n` envs `gymnasium.make(ID, **kwargs)` (`id = "gymnasium:<ID>"`) in a vector env stepped by
 /// `workers` worker processes (at most one per env), each given `timeout` to answer a step or
@@ -135,6 +154,12 @@ struct Layout {
     masks: usize,
     /// `[n * infos]` `f64`s: each env's infos of its last step.
     infos: usize,
+    /// The control block, lines of [`CONTROL_LINE`] bytes: rlpg's (`command_seq: u32`,
+    /// `command: u32`, `seed: u64`), then `finished: u32` (workers done with the command), then
+    /// one per worker (`done: u32`, the last command it finished; `error_bytes: u32`).
+    control: usize,
+    /// `[workers * ERROR_BYTES]`: each worker's errors of its last command.
+    errors: usize,
     #[serde(skip)]
     size: usize,
 }
@@ -163,6 +188,8 @@ impl Layout {
         let current = place(workers * 8);
         let masks = place(n * mask_len.max(1));
         let infos = place(n * infos.max(1) * 8);
+        let control = place((2 + workers) * CONTROL_LINE);
+        let errors = place(workers * ERROR_BYTES);
         Self {
             act_f32,
             act_i64,
@@ -173,6 +200,8 @@ impl Layout {
             current,
             masks,
             infos,
+            control,
+            errors,
             size: end.max(64),
         }
     }
@@ -249,7 +278,64 @@ impl SharedMemory {
         // (the caller's promise).
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset).cast::<T>(), len) }
     }
+
+    /// The 32-bit word at byte `offset` (a multiple of 4), which the workers read and write too.
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0 && offset + 4 <= self.size, "outside the shared memory");
+        // SAFETY: inside the mapping and aligned (checked); every process accesses the word
+        // atomically (plain aligned loads and stores, and the kernel's atomic futex operations).
+        unsafe { AtomicU32::from_ptr(self.ptr.add(offset).cast::<u32>()) }
+    }
 }
+
+/// Sleeps while the futex `word` (in memory shared with other processes) holds `expected`,
+/// at most `timeout`: until a wake-up, a signal, or at once if it already holds another value.
+#[cfg(target_os = "linux")]
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits every `c_long`.
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT on a valid, aligned word of a shared mapping, with a valid timespec;
+    // the call only reads them.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &raw const timeout,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every process sleeping on the futex `word`.
+#[cfg(target_os = "linux")]
+fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid, aligned word of a shared mapping.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+// Worker processes need Linux's futexes: `WorkerPool::start` refuses them elsewhere.
+#[cfg(not(target_os = "linux"))]
+fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Duration) {
+    std::thread::sleep(timeout.min(Duration::from_millis(1)));
+}
+#[cfg(not(target_os = "linux"))]
+fn futex_wake_all(_word: &AtomicU32) {}
 
 impl Drop for SharedMemory {
     fn drop(&mut self) {
@@ -259,10 +345,9 @@ impl Drop for SharedMemory {
     }
 }
 
-/// One worker process and its pipes.
+/// One worker process and the pipe of its start-up reply.
 struct Worker {
     child: Child,
-    commands: Option<ChildStdin>,
     replies: BufReader<ChildStdout>,
     /// Its envs: `first..first + count` of the vector env.
     first: usize,
@@ -300,6 +385,8 @@ struct WorkerPool {
     /// Infos each step reports.
     infos: usize,
     timeout: Duration,
+    /// The number of the last command (`command_seq`).
+    command_seq: u32,
     /// Why the pool stopped working (a worker died or hung), if it did.
     broken: Option<EnvError>,
 }
@@ -318,8 +405,16 @@ impl WorkerPool {
         let info_names: Vec<&str> = like.info_keys.iter().map(|k| k.name.as_ref()).collect();
         let other = |message: String| EnvError::Other { env: id.to_owned(), message };
         let gym_id = id.strip_prefix(super::ID_PREFIX).unwrap_or(id);
+        if !cfg!(target_os = "linux") {
+            return Err(other(
+                "env_workers needs Linux (the workers hand over through futexes); step the envs \
+                 in this process instead (env_workers = 0)"
+                    .to_owned(),
+            ));
+        }
         let python = super::python_env().map_err(other)?;
-        let workers = workers.clamp(1, n.max(1));
+        // FUTEX_WAKE_OP compares a 12-bit number to the count of finished workers.
+        let workers = workers.clamp(1, n.clamp(1, 2048));
         let (obs_dim, act_dim) = (observation_space.flat_dim(), action_space.flat_dim());
         let layout = Layout::new(n, (obs_dim, act_dim), (mask_len, info_names.len()), workers);
         let shm = SharedMemory::create(layout.size)
@@ -339,6 +434,7 @@ impl WorkerPool {
             mask_len,
             infos: info_names.len(),
             timeout,
+            command_seq: 0,
             broken: None,
         };
         // Workers take equal shares of the envs, the first ones one more when they do not divide.
@@ -361,12 +457,15 @@ impl WorkerPool {
                 "worker": w,
                 "workers": workers,
                 "parent": std::process::id(),
+                "control_line": CONTROL_LINE,
+                "error_bytes": ERROR_BYTES,
+                "futex": futex_syscall(),
             });
             let mut child = Command::new(&python.python)
                 .arg("-c")
                 .arg(WORKER_SCRIPT)
                 .arg(config.to_string())
-                .stdin(Stdio::piped())
+                .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 // Its own process group: Ctrl-C in a terminal goes to rlpg alone.
@@ -379,12 +478,11 @@ impl WorkerPool {
                         python.origin
                     ))
                 })?;
-            let (commands, replies) = (child.stdin.take(), child.stdout.take());
-            let Some(replies) = replies else {
-                return Err(other("internal error: a worker without its pipes".to_owned()));
+            let Some(replies) = child.stdout.take() else {
+                return Err(other("internal error: a worker without its pipe".to_owned()));
             };
             let replies = BufReader::new(replies);
-            pool.workers.push(Worker { child, commands, replies, first, count });
+            pool.workers.push(Worker { child, replies, first, count });
         }
         let wait = timeout.max(STARTUP_TIMEOUT);
         for w in 0..workers {
@@ -401,8 +499,8 @@ impl WorkerPool {
         Ok(pool)
     }
 
-    /// Worker `w`'s next reply, waiting at most `timeout`; a dead or silent worker breaks the
-    /// pool and is reported as doing `what`.
+    /// Worker `w`'s start-up reply, waiting at most `timeout`; a dead or silent worker breaks
+    /// the pool and is reported as doing `what`.
     fn reply(&mut self, w: usize, timeout: Duration, what: &str) -> Result<Reply, EnvError> {
         let deadline = Instant::now() + timeout;
         let mut line = String::new();
@@ -499,37 +597,93 @@ impl WorkerPool {
         self.broken_with(error)
     }
 
-    /// Sends `command` to every worker, then collects every reply. Env failures are handed to
-    /// `failed` (the first per worker, in env order); a dead or silent worker is an error.
+    /// Has every worker run `command` (with `seed`), then collects their errors. Env failures
+    /// are handed to `failed` (the first per worker, in env order); a dead or silent worker is
+    /// an error.
     fn exchange(
         &mut self,
-        command: &str,
+        (command, seed): (u32, u64),
         what: &str,
         failed: &mut dyn FnMut(EnvFailure),
     ) -> Result<(), EnvError> {
         if let Some(error) = &self.broken {
             return Err(closed(&self.id, error));
         }
-        // The actions written into the shared memory are visible before the command arrives.
-        fence(Ordering::SeqCst);
+        let seq = self.post(command, seed);
+        self.wait_finished(seq, what)?;
         for w in 0..self.workers.len() {
-            let sent = match &mut self.workers[w].commands {
-                Some(commands) => {
-                    commands.write_all(command.as_bytes()).and_then(|()| commands.flush())
-                }
-                None => Err(std::io::ErrorKind::BrokenPipe.into()),
-            };
-            if sent.is_err() {
-                return Err(self.fail(w, what, Failure::Died));
+            let line = self.layout.control + (2 + w) * CONTROL_LINE;
+            let bytes = self.shm.word(line + 4).load(Ordering::Relaxed) as usize;
+            if bytes == 0 {
+                continue;
             }
+            // SAFETY: between exchanges; the layout holds ERROR_BYTES bytes per worker.
+            let text =
+                unsafe { self.shm.slice::<u8>(self.layout.errors + w * ERROR_BYTES, ERROR_BYTES) };
+            let failures =
+                serde_json::from_slice::<Vec<EnvFailure>>(&text[..bytes.min(ERROR_BYTES)])
+                    .map_err(|e| {
+                        self.broken_with(EnvError::Other {
+                            env: self.id.clone(),
+                            message: format!(
+                                "worker process {w} reported errors rlpg cannot read ({e})"
+                            ),
+                        })
+                    })?;
+            failures.into_iter().for_each(&mut *failed);
         }
-        for w in 0..self.workers.len() {
-            if let Reply::Errors(failures) = self.reply(w, self.timeout, what)? {
-                failures.into_iter().for_each(&mut *failed);
-            }
-        }
-        fence(Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Writes `command` (and `seed`) for every worker and wakes them; returns its number.
+    fn post(&mut self, command: u32, seed: u64) -> u32 {
+        let control = self.layout.control;
+        // SAFETY: no worker reads these words before `command_seq` changes below.
+        let seed_word = unsafe { self.shm.slice::<u64>(control + 8, 1) };
+        seed_word[0] = seed;
+        self.shm.word(control + 4).store(command, Ordering::Relaxed);
+        self.shm.word(control + CONTROL_LINE).store(0, Ordering::Relaxed);
+        self.command_seq = self.command_seq.wrapping_add(1);
+        // Release: the actions, command and seed written before are seen by a worker that sees
+        // the new number.
+        let command_seq = self.shm.word(control);
+        command_seq.store(self.command_seq, Ordering::Release);
+        futex_wake_all(command_seq);
+        self.command_seq
+    }
+
+    /// Waits until every worker has finished command `seq`, at most the timeout.
+    fn wait_finished(&mut self, seq: u32, what: &str) -> Result<(), EnvError> {
+        let deadline = Instant::now() + self.timeout;
+        let workers = self.workers.len() as u32;
+        loop {
+            // Acquire: the workers' results, written before their atomic add, are seen.
+            let finished = self.shm.word(self.layout.control + CONTROL_LINE);
+            let count = finished.load(Ordering::Acquire);
+            if count >= workers {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            futex_wait(finished, count, left.min(DEATH_CHECK));
+            if finished.load(Ordering::Acquire) >= workers {
+                return Ok(());
+            }
+            // A dead worker is reported first (one may die after writing `done` but before its
+            // add to `finished`), else, past the timeout, the first not done.
+            for w in 0..self.workers.len() {
+                if matches!(self.workers[w].child.try_wait(), Ok(Some(_)) | Err(_)) {
+                    return Err(self.fail(w, what, Failure::Died));
+                }
+            }
+            if Instant::now() >= deadline {
+                let done = |w: &usize| {
+                    let line = self.layout.control + (2 + w) * CONTROL_LINE;
+                    self.shm.word(line).load(Ordering::Acquire) == seq
+                };
+                let w = (0..self.workers.len()).find(|w| !done(w)).unwrap_or(0);
+                return Err(self.fail(w, what, Failure::Silent));
+            }
+        }
     }
 
     /// An env's failure as an [`EnvError`], worded as the in-process bridge words it.
@@ -550,6 +704,14 @@ impl WorkerPool {
         };
         EnvError::Other { env, message }
     }
+}
+
+/// The number of the futex system call, for the workers (none where there are no futexes).
+fn futex_syscall() -> Option<libc::c_long> {
+    #[cfg(target_os = "linux")]
+    return Some(libc::SYS_futex);
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// Why a worker stopped answering.
@@ -614,11 +776,11 @@ impl RemoteEnvs for WorkerPool {
     ) -> Result<(), EnvError> {
         errors.iter_mut().for_each(|e| *e = None);
         let command = match seed {
-            Some(seed) => format!("reset {seed}\n"),
-            None => "reset\n".to_owned(),
+            Some(seed) => (RESET_SEEDED, seed),
+            None => (RESET, 0),
         };
         let mut failures = Vec::new();
-        self.exchange(&command, "resetting", &mut |f| failures.push(f))?;
+        self.exchange(command, "resetting", &mut |f| failures.push(f))?;
         for failure in failures {
             let error = self.env_error(&failure);
             if let Some(slot) = errors.get_mut(failure.env) {
@@ -679,7 +841,7 @@ impl RemoteEnvs for WorkerPool {
         }
         let mut failures = Vec::new();
         // A dead or silent worker's error names the env it was at; its step is that env's next.
-        self.exchange("step\n", "stepping", &mut |f| failures.push(f))
+        self.exchange((STEP, 0), "stepping", &mut |f| failures.push(f))
             .map_err(|e| with_episode_step(e, lengths))?;
         for failure in failures {
             let error = self.env_error(&failure);
@@ -756,12 +918,8 @@ fn with_episode_step(error: EnvError, lengths: &[usize]) -> EnvError {
 
 impl Drop for WorkerPool {
     fn drop(&mut self) {
-        for worker in &mut self.workers {
-            if let Some(mut commands) = worker.commands.take() {
-                // A worker that already exited has closed its end: nothing to report.
-                let _ = commands.write_all(b"close\n");
-            }
-        }
+        // A worker that already exited is not waiting: nothing to report.
+        self.post(CLOSE, 0);
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         for worker in &mut self.workers {
             let left = deadline.saturating_duration_since(Instant::now());

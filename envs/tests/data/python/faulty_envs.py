@@ -1,7 +1,7 @@
 """Gymnasium envs that fail on purpose, for the tests of rlpg's Gymnasium worker processes
 (envs/tests/gymnasium_workers.rs, tests/cli_gymnasium.rs): `gymnasium.make("faulty_envs:Faulty-v0",
-fault=..., seed=..., at=...)` is CartPole-v1 that, in the env reset with seed `seed`, raises,
-dies, exits, hangs or sleeps on its `at`-th step (counted over its life)."""
+fault=..., seed=..., at=...)` is CartPole-v1 that, in the env reset with seed `seed`, raises
+(raise_long: with a 200 kB message), dies, exits, hangs or sleeps on its `at`-th step (counted over its life)."""
 
 import os
 import signal
@@ -27,6 +27,8 @@ class Faulty(CartPoleEnv):
         if self.steps == self.at and self.seed_given == self.faulty_seed:
             if self.fault == "raise":
                 raise RuntimeError("sensor failure at step %d" % self.steps)
+            if self.fault == "raise_long":
+                raise RuntimeError("sensor failure at step %d: %s" % (self.steps, "x" * 200000))
             if self.fault == "die":
                 os.kill(os.getpid(), signal.SIGKILL)
             if self.fault == "exit":
