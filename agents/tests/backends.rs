@@ -574,6 +574,44 @@ fn the_kernel_computes_libtorchs_update_for_every_covered_setting() {
             });
         }
     }
+    // Importance-sampled reuse (PPO's clipped surrogate): several epochs of shuffled
+    // minibatches, a clip range that binds, value clipping and a KL target, on every head,
+    // with and without masks (the ratio uses each transition's stored mask).
+    let reuse = serde_json::json!({
+        "n_epochs": 3, "batch_size": 4, "clip_range": 0.05, "clip_range_vf": 0.05,
+        "target_kl": 0.02, "value_minibatches": 3, "ent_coef": 0.05, "learning_rate": 0.01
+    });
+    for discrete in [true, false] {
+        cases.push(Case {
+            name: format!(
+                "Reinforce reused batches ({})",
+                if discrete { "discrete" } else { "box" }
+            ),
+            agent: AgentKind::Reinforce,
+            settings: with(AgentKind::Reinforce, reuse.clone()),
+            discrete,
+            num_envs: 2,
+            clamp: false,
+            action: None,
+            masked: false,
+        });
+    }
+    for (action, name) in [
+        (Space::MultiDiscrete(vec![3, 2, 4]), "MultiDiscrete([3, 2, 4])"),
+        (Space::MultiBinary(3), "MultiBinary(3)"),
+        (Space::Discrete(3), "Discrete(3)"),
+    ] {
+        cases.push(Case {
+            name: format!("Reinforce reused batches, {name} within masks"),
+            agent: AgentKind::Reinforce,
+            settings: with(AgentKind::Reinforce, reuse.clone()),
+            discrete: true,
+            num_envs: 2,
+            clamp: false,
+            action: Some(action),
+            masked: true,
+        });
+    }
     let mut ran = 0;
     for case in &cases {
         if run(case) {

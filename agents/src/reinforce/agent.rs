@@ -48,25 +48,34 @@ pub(super) fn normalize(xs: &mut [f32]) {
 }
 
 /// REINFORCE with a learned value baseline: the score-function policy gradient
-/// `∇J = E[∇ log π(a|s) · A(s, a)]`, with `A = return − V(s)` (or its GAE(λ) estimate).
+/// `∇J = E[∇ log π(a|s) · A(s, a)]`, with `A = return − V(s)` (or its GAE(λ) estimate), and as
+/// options the importance-sampled reuse of each batch that PPO makes of it.
 ///
 /// One update per rollout of `n_steps` steps in every env:
 /// 1. `V(s)` and `V(next_obs)` for the whole rollout, each in one batched pass; advantages and
 ///    returns by [`generalized_advantages`](crate::rollout::generalized_advantages), which
 ///    bootstraps on truncation and at the rollout end but never past a termination.
-/// 2. One policy gradient step (Adam) on `−mean(log π(a|s) · A) − ent_coef · entropy`, the
-///    gradient norm clipped to `max_grad_norm`. One step, because the samples come from the
-///    policy before the step: a second step would need importance weights (that is PPO).
+/// 2. The policy: by default one gradient step (Adam) on `−mean(log π(a|s) · A) − ent_coef ·
+///    entropy`, the gradient norm clipped to `max_grad_norm`; one step, because the samples
+///    come from the policy before the step. With `n_epochs` > 1 or `batch_size` the batch is
+///    reused for several steps, each sample weighted by the likelihood ratio
+///    `r = π(a|s) / π_old(a|s)` (the surrogate `r · A`, whose gradient at `r = 1` is the score
+///    function's), optionally clipped (`clip_range`: PPO's `min(r·A, clamp(r, 1 ± ε)·A)`) and
+///    stopped early (`target_kl`). Advantages are normalized within each minibatch.
 /// 3. The value network regresses on the returns with its own Adam optimizer for
-///    `value_epochs` passes of `value_minibatches` shuffled minibatches.
+///    `value_epochs` passes of `value_minibatches` shuffled minibatches, its predictions
+///    optionally clipped around the rollout's values (`clip_range_vf`).
 ///
-/// Each update returns `losses/policy_loss` (without the entropy term), `losses/value_loss`
-/// (mean over the value steps), `losses/entropy`, `losses/approx_kl` (old to new policy on the
-/// batch, `mean((r − 1) − log r)`), `losses/explained_variance` (of the baseline before fitting;
-/// NaN when the returns are constant) and `losses/grad_norm` (the policy's, before clipping),
-/// and with `grad_diagnostics` `grad/variance` and `grad/snr` of the policy gradient. A
-/// non-finite loss or gradient norm is reported as [`AgentError::NonFinite`] naming it, before
-/// the optimizer step it belongs to is taken; the rollout is dropped either way.
+/// Each update returns `losses/policy_loss` (the surrogate `−mean(r·A)`, clipped, without the
+/// entropy term; means over the policy's steps), `losses/value_loss` (mean over the value
+/// steps), `losses/entropy`, `losses/approx_kl` (old to new policy on the batch after all
+/// steps, `mean((r − 1) − log r)`), `losses/explained_variance` (of the baseline before
+/// fitting; NaN when the returns are constant) and `losses/grad_norm` (the policy's, before
+/// clipping), with `clip_range` `losses/clip_fraction` (samples with `|r − 1| > ε` before each
+/// step), with `target_kl` `losses/epochs` (epochs begun), and with `grad_diagnostics`
+/// `grad/variance` and `grad/snr` of the first policy gradient. A non-finite loss or gradient
+/// norm is reported as [`AgentError::NonFinite`] naming it, before the optimizer step it
+/// belongs to is taken; the rollout is dropped either way.
 ///
 /// Checkpoints hold the networks and both optimizers' state ([`Agent::named_tensors`]:
 /// `policy/…`, `value/…`, `policy_adam/…`, `value_adam/…`) and the partial rollout with the
@@ -108,6 +117,9 @@ struct Host {
     next_values: Vec<f32>,
     grads: Vec<Vec<f32>>,
     mask_bias: Vec<f32>,
+    advantages: Vec<f32>,
+    log_ratio: Vec<f32>,
+    actions: Actions,
 }
 
 impl Reinforce {
@@ -264,49 +276,23 @@ impl Core {
         let next_values = b.no_grad(|b| b.mlp(&self.value, 0, &next_obs));
         b.to_host(&next_values, &mut self.host.next_values)?;
         let (gamma, lambda) = (self.cfg.gamma, self.cfg.gae_lambda);
-        let mut estimates =
+        let estimates =
             self.buffer.advantages(&self.host.values, &self.host.next_values, gamma, lambda);
         let explained_variance = explained_variance(&self.host.values, &estimates.returns);
-        if self.cfg.normalize_advantages {
-            normalize(&mut estimates.advantages);
-        }
         let returns = b.constant(batch, 1, &estimates.returns)?;
-        let advantages = b.constant(batch, 1, &estimates.advantages)?;
 
-        // Policy: one score-function gradient step, under the masks the actions were chosen
-        // under (MaskablePPO's semantics).
+        // log π_old(a|s): the rollout's policy on its own actions, under the masks the actions
+        // were chosen under (MaskablePPO's semantics). It stays differentiable: a full-batch
+        // first policy step is taken at θ_old, so it reuses this forward pass.
         let mask_bias = self.rollout_mask_bias(b)?;
         let outputs = b.mlp(&self.policy, 0, &obs);
         let dist = self.head.distribution(b, &self.policy, &outputs, mask_bias.as_ref());
         let log_prob = dist.log_prob(b, self.buffer.actions())?;
         let entropy = dist.entropy(b);
-        let weighted = b.mul(&log_prob, &advantages);
-        let score_terms = b.neg(&weighted);
-        // Per sample: the score-function term and the entropy bonus.
-        let bonus = b.scale(&entropy, self.cfg.ent_coef);
-        let sample_losses = b.sub(&score_terms, &bonus);
-        let policy_loss = b.mean(&score_terms);
-        let policy_loss_value = guard.check("losses/policy_loss", b.scalar(&policy_loss)?)?;
-        let mean_entropy = b.mean(&entropy);
-        let entropy_value = guard.check("losses/entropy", b.scalar(&mean_entropy)?)?;
-        let loss = b.mean(&sample_losses);
-        let noise = if self.cfg.grad_diagnostics {
-            // One chunk per env: rows are step-major, so env e's samples are rows e, e + envs, …
-            self.host.grads.resize_with(envs, Vec::new);
-            for (e, grad) in self.host.grads.iter_mut().enumerate() {
-                let rows: Vec<usize> = (0..steps).map(|t| t * envs + e).collect();
-                let chunk = b.select_rows(&sample_losses, &rows);
-                let chunk_loss = b.mean(&chunk);
-                b.gradient(&chunk_loss, &self.policy, grad)?;
-            }
-            let noise = GradNoise::from_chunks(&self.host.grads, &vec![steps; envs])?;
-            guard.check("grad/variance", noise.variance)?;
-            Some(noise)
-        } else {
-            None
-        };
-        let max_norm = self.cfg.max_grad_norm;
-        let grad_norm = b.step(&loss, &mut self.policy, max_norm, guard, "losses/grad_norm")?;
+        let old_log_prob = b.detach(&log_prob);
+        let first = Some((log_prob, entropy));
+        let fit =
+            self.fit_policy(b, &obs, &estimates.advantages, &old_log_prob, first, &mask_bias)?;
 
         // KL(old || new) on the batch, by the low-variance estimator (r − 1) − log r with
         // r = π_new / π_old, which is non-negative for every sample.
@@ -314,8 +300,7 @@ impl Core {
             let outputs = b.mlp(&self.policy, 0, &obs);
             let dist = self.head.distribution(b, &self.policy, &outputs, mask_bias.as_ref());
             let new_log_prob = dist.log_prob(b, self.buffer.actions())?;
-            let old = b.detach(&log_prob);
-            let log_ratio = b.sub(&new_log_prob, &old);
+            let log_ratio = b.sub(&new_log_prob, &old_log_prob);
             let ratio = b.exp(&log_ratio);
             let ratio_minus_one = b.shift(&ratio, -1.0);
             let kl = b.sub(&ratio_minus_one, &log_ratio);
@@ -324,28 +309,173 @@ impl Core {
         })?;
         guard.check("losses/approx_kl", approx_kl)?;
 
-        let value_loss = self.fit_value(b, &obs, &returns, predicted)?;
+        let old_values = match self.cfg.clip_range_vf {
+            Some(_) => Some(b.constant(batch, 1, &self.host.values)?),
+            None => None,
+        };
+        let value_loss = self.fit_value(b, &obs, &returns, predicted, old_values.as_ref())?;
         self.updates += 1;
+        let per_step = |sum: f64| sum / fit.steps as f64;
         let mut metrics = vec![
-            ("losses/policy_loss", policy_loss_value),
+            ("losses/policy_loss", per_step(fit.policy_loss)),
             ("losses/value_loss", value_loss),
-            ("losses/entropy", entropy_value),
+            ("losses/entropy", per_step(fit.entropy)),
             ("losses/approx_kl", approx_kl),
             ("losses/explained_variance", explained_variance),
-            ("losses/grad_norm", grad_norm),
+            ("losses/grad_norm", per_step(fit.grad_norm)),
         ];
-        metrics.extend(noise.into_iter().flat_map(GradNoise::metrics));
+        if self.cfg.clip_range.is_some() {
+            metrics.push(("losses/clip_fraction", per_step(fit.clip_fraction)));
+        }
+        if self.cfg.target_kl.is_some() {
+            metrics.push(("losses/epochs", fit.epochs as f64));
+        }
+        metrics.extend(fit.noise.into_iter().flat_map(GradNoise::metrics));
         Ok(metrics)
     }
 
+    /// The policy's steps on one batch: `n_epochs` passes of shuffled minibatches (one
+    /// full-batch step per pass without `batch_size`), each an Adam step on
+    /// `−mean(min(r·A, clamp(r, 1 − ε, 1 + ε)·A)) − ent_coef · entropy` with
+    /// `r = exp(log π − log π_old)` (`r·A` without `clip_range`), the gradient norm clipped to
+    /// `max_grad_norm`, advantages normalized within the minibatch. The first step on the whole
+    /// batch is taken at θ_old, where `r = 1` exactly and `∇(r·A) = ∇ log π · A`: with one
+    /// epoch, no minibatches and no clipping this is REINFORCE's single step, bit for bit.
+    ///
+    /// `advantages` are the batch's, unnormalized; `old_log_prob` is `log π_old(a|s)` of every
+    /// sample (detached), and `first` the differentiable log-probabilities and entropies of the
+    /// same forward pass, for a first step on the whole batch.
+    fn fit_policy<B: Backend>(
+        &mut self,
+        b: &mut B,
+        obs: &B::M,
+        advantages: &[f32],
+        old_log_prob: &B::M,
+        first: Option<(B::M, B::M)>,
+        mask_bias: &Option<B::M>,
+    ) -> Result<PolicyFit, AgentError> {
+        let guard = self.finite();
+        let batch = advantages.len();
+        let size = self.cfg.batch_size.unwrap_or(batch).min(batch);
+        let mut reusable = first;
+        let mut fit = PolicyFit::default();
+        'epochs: for epoch in 0..self.cfg.n_epochs {
+            // Full-batch steps need no shuffling; otherwise the permutation comes from tch's
+            // global generator, so `manual_seed` fixes the minibatch order too.
+            let order = if size == batch { None } else { Some(b.permutation(batch)?) };
+            let chunks: Vec<Option<&[usize]>> = match &order {
+                None => vec![None],
+                Some(order) => order.chunks(size).map(Some).collect(),
+            };
+            fit.epochs = epoch + 1;
+            for rows in chunks {
+                let adv = &mut self.host.advantages;
+                adv.clear();
+                match rows {
+                    None => adv.extend_from_slice(advantages),
+                    Some(rows) => adv.extend(rows.iter().map(|&i| advantages[i])),
+                }
+                if self.cfg.normalize_advantages {
+                    normalize(adv);
+                }
+                let adv = b.constant(adv.len(), 1, adv)?;
+                let (log_prob, entropy, old) = match (rows, reusable.take()) {
+                    (None, Some((log_prob, entropy))) => (log_prob, entropy, b.alias(old_log_prob)),
+                    (None, None) => {
+                        let outputs = b.mlp(&self.policy, 0, obs);
+                        let bias = mask_bias.as_ref();
+                        let dist = self.head.distribution(b, &self.policy, &outputs, bias);
+                        let log_prob = dist.log_prob(b, self.buffer.actions())?;
+                        (log_prob, dist.entropy(b), b.alias(old_log_prob))
+                    }
+                    (Some(rows), _) => {
+                        let x = b.select_rows(obs, rows);
+                        let outputs = b.mlp(&self.policy, 0, &x);
+                        let bias = mask_bias.as_ref().map(|m| b.select_rows(m, rows));
+                        let dist = self.head.distribution(b, &self.policy, &outputs, bias.as_ref());
+                        self.buffer.actions().select_rows(rows, &mut self.host.actions);
+                        let log_prob = dist.log_prob(b, &self.host.actions)?;
+                        (log_prob, dist.entropy(b), b.select_rows(old_log_prob, rows))
+                    }
+                };
+                let log_ratio = b.sub(&log_prob, &old);
+                let ratio = b.exp(&log_ratio);
+                let surrogate = b.mul(&ratio, &adv);
+                let objective = match self.cfg.clip_range {
+                    None => surrogate,
+                    Some(eps) => {
+                        let clipped = b.clamp(&ratio, 1.0 - eps, 1.0 + eps);
+                        let clipped = b.mul(&clipped, &adv);
+                        b.minimum(&surrogate, &clipped)
+                    }
+                };
+                let score_terms = b.neg(&objective);
+                // Per sample: the surrogate's term and the entropy bonus.
+                let bonus = b.scale(&entropy, self.cfg.ent_coef);
+                let sample_losses = b.sub(&score_terms, &bonus);
+                let policy_loss = b.mean(&score_terms);
+                let policy_loss_value =
+                    guard.check("losses/policy_loss", b.scalar(&policy_loss)?)?;
+                let mean_entropy = b.mean(&entropy);
+                let entropy_value = guard.check("losses/entropy", b.scalar(&mean_entropy)?)?;
+                let loss = b.mean(&sample_losses);
+                if self.cfg.clip_range.is_some() || self.cfg.target_kl.is_some() {
+                    b.to_host(&log_ratio, &mut self.host.log_ratio)?;
+                    let (kl, clipped) = ratio_statistics(&self.host.log_ratio, self.cfg.clip_range);
+                    // Stable-Baselines3's early stop, never before the update's first step.
+                    let limit = self.cfg.target_kl.map_or(f64::INFINITY, |kl| 1.5 * kl);
+                    if fit.steps > 0 && kl > limit {
+                        break 'epochs;
+                    }
+                    fit.clip_fraction += clipped;
+                }
+                if self.cfg.grad_diagnostics && fit.steps == 0 {
+                    fit.noise = Some(self.grad_noise(b, &sample_losses)?);
+                }
+                let max_norm = self.cfg.max_grad_norm;
+                let grad_norm =
+                    b.step(&loss, &mut self.policy, max_norm, guard, "losses/grad_norm")?;
+                fit.policy_loss += policy_loss_value;
+                fit.entropy += entropy_value;
+                fit.grad_norm += grad_norm;
+                fit.steps += 1;
+            }
+        }
+        Ok(fit)
+    }
+
+    /// The policy gradient's noise from one chunk of `sample_losses` (the whole batch, in
+    /// rollout order) per env.
+    fn grad_noise<B: Backend>(
+        &mut self,
+        b: &mut B,
+        sample_losses: &B::M,
+    ) -> Result<GradNoise, AgentError> {
+        let (steps, envs) = (self.buffer.len(), self.buffer.n_envs());
+        // One chunk per env: rows are step-major, so env e's samples are rows e, e + envs, …
+        self.host.grads.resize_with(envs, Vec::new);
+        for (e, grad) in self.host.grads.iter_mut().enumerate() {
+            let rows: Vec<usize> = (0..steps).map(|t| t * envs + e).collect();
+            let chunk = b.select_rows(sample_losses, &rows);
+            let chunk_loss = b.mean(&chunk);
+            b.gradient(&chunk_loss, &self.policy, grad)?;
+        }
+        let noise = GradNoise::from_chunks(&self.host.grads, &vec![steps; envs])?;
+        self.finite().check("grad/variance", noise.variance)?;
+        Ok(noise)
+    }
+
     /// Regresses `V(s)` on `returns`; returns the mean squared error over all minibatch steps.
-    /// `predicted` is `V(obs)` from the current network, still differentiable.
+    /// `predicted` is `V(obs)` from the current network, still differentiable; `old_values`
+    /// (with `clip_range_vf`) the values the rollout was collected with, around which the
+    /// predictions are clipped.
     fn fit_value<B: Backend>(
         &mut self,
         b: &mut B,
         obs: &B::M,
         returns: &B::M,
         predicted: B::M,
+        old_values: Option<&B::M>,
     ) -> Result<f64, AgentError> {
         let guard = self.finite();
         let mut reusable = Some(predicted);
@@ -371,6 +501,18 @@ impl Core {
                         (b.mlp(&self.value, 0, &x), b.select_rows(returns, rows))
                     }
                 };
+                let prediction = match (self.cfg.clip_range_vf, old_values) {
+                    (Some(c), Some(old)) => {
+                        let old = match index {
+                            None => b.alias(old),
+                            Some(rows) => b.select_rows(old, rows),
+                        };
+                        let change = b.sub(&prediction, &old);
+                        let change = b.clamp(&change, -c, c);
+                        b.add(&old, &change)
+                    }
+                    _ => prediction,
+                };
                 let error = b.sub(&prediction, &target);
                 let squared = b.square(&error);
                 let loss = b.mean(&squared);
@@ -383,6 +525,36 @@ impl Core {
         }
         Ok(loss_sum / steps as f64)
     }
+}
+
+/// What the policy's steps on one batch did: sums over the steps taken (the metrics are their
+/// means), the epochs begun, and the gradient noise of the first step.
+#[derive(Debug, Default)]
+struct PolicyFit {
+    steps: usize,
+    epochs: usize,
+    policy_loss: f64,
+    entropy: f64,
+    grad_norm: f64,
+    clip_fraction: f64,
+    noise: Option<GradNoise>,
+}
+
+/// CleanRL's and Stable-Baselines3's statistics of a minibatch's log-ratios `log r`: the
+/// approximate KL divergence `mean((r − 1) − log r)` and the fraction of samples with
+/// `|r − 1| > ε` (0 without a clip range).
+pub(super) fn ratio_statistics(log_ratio: &[f32], clip_range: Option<f64>) -> (f64, f64) {
+    let n = log_ratio.len().max(1) as f64;
+    let (mut kl, mut clipped) = (0.0, 0usize);
+    for &l in log_ratio {
+        let l = f64::from(l);
+        let r = l.exp();
+        kl += (r - 1.0) - l;
+        if clip_range.is_some_and(|eps| (r - 1.0).abs() > eps) {
+            clipped += 1;
+        }
+    }
+    (kl / n, clipped as f64 / n)
 }
 
 /// Rows of observations `obs` of `width` floats each; errors unless they fill whole rows.

@@ -26,13 +26,35 @@ pub struct ReinforceConfig {
     pub gae_lambda: f64,
     /// Steps collected in each env before every update (the batch is `n_steps × num_envs`).
     pub n_steps: usize,
-    /// Normalize advantages to zero mean and unit variance within each batch.
+    /// Normalize advantages to zero mean and unit variance within each policy minibatch (the
+    /// whole batch unless `batch_size` splits it; Stable-Baselines3's and CleanRL's rule).
     pub normalize_advantages: bool,
     /// Weight of the entropy bonus in the policy loss (0 disables it).
     pub ent_coef: f64,
     /// Largest global L2 norm of each network's gradient; larger gradients are scaled down
     /// (0 disables clipping).
     pub max_grad_norm: f64,
+    /// Passes over the batch the policy makes per update (Stable-Baselines3's `n_epochs`).
+    /// Each policy step after the first reuses samples drawn from an older policy, weighted by
+    /// the likelihood ratio `r = π(a|s) / π_old(a|s)` (PPO's surrogate `r·A`; its gradient at
+    /// `r = 1` is REINFORCE's `∇ log π · A`). 1 with one minibatch and no `clip_range` is plain
+    /// REINFORCE: one step per batch.
+    pub n_epochs: usize,
+    /// Samples per policy minibatch (Stable-Baselines3's `batch_size`): each epoch steps on
+    /// shuffled minibatches of this many samples (the last one may be smaller). Unset: one
+    /// step on the whole batch per epoch.
+    pub batch_size: Option<usize>,
+    /// PPO's clip range ε on the policy ratio: the surrogate becomes
+    /// `min(r·A, clamp(r, 1 − ε, 1 + ε)·A)`. Unset: no clipping.
+    pub clip_range: Option<f64>,
+    /// Clip range of the value predictions around the values the rollout was collected with
+    /// (Stable-Baselines3's `clip_range_vf`: `V_old + clamp(V − V_old, −c, c)` is regressed on
+    /// the returns). Unset: no value clipping.
+    pub clip_range_vf: Option<f64>,
+    /// Stops the policy's epochs early once a minibatch's approximate KL divergence from the
+    /// rollout's policy exceeds `1.5 · target_kl` (Stable-Baselines3's rule, checked before
+    /// that minibatch's step). Unset: every epoch runs.
+    pub target_kl: Option<f64>,
     /// Passes over the batch the value network makes per update.
     pub value_epochs: usize,
     /// Shuffled minibatches per value pass (1 = full-batch steps).
@@ -72,6 +94,11 @@ impl Default for ReinforceConfig {
             normalize_advantages: true,
             ent_coef: 0.0,
             max_grad_norm: 0.5,
+            n_epochs: 1,
+            batch_size: None,
+            clip_range: None,
+            clip_range_vf: None,
+            target_kl: None,
             value_epochs: 4,
             value_minibatches: 1,
             hidden: vec![64, 64],
@@ -99,6 +126,25 @@ impl ReinforceConfig {
         check_at_least_one("n_steps", self.n_steps)?;
         check_non_negative("ent_coef", self.ent_coef)?;
         check_non_negative("max_grad_norm", self.max_grad_norm)?;
+        check_at_least_one("n_epochs", self.n_epochs)?;
+        if let Some(size) = self.batch_size {
+            check_at_least_one("batch_size", size)?;
+        }
+        if let Some(range) = self.clip_range {
+            check_positive("clip_range", range)?;
+        }
+        if let Some(range) = self.clip_range_vf {
+            check_positive("clip_range_vf", range)?;
+        }
+        if let Some(kl) = self.target_kl {
+            check_positive("target_kl", kl)?;
+        }
+        if self.grad_diagnostics && self.batch_size.is_some() {
+            return Err(InvalidSetting::new(
+                "grad_diagnostics",
+                "measures the first policy step on the whole batch: it needs batch_size unset",
+            ));
+        }
         check_at_least_one("value_epochs", self.value_epochs)?;
         check_at_least_one("value_minibatches", self.value_minibatches)?;
         check_hidden_sizes("hidden", &self.hidden)?;
@@ -114,6 +160,16 @@ impl ReinforceConfig {
                 ));
             }
             let batch = self.n_steps.saturating_mul(num_envs);
+            if let Some(size) = self.batch_size.filter(|&size| size > batch) {
+                return Err(InvalidSetting::new(
+                    "batch_size",
+                    format!(
+                        "must be <= the samples per update n_steps * num_envs = {} * {num_envs} \
+                         = {batch}, got {size}",
+                        self.n_steps
+                    ),
+                ));
+            }
             if self.value_minibatches > batch {
                 return Err(InvalidSetting::new(
                     "value_minibatches",
