@@ -185,6 +185,29 @@ fn reinforce_on_cartpole_resumed_mid_rollout_ends_exactly_as_the_uninterrupted_r
 }
 
 #[test]
+fn clipped_surrogate_reinforce_resumed_mid_rollout_ends_exactly_as_the_uninterrupted_run() {
+    // PPO's options: shuffled policy minibatches from the seeded generator, several epochs,
+    // clipping of the ratio and the values, a KL target; MultiDiscrete actions within masks
+    // (the ratio uses each transition's stored mask).
+    let mut config = Config::new("Restock-v0", AgentKind::Reinforce);
+    config.seed = 7;
+    config.total_timesteps = 6_000;
+    config.checkpoint_every = 1_000;
+    config.keep_checkpoints = 10;
+    config.eval_every = 2_000;
+    config.eval_episodes = 3;
+    config.reinforce.n_steps = 56;
+    config.reinforce.n_epochs = 4;
+    config.reinforce.batch_size = Some(64);
+    config.reinforce.clip_range = Some(0.2);
+    config.reinforce.clip_range_vf = Some(0.5);
+    config.reinforce.target_kl = Some(0.02);
+    config.reinforce.value_minibatches = 4;
+    config.validate().expect("valid");
+    check_exact_resume("reinforce-clipped", &config, 3_000);
+}
+
+#[test]
 fn masked_reinforce_on_restock_resumed_mid_rollout_ends_exactly_as_the_uninterrupted_run() {
     // Restock-v0: MultiDiscrete actions within masks that change every step, and step infos
     // logged. The partial rollout in the checkpoint holds its masks, the env snapshots the
