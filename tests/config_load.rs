@@ -91,10 +91,24 @@ fn the_written_config_reads_back_identically() {
     let text = config.to_toml_string().expect("representable");
     assert!(text.starts_with("# "), "the resolved config starts with a header comment:\n{text}");
     let unset = config.unset_keys();
-    assert_eq!(unset, ["pathwise.target_entropy"], "the only optional setting is unset by default");
+    assert_eq!(
+        unset,
+        [
+            "pathwise.target_entropy",
+            "reinforce.batch_size",
+            "reinforce.clip_range",
+            "reinforce.clip_range_vf",
+            "reinforce.target_kl"
+        ],
+        "the optional settings are unset by default"
+    );
     // Only the chosen agent's section is written: another agent's would be refused on loading.
     assert!(!text.contains("[pathwise]"), "the unused [pathwise] section is written:\n{text}");
-    assert!(!text.contains("# Unset"), "keys of the unused section are not named:\n{text}");
+    assert!(!text.contains("pathwise."), "keys of the unused section are not named:\n{text}");
+    assert!(
+        text.contains("# Unset, so chosen automatically: reinforce.batch_size, "),
+        "unset keys of the chosen agent are named in the header:\n{text}"
+    );
     let pathwise_text =
         Config::new("Pendulum-v1", AgentKind::Pathwise).to_toml_string().expect("representable");
     assert!(
