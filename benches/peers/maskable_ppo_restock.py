@@ -1,17 +1,19 @@
 """sb3-contrib's MaskablePPO (2.9.2) on rlpg's Restock-v0, stepped through rlpg_env.RlpgEnv
 (rlpg's own env in a subprocess: the same dynamics, seeds, time limit and masks), the peer of
 rlpg's masked agents in docs/benchmarks.md. With --flat: sb3's PPO on RestockFlat-v0 (the same
-shop as one Discrete(125) order, over-capacity units clipped and charged, no masks).
+shop as one Discrete(125) order, over-capacity units clipped and charged, no masks). With
+--env Restock6-v0: the six-product shop (--flat: Restock6Flat-v0, one Discrete(15625) order).
 
     $PY benches/peers/maskable_ppo_restock.py --seed 0 --timesteps 300000 --threshold 140
+    $PY benches/peers/maskable_ppo_restock.py --env Restock6-v0 --seed 0 --threshold T
 
 Defaults are MaskablePPO's own (n_steps 2048, batch 64, 10 epochs, lr 3e-4, gamma 0.99, 64x64
 tanh): rl-baselines3-zoo has no entry for this env. 8 envs (DummyVecEnv), one torch thread.
 Every --eval-every steps, a deterministic evaluation of --eval-episodes episodes, episode i
 reset with seed 1,000,000 + seed + i (the seeds `rlpg eval` and training's evaluations use),
 masks applied; the step at which its mean first reaches --threshold is recorded (evaluation
-time excluded from the wall time). Writes results/maskable_ppo_restock_SEED.json and prints
-one line."""
+time excluded from the wall time). Writes results/maskable_ppo_ENV_SEED.json (ppo_ENV_SEED.json
+with --flat) and prints one line."""
 
 import argparse
 import json
@@ -30,6 +32,10 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.monitor import Monitor  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
+
+
+# Each masked shop and its hand-flattened, punished version.
+FLAT = {"Restock-v0": "RestockFlat-v0", "Restock6-v0": "Restock6Flat-v0"}
 
 
 def evaluate(model, env, seed, episodes, masked):
@@ -85,12 +91,13 @@ def main():
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--n-envs", type=int, default=8)
-    p.add_argument("--flat", action="store_true", help="PPO on RestockFlat-v0 instead")
+    p.add_argument("--env", default="Restock-v0", choices=sorted(FLAT), help="the masked shop")
+    p.add_argument("--flat", action="store_true", help="PPO on the shop flattened by hand instead")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--outdir", default="results")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    env_id = "RestockFlat-v0" if args.flat else "Restock-v0"
+    env_id = FLAT[args.env] if args.flat else args.env
     venv = DummyVecEnv([lambda: Monitor(RlpgEnv(env_id)) for _ in range(args.n_envs)])
     venv.seed(args.seed)
     algo = PPO if args.flat else MaskablePPO
@@ -114,7 +121,7 @@ def main():
         "steps_per_second": args.timesteps / max(wall - callback.paused, 1e-9),
     }
     os.makedirs(args.outdir, exist_ok=True)
-    name = "%s_restock_%d.json" % ("ppo_flat" if args.flat else "maskable_ppo", args.seed)
+    name = "%s_%s_%d.json" % ("ppo" if args.flat else "maskable_ppo", env_id, args.seed)
     with open(os.path.join(args.outdir, name), "w") as f:
         json.dump(result, f, indent=1)
     print(

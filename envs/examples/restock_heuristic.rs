@@ -1,12 +1,13 @@
-//! The heuristics to beat on Restock-v0: order-up-to levels over the same episodes `rlpg eval`
+//! The heuristics to beat on a Restock shop: order-up-to levels over the same episodes `rlpg eval`
 //! plays (episode `i` reset with seed `SEED + i`), mean and standard deviation of the return.
 //!
 //! ```sh
-//! cargo run --release -p rlpg-envs --example restock_heuristic -- [EPISODES] [SEED]
+//! cargo run --release -p rlpg-envs --example restock_heuristic -- [EPISODES] [SEED] [ENV_ID]
 //! ```
 //!
 //! `SEED` defaults to 1,000,000, the first evaluation seed of a run with seed 0 (`rlpg eval`
-//! plays a run's evaluation episodes from `seed + 1,000,000`); `EPISODES` to 1,000.
+//! plays a run's evaluation episodes from `seed + 1,000,000`); `EPISODES` to 1,000; `ENV_ID` to
+//! Restock-v0 (Restock6-v0: the six-product shop).
 
 use rlpg_envs::{Action, Env, RESTOCK_HEURISTIC_LEVEL, Restock, make};
 
@@ -14,8 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let episodes: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
-    let mut env = make("Restock-v0")?;
-    println!("order-up-to level: mean return ± std over {episodes} episodes (seeds {seed}..)");
+    let id = args.next().unwrap_or_else(|| "Restock-v0".to_owned());
+    let mut env = make(&id)?;
+    println!(
+        "{id}, order-up-to level: mean return ± std over {episodes} episodes (seeds {seed}..)"
+    );
     for level in 2..=8 {
         let mut returns = Vec::new();
         let mut lost = 0.0;
@@ -45,5 +49,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             lost / n
         );
     }
+    // A stronger reference that batches deliveries (not the heuristic to beat): order every
+    // product up to `top` only on days when some shelf holds `reorder` units or fewer.
+    let mut best = (f64::MIN, 0.0, 0, 0);
+    for reorder in 0..=4 {
+        for top in 4..=8 {
+            let mut returns = Vec::new();
+            for i in 0..episodes {
+                let mut obs = env.reset(Some(seed + i))?;
+                let mut ret = 0.0;
+                loop {
+                    let shelves = &obs[..obs.len() - 7];
+                    let low = shelves.iter().any(|&f| (f * 8.0).round() as usize <= reorder);
+                    let order =
+                        if low { Restock::order_up_to(&obs, top)? } else { vec![0; shelves.len()] };
+                    let step = env.step(Action::MultiDiscrete(&order))?;
+                    ret += step.reward;
+                    if step.done() {
+                        break;
+                    }
+                    obs = step.obs;
+                }
+                returns.push(ret);
+            }
+            let n = returns.len() as f64;
+            let mean = returns.iter().sum::<f64>() / n;
+            let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+            if mean > best.0 {
+                best = (mean, std, reorder, top);
+            }
+        }
+    }
+    let (mean, std, reorder, top) = best;
+    println!(
+        "best joint reorder point (order all up to {top} when a shelf holds <= {reorder}): \
+         {mean:7.2} ± {std:5.2}"
+    );
     Ok(())
 }

@@ -24,7 +24,7 @@
 //! | `classic::mountain_car` | [`MountainCar`] | MountainCar-v0, bit-faithful to Gymnasium 1.4 |
 //! | `classic::mountain_car_continuous` | [`MountainCarContinuous`] | MountainCarContinuous-v0, bit-faithful to Gymnasium 1.4 (with NumPy 2's float32 steps) |
 //! | `point_reach` | [`PointReach`] | `bench/PointReach-v0`: a costly env (~50 µs a step) for benchmarks of parallel stepping |
-//! | `restock` | [`Restock`] | Restock-v0 (masked multi-part orders) and RestockFlat-v0 (the same shop flattened by hand): rlpg's own env for multi-part and masked actions |
+//! | `restock` | [`Restock`] | Restock-v0 (masked multi-part orders) and RestockFlat-v0 (the same shop flattened by hand), Restock6-v0 / Restock6Flat-v0 (six products): rlpg's own env for multi-part and masked actions |
 //! | `wrappers::time_limit` | [`TimeLimit`] | the one mechanism that truncates episodes |
 //! | `wrappers::episode_statistics` | [`RecordEpisodeStatistics`], [`EpisodeRecord`] | episode return and length |
 //! | `wrappers::normalize` | [`NormalizeObservation`] | running observation normalisation for one env |
@@ -116,8 +116,10 @@ pub use crate::registry::{
 };
 pub use crate::render::Frame;
 pub use crate::restock::{
-    EPISODE_DAYS as RESTOCK_EPISODE_DAYS, HEURISTIC_LEVEL as RESTOCK_HEURISTIC_LEVEL,
-    RESTOCK_FLAT_ID, RESTOCK_ID, Restock,
+    DeliveryCost as RestockDeliveryCost, EPISODE_DAYS as RESTOCK_EPISODE_DAYS,
+    HEURISTIC_LEVEL as RESTOCK_HEURISTIC_LEVEL, MAX_PRODUCTS as RESTOCK_MAX_PRODUCTS,
+    Ordering as RestockOrdering, RESTOCK_FLAT_ID, RESTOCK_ID, RESTOCK6_FLAT_ID, RESTOCK6_ID,
+    Restock, RestockOptions,
 };
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;

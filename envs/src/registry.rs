@@ -163,6 +163,18 @@ const ENTRIES: &[Entry] = &[
         description: "Restock-v0 with the order flattened into Discrete(125), over-capacity units clipped and charged (no masks)",
         build: Builder::Send(|limit| Box::new(TimeLimit::new(Restock::flattened(), limit))),
     },
+    Entry {
+        id: crate::restock::RESTOCK6_ID,
+        max_episode_steps: crate::restock::EPISODE_DAYS,
+        description: "Restock-v0 with six products sharing one delivery fee: MultiDiscrete([5; 6]) orders, masks for orders that do not fit (rlpg's own)",
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(Restock::six(), limit))),
+    },
+    Entry {
+        id: crate::restock::RESTOCK6_FLAT_ID,
+        max_episode_steps: crate::restock::EPISODE_DAYS,
+        description: "Restock6-v0 with the order flattened into Discrete(15625), over-capacity units clipped and charged (no masks)",
+        build: Builder::Send(|limit| Box::new(TimeLimit::new(Restock::six_flattened(), limit))),
+    },
     #[cfg(feature = "gym-rs")]
     Entry {
         id: crate::gym_rs::MOUNTAIN_CAR_ID,
