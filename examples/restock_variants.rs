@@ -8,6 +8,7 @@
 //!     --set env=RestockPunished-v0 --target-eval 140 --json
 //! ```
 //!
+//! The variants are `rlpg_envs::RESTOCK_DIAGNOSTIC_VARIANTS`:
 //! * `RestockPunished-v0`: Restock-v0's `MultiDiscrete([5, 5, 5])` order without masks, units past
 //!   a shelf's free space not delivered and charged 1 each (as RestockFlat-v0 does): the mask's
 //!   effect alone.
@@ -15,29 +16,14 @@
 //!   delivery fee charged per product ordered (2 each: ordering all three still costs 6), so
 //!   that the products' orders no longer share one fee.
 //! * `Restock6Punished-v0`: Restock6-v0's `MultiDiscrete([5; 6])` order without masks, punished.
+//! * `Restock6PerProduct-v0` / `Restock6PerProductFlat-v0`: Restock6-v0 / Restock6Flat-v0 with the
+//!   delivery fee charged per product ordered (2 each).
 
-use rlpg::envs::{
-    RESTOCK_EPISODE_DAYS, Registry, Restock, RestockDeliveryCost, RestockOptions, RestockOrdering,
-    TimeLimit,
-};
+use rlpg::envs::{RESTOCK_DIAGNOSTIC_VARIANTS, RESTOCK_EPISODE_DAYS, Registry, Restock, TimeLimit};
 
 fn main() {
-    let v0 = RestockOptions::restock_v0();
-    let per_product = RestockDeliveryCost::PerProduct(2.0);
-    let variants = [
-        ("RestockPunished-v0", RestockOptions { ordering: RestockOrdering::Punished, ..v0 }),
-        ("RestockPerProduct-v0", RestockOptions { delivery: per_product, ..v0 }),
-        (
-            "RestockPerProductFlat-v0",
-            RestockOptions { delivery: per_product, ordering: RestockOrdering::Flat, ..v0 },
-        ),
-        (
-            "Restock6Punished-v0",
-            RestockOptions { products: 6, ordering: RestockOrdering::Punished, ..v0 },
-        ),
-    ];
     let mut registry = Registry::builtin();
-    for (id, options) in variants {
+    for (id, options) in RESTOCK_DIAGNOSTIC_VARIANTS {
         let shop = match Restock::with_options(id, options) {
             Ok(shop) => shop,
             Err(e) => {

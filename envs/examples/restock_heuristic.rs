@@ -7,16 +7,24 @@
 //!
 //! `SEED` defaults to 1,000,000, the first evaluation seed of a run with seed 0 (`rlpg eval`
 //! plays a run's evaluation episodes from `seed + 1,000,000`); `EPISODES` to 1,000; `ENV_ID` to
-//! Restock-v0 (Restock6-v0: the six-product shop).
+//! Restock-v0 (Restock6-v0: the six-product shop; or one of `RESTOCK_DIAGNOSTIC_VARIANTS`).
 
-use rlpg_envs::{Action, Env, RESTOCK_HEURISTIC_LEVEL, Restock, make};
+use rlpg_envs::{
+    Action, Env, RESTOCK_DIAGNOSTIC_VARIANTS, RESTOCK_EPISODE_DAYS, RESTOCK_HEURISTIC_LEVEL,
+    Restock, TimeLimit, make,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let episodes: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
     let id = args.next().unwrap_or_else(|| "Restock-v0".to_owned());
-    let mut env = make(&id)?;
+    let mut env: Box<dyn Env> = match RESTOCK_DIAGNOSTIC_VARIANTS.iter().find(|(v, _)| *v == id) {
+        Some(&(v, options)) => {
+            Box::new(TimeLimit::new(Restock::with_options(v, options)?, RESTOCK_EPISODE_DAYS))
+        }
+        None => make(&id)?,
+    };
     println!(
         "{id}, order-up-to level: mean return ± std over {episodes} episodes (seeds {seed}..)"
     );

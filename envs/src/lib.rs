@@ -116,10 +116,10 @@ pub use crate::registry::{
 };
 pub use crate::render::Frame;
 pub use crate::restock::{
-    DeliveryCost as RestockDeliveryCost, EPISODE_DAYS as RESTOCK_EPISODE_DAYS,
-    HEURISTIC_LEVEL as RESTOCK_HEURISTIC_LEVEL, MAX_PRODUCTS as RESTOCK_MAX_PRODUCTS,
-    Ordering as RestockOrdering, RESTOCK_FLAT_ID, RESTOCK_ID, RESTOCK6_FLAT_ID, RESTOCK6_ID,
-    Restock, RestockOptions,
+    DIAGNOSTIC_VARIANTS as RESTOCK_DIAGNOSTIC_VARIANTS, DeliveryCost as RestockDeliveryCost,
+    EPISODE_DAYS as RESTOCK_EPISODE_DAYS, HEURISTIC_LEVEL as RESTOCK_HEURISTIC_LEVEL,
+    MAX_PRODUCTS as RESTOCK_MAX_PRODUCTS, Ordering as RestockOrdering, RESTOCK_FLAT_ID, RESTOCK_ID,
+    RESTOCK6_FLAT_ID, RESTOCK6_ID, Restock, RestockOptions,
 };
 pub use crate::running_mean_std::{DEFAULT_INITIAL_COUNT, RunningMeanStd};
 pub use crate::seeding::EnvRng;

@@ -113,6 +113,33 @@ impl RestockOptions {
     }
 }
 
+/// The shops docs/benchmarks.md uses to tell apart what slows a masked multi-part policy on
+/// Restock-v0 (not registered: `examples/restock_variants.rs` registers them for the `rlpg`
+/// command line): Restock-v0 and Restock6-v0 without masks, over-capacity units charged
+/// (`RestockPunished-v0`, `Restock6Punished-v0`: the mask's effect alone), and Restock-v0 /
+/// RestockFlat-v0 with the delivery fee charged per product ordered, 2 each, so that ordering all
+/// three still costs 6 but the products' orders no longer share one fee
+/// (`RestockPerProduct-v0`, `RestockPerProductFlat-v0`; with six products
+/// `Restock6PerProduct-v0`, `Restock6PerProductFlat-v0`).
+pub const DIAGNOSTIC_VARIANTS: [(&str, RestockOptions); 6] = {
+    let v0 = RestockOptions::restock_v0();
+    let per_product = DeliveryCost::PerProduct(2.0);
+    [
+        ("RestockPunished-v0", RestockOptions { ordering: Ordering::Punished, ..v0 }),
+        ("RestockPerProduct-v0", RestockOptions { delivery: per_product, ..v0 }),
+        (
+            "RestockPerProductFlat-v0",
+            RestockOptions { delivery: per_product, ordering: Ordering::Flat, ..v0 },
+        ),
+        ("Restock6Punished-v0", RestockOptions { products: 6, ordering: Ordering::Punished, ..v0 }),
+        ("Restock6PerProduct-v0", RestockOptions { products: 6, delivery: per_product, ..v0 }),
+        (
+            "Restock6PerProductFlat-v0",
+            RestockOptions { products: 6, delivery: per_product, ordering: Ordering::Flat },
+        ),
+    ]
+};
+
 /// A small shop restocking its products, one decision a day (a joint-replenishment problem
 /// with lost sales and a weekly demand cycle).
 ///
