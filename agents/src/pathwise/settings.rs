@@ -116,7 +116,7 @@ pub struct PathwiseConfig {
     pub autotune_alpha: bool,
     /// Entropy the temperature steers the policy toward (SAC with autotune_alpha). Unset: −dim
     /// for Box actions (SAC's heuristic) and half the uniform policy's entropy for discrete
-    /// ones: 0.5·ln n for Discrete(n), 0.5·Σ ln nvec[i] for MultiDiscrete(nvec), 0.5·n·ln 2 for
+    /// ones: 0.5·ln n for Discrete(n), 0.5·Σᵢ ln nvecᵢ for MultiDiscrete(nvec), 0.5·n·ln 2 for
     /// MultiBinary(n); within action masks, of the uniform policy over each state's allowed
     /// choices (averaged over the minibatch).
     pub target_entropy: Option<f64>,
