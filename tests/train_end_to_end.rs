@@ -264,7 +264,7 @@ fn on_pendulum_the_pathwise_gradient_is_less_noisy_than_the_score_function_one()
 }
 
 /// The README's claim: REINFORCE reaches a mean return of -100 over the last 100 training
-/// episodes on Acrobot-v1 with its preset, on every seed (measured on seeds 0-4 at 82k-107k
+/// episodes on Acrobot-v1 with its preset, on every seed (measured on seeds 0-4 at 73k-102k
 /// steps, about 1 s each). A random policy scores about -500 (it rarely swings up within the
 /// 500-step limit). Seeds 0-4, fixed in advance, each within 200k steps, about twice the
 /// slowest measured (so a change of trajectory that stays this good still passes).
