@@ -29,32 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{id}, order-up-to level: mean return ± std over {episodes} episodes (seeds {seed}..)"
     );
     for level in 2..=8 {
-        let mut returns = Vec::new();
-        let mut lost = 0.0;
-        for i in 0..episodes {
-            let mut obs = env.reset(Some(seed + i))?;
-            let mut ret = 0.0;
-            loop {
-                let order = Restock::order_up_to(&obs, level)?;
-                let step = env.step(Action::MultiDiscrete(&order))?;
-                let mut infos = [0.0; 4];
-                env.step_infos(&mut infos);
-                lost += infos[0];
-                ret += step.reward;
-                if step.done() {
-                    break;
-                }
-                obs = step.obs;
-            }
-            returns.push(ret);
-        }
-        let n = returns.len() as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let played = play(env.as_mut(), seed, episodes, |obs| Restock::order_up_to(obs, level))?;
         let mark = if level == RESTOCK_HEURISTIC_LEVEL { "  <- the heuristic" } else { "" };
         println!(
-            "  {level}: {mean:7.2} ± {std:5.2}  (lost sales {:.1} per episode){mark}",
-            lost / n
+            "  {level}: {:7.2} ± {:5.2}  (lost sales {:.1} per episode){mark}",
+            played.mean, played.std, played.lost_sales
         );
     }
     // A stronger reference that batches deliveries (not the heuristic to beat): order every
@@ -62,29 +41,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut best = (f64::MIN, 0.0, 0, 0);
     for reorder in 0..=4 {
         for top in 4..=8 {
-            let mut returns = Vec::new();
-            for i in 0..episodes {
-                let mut obs = env.reset(Some(seed + i))?;
-                let mut ret = 0.0;
-                loop {
-                    let shelves = &obs[..obs.len() - 7];
-                    let low = shelves.iter().any(|&f| (f * 8.0).round() as usize <= reorder);
-                    let order =
-                        if low { Restock::order_up_to(&obs, top)? } else { vec![0; shelves.len()] };
-                    let step = env.step(Action::MultiDiscrete(&order))?;
-                    ret += step.reward;
-                    if step.done() {
-                        break;
-                    }
-                    obs = step.obs;
-                }
-                returns.push(ret);
-            }
-            let n = returns.len() as f64;
-            let mean = returns.iter().sum::<f64>() / n;
-            let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
-            if mean > best.0 {
-                best = (mean, std, reorder, top);
+            let played = play(env.as_mut(), seed, episodes, |obs| {
+                let shelves = &obs[..obs.len() - 7];
+                let low = shelves.iter().any(|&f| (f * 8.0).round() as usize <= reorder);
+                if low { Restock::order_up_to(obs, top) } else { Ok(vec![0; shelves.len()]) }
+            })?;
+            if played.mean > best.0 {
+                best = (played.mean, played.std, reorder, top);
             }
         }
     }
@@ -94,4 +57,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          {mean:7.2} ± {std:5.2}"
     );
     Ok(())
+}
+
+/// Returns of the episodes a policy played: their mean and standard deviation, and the lost
+/// sales per episode (the env's first step info).
+struct Played {
+    mean: f64,
+    std: f64,
+    lost_sales: f64,
+}
+
+/// Plays `episodes` episodes (episode `i` reset with seed `seed + i`), ordering what `policy`
+/// gives for each observation.
+fn play(
+    env: &mut dyn Env,
+    seed: u64,
+    episodes: u64,
+    mut policy: impl FnMut(&[f32]) -> Result<Vec<usize>, rlpg_envs::EnvError>,
+) -> Result<Played, Box<dyn std::error::Error>> {
+    let mut returns = Vec::new();
+    let mut lost = 0.0;
+    for i in 0..episodes {
+        let mut obs = env.reset(Some(seed + i))?;
+        let mut ret = 0.0;
+        loop {
+            let order = policy(&obs)?;
+            let step = env.step(Action::MultiDiscrete(&order))?;
+            let mut infos = [0.0; 4];
+            env.step_infos(&mut infos);
+            lost += infos[0];
+            ret += step.reward;
+            if step.done() {
+                break;
+            }
+            obs = step.obs;
+        }
+        returns.push(ret);
+    }
+    let n = returns.len() as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    Ok(Played { mean, std, lost_sales: lost / n })
 }
